@@ -1,0 +1,47 @@
+# The two commands of the README:
+#   make run    serve the API on http://127.0.0.1:$(PORT) with the embedded SQLite default
+#   make test   lint, type-check and run every test
+# Both create .venv and install the locked dependencies on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+FLASK := $(BIN)/flask --app billing
+
+.PHONY: run test lint unit deps lock bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.deps-dev: requirements.lock requirements-dev.lock | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.lock
+	touch $@
+
+deps: $(VENV)/.deps-dev
+
+run: deps
+	$(FLASK) db upgrade
+	$(FLASK) seed
+	$(BIN)/python -m billing.devserver --port $(PORT)
+
+lint: deps
+	$(BIN)/ruff check billing schemas migrations tests bench
+	$(BIN)/ruff format --check billing schemas migrations tests bench
+	$(BIN)/mypy billing schemas
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: deps
+	$(BIN)/python bench/quotes.py
+
+lock:
+	rm -rf /tmp/billing-lock && $(PYTHON) -m venv /tmp/billing-lock
+	/tmp/billing-lock/bin/pip install -q -e .
+	/tmp/billing-lock/bin/pip freeze --exclude-editable > requirements.lock.new
+	@echo "review requirements.lock.new, then move it over requirements.lock"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-output

@@ -1,0 +1,56 @@
+"""The clinic's pricing and billing service."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from billing import api, auth, cli, config, db, problems, requests
+from billing.api.docs import ASSETS_URL
+
+API_DOCS = {
+    "API_TITLE": "Clinic billing API",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",  # the vendored Swagger UI 4.15 reads OpenAPI 3.0
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "docs",
+    "OPENAPI_SWAGGER_UI_URL": ASSETS_URL,
+}
+
+
+def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from the environment, with `config_overrides` on top (tests)."""
+    app = Flask(__name__)
+    app.config.update(API_DOCS)
+    app.config.update(config.from_env())
+    app.config.update(config_overrides or {})
+    if not app.config["DATABASE_URL"]:
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["DATABASE_URL"] = (
+            f"sqlite:///{os.path.join(app.instance_path, 'billing.sqlite3')}"
+        )
+    _configure_logging(app.config["LOG_LEVEL"])
+
+    db.init_app(app, db.Database(app.config["DATABASE_URL"], app.config["DB_POOL_SIZE"]))
+    requests.init_app(app)
+    app.before_request(auth.authenticate)
+    app.before_request(requests.check_json_body)
+    api.init_app(app)
+    problems.init_app(app)  # after the Api, so our handlers replace flask-smorest's
+    cli.init_app(app)
+    return app
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger("billing")
+    root.setLevel(level.upper())
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+        root.propagate = False

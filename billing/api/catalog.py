@@ -1,0 +1,38 @@
+"""The price catalogue: what booking systems read, and how finance changes P."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from billing import db
+from billing.api.common import BEARER
+from billing.auth import ANY_KEY, requires
+from billing.models import PriceVersion
+from billing.services import catalog
+from schemas.catalog import CatalogSchema, PriceVersionRequestSchema, PriceVersionSchema
+
+blp = Blueprint("catalog", __name__, url_prefix="/v1/catalog", description="The price catalogue")
+
+
+@blp.route("")
+class CatalogView(MethodView):
+    @requires(ANY_KEY)
+    @blp.doc(security=BEARER)
+    @blp.response(200, CatalogSchema)
+    def get(self) -> catalog.Catalog:
+        """Session types, the price in force per currency, and announced changes."""
+        return catalog.get_catalog(db.session())
+
+
+@blp.route("/prices")
+class PricesView(MethodView):
+    @requires("catalog:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(PriceVersionRequestSchema)
+    @blp.response(201, PriceVersionSchema)
+    def post(self, price: dict[str, Any]) -> PriceVersion:
+        """Create a new price version; existing quotes keep theirs."""
+        return catalog.create_price_version(db.session(), **price)

@@ -1,0 +1,41 @@
+"""Quotes: booking systems price a booking and read it back."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from billing import db
+from billing.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
+from billing.auth import requires
+from billing.models import Quote
+from billing.services import quotes
+from schemas.quotes import QuoteRequestSchema, QuoteSchema
+
+blp = Blueprint("quotes", __name__, url_prefix="/v1/quotes", description="Quotes for bookings")
+
+
+@blp.route("")
+class QuotesView(MethodView):
+    @requires("quotes:write")
+    @blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
+    @blp.arguments(QuoteRequestSchema)
+    @blp.response(201, QuoteSchema)
+    def post(self, booking: dict[str, Any]) -> Quote:
+        """Price a booking under the clinic's rules."""
+        ttl = timedelta(hours=current_app.config["QUOTE_TTL_HOURS"])
+        return quotes.create_quote(db.session(), booking, ttl, idempotency_request())
+
+
+@blp.route("/<quote_id>")
+class QuoteView(MethodView):
+    @requires("quotes:write", "invoices:read")
+    @blp.doc(security=BEARER)
+    @blp.response(200, QuoteSchema)
+    def get(self, quote_id: str) -> Quote:
+        """Read one quote."""
+        return quotes.get_quote(db.session(), quote_id)

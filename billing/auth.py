@@ -1,0 +1,92 @@
+"""API keys: bearer tokens stored as SHA-256 hashes, each carrying scopes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app, g, request
+from sqlalchemy import select
+
+from billing import db
+from billing.errors import Forbidden, Unauthorized
+from billing.models import ApiKey
+
+SCOPES = frozenset(
+    {
+        "quotes:write",
+        "invoices:read",
+        "invoices:write",
+        "payments:write",
+        "refunds:write",
+        "reports:read",
+        "catalog:write",
+    }
+)
+ANY_KEY = "*"  # any valid key may call the endpoint
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def requires(*scopes: str) -> Callable[[F], F]:
+    """Mark a view as needing a key with any one of `scopes` (or ANY_KEY)."""
+    unknown = set(scopes) - SCOPES - {ANY_KEY}
+    if unknown or not scopes:
+        raise ValueError(f"unknown scopes {sorted(unknown)}")
+
+    def mark(view: F) -> F:
+        view._required_scopes = scopes  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def required_scopes(endpoint: str | None, method: str) -> tuple[str, ...] | None:
+    """The scopes the endpoint asks for, or None for a public endpoint."""
+    view = current_app.view_functions.get(endpoint or "")
+    if view is None:
+        return None
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        view = getattr(view_class, method.lower(), None)
+    return getattr(view, "_required_scopes", None)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    """A new high-entropy key; only its hash is ever stored."""
+    return "ck_" + secrets.token_urlsafe(32)
+
+
+def authenticate() -> None:
+    """before_request: check the bearer key against the endpoint's scopes."""
+    scopes = required_scopes(request.endpoint, request.method)
+    if scopes is None:
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing_api_key", "Send an API key as `Authorization: Bearer <key>`.")
+    api_key = (
+        db.session()
+        .scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(token.strip())))
+        .one_or_none()
+    )
+    if api_key is None or api_key.revoked_at is not None:
+        raise Unauthorized("invalid_api_key", "The API key is unknown or has been revoked.")
+    g.api_key = api_key
+    if ANY_KEY not in scopes and not api_key.scope_set.intersection(scopes):
+        raise Forbidden(
+            "insufficient_scope",
+            f"This key lacks the scope this endpoint needs: {' or '.join(scopes)}.",
+        )
+
+
+def current_key() -> ApiKey:
+    key: ApiKey = g.api_key
+    return key

@@ -1,0 +1,45 @@
+"""Typed failures with stable codes. Services raise them; one handler renders problem+json."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A failure a caller can act on: an HTTP status, a stable `code`, a human `detail`."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, code: str, detail: str, errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.errors = errors or {}
+
+
+class BadRequest(ServiceError):
+    status, title = 400, "Bad request"
+
+
+class Unauthorized(ServiceError):
+    status, title = 401, "Unauthorized"
+
+
+class Forbidden(ServiceError):
+    status, title = 403, "Forbidden"
+
+
+class NotFound(ServiceError):
+    status, title = 404, "Not found"
+
+
+class Conflict(ServiceError):
+    status, title = 409, "Conflict"
+
+
+class Unprocessable(ServiceError):
+    status, title = 422, "Unprocessable request"
+
+
+def field_error(code: str, field: str, message: str) -> Unprocessable:
+    """A 422 that names the one field that was wrong."""
+    return Unprocessable(code, message, {field: [message]})

@@ -1,0 +1,106 @@
+"""One place that turns every failure into application/problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, json
+from werkzeug.exceptions import HTTPException
+
+from billing.errors import ServiceError
+
+log = logging.getLogger("billing.errors")
+
+# Stable codes for failures raised by Flask or Werkzeug rather than by our services.
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: dict[str, list[str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors:
+        body["errors"] = errors
+    if "request_id" in g:
+        body["request_id"] = g.request_id
+    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    response.headers.update(headers or {})
+    return response
+
+
+def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Marshmallow's nested messages as field paths: {"patients.0.name": [...]}."""
+    if isinstance(messages, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            name = "" if key == "_schema" else str(key)
+            path = f"{prefix}.{name}" if prefix and name else (prefix or name or "body")
+            flat.update(flatten(value, path))
+        return flat
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix or "body": list(messages)}
+    return {prefix or "body": [str(messages)]}
+
+
+def _service_error(error: ServiceError) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="billing"'} if error.status == 401 else None
+    return problem(error.status, error.code, error.title, error.detail, error.errors, headers)
+
+
+def _http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    code = HTTP_CODES.get(status, "http_error")
+    detail = error.description or ""
+    errors = None
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages")
+    if messages:
+        # webargs nests messages under the location ("json", "query", "headers").
+        errors = {}
+        for location_messages in messages.values():
+            errors.update(flatten(location_messages))
+        detail = "The request did not validate: " + "; ".join(
+            f"{field}: {' '.join(texts)}" for field, texts in errors.items()
+        )
+    if status == 405:
+        detail = "This method is not allowed on this path."
+    return problem(status, code, error.name, detail, errors)
+
+
+def _unexpected(error: Exception) -> Response:
+    log.exception("unhandled error (request %s)", g.get("request_id", "-"))
+    return problem(
+        500,
+        "internal_error",
+        "Internal server error",
+        "Something went wrong on our side. Quote the request id when you report it.",
+    )
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,70 @@
+"""Per-request plumbing: request ids, strict JSON bodies, one structured log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from billing.errors import BadRequest, ServiceError
+
+log = logging.getLogger("billing.request")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+
+class UnsupportedMediaType(ServiceError):
+    status, title = 415, "Unsupported media type"
+
+
+def _start() -> None:
+    g.started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def check_json_body() -> None:
+    """API writes must carry a JSON object, declared as such."""
+    if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/v1/"):
+        return
+    if request.path.startswith("/v1/stripe/"):
+        return  # webhooks verify the raw body themselves
+    if not request.content_length and not request.get_data(cache=True):
+        return  # no body; the schema reports the missing fields
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            "unsupported_media_type", "Send the body as JSON with `Content-Type: application/json`."
+        )
+    try:
+        json.loads(request.get_data(cache=True))
+    except ValueError as error:
+        raise BadRequest("malformed_json", f"The body is not valid JSON: {error}.") from None
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    api_key = g.get("api_key")
+    rule = request.url_rule.rule if request.url_rule is not None else request.path
+    log.info(
+        json.dumps(
+            {
+                "event": "request",
+                "method": request.method,
+                # Pay links carry a secret token in the path: log the route instead.
+                "path": rule if "token" in rule else request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - g.started) * 1000, 2),
+                "request_id": g.get("request_id"),
+                "api_key": api_key.name if api_key is not None else None,
+            }
+        )
+    )
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_start)
+    app.after_request(_finish)

@@ -1,0 +1,1 @@
+"""Use cases. Each takes the session first, owns its transaction and raises typed errors."""

@@ -1,0 +1,96 @@
+"""The price list: versions of the IV individual price P, per currency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from billing.errors import Conflict, field_error
+from billing.models import PriceVersion, utcnow
+
+# A new price may be stated as effective "now" by a caller whose clock is a little behind.
+CLOCK_SKEW = timedelta(minutes=5)
+DEFAULT_PRICE = {"iv_individual_amount": 50000, "currency": "usd"}
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """What a booking system reads: the current and the announced price versions."""
+
+    current: list[PriceVersion]
+    upcoming: list[PriceVersion]
+
+
+def current_price(session: Session, currency: str, now: datetime) -> PriceVersion:
+    """The version in force for `currency` at `now`; the latest effective wins."""
+    price = session.scalars(
+        select(PriceVersion)
+        .where(PriceVersion.currency == currency, PriceVersion.effective_at <= now)
+        .order_by(PriceVersion.effective_at.desc(), PriceVersion.version.desc())
+        .limit(1)
+    ).first()
+    if price is None:
+        raise field_error(
+            "currency_not_offered", "currency", f"The clinic has no price list in {currency!r}."
+        )
+    return price
+
+
+def get_catalog(session: Session, now: datetime | None = None) -> Catalog:
+    """Every currency's price in force now, and the versions that take effect later."""
+    now = now or utcnow()
+    versions = session.scalars(
+        select(PriceVersion).order_by(PriceVersion.effective_at, PriceVersion.version)
+    ).all()
+    current: dict[str, PriceVersion] = {}
+    upcoming = []
+    for version in versions:
+        if version.effective_at <= now:
+            current[version.currency] = version
+        else:
+            upcoming.append(version)
+    return Catalog(current=sorted(current.values(), key=lambda v: v.currency), upcoming=upcoming)
+
+
+def create_price_version(
+    session: Session,
+    iv_individual_amount: int,
+    currency: str,
+    effective_at: datetime | None = None,
+    now: datetime | None = None,
+) -> PriceVersion:
+    """Rule 4: a price change is a new version; quotes keep the version they used."""
+    now = now or utcnow()
+    effective_at = effective_at or now
+    if effective_at < now - CLOCK_SKEW:
+        raise field_error(
+            "effective_at_in_past", "effective_at", "A new price cannot take effect in the past."
+        )
+    next_version = (session.scalar(select(func.max(PriceVersion.version))) or 0) + 1
+    price = PriceVersion(
+        version=next_version,
+        currency=currency,
+        iv_individual_amount=iv_individual_amount,
+        effective_at=effective_at,
+        created_at=now,
+    )
+    session.add(price)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(
+            "price_version_conflict", "Another price change was saved at the same time; retry."
+        ) from None
+    return price
+
+
+def seed_default(session: Session) -> PriceVersion | None:
+    """Add the default price list if there is none; returns it, or None if one existed."""
+    if session.scalar(select(func.count()).select_from(PriceVersion)):
+        return None
+    return create_price_version(session, **DEFAULT_PRICE)  # type: ignore[arg-type]

@@ -1,0 +1,87 @@
+"""Idempotency-Key: a replay returns what the first request created, never a second one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from billing.errors import Conflict, Unprocessable
+from billing.models import IdempotencyKey
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRequest:
+    """One client's key and a fingerprint of the request it came with."""
+
+    api_key_id: int
+    key: str
+    fingerprint: str
+
+
+def fingerprint(method: str, path: str, body: Any) -> str:
+    """Same method, path and JSON (whatever its key order or spacing) give the same print."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Either this request owns the key (`row_id`) or it replays an earlier one."""
+
+    row_id: int | None = None
+    replay_of: str | None = None
+
+
+def claim(session: Session, request: IdempotencyRequest, resource_type: str) -> Claim:
+    """Take the key inside the caller's transaction.
+
+    A concurrent holder makes this wait on the unique index until it commits
+    (then this is a replay) or rolls back (then this request owns the key).
+    """
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert  # type: ignore[union-attr]
+    statement = (
+        insert(IdempotencyKey)
+        .values(
+            api_key_id=request.api_key_id,
+            key=request.key,
+            fingerprint=request.fingerprint,
+            resource_type=resource_type,
+        )
+        .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
+        .returning(IdempotencyKey.id)
+    )
+    row_id = session.execute(statement).scalar_one_or_none()
+    if row_id is not None:
+        return Claim(row_id=row_id)
+    existing = session.scalars(
+        select(IdempotencyKey).where(
+            IdempotencyKey.api_key_id == request.api_key_id, IdempotencyKey.key == request.key
+        )
+    ).one()
+    if existing.fingerprint != request.fingerprint or existing.resource_type != resource_type:
+        raise Unprocessable(
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used with a different request.",
+            {"Idempotency-Key": ["already used with a different request body"]},
+        )
+    if existing.resource_id is None:
+        raise Conflict(
+            "idempotency_request_in_progress",
+            "A request with this Idempotency-Key is still being processed; retry shortly.",
+        )
+    return Claim(replay_of=existing.resource_id)
+
+
+def complete(session: Session, owned: Claim, resource_id: str) -> None:
+    """Record what the request created, in the same transaction that created it."""
+    session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.id == owned.row_id)
+        .values(resource_id=resource_id)
+    )

@@ -1,0 +1,87 @@
+"""Quotes: price a booking under the rules and lock it to a price version until it expires."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from billing import pricing
+from billing.errors import NotFound
+from billing.models import Quote, QuoteLine, new_id, utcnow
+from billing.money import Money
+from billing.services import catalog, idempotency
+from billing.services.idempotency import IdempotencyRequest
+
+
+def get_quote(session: Session, quote_id: str) -> Quote:
+    quote = session.get(Quote, quote_id)
+    if quote is None:
+        raise NotFound("quote_not_found", f"No quote {quote_id!r}.")
+    return quote
+
+
+def create_quote(
+    session: Session,
+    booking: dict[str, Any],
+    ttl: timedelta,
+    idempotency_request: IdempotencyRequest | None = None,
+    now: datetime | None = None,
+) -> Quote:
+    """Price a booking; a replayed Idempotency-Key returns the quote it made first."""
+    now = now or utcnow()
+    claim = idempotency.Claim()
+    if idempotency_request is not None:
+        claim = idempotency.claim(session, idempotency_request, "quote")
+        if claim.replay_of is not None:
+            return get_quote(session, claim.replay_of)
+
+    price = catalog.current_price(session, booking["currency"], now)
+    patients = booking["patients"]
+    histories = [
+        pricing.PatientHistory(
+            patient_id=patient["patient_id"],
+            prior_iv_sessions=patient.get("prior_iv_sessions", 0),
+            has_iv_exemption="iv_exemption" in patient,
+        )
+        for patient in patients
+    ]
+    amounts = pricing.price_booking(booking["session_type"], histories, price.iv_individual)
+
+    quote = Quote(
+        id=new_id("qt"),
+        booking_id=booking["booking_id"],
+        session_type=booking["session_type"],
+        currency=price.currency,
+        price_version=price.version,
+        total=Money.sum(amounts, price.currency).amount,
+        scheduled_at=booking["scheduled_at"].astimezone(UTC),
+        created_at=now,
+        expires_at=pricing.quote_expiry(now, ttl),
+        lines=[
+            _line(position, patient, amount, booking["session_type"])
+            for position, (patient, amount) in enumerate(zip(patients, amounts, strict=True))
+        ],
+    )
+    session.add(quote)
+    if claim.row_id is not None:
+        session.flush()
+        idempotency.complete(session, claim, quote.id)
+    session.commit()
+    return quote
+
+
+def _line(position: int, patient: dict[str, Any], amount: Money, session_type: str) -> QuoteLine:
+    exemption = patient.get("iv_exemption") or {}
+    return QuoteLine(
+        position=position,
+        patient_id=patient["patient_id"],
+        patient_name=patient["name"],
+        patient_email=patient.get("email"),
+        prior_iv_sessions=patient.get("prior_iv_sessions", 0),
+        iv_exemption_reason=exemption.get("reason"),
+        iv_exemption_approved_by=exemption.get("approved_by"),
+        description=pricing.DESCRIPTIONS[session_type],
+        amount=amount.amount,
+    )

@@ -1,0 +1,1 @@
+"""Marshmallow schemas: the request and response contract of the API."""

@@ -1,0 +1,64 @@
+"""The price catalogue and new price versions."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+from billing.pricing import (
+    DESCRIPTIONS,
+    IM_GROUP,
+    PATIENTS_PER_SESSION,
+    SESSION_TYPES,
+    session_price,
+)
+from schemas.fields import Currency, amount
+
+
+class SessionTypeSchema(Schema):
+    session_type = fields.String()
+    description = fields.String()
+    patients_min = fields.Integer()
+    patients_max = fields.Integer()
+
+
+class PriceVersionSchema(Schema):
+    """One price version: P for IV individual, and the group IM price derived from it."""
+
+    price_version = fields.Integer(attribute="version")
+    currency = fields.String()
+    iv_individual_amount = fields.Integer()
+    im_group_amount = fields.Method("_group_amount", metadata={"type": "integer"})
+    effective_at = fields.DateTime()
+    created_at = fields.DateTime()
+
+    def _group_amount(self, price: object) -> int:
+        return session_price(IM_GROUP, price.iv_individual).amount  # type: ignore[attr-defined]
+
+
+class CatalogSchema(Schema):
+    """Session types and, per currency, the price in force and any announced change."""
+
+    session_types = fields.Method("_session_types", metadata={"type": "array"})
+    prices = fields.List(fields.Nested(PriceVersionSchema), attribute="current")
+    upcoming = fields.List(fields.Nested(PriceVersionSchema))
+
+    def _session_types(self, _catalog: object) -> list[dict[str, object]]:
+        return [
+            {
+                "session_type": session_type,
+                "description": DESCRIPTIONS[session_type],
+                "patients_min": PATIENTS_PER_SESSION[session_type][0],
+                "patients_max": PATIENTS_PER_SESSION[session_type][1],
+            }
+            for session_type in SESSION_TYPES
+        ]
+
+
+class PriceVersionRequestSchema(Schema):
+    """A new IV individual price P; the group price follows from it."""
+
+    iv_individual_amount = amount(required=True, metadata={"example": 52000})
+    currency = Currency(required=True, metadata={"example": "usd"})
+    effective_at = fields.AwareDateTime(
+        metadata={"description": "When the price takes effect; omitted means now."}
+    )

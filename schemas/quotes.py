@@ -1,0 +1,88 @@
+"""Quote request (from booking systems) and quote response."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from billing.pricing import SESSION_TYPES
+from schemas.fields import Currency, StrictInteger, identifier
+
+# A booking further away than this, either way, is a typo in a date.
+SCHEDULE_HORIZON = timedelta(days=366)
+
+
+class IvExemptionSchema(Schema):
+    """A clinician's approval for a patient to start without an IV session."""
+
+    reason = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z][a-z0-9_]{2,63}$", error="Must be a snake_case reason code."
+        ),
+        metadata={"example": "difficult_venous_access"},
+    )
+    approved_by = fields.String(
+        required=True, validate=validate.Length(min=1, max=200), metadata={"example": "Dr. Lee"}
+    )
+
+
+class BookingPatientSchema(Schema):
+    patient_id = identifier(required=True, metadata={"example": "P-1001"})
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = fields.Email(validate=validate.Length(max=254))
+    prior_iv_sessions = StrictInteger(
+        validate=validate.Range(min=0, max=1000),
+        metadata={"description": "IV sessions completed before this service existed."},
+    )
+    iv_exemption = fields.Nested(IvExemptionSchema)
+
+
+class QuoteRequestSchema(Schema):
+    """A booking to price, as the booking system sends it."""
+
+    booking_id = identifier(required=True, metadata={"example": "BK-2026-0412"})
+    session_type = fields.String(required=True, validate=validate.OneOf(SESSION_TYPES))
+    scheduled_at = fields.AwareDateTime(
+        required=True, metadata={"example": "2026-12-03T15:00:00-08:00"}
+    )
+    currency = Currency(required=True, metadata={"example": "usd"})
+    patients = fields.List(
+        fields.Nested(BookingPatientSchema),
+        required=True,
+        validate=validate.Length(max=50, error="At most {max} patients."),
+    )
+
+    @validates("scheduled_at")
+    def _within_horizon(self, value: datetime, **_: Any) -> None:
+        if abs(value - datetime.now(UTC)) > SCHEDULE_HORIZON:
+            raise ValidationError("Must be within a year of today.")
+
+
+class QuoteLineSchema(Schema):
+    patient_id = fields.String()
+    patient_name = fields.String()
+    description = fields.String()
+    amount = fields.Integer()
+    iv_exemption = fields.Nested(IvExemptionSchema, allow_none=True)
+
+
+class QuoteSchema(Schema):
+    """A binding price for a booking, valid until `expires_at`."""
+
+    id = fields.String(metadata={"example": "qt_3f2a9c0e7b1d4a5f6e8c9b0a"})
+    booking_id = fields.String()
+    session_type = fields.String()
+    currency = fields.String()
+    price_version = fields.Integer()
+    scheduled_at = fields.DateTime()
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    lines = fields.List(fields.Nested(QuoteLineSchema))
+    total = fields.Integer()
+
+
+class QuotePathSchema(Schema):
+    quote_id = fields.String(required=True)
