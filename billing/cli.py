@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from billing import db, migrate
 from billing.errors import ServiceError
@@ -23,6 +23,7 @@ def db_upgrade(revision: str) -> None:
 
 
 @click.command("seed")
+@with_appcontext
 def seed() -> None:
     """Add the default price list if there is none."""
     price = catalog.seed_default(db.session())

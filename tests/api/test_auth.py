@@ -1,0 +1,127 @@
+"""Auth matrix: every endpoint without a key, with the wrong scope, revoked, and right."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from billing import db
+from billing.services import keys
+
+
+def _quote_id(client: FlaskClient, make_key: Callable[..., dict[str, str]], booking: Any) -> str:
+    response = client.post("/v1/quotes", json=booking(), headers=make_key("quotes:write"))
+    return str(response.json["id"])
+
+
+# (method, path template, accepted scopes, body)
+ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
+    ("GET", "/v1/catalog", ("*",), None),
+    (
+        "POST",
+        "/v1/catalog/prices",
+        ("catalog:write",),
+        {"iv_individual_amount": 51000, "currency": "usd"},
+    ),
+    ("POST", "/v1/quotes", ("quotes:write",), "booking"),
+    ("GET", "/v1/quotes/{quote_id}", ("quotes:write", "invoices:read"), None),
+]
+ALL_SCOPES = {
+    "quotes:write",
+    "invoices:read",
+    "invoices:write",
+    "payments:write",
+    "refunds:write",
+    "reports:read",
+    "catalog:write",
+}
+
+
+def _call(client, method, template, body, headers, make_key, booking):
+    path = template
+    if "{quote_id}" in template:
+        path = template.format(quote_id=_quote_id(client, make_key, booking))
+    payload = booking() if body == "booking" else body
+    return client.open(path, method=method, json=payload, headers=headers)
+
+
+@pytest.mark.parametrize(("method", "template", "scopes", "body"), ENDPOINTS)
+def test_missing_key_is_401(client, make_key, booking, method, template, scopes, body) -> None:
+    response = _call(client, method, template, body, {}, make_key, booking)
+    assert response.status_code == 401
+    assert response.json["code"] == "missing_api_key"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(("method", "template", "scopes", "body"), ENDPOINTS)
+def test_unknown_key_is_401(client, make_key, booking, method, template, scopes, body) -> None:
+    headers = {"Authorization": "Bearer ck_not-a-real-key"}
+    response = _call(client, method, template, body, headers, make_key, booking)
+    assert response.status_code == 401
+    assert response.json["code"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "scopes", "body"), [e for e in ENDPOINTS if e[2] != ("*",)]
+)
+def test_key_without_the_scope_is_403(
+    client, make_key, booking, method, template, scopes, body
+) -> None:
+    other_scopes = sorted(ALL_SCOPES - set(scopes))
+    response = _call(client, method, template, body, make_key(*other_scopes), make_key, booking)
+    assert response.status_code == 403
+    assert response.json["code"] == "insufficient_scope"
+
+
+@pytest.mark.parametrize(("method", "template", "scopes", "body"), ENDPOINTS)
+def test_revoked_key_is_401(
+    app: Flask, client, make_key, booking, method, template, scopes, body
+) -> None:
+    headers = make_key(*sorted(ALL_SCOPES), name="soon-revoked")
+    with app.app_context():
+        keys.revoke_key(db.session(), "soon-revoked")
+    response = _call(client, method, template, body, headers, make_key, booking)
+    assert response.status_code == 401
+    assert response.json["code"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize(("method", "template", "scopes", "body"), ENDPOINTS)
+def test_each_accepted_scope_alone_succeeds(
+    client, make_key, booking, method, template, scopes, body
+) -> None:
+    for scope in scopes:
+        headers = make_key("reports:read") if scope == "*" else make_key(scope)
+        response = _call(client, method, template, body, headers, make_key, booking)
+        assert 200 <= response.status_code < 300, (scope, response.json)
+
+
+def test_matrix_covers_every_api_route(app: Flask) -> None:
+    routes = {
+        (method, rule.rule.replace("<", "{").replace(">", "}"))
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/v1/")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    assert routes == {(method, template) for method, template, _, _ in ENDPOINTS}
+
+
+def test_keys_are_stored_hashed(app: Flask, make_key) -> None:
+    from sqlalchemy import select
+
+    from billing.models import ApiKey
+
+    plain = make_key("quotes:write", name="hashed")["Authorization"].split()[1]
+    with app.app_context():
+        stored = db.session().scalars(select(ApiKey).where(ApiKey.name == "hashed")).one()
+    assert plain not in (stored.key_hash, stored.key_prefix + stored.key_hash)
+    assert len(stored.key_hash) == 64
+
+
+def test_public_probes_need_no_key(client) -> None:
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").json == {"status": "ready"}
+    assert client.get("/openapi.json").status_code == 200

@@ -1,0 +1,58 @@
+"""The command line: db upgrade, seed, keys create and keys revoke."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from billing import create_app, db
+from billing.models import ApiKey, PriceVersion
+
+
+def test_upgrade_and_seed_make_a_usable_database(tmp_path) -> None:
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}"})
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "upgrade"]).exit_code == 0
+    first = runner.invoke(args=["seed"])
+    assert "added price version 1" in first.output
+    second = runner.invoke(args=["seed"])
+    assert "nothing added" in second.output
+    with app.app_context():
+        assert db.session().scalar(select(func.count()).select_from(PriceVersion)) == 1
+    app.extensions["billing.db"].engine.dispose()
+
+
+def test_created_key_is_on_the_last_line_and_works(app, client) -> None:
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["keys", "create", "booking-system", "--scopes", "quotes:write,invoices:read"]
+    )
+    assert result.exit_code == 0, result.output
+    key = result.output.strip().splitlines()[-1]
+    assert key.startswith("ck_")
+    assert client.get("/v1/catalog", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+    revoked = runner.invoke(args=["keys", "revoke", "booking-system"])
+    assert revoked.exit_code == 0
+    assert client.get("/v1/catalog", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+
+
+def test_unknown_scope_is_refused_and_no_key_is_made(app) -> None:
+    result = app.test_cli_runner().invoke(args=["keys", "create", "x", "--scopes", "quotes:wrte"])
+    assert result.exit_code != 0
+    assert "quotes:wrte" in result.output
+    with app.app_context():
+        assert db.session().scalar(select(func.count()).select_from(ApiKey)) == 0
+
+
+def test_duplicate_key_name_is_refused(app) -> None:
+    runner = app.test_cli_runner()
+    runner.invoke(args=["keys", "create", "dup", "--scopes", "quotes:write"])
+    result = runner.invoke(args=["keys", "create", "dup", "--scopes", "quotes:write"])
+    assert result.exit_code != 0
+    assert "already exists" in result.output
+
+
+def test_revoking_an_unknown_key_fails_clearly(app) -> None:
+    result = app.test_cli_runner().invoke(args=["keys", "revoke", "ghost"])
+    assert result.exit_code != 0
+    assert "ghost" in result.output
