@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
 from sqlalchemy import select
 
 from billing import db
+from billing.cache import TTLCache
 from billing.errors import Forbidden, Unauthorized
 from billing.models import ApiKey
 
@@ -28,6 +30,22 @@ SCOPES = frozenset(
 ANY_KEY = "*"  # any valid key may call the endpoint
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The client system behind a request: its key's id, name and scopes."""
+
+    id: int
+    name: str
+    scopes: frozenset[str]
+
+
+def init_app(app: Flask) -> None:
+    # Valid keys are remembered for AUTH_CACHE_SECONDS; a revoked key stops working
+    # at once in the process that revoked it and within that time everywhere else.
+    app.extensions["billing.key_cache"] = TTLCache[str, Caller](app.config["AUTH_CACHE_SECONDS"])
+    app.before_request(authenticate)
 
 
 def requires(*scopes: str) -> Callable[[F], F]:
@@ -72,21 +90,38 @@ def authenticate() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing_api_key", "Send an API key as `Authorization: Bearer <key>`.")
-    api_key = (
-        db.session()
-        .scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(token.strip())))
-        .one_or_none()
-    )
-    if api_key is None or api_key.revoked_at is not None:
+    caller = _caller(hash_key(token.strip()))
+    if caller is None:
         raise Unauthorized("invalid_api_key", "The API key is unknown or has been revoked.")
-    g.api_key = api_key
-    if ANY_KEY not in scopes and not api_key.scope_set.intersection(scopes):
+    g.api_key = caller
+    if ANY_KEY not in scopes and not caller.scopes.intersection(scopes):
         raise Forbidden(
             "insufficient_scope",
             f"This key lacks the scope this endpoint needs: {' or '.join(scopes)}.",
         )
 
 
-def current_key() -> ApiKey:
-    key: ApiKey = g.api_key
+def _caller(key_hash: str) -> Caller | None:
+    cache: TTLCache[str, Caller] = current_app.extensions["billing.key_cache"]
+    caller = cache.get(key_hash)
+    if caller is None:
+        row = (
+            db.session()
+            .scalars(select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)))
+            .one_or_none()
+        )
+        if row is None:
+            return None
+        caller = Caller(id=row.id, name=row.name, scopes=row.scope_set)
+        cache.put(key_hash, caller)
+    return caller
+
+
+def forget_keys() -> None:
+    """Drop this process's remembered keys (after a revocation)."""
+    current_app.extensions["billing.key_cache"].clear()
+
+
+def current_key() -> Caller:
+    key: Caller = g.api_key
     return key

@@ -6,7 +6,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from billing import db, migrate
+from billing import auth, db, migrate
 from billing.errors import ServiceError
 from billing.services import catalog, keys
 
@@ -58,6 +58,7 @@ def keys_revoke(name: str) -> None:
     """Revoke the key called NAME."""
     try:
         keys.revoke_key(db.session(), name)
+        auth.forget_keys()
     except ServiceError as error:
         raise click.ClickException(error.detail) from None
     click.echo(f"revoked key {name!r}")

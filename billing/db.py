@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -18,7 +19,8 @@ class Database:
         if url.startswith("sqlite"):
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            options.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
+            # No pre-ping (a round trip per request); recycle instead of trusting old links.
+            options.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
         self.url = url
         self.engine: Engine = create_engine(url, **options)
         if url.startswith("sqlite"):
@@ -60,3 +62,9 @@ def _close_session(_exc: BaseException | None) -> None:
     current = g.pop("db_session", None)
     if current is not None:
         current.close()
+
+
+def dialect_insert(session: Session) -> Any:
+    """The INSERT that knows ON CONFLICT DO NOTHING on this session's database."""
+    bind = session.get_bind()
+    return postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert

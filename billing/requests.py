@@ -46,6 +46,8 @@ def check_json_body() -> None:
 
 def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
+    if not log.isEnabledFor(logging.INFO):
+        return response
     api_key = g.get("api_key")
     rule = request.url_rule.rule if request.url_rule is not None else request.path
     log.info(

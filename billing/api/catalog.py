@@ -8,7 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from billing import db
-from billing.api.common import BEARER
+from billing.api.common import BEARER, price_book
 from billing.auth import ANY_KEY, requires
 from billing.models import PriceVersion
 from billing.services import catalog
@@ -21,7 +21,7 @@ blp = Blueprint("catalog", __name__, url_prefix="/v1/catalog", description="The 
 class CatalogView(MethodView):
     @requires(ANY_KEY)
     @blp.doc(security=BEARER)
-    @blp.response(200, CatalogSchema)
+    @blp.response(200, CatalogSchema())
     def get(self) -> catalog.Catalog:
         """Session types, the price in force per currency, and announced changes."""
         return catalog.get_catalog(db.session())
@@ -31,8 +31,10 @@ class CatalogView(MethodView):
 class PricesView(MethodView):
     @requires("catalog:write")
     @blp.doc(security=BEARER)
-    @blp.arguments(PriceVersionRequestSchema)
-    @blp.response(201, PriceVersionSchema)
+    @blp.arguments(PriceVersionRequestSchema())
+    @blp.response(201, PriceVersionSchema())
     def post(self, price: dict[str, Any]) -> PriceVersion:
         """Create a new price version; existing quotes keep theirs."""
-        return catalog.create_price_version(db.session(), **price)
+        created = catalog.create_price_version(db.session(), **price)
+        price_book().forget()
+        return created

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 
 from billing.auth import current_key
 from billing.errors import BadRequest
+from billing.services.catalog import PriceBook
 from billing.services.idempotency import IdempotencyRequest, fingerprint
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -41,3 +42,9 @@ def idempotency_request(required: bool = False) -> IdempotencyRequest | None:
         key=key,
         fingerprint=fingerprint(request.method, request.path, body),
     )
+
+
+def price_book() -> PriceBook:
+    """This process's cached price list."""
+    book: PriceBook = current_app.extensions["billing.prices"]
+    return book

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from billing import db
-from billing.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
+from billing.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, price_book
 from billing.auth import requires
 from billing.models import Quote
 from billing.services import quotes
@@ -23,19 +23,19 @@ blp = Blueprint("quotes", __name__, url_prefix="/v1/quotes", description="Quotes
 class QuotesView(MethodView):
     @requires("quotes:write")
     @blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
-    @blp.arguments(QuoteRequestSchema)
-    @blp.response(201, QuoteSchema)
+    @blp.arguments(QuoteRequestSchema())
+    @blp.response(201, QuoteSchema())
     def post(self, booking: dict[str, Any]) -> Quote:
         """Price a booking under the clinic's rules."""
         ttl = timedelta(hours=current_app.config["QUOTE_TTL_HOURS"])
-        return quotes.create_quote(db.session(), booking, ttl, idempotency_request())
+        return quotes.create_quote(db.session(), booking, ttl, price_book(), idempotency_request())
 
 
 @blp.route("/<quote_id>")
 class QuoteView(MethodView):
     @requires("quotes:write", "invoices:read")
     @blp.doc(security=BEARER)
-    @blp.response(200, QuoteSchema)
+    @blp.response(200, QuoteSchema())
     def get(self, quote_id: str) -> Quote:
         """Read one quote."""
         return quotes.get_quote(db.session(), quote_id)

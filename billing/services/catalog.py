@@ -9,8 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing.cache import TTLCache
 from billing.errors import Conflict, field_error
 from billing.models import PriceVersion, utcnow
+from billing.money import Money
 
 # A new price may be stated as effective "now" by a caller whose clock is a little behind.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -25,19 +27,48 @@ class Catalog:
     upcoming: list[PriceVersion]
 
 
-def current_price(session: Session, currency: str, now: datetime) -> PriceVersion:
-    """The version in force for `currency` at `now`; the latest effective wins."""
-    price = session.scalars(
-        select(PriceVersion)
-        .where(PriceVersion.currency == currency, PriceVersion.effective_at <= now)
-        .order_by(PriceVersion.effective_at.desc(), PriceVersion.version.desc())
-        .limit(1)
-    ).first()
-    if price is None:
-        raise field_error(
-            "currency_not_offered", "currency", f"The clinic has no price list in {currency!r}."
-        )
-    return price
+@dataclass(frozen=True, slots=True)
+class Price:
+    """One price version, detached from any session."""
+
+    version: int
+    currency: str
+    iv_individual_amount: int
+    effective_at: datetime
+
+    @property
+    def iv_individual(self) -> Money:
+        return Money(self.iv_individual_amount, self.currency)
+
+
+class PriceBook:
+    """Every price version (a handful of rows), re-read at most every `seconds`.
+
+    Scheduled changes apply on time, because the book holds future versions too; a
+    change made effective immediately reaches other processes within `seconds`.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._cache = TTLCache[str, list[Price]](seconds)
+
+    def current(self, session: Session, currency: str, now: datetime) -> Price:
+        """The version in force for `currency` at `now`: the latest effective wins."""
+        versions = self._cache.get("all")
+        if versions is None:
+            versions = [
+                Price(v.version, v.currency, v.iv_individual_amount, v.effective_at)
+                for v in session.scalars(select(PriceVersion))
+            ]
+            self._cache.put("all", versions)
+        in_force = [v for v in versions if v.currency == currency and v.effective_at <= now]
+        if not in_force:
+            raise field_error(
+                "currency_not_offered", "currency", f"The clinic has no price list in {currency!r}."
+            )
+        return max(in_force, key=lambda v: (v.effective_at, v.version))
+
+    def forget(self) -> None:
+        self._cache.clear()
 
 
 def get_catalog(session: Session, now: datetime | None = None) -> Catalog:
