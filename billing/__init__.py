@@ -9,8 +9,9 @@ from typing import Any
 
 from flask import Flask
 
-from billing import api, auth, cli, config, db, problems, requests
+from billing import api, auth, cli, config, db, problems, providers, requests
 from billing.api.docs import ASSETS_URL
+from billing.services.catalog import PriceBook
 
 API_DOCS = {
     "API_TITLE": "Clinic billing API",
@@ -37,8 +38,10 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     _configure_logging(app.config["LOG_LEVEL"])
 
     db.init_app(app, db.Database(app.config["DATABASE_URL"], app.config["DB_POOL_SIZE"]))
+    providers.init_app(app)
+    app.extensions["billing.prices"] = PriceBook(app.config["PRICE_CACHE_SECONDS"])
     requests.init_app(app)
-    app.before_request(auth.authenticate)
+    auth.init_app(app)
     app.before_request(requests.check_json_body)
     api.init_app(app)
     problems.init_app(app)  # after the Api, so our handlers replace flask-smorest's

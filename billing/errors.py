@@ -9,11 +9,18 @@ class ServiceError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, code: str, detail: str, errors: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        errors: dict[str, list[str]] | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
         self.errors = errors or {}
+        self.extra = extra or {}  # more members of the problem body, e.g. a payment id
 
 
 class BadRequest(ServiceError):
@@ -43,3 +50,15 @@ class Unprocessable(ServiceError):
 def field_error(code: str, field: str, message: str) -> Unprocessable:
     """A 422 that names the one field that was wrong."""
     return Unprocessable(code, message, {field: [message]})
+
+
+class PaymentRequired(ServiceError):
+    status, title = 402, "Payment failed"
+
+
+class BadGateway(ServiceError):
+    status, title = 502, "Payment provider error"
+
+
+class ServiceUnavailable(ServiceError):
+    status, title = 503, "Service unavailable"

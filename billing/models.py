@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -14,10 +15,13 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
+    select,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 from billing.money import Money
 
@@ -163,3 +167,156 @@ class IdempotencyKey(Base):
     resource_type: Mapped[str | None] = mapped_column(String(32))
     resource_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Patient(Base):
+    """What Stripe may know of a patient: an opaque ref, its Customer and card on file."""
+
+    __tablename__ = "patients"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pt"))
+    patient_id: Mapped[str] = mapped_column(String(64), unique=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    default_payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    default_card_brand: Mapped[str | None] = mapped_column(String(32))
+    default_card_last4: Mapped[str | None] = mapped_column(String(4))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InvoiceCounter(Base):
+    """The last invoice number of a year; its row lock keeps numbers gapless."""
+
+    __tablename__ = "invoice_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(Integer)
+
+
+class LedgerEntry(Base):
+    """An append-only money event: a charge, a refund or a dispute, once per Stripe object."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("kind", "stripe_object_id"),
+        Index("ix_ledger_entries_occurred_at", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int]  # positive minor units; the kind says which way the money went
+    currency: Mapped[str] = mapped_column(String(3))
+    stripe_object_id: Mapped[str] = mapped_column(String(255))
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def _ledger_sum(kind: str, invoice_id: Any) -> Any:
+    return (
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+        .where(LedgerEntry.invoice_id == invoice_id, LedgerEntry.kind == kind)
+        .correlate_except(LedgerEntry)
+        .scalar_subquery()
+    )
+
+
+class Invoice(Base):
+    """One patient's bill for one booking, at the quote's locked price."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("quote_id", "patient_id"),
+        Index("ix_invoices_created_at_id", "created_at", "id"),
+        Index("ix_invoices_patient_status", "patient_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("in"))
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    quote_id: Mapped[str] = mapped_column(ForeignKey("quotes.id"))
+    booking_id: Mapped[str] = mapped_column(String(64), index=True)
+    patient_id: Mapped[str] = mapped_column(String(64))
+    patient_name: Mapped[str] = mapped_column(String(200))
+    patient_email: Mapped[str | None] = mapped_column(String(254))
+    session_type: Mapped[str] = mapped_column(String(32))
+    scheduled_at: Mapped[datetime]
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int]
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    voided_at: Mapped[datetime | None]
+    disputed_at: Mapped[datetime | None]
+    # Derived from the ledger, never stored: what was collected and what was given back.
+    amount_paid: Mapped[int] = column_property(_ledger_sum("charge", id))
+    amount_refunded: Mapped[int] = column_property(_ledger_sum("refund", id))
+    lines: Mapped[list[InvoiceLine]] = relationship(
+        order_by="InvoiceLine.position", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+    __table_args__ = (UniqueConstraint("invoice_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(200))
+    session_type: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int]
+
+
+class Payment(Base):
+    """One attempt to collect an invoice through Stripe; committed before Stripe is called."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pay"))
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    method: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    client_secret: Mapped[str | None] = mapped_column(String(255))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(String(500))
+    card_brand: Mapped[str | None] = mapped_column(String(32))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    paid_at: Mapped[datetime | None]
+    invoice: Mapped[Invoice] = relationship(lazy="joined")
+
+
+class Refund(Base):
+    """A full or partial refund of an invoice's payment; the reason stays with us."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("rf"))
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    payment_id: Mapped[str | None] = mapped_column(ForeignKey("payments.id"))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(24))
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    failure_message: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    invoice: Mapped[Invoice] = relationship(lazy="joined")
+
+
+class StripeEvent(Base):
+    """Each webhook event id once: a duplicate delivery finds its row and does nothing."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]

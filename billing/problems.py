@@ -34,6 +34,7 @@ def problem(
     detail: str,
     errors: dict[str, list[str]] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, str] | None = None,
 ) -> Response:
     body: dict[str, Any] = {
         "type": f"/problems/{code}",
@@ -44,6 +45,7 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    body.update(extra or {})
     if "request_id" in g:
         body["request_id"] = g.request_id
     response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
@@ -67,7 +69,9 @@ def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
 
 def _service_error(error: ServiceError) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="billing"'} if error.status == 401 else None
-    return problem(error.status, error.code, error.title, error.detail, error.errors, headers)
+    return problem(
+        error.status, error.code, error.title, error.detail, error.errors, headers, error.extra
+    )
 
 
 def _http_error(error: HTTPException) -> Response:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from billing.db import dialect_insert
 from billing.errors import Conflict, Unprocessable
 from billing.models import IdempotencyKey
 
@@ -44,7 +44,7 @@ def claim(session: Session, request: IdempotencyRequest, resource_type: str) -> 
     A concurrent holder makes this wait on the unique index until it commits
     (then this is a replay) or rolls back (then this request owns the key).
     """
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert  # type: ignore[union-attr]
+    insert = dialect_insert(session)
     statement = (
         insert(IdempotencyKey)
         .values(

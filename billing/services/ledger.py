@@ -1,0 +1,77 @@
+"""The append-only ledger: each Stripe charge, refund and dispute once, with the status change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from billing import statuses
+from billing.db import dialect_insert
+from billing.models import Invoice, LedgerEntry, utcnow
+
+CHARGE, REFUND, DISPUTE = "charge", "refund", "dispute"
+
+
+@dataclass(frozen=True, slots=True)
+class Amounts:
+    paid: int
+    refunded: int
+    disputed: int
+
+
+def record(
+    session: Session,
+    invoice: Invoice,
+    kind: str,
+    amount: int,
+    stripe_object_id: str,
+    stripe_charge_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> bool:
+    """Append one entry and move the invoice's status; False if it was already recorded."""
+    insert = dialect_insert(session)
+    statement = (
+        insert(LedgerEntry)
+        .values(
+            invoice_id=invoice.id,
+            kind=kind,
+            amount=amount,
+            currency=invoice.currency,
+            stripe_object_id=stripe_object_id,
+            stripe_charge_id=stripe_charge_id,
+            occurred_at=occurred_at or utcnow(),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["kind", "stripe_object_id"])
+        .returning(LedgerEntry.id)
+    )
+    added = session.execute(statement).scalar_one_or_none() is not None
+    if added:
+        settle(session, invoice)
+    return added
+
+
+def amounts(session: Session, invoice_id: str) -> Amounts:
+    """What the ledger says was paid, refunded and disputed on one invoice."""
+
+    def total(kind: str) -> Any:
+        return func.coalesce(func.sum(case((LedgerEntry.kind == kind, LedgerEntry.amount))), 0)
+
+    paid, refunded, disputed = session.execute(
+        select(total(CHARGE), total(REFUND), total(DISPUTE)).where(
+            LedgerEntry.invoice_id == invoice_id
+        )
+    ).one()
+    return Amounts(int(paid), int(refunded), int(disputed))
+
+
+def settle(session: Session, invoice: Invoice) -> None:
+    """Move the invoice forward to whatever its ledger now implies."""
+    money = amounts(session, invoice.id)
+    target = statuses.settled_status(invoice.total, money.paid, money.refunded)
+    if target is not None:
+        invoice.status = statuses.advance(invoice.status, target)

@@ -1,0 +1,153 @@
+"""Stripe webhooks: each event stored once, handled in any order, any number of times.
+
+Every effect is idempotent (ledger rows are unique per Stripe object, statuses only
+move forward), so an event is marked processed only after its effect is committed.
+An event that names a payment we do not know yet is kept and retried later.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from billing.db import dialect_insert
+from billing.models import Payment, Refund, StripeEvent, utcnow
+from billing.services import ledger, payments, refunds
+from billing.services.invoices import get_invoice
+from billing.stripe_gateway import (
+    Event,
+    dispute_from_event,
+    intent_from_event,
+    object_id,
+    refunds_from_charge,
+)
+
+log = logging.getLogger("billing.webhooks")
+RETRY_BATCH = 50
+
+
+def record_stripe_event(session: Session, event: Event) -> bool:
+    """Store and handle one verified event; False when it had been handled before."""
+    insert = dialect_insert(session)
+    session.execute(
+        insert(StripeEvent)
+        .values(id=event.id, type=event.type, payload=event.payload, received_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    session.commit()
+    stored = session.get(StripeEvent, event.id)
+    if stored is not None and stored.processed_at is not None:
+        session.commit()
+        return False
+    session.commit()
+    if _handle(session, event.id, event.type, event.object):
+        _retry_unmatched(session)
+    return True
+
+
+def _handle(session: Session, event_id: str, event_type: str, obj: dict[str, Any]) -> bool:
+    """Apply one event's effect; True once it is settled (or needs nothing from us)."""
+    handler = HANDLERS.get(event_type)
+    matched = handler(session, obj) if handler else True
+    if matched:
+        session.execute(
+            update(StripeEvent).where(StripeEvent.id == event_id).values(processed_at=utcnow())
+        )
+    return matched
+
+
+def _payment_for(session: Session, intent_id: str | None, payment_id: str | None) -> Payment | None:
+    conditions = []
+    if payment_id:
+        conditions.append(Payment.id == payment_id)
+    if intent_id:
+        conditions.append(Payment.stripe_payment_intent_id == intent_id)
+    if not conditions:
+        return None
+    return session.scalars(select(Payment).where(or_(*conditions))).first()
+
+
+def _on_payment_intent(session: Session, obj: dict[str, Any]) -> bool:
+    intent = intent_from_event(obj)
+    payment = _payment_for(session, intent.id, intent.metadata.get("payment_id"))
+    session.commit()
+    if payment is None:
+        return False
+    payments.apply_intent(session, payment.id, intent)
+    return True
+
+
+def _on_charge_refunded(session: Session, obj: dict[str, Any]) -> bool:
+    payment = _payment_for(session, object_id(obj.get("payment_intent")), None)
+    if payment is None:
+        session.commit()
+        return False
+    for result, our_refund_id in refunds_from_charge(obj):
+        refund = session.get(Refund, our_refund_id) if our_refund_id else None
+        if refund is None:
+            refund = session.scalars(
+                select(Refund).where(Refund.stripe_refund_id == result.id)
+            ).first()
+        if refund is None:  # made outside this service, e.g. in Stripe's dashboard
+            refund = Refund(
+                invoice_id=payment.invoice_id,
+                payment_id=payment.id,
+                amount=result.amount,
+                currency=payment.currency,
+                reason="refunded in Stripe",
+                status="pending",
+                stripe_refund_id=result.id,
+            )
+            session.add(refund)
+            session.flush()
+        session.commit()
+        refunds.apply_refund(session, refund.id, result)
+    return True
+
+
+def _on_dispute_created(session: Session, obj: dict[str, Any]) -> bool:
+    dispute = dispute_from_event(obj)
+    payment = _payment_for(session, dispute.payment_intent_id, None)
+    if payment is None and dispute.charge_id:
+        payment = session.scalars(
+            select(Payment).where(Payment.stripe_charge_id == dispute.charge_id)
+        ).first()
+    if payment is None:
+        session.commit()
+        return False
+    invoice = get_invoice(session, payment.invoice_id, for_update=True)
+    ledger.record(session, invoice, ledger.DISPUTE, dispute.amount, dispute.id, dispute.charge_id)
+    invoice.disputed_at = invoice.disputed_at or utcnow()
+    session.commit()
+    return True
+
+
+def _retry_unmatched(session: Session) -> None:
+    """Events that arrived before what they name: try them again, oldest first."""
+    waiting = list(
+        session.scalars(
+            select(StripeEvent)
+            .where(StripeEvent.processed_at.is_(None))
+            .order_by(StripeEvent.received_at)
+            .limit(RETRY_BATCH)
+        )
+    )
+    session.commit()
+    for stored in waiting:
+        obj = json.loads(stored.payload)["data"]["object"]
+        _handle(session, stored.id, stored.type, obj)
+        session.commit()
+
+
+HANDLERS: dict[str, Callable[[Session, dict[str, Any]], bool]] = {
+    "payment_intent.succeeded": _on_payment_intent,
+    "payment_intent.payment_failed": _on_payment_intent,
+    "payment_intent.requires_action": _on_payment_intent,
+    "charge.refunded": _on_charge_refunded,
+    "charge.dispute.created": _on_dispute_created,
+}

@@ -1,0 +1,40 @@
+"""Invoice statuses: derived from the ledger, and they only ever move forward."""
+
+from __future__ import annotations
+
+OPEN = "open"
+PROCESSING = "processing"
+PAID = "paid"
+PARTIALLY_REFUNDED = "partially_refunded"
+REFUNDED = "refunded"
+VOID = "void"
+INVOICE_STATUSES = (OPEN, PROCESSING, PAID, PARTIALLY_REFUNDED, REFUNDED, VOID)
+
+_RANK = {OPEN: 0, PROCESSING: 1, PAID: 2, PARTIALLY_REFUNDED: 3, REFUNDED: 4}
+
+
+def settled_status(total: int, paid: int, refunded: int) -> str | None:
+    """The status the ledger's money implies, or None while nothing has been collected."""
+    if paid <= 0 or paid < total:
+        return None
+    if refunded >= paid:
+        return REFUNDED
+    if refunded > 0:
+        return PARTIALLY_REFUNDED
+    return PAID
+
+
+def advance(current: str, target: str) -> str:
+    """`target` if it lies ahead of `current`, else `current`; void is final."""
+    if current == VOID or target not in _RANK:
+        return current
+    return target if _RANK[target] > _RANK[current] else current
+
+
+def after_failed_attempt(current: str) -> str:
+    """A declined or abandoned payment leaves a processing invoice open again."""
+    return OPEN if current == PROCESSING else current
+
+
+def is_payable(status: str) -> bool:
+    return status == OPEN
