@@ -288,7 +288,7 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     paid_at: Mapped[datetime | None]
-    invoice: Mapped[Invoice] = relationship(lazy="joined")
+    invoice: Mapped[Invoice] = relationship()
 
 
 class Refund(Base):
@@ -307,7 +307,7 @@ class Refund(Base):
     failure_message: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    invoice: Mapped[Invoice] = relationship(lazy="joined")
+    invoice: Mapped[Invoice] = relationship()
 
 
 class StripeEvent(Base):

@@ -84,7 +84,7 @@ class PaymentSchema(Schema):
     failure_code = fields.String(allow_none=True)
     failure_message = fields.String(allow_none=True)
     next_action = fields.Method("_next_action", allow_none=True)
-    invoice_status = fields.String()
+    invoice_status = fields.String(attribute="invoice.status")
     created_at = fields.DateTime()
     paid_at = fields.DateTime(allow_none=True)
 
@@ -107,7 +107,7 @@ class RefundSchema(Schema):
     currency = fields.String()
     reason = fields.String()
     status = fields.String()
-    invoice_status = fields.String()
+    invoice_status = fields.String(attribute="invoice.status")
     created_at = fields.DateTime()
 
 
@@ -122,7 +122,8 @@ class SetupIntentSchema(Schema):
 
 class PaymentMethodRequestSchema(Schema):
     payment_method = fields.String(
-        required=True, validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,250}$", error="Must be a pm_... id.")
+        required=True,
+        validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,250}$", error="Must be a pm_... id."),
     )
 
 

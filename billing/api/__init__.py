@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from billing.api import catalog, docs, health, quotes
+from billing.api import catalog, docs, health, invoices, payments, quotes, webhooks
 
 
 def init_app(app: Flask) -> Api:
@@ -13,8 +13,9 @@ def init_app(app: Flask) -> Api:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API key."}
     )
-    for blueprint in (catalog.blp, quotes.blp):
+    for blueprint in (catalog.blp, quotes.blp, invoices.blp, payments.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.blp)
     app.register_blueprint(docs.blp)
+    app.register_blueprint(webhooks.blp)
     return api

@@ -1,0 +1,62 @@
+"""Invoices: made from quotes, listed, read and voided."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from billing import db
+from billing.api.common import BEARER
+from billing.auth import requires
+from billing.models import Invoice
+from billing.services import invoices
+from schemas.invoices import (
+    InvoiceListSchema,
+    InvoiceQuerySchema,
+    InvoiceRequestSchema,
+    InvoiceSchema,
+)
+
+blp = Blueprint("invoices", __name__, url_prefix="/v1/invoices", description="Invoices")
+
+
+@blp.route("")
+class InvoicesView(MethodView):
+    @requires("invoices:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(InvoiceRequestSchema())
+    @blp.response(201, InvoiceListSchema())
+    def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Invoice each patient of a quote; a second call returns the same invoices (200)."""
+        batch = invoices.create_invoices(db.session(), body["quote_id"])
+        return {"data": batch.invoices, "has_more": False}, 201 if batch.created else 200
+
+    @requires("invoices:read")
+    @blp.doc(security=BEARER)
+    @blp.arguments(InvoiceQuerySchema(), location="query")
+    @blp.response(200, InvoiceListSchema())
+    def get(self, query: dict[str, Any]) -> invoices.InvoicePage:
+        """List invoices, newest first, with filters and a `starting_after` cursor."""
+        return invoices.list_invoices(db.session(), **query)
+
+
+@blp.route("/<invoice_id>")
+class InvoiceView(MethodView):
+    @requires("invoices:read")
+    @blp.doc(security=BEARER)
+    @blp.response(200, InvoiceSchema())
+    def get(self, invoice_id: str) -> Invoice:
+        """Read one invoice with what has been paid and refunded."""
+        return invoices.get_invoice(db.session(), invoice_id)
+
+
+@blp.route("/<invoice_id>/void")
+class VoidView(MethodView):
+    @requires("invoices:write")
+    @blp.doc(security=BEARER)
+    @blp.response(200, InvoiceSchema())
+    def post(self, invoice_id: str) -> Invoice:
+        """Void an invoice on which nothing has been paid."""
+        return invoices.void_invoice(db.session(), invoice_id)

@@ -1,0 +1,107 @@
+"""Payments and refunds of an invoice, and patients' saved cards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from billing import db
+from billing.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
+from billing.auth import requires
+from billing.errors import Unprocessable
+from billing.models import Payment, Refund
+from billing.providers import gateway
+from billing.services import patients, payments, refunds
+from billing.stripe_gateway import Card
+from schemas.invoices import (
+    CardListSchema,
+    CardSchema,
+    PaymentMethodRequestSchema,
+    PaymentRequestSchema,
+    PaymentSchema,
+    RefundRequestSchema,
+    RefundSchema,
+    SetupIntentSchema,
+)
+
+blp = Blueprint("payments", __name__, url_prefix="/v1", description="Payments and refunds")
+REQUIRED_KEY = [{**IDEMPOTENCY_HEADER, "required": True}]
+
+
+@blp.route("/invoices/<invoice_id>/payments")
+class PaymentsView(MethodView):
+    @requires("payments:write")
+    @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
+    @blp.arguments(PaymentRequestSchema())
+    @blp.response(201, PaymentSchema())
+    def post(self, body: dict[str, Any], invoice_id: str) -> Payment:
+        """Charge the patient's card on file (402 with the reason when it is declined)."""
+        request = idempotency_request(required=True)
+        assert request is not None
+        if body["method"] != "card_on_file":
+            raise Unprocessable(
+                "method_not_available",
+                "Online payment links are not available yet; use card_on_file.",
+                {"method": ["not available yet"]},
+            )
+        return payments.pay_with_card_on_file(db.session(), gateway(), invoice_id, request)
+
+
+@blp.route("/invoices/<invoice_id>/refunds")
+class RefundsView(MethodView):
+    @requires("refunds:write")
+    @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
+    @blp.arguments(RefundRequestSchema())
+    @blp.response(201, RefundSchema())
+    def post(self, body: dict[str, Any], invoice_id: str) -> Refund:
+        """Refund part or all of what was paid; never more."""
+        request = idempotency_request(required=True)
+        assert request is not None
+        return refunds.refund_invoice(
+            db.session(), gateway(), invoice_id, body["amount"], body["reason"], request
+        )
+
+
+@blp.route("/patients/<patient_id>/setup-intents")
+class SetupIntentsView(MethodView):
+    @requires("payments:write")
+    @blp.doc(security=BEARER)
+    @blp.response(201, SetupIntentSchema())
+    def post(self, patient_id: str) -> dict[str, str]:
+        """Start saving a card: a SetupIntent client secret for the patient's browser."""
+        secret = patients.start_setup_intent(db.session(), gateway(), patient_id)
+        return {"patient_id": patient_id, "client_secret": secret}
+
+
+@blp.route("/patients/<patient_id>/payment-methods")
+class PaymentMethodsView(MethodView):
+    @requires("payments:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(PaymentMethodRequestSchema())
+    @blp.response(201, CardSchema())
+    def post(self, body: dict[str, Any], patient_id: str) -> dict[str, Any]:
+        """Attach a card and make it the patient's card on file."""
+        card = patients.save_card(db.session(), gateway(), patient_id, body["payment_method"])
+        return _card(card, default_id=card.id)
+
+    @requires("payments:write")
+    @blp.doc(security=BEARER)
+    @blp.response(200, CardListSchema())
+    def get(self, patient_id: str) -> dict[str, Any]:
+        """The patient's saved cards: brand, last four digits, expiry."""
+        default_id = patients.default_card_id(db.session(), patient_id)
+        cards = patients.list_cards(db.session(), gateway(), patient_id)
+        return {"data": [_card(card, default_id) for card in cards], "has_more": False}
+
+
+def _card(card: Card, default_id: str | None) -> dict[str, Any]:
+    return {
+        "id": card.id,
+        "brand": card.brand,
+        "last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+        "default": card.id == default_id,
+    }

@@ -1,0 +1,19 @@
+"""Stripe's webhook endpoint: verified against the raw body, answered fast."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from billing import db
+from billing.providers import gateway
+from billing.services import webhooks
+
+blp = Blueprint("stripe_webhooks", __name__)
+
+
+@blp.post("/v1/stripe/webhooks")
+def receive() -> tuple[dict[str, object], int]:
+    """Store and apply one Stripe event; duplicates are acknowledged and ignored."""
+    event = gateway().parse_event(request.get_data(), request.headers.get("Stripe-Signature"))
+    applied = webhooks.record_stripe_event(db.session(), event)
+    return {"received": True, "duplicate": not applied}, 200

@@ -1,0 +1,236 @@
+"""Stripe tests: real HTTP to localstripe, through a recording proxy that can inject faults;
+the app also serves on a loopback port so the stand-in's webhooks reach it."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from billing import create_app, db
+from billing.services import catalog
+from billing.standin import StripeStandIn, free_port
+from tests.conftest import _empty_tables, in_days
+
+SECRET_KEY = "sk_test_billing"
+WEBHOOK_SECRET = "whsec_billing_tests"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    body: str
+    idempotency_key: str | None
+
+
+@dataclass
+class RecordingProxy:
+    """Forwards to the stand-in, records every request, and misbehaves on demand."""
+
+    upstream: str
+    port: int = field(default_factory=free_port)
+    requests: list[Recorded] = field(default_factory=list)
+    fault: str | None = None  # "error500", "slow" or "down"
+    delay: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def calls(self, method: str, path: str) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests if r.method == method and r.path == path]
+
+    def start(self) -> RecordingProxy:
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                path = self.path.split("?")[0]
+                with proxy.lock:
+                    proxy.requests.append(
+                        Recorded(
+                            self.command, path, body.decode(), self.headers.get("Idempotency-Key")
+                        )
+                    )
+                if proxy.fault == "down":
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if proxy.fault == "error500":
+                    self._reply(500, b'{"error": {"type": "api_error", "message": "boom"}}')
+                    return
+                if proxy.fault == "slow":
+                    time.sleep(proxy.delay)
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower() not in ("host", "content-length")
+                }
+                request = urllib.request.Request(
+                    proxy.upstream + self.path,
+                    data=body or None,
+                    method=self.command,
+                    headers=headers,
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as answer:
+                        self._reply(answer.status, answer.read())
+                except urllib.error.HTTPError as error:
+                    self._reply(error.code, error.read())
+
+            def _reply(self, status: int, body: bytes) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = do_DELETE = _forward
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return self
+
+
+@pytest.fixture(scope="session")
+def standin() -> StripeStandIn:
+    return StripeStandIn().start()
+
+
+@pytest.fixture
+def proxy(standin: StripeStandIn) -> RecordingProxy:
+    return RecordingProxy(standin.url).start()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def stripe_app(
+    request: pytest.FixtureRequest, standin: StripeStandIn, proxy: RecordingProxy
+) -> Iterator[Flask]:
+    """The app talking to the stand-in through the proxy, and serving its webhooks."""
+    url = request.getfixturevalue(f"{request.param}_url")
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": url,
+            "STRIPE_SECRET_KEY": SECRET_KEY,
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "STRIPE_API_BASE": proxy.url,
+            "STRIPE_TIMEOUT_SECONDS": 2.0,
+            "STRIPE_MAX_NETWORK_RETRIES": 0,
+            "DB_POOL_SIZE": 20,
+        }
+    )
+    _empty_tables(app)
+    with app.app_context():
+        catalog.seed_default(db.session())
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    standin.register_webhook(
+        f"http://127.0.0.1:{server.server_port}/v1/stripe/webhooks", WEBHOOK_SECRET
+    )
+    yield app
+    server.shutdown()
+    _empty_tables(app)
+    app.extensions["billing.db"].engine.dispose()
+
+
+@pytest.fixture
+def stripe_client(stripe_app: Flask) -> Any:
+    return stripe_app.test_client()
+
+
+@pytest.fixture
+def staff(stripe_app: Flask) -> dict[str, str]:
+    """A key with every scope, for setting scenes up."""
+    from billing.services import keys
+
+    with stripe_app.app_context():
+        _, plain = keys.create_key(
+            db.session(),
+            "staff",
+            ["quotes:write", "invoices:read", "invoices:write", "payments:write", "refunds:write"],
+        )
+    return {"Authorization": f"Bearer {plain}"}
+
+
+def card_payment_method(standin_url: str, number: str) -> str:
+    """A PaymentMethod made at the stand-in from a test card number, as Stripe.js would."""
+    data = (
+        f"type=card&card[number]={number}&card[exp_month]=12&card[exp_year]=2034&card[cvc]=123"
+    ).encode()
+    request = urllib.request.Request(
+        f"{standin_url}/v1/payment_methods",
+        data=data,
+        headers={"Authorization": f"Bearer {SECRET_KEY}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return str(json.loads(answer.read())["id"])
+
+
+@pytest.fixture
+def open_invoice(
+    stripe_client: Any, staff: dict[str, str], standin: StripeStandIn
+) -> Callable[..., str]:
+    """An open IV invoice for a patient whose card on file is `card` (a pm_ id or a number)."""
+    counter = iter(range(1, 1000))
+
+    def make(card: str | None = "pm_card_visa", patient_id: str | None = None) -> str:
+        patient_id = patient_id or f"P-{next(counter):04d}"
+        quote = stripe_client.post(
+            "/v1/quotes",
+            headers=staff,
+            json={
+                "booking_id": f"BK-{patient_id}",
+                "session_type": "iv_individual",
+                "scheduled_at": in_days(5),
+                "currency": "usd",
+                "patients": [{"patient_id": patient_id, "name": "Test Patient"}],
+            },
+        ).json
+        invoices = stripe_client.post("/v1/invoices", headers=staff, json={"quote_id": quote["id"]})
+        assert invoices.status_code == 201, invoices.json
+        if card is not None:
+            method = card if card.startswith("pm_") else card_payment_method(standin.url, card)
+            saved = stripe_client.post(
+                f"/v1/patients/{patient_id}/payment-methods",
+                headers=staff,
+                json={"payment_method": method},
+            )
+            assert saved.status_code == 201, saved.json
+        return str(invoices.json["data"][0]["id"])
+
+    return make
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Poll until `check` returns something truthy (webhooks arrive about 1 s late)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError("the expected state did not arrive in time")
+        time.sleep(0.1)

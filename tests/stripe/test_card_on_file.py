@@ -1,0 +1,128 @@
+"""Charging a card on file against the Stripe stand-in."""
+
+from __future__ import annotations
+
+from tests.stripe.conftest import SECRET_KEY, eventually
+
+
+def pay(client, staff, invoice_id, key="pay-1"):
+    return client.post(
+        f"/v1/invoices/{invoice_id}/payments",
+        headers={**staff, "Idempotency-Key": key},
+        json={"method": "card_on_file"},
+    )
+
+
+def test_visa_on_file_pays_the_invoice(stripe_client, staff, open_invoice) -> None:
+    invoice_id = open_invoice("pm_card_visa")
+    response = pay(stripe_client, staff, invoice_id)
+    assert response.status_code == 201, response.json
+    assert response.json["status"] == "succeeded"
+    assert response.json["card_last4"] == "4242"
+    invoice = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+    assert invoice["status"] == "paid"
+    assert invoice["amount_paid"] == invoice["total"] == 50000
+
+
+def test_declining_card_is_402_and_leaves_the_invoice_open(
+    stripe_client, staff, open_invoice
+) -> None:
+    invoice_id = open_invoice("4000000000000341")
+    response = pay(stripe_client, staff, invoice_id)
+    assert response.status_code == 402
+    assert response.json["code"] == "card_declined"
+    assert "declined" in response.json["detail"].lower()
+    assert response.json["payment_id"].startswith("pay_")
+    invoice = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+    assert invoice["status"] == "open"
+    assert invoice["amount_paid"] == 0
+
+
+def test_three_d_secure_waits_for_the_patient(stripe_client, staff, open_invoice, standin) -> None:
+    import urllib.parse
+    import urllib.request
+
+    invoice_id = open_invoice("4000002500003155")
+    response = pay(stripe_client, staff, invoice_id)
+    assert response.status_code == 201, response.json
+    assert response.json["status"] == "requires_action"
+    secret = response.json["next_action"]["client_secret"]
+    assert (
+        stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json["status"]
+        == "processing"
+    )
+
+    intent_id = secret.split("_secret_")[0]
+    data = urllib.parse.urlencode({"client_secret": secret, "success": "true"}).encode()
+    authenticate = urllib.request.Request(
+        f"{standin.url}/v1/payment_intents/{intent_id}/_authenticate",
+        data=data,
+        headers={"Authorization": f"Bearer {SECRET_KEY}"},
+    )
+    urllib.request.urlopen(authenticate).close()
+
+    def paid():
+        return (
+            stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json["status"] == "paid"
+        )
+
+    eventually(paid)
+
+
+def test_no_card_on_file_is_a_clear_conflict(stripe_client, staff, open_invoice) -> None:
+    invoice_id = open_invoice(card=None)
+    response = pay(stripe_client, staff, invoice_id)
+    assert response.status_code == 409
+    assert response.json["code"] == "no_card_on_file"
+
+
+def test_paid_invoice_cannot_be_paid_again(stripe_client, staff, open_invoice, proxy) -> None:
+    invoice_id = open_invoice("pm_card_visa")
+    pay(stripe_client, staff, invoice_id, key="first")
+    again = pay(stripe_client, staff, invoice_id, key="second")
+    assert again.status_code == 409
+    assert again.json["code"] == "invoice_not_payable"
+    assert len(proxy.calls("POST", "/v1/payment_intents")) == 1
+
+
+def test_payment_needs_an_idempotency_key(stripe_client, staff, open_invoice) -> None:
+    invoice_id = open_invoice("pm_card_visa")
+    response = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/payments", headers=staff, json={"method": "card_on_file"}
+    )
+    assert response.status_code == 400
+    assert response.json["code"] == "idempotency_key_required"
+
+
+def test_saved_cards_show_brand_last4_and_expiry_only(stripe_client, staff, open_invoice) -> None:
+    open_invoice("pm_card_visa", patient_id="P-CARDS")
+    cards = stripe_client.get("/v1/patients/P-CARDS/payment-methods", headers=staff).json["data"]
+    assert len(cards) == 1
+    assert set(cards[0]) == {"id", "brand", "last4", "exp_month", "exp_year", "default"}
+    assert cards[0]["last4"] == "4242" and cards[0]["default"] is True
+
+
+def test_setup_intent_gives_a_client_secret_and_one_customer(stripe_client, staff, proxy) -> None:
+    first = stripe_client.post("/v1/patients/P-SETUP/setup-intents", headers=staff)
+    second = stripe_client.post("/v1/patients/P-SETUP/setup-intents", headers=staff)
+    assert first.status_code == second.status_code == 201
+    assert "_secret_" in first.json["client_secret"]
+    assert len(proxy.calls("POST", "/v1/customers")) == 1
+
+
+def test_nothing_clinical_is_sent_to_stripe(stripe_client, staff, open_invoice, proxy) -> None:
+    invoice_id = open_invoice("pm_card_visa")
+    pay(stripe_client, staff, invoice_id)
+    sent = " ".join(r.body.lower() for r in proxy.requests)
+    for word in (
+        "iv_individual",
+        "im_group",
+        "ketamine",
+        "infusion",
+        "dr. lee",
+        "dr.+lee",
+        "test patient",
+        "test+patient",
+    ):
+        assert word not in sent, word
+    assert "payment_id" in sent  # opaque ids do go
