@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from billing import auth, db, migrate
+from billing import auth, db, migrate, providers
 from billing.errors import ServiceError
-from billing.services import catalog, keys
+from billing.services import catalog, keys, payments
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 keys_cli = AppGroup("keys", help="API keys for client systems.")
+payments_cli = AppGroup("payments", help="Payments through Stripe.")
 
 
 @db_cli.command("upgrade")
@@ -64,7 +67,29 @@ def keys_revoke(name: str) -> None:
     click.echo(f"revoked key {name!r}")
 
 
+@payments_cli.command("reconcile-pending")
+@click.option(
+    "--older-than",
+    type=int,
+    default=120,
+    show_default=True,
+    help="Only payments idle this many seconds.",
+)
+def payments_reconcile_pending(older_than: int) -> None:
+    """Settle payments left pending or unknown by looking their PaymentIntents up."""
+    try:
+        settled = payments.reconcile_pending(
+            db.session(), providers.gateway(), timedelta(seconds=older_than)
+        )
+    except ServiceError as error:
+        raise click.ClickException(error.detail) from None
+    for payment in settled:
+        click.echo(f"{payment.id} (invoice {payment.invoice_id}): {payment.status}")
+    click.echo(f"{len(settled)} payment(s) settled")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)
+    app.cli.add_command(payments_cli)
     app.cli.add_command(seed)
