@@ -1,19 +1,53 @@
-"""`make run`: serve the app on loopback with the embedded defaults (development only)."""
+"""`make run`: serve the app on loopback with the embedded defaults (development only).
+
+With no STRIPE_SECRET_KEY it also starts a local Stripe stand-in (localstripe, a dev
+dependency), registers the app's webhook endpoint with it and points the app at it.
+With a key set it talks to Stripe and starts nothing.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
+from pathlib import Path
+from typing import Any
 
 from werkzeug.serving import run_simple
 
 from billing import create_app
 
 
+def offline_stripe(instance_path: str, port: int) -> dict[str, Any]:
+    """Start the stand-in and return the settings that point the app at it."""
+    from billing.standin import StripeStandIn
+
+    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    standin = StripeStandIn(state_file=Path(instance_path) / "stripe-standin.pickle").start()
+    webhook_secret = "whsec_offline_" + secrets.token_hex(16)
+    standin.register_webhook(f"http://127.0.0.1:{port}/v1/stripe/webhooks", webhook_secret)
+    print(
+        f"No STRIPE_SECRET_KEY: using the local Stripe stand-in at {standin.url} "
+        "(localstripe; test cards only, nothing leaves this machine).",
+        flush=True,
+    )
+    return {
+        "STRIPE_SECRET_KEY": "sk_test_offline",
+        "STRIPE_API_BASE": standin.url,
+        "STRIPE_WEBHOOK_SECRET": webhook_secret,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args()
-    app = create_app()
+    overrides: dict[str, Any] = {}
+    if not os.environ.get("STRIPE_SECRET_KEY"):
+        overrides = offline_stripe(create_app().instance_path, args.port)
+    else:
+        print("STRIPE_SECRET_KEY is set: talking to Stripe.", flush=True)
+    app = create_app(overrides)
     print(f"clinic billing API on http://127.0.0.1:{args.port} (docs: /docs)", flush=True)
     print(f"database: {app.config['DATABASE_URL']}", flush=True)
     run_simple("127.0.0.1", args.port, app, threaded=True)
