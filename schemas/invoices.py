@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from billing.statuses import INVOICE_STATUSES
-from schemas.fields import StrictInteger, amount, identifier
+from schemas.fields import amount, identifier
 
 
 class InvoiceRequestSchema(Schema):
@@ -51,7 +51,8 @@ class InvoiceQuerySchema(Schema):
     booking_id = identifier()
     created_gte = fields.AwareDateTime()
     created_lt = fields.AwareDateTime()
-    limit = StrictInteger(load_default=50, validate=validate.Range(min=1, max=500))
+    # Query strings carry text: a plain Integer parses "50"; the range keeps it sane.
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     starting_after = fields.String(validate=validate.Length(min=1, max=64))
 
 
