@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from billing import db
 from billing.models import Invoice
 
+
 @pytest.fixture
 def headers(make_key):
     return make_key("quotes:write", "invoices:write", "invoices:read", "catalog:write")
