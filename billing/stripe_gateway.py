@@ -192,16 +192,26 @@ class StripeGateway:
             )
         return _refund(refund)
 
-    def find_refund(self, refund_id: str, payment_intent_id: str) -> RefundResult | None:
-        """Look up the Refund made for our refund row, by its metadata; never create one."""
+    def list_refunds(self, payment_intent_id: str) -> list[tuple[RefundResult, str | None]]:
+        """Every Refund of a PaymentIntent, each with our refund id if we made it."""
         with _translated():
             refunds = self.client.v1.refunds.list(
                 params={"payment_intent": payment_intent_id, "limit": 100}
             )
-        for refund in refunds.data:
-            metadata = refund.metadata.to_dict() if refund.metadata else {}
-            if metadata.get("refund_id") == refund_id:
-                return _refund(refund)
+            listed = list(refunds.auto_paging_iter())
+        return [
+            (
+                _refund(refund),
+                (refund.metadata.to_dict() if refund.metadata else {}).get("refund_id"),
+            )
+            for refund in listed
+        ]
+
+    def find_refund(self, refund_id: str, payment_intent_id: str) -> RefundResult | None:
+        """Look up the Refund made for our refund row, by its metadata; never create one."""
+        for result, ours in self.list_refunds(payment_intent_id):
+            if ours == refund_id:
+                return result
         return None
 
     # Webhooks ------------------------------------------------------------------
@@ -263,6 +273,11 @@ def _id_of(value: Any) -> str | None:
     if value is None:
         return None
     return value if isinstance(value, str) else str(value.id)
+
+
+def _metadata(obj: Any) -> dict[str, Any]:
+    metadata = getattr(obj, "metadata", None)
+    return metadata.to_dict() if metadata else {}
 
 
 def _refund(refund: Any) -> RefundResult:
@@ -342,9 +357,16 @@ def intent_from_event(obj: dict[str, Any]) -> Intent:
     )
 
 
-def refunds_from_charge(obj: dict[str, Any]) -> list[tuple[RefundResult, str | None]]:
-    """The refunds listed in a charge.refunded event, each with our refund id if it has one."""
-    listed = (obj.get("refunds") or {}).get("data") or []
+def refunds_from_charge(obj: dict[str, Any]) -> list[tuple[RefundResult, str | None]] | None:
+    """The refunds listed in a charge.refunded event, each with our refund id if it has one.
+
+    None when the event does not list them all: API versions since 2022-11-15 leave
+    `refunds` out of the Charge, so they must be fetched.
+    """
+    refunds = obj.get("refunds")
+    if not isinstance(refunds, dict) or refunds.get("has_more"):
+        return None
+    listed = refunds.get("data") or []
     return [
         (
             RefundResult(

@@ -25,7 +25,7 @@ class QuotesView(MethodView):
     @blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
     @blp.arguments(QuoteRequestSchema())
     @blp.response(201, QuoteSchema())
-    def post(self, booking: dict[str, Any]) -> Quote:
+    def post(self, booking: dict[str, Any]) -> Quote | dict[str, Any]:
         """Price a booking under the clinic's rules."""
         ttl = timedelta(hours=current_app.config["QUOTE_TTL_HOURS"])
         return quotes.create_quote(db.session(), booking, ttl, price_book(), idempotency_request())

@@ -14,6 +14,7 @@ blp = Blueprint("stripe_webhooks", __name__)
 @blp.post("/v1/stripe/webhooks")
 def receive() -> tuple[dict[str, object], int]:
     """Store and apply one Stripe event; duplicates are acknowledged and ignored."""
-    event = gateway().parse_event(request.get_data(), request.headers.get("Stripe-Signature"))
-    applied = webhooks.record_stripe_event(db.session(), event)
+    stripe = gateway()
+    event = stripe.parse_event(request.get_data(), request.headers.get("Stripe-Signature"))
+    applied = webhooks.record_stripe_event(db.session(), stripe, event)
     return {"received": True, "duplicate": not applied}, 200

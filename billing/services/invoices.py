@@ -32,7 +32,8 @@ class InvoicePage:
 def get_invoice(session: Session, invoice_id: str, for_update: bool = False) -> Invoice:
     statement = select(Invoice).where(Invoice.id == invoice_id)
     if for_update:
-        statement = statement.with_for_update()
+        # Lock and re-read: the session may hold an older copy of this row.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     invoice = session.scalars(statement).one_or_none()
     if invoice is None:
         raise NotFound("invoice_not_found", f"No invoice {invoice_id!r}.")

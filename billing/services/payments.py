@@ -123,7 +123,10 @@ def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
 def apply_intent(session: Session, payment_id: str, intent: Intent) -> Payment:
     """Commit what Stripe says of a payment's PaymentIntent; statuses never go backwards."""
     payment = session.scalars(
-        select(Payment).where(Payment.id == payment_id).with_for_update()
+        select(Payment)
+        .where(Payment.id == payment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).one()
     invoice = get_invoice(session, payment.invoice_id, for_update=True)
     if payment.status in (SUCCEEDED, FAILED) and intent.status != "succeeded":

@@ -91,7 +91,12 @@ def _send(session: Session, gateway: StripeGateway, refund_id: str, intent_id: s
 
 def apply_refund(session: Session, refund_id: str, result: RefundResult) -> Refund:
     """Commit Stripe's refund with its ledger row and the invoice's new status."""
-    refund = session.scalars(select(Refund).where(Refund.id == refund_id).with_for_update()).one()
+    refund = session.scalars(
+        select(Refund)
+        .where(Refund.id == refund_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     invoice = get_invoice(session, refund.invoice_id, for_update=True)
     refund.stripe_refund_id = refund.stripe_refund_id or result.id
     if result.status in ("succeeded", "pending"):

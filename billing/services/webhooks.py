@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -21,6 +22,7 @@ from billing.services import ledger, payments, refunds
 from billing.services.invoices import get_invoice
 from billing.stripe_gateway import (
     Event,
+    StripeGateway,
     dispute_from_event,
     intent_from_event,
     object_id,
@@ -29,9 +31,10 @@ from billing.stripe_gateway import (
 
 log = logging.getLogger("billing.webhooks")
 RETRY_BATCH = 50
+RETRY_WINDOW = timedelta(days=1)
 
 
-def record_stripe_event(session: Session, event: Event) -> bool:
+def record_stripe_event(session: Session, gateway: StripeGateway, event: Event) -> bool:
     """Store and handle one verified event; False when it had been handled before."""
     insert = dialect_insert(session)
     session.execute(
@@ -45,15 +48,17 @@ def record_stripe_event(session: Session, event: Event) -> bool:
         session.commit()
         return False
     session.commit()
-    if _handle(session, event.id, event.type, event.object):
-        _retry_unmatched(session)
+    if _handle(session, gateway, event.id, event.type, event.object):
+        _retry_unmatched(session, gateway)
     return True
 
 
-def _handle(session: Session, event_id: str, event_type: str, obj: dict[str, Any]) -> bool:
+def _handle(
+    session: Session, gateway: StripeGateway, event_id: str, event_type: str, obj: dict[str, Any]
+) -> bool:
     """Apply one event's effect; True once it is settled (or needs nothing from us)."""
     handler = HANDLERS.get(event_type)
-    matched = handler(session, obj) if handler else True
+    matched = handler(session, gateway, obj) if handler else True
     if matched:
         session.execute(
             update(StripeEvent).where(StripeEvent.id == event_id).values(processed_at=utcnow())
@@ -72,7 +77,7 @@ def _payment_for(session: Session, intent_id: str | None, payment_id: str | None
     return session.scalars(select(Payment).where(or_(*conditions))).first()
 
 
-def _on_payment_intent(session: Session, obj: dict[str, Any]) -> bool:
+def _on_payment_intent(session: Session, _gateway: StripeGateway, obj: dict[str, Any]) -> bool:
     intent = intent_from_event(obj)
     payment = _payment_for(session, intent.id, intent.metadata.get("payment_id"))
     session.commit()
@@ -82,12 +87,16 @@ def _on_payment_intent(session: Session, obj: dict[str, Any]) -> bool:
     return True
 
 
-def _on_charge_refunded(session: Session, obj: dict[str, Any]) -> bool:
-    payment = _payment_for(session, object_id(obj.get("payment_intent")), None)
-    if payment is None:
-        session.commit()
+def _on_charge_refunded(session: Session, gateway: StripeGateway, obj: dict[str, Any]) -> bool:
+    intent_id = object_id(obj.get("payment_intent"))
+    payment = _payment_for(session, intent_id, None)
+    session.commit()  # no transaction stays open if Stripe must be asked
+    if payment is None or intent_id is None:
         return False
-    for result, our_refund_id in refunds_from_charge(obj):
+    listed = refunds_from_charge(obj)
+    if listed is None:
+        listed = gateway.list_refunds(intent_id)
+    for result, our_refund_id in listed:
         refund = session.get(Refund, our_refund_id) if our_refund_id else None
         if refund is None:
             refund = session.scalars(
@@ -110,7 +119,7 @@ def _on_charge_refunded(session: Session, obj: dict[str, Any]) -> bool:
     return True
 
 
-def _on_dispute_created(session: Session, obj: dict[str, Any]) -> bool:
+def _on_dispute_created(session: Session, _gateway: StripeGateway, obj: dict[str, Any]) -> bool:
     dispute = dispute_from_event(obj)
     payment = _payment_for(session, dispute.payment_intent_id, None)
     if payment is None and dispute.charge_id:
@@ -127,24 +136,27 @@ def _on_dispute_created(session: Session, obj: dict[str, Any]) -> bool:
     return True
 
 
-def _retry_unmatched(session: Session) -> None:
-    """Events that arrived before what they name: try them again, oldest first."""
+def _retry_unmatched(session: Session, gateway: StripeGateway) -> None:
+    """Events of the last day that arrived before what they name: try them again."""
     waiting = list(
         session.scalars(
             select(StripeEvent)
-            .where(StripeEvent.processed_at.is_(None))
-            .order_by(StripeEvent.received_at)
+            .where(
+                StripeEvent.processed_at.is_(None),
+                StripeEvent.received_at >= utcnow() - RETRY_WINDOW,
+            )
+            .order_by(StripeEvent.received_at.desc())
             .limit(RETRY_BATCH)
         )
     )
     session.commit()
     for stored in waiting:
         obj = json.loads(stored.payload)["data"]["object"]
-        _handle(session, stored.id, stored.type, obj)
+        _handle(session, gateway, stored.id, stored.type, obj)
         session.commit()
 
 
-HANDLERS: dict[str, Callable[[Session, dict[str, Any]], bool]] = {
+HANDLERS: dict[str, Callable[[Session, StripeGateway, dict[str, Any]], bool]] = {
     "payment_intent.succeeded": _on_payment_intent,
     "payment_intent.payment_failed": _on_payment_intent,
     "payment_intent.requires_action": _on_payment_intent,
