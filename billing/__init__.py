@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask import Flask
 
 from billing import api, auth, cli, config, db, problems, providers, requests
 from billing.api.docs import ASSETS_URL
+from billing.pages import pay
 from billing.services.catalog import PriceBook
 
 API_DOCS = {
@@ -30,6 +32,8 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(API_DOCS)
     app.config.update(config.from_env())
     app.config.update(config_overrides or {})
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret(app)
     if not app.config["DATABASE_URL"]:
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["DATABASE_URL"] = (
@@ -44,9 +48,21 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.before_request(requests.check_json_body)
     api.init_app(app)
+    app.register_blueprint(pay.blp)
     problems.init_app(app)  # after the Api, so our handlers replace flask-smorest's
     cli.init_app(app)
     return app
+
+
+def _instance_secret(app: Flask) -> str:
+    """Development only: a secret kept in the instance folder, made on first use."""
+    path = os.path.join(app.instance_path, "secret_key")
+    if not os.path.exists(path):
+        os.makedirs(app.instance_path, exist_ok=True)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    with open(path) as handle:
+        return handle.read().strip()
 
 
 def _configure_logging(level: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,28 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise RuntimeError(f"{name} must be a number, got {raw!r}") from None
+
+
+# Codes printed on receipts so patients can claim from an insurer or an HSA/FSA:
+# the drug (HCPCS), its administration and the psychotherapy (CPT). Clinic-configurable.
+DEFAULT_BILLING_CODES: dict[str, list[str]] = {
+    "iv_individual": [
+        "J3490 ketamine HCl",
+        "96365 IV infusion, initial hour",
+        "90834 psychotherapy, 45 min",
+    ],
+    "im_group": ["J3490 ketamine HCl", "96372 IM injection", "90853 group psychotherapy"],
+}
+
+
+def _json(environ: Mapping[str, str], name: str, default: Any) -> Any:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise RuntimeError(f"{name} must be JSON, got {raw!r}") from None
 
 
 def normalise_database_url(url: str) -> str:
@@ -54,4 +77,14 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
         "STRIPE_TIMEOUT_SECONDS": _float(env, "STRIPE_TIMEOUT_SECONDS", 10.0),
         "STRIPE_MAX_NETWORK_RETRIES": _int(env, "STRIPE_MAX_NETWORK_RETRIES", 2),
+        "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY", ""),
+        "STRIPE_JS_URL": env.get("STRIPE_JS_URL", "https://js.stripe.com/v3/"),
+        # Signs pay links; empty means a key kept in the instance folder (development).
+        "SECRET_KEY": env.get("SECRET_KEY", ""),
+        "PAY_LINK_TTL_DAYS": _int(env, "PAY_LINK_TTL_DAYS", 7),
+        "PAY_RATE_LIMIT_PER_MINUTE": _int(env, "PAY_RATE_LIMIT_PER_MINUTE", 60),
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
+        "CLINIC_ADDRESS": env.get("CLINIC_ADDRESS", "100 Main Street, Springfield, CA 90000"),
+        "CLINIC_TAX_ID": env.get("CLINIC_TAX_ID", "EIN 00-0000000"),
+        "BILLING_CODES": _json(env, "BILLING_CODES", DEFAULT_BILLING_CODES),
     }

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    cast,
     func,
     select,
 )
@@ -214,7 +215,8 @@ class LedgerEntry(Base):
 
 def _ledger_sum(kind: str, invoice_id: Any) -> Any:
     return (
-        select(func.coalesce(func.sum(LedgerEntry.amount), 0))
+        # PostgreSQL sums a bigint as numeric: cast back so Python sees an int.
+        select(cast(func.coalesce(func.sum(LedgerEntry.amount), 0), BigInteger))
         .where(LedgerEntry.invoice_id == invoice_id, LedgerEntry.kind == kind)
         .correlate_except(LedgerEntry)
         .scalar_subquery()
@@ -320,3 +322,15 @@ class StripeEvent(Base):
     payload: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
+
+
+class PayLink(Base):
+    """A patient's signed link to pay one invoice; expires, and dies with a void invoice."""
+
+    __tablename__ = "pay_links"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pl"))
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]

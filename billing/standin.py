@@ -7,6 +7,7 @@ It keeps its state in a file of our choosing (not the machine-wide /tmp file), b
 
 from __future__ import annotations
 
+import json
 import pickle
 import socket
 import threading
@@ -15,6 +16,7 @@ import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -45,6 +47,7 @@ class StripeStandIn:
                     pickle.dump(store, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
         resources.Store.dump_to_disk = dump
+        _add_browser_bridge(server.app, self.url)
         if state_file is not None and state_file.exists():
             with open(state_file, "rb") as handle:
                 resources.store.update(pickle.load(handle))
@@ -77,3 +80,81 @@ class StripeStandIn:
         """Forget every object (customers, intents, refunds)."""
         request = urllib.request.Request(f"{self.url}/_config/data", method="DELETE")
         urllib.request.urlopen(request, timeout=5).close()
+
+
+# What Stripe.js does for `confirmCardPayment(secret, {payment_method: {card}})` and
+# localstripe's fake leaves out: confirm the PaymentIntent with the card entered, and
+# show the 3-D Secure step only when the card asks for it. It lives here, on the
+# stand-in's side, so the pay page keeps Stripe's documented call; it is never active
+# with a real Stripe key (the page then loads Stripe.js from Stripe).
+BRIDGE_JS = """
+;(function () {
+  const fakeStripe = Stripe;
+  Stripe = (apiKey) => {
+    const stripe = fakeStripe(apiKey);
+    const authenticate = stripe.confirmCardPayment;
+    stripe.confirmCardPayment = async (clientSecret, data) => {
+      const card = data && data.payment_method && data.payment_method.card;
+      if (!card || !card.value) {
+        return authenticate(clientSecret, data);
+      }
+      const response = await fetch(`${LOCALSTRIPE_BASE_API}/_config/bridge/confirm_card_payment`, {
+        method: 'POST',
+        headers: {'Content-Type': 'text/plain'},  // a simple request: no CORS preflight
+        body: JSON.stringify({client_secret: clientSecret, card: card.value.card}),
+      });
+      const body = await response.json();
+      if (body.error) {
+        return {error: body.error};
+      }
+      if (body.status === 'requires_action') {
+        return authenticate(clientSecret, data);
+      }
+      return {paymentIntent: body};
+    };
+    return stripe;
+  };
+})();
+"""
+
+
+def _add_browser_bridge(app: Any, base_url: str) -> None:
+    from aiohttp import ClientSession, web
+
+    if getattr(app, "_billing_bridge", False):
+        return
+    app._billing_bridge = True
+    headers = {"Authorization": "Bearer sk_test_stand_in_bridge"}
+
+    @web.middleware
+    async def append_bridge(request: Any, handler: Any) -> Any:
+        response = await handler(request)
+        if request.path == "/js.stripe.com/v3/" and response.status == 200:
+            return web.Response(
+                text=response.text + BRIDGE_JS, content_type="application/javascript"
+            )
+        return response
+
+    async def confirm_card_payment(request: Any) -> Any:
+        data = json.loads(await request.text())
+        secret = str(data.get("client_secret", ""))
+        card = data.get("card") or {}
+        intent_id = secret.split("_secret_")[0]
+        async with ClientSession(base_url, headers=headers) as stripe:
+            async with stripe.get(f"/v1/payment_intents/{intent_id}") as answer:
+                intent = await answer.json()
+            if answer.status != 200 or intent.get("client_secret") != secret:
+                return web.json_response({"error": {"message": "Unknown payment."}}, status=404)
+            form = {"type": "card", **{f"card[{k}]": str(v) for k, v in card.items()}}
+            async with stripe.post("/v1/payment_methods", data=form) as answer:
+                method = await answer.json()
+            if answer.status != 200:
+                return web.json_response(method, status=answer.status)
+            update = {"payment_method": method["id"]}
+            async with stripe.post(f"/v1/payment_intents/{intent_id}", data=update) as answer:
+                await answer.read()
+            async with stripe.post(f"/v1/payment_intents/{intent_id}/confirm") as answer:
+                return web.json_response(await answer.json(), status=answer.status)
+
+    app.middlewares.append(append_bridge)
+    app.router.add_post("/_config/bridge/confirm_card_payment", confirm_card_payment)

@@ -49,6 +49,7 @@ class Intent:
     failure_code: str | None = None
     failure_message: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    payment_method_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +160,27 @@ class StripeGateway:
         except stripe.CardError as error:
             return _declined(error, amount, currency, payment_id)
         return _intent(intent)
+
+    def create_online_intent(
+        self, *, payment_id: str, invoice_ref: str, amount: int, currency: str
+    ) -> Intent:
+        """A PaymentIntent the patient's browser confirms with Stripe.js (its client secret)."""
+        with _translated():
+            intent = self.client.v1.payment_intents.create(
+                params={
+                    "amount": amount,
+                    "currency": currency,
+                    "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]
+                    "metadata": {"payment_id": payment_id, "invoice_ref": invoice_ref},
+                },
+                options={"idempotency_key": f"payment-{payment_id}"},
+            )
+        return _intent(intent)
+
+    def card_of(self, payment_method_id: str) -> Card:
+        """Brand, last four and expiry of a PaymentMethod (for the receipt)."""
+        with _translated():
+            return _card(self.client.v1.payment_methods.retrieve(payment_method_id))
 
     def retrieve_payment_intent(self, intent_id: str) -> Intent:
         with _translated():
@@ -313,6 +335,7 @@ def _intent(intent: Any) -> Intent:
         failure_code=getattr(error, "code", None) if error else None,
         failure_message=getattr(error, "message", None) if error else None,
         metadata={str(k): str(v) for k, v in metadata.items()},
+        payment_method_id=object_id(getattr(intent, "payment_method", None)),
     )
 
 
@@ -354,6 +377,7 @@ def intent_from_event(obj: dict[str, Any]) -> Intent:
         failure_code=error.get("code"),
         failure_message=error.get("message"),
         metadata={str(k): str(v) for k, v in (obj.get("metadata") or {}).items()},
+        payment_method_id=object_id(obj.get("payment_method")),
     )
 
 

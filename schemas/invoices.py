@@ -88,6 +88,8 @@ class PaymentSchema(Schema):
     invoice_status = fields.String(attribute="invoice.status")
     created_at = fields.DateTime()
     paid_at = fields.DateTime(allow_none=True)
+    pay_url = fields.String(metadata={"description": "method online: the patient's pay link"})
+    pay_url_expires_at = fields.DateTime()
 
     def _next_action(self, payment: object) -> dict[str, str] | None:
         if getattr(payment, "status", None) != "requires_action":

@@ -18,6 +18,8 @@ from billing.migrate import upgrade
 from billing.models import Base
 from billing.services import catalog, keys
 
+pytest_plugins = ["tests.fixtures_stripe"]
+
 POSTGRES_ADMIN = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

@@ -48,3 +48,9 @@ def price_book() -> PriceBook:
     """This process's cached price list."""
     book: PriceBook = current_app.extensions["billing.prices"]
     return book
+
+
+def public_url(path: str) -> str:
+    """An absolute URL for people outside (PUBLIC_BASE_URL, else the request's host)."""
+    base = current_app.config["PUBLIC_BASE_URL"] or request.host_url
+    return base.rstrip("/") + path

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from billing import db
 from billing.api.common import BEARER
 from billing.auth import requires
+from billing.errors import Conflict
 from billing.models import Invoice
+from billing.pages.pay import SETTLED, pdf_response
 from billing.services import invoices
+from billing.services.receipts import receipt_payment
 from schemas.invoices import (
     InvoiceListSchema,
     InvoiceQuerySchema,
@@ -50,6 +54,22 @@ class InvoiceView(MethodView):
     def get(self, invoice_id: str) -> Invoice:
         """Read one invoice with what has been paid and refunded."""
         return invoices.get_invoice(db.session(), invoice_id)
+
+
+@blp.route("/<invoice_id>/receipt.pdf")
+class ReceiptView(MethodView):
+    @requires("invoices:read")
+    @blp.doc(
+        security=BEARER,
+        responses={"200": {"description": "The receipt", "content": {"application/pdf": {}}}},
+    )
+    def get(self, invoice_id: str) -> Response:
+        """The receipt (superbill) of a paid invoice, as a PDF."""
+        session = db.session()
+        invoice = invoices.get_invoice(session, invoice_id)
+        if invoice.status not in SETTLED:
+            raise Conflict("invoice_not_paid", f"Invoice {invoice.number} has not been paid.")
+        return pdf_response(invoice, receipt_payment(session, invoice.id))
 
 
 @blp.route("/<invoice_id>/void")

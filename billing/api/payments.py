@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from billing import db
-from billing.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
+from billing.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, public_url
 from billing.auth import requires
-from billing.errors import Unprocessable
 from billing.models import Payment, Refund
 from billing.providers import gateway
-from billing.services import patients, payments, refunds
+from billing.services import patients, paylinks, payments, refunds
 from billing.stripe_gateway import Card
 from schemas.invoices import (
     CardListSchema,
@@ -36,16 +37,29 @@ class PaymentsView(MethodView):
     @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
     @blp.arguments(PaymentRequestSchema())
     @blp.response(201, PaymentSchema())
-    def post(self, body: dict[str, Any], invoice_id: str) -> Payment:
-        """Charge the patient's card on file (402 with the reason when it is declined)."""
+    def post(self, body: dict[str, Any], invoice_id: str) -> Payment | dict[str, Any]:
+        """Charge the card on file (402 when declined), or make a pay link for the patient."""
         request = idempotency_request(required=True)
         assert request is not None
-        if body["method"] != "card_on_file":
-            raise Unprocessable(
-                "method_not_available",
-                "Online payment links are not available yet; use card_on_file.",
-                {"method": ["not available yet"]},
+        if body["method"] == "online":
+            issued = paylinks.create_pay_link(
+                db.session(),
+                current_app.config["SECRET_KEY"],
+                invoice_id,
+                timedelta(days=current_app.config["PAY_LINK_TTL_DAYS"]),
+                request,
             )
+            return {
+                "method": "online",
+                "invoice_id": issued.invoice.id,
+                "status": "awaiting_patient",
+                "amount": issued.invoice.total,
+                "currency": issued.invoice.currency,
+                "invoice": issued.invoice,
+                "pay_url": public_url(f"/pay/{issued.token}"),
+                "pay_url_expires_at": issued.link.expires_at,
+                "created_at": issued.link.created_at,
+            }
         return payments.pay_with_card_on_file(db.session(), gateway(), invoice_id, request)
 
 

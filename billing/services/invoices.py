@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from billing import pricing, statuses
 from billing.db import dialect_insert
 from billing.errors import Conflict, NotFound
-from billing.models import Invoice, InvoiceCounter, InvoiceLine, Quote, utcnow
+from billing.models import Invoice, InvoiceCounter, InvoiceLine, PayLink, Quote, utcnow
 
 COMPLETED_SESSION_STATUSES = (statuses.PAID, statuses.PARTIALLY_REFUNDED)
 
@@ -163,6 +163,11 @@ def void_invoice(session: Session, invoice_id: str) -> Invoice:
         )
     invoice.status = statuses.VOID
     invoice.voided_at = utcnow()
+    session.execute(
+        update(PayLink)
+        .where(PayLink.invoice_id == invoice.id, PayLink.revoked_at.is_(None))
+        .values(revoked_at=invoice.voided_at)
+    )
     session.commit()
     return invoice
 

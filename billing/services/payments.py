@@ -19,11 +19,12 @@ from billing.models import Invoice, Patient, Payment, utcnow
 from billing.services import idempotency, ledger
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.invoices import get_invoice
-from billing.stripe_gateway import Intent, StripeGateway
+from billing.stripe_gateway import Card, Intent, StripeGateway
 
 PENDING = "pending"  # recorded; Stripe's answer not yet committed
 UNKNOWN = "unknown"  # the call to Stripe failed in transit: it may or may not have charged
 REQUIRES_ACTION = "requires_action"  # 3-D Secure: the patient must authenticate
+AWAITING_PATIENT = "awaiting_patient"  # an online payment: the pay page holds its intent
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 IN_FLIGHT = (PENDING, UNKNOWN, REQUIRES_ACTION)
@@ -120,7 +121,9 @@ def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
     return apply_intent(session, payment.id, intent)
 
 
-def apply_intent(session: Session, payment_id: str, intent: Intent) -> Payment:
+def apply_intent(
+    session: Session, payment_id: str, intent: Intent, card: Card | None = None
+) -> Payment:
     """Commit what Stripe says of a payment's PaymentIntent; statuses never go backwards."""
     payment = session.scalars(
         select(Payment)
@@ -139,6 +142,8 @@ def apply_intent(session: Session, payment_id: str, intent: Intent) -> Payment:
         payment.stripe_charge_id = intent.charge_id or payment.stripe_charge_id
         payment.paid_at = payment.paid_at or utcnow()
         payment.failure_code = payment.failure_message = None
+        if card is not None and payment.card_last4 is None:
+            payment.card_brand, payment.card_last4 = card.brand, card.last4
         ledger.record(
             session, invoice, ledger.CHARGE, intent.amount, str(intent.id), intent.charge_id
         )
@@ -241,3 +246,41 @@ def reconcile_pending(
     )
     session.commit()
     return [resolve(session, gateway, payment_id, resend=False) for payment_id in stuck]
+
+
+def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: str) -> Payment:
+    """The invoice's online payment with a client secret for the pay page; made once.
+
+    A patient whose card was declined tries again on the same PaymentIntent.
+    """
+    invoice = get_invoice(session, invoice_id, for_update=True)
+    payment = session.scalars(
+        select(Payment)
+        .where(Payment.invoice_id == invoice.id, Payment.method == "online")
+        .order_by(Payment.created_at.desc())
+    ).first()
+    if payment is None:
+        payment = Payment(
+            invoice_id=invoice.id,
+            method="online",
+            status=AWAITING_PATIENT,
+            amount=invoice.total,
+            currency=invoice.currency,
+        )
+        session.add(payment)
+    session.commit()  # no transaction stays open across the call to Stripe
+    if payment.client_secret:
+        return payment
+    intent = gateway.create_online_intent(
+        payment_id=payment.id,
+        invoice_ref=invoice.id,
+        amount=payment.amount,
+        currency=payment.currency,
+    )
+    session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id, Payment.client_secret.is_(None))
+        .values(client_secret=intent.client_secret, stripe_payment_intent_id=intent.id)
+    )
+    session.commit()
+    return get_payment(session, payment.id)

@@ -77,13 +77,16 @@ def _payment_for(session: Session, intent_id: str | None, payment_id: str | None
     return session.scalars(select(Payment).where(or_(*conditions))).first()
 
 
-def _on_payment_intent(session: Session, _gateway: StripeGateway, obj: dict[str, Any]) -> bool:
+def _on_payment_intent(session: Session, gateway: StripeGateway, obj: dict[str, Any]) -> bool:
     intent = intent_from_event(obj)
     payment = _payment_for(session, intent.id, intent.metadata.get("payment_id"))
     session.commit()
     if payment is None:
         return False
-    payments.apply_intent(session, payment.id, intent)
+    card = None
+    if intent.status == "succeeded" and payment.card_last4 is None and intent.payment_method_id:
+        card = gateway.card_of(intent.payment_method_id)  # for the receipt; outside any transaction
+    payments.apply_intent(session, payment.id, intent, card)
     return True
 
 

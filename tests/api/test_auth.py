@@ -36,6 +36,7 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("GET", "/v1/invoices", ("invoices:read",), None),
     ("GET", "/v1/invoices/{invoice_id}", ("invoices:read",), None),
     ("POST", "/v1/invoices/{invoice_id}/void", ("invoices:write",), None),
+    ("GET", "/v1/invoices/{invoice_id}/receipt.pdf", ("invoices:read",), "paid"),
     ("POST", "/v1/invoices/{invoice_id}/payments", ("payments:write",), STRIPE),
     ("POST", "/v1/invoices/{invoice_id}/refunds", ("refunds:write",), STRIPE),
     ("POST", "/v1/patients/{patient_id}/setup-intents", ("payments:write",), STRIPE),
@@ -60,6 +61,17 @@ STRIPE_BODIES = {
 }
 
 
+def _mark_paid(app: Flask, invoice_id: str) -> None:
+    from billing.models import Invoice
+
+    with app.app_context():
+        session = db.session()
+        invoice = session.get(Invoice, invoice_id)
+        assert invoice is not None
+        invoice.status = "paid"
+        session.commit()
+
+
 def _call(client, method, template, body, headers, make_key, booking):
     ids = {"patient_id": "P-1001"}
     if "{quote_id}" in template or body == "quote":
@@ -70,7 +82,9 @@ def _call(client, method, template, body, headers, make_key, booking):
             "/v1/invoices", json={"quote_id": quote_id}, headers=make_key("invoices:write")
         )
         ids["invoice_id"] = invoices.json["data"][0]["id"]
-    payload = body
+        if body == "paid":
+            _mark_paid(client.application, ids["invoice_id"])
+    payload = None if body == "paid" else body
     if body == "booking":
         payload = booking()
     elif body == "quote":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.stripe.conftest import SECRET_KEY, eventually
+from tests.fixtures_stripe import SECRET_KEY, eventually
 
 
 def pay(client, staff, invoice_id, key="pay-1"):

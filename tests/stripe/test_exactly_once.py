@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from billing import db
 from billing.models import LedgerEntry
 from billing.services import payments
-from tests.stripe.conftest import SECRET_KEY
+from tests.fixtures_stripe import SECRET_KEY
 
 
 def ledger_rows(app, kind: str) -> int:

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from billing import db
 from billing.models import LedgerEntry, Payment, StripeEvent
 from billing.services import payments as payment_service
-from tests.stripe.conftest import SECRET_KEY, WEBHOOK_SECRET
+from tests.fixtures_stripe import SECRET_KEY, WEBHOOK_SECRET
 
 WEBHOOK_PATH = "/v1/stripe/webhooks"
 THREE_D_SECURE_CARD = "4000002500003155"
@@ -558,7 +558,7 @@ def test_failure_event_racing_the_success_event_cannot_unsucceed_the_payment(
     raced: list[int] = []
     injected = threading.Event()
 
-    def success_lands_first(session: Any, payment_id: str, intent: Any) -> Any:
+    def success_lands_first(session: Any, payment_id: str, intent: Any, *rest: Any) -> Any:
         """The failure's handler has found the payment; now the success commits, from
         another request, before the failure's handler takes its row lock."""
         if intent.status == "requires_payment_method" and not injected.is_set():
@@ -571,7 +571,7 @@ def test_failure_event_racing_the_success_event_cannot_unsucceed_the_payment(
             )
             other.start()
             other.join(timeout=30)
-        return original(session, payment_id, intent)
+        return original(session, payment_id, intent, *rest)
 
     monkeypatch.setattr(payment_service, "apply_intent", success_lands_first)
     response = deliver(stripe_client, events["payment_intent.payment_failed"])

@@ -1,5 +1,6 @@
-"""Stripe tests: real HTTP to localstripe, through a recording proxy that can inject faults;
-the app also serves on a loopback port so the stand-in's webhooks reach it."""
+"""Fixtures for tests that reach Stripe: real HTTP to localstripe, through a recording
+proxy that can inject faults; the app also serves on a loopback port so the stand-in's
+webhooks (and a browser) reach it."""
 
 from __future__ import annotations
 
@@ -137,6 +138,8 @@ def stripe_app(
             "STRIPE_SECRET_KEY": SECRET_KEY,
             "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "STRIPE_API_BASE": proxy.url,
+            "STRIPE_PUBLISHABLE_KEY": "pk_test_billing",
+            "STRIPE_JS_URL": f"{standin.url}/js.stripe.com/v3/",
             "STRIPE_TIMEOUT_SECONDS": 2.0,
             "STRIPE_MAX_NETWORK_RETRIES": 0,
             "DB_POOL_SIZE": 20,
@@ -147,9 +150,8 @@ def stripe_app(
         catalog.seed_default(db.session())
     server = make_server("127.0.0.1", free_port(), app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    standin.register_webhook(
-        f"http://127.0.0.1:{server.server_port}/v1/stripe/webhooks", WEBHOOK_SECRET
-    )
+    app.config["LIVE_URL"] = f"http://127.0.0.1:{server.server_port}"
+    standin.register_webhook(f"{app.config['LIVE_URL']}/v1/stripe/webhooks", WEBHOOK_SECRET)
     yield app
     server.shutdown()
     _empty_tables(app)

@@ -1,0 +1,1 @@
+"""Server-rendered pages for people (patients now, finance staff later)."""

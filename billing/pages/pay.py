@@ -1,0 +1,178 @@
+"""The patient's pay page: what is owed and why, a Stripe card form, then a receipt.
+
+The invoice's state always comes from our database (moved by Stripe's webhooks); the
+browser's word is never taken as proof of payment.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
+
+from billing import db, statuses
+from billing.errors import ServiceError
+from billing.models import Invoice, Payment
+from billing.money import Money
+from billing.providers import gateway
+from billing.ratelimit import RateLimiter
+from billing.receipts import build_receipt, render_pdf
+from billing.services import payments
+from billing.services.paylinks import open_pay_link
+from billing.services.receipts import receipt_payment
+
+blp = Blueprint("pay", __name__, url_prefix="/pay")
+SETTLED = (statuses.PAID, statuses.PARTIALLY_REFUNDED, statuses.REFUNDED)
+
+
+@blp.before_app_request
+def _init_limiter() -> None:
+    current_app.extensions.setdefault(
+        "billing.pay_limiter", RateLimiter(current_app.config["PAY_RATE_LIMIT_PER_MINUTE"])
+    )
+
+
+@blp.before_request
+def _rate_limit() -> Response | None:
+    limiter: RateLimiter = current_app.extensions["billing.pay_limiter"]
+    if not limiter.allow(request.remote_addr or "unknown"):
+        return _message("Too many attempts", "Please wait a minute and try again.", 429)
+    return None
+
+
+@blp.after_request
+def _security_headers(response: Response) -> Response:
+    stripe_origin = _origin(current_app.config["STRIPE_JS_URL"])
+    response.headers["Content-Security-Policy"] = "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' {stripe_origin}",
+            f"frame-src {stripe_origin} https://hooks.stripe.com",
+            f"connect-src 'self' {stripe_origin} https://api.stripe.com",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "form-action 'self'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    if request.is_secure:
+        response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+    return response
+
+
+@blp.errorhandler(ServiceError)
+def _link_error(error: ServiceError) -> Response:
+    titles = {404: "Link not valid", 410: "Link no longer valid"}
+    return _message(titles.get(error.status, error.title), error.detail, error.status)
+
+
+@blp.get("/<token>")
+def page(token: str) -> Response:
+    """What is owed, and the card form; the receipt once paid; a clear word otherwise."""
+    session = db.session()
+    invoice = open_pay_link(session, current_app.config["SECRET_KEY"], token)
+    if invoice.status in SETTLED:
+        return _receipt_page(token, invoice)
+    if invoice.status == statuses.VOID:
+        return _message(
+            "Invoice cancelled", f"Invoice {invoice.number} was cancelled; nothing is owed.", 200
+        )
+    if invoice.status == statuses.PROCESSING:
+        return _message(
+            "Payment in progress",
+            "A payment for this invoice is being processed. This page updates by itself.",
+            200,
+            refresh=True,
+        )
+    if request.args.get("submitted"):
+        return _message(
+            "Thank you",
+            "Your payment was sent. We are waiting for the card network to confirm it; "
+            "this page updates by itself.",
+            200,
+            refresh=True,
+        )
+    payment = payments.start_online_payment(session, gateway(), invoice.id)
+    return make_response(
+        render_template(
+            "pay/pay.html",
+            invoice=invoice,
+            total=Money(invoice.total, invoice.currency).format(),
+            lines=[
+                (line.description, Money(line.amount, invoice.currency).format())
+                for line in invoice.lines
+            ],
+            due_date=invoice.scheduled_at.strftime("%d %B %Y").lstrip("0"),
+            client_secret=payment.client_secret,
+            publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
+            stripe_js_url=current_app.config["STRIPE_JS_URL"],
+            return_url=f"{request.path}?submitted=1",
+            clinic_name=current_app.config["CLINIC_NAME"],
+        )
+    )
+
+
+@blp.get("/<token>/receipt")
+def receipt(token: str) -> Response:
+    invoice = open_pay_link(db.session(), current_app.config["SECRET_KEY"], token)
+    if invoice.status not in SETTLED:
+        return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]
+    return _receipt_page(token, invoice)
+
+
+@blp.get("/<token>/receipt.pdf")
+def receipt_pdf(token: str) -> Response:
+    session = db.session()
+    invoice = open_pay_link(session, current_app.config["SECRET_KEY"], token)
+    if invoice.status not in SETTLED:
+        return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]
+    return pdf_response(invoice, receipt_payment(session, invoice.id))
+
+
+def pdf_response(invoice: Invoice, payment: Payment | None) -> Response:
+    """The receipt PDF as a download named after the invoice."""
+    body = render_pdf(build_receipt(invoice, payment, current_app.config))
+    response = Response(body, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="receipt-{invoice.number}.pdf"'
+    return response
+
+
+def _receipt_page(token: str, invoice: Invoice) -> Response:
+    payment = receipt_payment(db.session(), invoice.id)
+    return make_response(
+        render_template(
+            "pay/receipt.html",
+            receipt=build_receipt(invoice, payment, current_app.config),
+            pdf_url=f"/pay/{token}/receipt.pdf",
+            clinic_name=current_app.config["CLINIC_NAME"],
+        )
+    )
+
+
+def _message(title: str, text: str, status: int, refresh: bool = False) -> Response:
+    html = render_template(
+        "pay/message.html",
+        title=title,
+        text=text,
+        refresh=refresh,
+        clinic_name=current_app.config["CLINIC_NAME"],
+    )
+    return make_response(html, status)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
