@@ -48,7 +48,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.before_request(requests.check_json_body)
     api.init_app(app)
-    app.register_blueprint(pay.blp)
+    pay.init_app(app)
     problems.init_app(app)  # after the Api, so our handlers replace flask-smorest's
     cli.init_app(app)
     return app

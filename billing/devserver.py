@@ -35,6 +35,8 @@ def offline_stripe(instance_path: str, port: int) -> dict[str, Any]:
         "STRIPE_SECRET_KEY": "sk_test_offline",
         "STRIPE_API_BASE": standin.url,
         "STRIPE_WEBHOOK_SECRET": webhook_secret,
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_offline",
+        "STRIPE_JS_URL": f"{standin.url}/js.stripe.com/v3/",
     }
 
 

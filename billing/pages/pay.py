@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     current_app,
     make_response,
@@ -33,11 +34,9 @@ blp = Blueprint("pay", __name__, url_prefix="/pay")
 SETTLED = (statuses.PAID, statuses.PARTIALLY_REFUNDED, statuses.REFUNDED)
 
 
-@blp.before_app_request
-def _init_limiter() -> None:
-    current_app.extensions.setdefault(
-        "billing.pay_limiter", RateLimiter(current_app.config["PAY_RATE_LIMIT_PER_MINUTE"])
-    )
+def init_app(app: Flask) -> None:
+    app.extensions["billing.pay_limiter"] = RateLimiter(app.config["PAY_RATE_LIMIT_PER_MINUTE"])
+    app.register_blueprint(blp)
 
 
 @blp.before_request
