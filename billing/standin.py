@@ -145,6 +145,7 @@ def _add_browser_bridge(app: Any, base_url: str) -> None:
                 intent = await answer.json()
             if answer.status != 200 or intent.get("client_secret") != secret:
                 return web.json_response({"error": {"message": "Unknown payment."}}, status=404)
+            _allow_retry_after_decline(intent_id)
             form = {"type": "card", **{f"card[{k}]": str(v) for k, v in card.items()}}
             async with stripe.post("/v1/payment_methods", data=form) as answer:
                 method = await answer.json()
@@ -158,3 +159,13 @@ def _add_browser_bridge(app: Any, base_url: str) -> None:
 
     app.middlewares.append(append_bridge)
     app.router.add_post("/_config/bridge/confirm_card_payment", confirm_card_payment)
+
+
+def _allow_retry_after_decline(intent_id: str) -> None:
+    """Stripe lets a declined PaymentIntent be confirmed again with another card;
+    localstripe keeps the failed charge and refuses. Forget it, as Stripe would."""
+    from localstripe import resources
+
+    intent = resources.PaymentIntent._api_retrieve(intent_id)
+    if intent.status == "requires_payment_method" and intent.latest_charge is not None:
+        intent.latest_charge = None

@@ -1,0 +1,155 @@
+"""A patient pays an invoice in a real browser against the Stripe stand-in."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+from sqlalchemy import func, select
+
+from billing import db
+from billing.models import LedgerEntry
+from tests.fixtures_stripe import SECRET_KEY, eventually
+
+# Browser tests run on one database: the flows, not the SQL, are under test here.
+pytestmark = pytest.mark.parametrize("stripe_app", ["sqlite"], indirect=True)
+
+
+def pay_url(stripe_client, staff, invoice_id: str) -> str:
+    response = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/payments",
+        headers={**staff, "Idempotency-Key": f"link-{invoice_id}"},
+        json={"method": "online"},
+    )
+    assert response.status_code == 201, response.json
+    path = "/" + response.json["pay_url"].split("/", 3)[3]
+    return stripe_client.application.config["LIVE_URL"] + path
+
+
+def enter_card(page, number: str) -> None:
+    for placeholder, value in (
+        ("number", number),
+        ("exp_month", "12"),
+        ("exp_year", "34"),
+        ("cvc", "123"),
+        ("postal_code", "94110"),
+    ):
+        page.fill(f"#card-element input[placeholder={placeholder}]", value)
+
+
+def status_of(stripe_client, staff, invoice_id: str) -> str:
+    return stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json["status"]
+
+
+def charges(app, invoice_id: str) -> int:
+    with app.app_context():
+        statement = select(func.count()).where(
+            LedgerEntry.invoice_id == invoice_id, LedgerEntry.kind == "charge"
+        )
+        return int(db.session().scalar(statement) or 0)
+
+
+def intents_at_stripe(standin, invoice_id: str) -> int:
+    request = urllib.request.Request(
+        f"{standin.url}/v1/payment_intents?limit=100",
+        headers={"Authorization": f"Bearer {SECRET_KEY}"},
+    )
+    with urllib.request.urlopen(request) as answer:
+        intents = json.loads(answer.read())["data"]
+    return sum(1 for i in intents if (i.get("metadata") or {}).get("invoice_ref") == invoice_id)
+
+
+def test_patient_pays_by_card_and_sees_the_receipt(
+    stripe_client, staff, open_invoice, phone, screenshot
+) -> None:
+    invoice_id = open_invoice(card=None)
+    phone.goto(pay_url(stripe_client, staff, invoice_id))
+    assert phone.get_by_role("heading", name="Pay invoice").is_visible()
+    assert phone.get_by_text("$500.00").first.is_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scroll
+    screenshot(phone, "1-form")
+
+    enter_card(phone, "4242424242424242")
+    phone.get_by_role("button", name="Pay $500.00").click()
+    phone.wait_for_url("**submitted=1")
+    screenshot(phone, "2-submitted")
+
+    eventually(lambda: status_of(stripe_client, staff, invoice_id) == "paid")
+    phone.get_by_text("Paid — thank you").wait_for()  # the page refreshes itself
+    assert phone.get_by_text("Visa ending 4242").is_visible()
+    screenshot(phone, "3-receipt")
+    with phone.expect_download() as download:
+        phone.get_by_role("link", name="Download receipt (PDF)").click()
+    assert download.value.suggested_filename.startswith("receipt-")
+
+
+def test_declined_card_shows_why_and_another_card_pays_once(
+    stripe_client, staff, open_invoice, phone, screenshot, standin
+) -> None:
+    invoice_id = open_invoice(card=None)
+    phone.goto(pay_url(stripe_client, staff, invoice_id))
+    enter_card(phone, "4000000000000341")
+    phone.get_by_role("button", name="Pay $500.00").click()
+    phone.get_by_role("alert").filter(has_text="declined").wait_for()
+    screenshot(phone, "1-declined")
+    assert status_of(stripe_client, staff, invoice_id) == "open"
+
+    enter_card(phone, "4242424242424242")
+    phone.get_by_role("button", name="Pay $500.00").click()
+    phone.wait_for_url("**submitted=1")
+    eventually(lambda: status_of(stripe_client, staff, invoice_id) == "paid")
+    phone.get_by_text("Paid — thank you").wait_for()
+    screenshot(phone, "2-paid")
+    assert charges(stripe_client.application, invoice_id) == 1
+    assert intents_at_stripe(standin, invoice_id) == 1
+
+
+def test_three_d_secure_card_pays_after_authentication(
+    stripe_client, staff, open_invoice, phone, screenshot
+) -> None:
+    invoice_id = open_invoice(card=None)
+    phone.goto(pay_url(stripe_client, staff, invoice_id))
+    enter_card(phone, "4000002500003155")
+    phone.get_by_role("button", name="Pay $500.00").click()
+    authenticate = phone.get_by_role("button", name="Complete authentication")
+    authenticate.wait_for()
+    screenshot(phone, "1-authentication")
+    assert status_of(stripe_client, staff, invoice_id) == "open"
+    authenticate.click()
+    phone.wait_for_url("**submitted=1")
+    eventually(lambda: status_of(stripe_client, staff, invoice_id) == "paid")
+
+
+def test_paid_invoice_link_shows_the_receipt(
+    stripe_client, staff, open_invoice, phone, screenshot
+) -> None:
+    invoice_id = open_invoice()
+    url = pay_url(stripe_client, staff, invoice_id)
+    stripe_client.post(
+        f"/v1/invoices/{invoice_id}/payments",
+        headers={**staff, "Idempotency-Key": "on-file"},
+        json={"method": "card_on_file"},
+    )
+    phone.goto(url)
+    assert phone.get_by_text("Paid — thank you").is_visible()
+    assert phone.locator("#payment-form").count() == 0
+    screenshot(phone, "receipt")
+
+
+def test_without_javascript_the_page_explains_and_cannot_pay(
+    stripe_client, staff, open_invoice, browser, screenshot
+) -> None:
+    invoice_id = open_invoice(card=None)
+    context = browser.new_context(java_script_enabled=False, viewport={"width": 375, "height": 812})
+    page = context.new_page()
+    try:
+        page.goto(pay_url(stripe_client, staff, invoice_id))
+        notice = page.locator("p.notice")  # Playwright's text search skips <noscript>
+        assert notice.is_visible()
+        assert "Paying by card needs JavaScript" in notice.inner_text()
+        assert page.get_by_text("$500.00").first.is_visible()
+        assert page.get_by_role("button", name="Pay $500.00").is_disabled()
+        screenshot(page, "no-javascript")
+    finally:
+        context.close()
