@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import sys
+from datetime import UTC, datetime, timedelta
 
 import click
 from flask import Flask, current_app
@@ -10,11 +11,14 @@ from flask.cli import AppGroup, with_appcontext
 
 from billing import auth, db, migrate, providers
 from billing.errors import ServiceError
-from billing.services import catalog, keys, payments
+from billing.services import catalog, keys, payments, staff
+from billing.services import stripe_sync as stripe_sync_service
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 keys_cli = AppGroup("keys", help="API keys for client systems.")
 payments_cli = AppGroup("payments", help="Payments through Stripe.")
+stripe_cli = AppGroup("stripe", help="Stripe's own records, for finance.")
+staff_cli = AppGroup("staff", help="Finance staff accounts for /finance.")
 
 
 @db_cli.command("upgrade")
@@ -88,8 +92,58 @@ def payments_reconcile_pending(older_than: int) -> None:
     click.echo(f"{len(settled)} payment(s) settled")
 
 
+@stripe_cli.command("sync")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Only transactions from this day (UTC) on; default: since the last sync.",
+)
+def stripe_sync(since: datetime | None) -> None:
+    """Copy Stripe's balance transactions and payouts; resumes an interrupted run."""
+    on_terminal = sys.stdout.isatty()
+
+    def on_page(seen: int, added: int) -> None:
+        if on_terminal:
+            click.echo(f"\r  {seen} transactions read, {added} new", nl=False)
+        else:
+            click.echo(f"sync: {seen} transactions read, {added} new")
+
+    try:
+        result = stripe_sync_service.sync(
+            db.session(),
+            providers.gateway(),
+            since=since.replace(tzinfo=UTC) if since else None,
+            on_page=on_page,
+        )
+    except ServiceError as error:
+        raise click.ClickException(f"{error.detail} Run the command again to resume.") from None
+    if on_terminal:
+        click.echo()
+    resumed = " (resumed an interrupted run)" if result.resumed else ""
+    click.echo(
+        f"synced {result.seen} balance transactions, {result.added} new{resumed}; "
+        f"{result.payouts} payouts, {result.payouts_linked} linked"
+    )
+    if result.note:
+        click.echo(result.note)
+
+
+@staff_cli.command("create")
+@click.argument("email")
+@click.password_option()
+def staff_create(email: str, password: str) -> None:
+    """Create a finance staff account (the password is asked for, twice)."""
+    try:
+        staff.create_staff_user(db.session(), email, password)
+    except ServiceError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"created staff account {email}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(payments_cli)
+    app.cli.add_command(stripe_cli)
+    app.cli.add_command(staff_cli)
     app.cli.add_command(seed)

@@ -20,7 +20,13 @@ class Database:
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             # No pre-ping (a round trip per request); recycle instead of trusting old links.
-            options.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
+            # Sessions speak UTC, so reports group days the same way on every server.
+            options.update(
+                pool_size=pool_size,
+                max_overflow=pool_size * 2,
+                pool_recycle=1800,
+                connect_args={"options": "-c timezone=UTC"},
+            )
         self.url = url
         self.engine: Engine = create_engine(url, **options)
         if url.startswith("sqlite"):

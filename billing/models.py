@@ -200,6 +200,7 @@ class LedgerEntry(Base):
     __table_args__ = (
         UniqueConstraint("kind", "stripe_object_id"),
         Index("ix_ledger_entries_occurred_at", "occurred_at"),
+        Index("ix_ledger_entries_stripe_ref", "stripe_ref"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -209,6 +210,9 @@ class LedgerEntry(Base):
     currency: Mapped[str] = mapped_column(String(3))
     stripe_object_id: Mapped[str] = mapped_column(String(255))
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # The id Stripe's balance transaction names as its source: the charge of a
+    # charge, the refund of a refund, the dispute of a dispute.
+    stripe_ref: Mapped[str | None] = mapped_column(String(255))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -334,3 +338,65 @@ class PayLink(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class StripeBalanceTransaction(Base):
+    """A line of Stripe's balance, copied by `stripe sync`: what Stripe actually moved."""
+
+    __tablename__ = "stripe_balance_transactions"
+    __table_args__ = (
+        Index("ix_stripe_balance_transactions_created", "created"),
+        Index("ix_stripe_balance_transactions_source", "source"),
+        Index("ix_stripe_balance_transactions_payout", "payout_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[int]  # signed, minor units, as Stripe reports it
+    fee: Mapped[int]
+    net: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    created: Mapped[datetime]
+    available_on: Mapped[datetime | None]
+    payout_id: Mapped[str | None] = mapped_column(String(255))
+    synced_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StripePayout(Base):
+    """A transfer from Stripe to the clinic's bank."""
+
+    __tablename__ = "stripe_payouts"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32))
+    arrival_date: Mapped[datetime | None]
+    created: Mapped[datetime]
+    linked_at: Mapped[datetime | None]  # when its balance transactions were linked
+
+
+class SyncState(Base):
+    """Where a sync stands: an unfinished pass resumes after `cursor`."""
+
+    __tablename__ = "sync_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(String(255))
+    since: Mapped[datetime | None]
+    newest_seen: Mapped[datetime | None]  # the newest object of the last finished pass
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class StaffUser(Base):
+    """A finance staff member who signs in to /finance; only a password hash is kept."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import stripe
@@ -58,6 +59,35 @@ class RefundResult:
     status: str
     amount: int
     charge_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceTransaction:
+    id: str
+    type: str
+    source: str | None
+    amount: int
+    fee: int
+    net: int
+    currency: str
+    created: datetime
+    available_on: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    id: str
+    amount: int
+    currency: str
+    status: str
+    arrival_date: datetime | None
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Any]
+    has_more: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +266,33 @@ class StripeGateway:
                 return result
         return None
 
+    # Finance: what Stripe moved -----------------------------------------------
+
+    def balance_transactions(self, starting_after: str | None, limit: int = 100) -> Page:
+        """One page of balance transactions, newest first."""
+        params: dict[str, Any] = {"limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        with _translated():
+            page = self.client.v1.balance_transactions.list(params=params)  # type: ignore[arg-type]
+        return Page([_balance_transaction(t) for t in page.data], bool(page.has_more))
+
+    def payouts(self, starting_after: str | None, limit: int = 100) -> Page:
+        params: dict[str, Any] = {"limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        with _translated():
+            page = self.client.v1.payouts.list(params=params)  # type: ignore[arg-type]
+        return Page([_payout(p) for p in page.data], bool(page.has_more))
+
+    def payout_transaction_ids(self, payout_id: str) -> list[str]:
+        """The balance transactions a payout carried to the bank."""
+        with _translated():
+            page = self.client.v1.balance_transactions.list(
+                params={"payout": payout_id, "limit": 100}
+            )
+            return [str(t.id) for t in page.auto_paging_iter()]
+
     # Webhooks ------------------------------------------------------------------
 
     def parse_event(self, payload: bytes, signature: str | None) -> Event:
@@ -308,6 +365,35 @@ def _refund(refund: Any) -> RefundResult:
         status=str(refund.status),
         amount=int(refund.amount),
         charge_id=_id_of(getattr(refund, "charge", None)),
+    )
+
+
+def _when(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value), UTC) if value else None
+
+
+def _balance_transaction(txn: Any) -> BalanceTransaction:
+    return BalanceTransaction(
+        id=str(txn.id),
+        type=str(txn.type),
+        source=object_id(getattr(txn, "source", None)),
+        amount=int(txn.amount),
+        fee=int(getattr(txn, "fee", 0) or 0),
+        net=int(getattr(txn, "net", txn.amount)),
+        currency=str(txn.currency),
+        created=datetime.fromtimestamp(int(txn.created), UTC),
+        available_on=_when(getattr(txn, "available_on", None)),
+    )
+
+
+def _payout(payout: Any) -> Payout:
+    return Payout(
+        id=str(payout.id),
+        amount=int(payout.amount),
+        currency=str(payout.currency),
+        status=str(payout.status),
+        arrival_date=_when(getattr(payout, "arrival_date", None)),
+        created=datetime.fromtimestamp(int(payout.created), UTC),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from billing.api import catalog, docs, health, invoices, payments, quotes, webhooks
+from billing.api import catalog, docs, health, invoices, payments, quotes, reports, webhooks
 
 
 def init_app(app: Flask) -> Api:
@@ -13,7 +13,7 @@ def init_app(app: Flask) -> Api:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API key."}
     )
-    for blueprint in (catalog.blp, quotes.blp, invoices.blp, payments.blp):
+    for blueprint in (catalog.blp, quotes.blp, invoices.blp, payments.blp, reports.blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.blp)
     app.register_blueprint(docs.blp)

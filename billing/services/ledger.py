@@ -43,6 +43,7 @@ def record(
             currency=invoice.currency,
             stripe_object_id=stripe_object_id,
             stripe_charge_id=stripe_charge_id,
+            stripe_ref=stripe_charge_id if kind == CHARGE else stripe_object_id,
             occurred_at=occurred_at or utcnow(),
             created_at=utcnow(),
         )

@@ -1,0 +1,39 @@
+"""Finance staff accounts: an email and a password hash (scrypt, via Werkzeug)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from billing.errors import Conflict, Unprocessable
+from billing.models import StaffUser
+
+MIN_PASSWORD = 12
+# Compared against when the email is unknown, so both failures take as long.
+_DUMMY_HASH = generate_password_hash("not a password of anyone's")
+
+
+def create_staff_user(session: Session, email: str, password: str) -> StaffUser:
+    email = email.strip().lower()
+    if "@" not in email:
+        raise Unprocessable("invalid_email", "Give the staff member's email address.")
+    if len(password) < MIN_PASSWORD:
+        raise Unprocessable("weak_password", f"Passwords have at least {MIN_PASSWORD} characters.")
+    if session.scalars(select(StaffUser).where(StaffUser.email == email)).first():
+        raise Conflict("staff_exists", f"There is already an account for {email}.")
+    user = StaffUser(email=email, password_hash=generate_password_hash(password))
+    session.add(user)
+    session.commit()
+    return user
+
+
+def authenticate_staff(session: Session, email: str, password: str) -> StaffUser | None:
+    """The account if the password is right and the account active; else None."""
+    user = session.scalars(
+        select(StaffUser).where(StaffUser.email == email.strip().lower())
+    ).first()
+    if user is None or user.disabled_at is not None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
