@@ -12,7 +12,7 @@ from flask import Flask
 
 from billing import api, auth, cli, config, db, problems, providers, requests
 from billing.api.docs import ASSETS_URL
-from billing.pages import pay
+from billing.pages import finance, pay
 from billing.services.catalog import PriceBook
 
 API_DOCS = {
@@ -49,6 +49,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(requests.check_json_body)
     api.init_app(app)
     pay.init_app(app)
+    finance.init_app(app)
     problems.init_app(app)  # after the Api, so our handlers replace flask-smorest's
     cli.init_app(app)
     return app

@@ -84,6 +84,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "PAY_LINK_TTL_DAYS": _int(env, "PAY_LINK_TTL_DAYS", 7),
         "PAY_RATE_LIMIT_PER_MINUTE": _int(env, "PAY_RATE_LIMIT_PER_MINUTE", 60),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
+        # The finance dashboard's session cookie: Secure unless turned off for plain HTTP.
+        "FINANCE_COOKIE_SECURE": env.get("FINANCE_COOKIE_SECURE", "true").lower() != "false",
         "CLINIC_ADDRESS": env.get("CLINIC_ADDRESS", "100 Main Street, Springfield, CA 90000"),
         "CLINIC_TAX_ID": env.get("CLINIC_TAX_ID", "EIN 00-0000000"),
         "BILLING_CODES": _json(env, "BILLING_CODES", DEFAULT_BILLING_CODES),

@@ -74,7 +74,9 @@ def _service_error(error: ServiceError) -> Response:
     )
 
 
-def _http_error(error: HTTPException) -> Response:
+def _http_error(error: HTTPException) -> Response | Any:
+    if error.response is not None:  # abort(<a page>) from the pages for people
+        return error.response
     status = error.code or 500
     code = HTTP_CODES.get(status, "http_error")
     detail = error.description or ""

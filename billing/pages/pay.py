@@ -49,6 +49,11 @@ def _rate_limit() -> Response | None:
 
 @blp.after_request
 def _security_headers(response: Response) -> Response:
+    return security_headers(response)
+
+
+def security_headers(response: Response) -> Response:
+    """What every page for people carries: a strict CSP and no caching or referrers."""
     stripe_origin = _origin(current_app.config["STRIPE_JS_URL"])
     response.headers["Content-Security-Policy"] = "; ".join(
         [

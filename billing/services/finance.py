@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from billing import statuses
@@ -134,3 +134,32 @@ def _within(period: Period, column: Any) -> tuple[Any, Any]:
 def day_range(first: datetime, last: datetime) -> Period:
     """From the start of `first` to the end of `last` (both days included)."""
     return Period(first, last + timedelta(days=1))
+
+
+def daily_by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
+    """Per day and session type: gross (charges) and net (after refunds, disputes and
+    Stripe's fees on the matching transactions)."""
+    signed = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=-LedgerEntry.amount)
+    gross = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=0)
+    fee = func.coalesce(StripeBalanceTransaction.fee, 0)
+    day = func.date(LedgerEntry.occurred_at)
+    rows = session.execute(
+        select(
+            day.label("day"),
+            Invoice.session_type,
+            func.sum(gross).label("gross"),
+            (func.sum(signed) - func.sum(fee)).label("net"),
+        )
+        .join(Invoice, Invoice.id == LedgerEntry.invoice_id)
+        .outerjoin(
+            StripeBalanceTransaction,
+            StripeBalanceTransaction.source == LedgerEntry.stripe_ref,
+        )
+        .where(*_within(period, LedgerEntry.occurred_at))
+        .group_by(day, Invoice.session_type)
+        .order_by(day)
+    ).mappings()
+    return [
+        {**row, "day": str(row["day"]), "gross": int(row["gross"]), "net": int(row["net"])}
+        for row in rows
+    ]

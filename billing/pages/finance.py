@@ -1,0 +1,217 @@
+"""The finance dashboard: staff sign in, see a period's money, discrepancies and exports."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import UTC, date, datetime, time, timedelta
+from functools import wraps
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+)
+from sqlalchemy import select
+
+from billing import db
+from billing.api.reports import reconciliation_csv
+from billing.charts import Series, line_chart
+from billing.models import Invoice, LedgerEntry, Payment, Refund, StaffUser
+from billing.money import Money
+from billing.pages.pay import security_headers
+from billing.ratelimit import RateLimiter
+from billing.services import finance, reports
+from billing.services.staff import authenticate_staff
+
+blp = Blueprint("finance", __name__, url_prefix="/finance")
+SESSION_HOURS = 8
+
+
+def init_app(app: Flask) -> None:
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=SESSION_HOURS))
+    app.config["SESSION_COOKIE_SECURE"] = app.config["FINANCE_COOKIE_SECURE"]
+    app.extensions["billing.login_limiter"] = RateLimiter(10)
+    app.register_blueprint(blp)
+
+
+@blp.after_request
+def _headers(response: Response) -> Response:
+    return security_headers(response)
+
+
+def csrf_token() -> str:
+    """The session's CSRF token, made on first use; every form carries it back."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return str(session["csrf"])
+
+
+@blp.before_request
+def _check_csrf() -> None:
+    if request.method == "POST":
+        sent = request.form.get("csrf_token", "")
+        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+            abort(
+                _page(
+                    "finance/message.html",
+                    400,
+                    title="Form expired",
+                    text="The form was missing its security token. Reload and try again.",
+                )
+            )
+
+
+def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        user_id = session.get("staff_id")
+        user = db.session().get(StaffUser, user_id) if user_id else None
+        if user is None or user.disabled_at is not None:
+            return redirect("/finance/login", code=303)
+        return view(*args, user=user, **kwargs)
+
+    return wrapper
+
+
+@blp.route("/login", methods=["GET", "POST"])
+def login() -> Response:
+    if request.method == "GET":
+        return _page("finance/login.html", 200)
+    limiter: RateLimiter = current_app.extensions["billing.login_limiter"]
+    if not limiter.allow(request.remote_addr or "unknown"):
+        return _page("finance/login.html", 429, error="Too many attempts; wait a minute.")
+    user = authenticate_staff(
+        db.session(), request.form.get("email", ""), request.form.get("password", "")
+    )
+    if user is None:
+        return _page("finance/login.html", 401, error="Email or password is wrong.")
+    session.clear()  # a fresh session (and CSRF token) for the signed-in user
+    session.permanent = True
+    session["staff_id"] = user.id
+    return redirect("/finance", code=303)  # type: ignore[return-value]
+
+
+@blp.post("/logout")
+def logout() -> Response:
+    session.clear()
+    return redirect("/finance/login", code=303)  # type: ignore[return-value]
+
+
+@blp.get("")
+@signed_in
+def dashboard(user: StaffUser) -> Response:
+    start, end = _period_args()
+    period = finance.day_range(_at(start), _at(end))
+    report = reports.reconciliation(db.session(), period)
+    daily = finance.daily_by_session_type(db.session(), period)
+    currency = _currency(report)
+    return _page(
+        "finance/dashboard.html",
+        200,
+        user=user,
+        start=start,
+        end=end,
+        totals=report["totals"],
+        by_session_type=report["by_session_type"],
+        by_payout=report["by_payout"],
+        discrepancies=[
+            row
+            for key in ("missing_in_stripe", "missing_in_ledger", "mismatched")
+            for row in report[key]
+        ],
+        matched=len(report["matched"]),
+        chart=_chart(daily, start, end, currency),
+        money=lambda amount: Money(int(amount), currency).format(),
+    )
+
+
+@blp.get("/invoices/<invoice_id>")
+@signed_in
+def invoice(invoice_id: str, user: StaffUser) -> Response:
+    session_ = db.session()
+    found = session_.get(Invoice, invoice_id)
+    if found is None:
+        return _page("finance/message.html", 404, title="No such invoice", text=invoice_id)
+    return _page(
+        "finance/invoice.html",
+        200,
+        user=user,
+        invoice=found,
+        payments=session_.scalars(select(Payment).where(Payment.invoice_id == invoice_id)).all(),
+        refunds=session_.scalars(select(Refund).where(Refund.invoice_id == invoice_id)).all(),
+        ledger=session_.scalars(
+            select(LedgerEntry).where(LedgerEntry.invoice_id == invoice_id)
+        ).all(),
+        money=lambda amount: Money(int(amount), found.currency).format(),
+    )
+
+
+@blp.get("/export/reconciliation.csv")
+@signed_in
+def export(user: StaffUser) -> Response:
+    start, end = _period_args()
+    return reconciliation_csv(finance.day_range(_at(start), _at(end)))
+
+
+def _period_args() -> tuple[date, date]:
+    today = datetime.now(UTC).date()
+    try:
+        start = date.fromisoformat(request.args.get("from") or today.replace(day=1).isoformat())
+        end = date.fromisoformat(request.args.get("to") or today.isoformat())
+    except ValueError:
+        abort(_page("finance/message.html", 400, title="Bad dates", text="Use YYYY-MM-DD."))
+    if end < start or (end - start).days > 400:
+        abort(_page("finance/message.html", 400, title="Bad period", text="Pick up to 400 days."))
+    return start, end
+
+
+def _at(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def _currency(report: dict[str, Any]) -> str:
+    for row in report["by_session_type"]:
+        return str(row["currency"])
+    return "usd"
+
+
+def _chart(daily: list[dict[str, Any]], start: date, end: date, currency: str) -> str:
+    days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+    index = {day: n for n, day in enumerate(days)}
+    series = []
+    for colour, session_type in enumerate(("iv_individual", "im_group")):
+        gross, net = [0] * len(days), [0] * len(days)
+        for row in daily:
+            if row["session_type"] == session_type and row["day"] in index:
+                gross[index[row["day"]]] = row["gross"]
+                net[index[row["day"]]] = row["net"]
+        series.append(Series(f"{session_type} gross", gross, colour=colour))
+        series.append(Series(f"{session_type} net", net, dashed=True, colour=colour))
+    return line_chart(
+        "Daily gross and net by session type",
+        days,
+        series,
+        amount=lambda value: Money(value, currency).format(),
+    )
+
+
+def _page(template: str, status: int, **context: Any) -> Response:
+    html = render_template(
+        template,
+        csrf_token=csrf_token(),
+        clinic_name=current_app.config["CLINIC_NAME"],
+        **context,
+    )
+    return make_response(html, status)

@@ -1,0 +1,115 @@
+"""Finance staff sign in, see the period's money and a planted discrepancy, and export."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import select
+
+from billing import db
+from billing.models import Payment, StripeBalanceTransaction
+from billing.services.staff import create_staff_user
+
+pytestmark = pytest.mark.parametrize("stripe_app", ["sqlite"], indirect=True)
+EMAIL, PASSWORD = "finance@example-clinic.org", "correct horse battery staple"
+
+
+@pytest.fixture
+def books(stripe_app, stripe_client, staff, open_invoice, standin):
+    """Two paid invoices, one partly refunded, synced from Stripe; one charge then lost
+    from the Stripe copy, so the dashboard has a discrepancy to show."""
+    standin.reset()  # only this test's payments at Stripe
+    paid = []
+    for _ in range(2):
+        invoice_id = open_invoice()
+        response = stripe_client.post(
+            f"/v1/invoices/{invoice_id}/payments",
+            headers={**staff, "Idempotency-Key": f"pay-{invoice_id}"},
+            json={"method": "card_on_file"},
+        )
+        assert response.status_code == 201, response.json
+        paid.append(invoice_id)
+    stripe_client.post(
+        f"/v1/invoices/{paid[0]}/refunds",
+        headers={**staff, "Idempotency-Key": "refund-1"},
+        json={"amount": 10000, "reason": "shorter session"},
+    )
+    result = stripe_app.test_cli_runner().invoke(args=["stripe", "sync"])
+    assert result.exit_code == 0, result.output
+    with stripe_app.app_context():
+        session = db.session()
+        create_staff_user(session, EMAIL, PASSWORD)
+        lost = session.scalars(select(Payment).where(Payment.invoice_id == paid[1])).one()
+        txn = session.scalars(
+            select(StripeBalanceTransaction).where(
+                StripeBalanceTransaction.source == lost.stripe_charge_id
+            )
+        ).one()
+        session.delete(txn)
+        session.commit()
+    return paid
+
+
+def sign_in(page, base: str, password: str = PASSWORD) -> None:
+    page.goto(f"{base}/finance/login")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_wrong_password_is_refused(stripe_app, books, browser, screenshot) -> None:
+    page = browser.new_page()
+    try:
+        sign_in(page, stripe_app.config["LIVE_URL"], password="not the password")
+        assert page.get_by_role("alert").inner_text() == "Email or password is wrong."
+        page.goto(f"{stripe_app.config['LIVE_URL']}/finance")
+        assert page.url.endswith("/finance/login")
+    finally:
+        page.close()
+
+
+def test_dashboard_shows_totals_chart_and_the_discrepancy(
+    stripe_app, stripe_client, staff, books, browser, screenshot
+) -> None:
+    base = stripe_app.config["LIVE_URL"]
+    context = browser.new_context(viewport={"width": 1100, "height": 1400}, accept_downloads=True)
+    page = context.new_page()
+    try:
+        sign_in(page, base)
+        page.get_by_role("heading", name="Totals").wait_for()
+        totals = page.locator("table.totals").inner_text()
+        assert "$1,000.00" in totals  # two charges of $500.00 in our ledger
+        assert "$100.00" in totals  # the refund
+        assert page.locator("svg.chart polyline").count() == 4  # gross and net, two types
+        row = page.locator("tr.missing_in_stripe")
+        assert row.count() == 1
+        screenshot(page, "dashboard")
+
+        number = stripe_client.get(f"/v1/invoices/{books[1]}", headers=staff).json["number"]
+        row.get_by_role("link", name=number).click()
+        page.get_by_role("heading", name=f"Invoice {number}").wait_for()
+        assert "charge" in page.locator("table").first.inner_text()
+        screenshot(page, "invoice")
+        page.go_back()
+
+        with page.expect_download() as download:
+            page.get_by_role("link", name="Export reconciliation (CSV)").click()
+        with open(download.value.path()) as exported:
+            rows = list(csv.DictReader(io.StringIO(exported.read())))
+        statuses = sorted(row["status"] for row in rows)
+        assert statuses == ["matched", "matched", "missing_in_stripe"]  # 2 charges, 1 refund
+
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url("**/finance/login")
+    finally:
+        context.close()
+
+
+def test_forms_without_the_csrf_token_are_refused(stripe_app, books) -> None:
+    client = stripe_app.test_client()
+    response = client.post("/finance/login", data={"email": EMAIL, "password": PASSWORD})
+    assert response.status_code == 400
+    assert "security token" in response.get_data(as_text=True)
+    assert client.get("/finance").status_code == 303  # still signed out
