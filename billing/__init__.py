@@ -32,6 +32,8 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(API_DOCS)
     app.config.update(config.from_env())
     app.config.update(config_overrides or {})
+    if not app.config["STRIPE_SECRET_KEY"] and not app.config.get("TESTING"):
+        app.config.update(config.offline_stripe(app.instance_path))
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret(app)
     if not app.config["DATABASE_URL"]:

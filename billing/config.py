@@ -50,6 +50,20 @@ def _json(environ: Mapping[str, str], name: str, default: Any) -> Any:
         raise RuntimeError(f"{name} must be JSON, got {raw!r}") from None
 
 
+# Written by `make run` when it starts the local Stripe stand-in (development only).
+OFFLINE_STRIPE_FILE = "offline-stripe.json"
+
+
+def offline_stripe(instance_path: str) -> dict[str, Any]:
+    """The running stand-in's settings, when `make run` has one up; else nothing."""
+    path = os.path.join(instance_path, OFFLINE_STRIPE_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        settings: dict[str, Any] = json.load(handle)
+    return settings
+
+
 def normalise_database_url(url: str) -> str:
     """Use the psycopg 3 driver for plain postgres URLs."""
     for prefix in ("postgres://", "postgresql://"):

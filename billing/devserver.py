@@ -8,6 +8,8 @@ With a key set it talks to Stripe and starts nothing.
 from __future__ import annotations
 
 import argparse
+import atexit
+import json
 import os
 import secrets
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 from werkzeug.serving import run_simple
 
 from billing import create_app
+from billing.config import OFFLINE_STRIPE_FILE
 
 
 def offline_stripe(instance_path: str, port: int) -> dict[str, Any]:
@@ -31,13 +34,19 @@ def offline_stripe(instance_path: str, port: int) -> dict[str, Any]:
         "(localstripe; test cards only, nothing leaves this machine).",
         flush=True,
     )
-    return {
+    settings = {
         "STRIPE_SECRET_KEY": "sk_test_offline",
         "STRIPE_API_BASE": standin.url,
         "STRIPE_WEBHOOK_SECRET": webhook_secret,
         "STRIPE_PUBLISHABLE_KEY": "pk_test_offline",
         "STRIPE_JS_URL": f"{standin.url}/js.stripe.com/v3/",
     }
+    # So that `flask --app billing stripe sync` and friends, run beside `make run`,
+    # reach the same stand-in (billing.config.offline_stripe reads it).
+    share = Path(instance_path) / OFFLINE_STRIPE_FILE
+    share.write_text(json.dumps(settings))
+    atexit.register(share.unlink, missing_ok=True)
+    return settings
 
 
 def main() -> None:

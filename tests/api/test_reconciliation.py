@@ -1,0 +1,652 @@
+"""Finance reports over a planted ledger and planted Stripe balance transactions.
+
+The scene is built straight in the database (invoices through the API, then ledger
+entries and Stripe's balance transactions as rows), so every pair the reconciliation
+should find, and every one it should not, is known in advance.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from billing import db
+from billing.models import Invoice, LedgerEntry, StripeBalanceTransaction, StripePayout, utcnow
+from billing.services.reports import CSV_COLUMNS
+from tests.conftest import in_days
+
+OCTOBER = {"from": "2026-10-01", "to": "2026-10-31"}
+TOP_LEVEL_KEYS = {
+    "matched",
+    "missing_in_stripe",
+    "missing_in_ledger",
+    "mismatched",
+    "by_day",
+    "by_payout",
+    "by_session_type",
+    "totals",
+}
+DISCREPANCIES = ("missing_in_stripe", "missing_in_ledger", "mismatched")
+LISTS = ("matched", *DISCREPANCIES)
+REPORT_ENDPOINTS = (
+    "/v1/reports/reconciliation?from=2026-10-01&to=2026-10-31",
+    "/v1/reports/aging",
+    "/v1/reports/refunds-disputes?from=2026-10-01&to=2026-10-31",
+    "/v1/reports/month-end?month=2026-10",
+)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+# Scene set-up -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def writer(make_key) -> dict[str, str]:
+    return make_key("quotes:write", "invoices:write", "invoices:read")
+
+
+@pytest.fixture
+def finance(make_key) -> dict[str, str]:
+    return make_key("reports:read")
+
+
+def make_invoices(client, headers, session_type: str, patients: list[str]) -> list[dict]:
+    quote = client.post(
+        "/v1/quotes",
+        headers=headers,
+        json={
+            "booking_id": f"BK-{patients[0]}",
+            "session_type": session_type,
+            "scheduled_at": in_days(5),
+            "currency": "usd",
+            "patients": [
+                {"patient_id": p, "name": f"Patient {p}", "prior_iv_sessions": 2} for p in patients
+            ],
+        },
+    )
+    assert quote.status_code == 201, quote.json
+    invoices = client.post("/v1/invoices", headers=headers, json={"quote_id": quote.json["id"]})
+    assert invoices.status_code == 201, invoices.json
+    return list(invoices.json["data"])
+
+
+def iv_invoice(client, headers, patient: str) -> dict:
+    (invoice,) = make_invoices(client, headers, "iv_individual", [patient])
+    return invoice
+
+
+def set_invoice(app: Flask, invoice_id: str, **values: Any) -> None:
+    with app.app_context():
+        session = db.session()
+        invoice = session.get(Invoice, invoice_id)
+        assert invoice is not None
+        for name, value in values.items():
+            setattr(invoice, name, value)
+        session.commit()
+
+
+def add_ledger(
+    app: Flask, invoice: dict, kind: str, amount: int, ref: str, when: str, currency: str = "usd"
+) -> int:
+    """A ledger row as the payment, refund or dispute code would write it."""
+    with app.app_context():
+        session = db.session()
+        entry = LedgerEntry(
+            invoice_id=invoice["id"],
+            kind=kind,
+            amount=amount,
+            currency=currency,
+            stripe_object_id=ref if kind != "charge" else f"pi_for_{ref}",
+            stripe_charge_id=ref if kind == "charge" else None,
+            stripe_ref=ref,
+            occurred_at=at(when),
+        )
+        session.add(entry)
+        session.commit()
+        return int(entry.id)
+
+
+def add_stripe(
+    app: Flask,
+    txn_id: str,
+    type_: str,
+    source: str,
+    amount: int,
+    when: str,
+    fee: int = 0,
+    currency: str = "usd",
+    payout_id: str | None = None,
+) -> str:
+    """A balance transaction as `stripe sync` would have stored it."""
+    with app.app_context():
+        session = db.session()
+        session.add(
+            StripeBalanceTransaction(
+                id=txn_id,
+                type=type_,
+                source=source,
+                amount=amount,
+                fee=fee,
+                net=amount - fee,
+                currency=currency,
+                created=at(when),
+                available_on=at(when) + timedelta(days=2),
+                payout_id=payout_id,
+            )
+        )
+        session.commit()
+    return txn_id
+
+
+def add_payout(app: Flask, payout_id: str, amount: int, created: str) -> None:
+    with app.app_context():
+        session = db.session()
+        session.add(
+            StripePayout(
+                id=payout_id,
+                amount=amount,
+                currency="usd",
+                status="paid",
+                arrival_date=at(created) + timedelta(days=2),
+                created=at(created),
+                linked_at=at(created) + timedelta(days=3),
+            )
+        )
+        session.commit()
+
+
+@dataclass
+class Planted:
+    """What was planted: the invoices, and each pair as (ledger entry id, Stripe txn id)."""
+
+    invoices: dict[str, dict] = field(default_factory=dict)
+    pairs: dict[str, tuple[int | None, str | None]] = field(default_factory=dict)
+
+
+@pytest.fixture
+def planted(app: Flask, client, writer) -> Planted:
+    """October 2026: three matched pairs, one of each discrepancy, a pair across the
+    month's end, a payout, and rows outside the month that must stay out of it."""
+    scene = Planted()
+    iv = scene.invoices
+    for name in ("iv_paid", "iv_amount", "iv_currency", "iv_boundary", "iv_september"):
+        iv[name] = iv_invoice(client, writer, f"P-{name}")
+    iv["group_paid"], iv["group_unsettled"] = make_invoices(
+        client, writer, "im_group", ["P-group-1", "P-group-2"]
+    )
+    for name in iv:
+        set_invoice(app, iv[name]["id"], created_at=at("2026-10-02T09:00:00Z"), status="paid")
+    set_invoice(app, iv["iv_paid"]["id"], status="partially_refunded")
+    set_invoice(app, iv["iv_september"]["id"], created_at=at("2026-09-15T09:00:00Z"))
+
+    def pair(name: str, ledger: int | None, stripe: str | None) -> None:
+        scene.pairs[name] = (ledger, stripe)
+
+    # Matched: a charge, another charge (group session), and a refund; all carried by a payout.
+    add_payout(app, "po_october", 62765, "2026-10-20T02:00:00Z")
+    pair(
+        "iv_charge",
+        add_ledger(app, iv["iv_paid"], "charge", 50000, "ch_iv", "2026-10-05T10:00:00Z"),
+        add_stripe(
+            app, "txn_iv", "charge", "ch_iv", 50000, "2026-10-05T10:00:03Z", 1480, "usd",
+            "po_october",
+        ),
+    )  # fmt: skip
+    pair(
+        "group_charge",
+        add_ledger(app, iv["group_paid"], "charge", 25000, "ch_group", "2026-10-05T11:00:00Z"),
+        add_stripe(
+            app, "txn_group", "charge", "ch_group", 25000, "2026-10-05T11:00:01Z", 755, "usd",
+            "po_october",
+        ),
+    )  # fmt: skip
+    pair(
+        "refund",
+        add_ledger(app, iv["iv_paid"], "refund", 10000, "re_iv", "2026-10-12T08:59:58Z"),
+        add_stripe(
+            app, "txn_refund", "refund", "re_iv", -10000, "2026-10-12T09:00:00Z", 0, "usd",
+            "po_october",
+        ),
+    )  # fmt: skip
+    # The payout's own line in Stripe's balance: not a charge, refund or dispute.
+    add_stripe(app, "txn_payout", "payout", "po_october", -62765, "2026-10-20T02:00:00Z")
+
+    # One of each discrepancy.
+    pair(
+        "missing_in_stripe",
+        add_ledger(
+            app, iv["group_unsettled"], "charge", 25000, "ch_ledger_only", "2026-10-14T15:00:00Z"
+        ),
+        None,
+    )
+    pair(
+        "missing_in_ledger",
+        None,
+        add_stripe(
+            app, "txn_stripe_only", "charge", "ch_stripe_only", 7000, "2026-10-15T12:00:00Z", 233
+        ),
+    )
+    pair(
+        "amount_differs",
+        add_ledger(app, iv["iv_amount"], "charge", 50000, "ch_amount", "2026-10-18T10:00:00Z"),
+        add_stripe(app, "txn_amount", "charge", "ch_amount", 49000, "2026-10-18T10:00:01Z", 1451),
+    )
+    pair(
+        "currency_differs",
+        add_ledger(app, iv["iv_currency"], "charge", 50000, "ch_eur", "2026-10-19T10:00:00Z"),
+        add_stripe(app, "txn_eur", "charge", "ch_eur", 50000, "2026-10-19T10:00:01Z", 1480, "eur"),
+    )
+
+    # Across the month's end, within the slack: one pair, matched.
+    pair(
+        "boundary",
+        add_ledger(app, iv["iv_boundary"], "charge", 50000, "ch_boundary", "2026-10-31T23:59:59Z"),
+        add_stripe(
+            app, "txn_boundary", "charge", "ch_boundary", 50000, "2026-11-01T00:00:02Z", 1480
+        ),
+    )
+
+    # Outside October: a matched pair in September, a lone ledger refund within the slack
+    # before October, a lone ledger charge and a lone Stripe charge in November.
+    add_payout(app, "po_september", 48520, "2026-09-22T02:00:00Z")
+    old = iv["iv_september"]
+    add_ledger(app, old, "charge", 50000, "ch_september", "2026-09-20T10:00:00Z")
+    add_stripe(
+        app, "txn_september", "charge", "ch_september", 50000, "2026-09-20T10:00:01Z", 1480,
+        "usd", "po_september",
+    )  # fmt: skip
+    add_ledger(app, old, "refund", 5000, "re_september", "2026-09-29T12:00:00Z")
+    add_ledger(app, old, "charge", 50000, "ch_november", "2026-11-15T10:00:00Z")
+    add_stripe(app, "txn_november", "charge", "ch_stripe_nov", 5000, "2026-11-10T10:00:00Z", 175)
+    return scene
+
+
+def reconcile(client, headers, **query: str) -> Any:
+    response = client.get(
+        "/v1/reports/reconciliation", query_string={**OCTOBER, **query}, headers=headers
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response
+
+
+def pairs_of(report: dict, status: str) -> set[tuple[int | None, str | None]]:
+    return {(row["ledger_entry_id"], row["stripe_transaction_id"]) for row in report[status]}
+
+
+def one_row(report: dict, status: str, stripe_id: str) -> dict:
+    (row,) = [r for r in report[status] if r["stripe_transaction_id"] == stripe_id]
+    return row
+
+
+# The reconciliation, as JSON ---------------------------------------------------------
+
+
+def test_report_has_exactly_the_documented_top_level_keys(client, finance, planted) -> None:
+    report = reconcile(client, finance).json
+    assert set(report) == TOP_LEVEL_KEYS
+
+
+def test_every_pair_falls_in_exactly_the_list_it_was_planted_for(client, finance, planted) -> None:
+    report = reconcile(client, finance).json
+    expected = planted.pairs
+    assert pairs_of(report, "matched") == {
+        expected["iv_charge"],
+        expected["group_charge"],
+        expected["refund"],
+        expected["boundary"],
+    }
+    assert pairs_of(report, "missing_in_stripe") == {expected["missing_in_stripe"]}
+    assert pairs_of(report, "missing_in_ledger") == {expected["missing_in_ledger"]}
+    assert pairs_of(report, "mismatched") == {
+        expected["amount_differs"],
+        expected["currency_differs"],
+    }
+    assert report["totals"]["counts"] == {
+        "matched": 4,
+        "missing_in_stripe": 1,
+        "missing_in_ledger": 1,
+        "mismatched": 2,
+    }
+
+
+def test_matched_rows_name_both_sides_with_signed_amounts(client, finance, planted) -> None:
+    report = reconcile(client, finance).json
+    paid = planted.invoices["iv_paid"]
+    charge = one_row(report, "matched", "txn_iv")
+    assert charge["ledger_entry_id"] == planted.pairs["iv_charge"][0]
+    assert charge["invoice_id"] == paid["id"]
+    assert charge["invoice_number"] == paid["number"]
+    assert charge["stripe_source"] == "ch_iv"
+    assert (charge["kind"], charge["stripe_type"]) == ("charge", "charge")
+    assert (charge["ledger_amount"], charge["stripe_amount"]) == (50000, 50000)
+    assert (charge["stripe_fee"], charge["stripe_net"]) == (1480, 48520)
+
+    refund = one_row(report, "matched", "txn_refund")
+    assert refund["ledger_entry_id"] == planted.pairs["refund"][0]
+    assert refund["invoice_id"] == paid["id"]
+    assert refund["invoice_number"] == paid["number"]
+    assert refund["stripe_source"] == "re_iv"
+    assert refund["kind"] == "refund"
+    assert refund["ledger_amount"] == refund["stripe_amount"] == -10000
+
+
+def test_pair_straddling_the_period_end_within_the_slack_is_matched(
+    client, finance, planted
+) -> None:
+    report = reconcile(client, finance).json
+    row = one_row(report, "matched", "txn_boundary")
+    assert row["ledger_entry_id"] == planted.pairs["boundary"][0]
+    assert row["invoice_number"] == planted.invoices["iv_boundary"]["number"]
+    assert row["occurred_at"] == "2026-10-31T23:59:59+00:00"
+    assert row["stripe_created"] == "2026-11-01T00:00:02+00:00"
+    reported = [r["stripe_transaction_id"] for s in DISCREPANCIES for r in report[s]]
+    assert "txn_boundary" not in reported
+
+
+def test_ledger_charge_without_stripe_transaction_is_missing_in_stripe(
+    client, finance, planted
+) -> None:
+    (row,) = reconcile(client, finance).json["missing_in_stripe"]
+    invoice = planted.invoices["group_unsettled"]
+    assert row["ledger_entry_id"] == planted.pairs["missing_in_stripe"][0]
+    assert (row["invoice_id"], row["invoice_number"]) == (invoice["id"], invoice["number"])
+    assert (row["kind"], row["ledger_amount"], row["ledger_currency"]) == ("charge", 25000, "usd")
+    assert row["stripe_transaction_id"] is None
+    assert row["stripe_source"] is None
+    assert row["stripe_amount"] is None
+
+
+def test_stripe_charge_no_ledger_row_names_is_missing_in_ledger(client, finance, planted) -> None:
+    (row,) = reconcile(client, finance).json["missing_in_ledger"]
+    assert (row["stripe_transaction_id"], row["stripe_source"]) == (
+        "txn_stripe_only",
+        "ch_stripe_only",
+    )
+    assert (row["stripe_amount"], row["stripe_fee"], row["stripe_net"]) == (7000, 233, 6767)
+    assert row["ledger_entry_id"] is None
+    assert row["invoice_id"] is None
+    assert row["invoice_number"] is None
+    assert row["ledger_amount"] is None
+
+
+@pytest.mark.parametrize(
+    ("pair", "stripe_id", "invoice", "ledger_side", "stripe_side"),
+    [
+        ("amount_differs", "txn_amount", "iv_amount", (50000, "usd"), (49000, "usd")),
+        ("currency_differs", "txn_eur", "iv_currency", (50000, "usd"), (50000, "eur")),
+    ],
+)
+def test_pair_differing_in_amount_or_currency_is_mismatched(
+    client, finance, planted, pair, stripe_id, invoice, ledger_side, stripe_side
+) -> None:
+    row = one_row(reconcile(client, finance).json, "mismatched", stripe_id)
+    assert row["ledger_entry_id"] == planted.pairs[pair][0]
+    assert row["invoice_id"] == planted.invoices[invoice]["id"]
+    assert row["invoice_number"] == planted.invoices[invoice]["number"]
+    assert row["stripe_source"] in ("ch_amount", "ch_eur")
+    assert (row["ledger_amount"], row["ledger_currency"]) == ledger_side
+    assert (row["stripe_amount"], row["stripe_currency"]) == stripe_side
+
+
+def test_rows_outside_the_period_and_non_money_lines_are_not_reported(
+    client, finance, planted
+) -> None:
+    report = reconcile(client, finance).json
+    stripe_ids = {row["stripe_transaction_id"] for s in LISTS for row in report[s]}
+    sources = {row["stripe_source"] for s in LISTS for row in report[s]}
+    assert not {"txn_september", "txn_november", "txn_payout"} & stripe_ids
+    assert "po_october" not in sources
+    old = planted.invoices["iv_september"]["id"]
+    assert old not in {row["invoice_id"] for s in LISTS for row in report[s]}
+
+
+def test_by_day_sums_what_stripe_moved_each_day(client, finance, planted) -> None:
+    by_day = reconcile(client, finance).json["by_day"]
+    days = {(row["day"], row["currency"]): row for row in by_day}
+    assert set(days) == {
+        ("2026-10-05", "usd"),
+        ("2026-10-12", "usd"),
+        ("2026-10-15", "usd"),
+        ("2026-10-18", "usd"),
+        ("2026-10-19", "eur"),
+        ("2026-10-20", "usd"),
+    }
+    two_charges = days["2026-10-05", "usd"]
+    assert {k: two_charges[k] for k in ("gross", "refunds", "disputes", "fees", "net")} == {
+        "gross": 75000,
+        "refunds": 0,
+        "disputes": 0,
+        "fees": 1480 + 755,
+        "net": 48520 + 24245,
+    }
+    refund_day = days["2026-10-12", "usd"]
+    assert (refund_day["gross"], refund_day["refunds"], refund_day["net"]) == (0, 10000, -10000)
+    payout_day = days["2026-10-20", "usd"]  # money to the bank is neither revenue nor fee
+    assert (payout_day["gross"], payout_day["fees"], payout_day["net"]) == (0, 0, 0)
+
+
+def test_by_payout_sums_the_transactions_linked_to_each_payout_of_the_period(
+    client, finance, planted
+) -> None:
+    (payout,) = reconcile(client, finance).json["by_payout"]
+    assert payout["payout_id"] == "po_october"
+    assert payout["payout_amount"] == 62765
+    assert (payout["status"], payout["currency"]) == ("paid", "usd")
+    assert payout["arrival_date"] == "2026-10-22T02:00:00+00:00"
+    assert (payout["gross"], payout["refunds"], payout["disputes"]) == (75000, 10000, 0)
+    assert payout["fees"] == 1480 + 755
+    assert payout["net"] == 48520 + 24245 - 10000 == payout["payout_amount"]
+
+
+def test_revenue_by_session_type_is_charges_less_refunds_per_paid_invoice(
+    client, finance, planted
+) -> None:
+    rows = {row["session_type"]: row for row in reconcile(client, finance).json["by_session_type"]}
+    assert rows == {
+        "im_group": {
+            "session_type": "im_group",
+            "currency": "usd",
+            "gross": 50000,
+            "refunds": 0,
+            "revenue": 50000,
+            "sessions": 2,
+        },
+        "iv_individual": {
+            "session_type": "iv_individual",
+            "currency": "usd",
+            "gross": 200000,
+            "refunds": 10000,
+            "revenue": 190000,
+            "sessions": 4,
+        },
+    }
+
+
+def test_one_iv_and_one_group_invoice_give_one_session_each(app, client, writer, finance) -> None:
+    iv = iv_invoice(client, writer, "P-IV")
+    group, _unpaid = make_invoices(client, writer, "im_group", ["P-G1", "P-G2"])
+    add_ledger(app, iv, "charge", 50000, "ch_iv", "2026-08-03T10:00:00Z")
+    add_ledger(app, iv, "refund", 20000, "re_iv", "2026-08-04T10:00:00Z")
+    add_ledger(app, group, "charge", 25000, "ch_group", "2026-08-03T11:00:00Z")
+    report = reconcile(client, finance, **{"from": "2026-08-01", "to": "2026-08-31"}).json
+    rows = {row["session_type"]: row for row in report["by_session_type"]}
+    assert (rows["iv_individual"]["revenue"], rows["iv_individual"]["sessions"]) == (30000, 1)
+    assert (rows["im_group"]["revenue"], rows["im_group"]["sessions"]) == (25000, 1)
+
+
+def test_totals_sum_each_side_over_the_period(client, finance, planted) -> None:
+    totals = reconcile(client, finance).json["totals"]
+    assert totals["ledger"] == {
+        "gross": 50000 + 25000 + 25000 + 50000 + 50000 + 50000,
+        "refunds": 10000,
+        "disputes": 0,
+    }
+    assert totals["stripe"]["refunds"] == 10000
+    assert totals["stripe"]["net"] == 48520 + 24245 - 10000 + 6767 + 47549 + 48520
+
+
+# The reconciliation, as CSV ----------------------------------------------------------
+
+
+def amount_sum(values: list[Any]) -> int:
+    return sum(int(v) for v in values if v not in (None, ""))
+
+
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [({}, {"Accept": "text/csv"}), ({"format": "csv"}, {})],
+    ids=["accept-header", "format-param"],
+)
+def test_csv_has_one_row_per_pair_and_the_same_sums_as_json(
+    client, finance, planted, query, headers
+) -> None:
+    report = reconcile(client, finance).json
+    response = reconcile(client, {**finance, **headers}, **query)
+    assert response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    reader = csv.DictReader(io.StringIO(response.get_data(as_text=True)))
+    rows = list(reader)
+    assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
+    json_rows = [row for status in LISTS for row in report[status]]
+    assert len(rows) == len(json_rows) == 8
+    assert sorted((r["status"], r["stripe_transaction_id"]) for r in rows) == sorted(
+        (r["status"], r["stripe_transaction_id"] or "") for r in json_rows
+    )
+    for column in ("ledger_amount", "stripe_amount"):
+        assert amount_sum([r[column] for r in rows]) == amount_sum([r[column] for r in json_rows])
+
+
+def test_format_json_wins_over_an_accept_header_asking_for_csv(client, finance, planted) -> None:
+    response = reconcile(client, {**finance, "Accept": "text/csv"}, format="json")
+    assert response.mimetype == "application/json"
+    assert set(response.json) == TOP_LEVEL_KEYS
+
+
+@pytest.mark.xfail(
+    reason="the CSV's file name ends with the exclusive end of the period (the day after `to`)",
+    strict=True,
+)
+def test_csv_file_name_names_the_days_asked_for(client, finance) -> None:
+    response = reconcile(client, finance, format="csv")
+    disposition = response.headers["Content-Disposition"]
+    assert disposition == 'attachment; filename="reconciliation-2026-10-01-2026-10-31.csv"'
+
+
+# Access and validation ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", REPORT_ENDPOINTS)
+def test_booking_system_key_without_reports_read_is_forbidden(client, make_key, url) -> None:
+    booking_system = make_key("quotes:write", "invoices:write", "invoices:read")
+    response = client.get(url, headers=booking_system)
+    assert response.status_code == 403
+    assert response.json["code"] == "insufficient_scope"
+
+
+@pytest.mark.parametrize("url", REPORT_ENDPOINTS)
+def test_reports_read_key_may_read_every_report(client, finance, url) -> None:
+    assert client.get(url, headers=finance).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("query", "field_name"),
+    [
+        ({"from": "2026-10-31", "to": "2026-10-01"}, "to"),
+        ({"from": "2026-01-01", "to": "2027-02-06"}, "to"),
+        ({"from": "2026-10-1x", "to": "2026-10-31"}, "from"),
+        ({"from": "2026-10-01", "to": "31/10/2026"}, "to"),
+        ({"to": "2026-10-31"}, "from"),
+        ({"from": "2026-10-01"}, "to"),
+    ],
+    ids=["to-before-from", "over-400-days", "bad-from", "bad-to", "no-from", "no-to"],
+)
+@pytest.mark.parametrize("path", ["/v1/reports/reconciliation", "/v1/reports/refunds-disputes"])
+def test_bad_period_is_422_naming_the_field(client, finance, path, query, field_name) -> None:
+    response = client.get(path, query_string=query, headers=finance)
+    assert response.status_code == 422
+    assert response.json["code"] == "validation_error"
+    assert set(response.json["errors"]) == {field_name}
+
+
+def test_period_of_exactly_400_days_is_accepted(client, finance) -> None:
+    query = {"from": "2026-01-01", "to": "2027-02-05"}
+    assert reconcile(client, finance, **query).json["matched"] == []
+
+
+@pytest.mark.parametrize("month", ["2026-13", "2026-1", "october", ""])
+def test_bad_month_is_422_naming_the_field(client, finance, month) -> None:
+    response = client.get("/v1/reports/month-end", query_string={"month": month}, headers=finance)
+    assert response.status_code == 422
+    assert set(response.json["errors"]) == {"month"}
+
+
+# Ageing, refunds and disputes, month end ---------------------------------------------
+
+
+def test_aging_puts_unpaid_invoices_in_buckets_and_leaves_out_paid_and_void(
+    app, client, writer, finance
+) -> None:
+    ages = {"P-10": 10, "P-45": 45, "P-75": 75, "P-120": 120, "P-paid": 50, "P-void": 50}
+    invoices = {patient: iv_invoice(client, writer, patient) for patient in ages}
+    for patient, days in ages.items():
+        set_invoice(app, invoices[patient]["id"], created_at=utcnow() - timedelta(days=days))
+    set_invoice(app, invoices["P-paid"]["id"], status="paid")
+    voided = client.post(f"/v1/invoices/{invoices['P-void']['id']}/void", headers=writer)
+    assert voided.status_code == 200, voided.json
+
+    response = client.get("/v1/reports/aging", headers=finance)
+    assert response.status_code == 200
+    listed = {row["patient_id"]: row for row in response.json["invoices"]}
+    assert {p: (row["age_days"], row["bucket"]) for p, row in listed.items()} == {
+        "P-10": (10, "0-30"),
+        "P-45": (45, "31-60"),
+        "P-75": (75, "61-90"),
+        "P-120": (120, "90+"),
+    }
+    assert response.json["buckets"] == {
+        name: {"count": 1, "total": 50000} for name in ("0-30", "31-60", "61-90", "90+")
+    }
+
+
+def test_refunds_report_lists_the_refund_of_the_period_with_its_invoice(
+    client, finance, planted
+) -> None:
+    response = client.get("/v1/reports/refunds-disputes", query_string=OCTOBER, headers=finance)
+    assert response.status_code == 200
+    (refund,) = response.json["refunds"]
+    assert refund["stripe_refund_id"] == "re_iv"
+    assert refund["amount"] == 10000
+    assert refund["invoice_number"] == planted.invoices["iv_paid"]["number"]
+    assert response.json["disputes"] == []
+
+
+def test_month_end_agrees_with_what_was_planted(client, finance, planted) -> None:
+    response = client.get("/v1/reports/month-end?month=2026-10", headers=finance)
+    assert response.status_code == 200
+    summary = response.json
+    october_invoices = [i for n, i in planted.invoices.items() if n != "iv_september"]
+    assert summary["month"] == "2026-10"
+    assert summary["invoices_issued"] == len(october_invoices) == 6
+    assert summary["billed"] == sum(i["total"] for i in october_invoices) == 250000
+    assert summary["collected"] == 250000
+    assert summary["refunded"] == 10000
+    assert summary["disputed"] == 0
+    assert summary["stripe_fees"] == 1480 + 755 + 233 + 1451 + 1480
+    assert summary["net"] == 48520 + 24245 - 10000 + 6767 + 47549 + 48520
+    assert (summary["open_invoices"], summary["open_amount"]) == (0, 0)
+    assert summary["discrepancies"] == {
+        "missing_in_stripe": 1,
+        "missing_in_ledger": 1,
+        "mismatched": 2,
+    }
+    by_type = {row["session_type"]: row["revenue"] for row in summary["by_session_type"]}
+    assert by_type == {"im_group": 50000, "iv_individual": 190000}
