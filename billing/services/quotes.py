@@ -95,7 +95,11 @@ def _completed_iv_sessions(
 # PostgreSQL takes the quote and its lines in one statement: one round trip.
 _INSERT_WITH_LINES = text(
     """
-    WITH new_quote AS (
+    WITH relaxed AS (
+        -- A quote is an offer, not money: its commit need not wait for the WAL flush.
+        SELECT set_config('synchronous_commit', 'off', true)
+    ),
+    new_quote AS (
         INSERT INTO quotes (id, booking_id, session_type, currency, price_version, total,
                             scheduled_at, created_at, expires_at)
         VALUES (:id, :booking_id, :session_type, :currency, :price_version, :total,
@@ -110,7 +114,7 @@ _INSERT_WITH_LINES = text(
     FROM jsonb_to_recordset(CAST(:lines AS jsonb)) AS line(
         position int, patient_id text, patient_name text, patient_email text,
         prior_iv_sessions int, iv_exemption_reason text, iv_exemption_approved_by text,
-        description text, amount bigint)
+        description text, amount bigint), relaxed
     """
 )
 
@@ -123,7 +127,6 @@ def _insert(session: Session, quote: dict[str, Any], lines: list[dict[str, Any]]
         # (A database crash could lose the last fraction of a second of quotes, which a
         # retry with the same Idempotency-Key makes again; invoices, payments and the
         # ledger always commit synchronously.)
-        connection.execute(text("SET LOCAL synchronous_commit = off"))
         connection.execute(_INSERT_WITH_LINES, {**quote, "lines": json.dumps(lines)})
         return
     connection.execute(insert(Quote), quote)
