@@ -236,3 +236,14 @@ def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError("the expected state did not arrive in time")
         time.sleep(0.1)
+
+
+def intents_at_stripe(standin: StripeStandIn, invoice_id: str) -> int:
+    """PaymentIntents the stand-in holds for one invoice (whatever our side believes)."""
+    request = urllib.request.Request(
+        f"{standin.url}/v1/payment_intents?limit=100",
+        headers={"Authorization": f"Bearer {SECRET_KEY}"},
+    )
+    with urllib.request.urlopen(request) as answer:
+        intents = json.loads(answer.read())["data"]
+    return sum(1 for i in intents if (i.get("metadata") or {}).get("invoice_ref") == invoice_id)

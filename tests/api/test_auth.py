@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from billing import db
+from billing.auth import SCOPES
 from billing.services import keys
 
 
@@ -47,15 +48,7 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("GET", "/v1/reports/refunds-disputes?from=2026-11-01&to=2026-11-30", ("reports:read",), None),
     ("GET", "/v1/reports/month-end?month=2026-11", ("reports:read",), None),
 ]
-ALL_SCOPES = {
-    "quotes:write",
-    "invoices:read",
-    "invoices:write",
-    "payments:write",
-    "refunds:write",
-    "reports:read",
-    "catalog:write",
-}
+ALL_SCOPES = set(SCOPES)
 
 
 STRIPE_BODIES = {

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 import pytest
 from sqlalchemy import func, select
 
 from billing import db
 from billing.models import LedgerEntry
-from tests.fixtures_stripe import SECRET_KEY, eventually
+from tests.fixtures_stripe import eventually, intents_at_stripe
 
 # Browser tests run on one database: the flows, not the SQL, are under test here.
 pytestmark = pytest.mark.parametrize("stripe_app", ["sqlite"], indirect=True)
@@ -48,16 +45,6 @@ def charges(app, invoice_id: str) -> int:
             LedgerEntry.invoice_id == invoice_id, LedgerEntry.kind == "charge"
         )
         return int(db.session().scalar(statement) or 0)
-
-
-def intents_at_stripe(standin, invoice_id: str) -> int:
-    request = urllib.request.Request(
-        f"{standin.url}/v1/payment_intents?limit=100",
-        headers={"Authorization": f"Bearer {SECRET_KEY}"},
-    )
-    with urllib.request.urlopen(request) as answer:
-        intents = json.loads(answer.read())["data"]
-    return sum(1 for i in intents if (i.get("metadata") or {}).get("invoice_ref") == invoice_id)
 
 
 def test_patient_pays_by_card_and_sees_the_receipt(

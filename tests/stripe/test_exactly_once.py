@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.request
 
 import pytest
 from sqlalchemy import func, select
@@ -13,7 +11,7 @@ from sqlalchemy import func, select
 from billing import db
 from billing.models import LedgerEntry
 from billing.services import payments
-from tests.fixtures_stripe import SECRET_KEY
+from tests.fixtures_stripe import intents_at_stripe
 
 
 def ledger_rows(app, kind: str) -> int:
@@ -37,17 +35,6 @@ def concurrently(app, count: int, send) -> list:
     for thread in threads:
         thread.join()
     return responses
-
-
-def intents_at_stripe(standin, invoice_id: str) -> int:
-    """PaymentIntents the stand-in holds for one invoice (whatever our side believes)."""
-    request = urllib.request.Request(
-        f"{standin.url}/v1/payment_intents?limit=100",
-        headers={"Authorization": f"Bearer {SECRET_KEY}"},
-    )
-    with urllib.request.urlopen(request) as answer:
-        intents = json.loads(answer.read())["data"]
-    return sum(1 for i in intents if (i.get("metadata") or {}).get("invoice_ref") == invoice_id)
 
 
 def without_request_id(response) -> dict:
