@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from flask import Response, current_app
 from fpdf import FPDF
 
 from billing.models import Invoice, Payment
@@ -137,3 +138,11 @@ def _text_for(font: str) -> Callable[[str], str]:
         return value.encode("latin-1", "replace").decode("latin-1")
 
     return str if font == "DejaVu" else latin1
+
+
+def pdf_response(invoice: Invoice, payment: Payment | None) -> Response:
+    """The receipt PDF as a download named after the invoice."""
+    body = render_pdf(build_receipt(invoice, payment, current_app.config))
+    response = Response(body, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="receipt-{invoice.number}.pdf"'
+    return response

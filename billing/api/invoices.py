@@ -8,12 +8,12 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from billing import db
+from billing import db, statuses
 from billing.api.common import BEARER
 from billing.auth import requires
 from billing.errors import Conflict
 from billing.models import Invoice
-from billing.pages.pay import SETTLED, pdf_response
+from billing.receipts import pdf_response
 from billing.services import invoices
 from billing.services.receipts import receipt_payment
 from schemas.invoices import (
@@ -67,7 +67,7 @@ class ReceiptView(MethodView):
         """The receipt (superbill) of a paid invoice, as a PDF."""
         session = db.session()
         invoice = invoices.get_invoice(session, invoice_id)
-        if invoice.status not in SETTLED:
+        if invoice.status not in statuses.SETTLED:
             raise Conflict("invoice_not_paid", f"Invoice {invoice.number} has not been paid.")
         return pdf_response(invoice, receipt_payment(session, invoice.id))
 

@@ -24,11 +24,11 @@ from flask import (
 from sqlalchemy import select
 
 from billing import db
-from billing.api.reports import reconciliation_csv
 from billing.charts import Series, line_chart
+from billing.exports import reconciliation_csv
 from billing.models import Invoice, LedgerEntry, Payment, Refund, StaffUser
 from billing.money import Money
-from billing.pages.pay import security_headers
+from billing.pages import security_headers
 from billing.ratelimit import RateLimiter
 from billing.services import finance, reports
 from billing.services.staff import authenticate_staff

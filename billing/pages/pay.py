@@ -6,8 +6,6 @@ browser's word is never taken as proof of payment.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import (
     Blueprint,
     Flask,
@@ -21,17 +19,17 @@ from flask import (
 
 from billing import db, statuses
 from billing.errors import ServiceError
-from billing.models import Invoice, Payment
+from billing.models import Invoice
 from billing.money import Money
+from billing.pages import security_headers
 from billing.providers import gateway
 from billing.ratelimit import RateLimiter
-from billing.receipts import build_receipt, render_pdf
+from billing.receipts import build_receipt, pdf_response
 from billing.services import payments
 from billing.services.paylinks import open_pay_link
 from billing.services.receipts import receipt_payment
 
 blp = Blueprint("pay", __name__, url_prefix="/pay")
-SETTLED = (statuses.PAID, statuses.PARTIALLY_REFUNDED, statuses.REFUNDED)
 
 
 def init_app(app: Flask) -> None:
@@ -52,31 +50,6 @@ def _security_headers(response: Response) -> Response:
     return security_headers(response)
 
 
-def security_headers(response: Response) -> Response:
-    """What every page for people carries: a strict CSP and no caching or referrers."""
-    stripe_origin = _origin(current_app.config["STRIPE_JS_URL"])
-    response.headers["Content-Security-Policy"] = "; ".join(
-        [
-            "default-src 'self'",
-            f"script-src 'self' {stripe_origin}",
-            f"frame-src {stripe_origin} https://hooks.stripe.com",
-            f"connect-src 'self' {stripe_origin} https://api.stripe.com",
-            "style-src 'self'",
-            "img-src 'self' data:",
-            "form-action 'self'",
-            "base-uri 'none'",
-            "frame-ancestors 'none'",
-        ]
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    if request.is_secure:
-        response.headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
-    return response
-
-
 @blp.errorhandler(ServiceError)
 def _link_error(error: ServiceError) -> Response:
     titles = {404: "Link not valid", 410: "Link no longer valid"}
@@ -88,7 +61,7 @@ def page(token: str) -> Response:
     """What is owed, and the card form; the receipt once paid; a clear word otherwise."""
     session = db.session()
     invoice = open_pay_link(session, current_app.config["SECRET_KEY"], token)
-    if invoice.status in SETTLED:
+    if invoice.status in statuses.SETTLED:
         return _receipt_page(token, invoice)
     if invoice.status == statuses.VOID:
         return _message(
@@ -132,7 +105,7 @@ def page(token: str) -> Response:
 @blp.get("/<token>/receipt")
 def receipt(token: str) -> Response:
     invoice = open_pay_link(db.session(), current_app.config["SECRET_KEY"], token)
-    if invoice.status not in SETTLED:
+    if invoice.status not in statuses.SETTLED:
         return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]
     return _receipt_page(token, invoice)
 
@@ -141,17 +114,9 @@ def receipt(token: str) -> Response:
 def receipt_pdf(token: str) -> Response:
     session = db.session()
     invoice = open_pay_link(session, current_app.config["SECRET_KEY"], token)
-    if invoice.status not in SETTLED:
+    if invoice.status not in statuses.SETTLED:
         return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]
     return pdf_response(invoice, receipt_payment(session, invoice.id))
-
-
-def pdf_response(invoice: Invoice, payment: Payment | None) -> Response:
-    """The receipt PDF as a download named after the invoice."""
-    body = render_pdf(build_receipt(invoice, payment, current_app.config))
-    response = Response(body, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'attachment; filename="receipt-{invoice.number}.pdf"'
-    return response
 
 
 def _receipt_page(token: str, invoice: Invoice) -> Response:
@@ -175,8 +140,3 @@ def _message(title: str, text: str, status: int, refresh: bool = False) -> Respo
         clinic_name=current_app.config["CLINIC_NAME"],
     )
     return make_response(html, status)
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
