@@ -16,7 +16,13 @@ from billing.services import reports
 
 
 def json_response(body: Any) -> Response:
-    return Response(json.dumps(jsonable(body)), mimetype="application/json")
+    return Response(json.dumps(body, default=_timestamp), mimetype="application/json")
+
+
+def _timestamp(value: Any) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def jsonable(value: Any) -> Any:

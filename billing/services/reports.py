@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, case, func, literal, or_, select
+from sqlalchemy import BigInteger, Select, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from billing.models import Invoice, LedgerEntry, StripeBalanceTransaction, StripePayout
@@ -144,16 +144,19 @@ def reconciliation(session: Session, period: Period) -> dict[str, Any]:
     return report
 
 
-def _stripe_money(txn: type[StripeBalanceTransaction]) -> list[Any]:
-    def total(condition: Any, value: Any) -> Any:
-        return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+def money_sum(value: Any, condition: Any = None) -> Any:
+    """SUM as an integer: PostgreSQL sums bigints as numeric, which Python sees as Decimal."""
+    summed = value if condition is None else case((condition, value), else_=0)
+    return cast(func.coalesce(func.sum(summed), 0), BigInteger)
 
+
+def _stripe_money(txn: type[StripeBalanceTransaction]) -> list[Any]:
     return [
-        total(txn.type.in_(STRIPE_CHARGES), txn.amount).label("gross"),
-        total(txn.type.in_(STRIPE_REFUNDS), -txn.amount).label("refunds"),
-        total(txn.type.in_(STRIPE_DISPUTES), -txn.amount).label("disputes"),
-        func.coalesce(func.sum(txn.fee), 0).label("fees"),
-        total(txn.type.in_(MATCHABLE), txn.net).label("net"),
+        money_sum(txn.amount, txn.type.in_(STRIPE_CHARGES)).label("gross"),
+        money_sum(-txn.amount, txn.type.in_(STRIPE_REFUNDS)).label("refunds"),
+        money_sum(-txn.amount, txn.type.in_(STRIPE_DISPUTES)).label("disputes"),
+        money_sum(txn.fee).label("fees"),
+        money_sum(txn.net, txn.type.in_(MATCHABLE)).label("net"),
     ]
 
 
@@ -196,15 +199,15 @@ def by_payout(session: Session, period: Period) -> list[dict[str, Any]]:
 
 def by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
     """Revenue (charges less refunds) and sessions paid, per session type."""
-    charge = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=0)
-    refund = case((LedgerEntry.kind == "refund", LedgerEntry.amount), else_=0)
+    charges = money_sum(LedgerEntry.amount, LedgerEntry.kind == "charge")
+    refunds = money_sum(LedgerEntry.amount, LedgerEntry.kind == "refund")
     rows = session.execute(
         select(
             Invoice.session_type,
             LedgerEntry.currency,
-            func.sum(charge).label("gross"),
-            func.sum(refund).label("refunds"),
-            (func.sum(charge) - func.sum(refund)).label("revenue"),
+            charges.label("gross"),
+            refunds.label("refunds"),
+            (charges - refunds).label("revenue"),
             func.count(func.distinct(case((LedgerEntry.kind == "charge", Invoice.id)))).label(
                 "sessions"
             ),
@@ -214,10 +217,7 @@ def by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
         .group_by(Invoice.session_type, LedgerEntry.currency)
         .order_by(Invoice.session_type)
     ).mappings()
-    return [
-        {k: (int(v) if k != "session_type" and k != "currency" else v) for k, v in r.items()}
-        for r in rows
-    ]
+    return [dict(row) for row in rows]
 
 
 def totals(session: Session, period: Period, counts: dict[str, int]) -> dict[str, Any]:
@@ -230,9 +230,7 @@ def totals(session: Session, period: Period, counts: dict[str, int]) -> dict[str
     )
 
     def ledger_sum(kind: str) -> Any:
-        return func.coalesce(
-            func.sum(case((LedgerEntry.kind == kind, LedgerEntry.amount), else_=0)), 0
-        )
+        return money_sum(LedgerEntry.amount, LedgerEntry.kind == kind)
 
     ledger_row = (
         session.execute(
