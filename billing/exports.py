@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import Response, request, stream_with_context
@@ -57,7 +57,8 @@ def wants_csv(query: dict[str, Any]) -> bool:
 
 
 def reconciliation_csv(period: reports.Period) -> Response:
-    name = f"reconciliation-{period.start.date()}-{period.end.date()}.csv"
+    last_day = (period.end - timedelta(days=1)).date()  # the period's end is exclusive
+    name = f"reconciliation-{period.start.date()}-{last_day}.csv"
     rows = reports.pair_rows(db.session(), period)
     response = Response(stream_with_context(csv_lines(rows)), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
