@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import Response, request
 
 from billing import db
 from billing.services import reports
@@ -59,7 +59,17 @@ def wants_csv(query: dict[str, Any]) -> bool:
 def reconciliation_csv(period: reports.Period) -> Response:
     last_day = (period.end - timedelta(days=1)).date()  # the period's end is exclusive
     name = f"reconciliation-{period.start.date()}-{last_day}.csv"
-    rows = reports.pair_rows(db.session(), period)
-    response = Response(stream_with_context(csv_lines(rows)), mimetype="text/csv")
+    make_session = db.database().sessionmaker
+
+    def lines() -> Iterator[str]:
+        # The stream outlives the request's session: it has one of its own, closed
+        # when the last line is sent (or the client goes away).
+        session = make_session()
+        try:
+            yield from csv_lines(reports.pair_rows(session, period))
+        finally:
+            session.close()
+
+    response = Response(lines(), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

@@ -8,6 +8,7 @@ should find, and every one it should not, is known in advance.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,11 +47,8 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-# Scene set-up -----------------------------------------------------------------------
-
-
 @pytest.fixture
-def writer(make_key) -> dict[str, str]:
+def booking_system(make_key) -> dict[str, str]:
     return make_key("quotes:write", "invoices:write", "invoices:read")
 
 
@@ -59,7 +57,12 @@ def finance(make_key) -> dict[str, str]:
     return make_key("reports:read")
 
 
-def make_invoices(client, headers, session_type: str, patients: list[str]) -> list[dict]:
+# Scene set-up -----------------------------------------------------------------------
+
+
+def make_invoices(
+    client, headers, session_type: str, patients: list[str], currency: str = "usd"
+) -> list[dict]:
     quote = client.post(
         "/v1/quotes",
         headers=headers,
@@ -67,7 +70,7 @@ def make_invoices(client, headers, session_type: str, patients: list[str]) -> li
             "booking_id": f"BK-{patients[0]}",
             "session_type": session_type,
             "scheduled_at": in_days(5),
-            "currency": "usd",
+            "currency": currency,
             "patients": [
                 {"patient_id": p, "name": f"Patient {p}", "prior_iv_sessions": 2} for p in patients
             ],
@@ -79,8 +82,8 @@ def make_invoices(client, headers, session_type: str, patients: list[str]) -> li
     return list(invoices.json["data"])
 
 
-def iv_invoice(client, headers, patient: str) -> dict:
-    (invoice,) = make_invoices(client, headers, "iv_individual", [patient])
+def iv_invoice(client, headers, patient: str, currency: str = "usd") -> dict:
+    (invoice,) = make_invoices(client, headers, "iv_individual", [patient], currency)
     return invoice
 
 
@@ -94,18 +97,17 @@ def set_invoice(app: Flask, invoice_id: str, **values: Any) -> None:
         session.commit()
 
 
-def add_ledger(
-    app: Flask, invoice: dict, kind: str, amount: int, ref: str, when: str, currency: str = "usd"
-) -> int:
-    """A ledger row as the payment, refund or dispute code would write it."""
+def add_ledger(app: Flask, invoice: dict, kind: str, amount: int, ref: str, when: str) -> int:
+    """A ledger row as the payment, refund or dispute code writes it: amount positive,
+    in the invoice's currency, naming the Stripe object its balance transaction has."""
     with app.app_context():
         session = db.session()
         entry = LedgerEntry(
             invoice_id=invoice["id"],
             kind=kind,
             amount=amount,
-            currency=currency,
-            stripe_object_id=ref if kind != "charge" else f"pi_for_{ref}",
+            currency=invoice["currency"],
+            stripe_object_id=f"pi_for_{ref}" if kind == "charge" else ref,
             stripe_charge_id=ref if kind == "charge" else None,
             stripe_ref=ref,
             occurred_at=at(when),
@@ -118,28 +120,29 @@ def add_ledger(
 def add_stripe(
     app: Flask,
     txn_id: str,
-    type_: str,
+    *,
+    type: str,
     source: str,
     amount: int,
-    when: str,
+    created: str,
     fee: int = 0,
     currency: str = "usd",
     payout_id: str | None = None,
 ) -> str:
-    """A balance transaction as `stripe sync` would have stored it."""
+    """A balance transaction as `stripe sync` stores it: amount signed, net = amount - fee."""
     with app.app_context():
         session = db.session()
         session.add(
             StripeBalanceTransaction(
                 id=txn_id,
-                type=type_,
+                type=type,
                 source=source,
                 amount=amount,
                 fee=fee,
                 net=amount - fee,
                 currency=currency,
-                created=at(when),
-                available_on=at(when) + timedelta(days=2),
+                created=at(created),
+                available_on=at(created) + timedelta(days=2),
                 payout_id=payout_id,
             )
         )
@@ -173,100 +176,169 @@ class Planted:
 
 
 @pytest.fixture
-def planted(app: Flask, client, writer) -> Planted:
-    """October 2026: three matched pairs, one of each discrepancy, a pair across the
-    month's end, a payout, and rows outside the month that must stay out of it."""
+def planted(app: Flask, client, booking_system) -> Planted:
+    """October 2026: three matched pairs carried by a payout, one of each discrepancy, a
+    pair across the month's end, and rows outside the month that must stay out of it."""
     scene = Planted()
-    iv = scene.invoices
+    invoices = scene.invoices
     for name in ("iv_paid", "iv_amount", "iv_currency", "iv_boundary", "iv_september"):
-        iv[name] = iv_invoice(client, writer, f"P-{name}")
-    iv["group_paid"], iv["group_unsettled"] = make_invoices(
-        client, writer, "im_group", ["P-group-1", "P-group-2"]
+        invoices[name] = iv_invoice(client, booking_system, f"P-{name}")
+    invoices["group_paid"], invoices["group_unsettled"] = make_invoices(
+        client, booking_system, "im_group", ["P-group-1", "P-group-2"]
     )
-    for name in iv:
-        set_invoice(app, iv[name]["id"], created_at=at("2026-10-02T09:00:00Z"), status="paid")
-    set_invoice(app, iv["iv_paid"]["id"], status="partially_refunded")
-    set_invoice(app, iv["iv_september"]["id"], created_at=at("2026-09-15T09:00:00Z"))
+    for invoice in invoices.values():
+        set_invoice(app, invoice["id"], created_at=at("2026-10-02T09:00:00Z"), status="paid")
+    set_invoice(app, invoices["iv_paid"]["id"], status="partially_refunded")
+    set_invoice(app, invoices["iv_september"]["id"], created_at=at("2026-09-15T09:00:00Z"))
+    pairs = scene.pairs
 
-    def pair(name: str, ledger: int | None, stripe: str | None) -> None:
-        scene.pairs[name] = (ledger, stripe)
-
-    # Matched: a charge, another charge (group session), and a refund; all carried by a payout.
+    # Matched: an IV charge, a group charge and a refund, all carried by one payout.
     add_payout(app, "po_october", 62765, "2026-10-20T02:00:00Z")
-    pair(
-        "iv_charge",
-        add_ledger(app, iv["iv_paid"], "charge", 50000, "ch_iv", "2026-10-05T10:00:00Z"),
+    pairs["iv_charge"] = (
+        add_ledger(app, invoices["iv_paid"], "charge", 50000, "ch_iv", "2026-10-05T10:00:00Z"),
         add_stripe(
-            app, "txn_iv", "charge", "ch_iv", 50000, "2026-10-05T10:00:03Z", 1480, "usd",
-            "po_october",
+            app,
+            "txn_iv",
+            type="charge",
+            source="ch_iv",
+            amount=50000,
+            fee=1480,
+            created="2026-10-05T10:00:03Z",
+            payout_id="po_october",
         ),
-    )  # fmt: skip
-    pair(
-        "group_charge",
-        add_ledger(app, iv["group_paid"], "charge", 25000, "ch_group", "2026-10-05T11:00:00Z"),
+    )
+    pairs["group_charge"] = (
+        add_ledger(
+            app, invoices["group_paid"], "charge", 25000, "ch_group", "2026-10-05T11:00:00Z"
+        ),
         add_stripe(
-            app, "txn_group", "charge", "ch_group", 25000, "2026-10-05T11:00:01Z", 755, "usd",
-            "po_october",
+            app,
+            "txn_group",
+            type="charge",
+            source="ch_group",
+            amount=25000,
+            fee=755,
+            created="2026-10-05T11:00:01Z",
+            payout_id="po_october",
         ),
-    )  # fmt: skip
-    pair(
-        "refund",
-        add_ledger(app, iv["iv_paid"], "refund", 10000, "re_iv", "2026-10-12T08:59:58Z"),
+    )
+    pairs["refund"] = (
+        add_ledger(app, invoices["iv_paid"], "refund", 10000, "re_iv", "2026-10-12T08:59:58Z"),
         add_stripe(
-            app, "txn_refund", "refund", "re_iv", -10000, "2026-10-12T09:00:00Z", 0, "usd",
-            "po_october",
+            app,
+            "txn_refund",
+            type="refund",
+            source="re_iv",
+            amount=-10000,
+            created="2026-10-12T09:00:00Z",
+            payout_id="po_october",
         ),
-    )  # fmt: skip
-    # The payout's own line in Stripe's balance: not a charge, refund or dispute.
-    add_stripe(app, "txn_payout", "payout", "po_october", -62765, "2026-10-20T02:00:00Z")
+    )
+    # The payout's own line in Stripe's balance: neither a charge, a refund nor a dispute.
+    add_stripe(
+        app,
+        "txn_payout",
+        type="payout",
+        source="po_october",
+        amount=-62765,
+        created="2026-10-20T02:00:00Z",
+    )
 
     # One of each discrepancy.
-    pair(
-        "missing_in_stripe",
+    pairs["missing_in_stripe"] = (
         add_ledger(
-            app, iv["group_unsettled"], "charge", 25000, "ch_ledger_only", "2026-10-14T15:00:00Z"
+            app,
+            invoices["group_unsettled"],
+            "charge",
+            25000,
+            "ch_ledger_only",
+            "2026-10-14T15:00:00Z",
         ),
         None,
     )
-    pair(
-        "missing_in_ledger",
+    pairs["missing_in_ledger"] = (
         None,
         add_stripe(
-            app, "txn_stripe_only", "charge", "ch_stripe_only", 7000, "2026-10-15T12:00:00Z", 233
+            app,
+            "txn_stripe_only",
+            type="charge",
+            source="ch_stripe_only",
+            amount=7000,
+            fee=233,
+            created="2026-10-15T12:00:00Z",
         ),
     )
-    pair(
-        "amount_differs",
-        add_ledger(app, iv["iv_amount"], "charge", 50000, "ch_amount", "2026-10-18T10:00:00Z"),
-        add_stripe(app, "txn_amount", "charge", "ch_amount", 49000, "2026-10-18T10:00:01Z", 1451),
-    )
-    pair(
-        "currency_differs",
-        add_ledger(app, iv["iv_currency"], "charge", 50000, "ch_eur", "2026-10-19T10:00:00Z"),
-        add_stripe(app, "txn_eur", "charge", "ch_eur", 50000, "2026-10-19T10:00:01Z", 1480, "eur"),
-    )
-
-    # Across the month's end, within the slack: one pair, matched.
-    pair(
-        "boundary",
-        add_ledger(app, iv["iv_boundary"], "charge", 50000, "ch_boundary", "2026-10-31T23:59:59Z"),
+    pairs["amount_differs"] = (
+        add_ledger(
+            app, invoices["iv_amount"], "charge", 50000, "ch_amount", "2026-10-18T10:00:00Z"
+        ),
         add_stripe(
-            app, "txn_boundary", "charge", "ch_boundary", 50000, "2026-11-01T00:00:02Z", 1480
+            app,
+            "txn_amount",
+            type="charge",
+            source="ch_amount",
+            amount=49000,
+            fee=1451,
+            created="2026-10-18T10:00:01Z",
+        ),
+    )
+    pairs["currency_differs"] = (
+        add_ledger(app, invoices["iv_currency"], "charge", 50000, "ch_eur", "2026-10-19T10:00:00Z"),
+        add_stripe(
+            app,
+            "txn_eur",
+            type="charge",
+            source="ch_eur",
+            amount=50000,
+            fee=1480,
+            currency="eur",
+            created="2026-10-19T10:00:01Z",
         ),
     )
 
-    # Outside October: a matched pair in September, a lone ledger refund within the slack
-    # before October, a lone ledger charge and a lone Stripe charge in November.
+    # Across the month's end, 3 seconds apart: one pair, matched.
+    pairs["boundary"] = (
+        add_ledger(
+            app, invoices["iv_boundary"], "charge", 50000, "ch_boundary", "2026-10-31T23:59:59Z"
+        ),
+        add_stripe(
+            app,
+            "txn_boundary",
+            type="charge",
+            source="ch_boundary",
+            amount=50000,
+            fee=1480,
+            created="2026-11-01T00:00:02Z",
+        ),
+    )
+
+    # Outside October: a matched pair in September with its payout, a lone ledger refund
+    # inside the slack before October, a lone ledger charge and a lone Stripe charge in
+    # November.
+    old = invoices["iv_september"]
     add_payout(app, "po_september", 48520, "2026-09-22T02:00:00Z")
-    old = iv["iv_september"]
     add_ledger(app, old, "charge", 50000, "ch_september", "2026-09-20T10:00:00Z")
     add_stripe(
-        app, "txn_september", "charge", "ch_september", 50000, "2026-09-20T10:00:01Z", 1480,
-        "usd", "po_september",
-    )  # fmt: skip
+        app,
+        "txn_september",
+        type="charge",
+        source="ch_september",
+        amount=50000,
+        fee=1480,
+        created="2026-09-20T10:00:01Z",
+        payout_id="po_september",
+    )
     add_ledger(app, old, "refund", 5000, "re_september", "2026-09-29T12:00:00Z")
     add_ledger(app, old, "charge", 50000, "ch_november", "2026-11-15T10:00:00Z")
-    add_stripe(app, "txn_november", "charge", "ch_stripe_nov", 5000, "2026-11-10T10:00:00Z", 175)
+    add_stripe(
+        app,
+        "txn_november",
+        type="charge",
+        source="ch_stripe_nov",
+        amount=5000,
+        fee=175,
+        created="2026-11-10T10:00:00Z",
+    )
     return scene
 
 
@@ -274,8 +346,19 @@ def reconcile(client, headers, **query: str) -> Any:
     response = client.get(
         "/v1/reports/reconciliation", query_string={**OCTOBER, **query}, headers=headers
     )
-    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200, body
     return response
+
+
+def csv_rows(client, headers, **query: str) -> tuple[Any, list[dict[str, str]]]:
+    """The CSV report read to its end, as (response, rows)."""
+    response = reconcile(client, headers, **query)
+    reader = csv.DictReader(io.StringIO(response.get_data(as_text=True)))
+    rows = list(reader)
+    assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
+    response.close()
+    return response, rows
 
 
 def pairs_of(report: dict, status: str) -> set[tuple[int | None, str | None]]:
@@ -287,29 +370,43 @@ def one_row(report: dict, status: str, stripe_id: str) -> dict:
     return row
 
 
+def expected_statuses(planted: Planted) -> set[tuple[str, int | None, str | None]]:
+    status = {
+        "iv_charge": "matched",
+        "group_charge": "matched",
+        "refund": "matched",
+        "boundary": "matched",
+        "missing_in_stripe": "missing_in_stripe",
+        "missing_in_ledger": "missing_in_ledger",
+        "amount_differs": "mismatched",
+        "currency_differs": "mismatched",
+    }
+    return {(status[name], *pair) for name, pair in planted.pairs.items()}
+
+
 # The reconciliation, as JSON ---------------------------------------------------------
 
 
 def test_report_has_exactly_the_documented_top_level_keys(client, finance, planted) -> None:
+    assert set(reconcile(client, finance).json) == TOP_LEVEL_KEYS
+
+
+def test_empty_period_gives_empty_lists_and_zero_totals(client, finance) -> None:
     report = reconcile(client, finance).json
     assert set(report) == TOP_LEVEL_KEYS
+    assert all(report[name] == [] for name in TOP_LEVEL_KEYS - {"totals"})
+    assert report["totals"] == {
+        "ledger": {"gross": 0, "refunds": 0, "disputes": 0},
+        "stripe": {"gross": 0, "refunds": 0, "disputes": 0, "fees": 0, "net": 0},
+        "counts": {status: 0 for status in LISTS},
+    }
 
 
 def test_every_pair_falls_in_exactly_the_list_it_was_planted_for(client, finance, planted) -> None:
     report = reconcile(client, finance).json
-    expected = planted.pairs
-    assert pairs_of(report, "matched") == {
-        expected["iv_charge"],
-        expected["group_charge"],
-        expected["refund"],
-        expected["boundary"],
-    }
-    assert pairs_of(report, "missing_in_stripe") == {expected["missing_in_stripe"]}
-    assert pairs_of(report, "missing_in_ledger") == {expected["missing_in_ledger"]}
-    assert pairs_of(report, "mismatched") == {
-        expected["amount_differs"],
-        expected["currency_differs"],
-    }
+    found = {(status, *pair) for status in LISTS for pair in pairs_of(report, status)}
+    assert found == expected_statuses(planted)
+    assert sum(len(report[status]) for status in LISTS) == len(found)  # no pair twice
     assert report["totals"]["counts"] == {
         "matched": 4,
         "missing_in_stripe": 1,
@@ -323,8 +420,7 @@ def test_matched_rows_name_both_sides_with_signed_amounts(client, finance, plant
     paid = planted.invoices["iv_paid"]
     charge = one_row(report, "matched", "txn_iv")
     assert charge["ledger_entry_id"] == planted.pairs["iv_charge"][0]
-    assert charge["invoice_id"] == paid["id"]
-    assert charge["invoice_number"] == paid["number"]
+    assert (charge["invoice_id"], charge["invoice_number"]) == (paid["id"], paid["number"])
     assert charge["stripe_source"] == "ch_iv"
     assert (charge["kind"], charge["stripe_type"]) == ("charge", "charge")
     assert (charge["ledger_amount"], charge["stripe_amount"]) == (50000, 50000)
@@ -332,10 +428,9 @@ def test_matched_rows_name_both_sides_with_signed_amounts(client, finance, plant
 
     refund = one_row(report, "matched", "txn_refund")
     assert refund["ledger_entry_id"] == planted.pairs["refund"][0]
-    assert refund["invoice_id"] == paid["id"]
-    assert refund["invoice_number"] == paid["number"]
+    assert (refund["invoice_id"], refund["invoice_number"]) == (paid["id"], paid["number"])
     assert refund["stripe_source"] == "re_iv"
-    assert refund["kind"] == "refund"
+    assert (refund["kind"], refund["stripe_type"]) == ("refund", "refund")
     assert refund["ledger_amount"] == refund["stripe_amount"] == -10000
 
 
@@ -348,8 +443,8 @@ def test_pair_straddling_the_period_end_within_the_slack_is_matched(
     assert row["invoice_number"] == planted.invoices["iv_boundary"]["number"]
     assert row["occurred_at"] == "2026-10-31T23:59:59+00:00"
     assert row["stripe_created"] == "2026-11-01T00:00:02+00:00"
-    reported = [r["stripe_transaction_id"] for s in DISCREPANCIES for r in report[s]]
-    assert "txn_boundary" not in reported
+    reported = {r["stripe_source"] for status in DISCREPANCIES for r in report[status]}
+    assert "ch_boundary" not in reported
 
 
 def test_ledger_charge_without_stripe_transaction_is_missing_in_stripe(
@@ -367,10 +462,8 @@ def test_ledger_charge_without_stripe_transaction_is_missing_in_stripe(
 
 def test_stripe_charge_no_ledger_row_names_is_missing_in_ledger(client, finance, planted) -> None:
     (row,) = reconcile(client, finance).json["missing_in_ledger"]
-    assert (row["stripe_transaction_id"], row["stripe_source"]) == (
-        "txn_stripe_only",
-        "ch_stripe_only",
-    )
+    assert row["stripe_transaction_id"] == "txn_stripe_only"
+    assert row["stripe_source"] == "ch_stripe_only"
     assert (row["stripe_amount"], row["stripe_fee"], row["stripe_net"]) == (7000, 233, 6767)
     assert row["ledger_entry_id"] is None
     assert row["invoice_id"] is None
@@ -379,34 +472,45 @@ def test_stripe_charge_no_ledger_row_names_is_missing_in_ledger(client, finance,
 
 
 @pytest.mark.parametrize(
-    ("pair", "stripe_id", "invoice", "ledger_side", "stripe_side"),
+    ("pair", "stripe_id", "source", "invoice", "ledger_side", "stripe_side"),
     [
-        ("amount_differs", "txn_amount", "iv_amount", (50000, "usd"), (49000, "usd")),
-        ("currency_differs", "txn_eur", "iv_currency", (50000, "usd"), (50000, "eur")),
+        ("amount_differs", "txn_amount", "ch_amount", "iv_amount", (50000, "usd"), (49000, "usd")),
+        ("currency_differs", "txn_eur", "ch_eur", "iv_currency", (50000, "usd"), (50000, "eur")),
     ],
+    ids=["amount", "currency"],
 )
 def test_pair_differing_in_amount_or_currency_is_mismatched(
-    client, finance, planted, pair, stripe_id, invoice, ledger_side, stripe_side
+    client,
+    finance,
+    planted,
+    pair,
+    stripe_id,
+    source,
+    invoice,
+    ledger_side,
+    stripe_side,
 ) -> None:
     row = one_row(reconcile(client, finance).json, "mismatched", stripe_id)
     assert row["ledger_entry_id"] == planted.pairs[pair][0]
     assert row["invoice_id"] == planted.invoices[invoice]["id"]
     assert row["invoice_number"] == planted.invoices[invoice]["number"]
-    assert row["stripe_source"] in ("ch_amount", "ch_eur")
+    assert row["stripe_source"] == source
     assert (row["ledger_amount"], row["ledger_currency"]) == ledger_side
     assert (row["stripe_amount"], row["stripe_currency"]) == stripe_side
 
 
-def test_rows_outside_the_period_and_non_money_lines_are_not_reported(
+def test_rows_outside_the_period_and_payout_lines_are_not_reported(
     client, finance, planted
 ) -> None:
     report = reconcile(client, finance).json
-    stripe_ids = {row["stripe_transaction_id"] for s in LISTS for row in report[s]}
-    sources = {row["stripe_source"] for s in LISTS for row in report[s]}
-    assert not {"txn_september", "txn_november", "txn_payout"} & stripe_ids
-    assert "po_october" not in sources
-    old = planted.invoices["iv_september"]["id"]
-    assert old not in {row["invoice_id"] for s in LISTS for row in report[s]}
+    rows = [row for status in LISTS for row in report[status]]
+    assert not {"txn_september", "txn_november", "txn_payout"} & {
+        row["stripe_transaction_id"] for row in rows
+    }
+    assert not {"ch_september", "re_september", "ch_november", "ch_stripe_nov", "po_october"} & {
+        row["stripe_source"] for row in rows
+    }
+    assert planted.invoices["iv_september"]["id"] not in {row["invoice_id"] for row in rows}
 
 
 def test_by_day_sums_what_stripe_moved_each_day(client, finance, planted) -> None:
@@ -422,7 +526,7 @@ def test_by_day_sums_what_stripe_moved_each_day(client, finance, planted) -> Non
     }
     two_charges = days["2026-10-05", "usd"]
     assert {k: two_charges[k] for k in ("gross", "refunds", "disputes", "fees", "net")} == {
-        "gross": 75000,
+        "gross": 50000 + 25000,
         "refunds": 0,
         "disputes": 0,
         "fees": 1480 + 755,
@@ -430,7 +534,7 @@ def test_by_day_sums_what_stripe_moved_each_day(client, finance, planted) -> Non
     }
     refund_day = days["2026-10-12", "usd"]
     assert (refund_day["gross"], refund_day["refunds"], refund_day["net"]) == (0, 10000, -10000)
-    payout_day = days["2026-10-20", "usd"]  # money to the bank is neither revenue nor fee
+    payout_day = days["2026-10-20", "usd"]  # money sent to the bank is not revenue
     assert (payout_day["gross"], payout_day["fees"], payout_day["net"]) == (0, 0, 0)
 
 
@@ -439,7 +543,6 @@ def test_by_payout_sums_the_transactions_linked_to_each_payout_of_the_period(
 ) -> None:
     (payout,) = reconcile(client, finance).json["by_payout"]
     assert payout["payout_id"] == "po_october"
-    assert payout["payout_amount"] == 62765
     assert (payout["status"], payout["currency"]) == ("paid", "usd")
     assert payout["arrival_date"] == "2026-10-22T02:00:00+00:00"
     assert (payout["gross"], payout["refunds"], payout["disputes"]) == (75000, 10000, 0)
@@ -450,93 +553,196 @@ def test_by_payout_sums_the_transactions_linked_to_each_payout_of_the_period(
 def test_revenue_by_session_type_is_charges_less_refunds_per_paid_invoice(
     client, finance, planted
 ) -> None:
-    rows = {row["session_type"]: row for row in reconcile(client, finance).json["by_session_type"]}
-    assert rows == {
-        "im_group": {
+    rows = reconcile(client, finance).json["by_session_type"]
+    assert rows == [
+        {
             "session_type": "im_group",
             "currency": "usd",
-            "gross": 50000,
+            "gross": 25000 + 25000,
             "refunds": 0,
             "revenue": 50000,
             "sessions": 2,
         },
-        "iv_individual": {
+        {
             "session_type": "iv_individual",
             "currency": "usd",
-            "gross": 200000,
+            "gross": 4 * 50000,
             "refunds": 10000,
             "revenue": 190000,
             "sessions": 4,
         },
-    }
+    ]
 
 
-def test_one_iv_and_one_group_invoice_give_one_session_each(app, client, writer, finance) -> None:
-    iv = iv_invoice(client, writer, "P-IV")
-    group, _unpaid = make_invoices(client, writer, "im_group", ["P-G1", "P-G2"])
+def test_one_iv_and_one_group_invoice_are_one_session_each(
+    app, client, booking_system, finance
+) -> None:
+    iv = iv_invoice(client, booking_system, "P-IV")
+    group, _unpaid = make_invoices(client, booking_system, "im_group", ["P-G1", "P-G2"])
     add_ledger(app, iv, "charge", 50000, "ch_iv", "2026-08-03T10:00:00Z")
     add_ledger(app, iv, "refund", 20000, "re_iv", "2026-08-04T10:00:00Z")
     add_ledger(app, group, "charge", 25000, "ch_group", "2026-08-03T11:00:00Z")
-    report = reconcile(client, finance, **{"from": "2026-08-01", "to": "2026-08-31"}).json
-    rows = {row["session_type"]: row for row in report["by_session_type"]}
-    assert (rows["iv_individual"]["revenue"], rows["iv_individual"]["sessions"]) == (30000, 1)
-    assert (rows["im_group"]["revenue"], rows["im_group"]["sessions"]) == (25000, 1)
+    august = {"from": "2026-08-01", "to": "2026-08-31"}
+    rows = reconcile(client, finance, **august).json["by_session_type"]
+    summary = {row["session_type"]: (row["revenue"], row["sessions"]) for row in rows}
+    assert summary == {"iv_individual": (30000, 1), "im_group": (25000, 1)}
+
+
+def test_dispute_matches_stripes_adjustment_and_is_summed_as_a_dispute(
+    app, client, booking_system, finance
+) -> None:
+    invoice = iv_invoice(client, booking_system, "P-DISPUTE")
+    add_ledger(app, invoice, "charge", 50000, "ch_disputed", "2026-07-02T10:00:00Z")
+    add_stripe(
+        app,
+        "txn_charge",
+        type="charge",
+        source="ch_disputed",
+        amount=50000,
+        fee=1480,
+        created="2026-07-02T10:00:01Z",
+    )
+    dispute = add_ledger(app, invoice, "dispute", 50000, "dp_1", "2026-07-10T10:00:00Z")
+    add_stripe(
+        app,
+        "txn_dispute",
+        type="adjustment",
+        source="dp_1",
+        amount=-50000,
+        fee=1500,
+        created="2026-07-10T10:00:01Z",
+    )
+    july = {"from": "2026-07-01", "to": "2026-07-31"}
+    report = reconcile(client, finance, **july).json
+    assert all(report[status] == [] for status in DISCREPANCIES)
+    row = one_row(report, "matched", "txn_dispute")
+    assert (row["ledger_entry_id"], row["kind"], row["stripe_source"]) == (
+        dispute,
+        "dispute",
+        "dp_1",
+    )
+    assert row["ledger_amount"] == row["stripe_amount"] == -50000
+    assert report["totals"]["ledger"]["disputes"] == report["totals"]["stripe"]["disputes"] == 50000
+    day = {row["day"]: row for row in report["by_day"]}["2026-07-10"]
+    assert (day["gross"], day["disputes"], day["fees"], day["net"]) == (0, 50000, 1500, -51500)
+
+    listed = client.get("/v1/reports/refunds-disputes", query_string=july, headers=finance).json
+    assert listed["refunds"] == []
+    (disputed,) = listed["disputes"]
+    assert (disputed["stripe_dispute_id"], disputed["amount"]) == ("dp_1", 50000)
+    assert disputed["invoice_number"] == invoice["number"]
 
 
 def test_totals_sum_each_side_over_the_period(client, finance, planted) -> None:
     totals = reconcile(client, finance).json["totals"]
-    assert totals["ledger"] == {
-        "gross": 50000 + 25000 + 25000 + 50000 + 50000 + 50000,
-        "refunds": 10000,
-        "disputes": 0,
-    }
-    assert totals["stripe"]["refunds"] == 10000
-    assert totals["stripe"]["net"] == 48520 + 24245 - 10000 + 6767 + 47549 + 48520
+    assert totals["ledger"] == {"gross": 6 * 50000 - 2 * 25000, "refunds": 10000, "disputes": 0}
+    assert (totals["stripe"]["refunds"], totals["stripe"]["disputes"]) == (10000, 0)
+
+
+@pytest.mark.xfail(
+    reason="totals (billing/services/reports.py) and month_end (billing/services/finance.py) "
+    "add amounts of different currencies together",
+    strict=True,
+)
+def test_totals_never_add_amounts_of_different_currencies(
+    app, client, make_key, booking_system, finance
+) -> None:
+    catalog = make_key("catalog:write")
+    cad = client.post(
+        "/v1/catalog/prices",
+        headers=catalog,
+        json={"iv_individual_amount": 50000, "currency": "cad"},
+    )
+    assert cad.status_code == 201, cad.json
+    usd_invoice = iv_invoice(client, booking_system, "P-USD")
+    cad_invoice = iv_invoice(client, booking_system, "P-CAD", currency="cad")
+    for invoice, ref in ((usd_invoice, "ch_usd"), (cad_invoice, "ch_cad")):
+        add_ledger(app, invoice, "charge", 50000, ref, "2026-10-05T10:00:00Z")
+        add_stripe(
+            app,
+            f"txn_{ref}",
+            type="charge",
+            source=ref,
+            amount=50000,
+            currency=invoice["currency"],
+            created="2026-10-05T10:00:01Z",
+        )
+    month_end = client.get("/v1/reports/month-end?month=2026-10", headers=finance).json
+    totals = reconcile(client, finance).json["totals"]
+    # 500.00 usd and 500.00 cad are not 1000.00 of anything.
+    assert month_end["collected"] != 100000
+    assert totals["ledger"]["gross"] != 100000
+    assert totals["stripe"]["gross"] != 100000
 
 
 # The reconciliation, as CSV ----------------------------------------------------------
+
+AS_CSV = pytest.mark.parametrize(
+    ("query", "headers"),
+    [({}, {"Accept": "text/csv"}), ({"format": "csv"}, {})],
+    ids=["accept-header", "format-param"],
+)
+
+
+def csv_pair(row: dict[str, str]) -> tuple[str, int | None, str | None]:
+    """(status, ledger entry id, Stripe transaction id); CSV writes a missing side empty."""
+    ledger_id = int(row["ledger_entry_id"]) if row["ledger_entry_id"] else None
+    return row["status"], ledger_id, row["stripe_transaction_id"] or None
 
 
 def amount_sum(values: list[Any]) -> int:
     return sum(int(v) for v in values if v not in (None, ""))
 
 
-@pytest.mark.parametrize(
-    ("query", "headers"),
-    [({}, {"Accept": "text/csv"}), ({"format": "csv"}, {})],
-    ids=["accept-header", "format-param"],
-)
-def test_csv_has_one_row_per_pair_and_the_same_sums_as_json(
+@AS_CSV
+def test_csv_lists_every_planted_pair_with_its_status(
+    client, finance, planted, query, headers
+) -> None:
+    response, rows = csv_rows(client, {**finance, **headers}, **query)
+    assert response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"].startswith("attachment;")
+    found = {csv_pair(row) for row in rows}
+    assert found == expected_statuses(planted)
+    assert len(rows) == len(found)
+
+
+@AS_CSV
+def test_csv_has_one_row_per_pair_of_the_json_and_the_same_sums(
     client, finance, planted, query, headers
 ) -> None:
     report = reconcile(client, finance).json
-    response = reconcile(client, {**finance, **headers}, **query)
-    assert response.mimetype == "text/csv"
-    assert "attachment" in response.headers["Content-Disposition"]
-    reader = csv.DictReader(io.StringIO(response.get_data(as_text=True)))
-    rows = list(reader)
-    assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
+    _, rows = csv_rows(client, {**finance, **headers}, **query)
     json_rows = [row for status in LISTS for row in report[status]]
     assert len(rows) == len(json_rows) == 8
-    assert sorted((r["status"], r["stripe_transaction_id"]) for r in rows) == sorted(
-        (r["status"], r["stripe_transaction_id"] or "") for r in json_rows
-    )
     for column in ("ledger_amount", "stripe_amount"):
         assert amount_sum([r[column] for r in rows]) == amount_sum([r[column] for r in json_rows])
+    # Ledger: 500 + 250 - 100 + 500 (matched), 250 (missing), 500 + 500 (mismatched).
+    assert amount_sum([r["ledger_amount"] for r in rows]) == 240000
+    # Stripe: 500 + 250 - 100 + 500 (matched), 70 (missing), 490 + 500 eur (mismatched).
+    assert amount_sum([r["stripe_amount"] for r in rows]) == 221000
 
 
-def test_format_json_wins_over_an_accept_header_asking_for_csv(client, finance, planted) -> None:
+def test_format_json_wins_over_an_accept_header_asking_for_csv(client, finance) -> None:
     response = reconcile(client, {**finance, "Accept": "text/csv"}, format="json")
     assert response.mimetype == "application/json"
     assert set(response.json) == TOP_LEVEL_KEYS
 
 
-@pytest.mark.xfail(
-    reason="the CSV's file name ends with the exclusive end of the period (the day after `to`)",
-    strict=True,
-)
-def test_csv_file_name_names_the_days_asked_for(client, finance) -> None:
-    response = reconcile(client, finance, format="csv")
+def test_streamed_csv_gives_its_connection_back(app, client, finance, planted) -> None:
+    pool = app.extensions["billing.db"].engine.pool
+    gc.disable()  # the garbage collector would hide the leak by freeing the session
+    try:
+        assert pool.checkedout() == 0
+        response = reconcile(client, finance, format="csv")
+        response.close()
+        assert pool.checkedout() == 0
+    finally:
+        gc.enable()
+        gc.collect()
+
+
+def test_csv_file_name_names_the_first_and_last_day_asked_for(client, finance) -> None:
+    response, _ = csv_rows(client, finance, format="csv")
     disposition = response.headers["Content-Disposition"]
     assert disposition == 'attachment; filename="reconciliation-2026-10-01-2026-10-31.csv"'
 
@@ -545,18 +751,20 @@ def test_csv_file_name_names_the_days_asked_for(client, finance) -> None:
 
 
 @pytest.mark.parametrize("url", REPORT_ENDPOINTS)
-def test_booking_system_key_without_reports_read_is_forbidden(client, make_key, url) -> None:
-    booking_system = make_key("quotes:write", "invoices:write", "invoices:read")
+def test_booking_system_key_without_reports_read_is_forbidden(client, booking_system, url) -> None:
     response = client.get(url, headers=booking_system)
     assert response.status_code == 403
     assert response.json["code"] == "insufficient_scope"
 
 
 @pytest.mark.parametrize("url", REPORT_ENDPOINTS)
-def test_reports_read_key_may_read_every_report(client, finance, url) -> None:
-    assert client.get(url, headers=finance).status_code == 200
+def test_reports_read_key_reads_every_report(client, finance, url) -> None:
+    response = client.get(url, headers=finance)
+    response.get_data()
+    assert response.status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/v1/reports/reconciliation", "/v1/reports/refunds-disputes"])
 @pytest.mark.parametrize(
     ("query", "field_name"),
     [
@@ -569,7 +777,6 @@ def test_reports_read_key_may_read_every_report(client, finance, url) -> None:
     ],
     ids=["to-before-from", "over-400-days", "bad-from", "bad-to", "no-from", "no-to"],
 )
-@pytest.mark.parametrize("path", ["/v1/reports/reconciliation", "/v1/reports/refunds-disputes"])
 def test_bad_period_is_422_naming_the_field(client, finance, path, query, field_name) -> None:
     response = client.get(path, query_string=query, headers=finance)
     assert response.status_code == 422
@@ -592,21 +799,23 @@ def test_bad_month_is_422_naming_the_field(client, finance, month) -> None:
 # Ageing, refunds and disputes, month end ---------------------------------------------
 
 
-def test_aging_puts_unpaid_invoices_in_buckets_and_leaves_out_paid_and_void(
-    app, client, writer, finance
+def test_aging_buckets_unpaid_invoices_by_age_and_leaves_out_paid_and_void(
+    app, client, booking_system, finance
 ) -> None:
     ages = {"P-10": 10, "P-45": 45, "P-75": 75, "P-120": 120, "P-paid": 50, "P-void": 50}
-    invoices = {patient: iv_invoice(client, writer, patient) for patient in ages}
+    invoices = {patient: iv_invoice(client, booking_system, patient) for patient in ages}
     for patient, days in ages.items():
         set_invoice(app, invoices[patient]["id"], created_at=utcnow() - timedelta(days=days))
     set_invoice(app, invoices["P-paid"]["id"], status="paid")
-    voided = client.post(f"/v1/invoices/{invoices['P-void']['id']}/void", headers=writer)
+    voided = client.post(f"/v1/invoices/{invoices['P-void']['id']}/void", headers=booking_system)
     assert voided.status_code == 200, voided.json
 
     response = client.get("/v1/reports/aging", headers=finance)
     assert response.status_code == 200
-    listed = {row["patient_id"]: row for row in response.json["invoices"]}
-    assert {p: (row["age_days"], row["bucket"]) for p, row in listed.items()} == {
+    listed = {
+        row["patient_id"]: (row["age_days"], row["bucket"]) for row in response.json["invoices"]
+    }
+    assert listed == {
         "P-10": (10, "0-30"),
         "P-45": (45, "31-60"),
         "P-75": (75, "61-90"),
@@ -624,7 +833,8 @@ def test_refunds_report_lists_the_refund_of_the_period_with_its_invoice(
     assert response.status_code == 200
     (refund,) = response.json["refunds"]
     assert refund["stripe_refund_id"] == "re_iv"
-    assert refund["amount"] == 10000
+    assert (refund["amount"], refund["currency"]) == (10000, "usd")
+    assert refund["occurred_at"] == "2026-10-12T08:59:58+00:00"
     assert refund["invoice_number"] == planted.invoices["iv_paid"]["number"]
     assert response.json["disputes"] == []
 
@@ -633,15 +843,13 @@ def test_month_end_agrees_with_what_was_planted(client, finance, planted) -> Non
     response = client.get("/v1/reports/month-end?month=2026-10", headers=finance)
     assert response.status_code == 200
     summary = response.json
-    october_invoices = [i for n, i in planted.invoices.items() if n != "iv_september"]
+    october_invoices = [i for name, i in planted.invoices.items() if name != "iv_september"]
     assert summary["month"] == "2026-10"
     assert summary["invoices_issued"] == len(october_invoices) == 6
     assert summary["billed"] == sum(i["total"] for i in october_invoices) == 250000
-    assert summary["collected"] == 250000
+    assert summary["collected"] == 6 * 50000 - 2 * 25000
     assert summary["refunded"] == 10000
     assert summary["disputed"] == 0
-    assert summary["stripe_fees"] == 1480 + 755 + 233 + 1451 + 1480
-    assert summary["net"] == 48520 + 24245 - 10000 + 6767 + 47549 + 48520
     assert (summary["open_invoices"], summary["open_amount"]) == (0, 0)
     assert summary["discrepancies"] == {
         "missing_in_stripe": 1,
@@ -650,3 +858,44 @@ def test_month_end_agrees_with_what_was_planted(client, finance, planted) -> Non
     }
     by_type = {row["session_type"]: row["revenue"] for row in summary["by_session_type"]}
     assert by_type == {"im_group": 50000, "iv_individual": 190000}
+
+
+def test_month_end_takes_fees_and_net_from_stripe_and_leaves_out_void_invoices(
+    app, client, booking_system, finance
+) -> None:
+    paid, void, unpaid = (
+        iv_invoice(client, booking_system, p) for p in ("P-paid", "P-void", "P-open")
+    )
+    assert client.post(f"/v1/invoices/{void['id']}/void", headers=booking_system).status_code == 200
+    for invoice in (paid, void, unpaid):
+        set_invoice(app, invoice["id"], created_at=at("2026-08-02T09:00:00Z"))
+    set_invoice(app, paid["id"], status="partially_refunded")
+    add_ledger(app, paid, "charge", 50000, "ch_paid", "2026-08-03T10:00:00Z")
+    add_ledger(app, paid, "refund", 5000, "re_paid", "2026-08-04T10:00:00Z")
+    add_stripe(
+        app,
+        "txn_paid",
+        type="charge",
+        source="ch_paid",
+        amount=50000,
+        fee=1480,
+        created="2026-08-03T10:00:01Z",
+    )
+    add_stripe(
+        app,
+        "txn_refund",
+        type="refund",
+        source="re_paid",
+        amount=-5000,
+        created="2026-08-04T10:00:01Z",
+    )
+    summary = client.get("/v1/reports/month-end?month=2026-08", headers=finance).json
+    assert (summary["invoices_issued"], summary["billed"]) == (2, 100000)
+    assert (summary["collected"], summary["refunded"]) == (50000, 5000)
+    assert (summary["stripe_fees"], summary["net"]) == (1480, 50000 - 1480 - 5000)
+    assert (summary["open_invoices"], summary["open_amount"]) == (1, 50000)
+    assert summary["discrepancies"] == {
+        "missing_in_stripe": 0,
+        "missing_in_ledger": 0,
+        "mismatched": 0,
+    }
