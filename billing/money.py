@@ -26,11 +26,6 @@ class CurrencyMismatch(ValueError):
     """Arithmetic between two currencies."""
 
 
-def is_supported_currency(code: str) -> bool:
-    """True for a lower-case ISO 4217 code the service bills in."""
-    return code in CURRENCY_EXPONENTS
-
-
 @dataclass(frozen=True, slots=True)
 class Money:
     """An amount in a currency's minor unit (cents for usd, yen for jpy)."""

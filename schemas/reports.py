@@ -29,10 +29,3 @@ class MonthQuerySchema(Schema):
         validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="Use YYYY-MM."),
         metadata={"example": "2026-11"},
     )
-
-
-class ReportSchema(Schema):
-    """Report bodies are documented in the README; their members are plain JSON."""
-
-    class Meta:
-        unknown = "include"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing import paylinks, statuses
@@ -79,7 +78,3 @@ def open_pay_link(
     if link.revoked_at is not None:
         raise LinkGone("pay_link_revoked", "This payment link has been withdrawn.")
     return get_invoice(session, link.invoice_id)
-
-
-def links_of(session: Session, invoice_id: str) -> list[PayLink]:
-    return list(session.scalars(select(PayLink).where(PayLink.invoice_id == invoice_id)))
