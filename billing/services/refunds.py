@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from billing.errors import Conflict, ServiceError, field_error
 from billing.models import Payment, Refund, utcnow
+from billing.money import Money
 from billing.services import idempotency, ledger
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.invoices import get_invoice
@@ -53,12 +54,17 @@ def refund_invoice(
             Refund.invoice_id == invoice.id, Refund.status.in_((PENDING, UNKNOWN))
         )
     )
-    refundable = money.paid - money.refunded - int(in_flight or 0)
-    if amount > refundable:
+    currency = invoice.currency
+    refundable = (
+        Money(money.paid, currency)
+        - Money(money.refunded, currency)
+        - Money(int(in_flight or 0), currency)
+    )
+    if refundable < Money(amount, currency):
         raise field_error(
             "refund_exceeds_paid",
             "amount",
-            f"At most {refundable} can be refunded on invoice {invoice.number}.",
+            f"At most {refundable.amount} can be refunded on invoice {invoice.number}.",
         )
     refund = Refund(
         invoice_id=invoice.id,
