@@ -42,23 +42,28 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
-
-import psycopg
-from psycopg import sql
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # the billing package is used from the checkout, not installed
+
+from common import (  # noqa: E402
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_MET,
+    EXIT_MISSED,
+    BenchError,
+    ignore_interrupts,
+    interrupt,
+    throwaway_database,
+)
 
 from billing.config import normalise_database_url  # noqa: E402
 from billing.migrate import upgrade  # noqa: E402
@@ -71,12 +76,6 @@ SERVICE_LOG_LEVEL = "WARNING"
 # Targets for the quote endpoint, at 16 connections.
 MIN_THROUGHPUT_RATIO = 0.20  # of the bare baseline's requests/s
 MAX_P99_MS = 30.0
-
-EXIT_MET, EXIT_MISSED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class BenchError(Exception):
-    """The benchmark could not be set up or run; the message says why."""
 
 
 # --- The bookings ----------------------------------------------------------------------
@@ -157,25 +156,6 @@ def describe_bodies(bodies: Sequence[dict[str, Any]]) -> str:
 
 
 # --- The database ----------------------------------------------------------------------
-
-
-@contextmanager
-def throwaway_database(admin_url: str) -> Iterator[str]:
-    """A new, empty database on the server of `admin_url`; dropped on the way out."""
-    name = f"billing_bench_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        raise BenchError(f"cannot connect to PostgreSQL at {admin_url}: {error}") from None
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlsplit(admin_url)._replace(path=f"/{name}").geturl()
-    finally:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def flask_cli(*args: str, database_url: str) -> str:
@@ -472,7 +452,7 @@ def run(args: argparse.Namespace, stack: ExitStack) -> int:
     bodies_path.write_text("".join(json.dumps(body) + "\n" for body in bodies))
 
     print("creating and migrating a throwaway database ...")
-    database_url = stack.enter_context(throwaway_database(args.postgres))
+    database_url = stack.enter_context(throwaway_database(args.postgres, "billing_bench"))
     api_key = prepare_database(database_url)
 
     print(f"starting gunicorn ({' '.join(gunicorn_options(args.workers))}) twice ...")
@@ -509,16 +489,6 @@ def run(args: argparse.Namespace, stack: ExitStack) -> int:
     return report(quote_result, bare_result, args, bodies)
 
 
-def _interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _ignore_interrupts() -> None:
-    """Let the clean-up finish even if Ctrl-C is pressed again."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("wrk") is None:
@@ -528,14 +498,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INVALID
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         with ExitStack() as stack:
             try:
                 return run(args, stack)
             finally:
-                _ignore_interrupts()
-                print("cleaning up: stopping gunicorn, dropping the database ...")
+                ignore_interrupts()
+                print("cleaning up: stopping gunicorn ...")
     except BenchError as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return EXIT_INVALID

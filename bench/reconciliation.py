@@ -43,17 +43,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 from flask import Flask
@@ -63,6 +60,17 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # the billing package is used from the checkout, not installed
+
+from common import (  # noqa: E402
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_MET,
+    EXIT_MISSED,
+    BenchError,
+    ignore_interrupts,
+    interrupt,
+    throwaway_database,
+)
 
 from billing import create_app, db  # noqa: E402
 from billing.config import normalise_database_url  # noqa: E402
@@ -95,39 +103,10 @@ MISMATCHED = 0.001  # of the ledger entries Stripe has: Stripe's amount is $1 mo
 MAX_REPORT_S = 3.0
 MAX_CSV_PEAK_MB = 200.0
 
-EXIT_MET, EXIT_MISSED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 CHILD_FLAG = "--csv-child"  # the entry point of the CSV export's subprocess
 
 
-class BenchError(Exception):
-    """The benchmark could not be set up or run; the message says why."""
-
-
 # --- The database ----------------------------------------------------------------------
-
-
-@contextmanager
-def throwaway_database(admin_url: str, keep: bool) -> Iterator[str]:
-    """A new, empty database on the server of `admin_url`; dropped on the way out."""
-    name = f"billing_bench_recon_{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        raise BenchError(f"cannot connect to PostgreSQL at {admin_url}: {error}") from None
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = urlsplit(admin_url)._replace(path=f"/{name}").geturl()
-    try:
-        yield url
-    finally:
-        if keep:
-            print(f"kept the database: {url}")
-        else:
-            print("dropping the database ...")
-            with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
 
 
 # --- Generating a year -----------------------------------------------------------------
@@ -723,7 +702,9 @@ def verdict(met: bool) -> str:
 
 def run(args: argparse.Namespace, stack: ExitStack) -> int:
     print("creating and migrating a throwaway database ...")
-    database_url = stack.enter_context(throwaway_database(args.postgres, args.keep))
+    database_url = stack.enter_context(
+        throwaway_database(args.postgres, "billing_bench_recon", args.keep)
+    )
     upgrade(normalise_database_url(database_url))
 
     print(
@@ -822,28 +803,18 @@ def run(args: argparse.Namespace, stack: ExitStack) -> int:
     return EXIT_MET if report_met and memory_met else EXIT_MISSED
 
 
-def _interrupt(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _ignore_interrupts() -> None:
-    """Let the clean-up finish even if Ctrl-C is pressed again."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv == [CHILD_FLAG]:
         return csv_child()
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         with ExitStack() as stack:
             try:
                 return run(args, stack)
             finally:
-                _ignore_interrupts()
+                ignore_interrupts()
     except BenchError as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return EXIT_INVALID
