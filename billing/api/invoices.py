@@ -8,14 +8,12 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from billing import db, statuses
+from billing import db
 from billing.api.common import BEARER
 from billing.auth import requires
-from billing.errors import Conflict
 from billing.models import Invoice
 from billing.receipts import pdf_response
-from billing.services import invoices
-from billing.services.receipts import receipt_payment
+from billing.services import invoices, receipts
 from schemas.invoices import (
     InvoiceListSchema,
     InvoiceQuerySchema,
@@ -65,11 +63,7 @@ class ReceiptView(MethodView):
     )
     def get(self, invoice_id: str) -> Response:
         """The receipt (superbill) of a paid invoice, as a PDF."""
-        session = db.session()
-        invoice = invoices.get_invoice(session, invoice_id)
-        if invoice.status not in statuses.SETTLED:
-            raise Conflict("invoice_not_paid", f"Invoice {invoice.number} has not been paid.")
-        return pdf_response(invoice, receipt_payment(session, invoice.id))
+        return pdf_response(*receipts.paid_invoice(db.session(), invoice_id))
 
 
 @blp.route("/<invoice_id>/void")

@@ -21,16 +21,16 @@ from flask import (
     request,
     session,
 )
-from sqlalchemy import select
 
 from billing import db
 from billing.charts import Series, line_chart
+from billing.errors import NotFound
 from billing.exports import reconciliation_csv
-from billing.models import Invoice, LedgerEntry, Payment, Refund, StaffUser
+from billing.models import StaffUser
 from billing.money import Money
 from billing.pages import security_headers
 from billing.ratelimit import RateLimiter
-from billing.services import finance, reports
+from billing.services import finance, receipts, reports
 from billing.services.staff import authenticate_staff
 
 blp = Blueprint("finance", __name__, url_prefix="/finance")
@@ -140,21 +140,20 @@ def dashboard(user: StaffUser) -> Response:
 @blp.get("/invoices/<invoice_id>")
 @signed_in
 def invoice(invoice_id: str, user: StaffUser) -> Response:
-    session_ = db.session()
-    found = session_.get(Invoice, invoice_id)
-    if found is None:
+    try:
+        history = receipts.invoice_history(db.session(), invoice_id)
+    except NotFound:
         return _page("finance/message.html", 404, title="No such invoice", text=invoice_id)
+    currency = history.invoice.currency
     return _page(
         "finance/invoice.html",
         200,
         user=user,
-        invoice=found,
-        payments=session_.scalars(select(Payment).where(Payment.invoice_id == invoice_id)).all(),
-        refunds=session_.scalars(select(Refund).where(Refund.invoice_id == invoice_id)).all(),
-        ledger=session_.scalars(
-            select(LedgerEntry).where(LedgerEntry.invoice_id == invoice_id)
-        ).all(),
-        money=lambda amount: Money(int(amount), found.currency).format(),
+        invoice=history.invoice,
+        payments=history.payments,
+        refunds=history.refunds,
+        ledger=history.ledger,
+        money=lambda amount: Money(int(amount), currency).format(),
     )
 
 
