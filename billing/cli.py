@@ -11,7 +11,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from billing import auth, db, migrate, providers
 from billing.errors import ServiceError
-from billing.services import catalog, keys, payments, staff
+from billing.services import catalog, keys, recovery, staff
 from billing.services import stripe_sync as stripe_sync_service
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
@@ -77,19 +77,27 @@ def keys_revoke(name: str) -> None:
     type=int,
     default=120,
     show_default=True,
-    help="Only payments idle this many seconds.",
+    help="Only payments and refunds idle this many seconds.",
 )
 def payments_reconcile_pending(older_than: int) -> None:
-    """Settle payments left pending or unknown by looking their PaymentIntents up."""
+    """Settle payments and refunds left pending or unknown by looking them up at Stripe."""
     try:
-        settled = payments.reconcile_pending(
+        recovered = recovery.reconcile_pending(
             db.session(), providers.gateway(), timedelta(seconds=older_than)
         )
     except ServiceError as error:
         raise click.ClickException(error.detail) from None
-    for payment in settled:
+    for payment in recovered.payments:
         click.echo(f"{payment.id} (invoice {payment.invoice_id}): {payment.status}")
-    click.echo(f"{len(settled)} payment(s) settled")
+    for refund in recovered.refunds:
+        click.echo(f"{refund.id} (invoice {refund.invoice_id}, {refund.kind}): {refund.status}")
+    click.echo(
+        f"{len(recovered.payments)} payment(s) and {len(recovered.refunds)} refund(s) settled"
+    )
+    if recovered.errors:
+        for line in recovered.errors:
+            click.echo(f"not settled yet: {line}", err=True)
+        raise click.ClickException(f"{len(recovered.errors)} left for the next run")
 
 
 @stripe_cli.command("sync")

@@ -8,6 +8,8 @@ class ServiceError(Exception):
 
     status = 400
     title = "Bad request"
+    # True when a call to another system failed in transit: it may or may not have acted.
+    outcome_unknown = False
 
     def __init__(
         self,

@@ -287,6 +287,9 @@ class Payment(Base):
     stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
     client_secret: Mapped[str | None] = mapped_column(String(255))
+    # What a card-on-file charge was sent with: a re-send must repeat it exactly.
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
+    stripe_payment_method_id: Mapped[str | None] = mapped_column(String(255))
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(String(500))
     card_brand: Mapped[str | None] = mapped_column(String(32))
@@ -298,7 +301,11 @@ class Payment(Base):
 
 
 class Refund(Base):
-    """A full or partial refund of an invoice's payment; the reason stays with us."""
+    """A full or partial refund of an invoice's payment; the reason stays with us.
+
+    `kind`: "requested" by staff, "overpayment" (money collected beyond the invoice, given
+    back automatically), or "external" (made in Stripe's dashboard, learnt from a webhook).
+    """
 
     __tablename__ = "refunds"
 
@@ -308,7 +315,9 @@ class Refund(Base):
     amount: Mapped[int]
     currency: Mapped[str] = mapped_column(String(3))
     reason: Mapped[str] = mapped_column(String(500))
-    status: Mapped[str] = mapped_column(String(24))
+    kind: Mapped[str] = mapped_column(String(16), default="requested", server_default="requested")
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    failure_code: Mapped[str | None] = mapped_column(String(64))
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     failure_message: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

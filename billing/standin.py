@@ -7,8 +7,10 @@ It keeps its state in a file of our choosing (not the machine-wide /tmp file), b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
+import re
 import socket
 import threading
 import time
@@ -48,6 +50,7 @@ class StripeStandIn:
 
         resources.Store.dump_to_disk = dump
         _add_browser_bridge(server.app, self.url)
+        _add_stripe_semantics(server.app)
         if state_file is not None and state_file.exists():
             with open(state_file, "rb") as handle:
                 resources.store.update(pickle.load(handle))
@@ -169,3 +172,61 @@ def _allow_retry_after_decline(intent_id: str) -> None:
     intent = resources.PaymentIntent._api_retrieve(intent_id)
     if intent.status == "requires_payment_method" and intent.latest_charge is not None:
         intent.latest_charge = None
+
+
+# What Stripe's API does and localstripe leaves out, which our recovery relies on:
+# an Idempotency-Key replays the first answer (Stripe keeps keys 24 h), and PaymentIntents
+# can be searched by metadata. Stand-in side only, like the bridge above.
+SEARCH_QUERY = re.compile(r"^metadata\['(?P<key>[\w-]+)'\]:'(?P<value>[^']*)'$")
+
+
+def _add_stripe_semantics(app: Any) -> None:
+    from aiohttp import web
+
+    if getattr(app, "_billing_semantics", False):
+        return
+    app._billing_semantics = True
+    answers: dict[tuple[str, str], tuple[int, bytes]] = {}
+    locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    @web.middleware
+    async def idempotency(request: Any, handler: Any) -> Any:
+        key = request.headers.get("Idempotency-Key")
+        if request.method != "POST" or not key:
+            return await handler(request)
+        slot = (request.headers.get("Authorization", ""), key)
+        async with locks.setdefault(slot, asyncio.Lock()):
+            if slot not in answers:
+                response = await handler(request)
+                if response.status >= 500:  # Stripe saves no result for a request it failed
+                    return response
+                answers[slot] = (response.status, response.body)
+            status, body = answers[slot]
+        return web.Response(
+            body=body,
+            status=status,
+            content_type="application/json",
+            headers={"Idempotent-Replayed": "true"},
+        )
+
+    async def search_payment_intents(request: Any) -> Any:
+        from localstripe import resources
+
+        match = SEARCH_QUERY.match(request.query.get("query", ""))
+        if match is None:
+            return web.json_response({"error": {"message": "Unsupported query."}}, status=400)
+        found = [
+            intent._export()
+            for key, intent in list(resources.store.items())
+            if key.startswith("payment_intent:")
+            and (intent.metadata or {}).get(match["key"]) == match["value"]
+        ]
+        return web.json_response(
+            {"object": "search_result", "data": found, "has_more": False, "url": request.path}
+        )
+
+    app.middlewares.append(idempotency)
+    # Before localstripe's own /v1/payment_intents/{id}, which would take "search" as an id.
+    app.router.add_get("/v1/payment_intents/search", search_payment_intents)
+    resource = app.router._resources.pop()
+    app.router._resources.insert(0, resource)

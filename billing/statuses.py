@@ -1,4 +1,5 @@
-"""Invoice statuses: derived from the ledger, and they only ever move forward."""
+"""Statuses: an invoice's (derived from the ledger, only ever moving forward), and those of
+one payment or refund attempt at Stripe."""
 
 from __future__ import annotations
 
@@ -39,3 +40,13 @@ def after_failed_attempt(current: str) -> str:
 
 def is_payable(status: str) -> bool:
     return status == OPEN
+
+
+# One payment or refund attempt. "processing" is shared with invoices: Stripe has it.
+PENDING = "pending"  # recorded; Stripe's answer not yet committed
+UNKNOWN = "unknown"  # the call to Stripe failed in transit: it may or may not have acted
+REQUIRES_ACTION = "requires_action"  # 3-D Secure: the patient must authenticate
+AWAITING_PATIENT = "awaiting_patient"  # an online payment: the pay page holds its intent
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELED = "canceled"  # an online payment whose PaymentIntent we cancelled at Stripe

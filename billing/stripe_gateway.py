@@ -20,12 +20,10 @@ from billing.errors import (
     BadGateway,
     BadRequest,
     PaymentRequired,
+    ServiceError,
     ServiceUnavailable,
     Unprocessable,
 )
-
-# How many pages of recent PaymentIntents a crash-recovery lookup reads at most.
-LOOKUP_PAGES = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,21 +214,25 @@ class StripeGateway:
         with _translated():
             return _intent(self.client.v1.payment_intents.retrieve(intent_id))
 
-    def find_payment_intent(self, payment_id: str) -> Intent | None:
-        """Look up the PaymentIntent made for our payment, by its metadata; never create one."""
+    def search_payment_intent(self, payment_id: str) -> Intent | None:
+        """The PaymentIntent made for our payment, found by its metadata; never creates one.
+
+        Stripe's search index trails by up to a minute: recovery uses it only for payments
+        older than the 24 h for which Stripe replays an idempotency key.
+        """
         with _translated():
-            page = self.client.v1.payment_intents.list(params={"limit": 100})
-            for _ in range(LOOKUP_PAGES):
-                for intent in page.data:
-                    metadata = intent.metadata.to_dict() if intent.metadata else {}
-                    if metadata.get("payment_id") == payment_id:
-                        return _intent(intent)
-                if not page.has_more:
-                    return None
-                page = self.client.v1.payment_intents.list(
-                    params={"limit": 100, "starting_after": page.data[-1].id}
-                )
-        return None
+            found = self.client.v1.payment_intents.search(
+                params={"query": f"metadata['payment_id']:'{payment_id}'", "limit": 1}
+            )
+        return _intent(found.data[0]) if found.data else None
+
+    def cancel_payment_intent(self, intent_id: str) -> Intent:
+        """Cancel a PaymentIntent; one that can no longer be cancelled is returned as it is."""
+        try:
+            with _translated():
+                return _intent(self.client.v1.payment_intents.cancel(intent_id))
+        except Unprocessable:
+            return self.retrieve_payment_intent(intent_id)  # succeeded, processing or canceled
 
     def refund(self, *, refund_id: str, payment_intent_id: str, amount: int) -> RefundResult:
         with _translated():
@@ -331,17 +333,26 @@ def _translated(cards_raise: bool = True) -> Iterator[None]:
             "stripe_rate_limited", "Stripe is rate-limiting us; retry in a few seconds."
         ) from None
     except stripe.APIConnectionError:
-        raise ServiceUnavailable(
-            "stripe_unavailable", "Stripe could not be reached in time; retry later."
+        raise _unknown(
+            ServiceUnavailable(
+                "stripe_unavailable", "Stripe could not be reached in time; retry later."
+            )
         ) from None
     except stripe.InvalidRequestError as error:
         raise Unprocessable("stripe_invalid_request", _message(error)) from None
     except stripe.AuthenticationError:
         raise BadGateway("stripe_misconfigured", "Stripe refused our API key.") from None
     except stripe.StripeError as error:
-        raise BadGateway(
+        bad_gateway = BadGateway(
             "stripe_error", f"Stripe answered with an error: {_message(error)}"
-        ) from None
+        )
+        # A 5xx (or an answer we could not read) may come after Stripe acted; a 4xx never does.
+        raise _unknown(bad_gateway) if (error.http_status or 500) >= 500 else bad_gateway from None
+
+
+def _unknown(error: ServiceError) -> ServiceError:
+    error.outcome_unknown = True
+    return error
 
 
 def _message(error: stripe.StripeError) -> str:

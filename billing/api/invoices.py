@@ -12,8 +12,9 @@ from billing import db
 from billing.api.common import BEARER
 from billing.auth import requires
 from billing.models import Invoice
+from billing.providers import gateway
 from billing.receipts import pdf_response
-from billing.services import invoices, receipts
+from billing.services import invoices, online, receipts
 from schemas.invoices import (
     InvoiceListSchema,
     InvoiceQuerySchema,
@@ -72,5 +73,5 @@ class VoidView(MethodView):
     @blp.doc(security=BEARER)
     @blp.response(200, InvoiceSchema())
     def post(self, invoice_id: str) -> Invoice:
-        """Void an invoice on which nothing has been paid."""
-        return invoices.void_invoice(db.session(), invoice_id)
+        """Void an invoice on which nothing has been paid; its pay page stops collecting."""
+        return online.void_invoice(db.session(), gateway, invoice_id)

@@ -25,7 +25,7 @@ from billing.pages import security_headers
 from billing.providers import gateway
 from billing.ratelimit import RateLimiter
 from billing.receipts import build_receipt, pdf_response
-from billing.services import payments
+from billing.services import online
 from billing.services.paylinks import open_pay_link
 from billing.services.receipts import receipt_payment
 
@@ -82,7 +82,7 @@ def page(token: str) -> Response:
             200,
             refresh=True,
         )
-    payment = payments.start_online_payment(session, gateway(), invoice.id)
+    payment = online.start_online_payment(session, gateway(), invoice.id)
     return make_response(
         render_template(
             "pay/pay.html",

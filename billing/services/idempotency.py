@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -13,6 +14,9 @@ from sqlalchemy.orm import Session
 from billing.db import dialect_insert
 from billing.errors import Conflict, Unprocessable
 from billing.models import IdempotencyKey
+
+REPLAY_WAIT = timedelta(seconds=20)  # a replay waits this long for the first request
+STALE_AFTER = timedelta(minutes=2)  # a request pending this long died: recovery may take over
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from billing import pricing, statuses
 from billing.db import dialect_insert
 from billing.errors import Conflict, NotFound
-from billing.models import Invoice, InvoiceCounter, InvoiceLine, PayLink, Quote, utcnow
+from billing.models import Invoice, InvoiceCounter, InvoiceLine, Quote, utcnow
 
 COMPLETED_SESSION_STATUSES = (statuses.PAID, statuses.PARTIALLY_REFUNDED)
 
@@ -148,28 +148,6 @@ def list_invoices(
         )
     )
     return InvoicePage(data=rows[:limit], has_more=len(rows) > limit)
-
-
-def void_invoice(session: Session, invoice_id: str) -> Invoice:
-    """Void an invoice while nothing has been paid; voiding twice is harmless."""
-    invoice = get_invoice(session, invoice_id, for_update=True)
-    if invoice.status == statuses.VOID:
-        return invoice
-    if invoice.status == statuses.PROCESSING:
-        raise Conflict("payment_in_progress", "A payment is in progress; it cannot be voided now.")
-    if invoice.status != statuses.OPEN:
-        raise Conflict(
-            "invoice_paid", f"Invoice {invoice.number} has been paid; refund it instead."
-        )
-    invoice.status = statuses.VOID
-    invoice.voided_at = utcnow()
-    session.execute(
-        update(PayLink)
-        .where(PayLink.invoice_id == invoice.id, PayLink.revoked_at.is_(None))
-        .values(revoked_at=invoice.voided_at)
-    )
-    session.commit()
-    return invoice
 
 
 def completed_iv_sessions(session: Session, patient_ids: Sequence[str]) -> dict[str, int]:

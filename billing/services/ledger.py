@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from billing import statuses
 from billing.db import dialect_insert
-from billing.models import Invoice, LedgerEntry, utcnow
+from billing.models import Invoice, LedgerEntry, Refund, utcnow
 
 CHARGE, REFUND, DISPUTE = "charge", "refund", "dispute"
 
@@ -21,6 +21,7 @@ class Amounts:
     paid: int
     refunded: int
     disputed: int
+    overpaid: int = 0  # collected beyond the invoice and refunded for that reason
 
 
 def record(
@@ -62,17 +63,39 @@ def amounts(session: Session, invoice_id: str) -> Amounts:
     def total(kind: str) -> Any:
         return func.coalesce(func.sum(case((LedgerEntry.kind == kind, LedgerEntry.amount))), 0)
 
-    paid, refunded, disputed = session.execute(
-        select(total(CHARGE), total(REFUND), total(DISPUTE)).where(
+    overpayment_refunds = select(Refund.stripe_refund_id).where(
+        Refund.invoice_id == invoice_id,
+        Refund.kind == "overpayment",
+        Refund.stripe_refund_id.is_not(None),
+    )
+    overpaid = func.coalesce(
+        func.sum(
+            case(
+                (
+                    (LedgerEntry.kind == REFUND)
+                    & LedgerEntry.stripe_object_id.in_(overpayment_refunds),
+                    LedgerEntry.amount,
+                )
+            )
+        ),
+        0,
+    )
+    paid, refunded, disputed, given_back = session.execute(
+        select(total(CHARGE), total(REFUND), total(DISPUTE), overpaid).where(
             LedgerEntry.invoice_id == invoice_id
         )
     ).one()
-    return Amounts(int(paid), int(refunded), int(disputed))
+    return Amounts(int(paid), int(refunded), int(disputed), int(given_back))
 
 
 def settle(session: Session, invoice: Invoice) -> None:
-    """Move the invoice forward to whatever its ledger now implies."""
+    """Move the invoice forward to whatever its ledger now implies.
+
+    Money given back because it was collected twice counts neither as paid nor refunded.
+    """
     money = amounts(session, invoice.id)
-    target = statuses.settled_status(invoice.total, money.paid, money.refunded)
+    target = statuses.settled_status(
+        invoice.total, money.paid - money.overpaid, money.refunded - money.overpaid
+    )
     if target is not None:
         invoice.status = statuses.advance(invoice.status, target)

@@ -1,12 +1,20 @@
 """Charging an invoice: commit our intent, call Stripe, commit the outcome. Never twice.
 
-A payment that Stripe may or may not have seen (a timeout, an outage, a crash between
-the call and the outcome commit) is resolved by looking its PaymentIntent up by our
-payment id, and only re-sent, with the same idempotency key, when Stripe has none.
+An invoice has at most one live PaymentIntent: charging the card on file first cancels
+the pay page's PaymentIntent at Stripe, or is refused while Stripe is processing it. Money
+that Stripe collects anyway, on an invoice already settled or void, goes back to the card
+automatically, once (see `overpayments`).
+
+A payment whose outcome we do not know (a timeout, an outage, a crash between the call
+and the outcome commit) is settled by asking Stripe, never by creating a second charge:
+its PaymentIntent by id when we have it; else the same create re-sent with the same
+idempotency key while Stripe keeps keys (24 h), which returns the original; past that,
+Stripe's search by our payment id.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
@@ -16,25 +24,36 @@ from sqlalchemy.orm import Session
 from billing import statuses
 from billing.errors import Conflict, PaymentRequired, ServiceError
 from billing.models import Invoice, Patient, Payment, utcnow
-from billing.services import idempotency, ledger
-from billing.services.idempotency import IdempotencyRequest
+from billing.services import idempotency, ledger, overpayments, refunds
+from billing.services.idempotency import REPLAY_WAIT, STALE_AFTER, IdempotencyRequest
 from billing.services.invoices import get_invoice
+from billing.statuses import (
+    AWAITING_PATIENT,
+    CANCELED,
+    FAILED,
+    PENDING,
+    PROCESSING,
+    REQUIRES_ACTION,
+    SUCCEEDED,
+    UNKNOWN,
+)
 from billing.stripe_gateway import Card, Intent, StripeGateway
 
-PENDING = "pending"  # recorded; Stripe's answer not yet committed
-UNKNOWN = "unknown"  # the call to Stripe failed in transit: it may or may not have charged
-REQUIRES_ACTION = "requires_action"  # 3-D Secure: the patient must authenticate
-AWAITING_PATIENT = "awaiting_patient"  # an online payment: the pay page holds its intent
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-IN_FLIGHT = (PENDING, UNKNOWN, REQUIRES_ACTION)
+log = logging.getLogger("billing.payments")
 
-REPLAY_WAIT = timedelta(seconds=20)  # a replay waits this long for the first request
-STALE_AFTER = timedelta(minutes=2)  # a pending payment this old lost its request
+IN_FLIGHT = (PENDING, UNKNOWN, REQUIRES_ACTION, PROCESSING)  # a charge not yet settled
+SETTLED = (SUCCEEDED, FAILED, CANCELED)
+KEYS_KEPT = timedelta(hours=23)  # Stripe keeps an idempotency key 24 h; keep a margin
+# Failures recorded on a charge that was never sent, answered again on a replay as 409s.
+CONFLICTS = ("payment_in_progress", "invoice_not_payable")
+
+__all__ = ["AWAITING_PATIENT", "FAILED", "IN_FLIGHT", "PENDING", "SUCCEEDED", "UNKNOWN"]
 
 
 def get_payment(session: Session, payment_id: str) -> Payment:
-    return session.scalars(select(Payment).where(Payment.id == payment_id)).one()
+    return session.scalars(
+        select(Payment).where(Payment.id == payment_id).execution_options(populate_existing=True)
+    ).one()
 
 
 def pay_with_card_on_file(
@@ -62,6 +81,8 @@ def pay_with_card_on_file(
         status=PENDING,
         amount=invoice.total,
         currency=invoice.currency,
+        stripe_customer_id=patient.stripe_customer_id,
+        stripe_payment_method_id=patient.default_payment_method_id,
         card_brand=patient.default_card_brand,
         card_last4=patient.default_card_last4,
     )
@@ -69,24 +90,34 @@ def pay_with_card_on_file(
     invoice.status = statuses.advance(invoice.status, statuses.PROCESSING)
     session.flush()
     idempotency.complete(session, claim, payment.id)
-    session.commit()  # our intent is durable before Stripe hears of it
+    session.commit()  # our intent is durable, and the pay page now stands aside
+    try:
+        cancel_online(session, gateway, invoice.id)
+    except ServiceError as error:
+        _abandon(session, payment.id, error)
+        raise
     return outcome(_send(session, gateway, payment.id))
 
 
 def outcome(payment: Payment) -> Payment:
-    """The payment, or the decline as a 402 that names it."""
+    """The payment, or the reason nothing was charged as the error that names it."""
     if payment.status == FAILED:
-        raise PaymentRequired(
-            payment.failure_code or "card_declined",
-            payment.failure_message or "The card was declined.",
-            extra={"payment_id": payment.id, "invoice_id": payment.invoice_id},
-        )
+        extra = {"payment_id": payment.id, "invoice_id": payment.invoice_id}
+        code = payment.failure_code or "card_declined"
+        message = payment.failure_message or "The card was declined."
+        if code in CONFLICTS:
+            raise Conflict(code, message, extra=extra)
+        raise PaymentRequired(code, message, extra=extra)
     return payment
 
 
 def _check_payable(session: Session, invoice: Invoice) -> None:
     in_flight = session.scalars(
-        select(Payment.id).where(Payment.invoice_id == invoice.id, Payment.status.in_(IN_FLIGHT))
+        select(Payment.id).where(
+            Payment.invoice_id == invoice.id,
+            Payment.method == "card_on_file",
+            Payment.status.in_(IN_FLIGHT),
+        )
     ).first()
     if in_flight is not None:
         raise Conflict(
@@ -100,31 +131,98 @@ def _check_payable(session: Session, invoice: Invoice) -> None:
         )
 
 
+def cancel_online(session: Session, gateway: StripeGateway, invoice_id: str) -> None:
+    """Cancel the pay page's PaymentIntent at Stripe before the invoice is collected otherwise.
+
+    Raises a Conflict when the patient's payment got there first: it succeeded (the invoice
+    is paid) or Stripe is processing it.
+    """
+    session.execute(  # an intent still being made finds its row cancelled and cancels itself
+        update(Payment)
+        .where(
+            Payment.invoice_id == invoice_id,
+            Payment.method == "online",
+            Payment.status == AWAITING_PATIENT,
+            Payment.stripe_payment_intent_id.is_(None),
+        )
+        .values(status=CANCELED, updated_at=utcnow())
+    )
+    live = list(
+        session.scalars(
+            select(Payment).where(
+                Payment.invoice_id == invoice_id,
+                Payment.method == "online",
+                Payment.stripe_payment_intent_id.is_not(None),
+                Payment.status.not_in((SUCCEEDED, CANCELED)),
+            )
+        )
+    )
+    session.commit()  # no transaction stays open across the call to Stripe
+    for payment in live:
+        intent = gateway.cancel_payment_intent(str(payment.stripe_payment_intent_id))
+        apply_intent(session, gateway, payment.id, intent)
+        if intent.status == "succeeded":
+            raise Conflict("invoice_not_payable", "The patient has just paid this invoice online.")
+        if intent.status != "canceled":
+            raise Conflict(
+                "payment_in_progress",
+                "The patient's online payment is being processed by Stripe; wait for its outcome.",
+                extra={"payment_id": payment.id},
+            )
+
+
+def _abandon(session: Session, payment_id: str, error: ServiceError) -> None:
+    """A charge that was never sent: record why, and leave the invoice as it was."""
+    payment = get_payment(session, payment_id)
+    invoice = get_invoice(session, payment.invoice_id, for_update=True)
+    payment.status = FAILED
+    payment.failure_code, payment.failure_message = error.code, error.detail
+    invoice.status = statuses.after_failed_attempt(invoice.status)
+    session.commit()
+
+
 def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
     """Call Stripe for a recorded payment and commit what it answered."""
     payment = get_payment(session, payment_id)
-    invoice = get_invoice(session, payment.invoice_id)
-    patient = session.scalars(select(Patient).where(Patient.patient_id == invoice.patient_id)).one()
+    customer_id, method_id = payment.stripe_customer_id, payment.stripe_payment_method_id
+    if customer_id is None or method_id is None:  # recorded before these were kept
+        patient = session.scalars(
+            select(Patient).join(Invoice, Invoice.patient_id == Patient.patient_id).where(
+                Invoice.id == payment.invoice_id
+            )
+        ).one()
+        customer_id, method_id = patient.stripe_customer_id, patient.default_payment_method_id
     session.commit()  # no transaction stays open across the call to Stripe
     try:
         intent = gateway.charge_card_on_file(
             payment_id=payment.id,
-            invoice_ref=invoice.id,
+            invoice_ref=payment.invoice_id,
             amount=payment.amount,
             currency=payment.currency,
-            customer_id=str(patient.stripe_customer_id),
-            payment_method_id=str(patient.default_payment_method_id),
+            customer_id=str(customer_id),
+            payment_method_id=str(method_id),
         )
-    except ServiceError:
+    except ServiceError as error:
+        if not error.outcome_unknown:  # Stripe answered: nothing was charged
+            _abandon(session, payment.id, error)
+            raise
         _set_status(session, payment.id, UNKNOWN)
         raise
-    return apply_intent(session, payment.id, intent)
+    return apply_intent(session, gateway, payment.id, intent)
 
 
 def apply_intent(
-    session: Session, payment_id: str, intent: Intent, card: Card | None = None
+    session: Session,
+    gateway: StripeGateway,
+    payment_id: str,
+    intent: Intent,
+    card: Card | None = None,
 ) -> Payment:
-    """Commit what Stripe says of a payment's PaymentIntent; statuses never go backwards."""
+    """Commit what Stripe says of a payment's PaymentIntent; statuses never go backwards.
+
+    Money collected beyond what the invoice still owes is refunded at once (and by the
+    recovery job if that call fails).
+    """
     payment = session.scalars(
         select(Payment)
         .where(Payment.id == payment_id)
@@ -132,11 +230,12 @@ def apply_intent(
         .execution_options(populate_existing=True)
     ).one()
     invoice = get_invoice(session, payment.invoice_id, for_update=True)
-    if payment.status in (SUCCEEDED, FAILED) and intent.status != "succeeded":
+    if payment.status in SETTLED and intent.status != "succeeded":
         session.commit()
         return payment
     if intent.id and not payment.stripe_payment_intent_id:
         payment.stripe_payment_intent_id = intent.id
+    excess_refund = None
     if intent.status == "succeeded":
         payment.status = SUCCEEDED
         payment.stripe_charge_id = intent.charge_id or payment.stripe_charge_id
@@ -144,19 +243,35 @@ def apply_intent(
         payment.failure_code = payment.failure_message = None
         if card is not None and payment.card_last4 is None:
             payment.card_brand, payment.card_last4 = card.brand, card.last4
-        ledger.record(
+        if ledger.record(
             session, invoice, ledger.CHARGE, intent.amount, str(intent.id), intent.charge_id
-        )
+        ):
+            excess_refund = overpayments.reserve(session, invoice, payment)
     elif intent.status == "requires_action":
         payment.status = REQUIRES_ACTION
         payment.client_secret = intent.client_secret
+    elif intent.status == "processing":
+        payment.status = PROCESSING
+        invoice.status = statuses.advance(invoice.status, statuses.PROCESSING)
+    elif intent.status == "canceled" and payment.method == "online":
+        payment.status = CANCELED
     elif intent.status in ("failed", "requires_payment_method", "canceled"):
         payment.status = FAILED
         payment.failure_code = intent.failure_code or "card_declined"
         payment.failure_message = intent.failure_message or "The card was declined."
         invoice.status = statuses.after_failed_attempt(invoice.status)
     session.commit()
+    if excess_refund is not None:
+        _give_back(session, gateway, excess_refund)
     return payment
+
+
+def _give_back(session: Session, gateway: StripeGateway, refund_id: str) -> None:
+    """Send an overpayment's refund now; if Stripe cannot take it, recovery sends it later."""
+    try:
+        refunds.send(session, gateway, refund_id)
+    except ServiceError as error:
+        log.warning("overpayment refund %s not sent yet: %s", refund_id, error.detail)
 
 
 def _set_status(session: Session, payment_id: str, status: str) -> None:
@@ -186,15 +301,10 @@ def _replay(session: Session, gateway: StripeGateway, payment_id: str) -> Paymen
     """The same answer as the first request: wait for it, or finish what it left unknown."""
     deadline = time.monotonic() + REPLAY_WAIT.total_seconds()
     while True:
-        payment = session.scalars(
-            select(Payment)
-            .where(Payment.id == payment_id)
-            .execution_options(populate_existing=True)
-        ).one()
+        payment = get_payment(session, payment_id)
         session.commit()
-        stale = utcnow() - payment.updated_at > STALE_AFTER
-        if payment.status == UNKNOWN or (payment.status == PENDING and stale):
-            return outcome(resolve(session, gateway, payment.id, resend=True))
+        if is_stuck(payment):
+            return outcome(resolve(session, gateway, payment.id))
         if payment.status != PENDING:
             return outcome(payment)
         if time.monotonic() > deadline:
@@ -205,24 +315,28 @@ def _replay(session: Session, gateway: StripeGateway, payment_id: str) -> Paymen
         time.sleep(0.05)
 
 
-def resolve(session: Session, gateway: StripeGateway, payment_id: str, resend: bool) -> Payment:
-    """Settle a payment whose outcome we do not know, by looking its PaymentIntent up.
+def is_stuck(payment: Payment) -> bool:
+    """Unknown, or pending so long that the request that sent it has died."""
+    stale = utcnow() - payment.updated_at > STALE_AFTER
+    return payment.status == UNKNOWN or (payment.status == PENDING and stale)
 
-    Only when Stripe has no PaymentIntent for it is it sent again (same idempotency
-    key) if `resend`, or else marked failed: it never reached Stripe.
-    """
+
+def resolve(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
+    """Settle a payment whose outcome we do not know by asking Stripe; never charge twice."""
     payment = get_payment(session, payment_id)
     session.commit()
     if payment.stripe_payment_intent_id:
-        intent: Intent | None = gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)
-    else:
-        intent = gateway.find_payment_intent(payment.id)
-    if intent is not None:
-        return apply_intent(session, payment.id, intent)
-    if resend:
+        intent = gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)
+        return apply_intent(session, gateway, payment.id, intent)
+    if payment.method == "card_on_file" and utcnow() - payment.created_at < KEYS_KEPT:
+        # The same create with the same key: Stripe answers with the PaymentIntent it made
+        # then, or makes it now if the first call never arrived.
         if _take_over(session, payment):
             return _send(session, gateway, payment.id)
         return _replay(session, gateway, payment.id)  # another request is re-sending it
+    found = gateway.search_payment_intent(payment.id)
+    if found is not None:
+        return apply_intent(session, gateway, payment.id, found)
     never_sent = Intent(
         id=None,
         status="failed",
@@ -231,56 +345,4 @@ def resolve(session: Session, gateway: StripeGateway, payment_id: str, resend: b
         failure_code="not_sent",
         failure_message="The charge never reached Stripe; nothing was collected.",
     )
-    return apply_intent(session, payment.id, never_sent)
-
-
-def reconcile_pending(
-    session: Session, gateway: StripeGateway, older_than: timedelta = STALE_AFTER
-) -> list[Payment]:
-    """Settle every payment left pending, unknown or awaiting 3-D Secure, by lookup only."""
-    cutoff = utcnow() - older_than
-    stuck = list(
-        session.scalars(
-            select(Payment.id).where(Payment.status.in_(IN_FLIGHT), Payment.updated_at <= cutoff)
-        )
-    )
-    session.commit()
-    return [resolve(session, gateway, payment_id, resend=False) for payment_id in stuck]
-
-
-def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: str) -> Payment:
-    """The invoice's online payment with a client secret for the pay page; made once.
-
-    A patient whose card was declined tries again on the same PaymentIntent.
-    """
-    invoice = get_invoice(session, invoice_id, for_update=True)
-    payment = session.scalars(
-        select(Payment)
-        .where(Payment.invoice_id == invoice.id, Payment.method == "online")
-        .order_by(Payment.created_at.desc())
-    ).first()
-    if payment is None:
-        payment = Payment(
-            invoice_id=invoice.id,
-            method="online",
-            status=AWAITING_PATIENT,
-            amount=invoice.total,
-            currency=invoice.currency,
-        )
-        session.add(payment)
-    session.commit()  # no transaction stays open across the call to Stripe
-    if payment.client_secret:
-        return payment
-    intent = gateway.create_online_intent(
-        payment_id=payment.id,
-        invoice_ref=invoice.id,
-        amount=payment.amount,
-        currency=payment.currency,
-    )
-    session.execute(
-        update(Payment)
-        .where(Payment.id == payment.id, Payment.client_secret.is_(None))
-        .values(client_secret=intent.client_secret, stripe_payment_intent_id=intent.id)
-    )
-    session.commit()
-    return get_payment(session, payment.id)
+    return apply_intent(session, gateway, payment.id, never_sent)

@@ -12,15 +12,15 @@ from billing import statuses
 from billing.errors import Conflict
 from billing.models import Invoice, LedgerEntry, Payment, Refund
 from billing.services.invoices import get_invoice
-from billing.services.payments import SUCCEEDED
+from billing.statuses import SUCCEEDED
 
 
 def receipt_payment(session: Session, invoice_id: str) -> Payment | None:
-    """The payment that collected the invoice, if any."""
+    """The payment that collected the invoice, if any (the first: a second was given back)."""
     return session.scalars(
         select(Payment)
         .where(Payment.invoice_id == invoice_id, Payment.status == SUCCEEDED)
-        .order_by(Payment.paid_at.desc())
+        .order_by(Payment.paid_at)
     ).first()
 
 

@@ -86,7 +86,7 @@ def _on_payment_intent(session: Session, gateway: StripeGateway, obj: dict[str, 
     card = None
     if intent.status == "succeeded" and payment.card_last4 is None and intent.payment_method_id:
         card = gateway.card_of(intent.payment_method_id)  # for the receipt; outside any transaction
-    payments.apply_intent(session, payment.id, intent, card)
+    payments.apply_intent(session, gateway, payment.id, intent, card)
     return True
 
 
@@ -112,6 +112,7 @@ def _on_charge_refunded(session: Session, gateway: StripeGateway, obj: dict[str,
                 amount=result.amount,
                 currency=payment.currency,
                 reason="refunded in Stripe",
+                kind="external",
                 status="pending",
                 stripe_refund_id=result.id,
             )

@@ -131,6 +131,8 @@ def test_crash_after_stripe_answered_is_recovered_without_a_second_charge(
     assert result.exit_code == 0, result.output
     invoice = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
     assert invoice["status"] == "paid"
-    assert len(proxy.calls("POST", "/v1/payment_intents")) == 1
+    # Recovery re-sent the create with the same key, and Stripe answered with the first intent.
+    sent = proxy.calls("POST", "/v1/payment_intents")
+    assert len(sent) == 2 and len({r.idempotency_key for r in sent}) == 1
     assert intents_at_stripe(standin, invoice_id) == 1
     assert ledger_rows(app, "charge") == 1

@@ -558,7 +558,9 @@ def test_failure_event_racing_the_success_event_cannot_unsucceed_the_payment(
     raced: list[int] = []
     injected = threading.Event()
 
-    def success_lands_first(session: Any, payment_id: str, intent: Any, *rest: Any) -> Any:
+    def success_lands_first(
+        session: Any, gateway: Any, payment_id: str, intent: Any, *rest: Any
+    ) -> Any:
         """The failure's handler has found the payment; now the success commits, from
         another request, before the failure's handler takes its row lock."""
         if intent.status == "requires_payment_method" and not injected.is_set():
@@ -571,7 +573,7 @@ def test_failure_event_racing_the_success_event_cannot_unsucceed_the_payment(
             )
             other.start()
             other.join(timeout=30)
-        return original(session, payment_id, intent, *rest)
+        return original(session, gateway, payment_id, intent, *rest)
 
     monkeypatch.setattr(payment_service, "apply_intent", success_lands_first)
     response = deliver(stripe_client, events["payment_intent.payment_failed"])
