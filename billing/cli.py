@@ -94,6 +94,8 @@ def payments_reconcile_pending(older_than: int) -> None:
     click.echo(
         f"{len(recovered.payments)} payment(s) and {len(recovered.refunds)} refund(s) settled"
     )
+    for line in recovered.waiting:
+        click.echo(f"waiting: {line}")
     if recovered.errors:
         for line in recovered.errors:
             click.echo(f"not settled yet: {line}", err=True)

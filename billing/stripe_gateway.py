@@ -328,6 +328,13 @@ def _translated(cards_raise: bool = True) -> Iterator[None]:
         if not cards_raise:
             raise
         raise PaymentRequired(error.code or "card_declined", _message(error)) from None
+    except stripe.IdempotencyError:
+        # The first request with this key is still running at Stripe: its outcome is open.
+        raise _unknown(
+            ServiceUnavailable(
+                "stripe_request_in_progress", "Stripe is still processing this request."
+            )
+        ) from None
     except stripe.RateLimitError:
         raise ServiceUnavailable(
             "stripe_rate_limited", "Stripe is rate-limiting us; retry in a few seconds."

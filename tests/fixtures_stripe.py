@@ -42,7 +42,7 @@ class RecordingProxy:
     upstream: str
     port: int = field(default_factory=free_port)
     requests: list[Recorded] = field(default_factory=list)
-    fault: str | None = None  # "error500", "slow" or "down"
+    fault: str | None = None  # "error500", "reject" (a 400), "slow" or "down"
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -77,6 +77,11 @@ class RecordingProxy:
                     return
                 if proxy.fault == "error500":
                     self._reply(500, b'{"error": {"type": "api_error", "message": "boom"}}')
+                    return
+                if proxy.fault == "reject":
+                    self._reply(
+                        400, b'{"error": {"type": "invalid_request_error", "message": "refused"}}'
+                    )
                     return
                 if proxy.fault == "slow":
                     time.sleep(proxy.delay)

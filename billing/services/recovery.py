@@ -27,6 +27,7 @@ from billing.stripe_gateway import StripeGateway
 class Recovered:
     payments: list[Payment]
     refunds: list[Refund]
+    waiting: list[str]  # too recent to call: a lost call may still land at Stripe
     errors: list[str]  # what could not be settled this time (Stripe down): tried again next run
 
 
@@ -45,13 +46,11 @@ def reconcile_pending(
     )
     stuck_refunds = list(
         session.scalars(
-            select(Refund).where(
-                Refund.status.in_((PENDING, UNKNOWN)), Refund.updated_at <= cutoff
-            )
+            select(Refund).where(Refund.status.in_((PENDING, UNKNOWN)), Refund.updated_at <= cutoff)
         )
     )
     session.commit()
-    settled_payments, settled_refunds, errors = [], [], []
+    settled_payments, settled_refunds, waiting, errors = [], [], [], []
     for payment_id in stuck_payments:
         try:
             settled_payments.append(payments.resolve(session, gateway, payment_id))
@@ -61,8 +60,12 @@ def reconcile_pending(
     for refund in stuck_refunds:
         try:
             resend = refund.kind == OVERPAYMENT  # money we owe goes back, whatever it takes
-            settled_refunds.append(refunds.resolve(session, gateway, refund.id, resend))
+            settled = refunds.resolve(session, gateway, refund.id, resend)
+            if settled.status in (PENDING, UNKNOWN):
+                waiting.append(f"refund {refund.id}: not found at Stripe yet")
+            else:
+                settled_refunds.append(settled)
         except ServiceError as error:
             session.rollback()
             errors.append(f"refund {refund.id}: {error.detail}")
-    return Recovered(settled_payments, settled_refunds, errors)
+    return Recovered(settled_payments, settled_refunds, waiting, errors)

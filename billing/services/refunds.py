@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from billing.errors import Conflict, ServiceError, Unprocessable, field_error
-from billing.models import LedgerEntry, Payment, Refund, utcnow
+from billing.models import Invoice, LedgerEntry, Payment, Refund, utcnow
 from billing.money import Money
 from billing.services import idempotency, ledger
 from billing.services.idempotency import REPLAY_WAIT, STALE_AFTER, IdempotencyRequest
@@ -64,11 +64,7 @@ def refund_invoice(
     if payment is None or payment.stripe_payment_intent_id is None:
         raise Conflict("invoice_not_paid", f"Invoice {invoice.number} has no payment to refund.")
     if left < Money(amount, invoice.currency):
-        raise field_error(
-            "refund_exceeds_paid",
-            "amount",
-            f"At most {left.amount} can be refunded on invoice {invoice.number}.",
-        )
+        raise field_error("refund_exceeds_paid", "amount", _refusal(session, invoice, left))
     refund = Refund(
         invoice_id=invoice.id,
         payment_id=payment.id,
@@ -123,6 +119,21 @@ def _most_refundable(
         if best[0] is None or best[1] < left:
             best = (payment, left)
     return best
+
+
+def _refusal(session: Session, invoice: Invoice, left: Money) -> str:
+    held = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.invoice_id == invoice.id, Refund.status.in_((PENDING, UNKNOWN))
+        )
+    )
+    message = f"At most {left.amount} can be refunded on invoice {invoice.number}."
+    if held:
+        message += (
+            f" {held} more is held by refunds Stripe has not confirmed yet; it is released"
+            " within minutes if they never reached Stripe."
+        )
+    return message
 
 
 def outcome(refund: Refund) -> Refund:
@@ -223,9 +234,9 @@ def is_stuck(refund: Refund) -> bool:
 def resolve(session: Session, gateway: StripeGateway, refund_id: str, resend: bool) -> Refund:
     """Settle a refund whose outcome we do not know: look it up at Stripe by our refund id.
 
-    Found: it is applied. Not found: it never reached Stripe, so it is sent again when
-    `resend` (a replay of its own request, or an overpayment we owe), else marked failed
-    and its amount released.
+    Found: it is applied. Not found: it is sent again when `resend` (a replay of its own
+    request, or an overpayment we owe); else, once the call is too old to still land at
+    Stripe, it is marked failed and its amount released.
     """
     refund = get_refund(session, refund_id)
     intent_id = _intent_of(session, refund)
@@ -233,6 +244,8 @@ def resolve(session: Session, gateway: StripeGateway, refund_id: str, resend: bo
     found = gateway.find_refund(refund.id, intent_id)
     if found is not None:
         return apply_refund(session, refund.id, found)
+    if not resend and utcnow() - refund.updated_at < STALE_AFTER:
+        return refund  # a call this recent may still land at Stripe: ask again later
     taken = session.execute(
         update(Refund)
         .where(
@@ -264,4 +277,3 @@ def settle_unknown(session: Session, gateway: StripeGateway, invoice_id: str) ->
     session.commit()
     for refund in stuck:
         resolve(session, gateway, refund.id, resend=refund.kind == "overpayment")
-

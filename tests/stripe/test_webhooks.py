@@ -8,11 +8,8 @@ below counts rows per Stripe object or per event id, never whole tables.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import random
-import secrets
 import threading
 import time
 import urllib.parse
@@ -26,56 +23,11 @@ from sqlalchemy import select
 from billing import db
 from billing.models import LedgerEntry, Payment, StripeEvent
 from billing.services import payments as payment_service
-from tests.fixtures_stripe import SECRET_KEY, WEBHOOK_SECRET
+from tests.fixtures_stripe import SECRET_KEY
+from tests.stripe.events import deliver, encode, make_event, post_raw, sign, stripe_id
 
-WEBHOOK_PATH = "/v1/stripe/webhooks"
 THREE_D_SECURE_CARD = "4000002500003155"
 ORDER = {"open": 0, "processing": 1, "paid": 2, "partially_refunded": 3, "refunded": 4}
-
-
-# Signing and building events, as Stripe does ---------------------------------------------
-
-
-def stripe_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
-
-
-def sign(body: bytes, timestamp: int | None = None, secret: str = WEBHOOK_SECRET) -> str:
-    """A `Stripe-Signature` header for `body`: HMAC-SHA256 of "<t>.<body>"."""
-    t = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={digest}"
-
-
-def make_event(
-    event_type: str, obj: dict[str, Any], created: int | None = None, event_id: str | None = None
-) -> dict[str, Any]:
-    return {
-        "id": event_id or stripe_id("evt"),
-        "object": "event",
-        "type": event_type,
-        "created": int(time.time()) if created is None else created,
-        "data": {"object": obj},
-        "api_version": "2026-10-28.endive",
-        "livemode": False,
-    }
-
-
-def encode(event: dict[str, Any]) -> bytes:
-    return json.dumps(event).encode()
-
-
-def post_raw(client: Any, body: bytes, signature: str | None) -> Any:
-    headers = {"Content-Type": "application/json"}
-    if signature is not None:
-        headers["Stripe-Signature"] = signature
-    return client.post(WEBHOOK_PATH, data=body, headers=headers)
-
-
-def deliver(client: Any, event: dict[str, Any]) -> Any:
-    """Post an event signed now, as Stripe would deliver it."""
-    body = encode(event)
-    return post_raw(client, body, sign(body))
 
 
 def intent_object(
