@@ -187,9 +187,9 @@ def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
     customer_id, method_id = payment.stripe_customer_id, payment.stripe_payment_method_id
     if customer_id is None or method_id is None:  # recorded before these were kept
         patient = session.scalars(
-            select(Patient).join(Invoice, Invoice.patient_id == Patient.patient_id).where(
-                Invoice.id == payment.invoice_id
-            )
+            select(Patient)
+            .join(Invoice, Invoice.patient_id == Patient.patient_id)
+            .where(Invoice.id == payment.invoice_id)
         ).one()
         customer_id, method_id = patient.stripe_customer_id, patient.default_payment_method_id
     session.commit()  # no transaction stays open across the call to Stripe
