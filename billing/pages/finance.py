@@ -132,6 +132,7 @@ def dashboard(user: StaffUser) -> Response:
             for row in report[key]
         ],
         matched=len(report["matched"]),
+        overpayments=report["overpayments"],
         chart=_chart(daily, start, end, currency),
         money=lambda amount: Money(int(amount), currency).format(),
     )

@@ -121,8 +121,9 @@ def month_end(session: Session, year: int, month: int) -> dict[str, Any]:
         "open_amount": int(owed[1]),
         "discrepancies": {
             key: report["totals"]["counts"][key]
-            for key in ("missing_in_stripe", "missing_in_ledger", "mismatched")
+            for key in ("missing_in_stripe", "missing_in_ledger", "mismatched", "overpayments")
         },
+        "overpayments": report["overpayments"],
         "by_session_type": report["by_session_type"],
     }
 

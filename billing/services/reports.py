@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Select, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from billing.models import Invoice, LedgerEntry, StripeBalanceTransaction, StripePayout
+from billing.models import Invoice, LedgerEntry, Refund, StripeBalanceTransaction, StripePayout
 
 # Our ledger and Stripe may date the same charge a moment apart: pairs are looked for
 # this far outside the period, and kept when either side falls inside it.
@@ -140,8 +140,53 @@ def reconciliation(session: Session, period: Period) -> dict[str, Any]:
     report["by_day"] = by_day(session, period)
     report["by_payout"] = by_payout(session, period)
     report["by_session_type"] = by_session_type(session, period)
-    report["totals"] = totals(session, period, {s: len(report[s]) for s in STATUSES})
+    report["overpayments"] = overpayments(session, period)
+    counts = {s: len(report[s]) for s in (*STATUSES, "overpayments")}
+    report["totals"] = totals(session, period, counts)
     return report
+
+
+def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
+    """Invoices that collected more than they owe (anything at all, when void), with a
+    charge in the period: a race at Stripe. Both charges match Stripe, so only this list
+    shows them; `outstanding` is what has not yet gone back to the card."""
+    charges = (
+        select(
+            LedgerEntry.invoice_id,
+            money_sum(LedgerEntry.amount).label("collected"),
+            func.max(LedgerEntry.occurred_at).label("last_charge_at"),
+        )
+        .where(LedgerEntry.kind == "charge")
+        .group_by(LedgerEntry.invoice_id)
+        .subquery()
+    )
+    given_back = (
+        select(Refund.invoice_id, money_sum(Refund.amount).label("given_back"))
+        .where(Refund.kind == "overpayment", Refund.status == "succeeded")
+        .group_by(Refund.invoice_id)
+        .subquery()
+    )
+    owed = case((Invoice.status == "void", 0), else_=Invoice.total)
+    returned = func.coalesce(given_back.c.given_back, 0)
+    rows = session.execute(
+        select(
+            Invoice.id.label("invoice_id"),
+            Invoice.number.label("invoice_number"),
+            Invoice.status,
+            Invoice.currency,
+            Invoice.total,
+            charges.c.collected,
+            cast(charges.c.collected - owed, BigInteger).label("excess"),
+            cast(returned, BigInteger).label("given_back"),
+            cast(charges.c.collected - owed - returned, BigInteger).label("outstanding"),
+            charges.c.last_charge_at,
+        )
+        .join(charges, charges.c.invoice_id == Invoice.id)
+        .outerjoin(given_back, given_back.c.invoice_id == Invoice.id)
+        .where(charges.c.collected > owed, _in(period, charges.c.last_charge_at))
+        .order_by(charges.c.last_charge_at, Invoice.id)
+    ).mappings()
+    return [dict(row) for row in rows]
 
 
 def money_sum(value: Any, condition: Any = None) -> Any:

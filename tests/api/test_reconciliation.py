@@ -31,6 +31,7 @@ TOP_LEVEL_KEYS = {
     "by_day",
     "by_payout",
     "by_session_type",
+    "overpayments",
     "totals",
 }
 DISCREPANCIES = ("missing_in_stripe", "missing_in_ledger", "mismatched")
@@ -398,7 +399,7 @@ def test_empty_period_gives_empty_lists_and_zero_totals(client, finance) -> None
     assert report["totals"] == {
         "ledger": {"gross": 0, "refunds": 0, "disputes": 0},
         "stripe": {"gross": 0, "refunds": 0, "disputes": 0, "fees": 0, "net": 0},
-        "counts": {status: 0 for status in LISTS},
+        "counts": {status: 0 for status in (*LISTS, "overpayments")},
     }
 
 
@@ -412,6 +413,7 @@ def test_every_pair_falls_in_exactly_the_list_it_was_planted_for(client, finance
         "missing_in_stripe": 1,
         "missing_in_ledger": 1,
         "mismatched": 2,
+        "overpayments": 0,
     }
 
 
@@ -855,6 +857,7 @@ def test_month_end_agrees_with_what_was_planted(client, finance, planted) -> Non
         "missing_in_stripe": 1,
         "missing_in_ledger": 1,
         "mismatched": 2,
+        "overpayments": 0,
     }
     by_type = {row["session_type"]: row["revenue"] for row in summary["by_session_type"]}
     assert by_type == {"im_group": 50000, "iv_individual": 190000}
@@ -898,4 +901,5 @@ def test_month_end_takes_fees_and_net_from_stripe_and_leaves_out_void_invoices(
         "missing_in_stripe": 0,
         "missing_in_ledger": 0,
         "mismatched": 0,
+        "overpayments": 0,
     }

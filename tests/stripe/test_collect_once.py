@@ -3,11 +3,14 @@ into a second charge, and money that arrives anyway goes back, once, in view of 
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 from sqlalchemy import func, select
 
 from billing import db
 from billing.models import Refund
-from billing.services import online, payments
+from billing.services import keys, online, payments
 from tests.fixtures_stripe import eventually, intents_at_stripe
 from tests.stripe.collect import (
     charge_card_on_file,
@@ -83,6 +86,22 @@ def test_void_after_the_patient_paid_is_refused(stripe_client, staff, open_invoi
     assert invoice(stripe_client, staff, invoice_id)["status"] == "paid"
 
 
+def finance_sees(client) -> list[dict]:
+    """The overpayments of today in the reconciliation report and the month-end summary."""
+    with client.application.app_context():
+        _, plain = keys.create_key(
+            db.session(), f"finance-{uuid.uuid4().hex[:6]}", ["reports:read"]
+        )
+    reader = {"Authorization": f"Bearer {plain}"}
+    today = datetime.now(UTC).date().isoformat()
+    report = client.get(f"/v1/reports/reconciliation?from={today}&to={today}", headers=reader)
+    month = client.get(f"/v1/reports/month-end?month={today[:7]}", headers=reader)
+    assert report.status_code == month.status_code == 200
+    assert month.json["overpayments"] == report.json["overpayments"]
+    assert month.json["discrepancies"]["overpayments"] == len(report.json["overpayments"])
+    return list(report.json["overpayments"])
+
+
 def test_money_collected_twice_anyway_is_refunded_once(
     stripe_client, stripe_app, staff, open_invoice, standin, monkeypatch
 ):
@@ -114,6 +133,10 @@ def test_money_collected_twice_anyway_is_refunded_once(
     money = ledger_of(stripe_app, invoice_id)
     assert (money.paid, money.refunded) == (2 * total, total)
     assert collected_at_stripe(standin, invoice_id) == (2 * total, total)
+    shown = finance_sees(stripe_client)
+    assert [(r["invoice_id"], r["excess"], r["outstanding"]) for r in shown] == [
+        (invoice_id, total, 0)
+    ]
 
     # What is left to refund is the one charge the clinic kept, not both.
     too_much = stripe_client.post(
@@ -154,3 +177,9 @@ def test_payment_on_a_void_invoice_is_refunded_in_full(
             select(func.count()).select_from(Refund).where(Refund.invoice_id == invoice_id)
         )
     assert count == 1
+    [shown] = finance_sees(stripe_client)
+    assert (shown["status"], shown["excess"], shown["given_back"]) == (
+        "void",
+        after["total"],
+        after["total"],
+    )
