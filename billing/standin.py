@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pickle
+import random
 import re
 import socket
 import threading
@@ -49,6 +50,9 @@ class StripeStandIn:
                     pickle.dump(store, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
         resources.Store.dump_to_disk = dump
+        # Its ids come from the global `random`, which test frameworks re-seed (Hypothesis
+        # does per example): draw them from the OS instead, so they never repeat.
+        resources.random = random.SystemRandom()
         _add_browser_bridge(server.app, self.url)
         _add_stripe_semantics(server.app)
         if state_file is not None and state_file.exists():

@@ -9,6 +9,7 @@ import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -245,10 +246,10 @@ def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
 
 def intents_at_stripe(standin: StripeStandIn, invoice_id: str) -> int:
     """PaymentIntents the stand-in holds for one invoice (whatever our side believes)."""
+    query = urllib.parse.quote(f"metadata['invoice_ref']:'{invoice_id}'")
     request = urllib.request.Request(
-        f"{standin.url}/v1/payment_intents?limit=100",
+        f"{standin.url}/v1/payment_intents/search?query={query}",
         headers={"Authorization": f"Bearer {SECRET_KEY}"},
     )
     with urllib.request.urlopen(request) as answer:
-        intents = json.loads(answer.read())["data"]
-    return sum(1 for i in intents if (i.get("metadata") or {}).get("invoice_ref") == invoice_id)
+        return len(json.loads(answer.read())["data"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -73,10 +74,15 @@ def stripe_get(standin: StripeStandIn, path: str) -> dict[str, Any]:
         return dict(json.loads(answer.read()))
 
 
+def intents_of(standin: StripeStandIn, invoice_id: str) -> list[dict[str, Any]]:
+    """Every PaymentIntent Stripe holds for one invoice, found by the ref in its metadata."""
+    query = urllib.parse.quote(f"metadata['invoice_ref']:'{invoice_id}'")
+    return list(stripe_get(standin, f"/v1/payment_intents/search?query={query}")["data"])
+
+
 def collected_at_stripe(standin: StripeStandIn, invoice_id: str) -> tuple[int, int]:
     """What Stripe itself holds for one invoice: (succeeded charges, refunds)."""
-    intents = stripe_get(standin, "/v1/payment_intents?limit=100")["data"]
-    mine = [i for i in intents if (i.get("metadata") or {}).get("invoice_ref") == invoice_id]
+    mine = intents_of(standin, invoice_id)
     paid = sum(i["amount"] for i in mine if i["status"] == "succeeded")
     refunded = 0
     for intent in mine:

@@ -1,0 +1,133 @@
+"""Random interleavings of every way an invoice's money moves, against the Stripe stand-in:
+the pay page (opened, left open, paid with a card that works or one that is declined), the
+front desk's card-on-file charge, voids, refunds, and Stripe's webhooks delivered in any
+order, any number of times (the stand-in also sends its own, about 1 s late).
+
+After every step, at Stripe and in our ledger alike: collected - refunded never exceeds
+the invoice total, and is 0 on a void invoice; a paid invoice has a succeeded charge."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from tests.stripe.collect import (
+    charge_card_on_file,
+    collected_at_stripe,
+    intents_of,
+    ledger_of,
+    open_pay_page,
+    patient_confirms,
+)
+from tests.stripe.events import deliver, make_event
+
+CARDS = {"works": "4242424242424242", "declined": "4000000000000341"}
+SETTLED = ("paid", "partially_refunded", "refunded")
+
+
+def test_no_interleaving_collects_more_than_the_invoice(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Any, standin: Any
+) -> None:
+    keys = itertools.count()
+
+    class Collecting(RuleBasedStateMachine):
+        @initialize()
+        def an_open_invoice(self) -> None:
+            self.invoice_id = open_invoice(card=CARDS["works"])  # a new card each time
+            self.total = self.invoice()["total"]
+            self.secrets: list[str] = []
+
+        def invoice(self) -> dict[str, Any]:
+            return dict(stripe_client.get(f"/v1/invoices/{self.invoice_id}", headers=staff).json)
+
+        def intents(self) -> list[dict[str, Any]]:
+            return intents_of(standin, self.invoice_id)
+
+        @rule()
+        def patient_opens_the_pay_page(self) -> None:
+            if self.invoice()["status"] == "open":
+                self.secrets.append(open_pay_page(stripe_client, staff, self.invoice_id))
+
+        @rule(page=st.integers(0, 5), card=st.sampled_from(sorted(CARDS)))
+        def patient_presses_pay(self, page: int, card: str) -> None:
+            if self.secrets:  # on any page ever opened, however old
+                secret = self.secrets[-1 - page % len(self.secrets)]
+                patient_confirms(standin, secret, CARDS[card])
+
+        @rule()
+        def desk_charges_the_card_on_file(self) -> None:
+            response = charge_card_on_file(stripe_client, staff, self.invoice_id, f"d{next(keys)}")
+            assert response.status_code in (201, 402, 409), response.json
+
+        @rule()
+        def desk_voids(self) -> None:
+            response = stripe_client.post(f"/v1/invoices/{self.invoice_id}/void", headers=staff)
+            assert response.status_code in (200, 409), response.json
+
+        @rule(share=st.sampled_from([1, 2, 4]))
+        def desk_refunds(self, share: int) -> None:
+            response = stripe_client.post(
+                f"/v1/invoices/{self.invoice_id}/refunds",
+                headers={**staff, "Idempotency-Key": f"r{next(keys)}"},
+                json={"amount": self.total // share, "reason": "interleaving"},
+            )
+            assert response.status_code in (201, 409, 422), response.json
+
+        @rule(which=st.integers(0, 5), copies=st.integers(1, 3))
+        def stripe_delivers_an_event(self, which: int, copies: int) -> None:
+            intents = self.intents()
+            if not intents:
+                return
+            intent = intents[which % len(intents)]
+            kind = {
+                "succeeded": "payment_intent.succeeded",
+                "requires_payment_method": "payment_intent.payment_failed",
+                "canceled": "payment_intent.canceled",
+            }.get(intent["status"], "payment_intent.created")
+            event = make_event(kind, intent)
+            for _ in range(copies):
+                assert deliver(stripe_client, event).status_code == 200
+
+        @invariant()
+        def never_more_than_the_invoice(self) -> None:
+            if not hasattr(self, "invoice_id"):
+                return
+            invoice = self.invoice()
+            owed = 0 if invoice["status"] == "void" else self.total
+            paid, refunded = collected_at_stripe(standin, self.invoice_id)
+            assert 0 <= paid - refunded <= owed, (invoice["status"], paid, refunded)
+            money = ledger_of(stripe_client.application, self.invoice_id)
+            assert 0 <= money.paid - money.refunded <= owed, (invoice["status"], money)
+            if invoice["status"] in SETTLED:
+                assert any(i["status"] == "succeeded" for i in self.intents())
+
+        def teardown(self) -> None:
+            """Every event delivered at last: our ledger says what Stripe says."""
+            if not hasattr(self, "invoice_id"):
+                return
+            for intent in self.intents():
+                if intent["status"] == "succeeded":
+                    deliver(stripe_client, make_event("payment_intent.succeeded", intent))
+            money = ledger_of(stripe_client.application, self.invoice_id)
+            assert collected_at_stripe(standin, self.invoice_id) == (money.paid, money.refunded)
+
+    run_state_machine_as_test(
+        Collecting,
+        settings=settings(
+            max_examples=int(os.environ.get("INTERLEAVING_EXAMPLES", "40")),
+            stateful_step_count=12,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        ),
+    )
