@@ -230,7 +230,9 @@ def apply_intent(
         .execution_options(populate_existing=True)
     ).one()
     invoice = get_invoice(session, payment.invoice_id, for_update=True)
-    if payment.status in SETTLED and intent.status != "succeeded":
+    # An online payment that failed is not over: the patient may try another card on it.
+    final = (SUCCEEDED, CANCELED) if payment.method == "online" else SETTLED
+    if payment.status in final and intent.status != "succeeded":
         session.commit()
         return payment
     if intent.id and not payment.stripe_payment_intent_id:

@@ -164,6 +164,8 @@ HANDLERS: dict[str, Callable[[Session, StripeGateway, dict[str, Any]], bool]] = 
     "payment_intent.succeeded": _on_payment_intent,
     "payment_intent.payment_failed": _on_payment_intent,
     "payment_intent.requires_action": _on_payment_intent,
+    "payment_intent.processing": _on_payment_intent,
+    "payment_intent.canceled": _on_payment_intent,
     "charge.refunded": _on_charge_refunded,
     "charge.dispute.created": _on_dispute_created,
 }

@@ -45,6 +45,25 @@ def test_desk_charge_cancels_the_open_pay_page(stripe_client, staff, open_invoic
     assert collected_at_stripe(standin, invoice_id) == (after["total"], 0)
 
 
+def test_pay_page_works_again_after_a_declined_desk_charge(
+    stripe_client, staff, open_invoice, standin
+):
+    invoice_id = open_invoice(card="4000000000000341")  # declined when charged
+    first_page = open_pay_page(stripe_client, staff, invoice_id)
+    declined = charge_card_on_file(stripe_client, staff, invoice_id, "desk-1")
+    assert declined.status_code == 402, declined.json
+    assert "error" in patient_confirms(standin, first_page)  # cancelled by the desk's attempt
+
+    second_page = open_pay_page(stripe_client, staff, invoice_id)
+    assert second_page != first_page
+    assert patient_confirms(standin, second_page)["status"] == "succeeded"
+    after = eventually(
+        lambda: (found := invoice(stripe_client, staff, invoice_id))["status"] == "paid" and found
+    )
+    assert after["amount_paid"] == after["total"]
+    assert collected_at_stripe(standin, invoice_id) == (after["total"], 0)
+
+
 def test_void_cancels_the_open_pay_page(stripe_client, staff, open_invoice, standin):
     invoice_id = open_invoice(card=None)
     secret = open_pay_page(stripe_client, staff, invoice_id)
