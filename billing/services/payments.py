@@ -223,13 +223,16 @@ def apply_intent(
     Money collected beyond what the invoice still owes is refunded at once (and by the
     recovery job if that call fails).
     """
+    # Locks are taken invoice first, then its payment, everywhere: no deadlock with a
+    # refund or a charge of the same invoice.
+    invoice_id = session.scalars(select(Payment.invoice_id).where(Payment.id == payment_id)).one()
+    invoice = get_invoice(session, invoice_id, for_update=True)
     payment = session.scalars(
         select(Payment)
         .where(Payment.id == payment_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    invoice = get_invoice(session, payment.invoice_id, for_update=True)
     # An online payment that failed is not over: the patient may try another card on it.
     final = (SUCCEEDED, CANCELED) if payment.method == "online" else SETTLED
     if payment.status in final and intent.status != "succeeded":

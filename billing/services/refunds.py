@@ -167,13 +167,14 @@ def send(session: Session, gateway: StripeGateway, refund_id: str) -> Refund:
 
 def apply_refund(session: Session, refund_id: str, result: RefundResult) -> Refund:
     """Commit Stripe's refund with its ledger row and the invoice's new status."""
+    invoice_id = session.scalars(select(Refund.invoice_id).where(Refund.id == refund_id)).one()
+    invoice = get_invoice(session, invoice_id, for_update=True)  # invoice first, always
     refund = session.scalars(
         select(Refund)
         .where(Refund.id == refund_id)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    invoice = get_invoice(session, refund.invoice_id, for_update=True)
     refund.stripe_refund_id = refund.stripe_refund_id or result.id
     if result.status in ("succeeded", "pending"):
         refund.status = SUCCEEDED
