@@ -76,7 +76,18 @@ class PaymentSchema(Schema):
     invoice_id = fields.String()
     method = fields.String()
     status = fields.String(
-        metadata={"enum": ["pending", "unknown", "requires_action", "succeeded", "failed"]}
+        metadata={
+            "enum": [
+                "pending",
+                "unknown",
+                "requires_action",
+                "processing",
+                "awaiting_patient",
+                "succeeded",
+                "failed",
+                "canceled",
+            ]
+        }
     )
     amount = fields.Integer()
     currency = fields.String()
@@ -109,7 +120,16 @@ class RefundSchema(Schema):
     amount = fields.Integer()
     currency = fields.String()
     reason = fields.String()
-    status = fields.String()
+    kind = fields.String(
+        metadata={
+            "enum": ["requested", "overpayment", "external"],
+            "description": "requested by staff; overpayment: money collected beyond the "
+            "invoice, given back automatically; external: made in Stripe's dashboard",
+        }
+    )
+    status = fields.String(metadata={"enum": ["pending", "unknown", "succeeded", "failed"]})
+    failure_code = fields.String(allow_none=True)
+    failure_message = fields.String(allow_none=True)
     invoice_status = fields.String(attribute="invoice.status")
     created_at = fields.DateTime()
 
