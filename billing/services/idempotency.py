@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -80,6 +80,13 @@ def claim(session: Session, request: IdempotencyRequest, resource_type: str) -> 
             "A request with this Idempotency-Key is still being processed; retry shortly.",
         )
     return Claim(replay_of=existing.resource_id)
+
+
+def is_stuck(status: str, updated_at: datetime) -> bool:
+    """A payment or refund whose outcome is unknown, or pending so long that the request
+    that sent it has died: recovery may settle it."""
+    stale = datetime.now(UTC) - updated_at > STALE_AFTER
+    return status == "unknown" or (status == "pending" and stale)
 
 
 def complete(session: Session, owned: Claim, resource_id: str) -> None:

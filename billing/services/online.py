@@ -15,7 +15,7 @@ from billing import statuses
 from billing.errors import Conflict
 from billing.models import Invoice, PayLink, Payment, utcnow
 from billing.services.invoices import get_invoice
-from billing.services.payments import IN_FLIGHT, cancel_online, get_payment
+from billing.services.payments import cancel_online, check_payable, get_payment
 from billing.statuses import AWAITING_PATIENT, FAILED, REQUIRES_ACTION
 from billing.stripe_gateway import StripeGateway
 
@@ -30,7 +30,7 @@ def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: s
     (409) unless the invoice is open with no other charge in flight.
     """
     invoice = get_invoice(session, invoice_id, for_update=True)
-    _check_open(session, invoice)
+    check_payable(session, invoice)
     payment = session.scalars(
         select(Payment)
         .where(
@@ -76,22 +76,6 @@ def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: s
         gateway.cancel_payment_intent(intent.id)
         raise Conflict("invoice_not_payable", "This invoice can no longer be paid online.")
     return payment
-
-
-def _check_open(session: Session, invoice: Invoice) -> None:
-    if not statuses.is_payable(invoice.status):
-        raise Conflict(
-            "invoice_not_payable", f"Invoice {invoice.number} is {invoice.status}, not open."
-        )
-    charging = session.scalars(
-        select(Payment.id).where(
-            Payment.invoice_id == invoice.id,
-            Payment.method == "card_on_file",
-            Payment.status.in_(IN_FLIGHT),
-        )
-    ).first()
-    if charging is not None:
-        raise Conflict("payment_in_progress", "The card on file is being charged.")
 
 
 def void_invoice(

@@ -25,7 +25,7 @@ from billing import statuses
 from billing.errors import Conflict, PaymentRequired, ServiceError
 from billing.models import Invoice, Patient, Payment, utcnow
 from billing.services import idempotency, ledger, overpayments, refunds
-from billing.services.idempotency import REPLAY_WAIT, STALE_AFTER, IdempotencyRequest
+from billing.services.idempotency import REPLAY_WAIT, IdempotencyRequest
 from billing.services.invoices import get_invoice
 from billing.statuses import (
     AWAITING_PATIENT,
@@ -66,7 +66,7 @@ def pay_with_card_on_file(
         return _replay(session, gateway, claim.replay_of)
 
     invoice = get_invoice(session, invoice_id, for_update=True)
-    _check_payable(session, invoice)
+    check_payable(session, invoice)
     patient = session.scalars(
         select(Patient).where(Patient.patient_id == invoice.patient_id)
     ).first()
@@ -111,7 +111,8 @@ def outcome(payment: Payment) -> Payment:
     return payment
 
 
-def _check_payable(session: Session, invoice: Invoice) -> None:
+def check_payable(session: Session, invoice: Invoice) -> None:
+    """Refuse (409) unless the invoice is open with no card-on-file charge in flight."""
     in_flight = session.scalars(
         select(Payment.id).where(
             Payment.invoice_id == invoice.id,
@@ -321,9 +322,7 @@ def _replay(session: Session, gateway: StripeGateway, payment_id: str) -> Paymen
 
 
 def is_stuck(payment: Payment) -> bool:
-    """Unknown, or pending so long that the request that sent it has died."""
-    stale = utcnow() - payment.updated_at > STALE_AFTER
-    return payment.status == UNKNOWN or (payment.status == PENDING and stale)
+    return idempotency.is_stuck(payment.status, payment.updated_at)
 
 
 def resolve(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:

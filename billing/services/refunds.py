@@ -227,9 +227,7 @@ def _replay(session: Session, gateway: StripeGateway, refund_id: str) -> Refund:
 
 
 def is_stuck(refund: Refund) -> bool:
-    """Unknown, or pending so long that the request that sent it has died."""
-    stale = utcnow() - refund.updated_at > STALE_AFTER
-    return refund.status == UNKNOWN or (refund.status == PENDING and stale)
+    return idempotency.is_stuck(refund.status, refund.updated_at)
 
 
 def resolve(session: Session, gateway: StripeGateway, refund_id: str, resend: bool) -> Refund:
