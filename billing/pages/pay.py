@@ -11,6 +11,7 @@ from flask import (
     Flask,
     Response,
     current_app,
+    jsonify,
     make_response,
     redirect,
     render_template,
@@ -26,10 +27,20 @@ from billing.providers import gateway
 from billing.ratelimit import RateLimiter
 from billing.receipts import build_receipt, pdf_response
 from billing.services import online
+from billing.services.pay_status import NOT_CHARGED, pay_status
 from billing.services.paylinks import open_pay_link
 from billing.services.receipts import receipt_payment
 
 blp = Blueprint("pay", __name__, url_prefix="/pay")
+WAIT_REFRESHES = 60  # the waiting page refreshes every 2 s: about 2 minutes, then stops
+NOT_CHARGED_TEXT = "This card was not charged. Try again, or use another card."
+UNPAYABLE_TEXT = {
+    statuses.PROCESSING: "A payment for this invoice is already being processed.",
+    statuses.VOID: "This invoice was cancelled; nothing is owed.",
+    statuses.PAID: "This invoice is already paid. Reload this page for the receipt.",
+    statuses.PARTIALLY_REFUNDED: "This invoice is already paid. Reload this page for the receipt.",
+    statuses.REFUNDED: "This invoice is already paid. Reload this page for the receipt.",
+}
 
 
 def init_app(app: Flask) -> None:
@@ -67,21 +78,11 @@ def page(token: str) -> Response:
         return _message(
             "Invoice cancelled", f"Invoice {invoice.number} was cancelled; nothing is owed.", 200
         )
-    if invoice.status == statuses.PROCESSING:
-        return _message(
-            "Payment in progress",
-            "A payment for this invoice is being processed. This page updates by itself.",
-            200,
-            refresh=True,
-        )
-    if request.args.get("submitted"):
-        return _message(
-            "Thank you",
-            "Your payment was sent. We are waiting for the card network to confirm it; "
-            "this page updates by itself.",
-            200,
-            refresh=True,
-        )
+    state = pay_status(session, invoice)
+    waited = _waited(request.args.get("submitted"))
+    if invoice.status == statuses.PROCESSING or (waited is not None and state.in_flight):
+        return _waiting(token, waited or 0)
+    not_charged = waited is not None or state.payment_status in NOT_CHARGED
     payment = online.start_online_payment(session, gateway(), invoice.id)
     return make_response(
         render_template(
@@ -97,8 +98,50 @@ def page(token: str) -> Response:
             publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
             stripe_js_url=current_app.config["STRIPE_JS_URL"],
             return_url=f"{request.path}?submitted=1",
+            status_url=f"{request.path}/status",
+            notice=NOT_CHARGED_TEXT if not_charged else None,
             clinic_name=current_app.config["CLINIC_NAME"],
         )
+    )
+
+
+@blp.get("/<token>/status")
+def status(token: str) -> Response:
+    """For the page's script, just before it confirms: may this invoice still be paid?"""
+    session = db.session()
+    invoice = open_pay_link(session, current_app.config["SECRET_KEY"], token)
+    state = pay_status(session, invoice)
+    return jsonify(
+        invoice_status=state.invoice_status,
+        payable=state.payable,
+        payment_status=state.payment_status,
+        message=None if state.payable else UNPAYABLE_TEXT.get(state.invoice_status),
+    )
+
+
+def _waited(submitted: str | None) -> int | None:
+    """How many times the waiting page has refreshed itself; None when not submitted."""
+    if submitted is None:
+        return None
+    return int(submitted) if submitted.isdigit() else 1
+
+
+def _waiting(token: str, waited: int) -> Response:
+    """Stripe is working on it: say so, refreshing every 2 s, for about 2 minutes at most."""
+    if waited >= WAIT_REFRESHES:
+        return _message(
+            "Still waiting for the card network",
+            "We have not heard back about this payment yet. Nothing more is needed from you "
+            "now: reload this page later and it will show the receipt once the payment "
+            "arrives. Please do not pay again.",
+            200,
+        )
+    return _message(
+        "Payment in progress",
+        "Thank you. We are waiting for the card network to confirm your payment; "
+        "this page updates by itself.",
+        200,
+        refresh_url=f"/pay/{token}?submitted={waited + 1}",
     )
 
 
@@ -131,12 +174,12 @@ def _receipt_page(token: str, invoice: Invoice) -> Response:
     )
 
 
-def _message(title: str, text: str, status: int, refresh: bool = False) -> Response:
+def _message(title: str, text: str, status: int, refresh_url: str | None = None) -> Response:
     html = render_template(
         "pay/message.html",
         title=title,
         text=text,
-        refresh=refresh,
+        refresh_url=refresh_url,
         clinic_name=current_app.config["CLINIC_NAME"],
     )
     return make_response(html, status)

@@ -1,6 +1,7 @@
 // The pay page's card form: Stripe.js Elements and confirmCardPayment, as Stripe documents.
 // The card number goes from this page to Stripe, never to our servers. Whether the
-// invoice is paid is decided by our server from Stripe's webhook, not by this script.
+// invoice is paid is decided by our server from Stripe's webhook, not by this script:
+// the script only decides what to tell the patient while that happens.
 "use strict";
 
 (function () {
@@ -8,6 +9,7 @@
   if (!form || typeof Stripe === "undefined") {
     return;
   }
+  const NOT_CHARGED = "This card was not charged. Try again, or use another card.";
   const stripe = Stripe(form.dataset.publishableKey);
   const card = stripe.elements().create("card");
   card.mount("#card-element");
@@ -15,18 +17,51 @@
   const message = document.getElementById("payment-message");
   button.disabled = false;
 
+  // The page may have been open for a while: the front desk may have charged the card
+  // on file, or the invoice may have been cancelled. Ask before taking the card.
+  async function stillPayable() {
+    try {
+      const response = await fetch(form.dataset.statusUrl, {
+        headers: { Accept: "application/json" },
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+      if (!response.ok) {
+        return { payable: false, message: "This payment link no longer works." };
+      }
+      return await response.json();
+    } catch (error) {
+      return { payable: false, message: "We could not reach the clinic. Check your connection and try again." };
+    }
+  }
+
+  function stop(text, again) {
+    message.textContent = text;
+    button.disabled = !again;
+  }
+
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
     button.disabled = true;
     message.textContent = "";
+    const status = await stillPayable();
+    if (!status.payable) {
+      stop(status.message || "This invoice can no longer be paid here.", false);
+      return;
+    }
     const result = await stripe.confirmCardPayment(form.dataset.clientSecret, {
       payment_method: { card: card },
     });
     if (result.error) {
-      message.textContent = (result.error && result.error.message) || "Your card was declined.";
-      button.disabled = false;
+      stop(result.error.message || NOT_CHARGED, true);
       return;
     }
-    window.location.assign(form.dataset.returnUrl);
+    const intent = result.paymentIntent || {};
+    if (intent.status === "succeeded" || intent.status === "processing") {
+      window.location.assign(form.dataset.returnUrl);  // the server shows what it knows
+      return;
+    }
+    // requires_payment_method (authentication failed), requires_action, canceled: no money moved.
+    stop(NOT_CHARGED, true);
   });
 })();

@@ -108,6 +108,53 @@ def test_three_d_secure_card_pays_after_authentication(
     eventually(lambda: status_of(stripe_client, staff, invoice_id) == "paid")
 
 
+def test_failed_authentication_says_not_charged_and_another_card_pays(
+    stripe_client, staff, open_invoice, phone, screenshot, standin
+) -> None:
+    invoice_id = open_invoice(card=None)
+    phone.goto(pay_url(stripe_client, staff, invoice_id))
+    enter_card(phone, "4000002500003155")
+    phone.get_by_role("button", name="Pay $500.00").click()
+    phone.get_by_role("button", name="Fail authentication").click()
+
+    phone.get_by_role("alert").filter(has_text="not charged").wait_for()
+    screenshot(phone, "1-not-charged")
+    assert "submitted" not in phone.url
+    assert phone.get_by_text("waiting for the card network").count() == 0
+    assert phone.get_by_role("button", name="Pay $500.00").is_enabled()
+    invoice = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+    assert (invoice["status"], invoice["amount_paid"]) == ("open", 0)
+
+    enter_card(phone, "4242424242424242")
+    phone.get_by_role("button", name="Pay $500.00").click()
+    phone.wait_for_url("**submitted=1")
+    eventually(lambda: status_of(stripe_client, staff, invoice_id) == "paid")
+    phone.get_by_text("Paid — thank you").wait_for()
+    screenshot(phone, "2-paid")
+    assert charges(stripe_client.application, invoice_id) == 1
+
+
+def test_page_left_open_after_the_desk_charged_takes_no_card(
+    stripe_client, staff, open_invoice, phone, screenshot, standin
+) -> None:
+    invoice_id = open_invoice()
+    phone.goto(pay_url(stripe_client, staff, invoice_id))
+    charged = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/payments",
+        headers={**staff, "Idempotency-Key": "desk"},
+        json={"method": "card_on_file"},
+    )
+    assert charged.status_code == 201, charged.json
+
+    enter_card(phone, "4242424242424242")
+    phone.get_by_role("button", name="Pay $500.00").click()
+    phone.get_by_role("alert").filter(has_text="already paid").wait_for()
+    screenshot(phone, "already-paid")
+    assert phone.get_by_role("button", name="Pay $500.00").is_disabled()
+    assert charges(stripe_client.application, invoice_id) == 1
+    assert intents_at_stripe(standin, invoice_id) == 2  # the page's, cancelled, and the desk's
+
+
 def test_paid_invoice_link_shows_the_receipt(
     stripe_client, staff, open_invoice, phone, screenshot
 ) -> None:

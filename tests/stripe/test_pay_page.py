@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pypdf import PdfReader
 
+from tests.fixtures_stripe import eventually
+from tests.stripe.collect import open_pay_page, patient_confirms
+
 PAGES = ["", "/receipt", "/receipt.pdf"]
 
 
@@ -176,3 +179,76 @@ def test_token_never_reaches_the_log(stripe_client, staff, open_invoice, caplog)
     token = path.rsplit("/", 1)[1]
     assert token not in caplog.text
     assert "/pay/<token>" in caplog.text
+
+
+def status_of_page(client, url: str) -> dict:
+    response = client.get(f"{path_of(url)}/status")
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    return dict(response.json)
+
+
+def test_status_says_whether_the_invoice_can_still_be_paid(
+    stripe_client, staff, open_invoice
+) -> None:
+    invoice_id = open_invoice()
+    url = pay_link(stripe_client, staff, invoice_id)["pay_url"]
+    stripe_client.get(path_of(url))  # the page is open: its PaymentIntent exists
+    assert status_of_page(stripe_client, url) == {
+        "invoice_status": "open",
+        "payable": True,
+        "payment_status": "awaiting_patient",
+        "message": None,
+    }
+    pay_on_file(stripe_client, staff, invoice_id)
+    after = status_of_page(stripe_client, url)
+    assert (after["invoice_status"], after["payable"], after["payment_status"]) == (
+        "paid",
+        False,
+        "canceled",  # the desk's charge cancelled the page's PaymentIntent
+    )
+    assert "already paid" in after["message"]
+
+
+def test_status_of_a_void_invoice_and_of_a_bad_token(stripe_client, staff, open_invoice) -> None:
+    invoice_id = open_invoice(card=None)
+    url = pay_link(stripe_client, staff, invoice_id)["pay_url"]
+    assert stripe_client.post(f"/v1/invoices/{invoice_id}/void", headers=staff).status_code == 200
+    gone = stripe_client.get(f"{path_of(url)}/status")
+    assert gone.status_code == 410  # voiding withdrew the link
+    assert stripe_client.get("/pay/not-a-token/status").status_code == 404
+
+
+def test_waiting_page_stops_refreshing_after_about_two_minutes(
+    stripe_client, staff, open_invoice
+) -> None:
+    invoice_id = open_invoice(card=None)
+    path = path_of(pay_link(stripe_client, staff, invoice_id)["pay_url"])
+    stripe_client.get(path)  # the PaymentIntent the browser confirmed; no webhook yet
+    waiting = stripe_client.get(f"{path}?submitted=1").get_data(as_text=True)
+    assert "waiting for the card network" in waiting
+    assert f'content="2; url={path}?submitted=2"' in waiting
+
+    given_up = stripe_client.get(f"{path}?submitted=60").get_data(as_text=True)
+    assert "We have not heard back" in given_up
+    assert 'http-equiv="refresh"' not in given_up
+    assert "Please do not pay again" in given_up
+
+
+def test_submitted_page_with_nothing_in_flight_offers_the_form_again(
+    stripe_client, staff, open_invoice, standin
+) -> None:
+    invoice_id = open_invoice(card=None)
+    secret = open_pay_page(stripe_client, staff, invoice_id)
+    patient_confirms(standin, secret, "4000000000000341")  # declined
+    path = path_of(pay_link(stripe_client, staff, invoice_id)["pay_url"])
+
+    def latest_online_status():
+        state = status_of_page(stripe_client, f"http://x{path}")
+        return state["payment_status"] == "failed"
+
+    eventually(latest_online_status)  # Stripe's payment_failed webhook has landed
+    page = stripe_client.get(f"{path}?submitted=1").get_data(as_text=True)
+    assert "This card was not charged" in page
+    assert 'id="payment-form"' in page
+    assert "waiting for the card network" not in page
