@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, json
+from sqlalchemy import exc as sql
 from werkzeug.exceptions import HTTPException
 
 from billing.errors import ServiceError
@@ -106,7 +107,28 @@ def _unexpected(error: Exception) -> Response:
     )
 
 
+def _database_error(error: sql.SQLAlchemyError) -> Response:
+    """A lost or unreachable database is a clean 503 to retry; any other database error is
+    our bug (a 500). Either way the transaction rolled back: nothing was half written."""
+    lost = isinstance(error, sql.TimeoutError | sql.OperationalError | sql.InterfaceError) or (
+        isinstance(error, sql.DBAPIError) and error.connection_invalidated
+    )
+    if not lost:
+        return _unexpected(error)
+    log.warning("database unavailable (request %s): %s", g.get("request_id", "-"), error)
+    return problem(
+        503,
+        "database_unavailable",
+        "Service unavailable",
+        "The database could not be reached part-way through this request; what it had not "
+        "committed was rolled back. Retry in a moment, with the same Idempotency-Key where "
+        "one is used: nothing is created or charged twice.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(sql.SQLAlchemyError, _database_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
