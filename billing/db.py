@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -66,8 +67,14 @@ def session() -> Session:
 
 def _close_session(_exc: BaseException | None) -> None:
     current = g.pop("db_session", None)
-    if current is not None:
-        current.close()
+    if current is None:
+        return
+    try:
+        current.close()  # rolls back what the request left open
+    except DBAPIError:
+        # The connection died under us (an operator ended it, the server restarted): the
+        # answer already stands, so drop the connection rather than fail the request.
+        current.invalidate()
 
 
 def dialect_insert(session: Session) -> Any:

@@ -97,3 +97,16 @@ def test_connection_dropped_mid_invoice_leaves_nothing_half_written(
     assert retried.status_code == 201, retried.json
     numbers = [invoice["number"] for invoice in retried.json["data"]]
     assert [number.split("-")[1] for number in numbers] == ["000001", "000002"]  # no gap
+
+
+def test_connection_dropped_after_the_answer_was_ready_still_answers(app, client, make_key) -> None:
+    headers = make_key("invoices:read")
+
+    @app.after_request
+    def operator_ends_the_connection(response):  # the read's transaction is still open
+        terminate_backends(app)
+        return response
+
+    answer = client.get("/v1/invoices", headers=headers)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.json == {"data": [], "has_more": False}
