@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 FLASK := $(BIN)/flask --app billing
 
-.PHONY: run test lint unit deps lock bench clean
+.PHONY: run test lint unit deps lock bench faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ test: lint
 
 bench: deps
 	$(BIN)/python bench/quotes.py
+
+faults: deps
+	$(BIN)/python bench/faults.py
 
 lock:
 	rm -rf /tmp/billing-lock && $(PYTHON) -m venv /tmp/billing-lock
