@@ -28,7 +28,7 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -92,63 +92,43 @@ class Api:
             headers["Idempotency-Key"] = key
         return session.request(method, self.base_url + path, json=body, headers=headers, timeout=60)
 
-    def open_invoice(self) -> dict[str, Any]:
-        """An IV invoice for a new patient whose card on file works."""
-        patient = f"P-F{next(self.patients):05d}"
+    def _set_up(self, patient: str) -> Iterator[Any]:
+        """Quote and invoice an IV session for a new patient and save a card that works:
+        each step's answer in turn, stopping at the first refused."""
         when = (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0).isoformat()
-        quote = self.call(
-            "POST",
-            "/v1/quotes",
-            {
-                "booking_id": f"BK-{patient}",
-                "session_type": "iv_individual",
-                "scheduled_at": when,
-                "currency": "usd",
-                "patients": [{"patient_id": patient, "name": "Fault Patient"}],
-            },
-        ).json()
-        invoice = self.call("POST", "/v1/invoices", {"quote_id": quote["id"]}).json()["data"][0]
-        saved = self.call(
-            "POST", f"/v1/patients/{patient}/payment-methods", {"payment_method": "pm_card_visa"}
-        )
-        if saved.status_code != 201:
-            raise BenchError(f"could not save a card: {saved.text}")
-        return dict(invoice)
+        booking = {
+            "booking_id": f"BK-{patient}",
+            "session_type": "iv_individual",
+            "scheduled_at": when,
+            "currency": "usd",
+            "patients": [{"patient_id": patient, "name": "Fault Patient"}],
+        }
+        quote = self.call("POST", "/v1/quotes", booking)
+        yield quote
+        if quote.status_code != 201:
+            return
+        invoices = self.call("POST", "/v1/invoices", {"quote_id": quote.json()["id"]})
+        yield invoices
+        if invoices.status_code != 201:
+            return
+        card = {"payment_method": "pm_card_visa"}
+        yield self.call("POST", f"/v1/patients/{patient}/payment-methods", card)
+
+    def open_invoice(self) -> dict[str, Any]:
+        """An open IV invoice of a new patient with a card on file."""
+        answers = list(self._set_up(f"P-F{next(self.patients):05d}"))
+        if len(answers) < 3 or answers[-1].status_code != 201:
+            raise BenchError(f"could not set an invoice up: {answers[-1].text}")
+        return dict(answers[1].json()["data"][0])
 
     def attempt(self) -> list[str]:
-        """Quote, invoice, save a card and charge it, until a step is refused: each step's
-        status, and a 503's code."""
-        seen: list[str] = []
-        patient = f"P-D{next(self.patients):05d}"
-        when = (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0).isoformat()
-        steps: list[Callable[[dict[str, Any]], Any]] = [
-            lambda _: self.call(
-                "POST",
-                "/v1/quotes",
-                {
-                    "booking_id": f"BK-{patient}",
-                    "session_type": "iv_individual",
-                    "scheduled_at": when,
-                    "currency": "usd",
-                    "patients": [{"patient_id": patient, "name": "Fault Patient"}],
-                },
-            ),
-            lambda made: self.call("POST", "/v1/invoices", {"quote_id": made["id"]}),
-            lambda _: self.call(
-                "POST",
-                f"/v1/patients/{patient}/payment-methods",
-                {"payment_method": "pm_card_visa"},
-            ),
-        ]
-        made: dict[str, Any] = {}
-        for step in steps:
-            answer = step(made)
-            seen.append(_seen(answer))
-            if answer.status_code >= 300:
-                return seen
-            body = answer.json()
-            made = body["data"][0] if "data" in body else (made if "brand" in body else body)
-        seen.append(_seen(self.pay(made["id"], f"dbpay-{patient}")))
+        """Set an invoice up and charge it, until a step is refused: each step's status,
+        and a 503's code."""
+        answers = list(self._set_up(f"P-D{next(self.patients):05d}"))
+        seen = [_seen(answer) for answer in answers]
+        if len(answers) == 3 and answers[-1].status_code == 201:
+            invoice_id = answers[1].json()["data"][0]["id"]
+            seen.append(_seen(self.pay(invoice_id, f"dbpay-{invoice_id}")))
         return seen
 
     def pay(self, invoice_id: str, key: str) -> Any:
