@@ -7,7 +7,9 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# migrations/ beside the package in a checkout; billing/migrations once installed.
+_CHECKOUT = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = _CHECKOUT if (_CHECKOUT / "env.py").exists() else Path(__file__).parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
