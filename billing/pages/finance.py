@@ -116,7 +116,6 @@ def dashboard(user: StaffUser) -> Response:
     period = finance.day_range(_at(start), _at(end))
     report = reports.reconciliation(db.session(), period)
     daily = finance.daily_by_session_type(db.session(), period)
-    currency = _currency(report)
     return _page(
         "finance/dashboard.html",
         200,
@@ -133,8 +132,11 @@ def dashboard(user: StaffUser) -> Response:
         ],
         matched=len(report["matched"]),
         overpayments=report["overpayments"],
-        chart=_chart(daily, start, end, currency),
-        money=lambda amount: Money(int(amount), currency).format(),
+        charts=[
+            _chart([row for row in daily if row["currency"] == currency], start, end, currency)
+            for currency in sorted({row["currency"] for row in daily}) or ["usd"]
+        ],
+        money=lambda amount, currency: Money(int(amount), currency).format(),
     )
 
 
@@ -181,12 +183,6 @@ def _at(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
 
-def _currency(report: dict[str, Any]) -> str:
-    for row in report["by_session_type"]:
-        return str(row["currency"])
-    return "usd"
-
-
 def _chart(daily: list[dict[str, Any]], start: date, end: date, currency: str) -> str:
     days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
     index = {day: n for n, day in enumerate(days)}
@@ -200,7 +196,7 @@ def _chart(daily: list[dict[str, Any]], start: date, end: date, currency: str) -
         series.append(Series(f"{session_type} gross", gross, colour=colour))
         series.append(Series(f"{session_type} net", net, dashed=True, colour=colour))
     return line_chart(
-        "Daily gross and net by session type",
+        f"Daily gross and net by session type, {currency.upper()}",
         days,
         series,
         amount=lambda value: Money(value, currency).format(),

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from billing import statuses
 from billing.models import Invoice, LedgerEntry, Refund, StripeBalanceTransaction, utcnow
-from billing.services.reports import STRIPE_CHARGES, Period, reconciliation
+from billing.money import Money
+from billing.services.reports import STRIPE_CHARGES, Period, money_sum, reconciliation
 
 AGING_BUCKETS = (("0-30", 0, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
 UNPAID = (statuses.OPEN, statuses.PROCESSING)
@@ -41,13 +42,24 @@ def aging(session: Session, now: datetime | None = None) -> dict[str, Any]:
         .order_by(Invoice.created_at)
     ).mappings()
     invoices = []
-    buckets = {name: {"count": 0, "total": 0} for name, _, _ in AGING_BUCKETS}
+    counts = dict.fromkeys((name for name, _, _ in AGING_BUCKETS), 0)
+    owed: dict[str, dict[str, Money]] = {name: {} for name, _, _ in AGING_BUCKETS}
     for row in rows:
         age = (now - row["created_at"]).days
         bucket = bucket_of(age)
         invoices.append({**row, "age_days": age, "bucket": bucket})
-        buckets[bucket]["count"] += 1
-        buckets[bucket]["total"] += row["total"]
+        counts[bucket] += 1
+        currency = row["currency"]
+        owed[bucket][currency] = owed[bucket].get(currency, Money.zero(currency)) + Money(
+            row["total"], currency
+        )
+    buckets = {
+        name: {
+            "count": counts[name],
+            "totals": {currency: money.amount for currency, money in sorted(owed[name].items())},
+        }
+        for name in counts
+    }
     return {"as_of": now, "buckets": buckets, "invoices": invoices}
 
 
@@ -86,46 +98,61 @@ def refunds_and_disputes(session: Session, period: Period) -> dict[str, Any]:
 
 
 def month_end(session: Session, year: int, month: int) -> dict[str, Any]:
-    """A month in one page: billed, collected, refunded, disputed, fees, net, still owed."""
+    """A month in one page, per currency: billed, collected, refunded, disputed, fees, net,
+    still owed; and the counts of invoices and discrepancies."""
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
     period = Period(start, end)
-    billed = session.execute(
-        select(func.count(), func.coalesce(func.sum(Invoice.total), 0)).where(
-            Invoice.status != statuses.VOID, *_within(period, Invoice.created_at)
-        )
-    ).one()
-    report = reconciliation(session, period)
-    fees = session.scalar(
-        select(func.coalesce(func.sum(StripeBalanceTransaction.fee), 0)).where(
-            StripeBalanceTransaction.type.in_(STRIPE_CHARGES),
-            *_within(period, StripeBalanceTransaction.created),
-        )
+    billed = _counted_by_currency(
+        session, Invoice.status != statuses.VOID, *_within(period, Invoice.created_at)
     )
-    owed = session.execute(
-        select(func.count(), func.coalesce(func.sum(Invoice.total), 0)).where(
-            Invoice.status.in_(UNPAID), Invoice.created_at < end
+    owed = _counted_by_currency(session, Invoice.status.in_(UNPAID), Invoice.created_at < end)
+    txn = StripeBalanceTransaction
+    fees = {
+        str(currency): int(fee)
+        for currency, fee in session.execute(
+            select(txn.currency, money_sum(txn.fee))
+            .where(txn.type.in_(STRIPE_CHARGES), *_within(period, txn.created))
+            .group_by(txn.currency)
         )
-    ).one()
-    ledger = report["totals"]["ledger"]
+    }
+    report = reconciliation(session, period)
+    totals = report["totals"]
+    currencies = sorted(set(totals["currencies"]) | set(billed) | set(owed) | set(fees))
+    none = {"gross": 0, "refunds": 0, "disputes": 0, "net": 0}
     return {
         "month": f"{year:04d}-{month:02d}",
-        "invoices_issued": int(billed[0]),
-        "billed": int(billed[1]),
-        "collected": ledger["gross"],
-        "refunded": ledger["refunds"],
-        "disputed": ledger["disputes"],
-        "stripe_fees": int(fees or 0),
-        "net": report["totals"]["stripe"]["net"],
-        "open_invoices": int(owed[0]),
-        "open_amount": int(owed[1]),
+        "invoices_issued": sum(count for count, _ in billed.values()),
+        "open_invoices": sum(count for count, _ in owed.values()),
+        "currencies": {
+            currency: {
+                "billed": billed.get(currency, (0, 0))[1],
+                "collected": totals["ledger"].get(currency, none)["gross"],
+                "refunded": totals["ledger"].get(currency, none)["refunds"],
+                "disputed": totals["ledger"].get(currency, none)["disputes"],
+                "stripe_fees": int(fees.get(currency, 0)),
+                "net": totals["stripe"].get(currency, none)["net"],
+                "open_amount": owed.get(currency, (0, 0))[1],
+            }
+            for currency in currencies
+        },
         "discrepancies": {
-            key: report["totals"]["counts"][key]
+            key: totals["counts"][key]
             for key in ("missing_in_stripe", "missing_in_ledger", "mismatched", "overpayments")
         },
         "overpayments": report["overpayments"],
         "by_session_type": report["by_session_type"],
     }
+
+
+def _counted_by_currency(session: Session, *conditions: Any) -> dict[str, tuple[int, int]]:
+    """Invoices matching `conditions`: (how many, their total) per currency."""
+    rows = session.execute(
+        select(Invoice.currency, func.count(), money_sum(Invoice.total))
+        .where(*conditions)
+        .group_by(Invoice.currency)
+    )
+    return {str(currency): (int(count), int(total)) for currency, count, total in rows}
 
 
 def _within(period: Period, column: Any) -> tuple[Any, Any]:
@@ -138,8 +165,8 @@ def day_range(first: datetime, last: datetime) -> Period:
 
 
 def daily_by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
-    """Per day and session type: gross (charges) and net (after refunds, disputes and
-    Stripe's fees on the matching transactions)."""
+    """Per day, session type and currency: gross (charges) and net (after refunds,
+    disputes and Stripe's fees on the matching transactions)."""
     signed = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=-LedgerEntry.amount)
     gross = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=0)
     fee = func.coalesce(StripeBalanceTransaction.fee, 0)
@@ -148,6 +175,7 @@ def daily_by_session_type(session: Session, period: Period) -> list[dict[str, An
         select(
             day.label("day"),
             Invoice.session_type,
+            LedgerEntry.currency,
             func.sum(gross).label("gross"),
             (func.sum(signed) - func.sum(fee)).label("net"),
         )
@@ -157,7 +185,7 @@ def daily_by_session_type(session: Session, period: Period) -> list[dict[str, An
             StripeBalanceTransaction.source == LedgerEntry.stripe_ref,
         )
         .where(*_within(period, LedgerEntry.occurred_at))
-        .group_by(day, Invoice.session_type)
+        .group_by(day, Invoice.session_type, LedgerEntry.currency)
         .order_by(day)
     ).mappings()
     return [

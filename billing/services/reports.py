@@ -266,30 +266,46 @@ def by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
 
 
 def totals(session: Session, period: Period, counts: dict[str, int]) -> dict[str, Any]:
-    """The period's sums on both sides, and how many pairs fell in each list."""
+    """The period's sums on both sides, per currency (never added across currencies), and
+    how many pairs fell in each list."""
     txn = StripeBalanceTransaction
-    stripe_row = (
-        session.execute(select(*_stripe_money(txn)).where(_in(period, txn.created)))
-        .mappings()
-        .one()
-    )
 
     def ledger_sum(kind: str) -> Any:
         return money_sum(LedgerEntry.amount, LedgerEntry.kind == kind)
 
-    ledger_row = (
+    stripe = _by_currency(
+        session.execute(
+            select(txn.currency, *_stripe_money(txn))
+            .where(_in(period, txn.created))
+            .group_by(txn.currency)
+        )
+    )
+    ledger = _by_currency(
         session.execute(
             select(
+                LedgerEntry.currency,
                 ledger_sum("charge").label("gross"),
                 ledger_sum("refund").label("refunds"),
                 ledger_sum("dispute").label("disputes"),
-            ).where(_in(period, LedgerEntry.occurred_at))
+            )
+            .where(_in(period, LedgerEntry.occurred_at))
+            .group_by(LedgerEntry.currency)
         )
-        .mappings()
-        .one()
     )
+    currencies = sorted(set(ledger) | set(stripe))
+    no_ledger = dict.fromkeys(("gross", "refunds", "disputes"), 0)
+    no_stripe = dict.fromkeys(("gross", "refunds", "disputes", "fees", "net"), 0)
     return {
-        "ledger": {k: int(v) for k, v in ledger_row.items()},
-        "stripe": {k: int(v) for k, v in stripe_row.items()},
+        "currencies": currencies,
+        "ledger": {c: ledger.get(c, no_ledger) for c in currencies},
+        "stripe": {c: stripe.get(c, no_stripe) for c in currencies},
         "counts": counts,
+    }
+
+
+def _by_currency(result: Any) -> dict[str, dict[str, int]]:
+    """Rows of sums with a `currency` column, as {currency: {name: amount}}."""
+    return {
+        str(row["currency"]): {k: int(v) for k, v in row.items() if k != "currency"}
+        for row in result.mappings()
     }

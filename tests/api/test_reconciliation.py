@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gc
 import io
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from flask import Flask
 from billing import db
 from billing.models import Invoice, LedgerEntry, StripeBalanceTransaction, StripePayout, utcnow
 from billing.services.reports import CSV_COLUMNS
+from billing.services.staff import create_staff_user
 from tests.conftest import in_days
 
 OCTOBER = {"from": "2026-10-01", "to": "2026-10-31"}
@@ -397,8 +399,9 @@ def test_empty_period_gives_empty_lists_and_zero_totals(client, finance) -> None
     assert set(report) == TOP_LEVEL_KEYS
     assert all(report[name] == [] for name in TOP_LEVEL_KEYS - {"totals"})
     assert report["totals"] == {
-        "ledger": {"gross": 0, "refunds": 0, "disputes": 0},
-        "stripe": {"gross": 0, "refunds": 0, "disputes": 0, "fees": 0, "net": 0},
+        "currencies": [],
+        "ledger": {},
+        "stripe": {},
         "counts": {status: 0 for status in (*LISTS, "overpayments")},
     }
 
@@ -624,7 +627,8 @@ def test_dispute_matches_stripes_adjustment_and_is_summed_as_a_dispute(
         "dp_1",
     )
     assert row["ledger_amount"] == row["stripe_amount"] == -50000
-    assert report["totals"]["ledger"]["disputes"] == report["totals"]["stripe"]["disputes"] == 50000
+    totals = report["totals"]
+    assert totals["ledger"]["usd"]["disputes"] == totals["stripe"]["usd"]["disputes"] == 50000
     day = {row["day"]: row for row in report["by_day"]}["2026-07-10"]
     assert (day["gross"], day["disputes"], day["fees"], day["net"]) == (0, 50000, 1500, -51500)
 
@@ -637,16 +641,14 @@ def test_dispute_matches_stripes_adjustment_and_is_summed_as_a_dispute(
 
 def test_totals_sum_each_side_over_the_period(client, finance, planted) -> None:
     totals = reconcile(client, finance).json["totals"]
-    assert totals["ledger"] == {"gross": 6 * 50000 - 2 * 25000, "refunds": 10000, "disputes": 0}
-    assert (totals["stripe"]["refunds"], totals["stripe"]["disputes"]) == (10000, 0)
+    # The planted currency mismatch puts eur on Stripe's side only.
+    assert totals["currencies"] == ["eur", "usd"]
+    usd = {"gross": 6 * 50000 - 2 * 25000, "refunds": 10000, "disputes": 0}
+    assert totals["ledger"] == {"eur": {"gross": 0, "refunds": 0, "disputes": 0}, "usd": usd}
+    assert (totals["stripe"]["usd"]["refunds"], totals["stripe"]["usd"]["disputes"]) == (10000, 0)
 
 
-@pytest.mark.xfail(
-    reason="totals (billing/services/reports.py) and month_end (billing/services/finance.py) "
-    "add amounts of different currencies together",
-    strict=True,
-)
-def test_totals_never_add_amounts_of_different_currencies(
+def test_no_report_adds_amounts_of_different_currencies(
     app, client, make_key, booking_system, finance
 ) -> None:
     catalog = make_key("catalog:write")
@@ -658,7 +660,14 @@ def test_totals_never_add_amounts_of_different_currencies(
     assert cad.status_code == 201, cad.json
     usd_invoice = iv_invoice(client, booking_system, "P-USD")
     cad_invoice = iv_invoice(client, booking_system, "P-CAD", currency="cad")
+    for invoice in (usd_invoice, cad_invoice):
+        set_invoice(app, invoice["id"], created_at=at("2026-10-02T09:00:00Z"))
+    open_usd = iv_invoice(client, booking_system, "P-USD-OPEN")
+    open_cad = iv_invoice(client, booking_system, "P-CAD-OPEN", currency="cad")
+    for invoice in (open_usd, open_cad):
+        set_invoice(app, invoice["id"], created_at=at("2026-10-03T09:00:00Z"))
     for invoice, ref in ((usd_invoice, "ch_usd"), (cad_invoice, "ch_cad")):
+        set_invoice(app, invoice["id"], status="paid")
         add_ledger(app, invoice, "charge", 50000, ref, "2026-10-05T10:00:00Z")
         add_stripe(
             app,
@@ -666,15 +675,61 @@ def test_totals_never_add_amounts_of_different_currencies(
             type="charge",
             source=ref,
             amount=50000,
+            fee=1500,
             currency=invoice["currency"],
             created="2026-10-05T10:00:01Z",
         )
-    month_end = client.get("/v1/reports/month-end?month=2026-10", headers=finance).json
+    # 500.00 usd and 500.00 cad are not 1000.00 of anything: each stays in its currency.
     totals = reconcile(client, finance).json["totals"]
-    # 500.00 usd and 500.00 cad are not 1000.00 of anything.
-    assert month_end["collected"] != 100000
-    assert totals["ledger"]["gross"] != 100000
-    assert totals["stripe"]["gross"] != 100000
+    assert totals["currencies"] == ["cad", "usd"]
+    for currency in ("cad", "usd"):
+        assert totals["ledger"][currency]["gross"] == 50000
+        assert totals["stripe"][currency]["gross"] == 50000
+        assert totals["stripe"][currency]["fees"] == 1500
+
+    month_end = client.get("/v1/reports/month-end?month=2026-10", headers=finance).json
+    assert month_end["invoices_issued"] == 4
+    for currency in ("cad", "usd"):
+        figures = month_end["currencies"][currency]
+        assert (figures["billed"], figures["collected"], figures["stripe_fees"]) == (
+            100000,
+            50000,
+            1500,
+        )
+        assert figures["open_amount"] == 50000
+    assert month_end["open_invoices"] == 2
+
+    aging = client.get("/v1/reports/aging", headers=finance).json
+    owed = [bucket for bucket in aging["buckets"].values() if bucket["count"]]
+    assert owed == [{"count": 2, "totals": {"cad": 50000, "usd": 50000}}]
+
+    page = finance_dashboard(app, client, "2026-10-01", "2026-10-31")
+    assert 'data-currency="cad"' in page and 'data-currency="usd"' in page
+    assert "CA$500.00" in page or "CAD 500.00" in page or "500.00 CAD" in page
+    assert "$1,000.00" not in page
+
+
+def finance_dashboard(app, client, start: str, end: str) -> str:
+    """The dashboard's HTML, signed in as a finance clerk (over HTTPS: the cookie is Secure)."""
+    with app.app_context():
+        create_staff_user(db.session(), "clerk@example.org", "a long enough password")
+    https = {"base_url": "https://localhost"}
+    login = client.get("/finance/login", **https).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login)
+    assert token is not None
+    signed_in = client.post(
+        "/finance/login",
+        data={
+            "email": "clerk@example.org",
+            "password": "a long enough password",
+            "csrf_token": token.group(1),
+        },
+        **https,
+    )
+    assert signed_in.status_code == 303, signed_in.get_data(as_text=True)
+    page = client.get(f"/finance?from={start}&to={end}", **https)
+    assert page.status_code == 200
+    return str(page.get_data(as_text=True))
 
 
 # The reconciliation, as CSV ----------------------------------------------------------
@@ -824,7 +879,7 @@ def test_aging_buckets_unpaid_invoices_by_age_and_leaves_out_paid_and_void(
         "P-120": (120, "90+"),
     }
     assert response.json["buckets"] == {
-        name: {"count": 1, "total": 50000} for name in ("0-30", "31-60", "61-90", "90+")
+        name: {"count": 1, "totals": {"usd": 50000}} for name in ("0-30", "31-60", "61-90", "90+")
     }
 
 
@@ -848,11 +903,14 @@ def test_month_end_agrees_with_what_was_planted(client, finance, planted) -> Non
     october_invoices = [i for name, i in planted.invoices.items() if name != "iv_september"]
     assert summary["month"] == "2026-10"
     assert summary["invoices_issued"] == len(october_invoices) == 6
-    assert summary["billed"] == sum(i["total"] for i in october_invoices) == 250000
-    assert summary["collected"] == 6 * 50000 - 2 * 25000
-    assert summary["refunded"] == 10000
-    assert summary["disputed"] == 0
-    assert (summary["open_invoices"], summary["open_amount"]) == (0, 0)
+    usd = summary["currencies"]["usd"]
+    assert list(summary["currencies"]) == ["eur", "usd"]  # eur: the planted mismatch
+    assert summary["currencies"]["eur"]["billed"] == 0
+    assert usd["billed"] == sum(i["total"] for i in october_invoices) == 250000
+    assert usd["collected"] == 6 * 50000 - 2 * 25000
+    assert usd["refunded"] == 10000
+    assert usd["disputed"] == 0
+    assert (summary["open_invoices"], usd["open_amount"]) == (0, 0)
     assert summary["discrepancies"] == {
         "missing_in_stripe": 1,
         "missing_in_ledger": 1,
@@ -893,10 +951,11 @@ def test_month_end_takes_fees_and_net_from_stripe_and_leaves_out_void_invoices(
         created="2026-08-04T10:00:01Z",
     )
     summary = client.get("/v1/reports/month-end?month=2026-08", headers=finance).json
-    assert (summary["invoices_issued"], summary["billed"]) == (2, 100000)
-    assert (summary["collected"], summary["refunded"]) == (50000, 5000)
-    assert (summary["stripe_fees"], summary["net"]) == (1480, 50000 - 1480 - 5000)
-    assert (summary["open_invoices"], summary["open_amount"]) == (1, 50000)
+    usd = summary["currencies"]["usd"]
+    assert (summary["invoices_issued"], usd["billed"]) == (2, 100000)
+    assert (usd["collected"], usd["refunded"]) == (50000, 5000)
+    assert (usd["stripe_fees"], usd["net"]) == (1480, 50000 - 1480 - 5000)
+    assert (summary["open_invoices"], usd["open_amount"]) == (1, 50000)
     assert summary["discrepancies"] == {
         "missing_in_stripe": 0,
         "missing_in_ledger": 0,

@@ -200,9 +200,9 @@ def test_synced_day_reconciles_in_the_json_report_too(
     assert len(report["matched"]) == 4
     assert report["missing_in_stripe"] == report["missing_in_ledger"] == []
     assert report["mismatched"] == []
-    assert report["totals"]["ledger"] == {"gross": 150000, "refunds": 10000, "disputes": 0}
-    assert report["totals"]["stripe"]["gross"] == 150000
-    assert report["totals"]["stripe"]["refunds"] == 10000
+    assert report["totals"]["ledger"] == {"usd": {"gross": 150000, "refunds": 10000, "disputes": 0}}
+    assert report["totals"]["stripe"]["usd"]["gross"] == 150000
+    assert report["totals"]["stripe"]["usd"]["refunds"] == 10000
 
 
 def test_second_sync_adds_nothing(stripe_app, paid_and_refunded) -> None:
