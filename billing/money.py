@@ -17,6 +17,20 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 
 _SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "krw": "₩", "inr": "₹"}
 
+# The smallest charge Stripe accepts per currency (its documented minimums, in minor
+# units); other currencies: 1. Every price, the group's half included, must reach it.
+STRIPE_MINIMUM_CHARGE: dict[str, int] = {
+    **dict.fromkeys("usd aud brl cad chf eur inr jpy nzd sgd".split(), 50),
+    "gbp": 30,
+    "dkk": 250,
+    "hkd": 400,
+    "mxn": 1000,
+    "nok": 300,
+    "pln": 200,
+    "sek": 300,
+    "czk": 1500,
+}
+
 # The largest amount the service accepts for a price or a charge, in minor units.
 # Well above any session price, well below anything that could overflow.
 MAX_AMOUNT = 10_000_000

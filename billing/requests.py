@@ -46,6 +46,9 @@ def check_json_body() -> None:
 
 def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
+    if request.path.startswith("/v1/"):  # patients' names and invoices: kept by no cache
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["X-Content-Type-Options"] = "nosniff"
     if not log.isEnabledFor(logging.INFO):
         return response
     api_key = g.get("api_key")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from typing import Any
 
+from marshmallow import Schema, ValidationError, fields, validates_schema
+
+from billing.money import STRIPE_MINIMUM_CHARGE, Money
 from billing.pricing import (
     DESCRIPTIONS,
     IM_GROUP,
@@ -62,3 +65,17 @@ class PriceVersionRequestSchema(Schema):
     effective_at = fields.AwareDateTime(
         metadata={"description": "When the price takes effect; omitted means now."}
     )
+
+    @validates_schema
+    def _chargeable(self, data: dict[str, Any], **_: Any) -> None:
+        """Stripe refuses charges below its minimum: so is a price whose group half is."""
+        if "iv_individual_amount" not in data or "currency" not in data:
+            return
+        price = Money(data["iv_individual_amount"], data["currency"])
+        minimum = Money(STRIPE_MINIMUM_CHARGE.get(price.currency, 1), price.currency)
+        if session_price(IM_GROUP, price) < minimum:
+            raise ValidationError(
+                f"The group price (half of this) would be below Stripe's minimum charge of "
+                f"{minimum.format()}; the price must be at least {(minimum * 2).amount - 1}.",
+                "iv_individual_amount",
+            )

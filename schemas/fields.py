@@ -53,3 +53,15 @@ def identifier(**kwargs: Any) -> fields.String:
         ),
         **kwargs,
     )
+
+
+class Name(fields.String):
+    """A person's name: surrounding spaces dropped, and never blank."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        name = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not name:
+            raise ValidationError("Must not be blank.")
+        if len(name) > 200:
+            raise ValidationError("Must be at most 200 characters.")
+        return name

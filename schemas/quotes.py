@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from billing.pricing import SESSION_TYPES
-from schemas.fields import Currency, StrictInteger, identifier
+from schemas.fields import Currency, Name, StrictInteger, identifier
 
 # A booking further away than this, either way, is a typo in a date.
 SCHEDULE_HORIZON = timedelta(days=366)
@@ -24,14 +24,15 @@ class IvExemptionSchema(Schema):
         ),
         metadata={"example": "difficult_venous_access"},
     )
-    approved_by = fields.String(
-        required=True, validate=validate.Length(min=1, max=200), metadata={"example": "Dr. Lee"}
+    approved_by = Name(
+        required=True,
+        metadata={"example": "Dr. Lee", "description": "the approving clinician; not blank"},
     )
 
 
 class BookingPatientSchema(Schema):
     patient_id = identifier(required=True, metadata={"example": "P-1001"})
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = Name(required=True)
     email = fields.Email(validate=validate.Length(max=254))
     prior_iv_sessions = StrictInteger(
         validate=validate.Range(min=0, max=1000),

@@ -80,3 +80,21 @@ def test_absurd_or_negative_price_is_refused(client, make_key) -> None:
         )
         assert response.status_code == 422, amount
         assert "iv_individual_amount" in response.json["errors"]
+
+
+def test_price_whose_group_half_stripe_could_not_charge_is_refused(client, make_key) -> None:
+    headers = make_key("catalog:write")
+    for currency, too_low, lowest in (("usd", 98, 99), ("gbp", 58, 59), ("jpy", 98, 99)):
+        refused = client.post(
+            "/v1/catalog/prices",
+            json={"iv_individual_amount": too_low, "currency": currency},
+            headers=headers,
+        )
+        assert refused.status_code == 422, (currency, refused.json)
+        assert "minimum charge" in refused.json["errors"]["iv_individual_amount"][0]
+        accepted = client.post(
+            "/v1/catalog/prices",
+            json={"iv_individual_amount": lowest, "currency": currency},
+            headers=headers,
+        )
+        assert accepted.status_code == 201, (currency, accepted.json)

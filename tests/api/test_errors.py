@@ -148,3 +148,14 @@ def test_one_log_line_per_request_without_secrets(client, headers, booking, capl
     raw = caplog.text
     assert headers["Authorization"].split()[1] not in raw
     assert "Ana Ruiz" not in raw
+
+
+def test_api_answers_are_kept_by_no_cache_and_never_sniffed(client, make_key, booking) -> None:
+    headers = make_key("quotes:write")
+    for response in (
+        client.post("/v1/quotes", json=booking(), headers=headers),
+        client.get("/v1/quotes/qt_missing", headers=headers),
+        client.get("/v1/catalog"),
+    ):
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"

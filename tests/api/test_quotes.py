@@ -148,3 +148,23 @@ def test_announced_price_does_not_apply_before_it_takes_effect(client, headers, 
     )
     quote = client.post("/v1/quotes", json=booking(), headers=headers).json
     assert quote["total"] == 50000
+
+
+def test_blank_approving_clinician_or_patient_name_is_refused(client, headers, booking) -> None:
+    payload = booking()
+    payload["patients"][1]["iv_exemption"]["approved_by"] = "   "
+    blank_clinician = client.post("/v1/quotes", json=payload, headers=headers)
+    assert blank_clinician.status_code == 422
+    assert "patients.1.iv_exemption.approved_by" in blank_clinician.json["errors"]
+
+    payload = booking()
+    payload["patients"][0]["name"] = " \t "
+    blank_name = client.post("/v1/quotes", json=payload, headers=headers)
+    assert blank_name.status_code == 422
+    assert "patients.0.name" in blank_name.json["errors"]
+
+    payload = booking()
+    payload["patients"][1]["iv_exemption"]["approved_by"] = "  Dr. Lee  "
+    kept = client.post("/v1/quotes", json=payload, headers=headers)
+    assert kept.status_code == 201, kept.json
+    assert kept.json["lines"][1]["iv_exemption"]["approved_by"] == "Dr. Lee"
