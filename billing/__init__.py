@@ -9,9 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from billing import api, auth, cli, config, db, problems, providers, requests
+from billing import api, auth, cli, config, db, limits, problems, providers, requests
 from billing.api.docs import ASSETS_URL
+from billing.cache import Generation
 from billing.pages import finance, pay
 from billing.services.catalog import PriceBook
 
@@ -45,8 +47,14 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app, db.Database(app.config["DATABASE_URL"], app.config["DB_POOL_SIZE"]))
     providers.init_app(app)
-    app.extensions["billing.prices"] = PriceBook(app.config["PRICE_CACHE_SECONDS"])
+    generation = Generation(app.config["CACHE_CHECK_SECONDS"])
+    app.extensions["billing.cache_generation"] = generation
+    app.extensions["billing.prices"] = PriceBook(app.config["PRICE_CACHE_SECONDS"], generation)
+    if app.config["TRUSTED_PROXIES"]:
+        proxies = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     requests.init_app(app)
+    limits.init_app(app)
     auth.init_app(app)
     app.before_request(requests.check_json_body)
     api.init_app(app)

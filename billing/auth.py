@@ -12,7 +12,7 @@ from flask import Flask, current_app, g, request
 from sqlalchemy import select
 
 from billing import db
-from billing.cache import TTLCache
+from billing.cache import Generation, SharedCache
 from billing.errors import Forbidden, Unauthorized
 from billing.models import ApiKey
 
@@ -42,9 +42,12 @@ class Caller:
 
 
 def init_app(app: Flask) -> None:
-    # Valid keys are remembered for AUTH_CACHE_SECONDS; a revoked key stops working
-    # at once in the process that revoked it and within that time everywhere else.
-    app.extensions["billing.key_cache"] = TTLCache[str, Caller](app.config["AUTH_CACHE_SECONDS"])
+    # Valid keys are remembered for AUTH_CACHE_SECONDS at most; a revocation bumps the
+    # shared cache generation, so every process forgets them within CACHE_CHECK_SECONDS.
+    generation: Generation = app.extensions["billing.cache_generation"]
+    app.extensions["billing.key_cache"] = SharedCache[str, Caller](
+        app.config["AUTH_CACHE_SECONDS"], generation
+    )
     app.before_request(authenticate)
 
 
@@ -102,8 +105,8 @@ def authenticate() -> None:
 
 
 def _caller(key_hash: str) -> Caller | None:
-    cache: TTLCache[str, Caller] = current_app.extensions["billing.key_cache"]
-    caller = cache.get(key_hash)
+    cache: SharedCache[str, Caller] = current_app.extensions["billing.key_cache"]
+    caller = cache.lookup(db.session(), key_hash)
     if caller is None:
         row = (
             db.session()
@@ -120,6 +123,7 @@ def _caller(key_hash: str) -> Caller | None:
 def forget_keys() -> None:
     """Drop this process's remembered keys (after a revocation)."""
     current_app.extensions["billing.key_cache"].clear()
+    current_app.extensions["billing.cache_generation"].forget()
 
 
 def current_key() -> Caller:

@@ -150,6 +150,18 @@ def staff_create(email: str, password: str) -> None:
     click.echo(f"created staff account {email}")
 
 
+@staff_cli.command("set-password")
+@click.argument("email")
+@click.password_option()
+def staff_set_password(email: str, password: str) -> None:
+    """Give an account a new password; every session of it ends."""
+    try:
+        staff.change_password(db.session(), email, password)
+    except ServiceError as error:
+        raise click.ClickException(error.detail) from None
+    click.echo(f"new password set for {email}; its sessions have ended")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)

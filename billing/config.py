@@ -84,6 +84,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "DB_POOL_SIZE": _int(env, "DB_POOL_SIZE", 5),
         "AUTH_CACHE_SECONDS": _float(env, "AUTH_CACHE_SECONDS", 5.0),
         "PRICE_CACHE_SECONDS": _float(env, "PRICE_CACHE_SECONDS", 5.0),
+        # How often each process checks whether keys or prices changed elsewhere.
+        "CACHE_CHECK_SECONDS": _float(env, "CACHE_CHECK_SECONDS", 0.5),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "CLINIC_NAME": env.get("CLINIC_NAME", "Ketamine Clinic"),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", ""),
@@ -97,9 +99,19 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SECRET_KEY": env.get("SECRET_KEY", ""),
         "PAY_LINK_TTL_DAYS": _int(env, "PAY_LINK_TTL_DAYS", 7),
         "PAY_RATE_LIMIT_PER_MINUTE": _int(env, "PAY_RATE_LIMIT_PER_MINUTE", 60),
+        # Shared state of several instances (rate-limit counters); empty: this process only.
+        "REDIS_URL": env.get("REDIS_URL", ""),
+        "RATE_LIMIT_KEY_PREFIX": env.get("RATE_LIMIT_KEY_PREFIX", "billing"),
+        "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "600 per minute"),
+        "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
+        "LOGIN_ACCOUNT_LIMIT": env.get("LOGIN_ACCOUNT_LIMIT", "10 per hour"),
+        # Behind a load balancer: how many proxies' X-Forwarded-For entries to trust.
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
         # The finance dashboard's session cookie: Secure unless turned off for plain HTTP.
         "FINANCE_COOKIE_SECURE": env.get("FINANCE_COOKIE_SECURE", "true").lower() != "false",
+        # A finance session ends after this long without a page view (and after 8 hours).
+        "FINANCE_IDLE_MINUTES": _int(env, "FINANCE_IDLE_MINUTES", 30),
         "CLINIC_ADDRESS": env.get("CLINIC_ADDRESS", "100 Main Street, Springfield, CA 90000"),
         "CLINIC_TAX_ID": env.get("CLINIC_TAX_ID", "EIN 00-0000000"),
         "BILLING_CODES": _json(env, "BILLING_CODES", DEFAULT_BILLING_CODES),

@@ -43,3 +43,12 @@ def upgrade(database_url: str, revision: str = "head") -> None:
                 lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
     finally:
         engine.dispose()
+
+
+def head_revision() -> str:
+    """The newest migration this code carries."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head

@@ -409,3 +409,18 @@ class StaffUser(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]
+    # Every signed-in session carries the number it started under; signing out or a new
+    # password moves it on, which ends every session of the account, copies included.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class CacheState(Base):
+    """One row: a number every change to API keys or prices bumps, in the same
+    transaction as the change. Each process compares it with the number its caches were
+    filled under (at most every CACHE_CHECK_SECONDS) and drops them when it moved, so a
+    revoked key or a new price takes effect on every instance within that time."""
+
+    __tablename__ = "cache_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -9,6 +9,7 @@ from flask import Flask, Response, g, json
 from sqlalchemy import exc as sql
 from werkzeug.exceptions import HTTPException
 
+from billing import limits
 from billing.errors import ServiceError
 
 log = logging.getLogger("billing.errors")
@@ -92,9 +93,13 @@ def _http_error(error: HTTPException) -> Response | Any:
         detail = "The request did not validate: " + "; ".join(
             f"{field}: {' '.join(texts)}" for field, texts in errors.items()
         )
+    headers = None
     if status == 405:
         detail = "This method is not allowed on this path."
-    return problem(status, code, error.name, detail, errors)
+    if status == 429:
+        detail = "Too many requests with this API key; retry after the time in Retry-After."
+        headers = {"Retry-After": limits.retry_after()}
+    return problem(status, code, error.name, detail, errors, headers)
 
 
 def _unexpected(error: Exception) -> Response:

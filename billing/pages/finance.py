@@ -26,23 +26,30 @@ from billing import db
 from billing.charts import Series, line_chart
 from billing.errors import NotFound
 from billing.exports import reconciliation_csv
+from billing.limits import (
+    limiter,
+    login_account,
+    login_account_limit,
+    login_address_limit,
+    on_breach_page,
+)
 from billing.models import StaffUser
 from billing.money import Money
 from billing.pages import security_headers
-from billing.ratelimit import RateLimiter
 from billing.services import finance, receipts, reports
-from billing.services.staff import authenticate_staff
+from billing.services.staff import authenticate_staff, end_sessions
 
 blp = Blueprint("finance", __name__, url_prefix="/finance")
 SESSION_HOURS = 8
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=SESSION_HOURS))
+    # Set, not defaulted: Flask's own defaults already hold these keys (31 days, no
+    # SameSite), so setdefault would change nothing.
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=SESSION_HOURS)
     app.config["SESSION_COOKIE_SECURE"] = app.config["FINANCE_COOKIE_SECURE"]
-    app.extensions["billing.login_limiter"] = RateLimiter(10)
     app.register_blueprint(blp)
 
 
@@ -74,24 +81,47 @@ def _check_csrf() -> None:
 
 
 def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The account behind the session, or off to sign in: when there is none, it is
+    disabled, the session was ended (signed out or a new password, anywhere), or it was
+    idle longer than FINANCE_IDLE_MINUTES."""
+
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         user_id = session.get("staff_id")
         user = db.session().get(StaffUser, user_id) if user_id else None
-        if user is None or user.disabled_at is not None:
+        now = datetime.now(UTC).timestamp()
+        idle = now - float(session.get("seen", 0))
+        if (
+            user is None
+            or user.disabled_at is not None
+            or session.get("version") != user.session_version
+            or idle > current_app.config["FINANCE_IDLE_MINUTES"] * 60
+        ):
+            session.clear()
             return redirect("/finance/login", code=303)
+        session["seen"] = now
         return view(*args, user=user, **kwargs)
 
     return wrapper
 
 
+def _too_many_attempts(_limit: object) -> Response:
+    return _page("finance/login.html", 429, error="Too many attempts; wait a while and retry.")
+
+
 @blp.route("/login", methods=["GET", "POST"])
+# Per address, every attempt; per account, the failed ones (across every instance).
+@limiter.limit(login_address_limit, methods=["POST"], on_breach=on_breach_page(_too_many_attempts))
+@limiter.limit(
+    login_account_limit,
+    key_func=login_account,
+    methods=["POST"],
+    deduct_when=lambda response: response.status_code == 401,
+    on_breach=on_breach_page(_too_many_attempts),
+)
 def login() -> Response:
     if request.method == "GET":
         return _page("finance/login.html", 200)
-    limiter: RateLimiter = current_app.extensions["billing.login_limiter"]
-    if not limiter.allow(request.remote_addr or "unknown"):
-        return _page("finance/login.html", 429, error="Too many attempts; wait a minute.")
     user = authenticate_staff(
         db.session(), request.form.get("email", ""), request.form.get("password", "")
     )
@@ -100,11 +130,18 @@ def login() -> Response:
     session.clear()  # a fresh session (and CSRF token) for the signed-in user
     session.permanent = True
     session["staff_id"] = user.id
+    session["version"] = user.session_version
+    session["seen"] = datetime.now(UTC).timestamp()
     return redirect("/finance", code=303)  # type: ignore[return-value]
 
 
 @blp.post("/logout")
 def logout() -> Response:
+    """Sign out: every session of the account ends, copies of this cookie included."""
+    user_id = session.get("staff_id")
+    user = db.session().get(StaffUser, user_id) if user_id else None
+    if user is not None and session.get("version") == user.session_version:
+        end_sessions(db.session(), user)
     session.clear()
     return redirect("/finance/login", code=303)  # type: ignore[return-value]
 

@@ -20,11 +20,11 @@ from flask import (
 
 from billing import db, statuses
 from billing.errors import ServiceError
+from billing.limits import limiter, on_breach_page, pay_limit
 from billing.models import Invoice
 from billing.money import Money
 from billing.pages import security_headers
 from billing.providers import gateway
-from billing.ratelimit import RateLimiter
 from billing.receipts import build_receipt, pdf_response
 from billing.services import online
 from billing.services.pay_status import NOT_CHARGED, pay_status
@@ -44,16 +44,15 @@ UNPAYABLE_TEXT = {
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["billing.pay_limiter"] = RateLimiter(app.config["PAY_RATE_LIMIT_PER_MINUTE"])
     app.register_blueprint(blp)
 
 
-@blp.before_request
-def _rate_limit() -> Response | None:
-    limiter: RateLimiter = current_app.extensions["billing.pay_limiter"]
-    if not limiter.allow(request.remote_addr or "unknown"):
-        return _message("Too many attempts", "Please wait a minute and try again.", 429)
-    return None
+def _too_many(_limit: object) -> Response:
+    return _message("Too many attempts", "Please wait a minute and try again.", 429)
+
+
+# Guessing pay links is slow, from one address and across every instance.
+limiter.limit(pay_limit, on_breach=on_breach_page(_too_many))(blp)
 
 
 @blp.after_request

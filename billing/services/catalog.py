@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from billing.cache import TTLCache
+from billing.cache import Generation, SharedCache, bump
 from billing.errors import Conflict, field_error
 from billing.models import PriceVersion, utcnow
 from billing.money import Money
@@ -44,16 +44,17 @@ class Price:
 class PriceBook:
     """Every price version (a handful of rows), re-read at most every `seconds`.
 
-    Scheduled changes apply on time, because the book holds future versions too; a
-    change made effective immediately reaches other processes within `seconds`.
+    Scheduled changes apply on time, because the book holds future versions too; a new
+    version bumps the shared cache generation, so every process re-reads the book within
+    CACHE_CHECK_SECONDS.
     """
 
-    def __init__(self, seconds: float) -> None:
-        self._cache = TTLCache[str, list[Price]](seconds)
+    def __init__(self, seconds: float, generation: Generation) -> None:
+        self._cache = SharedCache[str, list[Price]](seconds, generation)
 
     def current(self, session: Session, currency: str, now: datetime) -> Price:
         """The version in force for `currency` at `now`: the latest effective wins."""
-        versions = self._cache.get("all")
+        versions = self._cache.lookup(session, "all")
         if versions is None:
             versions = [
                 Price(v.version, v.currency, v.iv_individual_amount, v.effective_at)
@@ -69,6 +70,7 @@ class PriceBook:
 
     def forget(self) -> None:
         self._cache.clear()
+        self._cache.generation.forget()
 
 
 def get_catalog(session: Session, now: datetime | None = None) -> Catalog:
@@ -110,6 +112,7 @@ def create_price_version(
         created_at=now,
     )
     session.add(price)
+    bump(session)
     try:
         session.commit()
     except IntegrityError:

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing.auth import SCOPES, generate_key, hash_key
+from billing.cache import bump
 from billing.errors import Conflict, NotFound, Unprocessable
 from billing.models import ApiKey, utcnow
 
@@ -37,5 +38,6 @@ def revoke_key(session: Session, name: str) -> ApiKey:
         raise NotFound("api_key_not_found", f"No key named {name!r}.")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        bump(session)  # every instance forgets the key within CACHE_CHECK_SECONDS
         session.commit()
     return key

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from billing.errors import Conflict, Unprocessable
+from billing.errors import Conflict, NotFound, Unprocessable
 from billing.models import StaffUser
 
 MIN_PASSWORD = 12
@@ -26,6 +26,27 @@ def create_staff_user(session: Session, email: str, password: str) -> StaffUser:
     session.add(user)
     session.commit()
     return user
+
+
+def change_password(session: Session, email: str, password: str) -> StaffUser:
+    """A new password; every session of the account ends."""
+    user = session.scalars(
+        select(StaffUser).where(StaffUser.email == email.strip().lower())
+    ).first()
+    if user is None:
+        raise NotFound("staff_not_found", f"There is no account for {email}.")
+    if len(password) < MIN_PASSWORD:
+        raise Unprocessable("weak_password", f"Passwords have at least {MIN_PASSWORD} characters.")
+    user.password_hash = generate_password_hash(password)
+    user.session_version += 1
+    session.commit()
+    return user
+
+
+def end_sessions(session: Session, user: StaffUser) -> None:
+    """Sign the account out everywhere."""
+    user.session_version += 1
+    session.commit()
 
 
 def authenticate_staff(session: Session, email: str, password: str) -> StaffUser | None:

@@ -9,7 +9,7 @@ import uuid
 import psycopg
 import pytest
 
-from billing.migrate import upgrade
+from billing.migrate import head_revision, upgrade
 from tests.conftest import POSTGRES_ADMIN
 
 
@@ -36,7 +36,7 @@ def test_replicas_starting_together_migrate_once(postgresql_url: str) -> None:
         assert failures == []
         with psycopg.connect(url) as connection:
             versions = connection.execute("SELECT version_num FROM alembic_version").fetchall()
-        assert versions == [("0005",)]
+        assert versions == [(head_revision(),)]
     finally:
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -47,6 +47,7 @@ def test_wheel_holds_the_service_its_migrations_and_pages_only(wheel: Path) -> N
         "billing/migrations/env.py",
         "billing/migrations/script.py.mako",
         "billing/migrations/versions/0005_collect_once.py",
+        "billing/migrations/versions/0006_cache_state.py",
         "schemas/invoices.py",
     ):
         assert expected in names

@@ -164,10 +164,13 @@ def test_unpaid_invoice_has_no_receipt_pdf(stripe_client, staff, open_invoice) -
 
 
 def test_token_lookups_are_rate_limited(stripe_client) -> None:
-    stripe_client.application.extensions["billing.pay_limiter"].limit = 5
-    statuses = [stripe_client.get(f"/pay/guess-{i}").status_code for i in range(7)]
-    assert statuses[:5] == [404] * 5
-    assert statuses[5:] == [429, 429]
+    stripe_client.application.config["PAY_RATE_LIMIT_PER_MINUTE"] = 5
+    answers = [stripe_client.get(f"/pay/guess-{i}") for i in range(7)]
+    assert [a.status_code for a in answers] == [404] * 5 + [429, 429]
+    refused = answers[-1]
+    assert refused.mimetype == "text/html"  # a page for a patient, not an API problem
+    assert "Too many attempts" in refused.get_data(as_text=True)
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
 
 
 def test_token_never_reaches_the_log(stripe_client, staff, open_invoice, caplog) -> None:

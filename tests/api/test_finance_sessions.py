@@ -1,0 +1,125 @@
+"""Finance sign-in: the session cookie's attributes, sessions that really end, idle
+timeout, and sign-in attempts limited per address and per account."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from billing import db
+from billing.services.staff import change_password, create_staff_user
+
+HTTPS = {"base_url": "https://localhost"}
+EMAIL, PASSWORD = "clerk@example.org", "a long enough password"
+
+
+@pytest.fixture
+def clerk(app: Flask) -> str:
+    with app.app_context():
+        create_staff_user(db.session(), EMAIL, PASSWORD)
+    return EMAIL
+
+
+def sign_in(
+    client: FlaskClient, password: str = PASSWORD, address: str = "10.0.0.1", email: str = EMAIL
+) -> int:
+    login = client.get("/finance/login", **HTTPS).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login)
+    assert token is not None
+    answer = client.post(
+        "/finance/login",
+        data={"email": email, "password": password, "csrf_token": token.group(1)},
+        environ_base={"REMOTE_ADDR": address},
+        **HTTPS,
+    )
+    return answer.status_code
+
+
+def dashboard(client: FlaskClient) -> int:
+    return client.get("/finance", **HTTPS).status_code
+
+
+def test_the_session_cookie_is_lax_http_only_secure_and_lives_eight_hours(
+    app: Flask, clerk: str
+) -> None:
+    client = app.test_client()
+    login = client.get("/finance/login", **HTTPS).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', login)
+    assert token is not None
+    answer = client.post(
+        "/finance/login",
+        data={"email": clerk, "password": PASSWORD, "csrf_token": token.group(1)},
+        **HTTPS,
+    )
+    cookie = answer.headers["Set-Cookie"]
+    assert "SameSite=Lax" in cookie and "HttpOnly" in cookie and "Secure" in cookie
+    expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", cookie).group(1))  # type: ignore[union-attr]
+    assert timedelta(hours=7) < expires - datetime.now(UTC) <= timedelta(hours=8)
+
+
+def test_signing_out_ends_every_session_of_the_account_copies_included(
+    app: Flask, clerk: str
+) -> None:
+    first, second = app.test_client(), app.test_client()
+    assert sign_in(first) == 303 and sign_in(second) == 303
+    copy = app.test_client()
+    copy.set_cookie("session", first.get_cookie("session").value, domain="localhost")  # type: ignore[union-attr]
+    assert (dashboard(first), dashboard(second), dashboard(copy)) == (200, 200, 200)
+
+    page = first.get("/finance", **HTTPS).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    assert (
+        first.post("/finance/logout", data={"csrf_token": token.group(1)}, **HTTPS).status_code
+        == 303
+    )
+
+    assert (dashboard(first), dashboard(second), dashboard(copy)) == (303, 303, 303)
+    assert sign_in(first) == 303 and dashboard(first) == 200  # signing in again works
+
+
+def test_a_new_password_ends_every_session(app: Flask, clerk: str) -> None:
+    client = app.test_client()
+    assert sign_in(client) == 303 and dashboard(client) == 200
+    with app.app_context():
+        change_password(db.session(), clerk, "another long password")
+    assert dashboard(client) == 303
+    assert sign_in(client) == 401
+    assert sign_in(client, "another long password") == 303
+
+
+def test_an_idle_session_ends(app: Flask, clerk: str) -> None:
+    client = app.test_client()
+    assert sign_in(client) == 303 and dashboard(client) == 200
+    with client.session_transaction(**HTTPS) as session:
+        session["seen"] = session["seen"] - app.config["FINANCE_IDLE_MINUTES"] * 60 - 1
+    assert dashboard(client) == 303
+
+
+def test_failed_sign_ins_are_limited_per_account_from_any_address(app: Flask, clerk: str) -> None:
+    app.config["LOGIN_ACCOUNT_LIMIT"] = "3 per hour"
+    client = app.test_client()
+    for good in range(5):  # sign-ins that succeed are not counted against the account
+        assert sign_in(client, address=f"10.0.1.{good}") == 303
+    for attempt in range(3):
+        assert sign_in(client, "wrong password!", address=f"10.0.2.{attempt}") == 401
+    # The right password, from yet another address: the account is resting.
+    answer = sign_in(client, address="10.0.3.1")
+    assert answer == 429
+    # Another account is not affected.
+    with app.app_context():
+        create_staff_user(db.session(), "other@example.org", PASSWORD)
+    assert sign_in(client, email="other@example.org", address="10.0.3.1") == 303
+
+
+def test_sign_ins_are_limited_per_address(app: Flask, clerk: str) -> None:
+    app.config["LOGIN_RATE_LIMIT"] = "3 per minute"
+    client = app.test_client()
+    statuses = [sign_in(client, "wrong password!", address="10.0.4.1") for _ in range(4)]
+    assert statuses == [401, 401, 401, 429]
+    assert sign_in(client, address="10.0.4.2") == 303
