@@ -10,7 +10,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from billing.errors import BadRequest, ServiceError
+from billing.errors import BadRequest, NotFound, ServiceError, field_error
 
 log = logging.getLogger("billing.request")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
@@ -26,9 +26,34 @@ def _start() -> None:
     g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
+def _nul_in(value: object, path: str = "") -> str | None:
+    """The dotted path of the first string holding a NUL character, if any."""
+    if isinstance(value, str):
+        return path or "body" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            found = _nul_in(key, name) or _nul_in(item, name)
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_in(item, f"{path}.{index}" if path else str(index))
+            if found:
+                return found
+    return None
+
+
 def check_json_body() -> None:
-    """API writes must carry a JSON object, declared as such."""
-    if request.method not in ("POST", "PUT", "PATCH") or not request.path.startswith("/v1/"):
+    """API requests carry no NUL characters (no id or name holds one, and PostgreSQL
+    cannot store them), and API writes carry a JSON object, declared as such."""
+    if not request.path.startswith("/v1/"):
+        return
+    if "\x00" in request.path:
+        raise NotFound("not_found", "No such resource.")
+    if any("\x00" in part for item in request.args.items(multi=True) for part in item):
+        raise BadRequest("nul_character", "The query string must not contain NUL characters.")
+    if request.method not in ("POST", "PUT", "PATCH"):
         return
     if request.path.startswith("/v1/stripe/"):
         return  # webhooks verify the raw body themselves
@@ -39,9 +64,12 @@ def check_json_body() -> None:
             "unsupported_media_type", "Send the body as JSON with `Content-Type: application/json`."
         )
     try:
-        json.loads(request.get_data(cache=True))
+        body = json.loads(request.get_data(cache=True))
     except ValueError as error:
         raise BadRequest("malformed_json", f"The body is not valid JSON: {error}.") from None
+    field = _nul_in(body)
+    if field:
+        raise field_error("nul_character", field, "Must not contain NUL characters.")
 
 
 def _finish(response: Response) -> Response:

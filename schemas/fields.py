@@ -27,6 +27,10 @@ class StrictInteger(fields.Integer):
 class Currency(fields.String):
     """A lower-case ISO 4217 code the clinic bills in, as Stripe writes it (`usd`)."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"enum": sorted(CURRENCY_EXPONENTS), **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         code = super()._deserialize(value, attr, data, **kwargs)
         if code not in CURRENCY_EXPONENTS:
@@ -57,6 +61,10 @@ def identifier(**kwargs: Any) -> fields.String:
 
 class Name(fields.String):
     """A person's name: surrounding spaces dropped, and never blank."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"pattern": r"\S", "maxLength": 200, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         name = super()._deserialize(value, attr, data, **kwargs).strip()

@@ -147,6 +147,7 @@ class PaymentMethodRequestSchema(Schema):
     payment_method = fields.String(
         required=True,
         validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,250}$", error="Must be a pm_... id."),
+        metadata={"example": "pm_card_visa"},
     )
 
 

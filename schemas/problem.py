@@ -6,14 +6,39 @@ from marshmallow import Schema, fields
 
 
 class ProblemSchema(Schema):
-    type = fields.String()
-    title = fields.String()
-    status = fields.Integer()
-    detail = fields.String()
-    code = fields.String(metadata={"example": "first_session_must_be_iv"})
+    """Every error the service answers: RFC 9457 problem details plus a stable `code`."""
+
+    type = fields.String(
+        required=True,
+        metadata={"description": "A URI reference naming the problem: /problems/<code>."},
+    )
+    title = fields.String(required=True, metadata={"description": "The status, in words."})
+    status = fields.Integer(required=True, metadata={"description": "The HTTP status."})
+    detail = fields.String(
+        required=True, metadata={"description": "What went wrong and what to do, for people."}
+    )
+    code = fields.String(
+        required=True,
+        metadata={
+            "description": "Stable and machine-readable: branch on this, not on `detail`.",
+            "example": "first_session_must_be_iv",
+        },
+    )
     errors = fields.Dict(
         keys=fields.String(),
         values=fields.List(fields.String()),
-        metadata={"example": {"patients.1": ["..."]}},
+        metadata={
+            "description": "The fields that were wrong (dotted paths) and what was wrong.",
+            "example": {"patients.1": ["A new patient's first session must be IV."]},
+        },
     )
-    request_id = fields.String()
+    request_id = fields.String(metadata={"description": "Quote it when reporting a problem."})
+    payment_id = fields.String(
+        metadata={"description": "Payment refusals: the payment this answer is about."}
+    )
+    invoice_id = fields.String(
+        metadata={"description": "Payment and refund refusals: the invoice concerned."}
+    )
+    refund_id = fields.String(
+        metadata={"description": "Refund refusals: the refund this answer is about."}
+    )

@@ -7,6 +7,9 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 MAX_DAYS = 400
+# Years a report can ask about: wide enough for any clinic's records, and far from the
+# ends of the calendar, where a day's arithmetic (a period's slack, a month's end) breaks.
+FIRST_YEAR, LAST_YEAR = 1970, 9998
 
 
 class PeriodQuerySchema(Schema):
@@ -16,6 +19,9 @@ class PeriodQuerySchema(Schema):
 
     @validates_schema
     def _ordered(self, data: dict[str, Any], **_: Any) -> None:
+        for key, name in (("start", "from"), ("end", "to")):
+            if key in data and not FIRST_YEAR <= data[key].year <= LAST_YEAR:
+                raise ValidationError(f"Use a year from {FIRST_YEAR} to {LAST_YEAR}.", name)
         if "start" in data and "end" in data:
             if data["end"] < data["start"]:
                 raise ValidationError("Must not be before `from`.", "to")
@@ -29,3 +35,219 @@ class MonthQuerySchema(Schema):
         validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="Use YYYY-MM."),
         metadata={"example": "2026-11"},
     )
+
+    @validates_schema
+    def _supported(self, data: dict[str, Any], **_: Any) -> None:
+        if "month" in data and not FIRST_YEAR <= int(data["month"][:4]) <= LAST_YEAR:
+            raise ValidationError(f"Use a year from {FIRST_YEAR} to {LAST_YEAR}.", "month")
+
+
+# The reports' bodies, as the OpenAPI document describes them. The views build the JSON
+# themselves (a year of pairs is too many rows to pass through a schema); these say what
+# it holds, and the contract tests hold the two together.
+
+PAIR_STATUSES = ("matched", "missing_in_stripe", "missing_in_ledger", "mismatched")
+
+
+def _money(description: str) -> fields.Integer:
+    return fields.Integer(required=True, metadata={"description": description})
+
+
+def _by_currency(schema: type[Schema], description: str) -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(metadata={"example": "usd"}),
+        values=fields.Nested(schema),
+        required=True,
+        metadata={"description": description},
+    )
+
+
+class PairSchema(Schema):
+    """A ledger entry and the Stripe balance transaction naming the same object; either
+    side is null when it is missing."""
+
+    status = fields.String(required=True, validate=validate.OneOf(PAIR_STATUSES))
+    ledger_entry_id = fields.Integer(required=True, allow_none=True)
+    invoice_id = fields.String(required=True, allow_none=True)
+    invoice_number = fields.String(required=True, allow_none=True)
+    kind = fields.String(
+        required=True, allow_none=True, validate=validate.OneOf(("charge", "refund", "dispute"))
+    )
+    ledger_amount = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "Signed: refunds negative."}
+    )
+    ledger_currency = fields.String(required=True, allow_none=True)
+    occurred_at = fields.DateTime(required=True, allow_none=True)
+    stripe_transaction_id = fields.String(required=True, allow_none=True)
+    stripe_source = fields.String(required=True, allow_none=True)
+    stripe_type = fields.String(required=True, allow_none=True)
+    stripe_amount = fields.Integer(required=True, allow_none=True)
+    stripe_fee = fields.Integer(required=True, allow_none=True)
+    stripe_net = fields.Integer(required=True, allow_none=True)
+    stripe_currency = fields.String(required=True, allow_none=True)
+    stripe_created = fields.DateTime(required=True, allow_none=True)
+
+
+class StripeMoneySchema(Schema):
+    gross = _money("Charges.")
+    refunds = _money("Refunds, as a positive amount.")
+    disputes = _money("Disputes, as a positive amount.")
+    fees = _money("Stripe's fees.")
+    net = _money("What reaches the bank: gross less refunds, disputes and fees.")
+
+
+class DaySchema(StripeMoneySchema):
+    day = fields.Date(required=True)
+    currency = fields.String(required=True)
+
+
+class PayoutSchema(StripeMoneySchema):
+    payout_id = fields.String(required=True)
+    payout_amount = fields.Integer(required=True)
+    arrival_date = fields.DateTime(required=True, allow_none=True)
+    status = fields.String(required=True)
+    currency = fields.String(required=True)
+
+
+class SessionTypeRevenueSchema(Schema):
+    session_type = fields.String(required=True)
+    currency = fields.String(required=True)
+    gross = _money("Charges.")
+    refunds = _money("Refunds.")
+    revenue = _money("Charges less refunds.")
+    sessions = fields.Integer(required=True, metadata={"description": "Sessions paid."})
+
+
+class OverpaymentSchema(Schema):
+    invoice_id = fields.String(required=True)
+    invoice_number = fields.String(required=True)
+    status = fields.String(required=True)
+    currency = fields.String(required=True)
+    total = fields.Integer(required=True)
+    collected = fields.Integer(required=True)
+    excess = _money("Collected beyond what the invoice owes.")
+    given_back = _money("Already refunded to the card.")
+    outstanding = _money("Still to give back.")
+    last_charge_at = fields.DateTime(required=True)
+
+
+class LedgerMoneySchema(Schema):
+    gross = _money("Charges.")
+    refunds = _money("Refunds.")
+    disputes = _money("Disputes.")
+
+
+class PairCountsSchema(Schema):
+    matched = fields.Integer(required=True)
+    missing_in_stripe = fields.Integer(required=True)
+    missing_in_ledger = fields.Integer(required=True)
+    mismatched = fields.Integer(required=True)
+    overpayments = fields.Integer(required=True)
+
+
+class ReconciliationTotalsSchema(Schema):
+    currencies = fields.List(fields.String(), required=True)
+    ledger = _by_currency(LedgerMoneySchema, "Our ledger's sums, per currency.")
+    stripe = _by_currency(StripeMoneySchema, "Stripe's sums, per currency.")
+    counts = fields.Nested(PairCountsSchema, required=True)
+
+
+class ReconciliationSchema(Schema):
+    matched = fields.List(fields.Nested(PairSchema), required=True)
+    missing_in_stripe = fields.List(fields.Nested(PairSchema), required=True)
+    missing_in_ledger = fields.List(fields.Nested(PairSchema), required=True)
+    mismatched = fields.List(fields.Nested(PairSchema), required=True)
+    by_day = fields.List(fields.Nested(DaySchema), required=True)
+    by_payout = fields.List(fields.Nested(PayoutSchema), required=True)
+    by_session_type = fields.List(fields.Nested(SessionTypeRevenueSchema), required=True)
+    overpayments = fields.List(fields.Nested(OverpaymentSchema), required=True)
+    totals = fields.Nested(ReconciliationTotalsSchema, required=True)
+
+
+class AgingBucketSchema(Schema):
+    count = fields.Integer(required=True)
+    totals = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={"description": "What the bucket's invoices owe, per currency."},
+    )
+
+
+class AgingBucketsSchema(Schema):
+    days_0_30 = fields.Nested(AgingBucketSchema, required=True, data_key="0-30")
+    days_31_60 = fields.Nested(AgingBucketSchema, required=True, data_key="31-60")
+    days_61_90 = fields.Nested(AgingBucketSchema, required=True, data_key="61-90")
+    days_over_90 = fields.Nested(AgingBucketSchema, required=True, data_key="90+")
+
+
+class AgingInvoiceSchema(Schema):
+    id = fields.String(required=True)
+    number = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    total = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    status = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    age_days = fields.Integer(required=True)
+    bucket = fields.String(
+        required=True, validate=validate.OneOf(("0-30", "31-60", "61-90", "90+"))
+    )
+
+
+class AgingSchema(Schema):
+    as_of = fields.DateTime(required=True)
+    buckets = fields.Nested(AgingBucketsSchema, required=True)
+    invoices = fields.List(fields.Nested(AgingInvoiceSchema), required=True)
+
+
+class RefundRowSchema(Schema):
+    stripe_refund_id = fields.String(required=True)
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    occurred_at = fields.DateTime(required=True)
+    invoice_id = fields.String(required=True)
+    invoice_number = fields.String(required=True)
+    refund_id = fields.String(required=True, allow_none=True)
+    reason = fields.String(required=True, allow_none=True)
+
+
+class DisputeRowSchema(Schema):
+    stripe_dispute_id = fields.String(required=True)
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+    occurred_at = fields.DateTime(required=True)
+    invoice_id = fields.String(required=True)
+    invoice_number = fields.String(required=True)
+
+
+class RefundsDisputesSchema(Schema):
+    refunds = fields.List(fields.Nested(RefundRowSchema), required=True)
+    disputes = fields.List(fields.Nested(DisputeRowSchema), required=True)
+
+
+class MonthCurrencySchema(Schema):
+    billed = _money("Invoiced in the month (not void).")
+    collected = _money("Charged, in our ledger.")
+    refunded = _money("Refunded, in our ledger.")
+    disputed = _money("Disputed, in our ledger.")
+    stripe_fees = _money("Stripe's fees.")
+    net = _money("What Stripe paid out for the month.")
+    open_amount = _money("Still owed at the month's end.")
+
+
+class DiscrepancyCountsSchema(Schema):
+    missing_in_stripe = fields.Integer(required=True)
+    missing_in_ledger = fields.Integer(required=True)
+    mismatched = fields.Integer(required=True)
+    overpayments = fields.Integer(required=True)
+
+
+class MonthEndSchema(Schema):
+    month = fields.String(required=True, metadata={"example": "2026-11"})
+    invoices_issued = fields.Integer(required=True)
+    open_invoices = fields.Integer(required=True)
+    currencies = _by_currency(MonthCurrencySchema, "The month's money, per currency.")
+    discrepancies = fields.Nested(DiscrepancyCountsSchema, required=True)
+    overpayments = fields.List(fields.Nested(OverpaymentSchema), required=True)
+    by_session_type = fields.List(fields.Nested(SessionTypeRevenueSchema), required=True)

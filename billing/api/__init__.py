@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask_smorest import Api
 
 from billing.api import catalog, docs, health, invoices, payments, quotes, reports, webhooks
+from billing.api.spec import BillingApi
+from billing.limits import api_caller, api_limit, limiter
 
 
-def init_app(app: Flask) -> Api:
-    api = Api(app)
+def init_app(app: Flask) -> BillingApi:
+    api = BillingApi(app)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API key."}
     )
     for blueprint in (catalog.blp, quotes.blp, invoices.blp, payments.blp, reports.blp):
+        limiter.limit(api_limit, key_func=api_caller)(blueprint)
         api.register_blueprint(blueprint)
     app.register_blueprint(health.blp)
     app.register_blueprint(docs.blp)

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from billing import db
 from billing.api.common import BEARER, price_book
+from billing.api.spec import WITH_A_BODY, problems
 from billing.auth import ANY_KEY, requires
 from billing.models import PriceVersion
 from billing.services import catalog
@@ -22,6 +23,7 @@ class CatalogView(MethodView):
     @requires(ANY_KEY)
     @blp.doc(security=BEARER)
     @blp.response(200, CatalogSchema())
+    @problems(blp)
     def get(self) -> catalog.Catalog:
         """Session types, the price in force per currency, and announced changes."""
         return catalog.get_catalog(db.session())
@@ -33,6 +35,7 @@ class PricesView(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(PriceVersionRequestSchema())
     @blp.response(201, PriceVersionSchema())
+    @problems(blp, *WITH_A_BODY, 409)
     def post(self, price: dict[str, Any]) -> PriceVersion:
         """Create a new price version; existing quotes keep theirs."""
         created = catalog.create_price_version(db.session(), **price)

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from billing import db
 from billing.api.common import BEARER
+from billing.api.spec import WITH_A_BODY, problems
 from billing.auth import requires
 from billing.models import Invoice
 from billing.providers import gateway
@@ -31,6 +32,13 @@ class InvoicesView(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(InvoiceRequestSchema())
     @blp.response(201, InvoiceListSchema())
+    @blp.alt_response(
+        200,
+        schema=InvoiceListSchema(),
+        success=True,
+        description="The quote was invoiced before: the same invoices",
+    )
+    @problems(blp, *WITH_A_BODY, 404, 409)
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Invoice each patient of a quote; a second call returns the same invoices (200)."""
         batch = invoices.create_invoices(db.session(), body["quote_id"])
@@ -40,6 +48,7 @@ class InvoicesView(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(InvoiceQuerySchema(), location="query")
     @blp.response(200, InvoiceListSchema())
+    @problems(blp, 404, 422)
     def get(self, query: dict[str, Any]) -> invoices.InvoicePage:
         """List invoices, newest first, with filters and a `starting_after` cursor."""
         return invoices.list_invoices(db.session(), **query)
@@ -50,6 +59,7 @@ class InvoiceView(MethodView):
     @requires("invoices:read")
     @blp.doc(security=BEARER)
     @blp.response(200, InvoiceSchema())
+    @problems(blp, 404)
     def get(self, invoice_id: str) -> Invoice:
         """Read one invoice with what has been paid and refunded."""
         return invoices.get_invoice(db.session(), invoice_id)
@@ -60,8 +70,14 @@ class ReceiptView(MethodView):
     @requires("invoices:read")
     @blp.doc(
         security=BEARER,
-        responses={"200": {"description": "The receipt", "content": {"application/pdf": {}}}},
+        responses={
+            "200": {
+                "description": "The receipt",
+                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
     )
+    @problems(blp, 404, 409)
     def get(self, invoice_id: str) -> Response:
         """The receipt (superbill) of a paid invoice, as a PDF."""
         return pdf_response(*receipts.paid_invoice(db.session(), invoice_id))
@@ -72,6 +88,7 @@ class VoidView(MethodView):
     @requires("invoices:write")
     @blp.doc(security=BEARER)
     @blp.response(200, InvoiceSchema())
+    @problems(blp, 404, 409, 422, 502)
     def post(self, invoice_id: str) -> Invoice:
         """Void an invoice on which nothing has been paid; its pay page stops collecting."""
         return online.void_invoice(db.session(), gateway, invoice_id)

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 
 from billing import db
 from billing.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, public_url
+from billing.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.auth import requires
 from billing.models import Payment, Refund
 from billing.providers import gateway
@@ -37,6 +38,7 @@ class PaymentsView(MethodView):
     @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
     @blp.arguments(PaymentRequestSchema())
     @blp.response(201, PaymentSchema())
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
     def post(self, body: dict[str, Any], invoice_id: str) -> Payment | dict[str, Any]:
         """Charge the card on file (402 when declined), or make a pay link for the patient."""
         request = idempotency_request(required=True)
@@ -69,6 +71,7 @@ class RefundsView(MethodView):
     @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
     @blp.arguments(RefundRequestSchema())
     @blp.response(201, RefundSchema())
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
     def post(self, body: dict[str, Any], invoice_id: str) -> Refund:
         """Refund part or all of what was paid; never more."""
         request = idempotency_request(required=True)
@@ -83,6 +86,7 @@ class SetupIntentsView(MethodView):
     @requires("payments:write")
     @blp.doc(security=BEARER)
     @blp.response(201, SetupIntentSchema())
+    @problems(blp, *CALLS_STRIPE)
     def post(self, patient_id: str) -> dict[str, str]:
         """Start saving a card: a SetupIntent client secret for the patient's browser."""
         secret = patients.start_setup_intent(db.session(), gateway(), patient_id)
@@ -95,6 +99,7 @@ class PaymentMethodsView(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(PaymentMethodRequestSchema())
     @blp.response(201, CardSchema())
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE)
     def post(self, body: dict[str, Any], patient_id: str) -> dict[str, Any]:
         """Attach a card and make it the patient's card on file."""
         card = patients.save_card(db.session(), gateway(), patient_id, body["payment_method"])
@@ -103,6 +108,7 @@ class PaymentMethodsView(MethodView):
     @requires("payments:write")
     @blp.doc(security=BEARER)
     @blp.response(200, CardListSchema())
+    @problems(blp, *CALLS_STRIPE)
     def get(self, patient_id: str) -> dict[str, Any]:
         """The patient's saved cards: brand, last four digits, expiry."""
         default_id = patients.default_card_id(db.session(), patient_id)

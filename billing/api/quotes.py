@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -11,10 +11,24 @@ from flask_smorest import Blueprint
 
 from billing import db
 from billing.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, price_book
+from billing.api.spec import WITH_A_BODY, problems
 from billing.auth import requires
 from billing.models import Quote
 from billing.services import quotes
 from schemas.quotes import QuoteRequestSchema, QuoteSchema
+
+
+def example_booking() -> dict[str, Any]:
+    """A booking the service accepts, a week from when the app started (for the docs)."""
+    when = (datetime.now(UTC) + timedelta(days=7)).replace(hour=17, minute=0, second=0)
+    return {
+        "booking_id": "BK-2026-0412",
+        "session_type": "iv_individual",
+        "scheduled_at": when.replace(microsecond=0).isoformat(),
+        "currency": "usd",
+        "patients": [{"patient_id": "P-1001", "name": "Ana Ruiz", "email": "ana@example.org"}],
+    }
+
 
 blp = Blueprint("quotes", __name__, url_prefix="/v1/quotes", description="Quotes for bookings")
 
@@ -23,8 +37,9 @@ blp = Blueprint("quotes", __name__, url_prefix="/v1/quotes", description="Quotes
 class QuotesView(MethodView):
     @requires("quotes:write")
     @blp.doc(security=BEARER, parameters=[IDEMPOTENCY_HEADER])
-    @blp.arguments(QuoteRequestSchema())
+    @blp.arguments(QuoteRequestSchema(), example=example_booking())
     @blp.response(201, QuoteSchema())
+    @problems(blp, *WITH_A_BODY, 409)
     def post(self, booking: dict[str, Any]) -> Quote | dict[str, Any]:
         """Price a booking under the clinic's rules."""
         ttl = timedelta(hours=current_app.config["QUOTE_TTL_HOURS"])
@@ -36,6 +51,7 @@ class QuoteView(MethodView):
     @requires("quotes:write", "invoices:read")
     @blp.doc(security=BEARER)
     @blp.response(200, QuoteSchema())
+    @problems(blp, 404)
     def get(self, quote_id: str) -> Quote:
         """Read one quote."""
         return quotes.get_quote(db.session(), quote_id)
