@@ -15,6 +15,7 @@ from billing import db
 from billing.cache import Generation, SharedCache
 from billing.errors import Forbidden, Unauthorized
 from billing.models import ApiKey
+from billing.services import audit
 
 SCOPES = frozenset(
     {
@@ -25,6 +26,7 @@ SCOPES = frozenset(
         "refunds:write",
         "reports:read",
         "catalog:write",
+        "audit:read",
     }
 )
 ANY_KEY = "*"  # any valid key may call the endpoint
@@ -97,6 +99,7 @@ def authenticate() -> None:
     if caller is None:
         raise Unauthorized("invalid_api_key", "The API key is unknown or has been revoked.")
     g.api_key = caller
+    audit.act_as(audit.Actor("api_key", caller.name, g.get("request_id")))
     if ANY_KEY not in scopes and not caller.scopes.intersection(scopes):
         raise Forbidden(
             "insufficient_scope",

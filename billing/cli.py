@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any, TypeVar
 
 import click
 from flask import Flask, current_app
@@ -11,7 +15,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from billing import auth, db, migrate, providers
 from billing.errors import ServiceError
-from billing.services import catalog, keys, recovery, staff
+from billing.services import audit, catalog, keys, recovery, staff
 from billing.services import stripe_sync as stripe_sync_service
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
@@ -19,6 +23,25 @@ keys_cli = AppGroup("keys", help="API keys for client systems.")
 payments_cli = AppGroup("payments", help="Payments through Stripe.")
 stripe_cli = AppGroup("stripe", help="Stripe's own records, for finance.")
 staff_cli = AppGroup("staff", help="Finance staff accounts for /finance.")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # a container user with no name
+        return "unknown"
+
+
+def by_operator(command: F) -> F:
+    """Changes a command makes are, in the audit trail, the operator's who typed it."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        audit.act_as(audit.Actor("operator", f"cli:{_login_name()}"))
+        return command(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 @db_cli.command("upgrade")
@@ -31,6 +54,7 @@ def db_upgrade(revision: str) -> None:
 
 @click.command("seed")
 @with_appcontext
+@by_operator
 def seed() -> None:
     """Add the default price list if there is none."""
     price = catalog.seed_default(db.session())
@@ -45,6 +69,7 @@ def seed() -> None:
 @keys_cli.command("create")
 @click.argument("name")
 @click.option("--scopes", required=True, help="Comma-separated, e.g. quotes:write,invoices:read")
+@by_operator
 def keys_create(name: str, scopes: str) -> None:
     """Create a key; it is printed once, on the last line."""
     try:
@@ -61,6 +86,7 @@ def keys_create(name: str, scopes: str) -> None:
 
 @keys_cli.command("revoke")
 @click.argument("name")
+@by_operator
 def keys_revoke(name: str) -> None:
     """Revoke the key called NAME."""
     try:
@@ -79,6 +105,7 @@ def keys_revoke(name: str) -> None:
     show_default=True,
     help="Only payments and refunds idle this many seconds.",
 )
+@by_operator
 def payments_reconcile_pending(older_than: int) -> None:
     """Settle payments and refunds left pending or unknown by looking them up at Stripe."""
     try:
@@ -108,6 +135,7 @@ def payments_reconcile_pending(older_than: int) -> None:
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Only transactions from this day (UTC) on; default: since the last sync.",
 )
+@by_operator
 def stripe_sync(since: datetime | None) -> None:
     """Copy Stripe's balance transactions and payouts; resumes an interrupted run."""
     on_terminal = sys.stdout.isatty()
@@ -141,6 +169,7 @@ def stripe_sync(since: datetime | None) -> None:
 @staff_cli.command("create")
 @click.argument("email")
 @click.password_option()
+@by_operator
 def staff_create(email: str, password: str) -> None:
     """Create a finance staff account (the password is asked for, twice)."""
     try:
@@ -153,6 +182,7 @@ def staff_create(email: str, password: str) -> None:
 @staff_cli.command("set-password")
 @click.argument("email")
 @click.password_option()
+@by_operator
 def staff_set_password(email: str, password: str) -> None:
     """Give an account a new password; every session of it ends."""
     try:

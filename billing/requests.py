@@ -11,6 +11,7 @@ import uuid
 from flask import Flask, Response, g, request
 
 from billing.errors import BadRequest, NotFound, ServiceError, field_error
+from billing.services import audit
 
 log = logging.getLogger("billing.request")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
@@ -24,6 +25,8 @@ def _start() -> None:
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    # Until a key or a sign-in says who it is, the caller is known by its address.
+    audit.act_as(audit.Actor("anonymous", request.remote_addr or "unknown", g.request_id))
 
 
 def _nul_in(value: object, path: str = "") -> str | None:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from flask import Flask
 
-from billing.api import catalog, docs, health, invoices, payments, quotes, reports, webhooks
+from billing.api import (
+    audit,
+    catalog,
+    docs,
+    health,
+    invoices,
+    payments,
+    quotes,
+    reports,
+    webhooks,
+)
 from billing.api.spec import BillingApi
 from billing.limits import api_caller, api_limit, limiter
 
@@ -14,10 +24,17 @@ def init_app(app: Flask) -> BillingApi:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API key."}
     )
-    for blueprint in (catalog.blp, quotes.blp, invoices.blp, payments.blp, reports.blp):
+    for blueprint in (
+        catalog.blp,
+        quotes.blp,
+        invoices.blp,
+        payments.blp,
+        reports.blp,
+        audit.blp,
+    ):
         limiter.limit(api_limit, key_func=api_caller)(blueprint)
         api.register_blueprint(blueprint)
-    app.register_blueprint(health.blp)
+    health.init_app(app)
     app.register_blueprint(docs.blp)
     app.register_blueprint(webhooks.blp)
     return api

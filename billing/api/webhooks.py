@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, g, request
 
 from billing import db
 from billing.providers import gateway
-from billing.services import webhooks
+from billing.services import audit, webhooks
 
 blp = Blueprint("stripe_webhooks", __name__)
 
@@ -15,6 +15,7 @@ blp = Blueprint("stripe_webhooks", __name__)
 def receive() -> tuple[dict[str, object], int]:
     """Store and apply one Stripe event; duplicates are acknowledged and ignored."""
     stripe = gateway()
+    audit.act_as(audit.Actor("stripe", "webhook", g.get("request_id")))
     event = stripe.parse_event(request.get_data(), request.headers.get("Stripe-Signature"))
     applied = webhooks.record_stripe_event(db.session(), stripe, event)
     return {"received": True, "duplicate": not applied}, 200

@@ -15,6 +15,7 @@ from flask import (
     Response,
     abort,
     current_app,
+    g,
     make_response,
     redirect,
     render_template,
@@ -36,7 +37,7 @@ from billing.limits import (
 from billing.models import StaffUser
 from billing.money import Money
 from billing.pages import security_headers
-from billing.services import finance, receipts, reports
+from billing.services import audit, finance, receipts, reports
 from billing.services.staff import authenticate_staff, end_sessions
 
 blp = Blueprint("finance", __name__, url_prefix="/finance")
@@ -100,6 +101,7 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
             session.clear()
             return redirect("/finance/login", code=303)
         session["seen"] = now
+        audit.act_as(audit.Actor("staff", user.email, g.get("request_id")))
         return view(*args, user=user, **kwargs)
 
     return wrapper

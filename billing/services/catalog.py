@@ -13,6 +13,7 @@ from billing.cache import Generation, SharedCache, bump
 from billing.errors import Conflict, field_error
 from billing.models import PriceVersion, utcnow
 from billing.money import Money
+from billing.services import audit
 
 # A new price may be stated as effective "now" by a caller whose clock is a little behind.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -112,6 +113,15 @@ def create_price_version(
         created_at=now,
     )
     session.add(price)
+    audit.record(
+        session,
+        "price.created",
+        "price_version",
+        str(next_version),
+        currency=currency,
+        iv_individual_amount=iv_individual_amount,
+        effective_at=effective_at.isoformat(),
+    )
     bump(session)
     try:
         session.commit()

@@ -13,6 +13,7 @@ from billing import pricing, statuses
 from billing.db import dialect_insert
 from billing.errors import Conflict, NotFound
 from billing.models import Invoice, InvoiceCounter, InvoiceLine, Quote, utcnow
+from billing.services import audit
 
 COMPLETED_SESSION_STATUSES = (statuses.PAID, statuses.PARTIALLY_REFUNDED)
 
@@ -84,6 +85,19 @@ def create_invoices(session: Session, quote_id: str, now: datetime | None = None
         for number, line in zip(numbers, quote.lines, strict=True)
     ]
     session.add_all(invoices)
+    session.flush()
+    for invoice in invoices:
+        audit.record(
+            session,
+            "invoice.created",
+            "invoice",
+            invoice.id,
+            number=invoice.number,
+            quote_id=quote.id,
+            patient_id=invoice.patient_id,
+            total=invoice.total,
+            currency=invoice.currency,
+        )
     session.commit()
     return InvoiceBatch(invoices, created=True)
 

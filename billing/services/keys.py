@@ -9,6 +9,7 @@ from billing.auth import SCOPES, generate_key, hash_key
 from billing.cache import bump
 from billing.errors import Conflict, NotFound, Unprocessable
 from billing.models import ApiKey, utcnow
+from billing.services import audit
 
 
 def create_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
@@ -27,6 +28,7 @@ def create_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiKey, 
         name=name, key_prefix=plain[:10], key_hash=hash_key(plain), scopes=",".join(sorted(scopes))
     )
     session.add(key)
+    audit.record(session, "api_key.created", "api_key", name, scopes=key.scopes)
     session.commit()
     return key, plain
 
@@ -38,6 +40,7 @@ def revoke_key(session: Session, name: str) -> ApiKey:
         raise NotFound("api_key_not_found", f"No key named {name!r}.")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        audit.record(session, "api_key.revoked", "api_key", name)
         bump(session)  # every instance forgets the key within CACHE_CHECK_SECONDS
         session.commit()
     return key

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from billing import statuses
 from billing.errors import Conflict
 from billing.models import Invoice, PayLink, Payment, utcnow
+from billing.services import audit
 from billing.services.invoices import get_invoice
 from billing.services.payments import cancel_online, check_payable, get_payment
 from billing.statuses import AWAITING_PATIENT, FAILED, REQUIRES_ACTION
@@ -49,6 +50,17 @@ def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: s
             currency=invoice.currency,
         )
         session.add(payment)
+        session.flush()
+        audit.record(
+            session,
+            "payment.created",
+            "payment",
+            payment.id,
+            invoice_id=invoice.id,
+            method="online",
+            amount=payment.amount,
+            currency=payment.currency,
+        )
     session.commit()  # no transaction stays open across the call to Stripe
     if payment.client_secret:
         return payment
@@ -139,5 +151,6 @@ def _void(session: Session, invoice: Invoice) -> Invoice:
         .where(PayLink.invoice_id == invoice.id, PayLink.revoked_at.is_(None))
         .values(revoked_at=invoice.voided_at)
     )
+    audit.record(session, "invoice.voided", "invoice", invoice.id, number=invoice.number)
     session.commit()
     return invoice

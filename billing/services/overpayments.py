@@ -15,7 +15,7 @@ from billing import statuses
 from billing.db import dialect_insert
 from billing.models import Invoice, Payment, Refund, utcnow
 from billing.money import Money
-from billing.services import ledger
+from billing.services import audit, ledger
 
 OVERPAYMENT = "overpayment"
 
@@ -51,7 +51,7 @@ def reserve(session: Session, invoice: Invoice, payment: Payment) -> str | None:
         return None
     refund_id = refund_id_for(payment.id)
     insert = dialect_insert(session)
-    session.execute(
+    reserved = session.execute(
         insert(Refund)
         .values(
             id=refund_id,
@@ -66,5 +66,18 @@ def reserve(session: Session, invoice: Invoice, payment: Payment) -> str | None:
             updated_at=utcnow(),
         )
         .on_conflict_do_nothing(index_elements=["id"])
-    )
+        .returning(Refund.id)
+    ).scalar_one_or_none()
+    if reserved is not None:
+        audit.record(
+            session,
+            "refund.created",
+            "refund",
+            refund_id,
+            invoice_id=invoice.id,
+            kind=OVERPAYMENT,
+            amount=amount,
+            currency=invoice.currency,
+            reason="collected beyond the invoice",
+        )
     return refund_id

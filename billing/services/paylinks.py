@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session
 from billing import paylinks, statuses
 from billing.errors import Conflict, NotFound, ServiceError
 from billing.models import Invoice, PayLink, utcnow
-from billing.services import idempotency
+from billing.services import audit, idempotency
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.invoices import get_invoice
 
@@ -51,6 +52,14 @@ def create_pay_link(
     link = PayLink(invoice_id=invoice.id, created_at=now, expires_at=now + ttl)
     session.add(link)
     session.flush()
+    audit.record(
+        session,
+        "pay_link.created",
+        "pay_link",
+        link.id,
+        invoice_id=invoice.id,
+        expires_at=link.expires_at.isoformat(),
+    )
     idempotency.complete(session, claim, link.id)
     session.commit()
     return _issued(session, secret, link)
@@ -62,12 +71,13 @@ def _issued(session: Session, secret: str, link: PayLink) -> IssuedLink:
 
 
 def open_pay_link(
-    session: Session, secret: str, token: str, now: datetime | None = None
+    session: Session, secrets: Sequence[str], token: str, now: datetime | None = None
 ) -> Invoice:
-    """The invoice behind a token, or a typed error a patient can be shown."""
+    """The invoice behind a token signed by one of `secrets`, or a typed error a patient
+    can be shown."""
     now = now or utcnow()
     try:
-        claims = paylinks.verify(secret, token, now)
+        claims = paylinks.verify(secrets, token, now)
     except paylinks.ExpiredToken:
         raise LinkGone("pay_link_expired", "This payment link has expired.") from None
     except paylinks.InvalidToken:

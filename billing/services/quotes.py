@@ -13,7 +13,7 @@ from billing import pricing
 from billing.errors import NotFound
 from billing.models import Quote, QuoteLine, new_id, utcnow
 from billing.money import Money
-from billing.services import catalog, idempotency, invoices
+from billing.services import audit, catalog, idempotency, invoices
 from billing.services.idempotency import IdempotencyRequest
 
 
@@ -71,11 +71,31 @@ def create_quote(
         for position, (patient, amount) in enumerate(zip(patients, amounts, strict=True))
     ]
     _insert(session, quote, lines)
+    _audit_exemptions(session, quote, lines)
     if claim.row_id is not None:
         idempotency.complete(session, claim, quote_id)
     session.commit()
     # Plain data, dumped like a Quote: no ORM objects on the hot path.
     return {**quote, "lines": [{**line, "iv_exemption": _exemption(line)} for line in lines]}
+
+
+def _audit_exemptions(session: Session, quote: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+    """A quote that waives the first-session rule is in the audit trail, with who approved."""
+    exempted = [
+        {"patient_id": line["patient_id"], **(_exemption(line) or {})}
+        for line in lines
+        if line["iv_exemption_reason"] is not None
+    ]
+    if exempted:
+        audit.record(
+            session,
+            "quote.created_with_exemption",
+            "quote",
+            quote["id"],
+            booking_id=quote["booking_id"],
+            session_type=quote["session_type"],
+            exemptions=exempted,
+        )
 
 
 def _completed_iv_sessions(

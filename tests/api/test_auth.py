@@ -47,6 +47,7 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("GET", "/v1/reports/aging", ("reports:read",), None),
     ("GET", "/v1/reports/refunds-disputes?from=2026-11-01&to=2026-11-30", ("reports:read",), None),
     ("GET", "/v1/reports/month-end?month=2026-11", ("reports:read",), None),
+    ("GET", "/v1/audit-events", ("audit:read",), None),
 ]
 ALL_SCOPES = set(SCOPES)
 
@@ -170,5 +171,5 @@ def test_keys_are_stored_hashed(app: Flask, make_key) -> None:
 
 def test_public_probes_need_no_key(client) -> None:
     assert client.get("/healthz").status_code == 200
-    assert client.get("/readyz").json == {"status": "ready"}
+    assert client.get("/readyz").json["status"] == "ready"
     assert client.get("/openapi.json").status_code == 200

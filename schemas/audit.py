@@ -1,0 +1,54 @@
+"""The audit trail: who changed what, and when."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from billing.services.audit import ACTOR_TYPES
+
+
+class AuditEventSchema(Schema):
+    """One change: who made it, what it was, when, and the request that made it."""
+
+    id = fields.Integer(
+        required=True, metadata={"description": "Ascending; pass as `starting_after`."}
+    )
+    occurred_at = fields.DateTime(required=True)
+    actor_type = fields.String(required=True, validate=validate.OneOf(ACTOR_TYPES))
+    actor = fields.String(
+        required=True,
+        metadata={"description": "The key's name, the finance user's email, cli:<user>, ..."},
+    )
+    action = fields.String(required=True, metadata={"example": "invoice.voided"})
+    object_type = fields.String(required=True, metadata={"example": "invoice"})
+    object_id = fields.String(required=True)
+    request_id = fields.String(required=True, allow_none=True)
+    details = fields.Dict(
+        keys=fields.String(), required=True, metadata={"description": "What changed."}
+    )
+
+
+class AuditEventListSchema(Schema):
+    data = fields.List(fields.Nested(AuditEventSchema), required=True)
+    has_more = fields.Boolean(required=True)
+
+
+class AuditQuerySchema(Schema):
+    action = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "One action (`invoice.voided`), or all of a kind (`invoice.`)."},
+    )
+    actor = fields.String(validate=validate.Length(min=1, max=254))
+    object_id = fields.String(validate=validate.Length(min=1, max=64))
+    occurred_gte = fields.AwareDateTime()
+    occurred_lt = fields.AwareDateTime()
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    starting_after = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
+
+    @validates_schema
+    def _ordered(self, data: dict[str, Any], **_: Any) -> None:
+        if "occurred_gte" in data and "occurred_lt" in data:
+            if data["occurred_lt"] <= data["occurred_gte"]:
+                raise ValidationError("Must be after `occurred_gte`.", "occurred_lt")
