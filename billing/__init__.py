@@ -11,7 +11,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from billing import api, auth, cli, config, db, limits, problems, providers, requests
+from billing import api, auth, cli, config, db, limits, metrics, problems, providers, requests
 from billing.api.docs import ASSETS_URL
 from billing.cache import Generation
 from billing.pages import finance, pay
@@ -54,6 +54,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
         proxies = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     requests.init_app(app)
+    metrics.init_app(app)
     limits.init_app(app)
     auth.init_app(app)
     app.before_request(requests.check_json_body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -55,13 +56,36 @@ OFFLINE_STRIPE_FILE = "offline-stripe.json"
 
 
 def offline_stripe(instance_path: str) -> dict[str, Any]:
-    """The running stand-in's settings, when `make run` has one up; else nothing."""
+    """The running stand-in's settings, when `make run` has one up; else nothing.
+
+    A file left behind by a `make run` that was killed is removed, with a word on stderr,
+    rather than pointing commands at a stand-in that is gone.
+    """
     path = os.path.join(instance_path, OFFLINE_STRIPE_FILE)
-    if not os.path.exists(path):
+    try:
+        with open(path) as handle:
+            settings: dict[str, Any] = json.load(handle)
+    except (OSError, ValueError):
         return {}
-    with open(path) as handle:
-        settings: dict[str, Any] = json.load(handle)
+    server = settings.pop("server_pid", None)
+    if not isinstance(server, int) or not _alive(server):
+        os.remove(path)
+        sys.stderr.write(
+            f"{path} was left by a `make run` that has stopped; removed it. "
+            "Start `make run` again to use the local Stripe stand-in.\n"
+        )
+        return {}
     return settings
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
 
 
 def normalise_database_url(url: str) -> str:
@@ -97,6 +121,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "STRIPE_JS_URL": env.get("STRIPE_JS_URL", "https://js.stripe.com/v3/"),
         # Signs pay links; empty means a key kept in the instance folder (development).
         "SECRET_KEY": env.get("SECRET_KEY", ""),
+        # Retired SECRET_KEYs, comma-separated: pay links and finance sessions they signed
+        # still open (Flask reads the same setting for its session cookie).
+        "SECRET_KEY_FALLBACKS": [
+            key.strip() for key in env.get("SECRET_KEY_FALLBACKS", "").split(",") if key.strip()
+        ],
         "PAY_LINK_TTL_DAYS": _int(env, "PAY_LINK_TTL_DAYS", 7),
         "PAY_RATE_LIMIT_PER_MINUTE": _int(env, "PAY_RATE_LIMIT_PER_MINUTE", 60),
         # Shared state of several instances (rate-limit counters); empty: this process only.
@@ -105,6 +134,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "600 per minute"),
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
         "LOGIN_ACCOUNT_LIMIT": env.get("LOGIN_ACCOUNT_LIMIT", "10 per hour"),
+        # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; empty: no /metrics.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
         # Behind a load balancer: how many proxies' X-Forwarded-For entries to trust.
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),

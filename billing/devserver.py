@@ -12,6 +12,8 @@ import atexit
 import json
 import os
 import secrets
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +46,10 @@ def offline_stripe(instance_path: str, port: int) -> dict[str, Any]:
     # So that `flask --app billing stripe sync` and friends, run beside `make run`,
     # reach the same stand-in (billing.config.offline_stripe reads it).
     share = Path(instance_path) / OFFLINE_STRIPE_FILE
-    share.write_text(json.dumps(settings))
+    share.write_text(json.dumps({**settings, "server_pid": os.getpid()}))
     atexit.register(share.unlink, missing_ok=True)
+    # A plain `kill` (SIGTERM) ends the server through sys.exit, so the file goes too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     return settings
 
 

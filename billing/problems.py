@@ -36,7 +36,7 @@ def problem(
     detail: str,
     errors: dict[str, list[str]] | None = None,
     headers: dict[str, str] | None = None,
-    extra: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     body: dict[str, Any] = {
         "type": f"/problems/{code}",

@@ -8,6 +8,7 @@ our own row, so a retry never creates a second object at Stripe.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 
 import stripe
 
+from billing import metrics
 from billing.errors import (
     BadGateway,
     BadRequest,
@@ -123,7 +125,7 @@ class StripeGateway:
 
     def create_customer(self, patient_ref: str) -> str:
         """A Customer that knows only our opaque patient ref."""
-        with _translated():
+        with _translated("create_customer"):
             customer = self.client.v1.customers.create(
                 params={"metadata": {"patient_ref": patient_ref}},
                 options={"idempotency_key": f"customer-{patient_ref}"},
@@ -132,7 +134,7 @@ class StripeGateway:
 
     def create_setup_intent(self, customer_id: str) -> str:
         """A SetupIntent for the patient's browser; returns its client secret."""
-        with _translated():
+        with _translated("create_setup_intent"):
             intent = self.client.v1.setup_intents.create(
                 # The stand-in needs the method types; Stripe accepts them too.
                 params={"customer": customer_id, "payment_method_types": ["card"]}  # type: ignore[arg-type]
@@ -141,7 +143,7 @@ class StripeGateway:
 
     def attach_card(self, payment_method_id: str, customer_id: str) -> Card:
         """Attach a PaymentMethod and make it the customer's default card."""
-        with _translated():
+        with _translated("attach_card"):
             method = self.client.v1.payment_methods.attach(
                 payment_method_id, params={"customer": customer_id}
             )
@@ -151,7 +153,7 @@ class StripeGateway:
         return _card(method)
 
     def list_cards(self, customer_id: str) -> list[Card]:
-        with _translated():
+        with _translated("list_cards"):
             methods = self.client.v1.payment_methods.list(
                 params={"customer": customer_id, "type": "card"}
             )
@@ -171,7 +173,7 @@ class StripeGateway:
     ) -> Intent:
         """Charge off-session; a decline comes back as an Intent with status "failed"."""
         try:
-            with _translated(cards_raise=False):
+            with _translated("charge_card_on_file", cards_raise=False):
                 intent = self.client.v1.payment_intents.create(
                     params={
                         "amount": amount,
@@ -193,7 +195,7 @@ class StripeGateway:
         self, *, payment_id: str, invoice_ref: str, amount: int, currency: str
     ) -> Intent:
         """A PaymentIntent the patient's browser confirms with Stripe.js (its client secret)."""
-        with _translated():
+        with _translated("create_online_intent"):
             intent = self.client.v1.payment_intents.create(
                 params={
                     "amount": amount,
@@ -207,11 +209,11 @@ class StripeGateway:
 
     def card_of(self, payment_method_id: str) -> Card:
         """Brand, last four and expiry of a PaymentMethod (for the receipt)."""
-        with _translated():
+        with _translated("card_of"):
             return _card(self.client.v1.payment_methods.retrieve(payment_method_id))
 
     def retrieve_payment_intent(self, intent_id: str) -> Intent:
-        with _translated():
+        with _translated("retrieve_payment_intent"):
             return _intent(self.client.v1.payment_intents.retrieve(intent_id))
 
     def search_payment_intent(self, payment_id: str) -> Intent | None:
@@ -220,7 +222,7 @@ class StripeGateway:
         Stripe's search index trails by up to a minute: recovery uses it only for payments
         older than the 24 h for which Stripe replays an idempotency key.
         """
-        with _translated():
+        with _translated("search_payment_intent"):
             found = self.client.v1.payment_intents.search(
                 params={"query": f"metadata['payment_id']:'{payment_id}'", "limit": 1}
             )
@@ -229,13 +231,13 @@ class StripeGateway:
     def cancel_payment_intent(self, intent_id: str) -> Intent:
         """Cancel a PaymentIntent; one that can no longer be cancelled is returned as it is."""
         try:
-            with _translated():
+            with _translated("cancel_payment_intent"):
                 return _intent(self.client.v1.payment_intents.cancel(intent_id))
         except Unprocessable:
             return self.retrieve_payment_intent(intent_id)  # succeeded, processing or canceled
 
     def refund(self, *, refund_id: str, payment_intent_id: str, amount: int) -> RefundResult:
-        with _translated():
+        with _translated("refund"):
             refund = self.client.v1.refunds.create(
                 params={
                     "payment_intent": payment_intent_id,
@@ -248,7 +250,7 @@ class StripeGateway:
 
     def list_refunds(self, payment_intent_id: str) -> list[tuple[RefundResult, str | None]]:
         """Every Refund of a PaymentIntent, each with our refund id if we made it."""
-        with _translated():
+        with _translated("list_refunds"):
             refunds = self.client.v1.refunds.list(
                 params={"payment_intent": payment_intent_id, "limit": 100}
             )
@@ -275,7 +277,7 @@ class StripeGateway:
         params: dict[str, Any] = {"limit": limit}
         if starting_after:
             params["starting_after"] = starting_after
-        with _translated():
+        with _translated("balance_transactions"):
             page = self.client.v1.balance_transactions.list(params=params)  # type: ignore[arg-type]
         return Page([_balance_transaction(t) for t in page.data], bool(page.has_more))
 
@@ -283,13 +285,13 @@ class StripeGateway:
         params: dict[str, Any] = {"limit": limit}
         if starting_after:
             params["starting_after"] = starting_after
-        with _translated():
+        with _translated("payouts"):
             page = self.client.v1.payouts.list(params=params)  # type: ignore[arg-type]
         return Page([_payout(p) for p in page.data], bool(page.has_more))
 
     def payout_transaction_ids(self, payout_id: str) -> list[str]:
         """The balance transactions a payout carried to the bank."""
-        with _translated():
+        with _translated("payout_transaction_ids"):
             page = self.client.v1.balance_transactions.list(
                 params={"payout": payout_id, "limit": 100}
             )
@@ -320,7 +322,25 @@ class StripeGateway:
 
 
 @contextmanager
-def _translated(cards_raise: bool = True) -> Iterator[None]:
+def _translated(operation: str, cards_raise: bool = True) -> Iterator[None]:
+    """Time the call to Stripe for the metrics, and turn its failures into our typed errors."""
+    started = time.perf_counter()
+    error_code = None
+    try:
+        with _service_errors(cards_raise):
+            yield
+    except ServiceError as error:
+        error_code = error.code
+        raise
+    except stripe.CardError as error:  # a decline the caller turns into an outcome
+        error_code = error.code or "card_declined"
+        raise
+    finally:
+        metrics.stripe_call(operation, time.perf_counter() - started, error_code)
+
+
+@contextmanager
+def _service_errors(cards_raise: bool) -> Iterator[None]:
     """Stripe's failures as our typed errors with stable codes."""
     try:
         yield

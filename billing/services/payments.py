@@ -21,10 +21,10 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from billing import statuses
+from billing import metrics, statuses
 from billing.errors import Conflict, PaymentRequired, ServiceError
 from billing.models import Invoice, Patient, Payment, utcnow
-from billing.services import idempotency, ledger, overpayments, refunds
+from billing.services import audit, idempotency, ledger, overpayments, refunds
 from billing.services.idempotency import REPLAY_WAIT, IdempotencyRequest
 from billing.services.invoices import get_invoice
 from billing.statuses import (
@@ -89,6 +89,16 @@ def pay_with_card_on_file(
     session.add(payment)
     invoice.status = statuses.advance(invoice.status, statuses.PROCESSING)
     session.flush()
+    audit.record(
+        session,
+        "payment.created",
+        "payment",
+        payment.id,
+        invoice_id=invoice.id,
+        method=payment.method,
+        amount=payment.amount,
+        currency=payment.currency,
+    )
     idempotency.complete(session, claim, payment.id)
     session.commit()  # our intent is durable, and the pay page now stands aside
     try:
@@ -179,7 +189,9 @@ def _abandon(session: Session, payment_id: str, error: ServiceError) -> None:
     payment.status = FAILED
     payment.failure_code, payment.failure_message = error.code, error.detail
     invoice.status = statuses.after_failed_attempt(invoice.status)
+    _audit_outcome(session, payment)
     session.commit()
+    metrics.payment_outcome(payment.method, FAILED)
 
 
 def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
@@ -239,6 +251,7 @@ def apply_intent(
     if payment.status in final and intent.status != "succeeded":
         session.commit()
         return payment
+    before = payment.status
     if intent.id and not payment.stripe_payment_intent_id:
         payment.stripe_payment_intent_id = intent.id
     excess_refund = None
@@ -266,10 +279,29 @@ def apply_intent(
         payment.failure_code = intent.failure_code or "card_declined"
         payment.failure_message = intent.failure_message or "The card was declined."
         invoice.status = statuses.after_failed_attempt(invoice.status)
+    if payment.status != before:
+        _audit_outcome(session, payment)
     session.commit()
+    if payment.status != before:
+        metrics.payment_outcome(payment.method, payment.status)
     if excess_refund is not None:
         _give_back(session, gateway, excess_refund)
     return payment
+
+
+def _audit_outcome(session: Session, payment: Payment) -> None:
+    """The payment's new status (succeeded, failed, requires_action, ...) in the trail."""
+    audit.record(
+        session,
+        f"payment.{payment.status}",
+        "payment",
+        payment.id,
+        invoice_id=payment.invoice_id,
+        method=payment.method,
+        amount=payment.amount,
+        currency=payment.currency,
+        failure_code=payment.failure_code,
+    )
 
 
 def _give_back(session: Session, gateway: StripeGateway, refund_id: str) -> None:

@@ -11,14 +11,16 @@ marked failed and its amount is free again.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from billing import metrics
 from billing.errors import Conflict, ServiceError, Unprocessable, field_error
 from billing.models import Invoice, LedgerEntry, Payment, Refund, utcnow
 from billing.money import Money
-from billing.services import idempotency, ledger
+from billing.services import audit, idempotency, ledger
 from billing.services.idempotency import REPLAY_WAIT, STALE_AFTER, IdempotencyRequest
 from billing.services.invoices import get_invoice
 from billing.statuses import FAILED, PENDING, SUCCEEDED, UNKNOWN
@@ -75,6 +77,7 @@ def refund_invoice(
     )
     session.add(refund)
     session.flush()
+    audit_refund(session, refund, "refund.created", reason=reason)
     idempotency.complete(session, claim, refund.id)
     session.commit()
     return outcome(send(session, gateway, refund.id))
@@ -176,6 +179,7 @@ def apply_refund(session: Session, refund_id: str, result: RefundResult) -> Refu
         .execution_options(populate_existing=True)
     ).one()
     refund.stripe_refund_id = refund.stripe_refund_id or result.id
+    before = refund.status
     if result.status in ("succeeded", "pending"):
         refund.status = SUCCEEDED
         refund.failure_code = refund.failure_message = None
@@ -183,7 +187,11 @@ def apply_refund(session: Session, refund_id: str, result: RefundResult) -> Refu
     elif refund.status != SUCCEEDED:
         refund.status = FAILED
         refund.failure_code = refund.failure_code or "refund_failed"
+    if refund.status != before:
+        audit_refund(session, refund, f"refund.{refund.status}")
     session.commit()
+    if refund.status != before:
+        metrics.refund_outcome(refund.kind, refund.status)
     return refund
 
 
@@ -200,12 +208,35 @@ def _set_status(session: Session, refund_id: str, status: str) -> None:
 
 
 def _fail(session: Session, refund_id: str, code: str, message: str) -> None:
+    before = session.scalar(select(Refund.status).where(Refund.id == refund_id))
     session.execute(
         update(Refund)
         .where(Refund.id == refund_id, Refund.status != SUCCEEDED)
         .values(status=FAILED, failure_code=code, failure_message=message, updated_at=utcnow())
     )
+    failed = before not in (SUCCEEDED, FAILED)
+    if failed:
+        refund = get_refund(session, refund_id)
+        audit_refund(session, refund, "refund.failed")
     session.commit()
+    if failed:
+        metrics.refund_outcome(refund.kind, FAILED)
+
+
+def audit_refund(session: Session, refund: Refund, action: str, **details: Any) -> None:
+    """A refund asked for, or its outcome, in the audit trail."""
+    audit.record(
+        session,
+        action,
+        "refund",
+        refund.id,
+        invoice_id=refund.invoice_id,
+        kind=refund.kind,
+        amount=refund.amount,
+        currency=refund.currency,
+        failure_code=refund.failure_code,
+        **details,
+    )
 
 
 def _replay(session: Session, gateway: StripeGateway, refund_id: str) -> Refund:

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from billing import metrics
 from billing.db import dialect_insert
 from billing.models import Payment, Refund, StripeEvent, utcnow
-from billing.services import ledger, payments, refunds
+from billing.services import audit, ledger, payments, refunds
 from billing.services.invoices import get_invoice
 from billing.stripe_gateway import (
     Event,
@@ -46,9 +47,12 @@ def record_stripe_event(session: Session, gateway: StripeGateway, event: Event) 
     stored = session.get(StripeEvent, event.id)
     if stored is not None and stored.processed_at is not None:
         session.commit()
+        metrics.webhook_event(event.type, "duplicate", event.created)
         return False
     session.commit()
-    if _handle(session, gateway, event.id, event.type, event.object):
+    applied = _handle(session, gateway, event.id, event.type, event.object)
+    metrics.webhook_event(event.type, "applied" if applied else "waiting", event.created)
+    if applied:
         _retry_unmatched(session, gateway)
     return True
 
@@ -134,7 +138,18 @@ def _on_dispute_created(session: Session, _gateway: StripeGateway, obj: dict[str
         session.commit()
         return False
     invoice = get_invoice(session, payment.invoice_id, for_update=True)
-    ledger.record(session, invoice, ledger.DISPUTE, dispute.amount, dispute.id, dispute.charge_id)
+    if ledger.record(
+        session, invoice, ledger.DISPUTE, dispute.amount, dispute.id, dispute.charge_id
+    ):
+        audit.record(
+            session,
+            "dispute.created",
+            "invoice",
+            invoice.id,
+            dispute_id=dispute.id,
+            amount=dispute.amount,
+            currency=invoice.currency,
+        )
     invoice.disputed_at = invoice.disputed_at or utcnow()
     session.commit()
     return True

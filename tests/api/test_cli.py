@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy import func, select
 
 from billing import create_app, db
@@ -56,3 +58,49 @@ def test_revoking_an_unknown_key_fails_clearly(app) -> None:
     result = app.test_cli_runner().invoke(args=["keys", "revoke", "ghost"])
     assert result.exit_code != 0
     assert "ghost" in result.output
+
+
+def test_stripe_sync_fails_loudly_when_stripe_cannot_be_reached(sqlite_url) -> None:
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": sqlite_url,
+            "STRIPE_SECRET_KEY": "sk_test_gone",
+            "STRIPE_API_BASE": "http://127.0.0.1:9",  # nothing listens there
+            "STRIPE_MAX_NETWORK_RETRIES": 0,
+        }
+    )
+    result = app.test_cli_runner().invoke(args=["stripe", "sync"])
+    assert result.exit_code == 1, result.output
+    assert "could not be reached" in result.output
+
+
+def test_commands_fail_with_a_non_zero_exit_when_stripe_is_not_configured(app) -> None:
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["stripe", "sync"])
+    assert result.exit_code == 1
+    assert "STRIPE_SECRET_KEY" in result.output
+
+
+def test_a_stand_in_left_behind_by_a_stopped_make_run_is_forgotten(tmp_path, capsys) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from billing.config import OFFLINE_STRIPE_FILE, offline_stripe
+
+    settings = {"STRIPE_SECRET_KEY": "sk_test_offline", "STRIPE_API_BASE": "http://127.0.0.1:1"}
+    share = tmp_path / OFFLINE_STRIPE_FILE
+    share.write_text(json.dumps({**settings, "server_pid": os.getpid()}))
+    assert offline_stripe(str(tmp_path)) == settings  # make run is up: use its stand-in
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    share.write_text(json.dumps({**settings, "server_pid": int(gone.stdout)}))
+    assert offline_stripe(str(tmp_path)) == {}
+    assert not share.exists()
+    assert "has stopped" in capsys.readouterr().err

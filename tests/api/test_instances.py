@@ -27,6 +27,7 @@ pytestmark = pytest.mark.postgresql
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 API_LIMIT = 30  # per key and minute, across both instances
+METRICS_TOKEN = "instances-metrics"
 BIN = Path(sys.executable).parent
 
 
@@ -122,22 +123,26 @@ def instances(
         "STRIPE_WEBHOOK_SECRET": "whsec_instances",
         "STRIPE_MAX_NETWORK_RETRIES": "0",
         "LOG_LEVEL": "WARNING",
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     processes = []
     urls = []
     log = (tmp_path_factory.mktemp("instances") / "gunicorn.log").open("wb")
-    for _ in range(2):
+    for instance in range(2):
         port = free_port()
+        metrics_dir = tmp_path_factory.mktemp(f"metrics-{instance}")
         process = subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
+                "--config",
+                "python:billing.gunicorn_conf",
                 "--workers",
                 "2",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "billing:create_app()",
             ],
-            env=env,
+            env={**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -280,3 +285,25 @@ def test_a_revoked_key_and_a_new_price_reach_every_instance_within_a_second(
         "POST", "/v1/quotes", finance, _iv_booking("P-after"), instance=1
     )
     assert (status, quote["total"]) == (201, 61_000)
+
+
+def test_metrics_add_up_every_worker_of_an_instance(instances: Instances) -> None:
+    from tests.api.test_operations import _sample
+
+    def scrape() -> str:
+        request = urllib.request.Request(
+            instances.urls[0] + "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return str(answer.read().decode())
+
+    labels = {"method": "GET", "route": "/v1/catalog", "status": "200"}
+    key = instances.new_key("quotes:write")
+    before = _sample(scrape(), "billing_http_requests_total", **labels)
+    with ThreadPoolExecutor(4) as pool:  # the instance's two workers share the load
+        statuses = list(
+            pool.map(lambda _: instances.call("GET", "/v1/catalog", key, instance=0)[0], range(20))
+        )
+    assert statuses == [200] * 20
+    after = _sample(scrape(), "billing_http_requests_total", **labels)
+    assert after - before == 20

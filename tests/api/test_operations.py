@@ -1,0 +1,106 @@
+"""What operators rely on: readiness that tells the truth, and metrics behind a token."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from billing import create_app
+from billing.migrate import head_revision, upgrade
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TOKEN = "metrics-secret-token"
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample of the exposition, 0 when it has not been counted yet."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.match(rf"^{name}\{{(.*)\}} (\S+)$", line)
+        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
+            return float(match.group(2))
+    return 0.0
+
+
+def test_ready_when_migrated_to_the_code_and_not_before(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'behind.sqlite3'}"
+    upgrade(url, "0007")
+    app = create_app({"TESTING": True, "DATABASE_URL": url})
+    behind = app.test_client().get("/readyz")
+    assert behind.status_code == 503
+    assert behind.mimetype == "application/problem+json"
+    assert behind.json["code"] == "not_ready"
+    assert behind.json["checks"]["migrations"] == f"at 0007, code needs {head_revision()}"
+    upgrade(url)
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json["checks"] == {"database": "ok", "migrations": "ok"}
+    app.extensions["billing.db"].engine.dispose()
+
+
+def test_ready_only_while_the_configured_redis_answers(sqlite_url: str) -> None:
+    gone = create_app(
+        {"TESTING": True, "DATABASE_URL": sqlite_url, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    )
+    answer = gone.test_client().get("/readyz")
+    assert answer.status_code == 503
+    assert answer.json["checks"]["redis"] == "unreachable"
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is required under CI: {error}")
+        pytest.skip(f"Redis at {REDIS_URL} not reachable: {error}")
+    there = create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "REDIS_URL": REDIS_URL})
+    answer = there.test_client().get("/readyz")
+    assert answer.status_code == 200, answer.json
+    assert answer.json["checks"]["redis"] == "ok"
+
+
+def test_metrics_are_not_served_without_a_token_configured(client: FlaskClient) -> None:
+    answer = client.get("/metrics", headers={"Authorization": "Bearer anything"})
+    assert answer.status_code == 404
+    assert "billing_http_requests_total" not in answer.get_data(as_text=True)
+
+
+def test_metrics_need_the_token_and_count_requests_by_route_and_status(
+    app: Flask, make_key: Callable[..., dict[str, str]]
+) -> None:
+    app.config["METRICS_TOKEN"] = TOKEN
+    client = app.test_client()
+    for wrong in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+        refused = client.get("/metrics", headers=wrong)
+        assert refused.status_code == 401
+        assert refused.json["code"] == "invalid_metrics_token"
+    scrape = {"Authorization": f"Bearer {TOKEN}"}
+    before = client.get("/metrics", headers=scrape).get_data(as_text=True)
+    key = make_key("quotes:write")
+    for _ in range(3):
+        assert client.get("/v1/catalog", headers=key).status_code == 200
+    client.get("/v1/catalog")  # no key: 401
+    client.get("/v1/invoices/in_unknown", headers=key)  # wrong scope: 403
+    after = client.get("/metrics", headers=scrape)
+    assert after.mimetype == "text/plain"
+    text = after.get_data(as_text=True)
+
+    def delta(**labels: str) -> float:
+        name = "billing_http_requests_total"
+        return _sample(text, name, **labels) - _sample(before, name, **labels)
+
+    assert delta(method="GET", route="/v1/catalog", status="200") == 3
+    assert delta(method="GET", route="/v1/catalog", status="401") == 1
+    assert delta(method="GET", route="/v1/invoices/<invoice_id>", status="403") == 1
+    assert "in_unknown" not in text  # routes, never ids, are labels
+    duration = "billing_http_request_duration_seconds_count"
+    assert (
+        _sample(text, duration, method="GET", route="/v1/catalog")
+        - _sample(before, duration, method="GET", route="/v1/catalog")
+        == 4
+    )
