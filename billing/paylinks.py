@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -38,13 +39,16 @@ def sign(secret: str, link_id: str, expires_at: datetime) -> str:
     return f"{payload}.{_signature(secret, payload)}"
 
 
-def verify(secret: str, token: str, now: datetime) -> TokenClaims:
-    """The token's claims; raises InvalidToken or ExpiredToken."""
+def verify(secrets: Sequence[str], token: str, now: datetime) -> TokenClaims:
+    """The token's claims if any of `secrets` signed it (the current key first, then the
+    ones it replaced, so links sent before a rotation keep working); raises InvalidToken
+    or ExpiredToken."""
     parts = token.split(".")
     if len(parts) != 3 or not parts[1].isdigit() or len(token) > 200:
         raise InvalidToken("malformed")
     link_id, expiry, signature = parts
-    if not hmac.compare_digest(signature, _signature(secret, f"{link_id}.{expiry}")):
+    payload = f"{link_id}.{expiry}"
+    if not any(hmac.compare_digest(signature, _signature(s, payload)) for s in secrets if s):
         raise InvalidToken("bad signature")
     expires_at = datetime.fromtimestamp(int(expiry), UTC)
     if now >= expires_at:

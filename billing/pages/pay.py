@@ -11,6 +11,7 @@ from flask import (
     Flask,
     Response,
     current_app,
+    g,
     jsonify,
     make_response,
     redirect,
@@ -26,7 +27,7 @@ from billing.money import Money
 from billing.pages import security_headers
 from billing.providers import gateway
 from billing.receipts import build_receipt, pdf_response
-from billing.services import online
+from billing.services import audit, online
 from billing.services.pay_status import NOT_CHARGED, pay_status
 from billing.services.paylinks import open_pay_link
 from billing.services.receipts import receipt_payment
@@ -47,12 +48,23 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(blp)
 
 
+def signing_keys() -> list[str]:
+    """The key that signs new links, then the retired ones that still open old links."""
+    return [current_app.config["SECRET_KEY"], *current_app.config["SECRET_KEY_FALLBACKS"]]
+
+
 def _too_many(_limit: object) -> Response:
     return _message("Too many attempts", "Please wait a minute and try again.", 429)
 
 
 # Guessing pay links is slow, from one address and across every instance.
 limiter.limit(pay_limit, on_breach=on_breach_page(_too_many))(blp)
+
+
+@blp.before_request
+def _as_patient() -> None:
+    """What the pay page sets going (its PaymentIntent) is the patient's doing."""
+    audit.act_as(audit.Actor("patient", "pay page", g.get("request_id")))
 
 
 @blp.after_request
@@ -70,7 +82,7 @@ def _link_error(error: ServiceError) -> Response:
 def page(token: str) -> Response:
     """What is owed, and the card form; the receipt once paid; a clear word otherwise."""
     session = db.session()
-    invoice = open_pay_link(session, current_app.config["SECRET_KEY"], token)
+    invoice = open_pay_link(session, signing_keys(), token)
     if invoice.status in statuses.SETTLED:
         return _receipt_page(token, invoice)
     if invoice.status == statuses.VOID:
@@ -108,7 +120,7 @@ def page(token: str) -> Response:
 def status(token: str) -> Response:
     """For the page's script, just before it confirms: may this invoice still be paid?"""
     session = db.session()
-    invoice = open_pay_link(session, current_app.config["SECRET_KEY"], token)
+    invoice = open_pay_link(session, signing_keys(), token)
     state = pay_status(session, invoice)
     return jsonify(
         invoice_status=state.invoice_status,
@@ -146,7 +158,7 @@ def _waiting(token: str, waited: int) -> Response:
 
 @blp.get("/<token>/receipt")
 def receipt(token: str) -> Response:
-    invoice = open_pay_link(db.session(), current_app.config["SECRET_KEY"], token)
+    invoice = open_pay_link(db.session(), signing_keys(), token)
     if invoice.status not in statuses.SETTLED:
         return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]
     return _receipt_page(token, invoice)
@@ -155,7 +167,7 @@ def receipt(token: str) -> Response:
 @blp.get("/<token>/receipt.pdf")
 def receipt_pdf(token: str) -> Response:
     session = db.session()
-    invoice = open_pay_link(session, current_app.config["SECRET_KEY"], token)
+    invoice = open_pay_link(session, signing_keys(), token)
     if invoice.status not in statuses.SETTLED:
         return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]
     return pdf_response(invoice, receipt_payment(session, invoice.id))
