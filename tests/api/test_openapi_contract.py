@@ -46,8 +46,10 @@ def test_no_response_differs_from_the_document(stripe_app: Flask, tmp_path: Path
         "examples,coverage,fuzzing,stateful",
         "--request-timeout",
         "20",
+        # One worker: on CPython 3.11 Hypothesis describing its filters from two threads
+        # at once can crash ast.parse ("AST constructor recursion depth mismatch").
         "--workers",
-        "2",
+        "1",
     ]
     if os.environ.get("FUZZ_SEED"):
         command += ["--seed", os.environ["FUZZ_SEED"]]
