@@ -25,7 +25,7 @@ from flask import (
 from billing import db
 from billing.charts import Series, line_chart
 from billing.errors import NotFound
-from billing.exports import reconciliation_csv
+from billing.exports import aging_csv, month_end_csv, reconciliation_csv, refunds_disputes_csv
 from billing.limits import (
     limiter,
     login_account,
@@ -38,6 +38,7 @@ from billing.money import Money
 from billing.pages import security_headers
 from billing.services import finance, receipts, reports
 from billing.services.staff import authenticate_staff, end_sessions
+from schemas.reports import MonthQuerySchema
 
 blp = Blueprint("finance", __name__, url_prefix="/finance")
 SESSION_HOURS = 8
@@ -159,6 +160,7 @@ def dashboard(user: StaffUser) -> Response:
         user=user,
         start=start,
         end=end,
+        month=f"{end:%Y-%m}",
         totals=report["totals"],
         by_session_type=report["by_session_type"],
         by_payout=report["by_payout"],
@@ -202,6 +204,33 @@ def invoice(invoice_id: str, user: StaffUser) -> Response:
 def export(user: StaffUser) -> Response:
     start, end = _period_args()
     return reconciliation_csv(finance.day_range(_at(start), _at(end)))
+
+
+@blp.get("/export/aging.csv")
+@signed_in
+def export_aging(user: StaffUser) -> Response:
+    """The unpaid invoices by age, as CSV."""
+    return aging_csv(finance.aging(db.session()))
+
+
+@blp.get("/export/refunds-disputes.csv")
+@signed_in
+def export_refunds_disputes(user: StaffUser) -> Response:
+    """The period's refunds and disputes, as CSV."""
+    start, end = _period_args()
+    period = finance.day_range(_at(start), _at(end))
+    return refunds_disputes_csv(finance.refunds_and_disputes(db.session(), period), period)
+
+
+@blp.get("/export/month-end.csv")
+@signed_in
+def export_month_end(user: StaffUser) -> Response:
+    """A month's summary, one currency a line, as CSV."""
+    month = request.args.get("month", "")
+    if MonthQuerySchema().validate({"month": month}):
+        abort(_page("finance/message.html", 400, title="Bad month", text="Use YYYY-MM."))
+    year, number = (int(part) for part in month.split("-"))
+    return month_end_csv(finance.month_end(db.session(), year, number))
 
 
 def _period_args() -> tuple[date, date]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
 
 from billing import db
 from billing.models import Payment, StripeBalanceTransaction
+from billing.services import keys
 from billing.services.staff import create_staff_user
 
 pytestmark = pytest.mark.parametrize("stripe_app", ["sqlite"], indirect=True)
@@ -113,3 +115,49 @@ def test_forms_without_the_csrf_token_are_refused(stripe_app, books) -> None:
     assert response.status_code == 400
     assert "security token" in response.get_data(as_text=True)
     assert client.get("/finance").status_code == 303  # still signed out
+
+
+def test_every_report_exports_from_the_dashboard_as_its_api_answers_it(
+    stripe_app, stripe_client, staff, books, open_invoice, browser
+) -> None:
+    open_invoice()  # something unpaid for the ageing
+    with stripe_app.app_context():
+        _, plain = keys.create_key(db.session(), "reports", ["reports:read"])
+    reader = {"Authorization": f"Bearer {plain}"}
+    context = browser.new_context(viewport={"width": 1100, "height": 1400}, accept_downloads=True)
+    page = context.new_page()
+
+    def download(click) -> list[dict[str, str]]:
+        with page.expect_download() as started:
+            click()
+        with open(started.value.path()) as exported:
+            return list(csv.DictReader(io.StringIO(exported.read())))
+
+    try:
+        sign_in(page, stripe_app.config["LIVE_URL"])
+        link = page.get_by_role("link", name="Export refunds and disputes (CSV)")
+        query = urlsplit(link.get_attribute("href") or "").query  # the dashboard's period
+        api = stripe_client.get(f"/v1/reports/refunds-disputes?{query}", headers=reader).json
+        refunds = download(link.click)
+        assert [(r["kind"], r["stripe_id"], r["amount"], r["currency"]) for r in refunds] == [
+            ("refund", row["stripe_refund_id"], str(row["amount"]), row["currency"])
+            for row in api["refunds"]
+        ]
+        assert [r["amount"] for r in refunds] == ["10000"]
+
+        aging = download(page.get_by_role("link", name="Export unpaid invoices by age (CSV)").click)
+        api = stripe_client.get("/v1/reports/aging", headers=reader).json
+        assert [(r["number"], r["total"], r["currency"]) for r in aging] == [
+            (row["number"], str(row["total"]), row["currency"]) for row in api["invoices"]
+        ]
+        assert len(aging) == 1
+
+        month = page.get_by_label("Month").input_value()
+        month_end = download(page.get_by_role("button", name="Export month end (CSV)").click)
+        api = stripe_client.get(f"/v1/reports/month-end?month={month}", headers=reader).json
+        assert {r["currency"]: r["collected"] for r in month_end} == {
+            currency: str(figures["collected"]) for currency, figures in api["currencies"].items()
+        }
+        assert month_end[0]["collected"] == "100000"  # the two charges of $500.00
+    finally:
+        context.close()
