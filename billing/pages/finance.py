@@ -24,6 +24,7 @@ from flask import (
 
 from billing import db
 from billing.charts import Series, line_chart
+from billing.dates import clinic_date
 from billing.errors import NotFound
 from billing.exports import aging_csv, month_end_csv, reconciliation_csv, refunds_disputes_csv
 from billing.limits import (
@@ -36,6 +37,7 @@ from billing.limits import (
 from billing.models import StaffUser
 from billing.money import Money
 from billing.pages import security_headers
+from billing.pricing import SESSION_TYPES, session_name
 from billing.services import finance, receipts, reports
 from billing.services.staff import authenticate_staff, end_sessions
 from schemas.reports import MonthQuerySchema
@@ -127,7 +129,12 @@ def login() -> Response:
         db.session(), request.form.get("email", ""), request.form.get("password", "")
     )
     if user is None:
-        return _page("finance/login.html", 401, error="Email or password is wrong.")
+        return _page(
+            "finance/login.html",
+            401,
+            error="Email or password is wrong.",
+            email=request.form.get("email", ""),
+        )
     session.clear()  # a fresh session (and CSRF token) for the signed-in user
     session.permanent = True
     session["staff_id"] = user.id
@@ -253,17 +260,18 @@ def _chart(daily: list[dict[str, Any]], start: date, end: date, currency: str) -
     days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
     index = {day: n for n, day in enumerate(days)}
     series = []
-    for colour, session_type in enumerate(("iv_individual", "im_group")):
+    for colour, session_type in enumerate(SESSION_TYPES):
         gross, net = [0] * len(days), [0] * len(days)
         for row in daily:
             if row["session_type"] == session_type and row["day"] in index:
                 gross[index[row["day"]]] = row["gross"]
                 net[index[row["day"]]] = row["net"]
-        series.append(Series(f"{session_type} gross", gross, colour=colour))
-        series.append(Series(f"{session_type} net", net, dashed=True, colour=colour))
+        name = session_name(session_type)
+        series.append(Series(f"{name} gross", gross, colour=colour))
+        series.append(Series(f"{name} net", net, dashed=True, colour=colour))
     return line_chart(
         f"Daily gross and net by session type, {currency.upper()}",
-        days,
+        [clinic_date(date.fromisoformat(day)) for day in days],
         series,
         amount=lambda value: Money(value, currency).format(),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -66,6 +67,8 @@ def test_wrong_password_is_refused(stripe_app, books, browser, screenshot) -> No
     try:
         sign_in(page, stripe_app.config["LIVE_URL"], password="not the password")
         assert page.get_by_role("alert").inner_text() == "Email or password is wrong."
+        assert page.get_by_label("Email").input_value() == EMAIL  # only the password again
+        assert page.get_by_label("Password").input_value() == ""
         page.goto(f"{stripe_app.config['LIVE_URL']}/finance")
         assert page.url.endswith("/finance/login")
     finally:
@@ -115,6 +118,41 @@ def test_forms_without_the_csrf_token_are_refused(stripe_app, books) -> None:
     assert response.status_code == 400
     assert "security token" in response.get_data(as_text=True)
     assert client.get("/finance").status_code == 303  # still signed out
+
+
+DAY = r"\d{1,2} [A-Z][a-z]{2} \d{4}"  # the clinic's format: 3 Dec 2026
+
+
+def test_at_390_px_the_pages_read_as_a_clerk_reads_them(
+    stripe_app, stripe_client, staff, books, browser, screenshot
+) -> None:
+    base = stripe_app.config["LIVE_URL"]
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        sign_in(page, base)
+        page.get_by_role("heading", name="Totals").wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        wide = page.locator(".table-scroll:has(table.discrepancies)")
+        assert wide.evaluate("box => box.scrollWidth > box.clientWidth")  # it scrolls inside
+        assert re.fullmatch(f"Payments {DAY} to {DAY}", page.locator("h1").inner_text())
+        text = page.locator("main").inner_text()
+        assert "Individual IV" in page.locator("table.by-type").inner_text()
+        assert "Individual IV gross" in page.locator("svg.chart").first.inner_html()
+        assert not re.search(r"iv_individual|im_group|\d{4}-\d{2}-\d{2}", text)
+        screenshot(page, "dashboard-390")
+
+        number = stripe_client.get(f"/v1/invoices/{books[1]}", headers=staff).json["number"]
+        page.get_by_role("link", name=number).click()
+        page.get_by_role("heading", name=f"Invoice {number}").wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        when = page.locator("table.ledger tbody td").first.inner_text()
+        assert re.fullmatch(f"{DAY} \\d{{2}}:\\d{{2}} UTC", when), when  # no seconds
+        assert re.fullmatch(f"Individual IV, {DAY}", page.locator("dd").nth(2).inner_text())
+        assert page.locator("table.refunds tr.none").inner_text() == "No refunds."
+        screenshot(page, "invoice-390")
+    finally:
+        context.close()
 
 
 def test_every_report_exports_from_the_dashboard_as_its_api_answers_it(
