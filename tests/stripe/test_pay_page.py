@@ -305,3 +305,33 @@ def test_waiting_page_is_news_not_an_error(stripe_client, staff, open_invoice) -
     assert "Payment in progress" in html
     assert 'class="message neutral"' in html
     assert "error" not in html
+
+
+def test_the_dev_servers_access_log_shows_no_pay_token(
+    stripe_client, staff, open_invoice, caplog
+) -> None:
+    """`make run` serves through Werkzeug, which logs each request line itself; the app
+    here is served by the same Werkzeug request handler."""
+    import logging
+    import urllib.request
+
+    from billing.devserver import hide_pay_tokens
+
+    hide_pay_tokens()
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    path = path_of(pay_link(stripe_client, staff, open_invoice(card=None))["pay_url"])
+    token = path.rsplit("/", 1)[1]
+    live = stripe_client.application.config["LIVE_URL"]
+    for page in (path, f"{path}/status", f"{path}?submitted=1"):
+        with urllib.request.urlopen(live + page, timeout=10) as answer:
+            assert answer.status == 200
+
+    def access_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+
+    eventually(lambda: len([line for line in access_lines() if "/pay/" in line]) >= 3)
+    logged = "\n".join(access_lines())
+    assert token not in logged
+    assert "GET /pay/<token> HTTP/1.1" in logged
+    assert "GET /pay/<token>/status HTTP/1.1" in logged
+    assert "GET /pay/<token>?submitted=1 HTTP/1.1" in logged
