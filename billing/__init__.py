@@ -11,7 +11,19 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from billing import api, auth, cli, config, db, limits, metrics, problems, providers, requests
+from billing import (
+    api,
+    auth,
+    cli,
+    config,
+    db,
+    limits,
+    metrics,
+    pages,
+    problems,
+    providers,
+    requests,
+)
 from billing.api.docs import ASSETS_URL
 from billing.cache import Generation
 from billing.pages import finance, pay
@@ -59,6 +71,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     app.before_request(requests.check_json_body)
     api.init_app(app)
+    pages.init_app(app)
     pay.init_app(app)
     finance.init_app(app)
     problems.init_app(app)  # after the Api, so our handlers replace flask-smorest's

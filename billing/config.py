@@ -112,6 +112,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "CACHE_CHECK_SECONDS": _float(env, "CACHE_CHECK_SECONDS", 0.5),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "CLINIC_NAME": env.get("CLINIC_NAME", "Ketamine Clinic"),
+        # How patients reach the clinic: shown on every pay page that cannot take a payment.
+        "CLINIC_PHONE": env.get("CLINIC_PHONE", "(555) 010-0100"),
+        "CLINIC_EMAIL": env.get("CLINIC_EMAIL", "billing@example-clinic.com"),
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", ""),
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),

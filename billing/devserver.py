@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import atexit
 import json
+import logging
 import os
+import re
 import secrets
 import signal
 import sys
@@ -21,6 +23,25 @@ from werkzeug.serving import run_simple
 
 from billing import create_app
 from billing.config import OFFLINE_STRIPE_FILE
+
+PAY_TOKEN = re.compile(r"(/pay/)[^/\s?\"]+")
+
+
+class HidePayTokens(logging.Filter):
+    """Werkzeug's access line prints the path: a pay link's token becomes `<token>`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/pay/" in message:
+            record.msg, record.args = PAY_TOKEN.sub(r"\1<token>", message), ()
+        return True
+
+
+def hide_pay_tokens() -> None:
+    """Keep pay-link tokens out of Werkzeug's own request log, as out of the app's."""
+    logger = logging.getLogger("werkzeug")
+    if not any(isinstance(f, HidePayTokens) for f in logger.filters):
+        logger.addFilter(HidePayTokens())
 
 
 def offline_stripe(instance_path: str, port: int) -> dict[str, Any]:
@@ -65,6 +86,7 @@ def main() -> None:
     app = create_app(overrides)
     print(f"clinic billing API on http://127.0.0.1:{args.port} (docs: /docs)", flush=True)
     print(f"database: {app.config['DATABASE_URL']}", flush=True)
+    hide_pay_tokens()
     run_simple("127.0.0.1", args.port, app, threaded=True)
 
 

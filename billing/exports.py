@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -36,10 +36,49 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def csv_lines(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    """The pairs as CSV, one buffered line at a time."""
+# The other reports' CSV columns. Each amount has its currency on the same line; no line
+# holds a sum across currencies.
+AGING_COLUMNS = (
+    "id",
+    "number",
+    "patient_id",
+    "status",
+    "created_at",
+    "age_days",
+    "bucket",
+    "total",
+    "currency",
+)
+REFUNDS_DISPUTES_COLUMNS = (
+    "kind",
+    "stripe_id",
+    "occurred_at",
+    "invoice_id",
+    "invoice_number",
+    "amount",
+    "currency",
+    "refund_id",
+    "reason",
+)
+MONTH_END_COLUMNS = (
+    "month",
+    "currency",
+    "billed",
+    "collected",
+    "refunded",
+    "disputed",
+    "stripe_fees",
+    "net",
+    "open_amount",
+)
+
+
+def csv_lines(
+    rows: Iterable[dict[str, Any]], columns: Sequence[str] = reports.CSV_COLUMNS
+) -> Iterator[str]:
+    """The rows as CSV, one buffered line at a time."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=reports.CSV_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow(jsonable(row))
@@ -57,8 +96,7 @@ def wants_csv(query: dict[str, Any]) -> bool:
 
 
 def reconciliation_csv(period: reports.Period) -> Response:
-    last_day = (period.end - timedelta(days=1)).date()  # the period's end is exclusive
-    name = f"reconciliation-{period.start.date()}-{last_day}.csv"
+    name = f"reconciliation-{_days(period)}.csv"
     make_session = db.database().sessionmaker
 
     def lines() -> Iterator[str]:
@@ -70,6 +108,47 @@ def reconciliation_csv(period: reports.Period) -> Response:
         finally:
             session.close()
 
-    response = Response(lines(), mimetype="text/csv")
+    return _attachment(lines(), name)
+
+
+def aging_csv(report: dict[str, Any]) -> Response:
+    """The ageing as CSV: one unpaid invoice a line, with its bucket."""
+    name = f"aging-{report['as_of'].date()}.csv"
+    return _attachment(csv_lines(report["invoices"], AGING_COLUMNS), name)
+
+
+def refunds_disputes_csv(report: dict[str, Any], period: reports.Period) -> Response:
+    """Refunds and disputes as CSV, one a line in the order they happened, `kind` telling
+    which."""
+    rows = [
+        {**row, "kind": "refund", "stripe_id": row["stripe_refund_id"]} for row in report["refunds"]
+    ] + [
+        {**row, "kind": "dispute", "stripe_id": row["stripe_dispute_id"]}
+        for row in report["disputes"]
+    ]
+    rows.sort(key=lambda row: row["occurred_at"])
+    name = f"refunds-disputes-{_days(period)}.csv"
+    return _attachment(csv_lines(rows, REFUNDS_DISPUTES_COLUMNS), name)
+
+
+def month_end_csv(report: dict[str, Any]) -> Response:
+    """The month's money as CSV, one currency a line."""
+    rows = [
+        {"month": report["month"], "currency": currency, **figures}
+        for currency, figures in report["currencies"].items()
+    ]
+    name = f"month-end-{report['month']}.csv"
+    return _attachment(csv_lines(rows, MONTH_END_COLUMNS), name)
+
+
+def _days(period: reports.Period) -> str:
+    """The period's first and last day, as a file name says them."""
+    last_day = (period.end - timedelta(days=1)).date()  # the period's end is exclusive
+    return f"{period.start.date()}-{last_day}"
+
+
+def _attachment(lines: Iterator[str], name: str) -> Response:
+    """A CSV download named `name`."""
+    response = Response(lines, mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

@@ -18,6 +18,15 @@ DESCRIPTIONS = {
     IM_GROUP: "Group IM ketamine session",
 }
 
+# What people call each session type, on pages and in charts.
+SESSION_NAMES = {IV_INDIVIDUAL: "Individual IV", IM_GROUP: "Group IM"}
+
+
+def session_name(session_type: str) -> str:
+    """`Individual IV` for `iv_individual`; an unknown type as it is."""
+    return SESSION_NAMES.get(session_type, session_type)
+
+
 # How many patients each session type takes (inclusive bounds).
 PATIENTS_PER_SESSION = {IV_INDIVIDUAL: (1, 1), IM_GROUP: (2, 5)}
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from flask import Response, current_app
 from fpdf import FPDF
 
+from billing.dates import clinic_date
 from billing.models import Invoice, Payment
 from billing.money import Money
 
@@ -58,7 +58,7 @@ def build_receipt(invoice: Invoice, payment: Payment | None, config: dict[str, A
         invoice_number=invoice.number,
         patient_name=invoice.patient_name,
         patient_id=invoice.patient_id,
-        date_of_service=_date(invoice.scheduled_at),
+        date_of_service=clinic_date(invoice.scheduled_at),
         lines=[
             ReceiptLine(line.description, codes.get(line.session_type, []), money(line.amount))
             for line in invoice.lines
@@ -66,13 +66,9 @@ def build_receipt(invoice: Invoice, payment: Payment | None, config: dict[str, A
         total=money(invoice.total),
         amount_paid=money(invoice.amount_paid),
         amount_refunded=money(invoice.amount_refunded) if invoice.amount_refunded else None,
-        payment_date=_date(payment.paid_at) if payment and payment.paid_at else None,
+        payment_date=clinic_date(payment.paid_at) if payment and payment.paid_at else None,
         card=card,
     )
-
-
-def _date(value: datetime) -> str:
-    return value.strftime("%d %B %Y").lstrip("0")
 
 
 def render_pdf(receipt: Receipt) -> bytes:

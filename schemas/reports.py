@@ -1,4 +1,4 @@
-"""Report queries: a period of whole days (UTC), as JSON or CSV."""
+"""Report queries: a period of whole days (UTC) or a month, as JSON or CSV."""
 
 from __future__ import annotations
 
@@ -12,10 +12,19 @@ MAX_DAYS = 400
 FIRST_YEAR, LAST_YEAR = 1970, 9998
 
 
+def _format() -> fields.String:
+    """JSON unless `format=csv` (or an Accept header preferring text/csv)."""
+    return fields.String(validate=validate.OneOf(["json", "csv"]))
+
+
+class FormatQuerySchema(Schema):
+    format = _format()
+
+
 class PeriodQuerySchema(Schema):
     start = fields.Date(required=True, data_key="from", metadata={"example": "2026-11-01"})
     end = fields.Date(required=True, data_key="to", metadata={"description": "included"})
-    format = fields.String(validate=validate.OneOf(["json", "csv"]))
+    format = _format()
 
     @validates_schema
     def _ordered(self, data: dict[str, Any], **_: Any) -> None:
@@ -35,6 +44,7 @@ class MonthQuerySchema(Schema):
         validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="Use YYYY-MM."),
         metadata={"example": "2026-11"},
     )
+    format = _format()
 
     @validates_schema
     def _supported(self, data: dict[str, Any], **_: Any) -> None:

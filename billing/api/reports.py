@@ -1,10 +1,11 @@
-"""Finance reports: reconciliation (JSON or streamed CSV), ageing, refunds and disputes,
-month end."""
+"""Finance reports, each as JSON or CSV: reconciliation (the CSV streamed), ageing,
+refunds and disputes, month end."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Response
 from flask.views import MethodView
@@ -14,10 +15,18 @@ from billing import db
 from billing.api.common import BEARER
 from billing.api.spec import problems
 from billing.auth import requires
-from billing.exports import json_response, reconciliation_csv, wants_csv
+from billing.exports import (
+    aging_csv,
+    json_response,
+    month_end_csv,
+    reconciliation_csv,
+    refunds_disputes_csv,
+    wants_csv,
+)
 from billing.services import finance, reports
 from schemas.reports import (
     AgingSchema,
+    FormatQuerySchema,
     MonthEndSchema,
     MonthQuerySchema,
     PeriodQuerySchema,
@@ -26,6 +35,18 @@ from schemas.reports import (
 )
 
 blp = Blueprint("reports", __name__, url_prefix="/v1/reports", description="Finance reports")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def or_csv(description: str) -> Callable[[F], F]:
+    """Document the CSV an operation also answers, with Accept: text/csv or format=csv."""
+    return blp.alt_response(  # type: ignore[no-any-return]
+        200,
+        schema={"type": "string"},
+        content_type="text/csv",
+        success=True,
+        description=f"JSON; or CSV, {description}, with Accept: text/csv or format=csv",
+    )
 
 
 def period_of(query: dict[str, Any]) -> reports.Period:
@@ -39,19 +60,8 @@ class ReconciliationView(MethodView):
     @requires("reports:read")
     @blp.doc(security=BEARER)
     @blp.arguments(PeriodQuerySchema(), location="query")
-    @blp.alt_response(
-        200,
-        schema=ReconciliationSchema(),
-        success=True,
-        description="JSON; or CSV, one pair per line, with Accept: text/csv or format=csv",
-    )
-    @blp.alt_response(
-        200,
-        schema={"type": "string"},
-        content_type="text/csv",
-        success=True,
-        description="JSON; or CSV, one pair per line, with Accept: text/csv or format=csv",
-    )
+    @blp.alt_response(200, schema=ReconciliationSchema(), success=True)
+    @or_csv("one pair per line")
     @problems(blp, 422)
     def get(self, query: dict[str, Any]) -> Response:
         """Our ledger against Stripe: matched, missing on either side, mismatched, and
@@ -66,11 +76,14 @@ class ReconciliationView(MethodView):
 class AgingView(MethodView):
     @requires("reports:read")
     @blp.doc(security=BEARER)
-    @blp.alt_response(200, schema=AgingSchema(), success=True, description="The ageing")
-    @problems(blp)
-    def get(self) -> Response:
+    @blp.arguments(FormatQuerySchema(), location="query")
+    @blp.alt_response(200, schema=AgingSchema(), success=True)
+    @or_csv("one unpaid invoice per line")
+    @problems(blp, 422)
+    def get(self, query: dict[str, Any]) -> Response:
         """Unpaid invoices by age: 0-30, 31-60, 61-90 and over 90 days."""
-        return json_response(finance.aging(db.session()))
+        report = finance.aging(db.session())
+        return aging_csv(report) if wants_csv(query) else json_response(report)
 
 
 @blp.route("/refunds-disputes")
@@ -78,11 +91,14 @@ class RefundsDisputesView(MethodView):
     @requires("reports:read")
     @blp.doc(security=BEARER)
     @blp.arguments(PeriodQuerySchema(), location="query")
-    @blp.alt_response(200, schema=RefundsDisputesSchema(), success=True, description="The lists")
+    @blp.alt_response(200, schema=RefundsDisputesSchema(), success=True)
+    @or_csv("one refund or dispute per line")
     @problems(blp, 422)
     def get(self, query: dict[str, Any]) -> Response:
         """Refunds and disputes recorded in a period."""
-        return json_response(finance.refunds_and_disputes(db.session(), period_of(query)))
+        period = period_of(query)
+        report = finance.refunds_and_disputes(db.session(), period)
+        return refunds_disputes_csv(report, period) if wants_csv(query) else json_response(report)
 
 
 @blp.route("/month-end")
@@ -90,9 +106,11 @@ class MonthEndView(MethodView):
     @requires("reports:read")
     @blp.doc(security=BEARER)
     @blp.arguments(MonthQuerySchema(), location="query")
-    @blp.alt_response(200, schema=MonthEndSchema(), success=True, description="The month")
+    @blp.alt_response(200, schema=MonthEndSchema(), success=True)
+    @or_csv("one currency per line")
     @problems(blp, 422)
     def get(self, query: dict[str, Any]) -> Response:
         """A month's summary: billed, collected, refunded, fees, net, still owed."""
         year, month = (int(part) for part in query["month"].split("-"))
-        return json_response(finance.month_end(db.session(), year, month))
+        report = finance.month_end(db.session(), year, month)
+        return month_end_csv(report) if wants_csv(query) else json_response(report)

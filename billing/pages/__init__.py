@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Response, current_app, request
+from flask import Flask, Response, current_app, request
+
+from billing.dates import clinic_date
+from billing.pricing import session_name
+
+
+def init_app(app: Flask) -> None:
+    """What every page writes the same way: the clinic's dates, the session types' names."""
+    app.add_template_filter(clinic_date, "clinic_date")
+    app.add_template_filter(session_name, "session_name")
 
 
 def security_headers(response: Response) -> Response:

@@ -25,8 +25,9 @@ from flask import (
 
 from billing import db
 from billing.charts import Series, line_chart
+from billing.dates import clinic_date
 from billing.errors import NotFound
-from billing.exports import reconciliation_csv
+from billing.exports import aging_csv, month_end_csv, reconciliation_csv, refunds_disputes_csv
 from billing.limits import (
     limiter,
     login_account,
@@ -37,8 +38,10 @@ from billing.limits import (
 from billing.models import StaffUser
 from billing.money import Money
 from billing.pages import security_headers
+from billing.pricing import SESSION_TYPES, session_name
 from billing.services import audit, finance, receipts, reports
 from billing.services.staff import authenticate_staff, end_sessions
+from schemas.reports import MonthQuerySchema
 
 blp = Blueprint("finance", __name__, url_prefix="/finance")
 SESSION_HOURS = 8
@@ -128,7 +131,12 @@ def login() -> Response:
         db.session(), request.form.get("email", ""), request.form.get("password", "")
     )
     if user is None:
-        return _page("finance/login.html", 401, error="Email or password is wrong.")
+        return _page(
+            "finance/login.html",
+            401,
+            error="Email or password is wrong.",
+            email=request.form.get("email", ""),
+        )
     session.clear()  # a fresh session (and CSRF token) for the signed-in user
     session.permanent = True
     session["staff_id"] = user.id
@@ -161,6 +169,7 @@ def dashboard(user: StaffUser) -> Response:
         user=user,
         start=start,
         end=end,
+        month=f"{end:%Y-%m}",
         totals=report["totals"],
         by_session_type=report["by_session_type"],
         by_payout=report["by_payout"],
@@ -206,6 +215,33 @@ def export(user: StaffUser) -> Response:
     return reconciliation_csv(finance.day_range(_at(start), _at(end)))
 
 
+@blp.get("/export/aging.csv")
+@signed_in
+def export_aging(user: StaffUser) -> Response:
+    """The unpaid invoices by age, as CSV."""
+    return aging_csv(finance.aging(db.session()))
+
+
+@blp.get("/export/refunds-disputes.csv")
+@signed_in
+def export_refunds_disputes(user: StaffUser) -> Response:
+    """The period's refunds and disputes, as CSV."""
+    start, end = _period_args()
+    period = finance.day_range(_at(start), _at(end))
+    return refunds_disputes_csv(finance.refunds_and_disputes(db.session(), period), period)
+
+
+@blp.get("/export/month-end.csv")
+@signed_in
+def export_month_end(user: StaffUser) -> Response:
+    """A month's summary, one currency a line, as CSV."""
+    month = request.args.get("month", "")
+    if MonthQuerySchema().validate({"month": month}):
+        abort(_page("finance/message.html", 400, title="Bad month", text="Use YYYY-MM."))
+    year, number = (int(part) for part in month.split("-"))
+    return month_end_csv(finance.month_end(db.session(), year, number))
+
+
 def _period_args() -> tuple[date, date]:
     today = datetime.now(UTC).date()
     try:
@@ -226,17 +262,18 @@ def _chart(daily: list[dict[str, Any]], start: date, end: date, currency: str) -
     days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
     index = {day: n for n, day in enumerate(days)}
     series = []
-    for colour, session_type in enumerate(("iv_individual", "im_group")):
+    for colour, session_type in enumerate(SESSION_TYPES):
         gross, net = [0] * len(days), [0] * len(days)
         for row in daily:
             if row["session_type"] == session_type and row["day"] in index:
                 gross[index[row["day"]]] = row["gross"]
                 net[index[row["day"]]] = row["net"]
-        series.append(Series(f"{session_type} gross", gross, colour=colour))
-        series.append(Series(f"{session_type} net", net, dashed=True, colour=colour))
+        name = session_name(session_type)
+        series.append(Series(f"{name} gross", gross, colour=colour))
+        series.append(Series(f"{name} net", net, dashed=True, colour=colour))
     return line_chart(
         f"Daily gross and net by session type, {currency.upper()}",
-        days,
+        [clinic_date(date.fromisoformat(day)) for day in days],
         series,
         amount=lambda value: Money(value, currency).format(),
     )

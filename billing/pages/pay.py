@@ -104,7 +104,6 @@ def page(token: str) -> Response:
                 (line.description, Money(line.amount, invoice.currency).format())
                 for line in invoice.lines
             ],
-            due_date=invoice.scheduled_at.strftime("%d %B %Y").lstrip("0"),
             client_secret=payment.client_secret,
             publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
             stripe_js_url=current_app.config["STRIPE_JS_URL"],
@@ -112,6 +111,7 @@ def page(token: str) -> Response:
             status_url=f"{request.path}/status",
             notice=NOT_CHARGED_TEXT if not_charged else None,
             clinic_name=current_app.config["CLINIC_NAME"],
+            contact=_contact(),
         )
     )
 
@@ -186,11 +186,25 @@ def _receipt_page(token: str, invoice: Invoice) -> Response:
 
 
 def _message(title: str, text: str, status: int, refresh_url: str | None = None) -> Response:
+    """A page that takes no payment: an error (a 4xx) in red, anything else neutral, and
+    always a way to reach the clinic."""
     html = render_template(
         "pay/message.html",
         title=title,
         text=text,
+        tone="error" if status >= 400 else "neutral",
         refresh_url=refresh_url,
         clinic_name=current_app.config["CLINIC_NAME"],
+        contact=_contact(),
     )
     return make_response(html, status)
+
+
+def _contact() -> dict[str, str]:
+    """The clinic's phone (with a dialable tel: form) and email, as configured."""
+    phone = current_app.config["CLINIC_PHONE"]
+    return {
+        "phone": phone,
+        "tel": "".join(c for c in phone if c.isdigit() or c == "+"),
+        "email": current_app.config["CLINIC_EMAIL"],
+    }

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
 
 from billing import db
 from billing.models import Payment, StripeBalanceTransaction
+from billing.services import keys
 from billing.services.staff import create_staff_user
 
 pytestmark = pytest.mark.parametrize("stripe_app", ["sqlite"], indirect=True)
@@ -64,6 +67,8 @@ def test_wrong_password_is_refused(stripe_app, books, browser, screenshot) -> No
     try:
         sign_in(page, stripe_app.config["LIVE_URL"], password="not the password")
         assert page.get_by_role("alert").inner_text() == "Email or password is wrong."
+        assert page.get_by_label("Email").input_value() == EMAIL  # only the password again
+        assert page.get_by_label("Password").input_value() == ""
         page.goto(f"{stripe_app.config['LIVE_URL']}/finance")
         assert page.url.endswith("/finance/login")
     finally:
@@ -113,3 +118,84 @@ def test_forms_without_the_csrf_token_are_refused(stripe_app, books) -> None:
     assert response.status_code == 400
     assert "security token" in response.get_data(as_text=True)
     assert client.get("/finance").status_code == 303  # still signed out
+
+
+DAY = r"\d{1,2} [A-Z][a-z]{2} \d{4}"  # the clinic's format: 3 Dec 2026
+
+
+def test_at_390_px_the_pages_read_as_a_clerk_reads_them(
+    stripe_app, stripe_client, staff, books, browser, screenshot
+) -> None:
+    base = stripe_app.config["LIVE_URL"]
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    try:
+        sign_in(page, base)
+        page.get_by_role("heading", name="Totals").wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        wide = page.locator(".table-scroll:has(table.discrepancies)")
+        assert wide.evaluate("box => box.scrollWidth > box.clientWidth")  # it scrolls inside
+        assert re.fullmatch(f"Payments {DAY} to {DAY}", page.locator("h1").inner_text())
+        text = page.locator("main").inner_text()
+        assert "Individual IV" in page.locator("table.by-type").inner_text()
+        assert "Individual IV gross" in page.locator("svg.chart").first.inner_html()
+        assert not re.search(r"iv_individual|im_group|\d{4}-\d{2}-\d{2}", text)
+        screenshot(page, "dashboard-390")
+
+        number = stripe_client.get(f"/v1/invoices/{books[1]}", headers=staff).json["number"]
+        page.get_by_role("link", name=number).click()
+        page.get_by_role("heading", name=f"Invoice {number}").wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        when = page.locator("table.ledger tbody td").first.inner_text()
+        assert re.fullmatch(f"{DAY} \\d{{2}}:\\d{{2}} UTC", when), when  # no seconds
+        assert re.fullmatch(f"Individual IV, {DAY}", page.locator("dd").nth(2).inner_text())
+        assert page.locator("table.refunds tr.none").inner_text() == "No refunds."
+        screenshot(page, "invoice-390")
+    finally:
+        context.close()
+
+
+def test_every_report_exports_from_the_dashboard_as_its_api_answers_it(
+    stripe_app, stripe_client, staff, books, open_invoice, browser
+) -> None:
+    open_invoice()  # something unpaid for the ageing
+    with stripe_app.app_context():
+        _, plain = keys.create_key(db.session(), "reports", ["reports:read"])
+    reader = {"Authorization": f"Bearer {plain}"}
+    context = browser.new_context(viewport={"width": 1100, "height": 1400}, accept_downloads=True)
+    page = context.new_page()
+
+    def download(click) -> list[dict[str, str]]:
+        with page.expect_download() as started:
+            click()
+        with open(started.value.path()) as exported:
+            return list(csv.DictReader(io.StringIO(exported.read())))
+
+    try:
+        sign_in(page, stripe_app.config["LIVE_URL"])
+        link = page.get_by_role("link", name="Export refunds and disputes (CSV)")
+        query = urlsplit(link.get_attribute("href") or "").query  # the dashboard's period
+        api = stripe_client.get(f"/v1/reports/refunds-disputes?{query}", headers=reader).json
+        refunds = download(link.click)
+        assert [(r["kind"], r["stripe_id"], r["amount"], r["currency"]) for r in refunds] == [
+            ("refund", row["stripe_refund_id"], str(row["amount"]), row["currency"])
+            for row in api["refunds"]
+        ]
+        assert [r["amount"] for r in refunds] == ["10000"]
+
+        aging = download(page.get_by_role("link", name="Export unpaid invoices by age (CSV)").click)
+        api = stripe_client.get("/v1/reports/aging", headers=reader).json
+        assert [(r["number"], r["total"], r["currency"]) for r in aging] == [
+            (row["number"], str(row["total"]), row["currency"]) for row in api["invoices"]
+        ]
+        assert len(aging) == 1
+
+        month = page.get_by_label("Month").input_value()
+        month_end = download(page.get_by_role("button", name="Export month end (CSV)").click)
+        api = stripe_client.get(f"/v1/reports/month-end?month={month}", headers=reader).json
+        assert {r["currency"]: r["collected"] for r in month_end} == {
+            currency: str(figures["collected"]) for currency, figures in api["currencies"].items()
+        }
+        assert month_end[0]["collected"] == "100000"  # the two charges of $500.00
+    finally:
+        context.close()

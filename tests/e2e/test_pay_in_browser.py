@@ -187,3 +187,32 @@ def test_without_javascript_the_page_explains_and_cannot_pay(
         screenshot(page, "no-javascript")
     finally:
         context.close()
+
+
+ERROR_RED = "rgb(155, 28, 28)"
+
+
+def colour_of(page, selector: str) -> str:
+    return str(page.locator(selector).evaluate("element => getComputedStyle(element).color"))
+
+
+def test_payment_in_progress_is_not_red_and_a_bad_link_shows_the_clinics_phone(
+    stripe_client, staff, open_invoice, phone, screenshot
+) -> None:
+    stripe_client.application.config["CLINIC_PHONE"] = "+1 (415) 555-0134"
+    url = pay_url(stripe_client, staff, open_invoice(card=None))
+    phone.goto(url)  # the page's PaymentIntent: in flight once "submitted"
+    phone.goto(f"{url}?submitted=1")
+    phone.get_by_role("heading", name="Payment in progress").wait_for()
+    waiting = colour_of(phone, "p.message")
+    screenshot(phone, "1-in-progress")
+
+    phone.goto(url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB"))
+    phone.get_by_role("heading", name="Link not valid").wait_for()
+    assert colour_of(phone, "p.message") == ERROR_RED
+    assert waiting != ERROR_RED
+    call = phone.get_by_role("link", name="+1 (415) 555-0134")
+    assert call.is_visible()
+    assert call.get_attribute("href") == "tel:+14155550134"
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 375
+    screenshot(phone, "2-bad-link")

@@ -255,3 +255,83 @@ def test_submitted_page_with_nothing_in_flight_offers_the_form_again(
     assert "This card was not charged" in page
     assert 'id="payment-form"' in page
     assert "waiting for the card network" not in page
+
+
+def test_pay_page_says_when_payment_is_due_and_the_session_date_apart(
+    stripe_client, staff, open_invoice
+) -> None:
+    invoice_id = open_invoice(card=None)
+    html = stripe_client.get(
+        path_of(pay_link(stripe_client, staff, invoice_id)["pay_url"])
+    ).get_data(as_text=True)
+    scheduled = datetime.fromisoformat(
+        stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json["scheduled_at"]
+    ).astimezone(UTC)
+    session_day = f"{scheduled.day} {scheduled:%b %Y}"  # the clinic's format: 6 Dec 2026
+    assert f"<dt>Session date</dt><dd>{session_day}</dd>" in html
+    assert "<dt>Payment due</dt><dd>On receipt of this invoice</dd>" in html
+    assert f"due {session_day}" not in html
+
+
+@pytest.mark.parametrize("problem", ["tampered", "expired", "withdrawn", "too-many"])
+def test_pages_that_take_no_payment_show_how_to_reach_the_clinic(
+    stripe_client, staff, open_invoice, problem
+) -> None:
+    app = stripe_client.application
+    app.config.update(CLINIC_PHONE="+1 (415) 555-0134", CLINIC_EMAIL="desk@clinic.example")
+    if problem == "expired":
+        app.config["PAY_LINK_TTL_DAYS"] = -1
+    invoice_id = open_invoice(card=None)
+    path = path_of(pay_link(stripe_client, staff, invoice_id)["pay_url"])
+    if problem == "tampered":
+        path = path[:-3] + ("AAA" if not path.endswith("AAA") else "BBB")
+    if problem == "withdrawn":
+        stripe_client.post(f"/v1/invoices/{invoice_id}/void", headers=staff)
+    if problem == "too-many":
+        app.config["PAY_RATE_LIMIT_PER_MINUTE"] = 1
+        stripe_client.get(path)
+    response = stripe_client.get(path)
+    assert response.status_code in (404, 410, 429)
+    html = response.get_data(as_text=True)
+    assert '<a href="tel:+14155550134">+1 (415) 555-0134</a>' in html
+    assert '<a href="mailto:desk@clinic.example">desk@clinic.example</a>' in html
+    assert 'class="message error"' in html
+
+
+def test_waiting_page_is_news_not_an_error(stripe_client, staff, open_invoice) -> None:
+    path = path_of(pay_link(stripe_client, staff, open_invoice(card=None))["pay_url"])
+    stripe_client.get(path)  # the PaymentIntent the browser confirmed; no webhook yet
+    html = stripe_client.get(f"{path}?submitted=1").get_data(as_text=True)
+    assert "Payment in progress" in html
+    assert 'class="message neutral"' in html
+    assert "error" not in html
+
+
+def test_the_dev_servers_access_log_shows_no_pay_token(
+    stripe_client, staff, open_invoice, caplog
+) -> None:
+    """`make run` serves through Werkzeug, which logs each request line itself; the app
+    here is served by the same Werkzeug request handler."""
+    import logging
+    import urllib.request
+
+    from billing.devserver import hide_pay_tokens
+
+    hide_pay_tokens()
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    path = path_of(pay_link(stripe_client, staff, open_invoice(card=None))["pay_url"])
+    token = path.rsplit("/", 1)[1]
+    live = stripe_client.application.config["LIVE_URL"]
+    for page in (path, f"{path}/status", f"{path}?submitted=1"):
+        with urllib.request.urlopen(live + page, timeout=10) as answer:
+            assert answer.status == 200
+
+    def access_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+
+    eventually(lambda: len([line for line in access_lines() if "/pay/" in line]) >= 3)
+    logged = "\n".join(access_lines())
+    assert token not in logged
+    assert "GET /pay/<token> HTTP/1.1" in logged
+    assert "GET /pay/<token>/status HTTP/1.1" in logged
+    assert "GET /pay/<token>?submitted=1 HTTP/1.1" in logged
