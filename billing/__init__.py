@@ -26,6 +26,7 @@ from billing import (
 )
 from billing.api.docs import ASSETS_URL
 from billing.cache import Generation
+from billing.pages import audit as audit_page
 from billing.pages import finance, pay
 from billing.services.catalog import PriceBook
 
@@ -74,6 +75,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     pages.init_app(app)
     pay.init_app(app)
     finance.init_app(app)
+    audit_page.init_app(app)
     problems.init_app(app)  # after the Api, so our handlers replace flask-smorest's
     cli.init_app(app)
     return app

@@ -38,8 +38,8 @@ def by_operator(command: F) -> F:
 
     @wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
-        audit.act_as(audit.Actor("operator", f"cli:{_login_name()}"))
-        return command(*args, **kwargs)
+        with audit.acting(audit.Actor("operator", f"cli:{_login_name()}")):
+            return command(*args, **kwargs)
 
     return run  # type: ignore[return-value]
 

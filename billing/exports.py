@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response, request
 
 from billing import db
-from billing.services import reports
+from billing.services import audit, reports
 
 
 def json_response(body: Any) -> Response:
@@ -148,7 +148,8 @@ def _days(period: reports.Period) -> str:
 
 
 def _attachment(lines: Iterator[str], name: str) -> Response:
-    """A CSV download named `name`."""
+    """A CSV download named `name`, in the audit trail as an export."""
+    audit.record_export(db.session(), name)
     response = Response(lines, mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return response

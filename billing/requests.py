@@ -101,6 +101,12 @@ def _finish(response: Response) -> Response:
     return response
 
 
+def _end(_error: BaseException | None) -> None:
+    # The thread serves other requests (and code) next: nobody is acting any more.
+    audit.act_as(audit.SYSTEM)
+
+
 def init_app(app: Flask) -> None:
     app.before_request(_start)
     app.after_request(_finish)
+    app.teardown_request(_end)

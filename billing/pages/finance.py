@@ -75,7 +75,7 @@ def _check_csrf() -> None:
         sent = request.form.get("csrf_token", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
             abort(
-                _page(
+                render_page(
                     "finance/message.html",
                     400,
                     title="Form expired",
@@ -111,7 +111,9 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _too_many_attempts(_limit: object) -> Response:
-    return _page("finance/login.html", 429, error="Too many attempts; wait a while and retry.")
+    return render_page(
+        "finance/login.html", 429, error="Too many attempts; wait a while and retry."
+    )
 
 
 @blp.route("/login", methods=["GET", "POST"])
@@ -126,12 +128,12 @@ def _too_many_attempts(_limit: object) -> Response:
 )
 def login() -> Response:
     if request.method == "GET":
-        return _page("finance/login.html", 200)
+        return render_page("finance/login.html", 200)
     user = authenticate_staff(
         db.session(), request.form.get("email", ""), request.form.get("password", "")
     )
     if user is None:
-        return _page(
+        return render_page(
             "finance/login.html",
             401,
             error="Email or password is wrong.",
@@ -163,7 +165,7 @@ def dashboard(user: StaffUser) -> Response:
     period = finance.day_range(_at(start), _at(end))
     report = reports.reconciliation(db.session(), period)
     daily = finance.daily_by_session_type(db.session(), period)
-    return _page(
+    return render_page(
         "finance/dashboard.html",
         200,
         user=user,
@@ -194,9 +196,9 @@ def invoice(invoice_id: str, user: StaffUser) -> Response:
     try:
         history = receipts.invoice_history(db.session(), invoice_id)
     except NotFound:
-        return _page("finance/message.html", 404, title="No such invoice", text=invoice_id)
+        return render_page("finance/message.html", 404, title="No such invoice", text=invoice_id)
     currency = history.invoice.currency
-    return _page(
+    return render_page(
         "finance/invoice.html",
         200,
         user=user,
@@ -237,7 +239,7 @@ def export_month_end(user: StaffUser) -> Response:
     """A month's summary, one currency a line, as CSV."""
     month = request.args.get("month", "")
     if MonthQuerySchema().validate({"month": month}):
-        abort(_page("finance/message.html", 400, title="Bad month", text="Use YYYY-MM."))
+        abort(render_page("finance/message.html", 400, title="Bad month", text="Use YYYY-MM."))
     year, number = (int(part) for part in month.split("-"))
     return month_end_csv(finance.month_end(db.session(), year, number))
 
@@ -248,9 +250,13 @@ def _period_args() -> tuple[date, date]:
         start = date.fromisoformat(request.args.get("from") or today.replace(day=1).isoformat())
         end = date.fromisoformat(request.args.get("to") or today.isoformat())
     except ValueError:
-        abort(_page("finance/message.html", 400, title="Bad dates", text="Use YYYY-MM-DD."))
+        abort(render_page("finance/message.html", 400, title="Bad dates", text="Use YYYY-MM-DD."))
     if end < start or (end - start).days > 400:
-        abort(_page("finance/message.html", 400, title="Bad period", text="Pick up to 400 days."))
+        abort(
+            render_page(
+                "finance/message.html", 400, title="Bad period", text="Pick up to 400 days."
+            )
+        )
     return start, end
 
 
@@ -279,7 +285,7 @@ def _chart(daily: list[dict[str, Any]], start: date, end: date, currency: str) -
     )
 
 
-def _page(template: str, status: int, **context: Any) -> Response:
+def render_page(template: str, status: int, **context: Any) -> Response:
     html = render_template(
         template,
         csrf_token=csrf_token(),

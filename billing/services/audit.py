@@ -71,6 +71,12 @@ def record(session: Session, action: str, object_type: str, object_id: str, **de
     )
 
 
+def record_export(session: Session, file_name: str) -> None:
+    """A report leaving the service as a file: who took it, and which."""
+    record(session, "report.exported", "report", file_name[:64], file_name=file_name)
+    session.commit()
+
+
 @dataclass(frozen=True, slots=True)
 class AuditPage:
     data: list[AuditEvent]

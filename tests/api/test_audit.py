@@ -217,3 +217,28 @@ def test_the_trail_cannot_be_changed_or_removed_on_postgresql(
             connection.rollback()
         after = connection.execute("SELECT count(*) FROM audit_events").fetchone()
         assert after == count
+
+
+def test_report_exports_name_who_took_them(
+    app: Flask, client: FlaskClient, make_key: Callable[..., dict[str, str]]
+) -> None:
+    reports = make_key("reports:read", name="finance-reports")
+    answer = client.get(
+        "/v1/reports/reconciliation?from=2026-11-01&to=2026-11-30&format=csv", headers=reports
+    )
+    assert answer.status_code == 200 and answer.mimetype == "text/csv"
+    answer.close()
+    assert client.get("/v1/reports/aging", headers=reports).status_code == 200  # JSON: a read
+    with app.app_context():
+        create_staff_user(db.session(), "clerk@example.org", "a long enough password")
+    browser = app.test_client()
+    assert _sign_in(browser, "clerk@example.org", "a long enough password") == 303
+    download = browser.get("/finance/export/aging.csv", **HTTPS)
+    assert download.status_code == 200
+    download.close()
+
+    exports = trail(client, make_key("audit:read"), action="report.exported")
+    assert [(event["actor"], event["object_id"]) for event in exports] == [
+        ("clerk@example.org", download.headers["Content-Disposition"].split('"')[1]),
+        ("finance-reports", "reconciliation-2026-11-01-2026-11-30.csv"),
+    ]

@@ -199,3 +199,37 @@ def test_every_report_exports_from_the_dashboard_as_its_api_answers_it(
         assert month_end[0]["collected"] == "100000"  # the two charges of $500.00
     finally:
         context.close()
+
+
+def test_the_audit_trail_shows_who_changed_what_and_filters(
+    stripe_app, stripe_client, staff, books, browser, screenshot
+) -> None:
+    base = stripe_app.config["LIVE_URL"]
+    context = browser.new_context(viewport={"width": 1100, "height": 1400})
+    page = context.new_page()
+    try:
+        sign_in(page, base)
+        page.get_by_role("link", name="Audit trail").click()
+        page.get_by_role("heading", name="Audit trail").wait_for()
+        rows = page.locator("table.audit tbody tr")
+        first = rows.first.inner_text()
+        assert "staff.signed_in" in first and EMAIL in first  # the newest: this sign-in
+        table = page.locator("table.audit").inner_text()
+        for action in ("payment.succeeded", "refund.succeeded", "invoice.created"):
+            assert action in table, action
+        assert "staff (api key)" in table  # the front desk's key, by its name
+        screenshot(page, "audit")
+
+        page.get_by_label("Action").fill("refund.")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_url("**/finance/audit?**")
+        actions = [row.split("\t")[2] for row in rows.all_inner_texts()]
+        assert actions == ["refund.succeeded", "refund.created"]
+        assert "amount: $100.00" in rows.first.inner_text()  # money as a clerk reads it
+        rows.first.get_by_role("link", name="invoice").click()
+        page.get_by_role("heading", name=re.compile("^Invoice ")).wait_for()
+
+        page.goto(f"{base}/finance/audit?action=nothing.like.this")
+        assert page.locator("table.audit tr.none").inner_text() == "No changes match."
+    finally:
+        context.close()
