@@ -104,3 +104,19 @@ def test_metrics_need_the_token_and_count_requests_by_route_and_status(
         - _sample(before, duration, method="GET", route="/v1/catalog")
         == 4
     )
+
+
+def test_too_many_calls_with_one_key_are_a_429_with_retry_after(
+    app: Flask, make_key: Callable[..., dict[str, str]]
+) -> None:
+    app.config["API_RATE_LIMIT"] = "3 per minute"
+    client = app.test_client()
+    busy, other = make_key("quotes:write"), make_key("quotes:write")
+    statuses = [client.get("/v1/catalog", headers=busy).status_code for _ in range(3)]
+    refused = client.get("/v1/catalog", headers=busy)
+    assert statuses == [200, 200, 200]
+    assert refused.status_code == 429
+    assert refused.mimetype == "application/problem+json"
+    assert refused.json["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert client.get("/v1/catalog", headers=other).status_code == 200  # per key
