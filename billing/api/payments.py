@@ -19,8 +19,8 @@ from billing.services import patients, paylinks, payments, refunds
 from billing.stripe_gateway import Card
 from schemas.invoices import (
     CardListSchema,
+    CardRequestSchema,
     CardSchema,
-    PaymentMethodRequestSchema,
     PaymentRequestSchema,
     PaymentSchema,
     RefundRequestSchema,
@@ -97,7 +97,7 @@ class SetupIntentsView(MethodView):
 class PaymentMethodsView(MethodView):
     @requires("payments:write")
     @blp.doc(security=BEARER)
-    @blp.arguments(PaymentMethodRequestSchema())
+    @blp.arguments(CardRequestSchema())
     @blp.response(201, CardSchema())
     @problems(blp, *WITH_A_BODY, *CALLS_STRIPE)
     def post(self, body: dict[str, Any], patient_id: str) -> dict[str, Any]:
