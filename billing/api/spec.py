@@ -135,7 +135,10 @@ class OperationsPlugin(BasePlugin):
         self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
     ) -> None:
         for method, operation in (operations or {}).items():
-            operation["operationId"] = OPERATION_IDS[(path or "", method)]
+            name = OPERATION_IDS.get((path or "", method))
+            if name is None:
+                raise KeyError(f"{method.upper()} {path} needs its id in OPERATION_IDS")
+            operation["operationId"] = name
             for status, response in operation.get("responses", {}).items():
                 links = LINKS.get((path or "", method, str(status)))
                 if links and isinstance(response, dict):
