@@ -142,7 +142,7 @@ class RefundSchema(Schema):
 
 
 class PatientPathSchema(Schema):
-    patient_id = identifier(required=True)
+    patient_id = typed("PatientId", identifier(required=True))
 
 
 class SetupIntentSchema(Schema):
