@@ -5,6 +5,7 @@ components and referred to, and every error code the API answers listed."""
 from __future__ import annotations
 
 import ast
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,7 @@ def test_ids_and_closed_sets_are_described_once_and_referred_to(document: Schema
             if "enum" in schema and where in components:
                 continue  # a closed set only this schema has (a reconciliation pair's status)
             assert refers_to(schema), (where, name, schema)
+    assert "x-type" not in json.dumps(document)  # every marked field became a reference
     closed = {tuple(s["enum"]) for s in components.values() if "enum" in s}
     patterns = {s["pattern"] for s in components.values() if "pattern" in s}
     for where, name, schema in schemas_in(document):
