@@ -46,8 +46,10 @@ def test_no_response_differs_from_the_document(stripe_app: Flask, tmp_path: Path
         "examples,coverage,fuzzing,stateful",
         "--request-timeout",
         "20",
+        # One worker: as fast on two cores, and CPython 3.11.7's ast.parse can fail
+        # spuriously when two threads parse at once (gh-106905), as Hypothesis does.
         "--workers",
-        "2",
+        "1",
     ]
     if os.environ.get("FUZZ_SEED"):
         command += ["--seed", os.environ["FUZZ_SEED"]]
