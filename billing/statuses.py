@@ -50,3 +50,14 @@ AWAITING_PATIENT = "awaiting_patient"  # an online payment: the pay page holds i
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELED = "canceled"  # an online payment whose PaymentIntent we cancelled at Stripe
+PAYMENT_STATUSES = (
+    PENDING,
+    UNKNOWN,
+    REQUIRES_ACTION,
+    PROCESSING,
+    AWAITING_PATIENT,
+    SUCCEEDED,
+    FAILED,
+    CANCELED,
+)
+REFUND_STATUSES = (PENDING, UNKNOWN, SUCCEEDED, FAILED)

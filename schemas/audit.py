@@ -7,6 +7,15 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from billing.services.audit import ACTOR_TYPES
+from schemas.types import typed
+
+# A detail is text, a number, a yes/no, or a list of records (an exemption per patient).
+DETAIL_VALUES = [
+    {"type": "string"},
+    {"type": "integer"},
+    {"type": "boolean"},
+    {"type": "array", "items": {"type": "object", "additionalProperties": {"type": "string"}}},
+]
 
 
 class AuditEventSchema(Schema):
@@ -16,7 +25,9 @@ class AuditEventSchema(Schema):
         required=True, metadata={"description": "Ascending; pass as `starting_after`."}
     )
     occurred_at = fields.DateTime(required=True)
-    actor_type = fields.String(required=True, validate=validate.OneOf(ACTOR_TYPES))
+    actor_type = typed(
+        "ActorType", fields.String(required=True, validate=validate.OneOf(ACTOR_TYPES))
+    )
     actor = fields.String(
         required=True,
         metadata={"description": "The key's name, the finance user's email, cli:<user>, ..."},
@@ -26,7 +37,13 @@ class AuditEventSchema(Schema):
     object_id = fields.String(required=True)
     request_id = fields.String(required=True, allow_none=True)
     details = fields.Dict(
-        keys=fields.String(), required=True, metadata={"description": "What changed."}
+        keys=fields.String(),
+        required=True,
+        metadata={
+            "description": "What changed: amounts in minor units beside their currency, ids, "
+            "reasons; which keys depend on the action.",
+            "additionalProperties": {"anyOf": DETAIL_VALUES, "nullable": True},
+        },
     )
 
 

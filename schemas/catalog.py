@@ -14,25 +14,28 @@ from billing.pricing import (
     SESSION_TYPES,
     session_price,
 )
-from schemas.fields import Currency, amount
+from schemas.fields import Computed, Currency, amount
+from schemas.types import typed
 
 
-class SessionTypeSchema(Schema):
-    session_type = fields.String()
-    description = fields.String()
-    patients_min = fields.Integer()
-    patients_max = fields.Integer()
+class CatalogSessionTypeSchema(Schema):
+    """A session type and how many patients it takes."""
+
+    session_type = typed("SessionType", fields.String(required=True))
+    description = fields.String(required=True)
+    patients_min = fields.Integer(required=True)
+    patients_max = fields.Integer(required=True)
 
 
 class PriceVersionSchema(Schema):
     """One price version: P for IV individual, and the group IM price derived from it."""
 
-    price_version = fields.Integer(attribute="version")
-    currency = fields.String()
-    iv_individual_amount = fields.Integer()
-    im_group_amount = fields.Method("_group_amount", metadata={"type": "integer"})
-    effective_at = fields.DateTime()
-    created_at = fields.DateTime()
+    price_version = fields.Integer(attribute="version", required=True)
+    currency = Currency(required=True)
+    iv_individual_amount = fields.Integer(required=True)
+    im_group_amount = fields.Method("_group_amount", required=True, metadata={"type": "integer"})
+    effective_at = fields.DateTime(required=True)
+    created_at = fields.DateTime(required=True)
 
     def _group_amount(self, price: object) -> int:
         return session_price(IM_GROUP, price.iv_individual).amount  # type: ignore[attr-defined]
@@ -41,9 +44,9 @@ class PriceVersionSchema(Schema):
 class CatalogSchema(Schema):
     """Session types and, per currency, the price in force and any announced change."""
 
-    session_types = fields.Method("_session_types", metadata={"type": "array"})
-    prices = fields.List(fields.Nested(PriceVersionSchema), attribute="current")
-    upcoming = fields.List(fields.Nested(PriceVersionSchema))
+    session_types = Computed("_session_types", CatalogSessionTypeSchema, many=True, required=True)
+    prices = fields.List(fields.Nested(PriceVersionSchema), attribute="current", required=True)
+    upcoming = fields.List(fields.Nested(PriceVersionSchema), required=True)
 
     def _session_types(self, _catalog: object) -> list[dict[str, object]]:
         return [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from billing.money import CURRENCY_EXPONENTS, MAX_AMOUNT
 
@@ -28,7 +28,8 @@ class Currency(fields.String):
     """A lower-case ISO 4217 code the clinic bills in, as Stripe writes it (`usd`)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        metadata = {"enum": sorted(CURRENCY_EXPONENTS), **kwargs.pop("metadata", {})}
+        # Described once in the OpenAPI document, as schemas.types.TYPES["Currency"].
+        metadata = {"x-type": "Currency", **kwargs.pop("metadata", {})}
         super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
@@ -73,3 +74,19 @@ class Name(fields.String):
         if len(name) > 200:
             raise ValidationError("Must be at most 200 characters.")
         return name
+
+
+class Computed(fields.Nested):
+    """A nested object (or, with many=True, a list of them) that a method of the schema
+    computes from the object dumped; the OpenAPI document describes it as `nested`."""
+
+    _CHECK_ATTRIBUTE = False
+
+    def __init__(self, method: str, nested: type[Schema], **kwargs: Any) -> None:
+        super().__init__(nested, dump_only=True, **kwargs)
+        self.method = method
+
+    # Nested renames Field's `value` to `nested_obj`: no signature satisfies both.
+    def _serialize(self, nested_obj: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        computed = getattr(self.parent, self.method)(obj)
+        return super()._serialize(computed, attr, obj, **kwargs)  # type: ignore[no-untyped-call]

@@ -5,55 +5,58 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from billing.statuses import INVOICE_STATUSES
-from schemas.fields import amount, identifier
+from schemas.fields import Computed, Currency, amount, identifier
+from schemas.types import typed
 
 
 class InvoiceRequestSchema(Schema):
-    quote_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    quote_id = typed(
+        "QuoteId", fields.String(required=True, validate=validate.Length(min=1, max=64))
+    )
 
 
 class InvoiceLineSchema(Schema):
-    description = fields.String()
-    session_type = fields.String()
-    amount = fields.Integer()
+    description = fields.String(required=True)
+    session_type = typed("SessionType", fields.String(required=True))
+    amount = fields.Integer(required=True)
 
 
 class InvoiceSchema(Schema):
     """One patient's bill; `amount_paid` and `amount_refunded` come from the ledger."""
 
-    id = fields.String()
-    number = fields.String(metadata={"example": "2026-000123"})
-    status = fields.String(metadata={"enum": list(INVOICE_STATUSES)})
-    quote_id = fields.String()
-    booking_id = fields.String()
-    patient_id = fields.String()
-    patient_name = fields.String()
-    session_type = fields.String()
-    scheduled_at = fields.DateTime()
-    currency = fields.String()
-    total = fields.Integer()
-    amount_paid = fields.Integer()
-    amount_refunded = fields.Integer()
-    lines = fields.List(fields.Nested(InvoiceLineSchema))
-    created_at = fields.DateTime()
-    voided_at = fields.DateTime(allow_none=True)
-    disputed_at = fields.DateTime(allow_none=True)
+    id = typed("InvoiceId", fields.String(required=True))
+    number = typed("InvoiceNumber", fields.String(required=True))
+    status = typed("InvoiceStatus", fields.String(required=True))
+    quote_id = typed("QuoteId", fields.String(required=True))
+    booking_id = typed("BookingId", fields.String(required=True))
+    patient_id = typed("PatientId", fields.String(required=True))
+    patient_name = fields.String(required=True)
+    session_type = typed("SessionType", fields.String(required=True))
+    scheduled_at = fields.DateTime(required=True)
+    currency = Currency(required=True)
+    total = fields.Integer(required=True)
+    amount_paid = fields.Integer(required=True)
+    amount_refunded = fields.Integer(required=True)
+    lines = fields.List(fields.Nested(InvoiceLineSchema), required=True)
+    created_at = fields.DateTime(required=True)
+    voided_at = fields.DateTime(required=True, allow_none=True)
+    disputed_at = fields.DateTime(required=True, allow_none=True)
 
 
 class InvoiceListSchema(Schema):
-    data = fields.List(fields.Nested(InvoiceSchema))
-    has_more = fields.Boolean()
+    data = fields.List(fields.Nested(InvoiceSchema), required=True)
+    has_more = fields.Boolean(required=True)
 
 
 class InvoiceQuerySchema(Schema):
-    status = fields.String(validate=validate.OneOf(INVOICE_STATUSES))
-    patient_id = identifier()
-    booking_id = identifier()
+    status = typed("InvoiceStatus", fields.String(validate=validate.OneOf(INVOICE_STATUSES)))
+    patient_id = typed("PatientId", identifier())
+    booking_id = typed("BookingId", identifier())
     created_gte = fields.AwareDateTime()
     created_lt = fields.AwareDateTime()
     # Query strings carry text: a plain Integer parses "50"; the range keeps it sane.
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    starting_after = fields.String(validate=validate.Length(min=1, max=64))
+    starting_after = typed("InvoiceId", fields.String(validate=validate.Length(min=1, max=64)))
 
 
 class InvoicePathSchema(Schema):
@@ -61,45 +64,46 @@ class InvoicePathSchema(Schema):
 
 
 class PaymentRequestSchema(Schema):
-    method = fields.String(required=True, validate=validate.OneOf(["card_on_file", "online"]))
+    method = typed(
+        "PaymentMethod",
+        fields.String(required=True, validate=validate.OneOf(["card_on_file", "online"])),
+    )
 
 
 class NextActionSchema(Schema):
-    type = fields.String(metadata={"example": "authenticate"})
-    client_secret = fields.String()
+    """What the patient's browser must do: authenticate the card with `client_secret`."""
+
+    type = fields.String(
+        required=True,
+        validate=validate.OneOf(["authenticate"]),
+        metadata={"example": "authenticate"},
+    )
+    client_secret = fields.String(required=True)
 
 
 class PaymentSchema(Schema):
-    """One attempt to collect an invoice."""
+    """One attempt to collect an invoice; an online one (a pay link) has no id until the
+    patient pays."""
 
-    id = fields.String()
-    invoice_id = fields.String()
-    method = fields.String()
-    status = fields.String(
-        metadata={
-            "enum": [
-                "pending",
-                "unknown",
-                "requires_action",
-                "processing",
-                "awaiting_patient",
-                "succeeded",
-                "failed",
-                "canceled",
-            ]
-        }
-    )
-    amount = fields.Integer()
-    currency = fields.String()
+    id = typed("PaymentId")
+    invoice_id = typed("InvoiceId", fields.String(required=True))
+    method = typed("PaymentMethod", fields.String(required=True))
+    status = typed("PaymentStatus", fields.String(required=True))
+    amount = fields.Integer(required=True)
+    currency = Currency(required=True)
     card_brand = fields.String(allow_none=True)
     card_last4 = fields.String(allow_none=True)
     failure_code = fields.String(allow_none=True)
     failure_message = fields.String(allow_none=True)
-    next_action = fields.Method("_next_action", allow_none=True)
-    invoice_status = fields.String(attribute="invoice.status")
-    created_at = fields.DateTime()
+    next_action = Computed("_next_action", NextActionSchema, required=True, allow_none=True)
+    invoice_status = typed(
+        "InvoiceStatus", fields.String(attribute="invoice.status", required=True)
+    )
+    created_at = fields.DateTime(required=True)
     paid_at = fields.DateTime(allow_none=True)
-    pay_url = fields.String(metadata={"description": "method online: the patient's pay link"})
+    pay_url = fields.String(
+        metadata={"description": "method online: the patient's pay link", "format": "uri"}
+    )
     pay_url_expires_at = fields.DateTime()
 
     def _next_action(self, payment: object) -> dict[str, str] | None:
@@ -114,54 +118,59 @@ class RefundRequestSchema(Schema):
 
 
 class RefundSchema(Schema):
-    id = fields.String()
-    invoice_id = fields.String()
-    payment_id = fields.String()
-    amount = fields.Integer()
-    currency = fields.String()
-    reason = fields.String()
-    kind = fields.String(
-        metadata={
-            "enum": ["requested", "overpayment", "external"],
-            "description": "requested by staff; overpayment: money collected beyond the "
-            "invoice, given back automatically; external: made in Stripe's dashboard",
-        }
+    id = typed("RefundId", fields.String(required=True))
+    invoice_id = typed("InvoiceId", fields.String(required=True))
+    payment_id = typed(
+        "PaymentId",
+        fields.String(
+            required=True,
+            allow_none=True,
+            metadata={"description": "The payment refunded; null for one made at Stripe."},
+        ),
     )
-    status = fields.String(metadata={"enum": ["pending", "unknown", "succeeded", "failed"]})
-    failure_code = fields.String(allow_none=True)
-    failure_message = fields.String(allow_none=True)
-    invoice_status = fields.String(attribute="invoice.status")
-    created_at = fields.DateTime()
+    amount = fields.Integer(required=True)
+    currency = Currency(required=True)
+    reason = fields.String(required=True)
+    kind = typed("RefundKind", fields.String(required=True))
+    status = typed("RefundStatus", fields.String(required=True))
+    failure_code = fields.String(required=True, allow_none=True)
+    failure_message = fields.String(required=True, allow_none=True)
+    invoice_status = typed(
+        "InvoiceStatus", fields.String(attribute="invoice.status", required=True)
+    )
+    created_at = fields.DateTime(required=True)
 
 
 class PatientPathSchema(Schema):
-    patient_id = identifier(required=True)
+    patient_id = typed("PatientId", identifier(required=True))
 
 
 class SetupIntentSchema(Schema):
-    patient_id = fields.String()
-    client_secret = fields.String()
+    patient_id = typed("PatientId", fields.String(required=True))
+    client_secret = fields.String(required=True)
 
 
-class PaymentMethodRequestSchema(Schema):
-    payment_method = fields.String(
-        required=True,
-        validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,250}$", error="Must be a pm_... id."),
-        metadata={"example": "pm_card_visa"},
+class CardRequestSchema(Schema):
+    payment_method = typed(
+        "PaymentMethodId",
+        fields.String(
+            required=True,
+            validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,250}$", error="Must be a pm_... id."),
+        ),
     )
 
 
 class CardSchema(Schema):
     """A saved card: never more than brand, last four digits and expiry."""
 
-    id = fields.String()
-    brand = fields.String()
-    last4 = fields.String()
-    exp_month = fields.Integer()
-    exp_year = fields.Integer()
-    default = fields.Boolean()
+    id = typed("PaymentMethodId", fields.String(required=True))
+    brand = fields.String(required=True, metadata={"example": "visa"})
+    last4 = fields.String(required=True, metadata={"example": "4242"})
+    exp_month = fields.Integer(required=True)
+    exp_year = fields.Integer(required=True)
+    default = fields.Boolean(required=True)
 
 
 class CardListSchema(Schema):
-    data = fields.List(fields.Nested(CardSchema))
-    has_more = fields.Boolean()
+    data = fields.List(fields.Nested(CardSchema), required=True)
+    has_more = fields.Boolean(required=True)

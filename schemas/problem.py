@@ -4,25 +4,33 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from schemas.types import typed
+
 
 class ProblemSchema(Schema):
     """Every error the service answers: RFC 9457 problem details plus a stable `code`."""
 
     type = fields.String(
         required=True,
-        metadata={"description": "A URI reference naming the problem: /problems/<code>."},
+        metadata={
+            "description": "A URI reference naming the problem: /problems/<code>.",
+            "format": "uri-reference",
+        },
     )
     title = fields.String(required=True, metadata={"description": "The status, in words."})
     status = fields.Integer(required=True, metadata={"description": "The HTTP status."})
     detail = fields.String(
         required=True, metadata={"description": "What went wrong and what to do, for people."}
     )
-    code = fields.String(
-        required=True,
-        metadata={
-            "description": "Stable and machine-readable: branch on this, not on `detail`.",
-            "example": "first_session_must_be_iv",
-        },
+    code = typed(
+        "ErrorCode",
+        fields.String(
+            required=True,
+            metadata={
+                "description": "Stable and machine-readable: branch on this, not on `detail`."
+            },
+        ),
+        open_set=True,
     )
     errors = fields.Dict(
         keys=fields.String(),
@@ -33,12 +41,21 @@ class ProblemSchema(Schema):
         },
     )
     request_id = fields.String(metadata={"description": "Quote it when reporting a problem."})
-    payment_id = fields.String(
-        metadata={"description": "Payment refusals: the payment this answer is about."}
+    payment_id = typed(
+        "PaymentId",
+        fields.String(
+            metadata={"description": "Payment refusals: the payment this answer is about."}
+        ),
     )
-    invoice_id = fields.String(
-        metadata={"description": "Payment and refund refusals: the invoice concerned."}
+    invoice_id = typed(
+        "InvoiceId",
+        fields.String(
+            metadata={"description": "Payment and refund refusals: the invoice concerned."}
+        ),
     )
-    refund_id = fields.String(
-        metadata={"description": "Refund refusals: the refund this answer is about."}
+    refund_id = typed(
+        "RefundId",
+        fields.String(
+            metadata={"description": "Refund refusals: the refund this answer is about."}
+        ),
     )

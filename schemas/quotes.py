@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from billing.pricing import SESSION_TYPES
 from schemas.fields import Currency, Name, StrictInteger, identifier
+from schemas.types import typed
 
 # A booking further away than this, either way, is a typo in a date.
 SCHEDULE_HORIZON = timedelta(days=366)
@@ -31,7 +32,7 @@ class IvExemptionSchema(Schema):
 
 
 class BookingPatientSchema(Schema):
-    patient_id = identifier(required=True, metadata={"example": "P-1001"})
+    patient_id = typed("PatientId", identifier(required=True))
     name = Name(required=True)
     email = fields.Email(validate=validate.Length(max=254))
     prior_iv_sessions = StrictInteger(
@@ -44,8 +45,10 @@ class BookingPatientSchema(Schema):
 class QuoteRequestSchema(Schema):
     """A booking to price, as the booking system sends it."""
 
-    booking_id = identifier(required=True, metadata={"example": "BK-2026-0412"})
-    session_type = fields.String(required=True, validate=validate.OneOf(SESSION_TYPES))
+    booking_id = typed("BookingId", identifier(required=True))
+    session_type = typed(
+        "SessionType", fields.String(required=True, validate=validate.OneOf(SESSION_TYPES))
+    )
     scheduled_at = fields.AwareDateTime(
         required=True, metadata={"example": "2026-12-03T15:00:00-08:00"}
     )
@@ -63,26 +66,26 @@ class QuoteRequestSchema(Schema):
 
 
 class QuoteLineSchema(Schema):
-    patient_id = fields.String()
-    patient_name = fields.String()
-    description = fields.String()
-    amount = fields.Integer()
-    iv_exemption = fields.Nested(IvExemptionSchema, allow_none=True)
+    patient_id = typed("PatientId", fields.String(required=True))
+    patient_name = fields.String(required=True)
+    description = fields.String(required=True)
+    amount = fields.Integer(required=True)
+    iv_exemption = fields.Nested(IvExemptionSchema, required=True, allow_none=True)
 
 
 class QuoteSchema(Schema):
     """A binding price for a booking, valid until `expires_at`."""
 
-    id = fields.String(metadata={"example": "qt_3f2a9c0e7b1d4a5f6e8c9b0a"})
-    booking_id = fields.String()
-    session_type = fields.String()
-    currency = fields.String()
-    price_version = fields.Integer()
-    scheduled_at = fields.DateTime()
-    created_at = fields.DateTime()
-    expires_at = fields.DateTime()
-    lines = fields.List(fields.Nested(QuoteLineSchema))
-    total = fields.Integer()
+    id = typed("QuoteId", fields.String(required=True))
+    booking_id = typed("BookingId", fields.String(required=True))
+    session_type = typed("SessionType", fields.String(required=True))
+    currency = Currency(required=True)
+    price_version = fields.Integer(required=True)
+    scheduled_at = fields.DateTime(required=True)
+    created_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(required=True)
+    lines = fields.List(fields.Nested(QuoteLineSchema), required=True)
+    total = fields.Integer(required=True)
 
 
 class QuotePathSchema(Schema):

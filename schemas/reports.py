@@ -6,6 +6,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from schemas.fields import Currency
+from schemas.types import typed
+
 MAX_DAYS = 400
 # Years a report can ask about: wide enough for any clinic's records, and far from the
 # ends of the calendar, where a day's arithmetic (a period's slack, a month's end) breaks.
@@ -14,7 +17,7 @@ FIRST_YEAR, LAST_YEAR = 1970, 9998
 
 def _format() -> fields.String:
     """JSON unless `format=csv` (or an Accept header preferring text/csv)."""
-    return fields.String(validate=validate.OneOf(["json", "csv"]))
+    return typed("ReportFormat", fields.String(validate=validate.OneOf(["json", "csv"])))
 
 
 class FormatQuerySchema(Schema):
@@ -78,15 +81,13 @@ class PairSchema(Schema):
 
     status = fields.String(required=True, validate=validate.OneOf(PAIR_STATUSES))
     ledger_entry_id = fields.Integer(required=True, allow_none=True)
-    invoice_id = fields.String(required=True, allow_none=True)
-    invoice_number = fields.String(required=True, allow_none=True)
-    kind = fields.String(
-        required=True, allow_none=True, validate=validate.OneOf(("charge", "refund", "dispute"))
-    )
+    invoice_id = typed("InvoiceId", fields.String(required=True, allow_none=True))
+    invoice_number = typed("InvoiceNumber", fields.String(required=True, allow_none=True))
+    kind = typed("LedgerKind", fields.String(required=True, allow_none=True))
     ledger_amount = fields.Integer(
         required=True, allow_none=True, metadata={"description": "Signed: refunds negative."}
     )
-    ledger_currency = fields.String(required=True, allow_none=True)
+    ledger_currency = Currency(required=True, allow_none=True)
     occurred_at = fields.DateTime(required=True, allow_none=True)
     stripe_transaction_id = fields.String(required=True, allow_none=True)
     stripe_source = fields.String(required=True, allow_none=True)
@@ -120,8 +121,8 @@ class PayoutSchema(StripeMoneySchema):
 
 
 class SessionTypeRevenueSchema(Schema):
-    session_type = fields.String(required=True)
-    currency = fields.String(required=True)
+    session_type = typed("SessionType", fields.String(required=True))
+    currency = Currency(required=True)
     gross = _money("Charges.")
     refunds = _money("Refunds.")
     revenue = _money("Charges less refunds.")
@@ -129,10 +130,10 @@ class SessionTypeRevenueSchema(Schema):
 
 
 class OverpaymentSchema(Schema):
-    invoice_id = fields.String(required=True)
-    invoice_number = fields.String(required=True)
-    status = fields.String(required=True)
-    currency = fields.String(required=True)
+    invoice_id = typed("InvoiceId", fields.String(required=True))
+    invoice_number = typed("InvoiceNumber", fields.String(required=True))
+    status = typed("InvoiceStatus", fields.String(required=True))
+    currency = Currency(required=True)
     total = fields.Integer(required=True)
     collected = fields.Integer(required=True)
     excess = _money("Collected beyond what the invoice owes.")
@@ -192,12 +193,12 @@ class AgingBucketsSchema(Schema):
 
 
 class AgingInvoiceSchema(Schema):
-    id = fields.String(required=True)
-    number = fields.String(required=True)
-    patient_id = fields.String(required=True)
+    id = typed("InvoiceId", fields.String(required=True))
+    number = typed("InvoiceNumber", fields.String(required=True))
+    patient_id = typed("PatientId", fields.String(required=True))
     total = fields.Integer(required=True)
-    currency = fields.String(required=True)
-    status = fields.String(required=True)
+    currency = Currency(required=True)
+    status = typed("InvoiceStatus", fields.String(required=True))
     created_at = fields.DateTime(required=True)
     age_days = fields.Integer(required=True)
     bucket = fields.String(
@@ -214,21 +215,21 @@ class AgingSchema(Schema):
 class RefundRowSchema(Schema):
     stripe_refund_id = fields.String(required=True)
     amount = fields.Integer(required=True)
-    currency = fields.String(required=True)
+    currency = Currency(required=True)
     occurred_at = fields.DateTime(required=True)
-    invoice_id = fields.String(required=True)
-    invoice_number = fields.String(required=True)
-    refund_id = fields.String(required=True, allow_none=True)
+    invoice_id = typed("InvoiceId", fields.String(required=True))
+    invoice_number = typed("InvoiceNumber", fields.String(required=True))
+    refund_id = typed("RefundId", fields.String(required=True, allow_none=True))
     reason = fields.String(required=True, allow_none=True)
 
 
 class DisputeRowSchema(Schema):
     stripe_dispute_id = fields.String(required=True)
     amount = fields.Integer(required=True)
-    currency = fields.String(required=True)
+    currency = Currency(required=True)
     occurred_at = fields.DateTime(required=True)
-    invoice_id = fields.String(required=True)
-    invoice_number = fields.String(required=True)
+    invoice_id = typed("InvoiceId", fields.String(required=True))
+    invoice_number = typed("InvoiceNumber", fields.String(required=True))
 
 
 class RefundsDisputesSchema(Schema):
@@ -254,7 +255,9 @@ class DiscrepancyCountsSchema(Schema):
 
 
 class MonthEndSchema(Schema):
-    month = fields.String(required=True, metadata={"example": "2026-11"})
+    month = fields.String(
+        required=True, metadata={"pattern": r"^\d{4}-\d{2}$", "example": "2026-11"}
+    )
     invoices_issued = fields.Integer(required=True)
     open_invoices = fields.Integer(required=True)
     currencies = _by_currency(MonthCurrencySchema, "The month's money, per currency.")

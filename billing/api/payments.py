@@ -19,8 +19,9 @@ from billing.services import patients, paylinks, payments, refunds
 from billing.stripe_gateway import Card
 from schemas.invoices import (
     CardListSchema,
+    CardRequestSchema,
     CardSchema,
-    PaymentMethodRequestSchema,
+    PatientPathSchema,
     PaymentRequestSchema,
     PaymentSchema,
     RefundRequestSchema,
@@ -81,10 +82,16 @@ class RefundsView(MethodView):
         )
 
 
+def patient_in_path() -> Any:
+    """The path's patient id, checked as bookings check it (never longer than we store)."""
+    return blp.arguments(PatientPathSchema(), location="path", as_kwargs=True)
+
+
 @blp.route("/patients/<patient_id>/setup-intents")
 class SetupIntentsView(MethodView):
     @requires("payments:write")
     @blp.doc(security=BEARER)
+    @patient_in_path()
     @blp.response(201, SetupIntentSchema())
     @problems(blp, *CALLS_STRIPE)
     def post(self, patient_id: str) -> dict[str, str]:
@@ -97,7 +104,8 @@ class SetupIntentsView(MethodView):
 class PaymentMethodsView(MethodView):
     @requires("payments:write")
     @blp.doc(security=BEARER)
-    @blp.arguments(PaymentMethodRequestSchema())
+    @patient_in_path()
+    @blp.arguments(CardRequestSchema())
     @blp.response(201, CardSchema())
     @problems(blp, *WITH_A_BODY, *CALLS_STRIPE)
     def post(self, body: dict[str, Any], patient_id: str) -> dict[str, Any]:
@@ -107,6 +115,7 @@ class PaymentMethodsView(MethodView):
 
     @requires("payments:write")
     @blp.doc(security=BEARER)
+    @patient_in_path()
     @blp.response(200, CardListSchema())
     @problems(blp, *CALLS_STRIPE)
     def get(self, patient_id: str) -> dict[str, Any]:

@@ -1,9 +1,10 @@
-"""The OpenAPI document tells the truth about errors: every failure is
-application/problem+json (RFC 9457), and each operation lists the statuses it can answer.
+"""The OpenAPI document tells the truth, completely enough to generate a typed client from.
 
-flask-smorest documents errors as its own `{code, status, message}` under a catch-all
+Errors: flask-smorest documents them as its own `{code, status, message}` under a catch-all
 `default` response. Here the catch-all goes (so a status the document does not list is a
-bug a fuzzer can find), and each status's shared response says problem+json.
+bug a fuzzer can find), and each status's shared response says application/problem+json
+(RFC 9457). Names: each operation has an id that reads as a function (`createQuote`), and
+the ids and closed sets of schemas/types.py are components every schema refers to.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
 from schemas.problem import ProblemSchema
+from schemas.types import TYPES
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,6 +57,38 @@ def link(path: str, method: str, **values: str) -> dict[str, Any]:
         result["requestBody"] = body
     return result
 
+
+# Each operation's id: what a generated client calls the function (create_quote).
+OPERATION_IDS: dict[tuple[str, str], str] = {
+    ("/v1/catalog", "get"): "getCatalog",
+    ("/v1/catalog/prices", "post"): "createPriceVersion",
+    ("/v1/quotes", "post"): "createQuote",
+    ("/v1/quotes/{quote_id}", "get"): "getQuote",
+    ("/v1/invoices", "post"): "createInvoices",
+    ("/v1/invoices", "get"): "listInvoices",
+    ("/v1/invoices/{invoice_id}", "get"): "getInvoice",
+    ("/v1/invoices/{invoice_id}/receipt.pdf", "get"): "getReceipt",
+    ("/v1/invoices/{invoice_id}/void", "post"): "voidInvoice",
+    ("/v1/invoices/{invoice_id}/payments", "post"): "payInvoice",
+    ("/v1/invoices/{invoice_id}/refunds", "post"): "refundInvoice",
+    ("/v1/patients/{patient_id}/setup-intents", "post"): "createSetupIntent",
+    ("/v1/patients/{patient_id}/payment-methods", "post"): "saveCard",
+    ("/v1/patients/{patient_id}/payment-methods", "get"): "listCards",
+    ("/v1/reports/reconciliation", "get"): "getReconciliation",
+    ("/v1/reports/aging", "get"): "getAging",
+    ("/v1/reports/refunds-disputes", "get"): "getRefundsAndDisputes",
+    ("/v1/reports/month-end", "get"): "getMonthEnd",
+    ("/v1/audit-events", "get"): "listAuditEvents",
+}
+
+# How apispec says "or null" beside a reference in OpenAPI 3.0.
+NULL_OBJECT = {"type": "object", "nullable": True}
+
+# What a property says of its one use, beside the type it refers to.
+USE_SITE = ("description", "readOnly", "nullable")
+
+# Path parameters are typed by their name.
+PATH_TYPES = {"quote_id": "QuoteId", "invoice_id": "InvoiceId", "patient_id": "PatientId"}
 
 # The walk-through as OpenAPI links: a quote is read and invoiced, an invoice is read,
 # paid, refunded, voided and its receipt fetched, a payment's invoice refunded.
@@ -95,17 +129,77 @@ LINKS: dict[tuple[str, str, str], dict[str, Any]] = {
 }
 
 
-class LinksPlugin(BasePlugin):
-    """Adds LINKS to the operations' success responses as the document is built."""
+class OperationsPlugin(BasePlugin):
+    """Names each operation (OPERATION_IDS) and adds LINKS to its success responses."""
 
     def operation_helper(
         self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
     ) -> None:
         for method, operation in (operations or {}).items():
+            name = OPERATION_IDS.get((path or "", method))
+            if name is None:
+                raise KeyError(f"{method.upper()} {path} needs its id in OPERATION_IDS")
+            operation["operationId"] = name
             for status, response in operation.get("responses", {}).items():
                 links = LINKS.get((path or "", method, str(status)))
                 if links and isinstance(response, dict):
                     response["links"] = links
+
+
+class TypesPlugin(BasePlugin):
+    """Describes each type of schemas/types.py once, as a component, and makes every field
+    and parameter of that type refer to it; a nullable object is `nullable` with `allOf`."""
+
+    def init_spec(self, spec: Any) -> None:
+        super().init_spec(spec)
+        self.spec = spec
+        for name, definition in TYPES.items():
+            spec.components.schema(name, definition, lazy=True)
+
+    def schema_helper(self, name: str, definition: dict[str, Any], **_: Any) -> None:
+        for key, value in definition.get("properties", {}).items():
+            definition["properties"][key] = self._refer(value)
+
+    def path_helper(
+        self,
+        path: str | None = None,
+        operations: dict[str, Any] | None = None,
+        parameters: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> None:
+        for parameter in parameters or []:
+            if parameter.get("in") == "path" and parameter["name"] in PATH_TYPES:
+                parameter["schema"] = self.spec.components.get_ref(
+                    "schema", PATH_TYPES[parameter["name"]]
+                )
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **_: Any
+    ) -> None:
+        for operation in (operations or {}).values():
+            for parameter in operation.get("parameters", []):
+                if isinstance(parameter, dict) and isinstance(parameter.get("schema"), dict):
+                    parameter["schema"] = self._refer(parameter["schema"])
+
+    def _refer(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """`schema` with its type as a reference, keeping what it says of this one use."""
+        for key in ("items", "additionalProperties"):
+            if isinstance(schema.get(key), dict):
+                schema[key] = self._refer(schema[key])
+        any_of = schema.get("anyOf", [])
+        if len(any_of) == 2 and NULL_OBJECT in any_of:
+            # apispec's nullable reference (OpenAPI 3.0), which generators turn into a
+            # second, empty model; `nullable` with `allOf` says the same to them.
+            rest = {k: v for k, v in schema.items() if k != "anyOf"}
+            return {**rest, "nullable": True, "allOf": [s for s in any_of if s != NULL_OBJECT]}
+        name = schema.get("x-type")
+        if name is None:
+            return schema
+        ref = self.spec.components.get_ref("schema", name)
+        use: dict[str, Any] = {k: schema[k] for k in USE_SITE if k in schema}
+        if schema.get("x-open-set"):
+            return {**use, "anyOf": [ref, {"type": TYPES[name]["type"]}]}
+        return {**use, "allOf": [ref]} if use else ref
 
 
 class BillingApi(Api):  # type: ignore[misc]
@@ -113,7 +207,10 @@ class BillingApi(Api):  # type: ignore[misc]
     DEFAULT_ERROR_RESPONSE_NAME = None  # no catch-all: each operation lists its statuses
 
     def __init__(self, app: Any) -> None:
-        super().__init__(app, spec_kwargs={"extra_plugins": [LinksPlugin()]})
+        super().__init__(app, spec_kwargs={"extra_plugins": [OperationsPlugin(), TypesPlugin()]})
+
+    def _register_pagination_header(self) -> None:
+        """Lists here are cursors in the body: no flask-smorest pagination header."""
 
     def _register_responses(self) -> None:
         for status in http.HTTPStatus:

@@ -45,8 +45,8 @@ def test_no_response_differs_from_the_document(stripe_app: Flask, tmp_path: Path
         "examples,coverage,fuzzing,stateful",
         "--request-timeout",
         "20",
-        # One worker: on CPython 3.11 Hypothesis describing its filters from two threads
-        # at once can crash ast.parse ("AST constructor recursion depth mismatch").
+        # One worker: as fast on two cores, and CPython 3.11.7's ast.parse can fail
+        # spuriously when two threads parse at once (gh-106905), as Hypothesis does.
         "--workers",
         "1",
     ]

@@ -110,6 +110,23 @@ def test_setup_intent_gives_a_client_secret_and_one_customer(stripe_client, staf
     assert len(proxy.calls("POST", "/v1/customers")) == 1
 
 
+def test_a_patient_id_no_booking_could_have_is_refused_before_stripe(
+    stripe_client, staff, proxy
+) -> None:
+    too_long = "P" * 65  # bookings take at most 64 characters, and so does the database
+    for method, path, body in (
+        ("post", f"/v1/patients/{too_long}/setup-intents", None),
+        ("post", f"/v1/patients/{too_long}/payment-methods", {"payment_method": "pm_card_visa"}),
+        ("get", f"/v1/patients/{too_long}/payment-methods", None),
+        ("post", "/v1/patients/P%201/setup-intents", None),
+    ):
+        answer = getattr(stripe_client, method)(path, headers=staff, json=body)
+        assert answer.status_code == 422, (path, answer.json)
+        assert answer.json["code"] == "validation_error"
+        assert list(answer.json["errors"]) == ["patient_id"]
+    assert proxy.calls("POST", "/v1/customers") == []
+
+
 def test_nothing_clinical_is_sent_to_stripe(stripe_client, staff, open_invoice, proxy) -> None:
     invoice_id = open_invoice("pm_card_visa")
     pay(stripe_client, staff, invoice_id)

@@ -1,0 +1,159 @@
+"""Types the OpenAPI document describes once, as components every schema refers to by name:
+the ids and the closed sets of values (session types, statuses, methods, error codes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import fields
+
+from billing.money import CURRENCY_EXPONENTS
+from billing.pricing import SESSION_TYPES
+from billing.problems import HTTP_CODES
+from billing.services.audit import ACTOR_TYPES
+from billing.statuses import INVOICE_STATUSES, PAYMENT_STATUSES, REFUND_STATUSES
+from schemas.fields import IDENTIFIER
+
+# The codes of the service's own refusals. A card decline (402) carries Stripe's decline
+# code and a refund Stripe refused (422) Stripe's reason, so the `code` of a problem is
+# one of these or another string.
+ERROR_CODES = (
+    *HTTP_CODES.values(),
+    "http_error",
+    "internal_error",
+    "database_unavailable",
+    "nul_character",
+    "malformed_json",
+    "missing_api_key",
+    "invalid_api_key",
+    "insufficient_scope",
+    "invalid_idempotency_key",
+    "idempotency_key_required",
+    "idempotency_key_reused",
+    "idempotency_request_in_progress",
+    "currency_not_offered",
+    "effective_at_in_past",
+    "price_version_conflict",
+    "invalid_group_size",
+    "first_session_must_be_iv",
+    "duplicate_patient",
+    "quote_not_found",
+    "quote_expired",
+    "invoice_not_found",
+    "invoice_not_payable",
+    "invoice_not_paid",
+    "invoice_paid",
+    "no_card_on_file",
+    "payment_in_progress",
+    "card_declined",
+    "not_sent",
+    "refund_exceeds_paid",
+    "refund_failed",
+    "stripe_invalid_request",
+    "stripe_error",
+    "stripe_misconfigured",
+    "stripe_not_configured",
+    "stripe_rate_limited",
+    "stripe_request_in_progress",
+    "stripe_unavailable",
+)
+
+
+def _our_id(prefix: str, what: str, pattern: str = "") -> dict[str, Any]:
+    return {
+        "type": "string",
+        "pattern": f"^{pattern or prefix}_[0-9a-f]{{24}}$",
+        "description": f"{what}: `{prefix}_` and 24 hexadecimal digits.",
+        "example": f"{prefix}_3f2a9c0e7b1d4a5f6e8c9b0a",
+    }
+
+
+def _caller_id(what: str, example: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "pattern": IDENTIFIER.pattern,
+        "maxLength": 64,
+        "description": f"{what}: 1-64 letters, digits and . _ : - (starting alphanumeric).",
+        "example": example,
+    }
+
+
+def _closed(*values: str, description: str) -> dict[str, Any]:
+    return {"type": "string", "enum": list(values), "description": description}
+
+
+TYPES: dict[str, dict[str, Any]] = {
+    "QuoteId": _our_id("qt", "A quote's id"),
+    "InvoiceId": _our_id("in", "An invoice's id"),
+    "PaymentId": _our_id("pay", "A payment's id"),
+    "RefundId": _our_id("rf", "A refund's id (`rfo_` for an overpayment given back)", "rfo?"),
+    "InvoiceNumber": {
+        "type": "string",
+        "pattern": r"^\d{4}-\d{6}$",
+        "description": "The invoice's number for people: the year and a sequence without gaps.",
+        "example": "2026-000123",
+    },
+    "BookingId": _caller_id("The booking system's id of the booking", "BK-2026-0412"),
+    "PatientId": _caller_id("The booking system's id of the patient", "P-1001"),
+    "PaymentMethodId": {
+        "type": "string",
+        "pattern": r"^pm_[A-Za-z0-9_]{1,250}$",
+        "description": "A Stripe PaymentMethod (a card), made in the patient's browser.",
+        "example": "pm_card_visa",
+    },
+    "Currency": _closed(
+        *sorted(CURRENCY_EXPONENTS),
+        description="A lower-case ISO 4217 code, as Stripe writes it; amounts are in its "
+        "minor unit (cents for usd, yen for jpy).",
+    ),
+    "SessionType": _closed(
+        *SESSION_TYPES,
+        description="iv_individual: one patient, the base price P; im_group: 2 to 5 "
+        "patients, P / 2 each.",
+    ),
+    "InvoiceStatus": _closed(
+        *INVOICE_STATUSES,
+        description="open -> processing -> paid -> partially_refunded -> refunded, or "
+        "open -> void; only ever forward.",
+    ),
+    "PaymentMethod": _closed(
+        "card_on_file",
+        "online",
+        description="card_on_file: charge the saved card now; online: a pay link for the patient.",
+    ),
+    "PaymentStatus": _closed(*PAYMENT_STATUSES, description="Where one payment attempt is."),
+    "RefundStatus": _closed(*REFUND_STATUSES, description="Where one refund is."),
+    "RefundKind": _closed(
+        "requested",
+        "overpayment",
+        "external",
+        description="requested by staff; overpayment: money collected beyond the invoice, "
+        "given back automatically; external: made in Stripe's dashboard.",
+    ),
+    "LedgerKind": _closed(
+        "charge", "refund", "dispute", description="Which way a ledger entry moved money."
+    ),
+    "ReportFormat": _closed("json", "csv", description="A report as JSON or as CSV."),
+    "ActorType": _closed(
+        *ACTOR_TYPES,
+        description="Who made a change: an API key, a finance user, an operator at the "
+        "command line, a patient on the pay page, Stripe's webhook, or the service itself.",
+    ),
+    "ErrorCode": _closed(
+        *ERROR_CODES,
+        description="The service's stable codes; a card decline carries Stripe's decline "
+        "code instead, and new codes may come, so treat an unknown one like its status.",
+    ),
+}
+
+
+def typed(name: str, field: fields.String | None = None, open_set: bool = False) -> fields.String:
+    """`field` (a plain String by default), described in the OpenAPI document as the
+    component `name` of TYPES; with `open_set`, other strings may come too."""
+    if name not in TYPES:
+        raise KeyError(f"no type {name!r} in schemas.types.TYPES")
+    field = field if field is not None else fields.String()
+    field.metadata = {**field.metadata, "x-type": name}
+    if open_set:
+        field.metadata["x-open-set"] = True
+    return field
