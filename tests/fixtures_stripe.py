@@ -158,11 +158,15 @@ def stripe_app(
     with app.app_context():
         catalog.seed_default(db.session())
     server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    server.daemon_threads = False  # so that server_close() waits for them
     threading.Thread(target=server.serve_forever, daemon=True).start()
     app.config["LIVE_URL"] = f"http://127.0.0.1:{server.server_port}"
     standin.register_webhook(f"{app.config['LIVE_URL']}/v1/stripe/webhooks", WEBHOOK_SECRET)
     yield app
     server.shutdown()
+    # Wait for requests still being answered (a late webhook from the stand-in): they hold
+    # database connections, which must be back in the pool before it is disposed.
+    server.server_close()
     _empty_tables(app)
     app.extensions["billing.db"].engine.dispose()
 

@@ -16,7 +16,7 @@ from billing.errors import Conflict
 from billing.models import Invoice, PayLink, Payment, utcnow
 from billing.services import audit
 from billing.services.invoices import get_invoice
-from billing.services.payments import cancel_online, check_payable, get_payment
+from billing.services.payments import audit_payment, cancel_online, check_payable, get_payment
 from billing.statuses import AWAITING_PATIENT, FAILED, REQUIRES_ACTION
 from billing.stripe_gateway import StripeGateway
 
@@ -51,16 +51,7 @@ def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: s
         )
         session.add(payment)
         session.flush()
-        audit.record(
-            session,
-            "payment.created",
-            "payment",
-            payment.id,
-            invoice_id=invoice.id,
-            method="online",
-            amount=payment.amount,
-            currency=payment.currency,
-        )
+        audit_payment(session, payment, "payment.created")
     session.commit()  # no transaction stays open across the call to Stripe
     if payment.client_secret:
         return payment

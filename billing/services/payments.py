@@ -89,16 +89,7 @@ def pay_with_card_on_file(
     session.add(payment)
     invoice.status = statuses.advance(invoice.status, statuses.PROCESSING)
     session.flush()
-    audit.record(
-        session,
-        "payment.created",
-        "payment",
-        payment.id,
-        invoice_id=invoice.id,
-        method=payment.method,
-        amount=payment.amount,
-        currency=payment.currency,
-    )
+    audit_payment(session, payment, "payment.created")
     idempotency.complete(session, claim, payment.id)
     session.commit()  # our intent is durable, and the pay page now stands aside
     try:
@@ -189,7 +180,7 @@ def _abandon(session: Session, payment_id: str, error: ServiceError) -> None:
     payment.status = FAILED
     payment.failure_code, payment.failure_message = error.code, error.detail
     invoice.status = statuses.after_failed_attempt(invoice.status)
-    _audit_outcome(session, payment)
+    audit_payment(session, payment)
     session.commit()
     metrics.payment_outcome(payment.method, FAILED)
 
@@ -280,7 +271,7 @@ def apply_intent(
         payment.failure_message = intent.failure_message or "The card was declined."
         invoice.status = statuses.after_failed_attempt(invoice.status)
     if payment.status != before:
-        _audit_outcome(session, payment)
+        audit_payment(session, payment)
     session.commit()
     if payment.status != before:
         metrics.payment_outcome(payment.method, payment.status)
@@ -289,11 +280,12 @@ def apply_intent(
     return payment
 
 
-def _audit_outcome(session: Session, payment: Payment) -> None:
-    """The payment's new status (succeeded, failed, requires_action, ...) in the trail."""
+def audit_payment(session: Session, payment: Payment, action: str | None = None) -> None:
+    """A payment made, or its new status (succeeded, failed, requires_action, ...), in the
+    audit trail."""
     audit.record(
         session,
-        f"payment.{payment.status}",
+        action or f"payment.{payment.status}",
         "payment",
         payment.id,
         invoice_id=payment.invoice_id,

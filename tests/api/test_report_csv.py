@@ -173,7 +173,9 @@ def test_format_json_wins_and_an_unknown_format_is_a_field_error(client, finance
 
 @pytest.mark.parametrize("report", ["reconciliation", "aging", "refunds-disputes", "month-end"])
 def test_the_openapi_document_offers_every_report_as_csv(client, report) -> None:
-    operation = client.get("/openapi.json").json["paths"][f"/v1/reports/{report}"]["get"]
+    document = client.get("/openapi.json").json
+    operation = document["paths"][f"/v1/reports/{report}"]["get"]
     assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/csv"}
     (parameter,) = [p for p in operation["parameters"] if p["name"] == "format"]
-    assert parameter["schema"]["enum"] == ["json", "csv"]
+    assert parameter["schema"] == {"$ref": "#/components/schemas/ReportFormat"}
+    assert document["components"]["schemas"]["ReportFormat"]["enum"] == ["json", "csv"]
