@@ -55,9 +55,9 @@ from common import (  # noqa: E402
 from fault_proxy import Fault, FaultProxy  # noqa: E402
 from quotes import flask_cli, free_port, gunicorn, wait_until_ready  # noqa: E402
 
+from billing.adapters.migrate import upgrade  # noqa: E402
+from billing.adapters.standin import StripeStandIn  # noqa: E402
 from billing.config import normalise_database_url  # noqa: E402
-from billing.migrate import upgrade  # noqa: E402
-from billing.standin import StripeStandIn  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 STRIPE_KEY, WEBHOOK_SECRET = "sk_test_faults", "whsec_faults"

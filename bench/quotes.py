@@ -65,8 +65,8 @@ from common import (  # noqa: E402
     throwaway_database,
 )
 
+from billing.adapters.migrate import upgrade  # noqa: E402
 from billing.config import normalise_database_url  # noqa: E402
-from billing.migrate import upgrade  # noqa: E402
 
 BIN = Path(sys.executable).parent  # the venv's flask and gunicorn
 WRK_SCRIPT = BENCH / "quotes.lua"

@@ -72,16 +72,17 @@ from common import (  # noqa: E402
     throwaway_database,
 )
 
-from billing import create_app, db  # noqa: E402
+from billing import create_app  # noqa: E402
+from billing.adapters import db  # noqa: E402
+from billing.adapters.migrate import upgrade  # noqa: E402
 from billing.config import normalise_database_url  # noqa: E402
-from billing.migrate import upgrade  # noqa: E402
-from billing.services import reports  # noqa: E402
-from billing.services.keys import create_key  # noqa: E402
+from billing.services.access.keys import create_key  # noqa: E402
+from billing.services.finance import reconciliation as reports  # noqa: E402
 
 try:  # the endpoint's own encoder, wherever it lives
-    from billing.exports import jsonable
+    from billing.web.exports import jsonable
 except ImportError:
-    from billing.api.reports import jsonable
+    from billing.web.api.reports import jsonable
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 

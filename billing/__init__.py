@@ -11,24 +11,14 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from billing import (
-    api,
-    auth,
-    cli,
-    config,
-    db,
-    limits,
-    metrics,
-    pages,
-    problems,
-    providers,
-    requests,
-)
-from billing.api.docs import ASSETS_URL
-from billing.cache import Generation
-from billing.pages import audit as audit_page
-from billing.pages import finance, pay
-from billing.services.catalog import PriceBook
+from billing import cli, config
+from billing.adapters import db, metrics, providers
+from billing.adapters.cache import Generation
+from billing.services.pricing.catalog import PriceBook
+from billing.web import api, auth, limits, pages, problems, requests
+from billing.web.api.docs import ASSETS_URL
+from billing.web.pages import audit as audit_page
+from billing.web.pages import finance, pay
 
 API_DOCS = {
     "API_TITLE": "Clinic billing API",

@@ -13,10 +13,13 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
-from billing import auth, db, migrate, providers
-from billing.errors import ServiceError
-from billing.services import audit, catalog, keys, recovery, staff
-from billing.services import stripe_sync as stripe_sync_service
+from billing.adapters import db, migrate, providers
+from billing.domain.errors import ServiceError
+from billing.services.access import audit, keys, staff
+from billing.services.finance import stripe_sync as stripe_sync_service
+from billing.services.payments import recovery
+from billing.services.pricing import catalog
+from billing.web import auth
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 keys_cli = AppGroup("keys", help="API keys for client systems.")

@@ -46,7 +46,7 @@ def hide_pay_tokens() -> None:
 
 def offline_stripe(instance_path: str, port: int) -> dict[str, Any]:
     """Start the stand-in and return the settings that point the app at it."""
-    from billing.standin import StripeStandIn
+    from billing.adapters.standin import StripeStandIn
 
     Path(instance_path).mkdir(parents=True, exist_ok=True)
     standin = StripeStandIn(state_file=Path(instance_path) / "stripe-standin.pickle").start()

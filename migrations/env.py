@@ -7,8 +7,8 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from billing.adapters.models import Base
 from billing.config import normalise_database_url
-from billing.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from billing.services.audit import ACTOR_TYPES
+from billing.services.access.audit import ACTOR_TYPES
 from schemas.types import typed
 
 # A detail is text, a number, a yes/no, or a list of records (an exemption per patient).

@@ -6,8 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
-from billing.money import STRIPE_MINIMUM_CHARGE, Money
-from billing.pricing import (
+from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
+from billing.domain.pricing import (
     DESCRIPTIONS,
     IM_GROUP,
     PATIENTS_PER_SESSION,

@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from billing.money import CURRENCY_EXPONENTS, MAX_AMOUNT
+from billing.domain.money import CURRENCY_EXPONENTS, MAX_AMOUNT
 
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from billing.statuses import INVOICE_STATUSES
+from billing.domain.statuses import INVOICE_STATUSES
 from schemas.fields import Computed, Currency, amount, identifier
 from schemas.types import typed
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from billing.pricing import SESSION_TYPES
+from billing.domain.pricing import SESSION_TYPES
 from schemas.fields import Currency, Name, StrictInteger, identifier
 from schemas.types import typed
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from marshmallow import fields
 
-from billing.money import CURRENCY_EXPONENTS
-from billing.pricing import SESSION_TYPES
-from billing.problems import HTTP_CODES
-from billing.services.audit import ACTOR_TYPES
-from billing.statuses import INVOICE_STATUSES, PAYMENT_STATUSES, REFUND_STATUSES
+from billing.domain.money import CURRENCY_EXPONENTS
+from billing.domain.pricing import SESSION_TYPES
+from billing.domain.statuses import INVOICE_STATUSES, PAYMENT_STATUSES, REFUND_STATUSES
+from billing.services.access.audit import ACTOR_TYPES
+from billing.web.problems import HTTP_CODES
 from schemas.fields import IDENTIFIER
 
 # The codes of the service's own refusals. A card decline (402) carries Stripe's decline

@@ -13,10 +13,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from billing import create_app, db
-from billing.migrate import upgrade
-from billing.models import Base
-from billing.services import catalog, keys
+from billing import create_app
+from billing.adapters import db
+from billing.adapters.migrate import upgrade
+from billing.adapters.models import Base
+from billing.services.access import keys
+from billing.services.pricing import catalog
 
 pytest_plugins = ["tests.fixtures_stripe"]
 

@@ -19,9 +19,10 @@ import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from billing import create_app, db
-from billing.services import catalog
-from billing.standin import StripeStandIn, free_port
+from billing import create_app
+from billing.adapters import db
+from billing.adapters.standin import StripeStandIn, free_port
+from billing.services.pricing import catalog
 from tests.conftest import _empty_tables, in_days
 
 SECRET_KEY = "sk_test_billing"
@@ -179,7 +180,7 @@ def stripe_client(stripe_app: Flask) -> Any:
 @pytest.fixture
 def staff(stripe_app: Flask) -> dict[str, str]:
     """A key with every scope, for setting scenes up."""
-    from billing.services import keys
+    from billing.services.access import keys
 
     with stripe_app.app_context():
         _, plain = keys.create_key(

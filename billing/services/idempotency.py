@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from billing.db import dialect_insert
-from billing.errors import Conflict, Unprocessable
-from billing.models import IdempotencyKey
+from billing.adapters.db import dialect_insert
+from billing.adapters.models import IdempotencyKey
+from billing.domain.errors import Conflict, Unprocessable
 
 REPLAY_WAIT = timedelta(seconds=20)  # a replay waits this long for the first request
 STALE_AFTER = timedelta(minutes=2)  # a request pending this long died: recovery may take over

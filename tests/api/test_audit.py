@@ -12,8 +12,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from billing import db
-from billing.services.staff import create_staff_user
+from billing.adapters import db
+from billing.services.access.staff import create_staff_user
 
 HTTPS = {"base_url": "https://localhost"}
 

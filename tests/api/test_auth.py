@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from billing import db
-from billing.auth import SCOPES
-from billing.services import keys
+from billing.adapters import db
+from billing.services.access import keys
+from billing.web.auth import SCOPES
 
 
 def _quote_id(client: FlaskClient, make_key: Callable[..., dict[str, str]], booking: Any) -> str:
@@ -60,7 +60,7 @@ STRIPE_BODIES = {
 
 
 def _mark_paid(app: Flask, invoice_id: str) -> None:
-    from billing.models import Invoice
+    from billing.adapters.models import Invoice
 
     with app.app_context():
         session = db.session()
@@ -160,7 +160,7 @@ def test_matrix_covers_every_api_route(app: Flask) -> None:
 def test_keys_are_stored_hashed(app: Flask, make_key) -> None:
     from sqlalchemy import select
 
-    from billing.models import ApiKey
+    from billing.adapters.models import ApiKey
 
     plain = make_key("quotes:write", name="hashed")["Authorization"].split()[1]
     with app.app_context():

@@ -6,8 +6,9 @@ import os
 
 from sqlalchemy import func, select
 
-from billing import create_app, db
-from billing.models import ApiKey, PriceVersion
+from billing import create_app
+from billing.adapters import db
+from billing.adapters.models import ApiKey, PriceVersion
 
 
 def test_upgrade_and_seed_make_a_usable_database(tmp_path) -> None:

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from sqlalchemy import func, select
 
-from billing import db
-from billing.models import Invoice, InvoiceCounter
+from billing.adapters import db
+from billing.adapters.models import Invoice, InvoiceCounter
 from tests.conftest import POSTGRES_ADMIN
 
 pytestmark = [

@@ -120,7 +120,7 @@ def test_request_id_is_echoed_or_made(client) -> None:
 def test_unexpected_error_is_a_logged_500_without_internals(
     app, client, headers, booking, monkeypatch, caplog
 ):
-    from billing.services import quotes
+    from billing.services.pricing import quotes
 
     def explode(*_args, **_kwargs):
         raise RuntimeError("SELECT secret FROM internals")

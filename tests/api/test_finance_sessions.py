@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from billing import db
-from billing.services.staff import change_password, create_staff_user
+from billing.adapters import db
+from billing.services.access.staff import change_password, create_staff_user
 
 HTTPS = {"base_url": "https://localhost"}
 EMAIL, PASSWORD = "clerk@example.org", "a long enough password"

@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from billing import db
-from billing.models import Quote
+from billing.adapters import db
+from billing.adapters.models import Quote
 
 
 def quote_count(app: Flask) -> int:

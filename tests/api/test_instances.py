@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from billing.standin import StripeStandIn, free_port
+from billing.adapters.standin import StripeStandIn, free_port
 from tests.conftest import in_days
 from tests.fixtures_stripe import SECRET_KEY, intents_at_stripe
 

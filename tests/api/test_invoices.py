@@ -11,8 +11,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from billing import db
-from billing.models import Invoice
+from billing.adapters import db
+from billing.adapters.models import Invoice
 
 
 @pytest.fixture

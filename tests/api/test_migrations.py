@@ -9,7 +9,7 @@ import uuid
 import psycopg
 import pytest
 
-from billing.migrate import head_revision, upgrade
+from billing.adapters.migrate import head_revision, upgrade
 from tests.conftest import POSTGRES_ADMIN
 
 

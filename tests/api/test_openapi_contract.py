@@ -19,9 +19,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from billing import db
-from billing.auth import SCOPES
-from billing.services import keys
+from billing.adapters import db
+from billing.services.access import keys
+from billing.web.auth import SCOPES
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"

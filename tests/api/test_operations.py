@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from billing import create_app
-from billing.migrate import head_revision, upgrade
+from billing.adapters.migrate import head_revision, upgrade
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "metrics-secret-token"

@@ -41,7 +41,7 @@ def test_wheel_holds_the_service_its_migrations_and_pages_only(wheel: Path) -> N
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in (
         "billing/__init__.py",
-        "billing/services/payments.py",
+        "billing/services/payments/charges.py",
         "billing/templates/pay/pay.html",
         "billing/static/pay.js",
         "billing/migrations/env.py",

@@ -110,8 +110,8 @@ def test_currency_without_a_price_list_is_refused(client, headers, booking) -> N
 def test_refused_booking_creates_no_quote(app: Flask, client, headers, booking) -> None:
     from sqlalchemy import func, select
 
-    from billing import db
-    from billing.models import Quote
+    from billing.adapters import db
+    from billing.adapters.models import Quote
 
     client.post("/v1/quotes", json=booking(patients=[]), headers=headers)
     with app.app_context():

@@ -18,10 +18,16 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from billing import db
-from billing.models import Invoice, LedgerEntry, StripeBalanceTransaction, StripePayout, utcnow
-from billing.services.reports import CSV_COLUMNS
-from billing.services.staff import create_staff_user
+from billing.adapters import db
+from billing.adapters.models import (
+    Invoice,
+    LedgerEntry,
+    StripeBalanceTransaction,
+    StripePayout,
+    utcnow,
+)
+from billing.services.access.staff import create_staff_user
+from billing.services.finance.reconciliation import CSV_COLUMNS
 from tests.conftest import in_days
 
 OCTOBER = {"from": "2026-10-01", "to": "2026-10-31"}

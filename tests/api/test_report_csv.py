@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 
-from billing import db
-from billing.exports import AGING_COLUMNS, MONTH_END_COLUMNS, REFUNDS_DISPUTES_COLUMNS
-from billing.models import Refund, utcnow
+from billing.adapters import db
+from billing.adapters.models import Refund, utcnow
+from billing.web.exports import AGING_COLUMNS, MONTH_END_COLUMNS, REFUNDS_DISPUTES_COLUMNS
 from tests.api.test_reconciliation import add_ledger, add_stripe, at, iv_invoice, set_invoice
 
 MARCH = {"from": "2025-03-01", "to": "2025-03-31"}

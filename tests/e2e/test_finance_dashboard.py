@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from billing import db
-from billing.models import Payment, StripeBalanceTransaction
-from billing.services import keys
-from billing.services.staff import create_staff_user
+from billing.adapters import db
+from billing.adapters.models import Payment, StripeBalanceTransaction
+from billing.services.access import keys
+from billing.services.access.staff import create_staff_user
 
 pytestmark = pytest.mark.parametrize("stripe_app", ["sqlite"], indirect=True)
 EMAIL, PASSWORD = "finance@example-clinic.org", "correct horse battery staple"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from billing import db
-from billing.models import LedgerEntry
+from billing.adapters import db
+from billing.adapters.models import LedgerEntry
 from tests.fixtures_stripe import eventually, intents_at_stripe
 
 # Browser tests run on one database: the flows, not the SQL, are under test here.

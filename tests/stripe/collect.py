@@ -11,10 +11,10 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import select
 
-from billing import db
-from billing.models import Payment, Refund
-from billing.services import ledger
-from billing.standin import StripeStandIn
+from billing.adapters import db
+from billing.adapters.models import Payment, Refund
+from billing.adapters.standin import StripeStandIn
+from billing.services.invoicing import ledger
 from tests.fixtures_stripe import SECRET_KEY
 
 

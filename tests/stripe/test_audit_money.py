@@ -6,8 +6,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from billing import db
-from billing.services import keys
+from billing.adapters import db
+from billing.services.access import keys
 from tests.fixtures_stripe import SECRET_KEY, eventually
 
 

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from billing import db
-from billing.models import Refund
-from billing.services import keys, online, payments
+from billing.adapters import db
+from billing.adapters.models import Refund
+from billing.services.access import keys
+from billing.services.payments import charges as payments
+from billing.services.payments import online
 from tests.fixtures_stripe import eventually, intents_at_stripe
 from tests.stripe.collect import (
     charge_card_on_file,

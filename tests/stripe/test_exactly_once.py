@@ -8,9 +8,9 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from billing import db
-from billing.models import LedgerEntry
-from billing.services import payments
+from billing.adapters import db
+from billing.adapters.models import LedgerEntry
+from billing.services.payments import charges as payments
 from tests.fixtures_stripe import intents_at_stripe
 
 

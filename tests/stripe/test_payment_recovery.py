@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text, update
 
-from billing import db
-from billing.models import LedgerEntry, Payment, utcnow
-from billing.services import payments
+from billing.adapters import db
+from billing.adapters.models import LedgerEntry, Payment, utcnow
+from billing.services.payments import charges as payments
 from tests.fixtures_stripe import intents_at_stripe
 from tests.stripe.collect import charge_card_on_file
 

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from billing import db
-from billing.models import Payment, Refund, utcnow
-from billing.services import refunds
+from billing.adapters import db
+from billing.adapters.models import Payment, Refund, utcnow
+from billing.services.payments import refunds
 from tests.stripe.collect import charge_card_on_file, collected_at_stripe, refunds_of
 from tests.stripe.events import deliver, make_event, stripe_id
 

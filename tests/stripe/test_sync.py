@@ -16,9 +16,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from billing import db
-from billing.errors import ServiceUnavailable
-from billing.models import (
+from billing.adapters import db
+from billing.adapters.models import (
     Payment,
     Refund,
     StripeBalanceTransaction,
@@ -26,9 +25,10 @@ from billing.models import (
     StripePayout,
     SyncState,
 )
-from billing.services import keys
-from billing.services.stripe_sync import BALANCE, sync
-from billing.standin import StripeStandIn
+from billing.adapters.standin import StripeStandIn
+from billing.domain.errors import ServiceUnavailable
+from billing.services.access import keys
+from billing.services.finance.stripe_sync import BALANCE, sync
 from tests.fixtures_stripe import SECRET_KEY, eventually
 
 

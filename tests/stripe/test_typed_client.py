@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from billing import create_app, db
-from billing.services import keys
+from billing import create_app
+from billing.adapters import db
+from billing.services.access import keys
 
 PACKAGE = "clinic_billing_api_client"  # what the generator makes of the document's title
 PACIFIC = timezone(timedelta(hours=-8))

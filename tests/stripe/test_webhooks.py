@@ -20,9 +20,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from billing import db
-from billing.models import LedgerEntry, Payment, StripeEvent
-from billing.services import payments as payment_service
+from billing.adapters import db
+from billing.adapters.models import LedgerEntry, Payment, StripeEvent
+from billing.services.payments import charges as payment_service
 from tests.fixtures_stripe import SECRET_KEY
 from tests.stripe.events import deliver, encode, make_event, post_raw, sign, stripe_id
 

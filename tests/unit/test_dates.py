@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
-from billing.dates import clinic_date
+from billing.domain.dates import clinic_date
 
 
 def test_a_day_is_written_day_month_year_without_a_leading_zero() -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.money import MAX_AMOUNT, CurrencyMismatch, Money
+from billing.domain.money import MAX_AMOUNT, CurrencyMismatch, Money
 
 amounts = st.integers(min_value=0, max_value=10**12)
 currencies = st.sampled_from(["usd", "eur", "jpy", "krw", "gbp"])

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing import paylinks
+from billing.domain import paylinks
 
 
 def test_token_signature_and_expiry() -> None:

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing import pricing
-from billing.errors import Unprocessable
-from billing.money import Money
-from billing.pricing import IM_GROUP, IV_INDIVIDUAL, PatientHistory
+from billing.domain import pricing
+from billing.domain.errors import Unprocessable
+from billing.domain.money import Money
+from billing.domain.pricing import IM_GROUP, IV_INDIVIDUAL, PatientHistory
 
 P = Money(50000, "usd")
 VETERAN = PatientHistory("P-1", prior_iv_sessions=1)

@@ -1,0 +1,1 @@
+"""What the service talks to: the database, Stripe (and its local stand-in), caches, metrics."""

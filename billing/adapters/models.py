@@ -1,0 +1,448 @@
+"""Database models: SQLAlchemy 2.x typed mappings. Alembic migrations create the tables."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    cast,
+    func,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
+
+from billing.domain.money import Money
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(prefix: str) -> str:
+    """An opaque, unguessable id such as `qt_5f0c...`, as Stripe names its objects."""
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC; always hands back a timezone-aware datetime, on SQLite too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, int: BigInteger}
+
+
+class ApiKey(Base):
+    """A client system's key. Only its SHA-256 hash is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(filter(None, self.scopes.split(",")))
+
+
+class PriceVersion(Base):
+    """One version of the price list: the IV individual price P from `effective_at` on."""
+
+    __tablename__ = "price_versions"
+    __table_args__ = (Index("ix_price_versions_currency_effective", "currency", "effective_at"),)
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    iv_individual_amount: Mapped[int]
+    effective_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def iv_individual(self) -> Money:
+        return Money(self.iv_individual_amount, self.currency)
+
+
+class Quote(Base):
+    """A binding price for one booking, locked to a price version until it expires."""
+
+    __tablename__ = "quotes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("qt"))
+    booking_id: Mapped[str] = mapped_column(String(64), index=True)
+    session_type: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3))
+    price_version: Mapped[int] = mapped_column(
+        Integer, ForeignKey("price_versions.version", ondelete="RESTRICT")
+    )
+    total: Mapped[int]
+    scheduled_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    lines: Mapped[list[QuoteLine]] = relationship(
+        back_populates="quote", order_by="QuoteLine.position", lazy="selectin"
+    )
+
+
+class QuoteLine(Base):
+    """One patient's line of a quote; keeps the IV exemption for the audit trail."""
+
+    __tablename__ = "quote_lines"
+    __table_args__ = (UniqueConstraint("quote_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    quote_id: Mapped[str] = mapped_column(ForeignKey("quotes.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    patient_name: Mapped[str] = mapped_column(String(200))
+    patient_email: Mapped[str | None] = mapped_column(String(254))
+    prior_iv_sessions: Mapped[int] = mapped_column(Integer, default=0)
+    iv_exemption_reason: Mapped[str | None] = mapped_column(String(64))
+    iv_exemption_approved_by: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[int]
+    quote: Mapped[Quote] = relationship(back_populates="lines")
+
+    @property
+    def iv_exemption(self) -> dict[str, str] | None:
+        if self.iv_exemption_reason is None:
+            return None
+        return {
+            "reason": self.iv_exemption_reason,
+            "approved_by": self.iv_exemption_approved_by or "",
+        }
+
+
+class IdempotencyKey(Base):
+    """A client's `Idempotency-Key`, the request it first came with, and what it created."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(Integer, ForeignKey("api_keys.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str | None] = mapped_column(String(32))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Patient(Base):
+    """What Stripe may know of a patient: an opaque ref, its Customer and card on file."""
+
+    __tablename__ = "patients"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pt"))
+    patient_id: Mapped[str] = mapped_column(String(64), unique=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    default_payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    default_card_brand: Mapped[str | None] = mapped_column(String(32))
+    default_card_last4: Mapped[str | None] = mapped_column(String(4))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InvoiceCounter(Base):
+    """The last invoice number of a year; its row lock keeps numbers gapless."""
+
+    __tablename__ = "invoice_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_number: Mapped[int] = mapped_column(Integer)
+
+
+class LedgerEntry(Base):
+    """An append-only money event: a charge, a refund or a dispute, once per Stripe object."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("kind", "stripe_object_id"),
+        Index("ix_ledger_entries_occurred_at", "occurred_at"),
+        Index("ix_ledger_entries_stripe_ref", "stripe_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int]  # positive minor units; the kind says which way the money went
+    currency: Mapped[str] = mapped_column(String(3))
+    stripe_object_id: Mapped[str] = mapped_column(String(255))
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # The id Stripe's balance transaction names as its source: the charge of a
+    # charge, the refund of a refund, the dispute of a dispute.
+    stripe_ref: Mapped[str | None] = mapped_column(String(255))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def _ledger_sum(kind: str, invoice_id: Any) -> Any:
+    return (
+        # PostgreSQL sums a bigint as numeric: cast back so Python sees an int.
+        select(cast(func.coalesce(func.sum(LedgerEntry.amount), 0), BigInteger))
+        .where(LedgerEntry.invoice_id == invoice_id, LedgerEntry.kind == kind)
+        .correlate_except(LedgerEntry)
+        .scalar_subquery()
+    )
+
+
+class Invoice(Base):
+    """One patient's bill for one booking, at the quote's locked price."""
+
+    __tablename__ = "invoices"
+    __table_args__ = (
+        UniqueConstraint("quote_id", "patient_id"),
+        Index("ix_invoices_created_at_id", "created_at", "id"),
+        Index("ix_invoices_patient_status", "patient_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("in"))
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    quote_id: Mapped[str] = mapped_column(ForeignKey("quotes.id"))
+    booking_id: Mapped[str] = mapped_column(String(64), index=True)
+    patient_id: Mapped[str] = mapped_column(String(64))
+    patient_name: Mapped[str] = mapped_column(String(200))
+    patient_email: Mapped[str | None] = mapped_column(String(254))
+    session_type: Mapped[str] = mapped_column(String(32))
+    scheduled_at: Mapped[datetime]
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int]
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    voided_at: Mapped[datetime | None]
+    disputed_at: Mapped[datetime | None]
+    # Derived from the ledger, never stored: what was collected and what was given back.
+    amount_paid: Mapped[int] = column_property(_ledger_sum("charge", id))
+    amount_refunded: Mapped[int] = column_property(_ledger_sum("refund", id))
+    lines: Mapped[list[InvoiceLine]] = relationship(
+        order_by="InvoiceLine.position", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+    __table_args__ = (UniqueConstraint("invoice_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(String(200))
+    session_type: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int]
+
+
+class Payment(Base):
+    """One attempt to collect an invoice through Stripe; committed before Stripe is called."""
+
+    __tablename__ = "payments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pay"))
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    method: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    client_secret: Mapped[str | None] = mapped_column(String(255))
+    # What a card-on-file charge was sent with: a re-send must repeat it exactly.
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255))
+    stripe_payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_message: Mapped[str | None] = mapped_column(String(500))
+    card_brand: Mapped[str | None] = mapped_column(String(32))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    paid_at: Mapped[datetime | None]
+    invoice: Mapped[Invoice] = relationship()
+
+
+class Refund(Base):
+    """A full or partial refund of an invoice's payment; the reason stays with us.
+
+    `kind`: "requested" by staff, "overpayment" (money collected beyond the invoice, given
+    back automatically), or "external" (made in Stripe's dashboard, learnt from a webhook).
+    """
+
+    __tablename__ = "refunds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("rf"))
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    payment_id: Mapped[str | None] = mapped_column(ForeignKey("payments.id"))
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    reason: Mapped[str] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(16), default="requested", server_default="requested")
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    failure_message: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    invoice: Mapped[Invoice] = relationship()
+
+
+class StripeEvent(Base):
+    """Each webhook event id once: a duplicate delivery finds its row and does nothing."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+
+
+class PayLink(Base):
+    """A patient's signed link to pay one invoice; expires, and dies with a void invoice."""
+
+    __tablename__ = "pay_links"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pl"))
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class StripeBalanceTransaction(Base):
+    """A line of Stripe's balance, copied by `stripe sync`: what Stripe actually moved."""
+
+    __tablename__ = "stripe_balance_transactions"
+    __table_args__ = (
+        Index("ix_stripe_balance_transactions_created", "created"),
+        Index("ix_stripe_balance_transactions_source", "source"),
+        Index("ix_stripe_balance_transactions_payout", "payout_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[int]  # signed, minor units, as Stripe reports it
+    fee: Mapped[int]
+    net: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    created: Mapped[datetime]
+    available_on: Mapped[datetime | None]
+    payout_id: Mapped[str | None] = mapped_column(String(255))
+    synced_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StripePayout(Base):
+    """A transfer from Stripe to the clinic's bank."""
+
+    __tablename__ = "stripe_payouts"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32))
+    arrival_date: Mapped[datetime | None]
+    created: Mapped[datetime]
+    linked_at: Mapped[datetime | None]  # when its balance transactions were linked
+
+
+class SyncState(Base):
+    """Where a sync stands: an unfinished pass resumes after `cursor`."""
+
+    __tablename__ = "sync_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(String(255))
+    since: Mapped[datetime | None]
+    newest_seen: Mapped[datetime | None]  # the newest object of the last finished pass
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class StaffUser(Base):
+    """A finance staff member who signs in to /finance; only a password hash is kept."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None]
+    # Every signed-in session carries the number it started under; signing out or a new
+    # password moves it on, which ends every session of the account, copies included.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class CacheState(Base):
+    """One row: a number every change to API keys or prices bumps, in the same
+    transaction as the change. Each process compares it with the number its caches were
+    filled under (at most every CACHE_CHECK_SECONDS) and drops them when it moved, so a
+    revoked key or a new price takes effect on every instance within that time."""
+
+    __tablename__ = "cache_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AuditEvent(Base):
+    """Who changed what, and when: one row per mutation, written in the transaction of the
+    change. Append-only: on PostgreSQL the database refuses updates and deletes."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_occurred_at", "occurred_at"),
+        Index("ix_audit_events_action", "action"),
+        Index("ix_audit_events_object_id", "object_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_type: Mapped[str] = mapped_column(String(16))  # api_key, staff, operator, stripe, system
+    actor: Mapped[str] = mapped_column(String(254))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    details: Mapped[str] = mapped_column(Text, default="{}")  # JSON: what changed

@@ -1,0 +1,1 @@
+"""Finance: reconciliation, the other reports, Stripe sync."""

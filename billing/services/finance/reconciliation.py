@@ -1,0 +1,317 @@
+"""Finance reports, computed in SQL over whole sets: our ledger against Stripe's records.
+
+The ledger and Stripe's balance transactions are joined on the Stripe object both name
+(the charge, refund or dispute), in a FULL OUTER JOIN, so each pair falls in exactly one
+of: matched, missing_in_stripe, missing_in_ledger, mismatched (amount or currency).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, Select, case, cast, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from billing.adapters.models import (
+    Invoice,
+    LedgerEntry,
+    Refund,
+    StripeBalanceTransaction,
+    StripePayout,
+)
+
+# Our ledger and Stripe may date the same charge a moment apart: pairs are looked for
+# this far outside the period, and kept when either side falls inside it.
+SLACK = timedelta(days=3)
+STRIPE_CHARGES = ("charge", "payment")
+STRIPE_REFUNDS = ("refund", "payment_refund")
+STRIPE_DISPUTES = ("adjustment", "dispute")
+MATCHABLE = STRIPE_CHARGES + STRIPE_REFUNDS + STRIPE_DISPUTES
+STATUSES = ("matched", "missing_in_stripe", "missing_in_ledger", "mismatched")
+CSV_COLUMNS = (
+    "status",
+    "ledger_entry_id",
+    "invoice_id",
+    "invoice_number",
+    "kind",
+    "ledger_amount",
+    "ledger_currency",
+    "occurred_at",
+    "stripe_transaction_id",
+    "stripe_source",
+    "stripe_type",
+    "stripe_amount",
+    "stripe_fee",
+    "stripe_net",
+    "stripe_currency",
+    "stripe_created",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    start: datetime
+    end: datetime  # exclusive
+
+
+def pairs(period: Period) -> Select[Any]:
+    """Every ledger entry and Stripe transaction of the period, paired where they agree."""
+    signed = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=-LedgerEntry.amount)
+    ledger = (
+        select(
+            LedgerEntry.id.label("ledger_entry_id"),
+            LedgerEntry.invoice_id,
+            LedgerEntry.kind,
+            LedgerEntry.stripe_ref.label("ref"),
+            signed.label("amount"),
+            LedgerEntry.currency,
+            LedgerEntry.occurred_at,
+        )
+        .where(
+            LedgerEntry.occurred_at >= period.start - SLACK,
+            LedgerEntry.occurred_at < period.end + SLACK,
+        )
+        .subquery("l")
+    )
+    txn = StripeBalanceTransaction
+    stripe = (
+        select(
+            txn.id, txn.source, txn.type, txn.amount, txn.fee, txn.net, txn.currency, txn.created
+        )
+        .where(
+            txn.type.in_(MATCHABLE),
+            txn.created >= period.start - SLACK,
+            txn.created < period.end + SLACK,
+        )
+        .subquery("s")
+    )
+    status = case(
+        (stripe.c.id.is_(None), literal("missing_in_stripe")),
+        (ledger.c.ledger_entry_id.is_(None), literal("missing_in_ledger")),
+        (
+            (ledger.c.amount != stripe.c.amount) | (ledger.c.currency != stripe.c.currency),
+            literal("mismatched"),
+        ),
+        else_=literal("matched"),
+    )
+    in_period = or_(
+        (ledger.c.occurred_at >= period.start) & (ledger.c.occurred_at < period.end),
+        (stripe.c.created >= period.start) & (stripe.c.created < period.end),
+    )
+    return (
+        select(
+            status.label("status"),
+            ledger.c.ledger_entry_id,
+            ledger.c.invoice_id,
+            Invoice.number.label("invoice_number"),
+            ledger.c.kind,
+            ledger.c.amount.label("ledger_amount"),
+            ledger.c.currency.label("ledger_currency"),
+            ledger.c.occurred_at,
+            stripe.c.id.label("stripe_transaction_id"),
+            stripe.c.source.label("stripe_source"),
+            stripe.c.type.label("stripe_type"),
+            stripe.c.amount.label("stripe_amount"),
+            stripe.c.fee.label("stripe_fee"),
+            stripe.c.net.label("stripe_net"),
+            stripe.c.currency.label("stripe_currency"),
+            stripe.c.created.label("stripe_created"),
+        )
+        .select_from(ledger.join(stripe, ledger.c.ref == stripe.c.source, full=True))
+        .outerjoin(Invoice, Invoice.id == ledger.c.invoice_id)
+        .where(in_period)
+        .order_by(
+            func.coalesce(ledger.c.occurred_at, stripe.c.created),
+            ledger.c.ledger_entry_id,
+            stripe.c.id,
+        )
+    )
+
+
+def pair_rows(session: Session, period: Period) -> Iterator[dict[str, Any]]:
+    """The pairs, streamed in batches so a year of them never sits in memory."""
+    result = session.execute(pairs(period).execution_options(stream_results=True, yield_per=2000))
+    for row in result.mappings():
+        yield dict(row)
+
+
+def reconciliation(session: Session, period: Period) -> dict[str, Any]:
+    """The whole report: the four lists, and the money per day, payout and session type."""
+    report: dict[str, Any] = {status: [] for status in STATUSES}
+    for row in pair_rows(session, period):
+        report[row["status"]].append(row)
+    report["by_day"] = by_day(session, period)
+    report["by_payout"] = by_payout(session, period)
+    report["by_session_type"] = by_session_type(session, period)
+    report["overpayments"] = overpayments(session, period)
+    counts = {s: len(report[s]) for s in (*STATUSES, "overpayments")}
+    report["totals"] = totals(session, period, counts)
+    return report
+
+
+def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
+    """Invoices that collected more than they owe (anything at all, when void), with a
+    charge in the period: a race at Stripe. Both charges match Stripe, so only this list
+    shows them; `outstanding` is what has not yet gone back to the card."""
+    charges = (
+        select(
+            LedgerEntry.invoice_id,
+            money_sum(LedgerEntry.amount).label("collected"),
+            func.max(LedgerEntry.occurred_at).label("last_charge_at"),
+        )
+        .where(LedgerEntry.kind == "charge")
+        .group_by(LedgerEntry.invoice_id)
+        .subquery()
+    )
+    given_back = (
+        select(Refund.invoice_id, money_sum(Refund.amount).label("given_back"))
+        .where(Refund.kind == "overpayment", Refund.status == "succeeded")
+        .group_by(Refund.invoice_id)
+        .subquery()
+    )
+    owed = case((Invoice.status == "void", 0), else_=Invoice.total)
+    returned = func.coalesce(given_back.c.given_back, 0)
+    rows = session.execute(
+        select(
+            Invoice.id.label("invoice_id"),
+            Invoice.number.label("invoice_number"),
+            Invoice.status,
+            Invoice.currency,
+            Invoice.total,
+            charges.c.collected,
+            cast(charges.c.collected - owed, BigInteger).label("excess"),
+            cast(returned, BigInteger).label("given_back"),
+            cast(charges.c.collected - owed - returned, BigInteger).label("outstanding"),
+            charges.c.last_charge_at,
+        )
+        .join(charges, charges.c.invoice_id == Invoice.id)
+        .outerjoin(given_back, given_back.c.invoice_id == Invoice.id)
+        .where(charges.c.collected > owed, _in(period, charges.c.last_charge_at))
+        .order_by(charges.c.last_charge_at, Invoice.id)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def money_sum(value: Any, condition: Any = None) -> Any:
+    """SUM as an integer: PostgreSQL sums bigints as numeric, which Python sees as Decimal."""
+    summed = value if condition is None else case((condition, value), else_=0)
+    return cast(func.coalesce(func.sum(summed), 0), BigInteger)
+
+
+def _stripe_money(txn: type[StripeBalanceTransaction]) -> list[Any]:
+    return [
+        money_sum(txn.amount, txn.type.in_(STRIPE_CHARGES)).label("gross"),
+        money_sum(-txn.amount, txn.type.in_(STRIPE_REFUNDS)).label("refunds"),
+        money_sum(-txn.amount, txn.type.in_(STRIPE_DISPUTES)).label("disputes"),
+        money_sum(txn.fee).label("fees"),
+        money_sum(txn.net, txn.type.in_(MATCHABLE)).label("net"),
+    ]
+
+
+def _in(period: Period, column: Any) -> Any:
+    return (column >= period.start) & (column < period.end)
+
+
+def by_day(session: Session, period: Period) -> list[dict[str, Any]]:
+    """What Stripe moved each day (UTC): gross, refunds, disputes, fees, net."""
+    txn = StripeBalanceTransaction
+    day = func.date(txn.created)
+    rows = session.execute(
+        select(day.label("day"), txn.currency, *_stripe_money(txn))
+        .where(_in(period, txn.created))
+        .group_by(day, txn.currency)
+        .order_by(day, txn.currency)
+    ).mappings()
+    return [{**row, "day": str(row["day"])} for row in rows]
+
+
+def by_payout(session: Session, period: Period) -> list[dict[str, Any]]:
+    """Per payout of the period: what it carried, in gross, refunds, fees and net."""
+    txn = StripeBalanceTransaction
+    rows = session.execute(
+        select(
+            StripePayout.id.label("payout_id"),
+            StripePayout.amount.label("payout_amount"),
+            StripePayout.arrival_date,
+            StripePayout.status,
+            StripePayout.currency,
+            *_stripe_money(txn),
+        )
+        .join(txn, txn.payout_id == StripePayout.id, isouter=True)
+        .where(_in(period, StripePayout.created))
+        .group_by(StripePayout.id)
+        .order_by(StripePayout.created)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
+    """Revenue (charges less refunds) and sessions paid, per session type."""
+    charges = money_sum(LedgerEntry.amount, LedgerEntry.kind == "charge")
+    refunds = money_sum(LedgerEntry.amount, LedgerEntry.kind == "refund")
+    rows = session.execute(
+        select(
+            Invoice.session_type,
+            LedgerEntry.currency,
+            charges.label("gross"),
+            refunds.label("refunds"),
+            (charges - refunds).label("revenue"),
+            func.count(func.distinct(case((LedgerEntry.kind == "charge", Invoice.id)))).label(
+                "sessions"
+            ),
+        )
+        .join(Invoice, Invoice.id == LedgerEntry.invoice_id)
+        .where(_in(period, LedgerEntry.occurred_at), LedgerEntry.kind.in_(("charge", "refund")))
+        .group_by(Invoice.session_type, LedgerEntry.currency)
+        .order_by(Invoice.session_type)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def totals(session: Session, period: Period, counts: dict[str, int]) -> dict[str, Any]:
+    """The period's sums on both sides, per currency (never added across currencies), and
+    how many pairs fell in each list."""
+    txn = StripeBalanceTransaction
+
+    def ledger_sum(kind: str) -> Any:
+        return money_sum(LedgerEntry.amount, LedgerEntry.kind == kind)
+
+    stripe = _by_currency(
+        session.execute(
+            select(txn.currency, *_stripe_money(txn))
+            .where(_in(period, txn.created))
+            .group_by(txn.currency)
+        )
+    )
+    ledger = _by_currency(
+        session.execute(
+            select(
+                LedgerEntry.currency,
+                ledger_sum("charge").label("gross"),
+                ledger_sum("refund").label("refunds"),
+                ledger_sum("dispute").label("disputes"),
+            )
+            .where(_in(period, LedgerEntry.occurred_at))
+            .group_by(LedgerEntry.currency)
+        )
+    )
+    currencies = sorted(set(ledger) | set(stripe))
+    no_ledger = dict.fromkeys(("gross", "refunds", "disputes"), 0)
+    no_stripe = dict.fromkeys(("gross", "refunds", "disputes", "fees", "net"), 0)
+    return {
+        "currencies": currencies,
+        "ledger": {c: ledger.get(c, no_ledger) for c in currencies},
+        "stripe": {c: stripe.get(c, no_stripe) for c in currencies},
+        "counts": counts,
+    }
+
+
+def _by_currency(result: Any) -> dict[str, dict[str, int]]:
+    """Rows of sums with a `currency` column, as {currency: {name: amount}}."""
+    return {
+        str(row["currency"]): {k: int(v) for k, v in row.items() if k != "currency"}
+        for row in result.mappings()
+    }

@@ -1,0 +1,199 @@
+"""The other reports finance asks for: ageing of open invoices, refunds and disputes,
+and a month-end summary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from billing.adapters.models import Invoice, LedgerEntry, Refund, StripeBalanceTransaction, utcnow
+from billing.domain import statuses
+from billing.domain.money import Money
+from billing.services.finance.reconciliation import (
+    STRIPE_CHARGES,
+    Period,
+    money_sum,
+    reconciliation,
+)
+
+AGING_BUCKETS = (("0-30", 0, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
+UNPAID = (statuses.OPEN, statuses.PROCESSING)
+
+
+def bucket_of(age_days: int) -> str:
+    for name, low, high in AGING_BUCKETS:
+        if age_days >= low and (high is None or age_days <= high):
+            return name
+    return AGING_BUCKETS[0][0]
+
+
+def aging(session: Session, now: datetime | None = None) -> dict[str, Any]:
+    """Every unpaid invoice with its age in days, and the totals per bucket."""
+    now = now or utcnow()
+    rows = session.execute(
+        select(
+            Invoice.id,
+            Invoice.number,
+            Invoice.patient_id,
+            Invoice.total,
+            Invoice.currency,
+            Invoice.status,
+            Invoice.created_at,
+        )
+        .where(Invoice.status.in_(UNPAID))
+        .order_by(Invoice.created_at)
+    ).mappings()
+    invoices = []
+    counts = dict.fromkeys((name for name, _, _ in AGING_BUCKETS), 0)
+    owed: dict[str, dict[str, Money]] = {name: {} for name, _, _ in AGING_BUCKETS}
+    for row in rows:
+        age = (now - row["created_at"]).days
+        bucket = bucket_of(age)
+        invoices.append({**row, "age_days": age, "bucket": bucket})
+        counts[bucket] += 1
+        currency = row["currency"]
+        owed[bucket][currency] = owed[bucket].get(currency, Money.zero(currency)) + Money(
+            row["total"], currency
+        )
+    buckets = {
+        name: {
+            "count": counts[name],
+            "totals": {currency: money.amount for currency, money in sorted(owed[name].items())},
+        }
+        for name in counts
+    }
+    return {"as_of": now, "buckets": buckets, "invoices": invoices}
+
+
+def refunds_and_disputes(session: Session, period: Period) -> dict[str, Any]:
+    """Refunds and disputes recorded in the period, with their invoices and reasons."""
+    refunds = session.execute(
+        select(
+            LedgerEntry.stripe_object_id.label("stripe_refund_id"),
+            LedgerEntry.amount,
+            LedgerEntry.currency,
+            LedgerEntry.occurred_at,
+            Invoice.id.label("invoice_id"),
+            Invoice.number.label("invoice_number"),
+            Refund.id.label("refund_id"),
+            Refund.reason,
+        )
+        .join(Invoice, Invoice.id == LedgerEntry.invoice_id)
+        .outerjoin(Refund, Refund.stripe_refund_id == LedgerEntry.stripe_object_id)
+        .where(LedgerEntry.kind == "refund", *_within(period, LedgerEntry.occurred_at))
+        .order_by(LedgerEntry.occurred_at)
+    ).mappings()
+    disputes = session.execute(
+        select(
+            LedgerEntry.stripe_object_id.label("stripe_dispute_id"),
+            LedgerEntry.amount,
+            LedgerEntry.currency,
+            LedgerEntry.occurred_at,
+            Invoice.id.label("invoice_id"),
+            Invoice.number.label("invoice_number"),
+        )
+        .join(Invoice, Invoice.id == LedgerEntry.invoice_id)
+        .where(LedgerEntry.kind == "dispute", *_within(period, LedgerEntry.occurred_at))
+        .order_by(LedgerEntry.occurred_at)
+    ).mappings()
+    return {"refunds": [dict(r) for r in refunds], "disputes": [dict(d) for d in disputes]}
+
+
+def month_end(session: Session, year: int, month: int) -> dict[str, Any]:
+    """A month in one page, per currency: billed, collected, refunded, disputed, fees, net,
+    still owed; and the counts of invoices and discrepancies."""
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    period = Period(start, end)
+    billed = _counted_by_currency(
+        session, Invoice.status != statuses.VOID, *_within(period, Invoice.created_at)
+    )
+    owed = _counted_by_currency(session, Invoice.status.in_(UNPAID), Invoice.created_at < end)
+    txn = StripeBalanceTransaction
+    fees = {
+        str(currency): int(fee)
+        for currency, fee in session.execute(
+            select(txn.currency, money_sum(txn.fee))
+            .where(txn.type.in_(STRIPE_CHARGES), *_within(period, txn.created))
+            .group_by(txn.currency)
+        )
+    }
+    report = reconciliation(session, period)
+    totals = report["totals"]
+    currencies = sorted(set(totals["currencies"]) | set(billed) | set(owed) | set(fees))
+    none = {"gross": 0, "refunds": 0, "disputes": 0, "net": 0}
+    return {
+        "month": f"{year:04d}-{month:02d}",
+        "invoices_issued": sum(count for count, _ in billed.values()),
+        "open_invoices": sum(count for count, _ in owed.values()),
+        "currencies": {
+            currency: {
+                "billed": billed.get(currency, (0, 0))[1],
+                "collected": totals["ledger"].get(currency, none)["gross"],
+                "refunded": totals["ledger"].get(currency, none)["refunds"],
+                "disputed": totals["ledger"].get(currency, none)["disputes"],
+                "stripe_fees": int(fees.get(currency, 0)),
+                "net": totals["stripe"].get(currency, none)["net"],
+                "open_amount": owed.get(currency, (0, 0))[1],
+            }
+            for currency in currencies
+        },
+        "discrepancies": {
+            key: totals["counts"][key]
+            for key in ("missing_in_stripe", "missing_in_ledger", "mismatched", "overpayments")
+        },
+        "overpayments": report["overpayments"],
+        "by_session_type": report["by_session_type"],
+    }
+
+
+def _counted_by_currency(session: Session, *conditions: Any) -> dict[str, tuple[int, int]]:
+    """Invoices matching `conditions`: (how many, their total) per currency."""
+    rows = session.execute(
+        select(Invoice.currency, func.count(), money_sum(Invoice.total))
+        .where(*conditions)
+        .group_by(Invoice.currency)
+    )
+    return {str(currency): (int(count), int(total)) for currency, count, total in rows}
+
+
+def _within(period: Period, column: Any) -> tuple[Any, Any]:
+    return column >= period.start, column < period.end
+
+
+def day_range(first: datetime, last: datetime) -> Period:
+    """From the start of `first` to the end of `last` (both days included)."""
+    return Period(first, last + timedelta(days=1))
+
+
+def daily_by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
+    """Per day, session type and currency: gross (charges) and net (after refunds,
+    disputes and Stripe's fees on the matching transactions)."""
+    signed = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=-LedgerEntry.amount)
+    gross = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=0)
+    fee = func.coalesce(StripeBalanceTransaction.fee, 0)
+    day = func.date(LedgerEntry.occurred_at)
+    rows = session.execute(
+        select(
+            day.label("day"),
+            Invoice.session_type,
+            LedgerEntry.currency,
+            func.sum(gross).label("gross"),
+            (func.sum(signed) - func.sum(fee)).label("net"),
+        )
+        .join(Invoice, Invoice.id == LedgerEntry.invoice_id)
+        .outerjoin(
+            StripeBalanceTransaction,
+            StripeBalanceTransaction.source == LedgerEntry.stripe_ref,
+        )
+        .where(*_within(period, LedgerEntry.occurred_at))
+        .group_by(day, Invoice.session_type, LedgerEntry.currency)
+        .order_by(day)
+    ).mappings()
+    return [
+        {**row, "day": str(row["day"]), "gross": int(row["gross"]), "net": int(row["net"])}
+        for row in rows
+    ]

@@ -1,0 +1,1 @@
+"""Invoicing: invoices, the ledger, pay links, receipts."""

@@ -1,0 +1,178 @@
+"""Invoices: one per patient of a quote, at the quote's locked price, numbered without gaps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from billing.adapters.db import dialect_insert
+from billing.adapters.models import Invoice, InvoiceCounter, InvoiceLine, Quote, utcnow
+from billing.domain import pricing, statuses
+from billing.domain.errors import Conflict, NotFound
+from billing.services.access import audit
+
+COMPLETED_SESSION_STATUSES = (statuses.PAID, statuses.PARTIALLY_REFUNDED)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceBatch:
+    invoices: list[Invoice]
+    created: bool  # False when the quote had been invoiced before
+
+
+@dataclass(frozen=True, slots=True)
+class InvoicePage:
+    data: list[Invoice]
+    has_more: bool
+
+
+def get_invoice(session: Session, invoice_id: str, for_update: bool = False) -> Invoice:
+    statement = select(Invoice).where(Invoice.id == invoice_id)
+    if for_update:
+        # Lock and re-read: the session may hold an older copy of this row.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    invoice = session.scalars(statement).one_or_none()
+    if invoice is None:
+        raise NotFound("invoice_not_found", f"No invoice {invoice_id!r}.")
+    return invoice
+
+
+def create_invoices(session: Session, quote_id: str, now: datetime | None = None) -> InvoiceBatch:
+    """Invoice every patient of a quote once; invoicing it again returns the same invoices."""
+    now = now or utcnow()
+    quote = session.scalars(
+        select(Quote).where(Quote.id == quote_id).with_for_update()
+    ).one_or_none()
+    if quote is None:
+        raise NotFound("quote_not_found", f"No quote {quote_id!r}.")
+    existing = _invoices_of(session, quote.id)
+    if existing:
+        return InvoiceBatch(existing, created=False)
+    if pricing.is_expired(quote.expires_at, now):
+        raise Conflict(
+            "quote_expired", f"Quote {quote.id} expired at {quote.expires_at.isoformat()}."
+        )
+
+    numbers = _next_numbers(session, now.year, len(quote.lines))
+    invoices = [
+        Invoice(
+            number=number,
+            quote_id=quote.id,
+            booking_id=quote.booking_id,
+            patient_id=line.patient_id,
+            patient_name=line.patient_name,
+            patient_email=line.patient_email,
+            session_type=quote.session_type,
+            scheduled_at=quote.scheduled_at,
+            currency=quote.currency,
+            total=line.amount,
+            status=statuses.OPEN,
+            created_at=now,
+            updated_at=now,
+            lines=[
+                InvoiceLine(
+                    position=0,
+                    description=line.description,
+                    session_type=quote.session_type,
+                    amount=line.amount,
+                )
+            ],
+        )
+        for number, line in zip(numbers, quote.lines, strict=True)
+    ]
+    session.add_all(invoices)
+    session.flush()
+    for invoice in invoices:
+        audit.record(
+            session,
+            "invoice.created",
+            "invoice",
+            invoice.id,
+            number=invoice.number,
+            quote_id=quote.id,
+            patient_id=invoice.patient_id,
+            total=invoice.total,
+            currency=invoice.currency,
+        )
+    session.commit()
+    return InvoiceBatch(invoices, created=True)
+
+
+def _invoices_of(session: Session, quote_id: str) -> list[Invoice]:
+    return list(
+        session.scalars(
+            select(Invoice).where(Invoice.quote_id == quote_id).order_by(Invoice.number)
+        )
+    )
+
+
+def _next_numbers(session: Session, year: int, count: int) -> list[str]:
+    """Take `count` consecutive numbers of `year`; the counter's row lock serialises callers."""
+    insert = dialect_insert(session)
+    session.execute(
+        insert(InvoiceCounter)
+        .values(year=year, last_number=0)
+        .on_conflict_do_nothing(index_elements=["year"])
+    )
+    last = session.execute(
+        update(InvoiceCounter)
+        .where(InvoiceCounter.year == year)
+        .values(last_number=InvoiceCounter.last_number + count)
+        .returning(InvoiceCounter.last_number)
+    ).scalar_one()
+    return [f"{year}-{n:06d}" for n in range(last - count + 1, last + 1)]
+
+
+def list_invoices(
+    session: Session,
+    *,
+    limit: int = 50,
+    starting_after: str | None = None,
+    status: str | None = None,
+    patient_id: str | None = None,
+    booking_id: str | None = None,
+    created_gte: datetime | None = None,
+    created_lt: datetime | None = None,
+) -> InvoicePage:
+    """Newest first, filtered; `starting_after` is the id of the last invoice already seen."""
+    statement = select(Invoice)
+    if status:
+        statement = statement.where(Invoice.status == status)
+    if patient_id:
+        statement = statement.where(Invoice.patient_id == patient_id)
+    if booking_id:
+        statement = statement.where(Invoice.booking_id == booking_id)
+    if created_gte:
+        statement = statement.where(Invoice.created_at >= created_gte)
+    if created_lt:
+        statement = statement.where(Invoice.created_at < created_lt)
+    if starting_after:
+        cursor = get_invoice(session, starting_after)
+        statement = statement.where(
+            (Invoice.created_at < cursor.created_at)
+            | ((Invoice.created_at == cursor.created_at) & (Invoice.id < cursor.id))
+        )
+    rows = list(
+        session.scalars(
+            statement.order_by(Invoice.created_at.desc(), Invoice.id.desc()).limit(limit + 1)
+        )
+    )
+    return InvoicePage(data=rows[:limit], has_more=len(rows) > limit)
+
+
+def completed_iv_sessions(session: Session, patient_ids: Sequence[str]) -> dict[str, int]:
+    """Paid IV invoices per patient: the sessions this service knows were completed."""
+    rows = session.execute(
+        select(Invoice.patient_id, func.count())
+        .where(
+            Invoice.patient_id.in_(patient_ids),
+            Invoice.session_type == pricing.IV_INDIVIDUAL,
+            Invoice.status.in_(COMPLETED_SESSION_STATUSES),
+        )
+        .group_by(Invoice.patient_id)
+    )
+    return {patient_id: int(count) for patient_id, count in rows}

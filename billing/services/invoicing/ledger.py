@@ -1,0 +1,101 @@
+"""The append-only ledger: each Stripe charge, refund and dispute once, with the status change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from billing.adapters.db import dialect_insert
+from billing.adapters.models import Invoice, LedgerEntry, Refund, utcnow
+from billing.domain import statuses
+
+CHARGE, REFUND, DISPUTE = "charge", "refund", "dispute"
+
+
+@dataclass(frozen=True, slots=True)
+class Amounts:
+    paid: int
+    refunded: int
+    disputed: int
+    overpaid: int = 0  # collected beyond the invoice and refunded for that reason
+
+
+def record(
+    session: Session,
+    invoice: Invoice,
+    kind: str,
+    amount: int,
+    stripe_object_id: str,
+    stripe_charge_id: str | None = None,
+    occurred_at: datetime | None = None,
+) -> bool:
+    """Append one entry and move the invoice's status; False if it was already recorded."""
+    insert = dialect_insert(session)
+    statement = (
+        insert(LedgerEntry)
+        .values(
+            invoice_id=invoice.id,
+            kind=kind,
+            amount=amount,
+            currency=invoice.currency,
+            stripe_object_id=stripe_object_id,
+            stripe_charge_id=stripe_charge_id,
+            stripe_ref=stripe_charge_id if kind == CHARGE else stripe_object_id,
+            occurred_at=occurred_at or utcnow(),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["kind", "stripe_object_id"])
+        .returning(LedgerEntry.id)
+    )
+    added = session.execute(statement).scalar_one_or_none() is not None
+    if added:
+        settle(session, invoice)
+    return added
+
+
+def amounts(session: Session, invoice_id: str) -> Amounts:
+    """What the ledger says was paid, refunded and disputed on one invoice."""
+
+    def total(kind: str) -> Any:
+        return func.coalesce(func.sum(case((LedgerEntry.kind == kind, LedgerEntry.amount))), 0)
+
+    overpayment_refunds = select(Refund.stripe_refund_id).where(
+        Refund.invoice_id == invoice_id,
+        Refund.kind == "overpayment",
+        Refund.stripe_refund_id.is_not(None),
+    )
+    overpaid = func.coalesce(
+        func.sum(
+            case(
+                (
+                    (LedgerEntry.kind == REFUND)
+                    & LedgerEntry.stripe_object_id.in_(overpayment_refunds),
+                    LedgerEntry.amount,
+                )
+            )
+        ),
+        0,
+    )
+    paid, refunded, disputed, given_back = session.execute(
+        select(total(CHARGE), total(REFUND), total(DISPUTE), overpaid).where(
+            LedgerEntry.invoice_id == invoice_id
+        )
+    ).one()
+    return Amounts(int(paid), int(refunded), int(disputed), int(given_back))
+
+
+def settle(session: Session, invoice: Invoice) -> None:
+    """Move the invoice forward to whatever its ledger now implies.
+
+    Money given back because it was collected twice counts neither as paid nor refunded.
+    """
+    money = amounts(session, invoice.id)
+    target = statuses.settled_status(
+        invoice.total, money.paid - money.overpaid, money.refunded - money.overpaid
+    )
+    if target is not None:
+        invoice.status = statuses.advance(invoice.status, target)

@@ -1,0 +1,91 @@
+"""Pay links: a signed, expiring URL that lets a patient pay exactly one invoice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from billing.adapters.models import Invoice, PayLink, utcnow
+from billing.domain import paylinks, statuses
+from billing.domain.errors import Conflict, NotFound, ServiceError
+from billing.services import idempotency
+from billing.services.access import audit
+from billing.services.idempotency import IdempotencyRequest
+from billing.services.invoicing.invoices import get_invoice
+
+
+class LinkGone(ServiceError):
+    """A link that was ours but no longer works (expired or revoked)."""
+
+    status, title = 410, "Link no longer valid"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedLink:
+    link: PayLink
+    token: str
+    invoice: Invoice
+
+
+def create_pay_link(
+    session: Session,
+    secret: str,
+    invoice_id: str,
+    ttl: timedelta,
+    request: IdempotencyRequest,
+) -> IssuedLink:
+    """A new link for an open invoice; a replayed Idempotency-Key returns the same link."""
+    claim = idempotency.claim(session, request, "pay_link")
+    if claim.replay_of is not None:
+        link = session.get(PayLink, claim.replay_of)
+        assert link is not None
+        session.commit()
+        return _issued(session, secret, link)
+    invoice = get_invoice(session, invoice_id, for_update=True)
+    if invoice.status not in (statuses.OPEN, statuses.PROCESSING):
+        raise Conflict(
+            "invoice_not_payable", f"Invoice {invoice.number} is {invoice.status}, not open."
+        )
+    now = utcnow()
+    link = PayLink(invoice_id=invoice.id, created_at=now, expires_at=now + ttl)
+    session.add(link)
+    session.flush()
+    audit.record(
+        session,
+        "pay_link.created",
+        "pay_link",
+        link.id,
+        invoice_id=invoice.id,
+        expires_at=link.expires_at.isoformat(),
+    )
+    idempotency.complete(session, claim, link.id)
+    session.commit()
+    return _issued(session, secret, link)
+
+
+def _issued(session: Session, secret: str, link: PayLink) -> IssuedLink:
+    invoice = get_invoice(session, link.invoice_id)
+    return IssuedLink(link, paylinks.sign(secret, link.id, link.expires_at), invoice)
+
+
+def open_pay_link(
+    session: Session, secrets: Sequence[str], token: str, now: datetime | None = None
+) -> Invoice:
+    """The invoice behind a token signed by one of `secrets`, or a typed error a patient
+    can be shown."""
+    now = now or utcnow()
+    try:
+        claims = paylinks.verify(secrets, token, now)
+    except paylinks.ExpiredToken:
+        raise LinkGone("pay_link_expired", "This payment link has expired.") from None
+    except paylinks.InvalidToken:
+        raise NotFound("pay_link_invalid", "This payment link is not valid.") from None
+    link = session.get(PayLink, claims.link_id)
+    if link is None:
+        raise NotFound("pay_link_invalid", "This payment link is not valid.")
+    if link.revoked_at is not None:
+        raise LinkGone("pay_link_revoked", "This payment link has been withdrawn.")
+    return get_invoice(session, link.invoice_id)

@@ -1,0 +1,51 @@
+"""What a receipt shows, and what staff see of an invoice's money."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing.adapters.models import Invoice, LedgerEntry, Payment, Refund
+from billing.domain import statuses
+from billing.domain.errors import Conflict
+from billing.domain.statuses import SUCCEEDED
+from billing.services.invoicing.invoices import get_invoice
+
+
+def receipt_payment(session: Session, invoice_id: str) -> Payment | None:
+    """The payment that collected the invoice, if any (the first: a second was given back)."""
+    return session.scalars(
+        select(Payment)
+        .where(Payment.invoice_id == invoice_id, Payment.status == SUCCEEDED)
+        .order_by(Payment.paid_at)
+    ).first()
+
+
+def paid_invoice(session: Session, invoice_id: str) -> tuple[Invoice, Payment | None]:
+    """An invoice that has a receipt (money was collected), with the payment that paid it."""
+    invoice = get_invoice(session, invoice_id)
+    if invoice.status not in statuses.SETTLED:
+        raise Conflict("invoice_not_paid", f"Invoice {invoice.number} has not been paid.")
+    return invoice, receipt_payment(session, invoice.id)
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceHistory:
+    """Everything staff look at when a payment does not add up."""
+
+    invoice: Invoice
+    payments: list[Payment]
+    refunds: list[Refund]
+    ledger: list[LedgerEntry]
+
+
+def invoice_history(session: Session, invoice_id: str) -> InvoiceHistory:
+    invoice = get_invoice(session, invoice_id)
+
+    def of(model: Any) -> list[Any]:
+        return list(session.scalars(select(model).where(model.invoice_id == invoice_id)))
+
+    return InvoiceHistory(invoice, of(Payment), of(Refund), of(LedgerEntry))

@@ -1,0 +1,380 @@
+"""Charging an invoice: commit our intent, call Stripe, commit the outcome. Never twice.
+
+An invoice has at most one live PaymentIntent: charging the card on file first cancels
+the pay page's PaymentIntent at Stripe, or is refused while Stripe is processing it. Money
+that Stripe collects anyway, on an invoice already settled or void, goes back to the card
+automatically, once (see `overpayments`).
+
+A payment whose outcome we do not know (a timeout, an outage, a crash between the call
+and the outcome commit) is settled by asking Stripe, never by creating a second charge:
+its PaymentIntent by id when we have it; else the same create re-sent with the same
+idempotency key while Stripe keeps keys (24 h), which returns the original; past that,
+Stripe's search by our payment id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from billing.adapters import metrics
+from billing.adapters.models import Invoice, Patient, Payment, utcnow
+from billing.adapters.stripe_gateway import Card, Intent, StripeGateway
+from billing.domain import statuses
+from billing.domain.errors import Conflict, PaymentRequired, ServiceError
+from billing.domain.statuses import (
+    AWAITING_PATIENT,
+    CANCELED,
+    FAILED,
+    PENDING,
+    PROCESSING,
+    REQUIRES_ACTION,
+    SUCCEEDED,
+    UNKNOWN,
+)
+from billing.services import idempotency
+from billing.services.access import audit
+from billing.services.idempotency import REPLAY_WAIT, IdempotencyRequest
+from billing.services.invoicing import ledger
+from billing.services.invoicing.invoices import get_invoice
+from billing.services.payments import overpayments, refunds
+
+log = logging.getLogger("billing.payments")
+
+IN_FLIGHT = (PENDING, UNKNOWN, REQUIRES_ACTION, PROCESSING)  # a charge not yet settled
+SETTLED = (SUCCEEDED, FAILED, CANCELED)
+KEYS_KEPT = timedelta(hours=23)  # Stripe keeps an idempotency key 24 h; keep a margin
+# Failures recorded on a charge that was never sent, answered again on a replay as 409s.
+CONFLICTS = ("payment_in_progress", "invoice_not_payable")
+
+__all__ = ["AWAITING_PATIENT", "FAILED", "IN_FLIGHT", "PENDING", "SUCCEEDED", "UNKNOWN"]
+
+
+def get_payment(session: Session, payment_id: str) -> Payment:
+    return session.scalars(
+        select(Payment).where(Payment.id == payment_id).execution_options(populate_existing=True)
+    ).one()
+
+
+def pay_with_card_on_file(
+    session: Session, gateway: StripeGateway, invoice_id: str, request: IdempotencyRequest
+) -> Payment:
+    """Charge the patient's saved card off-session for the whole invoice."""
+    claim = idempotency.claim(session, request, "payment")
+    if claim.replay_of is not None:
+        session.commit()
+        return _replay(session, gateway, claim.replay_of)
+
+    invoice = get_invoice(session, invoice_id, for_update=True)
+    check_payable(session, invoice)
+    patient = session.scalars(
+        select(Patient).where(Patient.patient_id == invoice.patient_id)
+    ).first()
+    if patient is None or not patient.default_payment_method_id or not patient.stripe_customer_id:
+        raise Conflict(
+            "no_card_on_file",
+            f"Patient {invoice.patient_id} has no saved card; save one or send a pay link.",
+        )
+    payment = Payment(
+        invoice_id=invoice.id,
+        method="card_on_file",
+        status=PENDING,
+        amount=invoice.total,
+        currency=invoice.currency,
+        stripe_customer_id=patient.stripe_customer_id,
+        stripe_payment_method_id=patient.default_payment_method_id,
+        card_brand=patient.default_card_brand,
+        card_last4=patient.default_card_last4,
+    )
+    session.add(payment)
+    invoice.status = statuses.advance(invoice.status, statuses.PROCESSING)
+    session.flush()
+    audit_payment(session, payment, "payment.created")
+    idempotency.complete(session, claim, payment.id)
+    session.commit()  # our intent is durable, and the pay page now stands aside
+    try:
+        cancel_online(session, gateway, invoice.id)
+    except ServiceError as error:
+        _abandon(session, payment.id, error)
+        raise
+    return outcome(_send(session, gateway, payment.id))
+
+
+def outcome(payment: Payment) -> Payment:
+    """The payment, or the reason nothing was charged as the error that names it."""
+    if payment.status == FAILED:
+        extra = {"payment_id": payment.id, "invoice_id": payment.invoice_id}
+        code = payment.failure_code or "card_declined"
+        message = payment.failure_message or "The card was declined."
+        if code in CONFLICTS:
+            raise Conflict(code, message, extra=extra)
+        raise PaymentRequired(code, message, extra=extra)
+    return payment
+
+
+def check_payable(session: Session, invoice: Invoice) -> None:
+    """Refuse (409) unless the invoice is open with no card-on-file charge in flight."""
+    in_flight = session.scalars(
+        select(Payment.id).where(
+            Payment.invoice_id == invoice.id,
+            Payment.method == "card_on_file",
+            Payment.status.in_(IN_FLIGHT),
+        )
+    ).first()
+    if in_flight is not None:
+        raise Conflict(
+            "payment_in_progress",
+            f"Payment {in_flight} for this invoice is still in progress.",
+            extra={"payment_id": in_flight},
+        )
+    if not statuses.is_payable(invoice.status):
+        raise Conflict(
+            "invoice_not_payable", f"Invoice {invoice.number} is {invoice.status}, not open."
+        )
+
+
+def cancel_online(session: Session, gateway: StripeGateway, invoice_id: str) -> None:
+    """Cancel the pay page's PaymentIntent at Stripe before the invoice is collected otherwise.
+
+    Raises a Conflict when the patient's payment got there first: it succeeded (the invoice
+    is paid) or Stripe is processing it.
+    """
+    session.execute(  # an intent still being made finds its row cancelled and cancels itself
+        update(Payment)
+        .where(
+            Payment.invoice_id == invoice_id,
+            Payment.method == "online",
+            Payment.status == AWAITING_PATIENT,
+            Payment.stripe_payment_intent_id.is_(None),
+        )
+        .values(status=CANCELED, updated_at=utcnow())
+    )
+    live = list(
+        session.scalars(
+            select(Payment).where(
+                Payment.invoice_id == invoice_id,
+                Payment.method == "online",
+                Payment.stripe_payment_intent_id.is_not(None),
+                Payment.status.not_in((SUCCEEDED, CANCELED)),
+            )
+        )
+    )
+    session.commit()  # no transaction stays open across the call to Stripe
+    for payment in live:
+        intent = gateway.cancel_payment_intent(str(payment.stripe_payment_intent_id))
+        apply_intent(session, gateway, payment.id, intent)
+        if intent.status == "succeeded":
+            raise Conflict("invoice_not_payable", "The patient has just paid this invoice online.")
+        if intent.status != "canceled":
+            raise Conflict(
+                "payment_in_progress",
+                "The patient's online payment is being processed by Stripe; wait for its outcome.",
+                extra={"payment_id": payment.id},
+            )
+
+
+def _abandon(session: Session, payment_id: str, error: ServiceError) -> None:
+    """A charge that was never sent: record why, and leave the invoice as it was."""
+    payment = get_payment(session, payment_id)
+    invoice = get_invoice(session, payment.invoice_id, for_update=True)
+    payment.status = FAILED
+    payment.failure_code, payment.failure_message = error.code, error.detail
+    invoice.status = statuses.after_failed_attempt(invoice.status)
+    audit_payment(session, payment)
+    session.commit()
+    metrics.payment_outcome(payment.method, FAILED)
+
+
+def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
+    """Call Stripe for a recorded payment and commit what it answered."""
+    payment = get_payment(session, payment_id)
+    customer_id, method_id = payment.stripe_customer_id, payment.stripe_payment_method_id
+    if customer_id is None or method_id is None:  # recorded before these were kept
+        patient = session.scalars(
+            select(Patient)
+            .join(Invoice, Invoice.patient_id == Patient.patient_id)
+            .where(Invoice.id == payment.invoice_id)
+        ).one()
+        customer_id, method_id = patient.stripe_customer_id, patient.default_payment_method_id
+    session.commit()  # no transaction stays open across the call to Stripe
+    try:
+        intent = gateway.charge_card_on_file(
+            payment_id=payment.id,
+            invoice_ref=payment.invoice_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            customer_id=str(customer_id),
+            payment_method_id=str(method_id),
+        )
+    except ServiceError as error:
+        if not error.outcome_unknown:  # Stripe answered: nothing was charged
+            _abandon(session, payment.id, error)
+            raise
+        _set_status(session, payment.id, UNKNOWN)
+        raise
+    return apply_intent(session, gateway, payment.id, intent)
+
+
+def apply_intent(
+    session: Session,
+    gateway: StripeGateway,
+    payment_id: str,
+    intent: Intent,
+    card: Card | None = None,
+) -> Payment:
+    """Commit what Stripe says of a payment's PaymentIntent; statuses never go backwards.
+
+    Money collected beyond what the invoice still owes is refunded at once (and by the
+    recovery job if that call fails).
+    """
+    # Locks are taken invoice first, then its payment, everywhere: no deadlock with a
+    # refund or a charge of the same invoice.
+    invoice_id = session.scalars(select(Payment.invoice_id).where(Payment.id == payment_id)).one()
+    invoice = get_invoice(session, invoice_id, for_update=True)
+    payment = session.scalars(
+        select(Payment)
+        .where(Payment.id == payment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    # An online payment that failed is not over: the patient may try another card on it.
+    final = (SUCCEEDED, CANCELED) if payment.method == "online" else SETTLED
+    if payment.status in final and intent.status != "succeeded":
+        session.commit()
+        return payment
+    before = payment.status
+    if intent.id and not payment.stripe_payment_intent_id:
+        payment.stripe_payment_intent_id = intent.id
+    excess_refund = None
+    if intent.status == "succeeded":
+        payment.status = SUCCEEDED
+        payment.stripe_charge_id = intent.charge_id or payment.stripe_charge_id
+        payment.paid_at = payment.paid_at or utcnow()
+        payment.failure_code = payment.failure_message = None
+        if card is not None and payment.card_last4 is None:
+            payment.card_brand, payment.card_last4 = card.brand, card.last4
+        if ledger.record(
+            session, invoice, ledger.CHARGE, intent.amount, str(intent.id), intent.charge_id
+        ):
+            excess_refund = overpayments.reserve(session, invoice, payment)
+    elif intent.status == "requires_action":
+        payment.status = REQUIRES_ACTION
+        payment.client_secret = intent.client_secret
+    elif intent.status == "processing":
+        payment.status = PROCESSING
+        invoice.status = statuses.advance(invoice.status, statuses.PROCESSING)
+    elif intent.status == "canceled" and payment.method == "online":
+        payment.status = CANCELED
+    elif intent.status in ("failed", "requires_payment_method", "canceled"):
+        payment.status = FAILED
+        payment.failure_code = intent.failure_code or "card_declined"
+        payment.failure_message = intent.failure_message or "The card was declined."
+        invoice.status = statuses.after_failed_attempt(invoice.status)
+    if payment.status != before:
+        audit_payment(session, payment)
+    session.commit()
+    if payment.status != before:
+        metrics.payment_outcome(payment.method, payment.status)
+    if excess_refund is not None:
+        _give_back(session, gateway, excess_refund)
+    return payment
+
+
+def audit_payment(session: Session, payment: Payment, action: str | None = None) -> None:
+    """A payment made, or its new status (succeeded, failed, requires_action, ...), in the
+    audit trail."""
+    audit.record(
+        session,
+        action or f"payment.{payment.status}",
+        "payment",
+        payment.id,
+        invoice_id=payment.invoice_id,
+        method=payment.method,
+        amount=payment.amount,
+        currency=payment.currency,
+        failure_code=payment.failure_code,
+    )
+
+
+def _give_back(session: Session, gateway: StripeGateway, refund_id: str) -> None:
+    """Send an overpayment's refund now; if Stripe cannot take it, recovery sends it later."""
+    try:
+        refunds.send(session, gateway, refund_id)
+    except ServiceError as error:
+        log.warning("overpayment refund %s not sent yet: %s", refund_id, error.detail)
+
+
+def _set_status(session: Session, payment_id: str, status: str) -> None:
+    session.execute(
+        update(Payment).where(Payment.id == payment_id).values(status=status, updated_at=utcnow())
+    )
+    session.commit()
+
+
+def _take_over(session: Session, seen: Payment) -> bool:
+    """Compare-and-set: move a payment as we last saw it back to pending; True if we won."""
+    taken = session.execute(
+        update(Payment)
+        .where(
+            Payment.id == seen.id,
+            Payment.status == seen.status,
+            Payment.updated_at == seen.updated_at,
+        )
+        .values(status=PENDING, updated_at=utcnow())
+        .returning(Payment.id)
+    ).scalar_one_or_none()
+    session.commit()
+    return taken is not None
+
+
+def _replay(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
+    """The same answer as the first request: wait for it, or finish what it left unknown."""
+    deadline = time.monotonic() + REPLAY_WAIT.total_seconds()
+    while True:
+        payment = get_payment(session, payment_id)
+        session.commit()
+        if is_stuck(payment):
+            return outcome(resolve(session, gateway, payment.id))
+        if payment.status != PENDING:
+            return outcome(payment)
+        if time.monotonic() > deadline:
+            raise Conflict(
+                "idempotency_request_in_progress",
+                "The first request with this Idempotency-Key is still running; retry shortly.",
+            )
+        time.sleep(0.05)
+
+
+def is_stuck(payment: Payment) -> bool:
+    return idempotency.is_stuck(payment.status, payment.updated_at)
+
+
+def resolve(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
+    """Settle a payment whose outcome we do not know by asking Stripe; never charge twice."""
+    payment = get_payment(session, payment_id)
+    session.commit()
+    if payment.stripe_payment_intent_id:
+        intent = gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)
+        return apply_intent(session, gateway, payment.id, intent)
+    if payment.method == "card_on_file" and utcnow() - payment.created_at < KEYS_KEPT:
+        # The same create with the same key: Stripe answers with the PaymentIntent it made
+        # then, or makes it now if the first call never arrived.
+        if _take_over(session, payment):
+            return _send(session, gateway, payment.id)
+        return _replay(session, gateway, payment.id)  # another request is re-sending it
+    found = gateway.search_payment_intent(payment.id)
+    if found is not None:
+        return apply_intent(session, gateway, payment.id, found)
+    never_sent = Intent(
+        id=None,
+        status="failed",
+        amount=payment.amount,
+        currency=payment.currency,
+        failure_code="not_sent",
+        failure_message="The charge never reached Stripe; nothing was collected.",
+    )
+    return apply_intent(session, gateway, payment.id, never_sent)

@@ -1,0 +1,152 @@
+"""The pay page's PaymentIntent, and voiding: an invoice has at most one live intent.
+
+The pay page's PaymentIntent is made once per invoice and kept while the patient tries
+cards; it is cancelled at Stripe before the invoice is collected another way or voided.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from billing.adapters.models import Invoice, PayLink, Payment, utcnow
+from billing.adapters.stripe_gateway import StripeGateway
+from billing.domain import statuses
+from billing.domain.errors import Conflict
+from billing.domain.statuses import AWAITING_PATIENT, FAILED, REQUIRES_ACTION
+from billing.services.access import audit
+from billing.services.invoicing.invoices import get_invoice
+from billing.services.payments.charges import (
+    audit_payment,
+    cancel_online,
+    check_payable,
+    get_payment,
+)
+
+REUSABLE = (AWAITING_PATIENT, REQUIRES_ACTION, FAILED)  # the patient may try again on it
+VOID_ATTEMPTS = 3  # a pay page that keeps making intents while we void is refused after this
+
+
+def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: str) -> Payment:
+    """The invoice's online payment with a client secret for the pay page; made once.
+
+    A patient whose card was declined tries again on the same PaymentIntent. Refused
+    (409) unless the invoice is open with no other charge in flight.
+    """
+    invoice = get_invoice(session, invoice_id, for_update=True)
+    check_payable(session, invoice)
+    payment = session.scalars(
+        select(Payment)
+        .where(
+            Payment.invoice_id == invoice.id,
+            Payment.method == "online",
+            Payment.status.in_(REUSABLE),
+        )
+        .order_by(Payment.created_at.desc())
+    ).first()
+    if payment is None:
+        payment = Payment(
+            invoice_id=invoice.id,
+            method="online",
+            status=AWAITING_PATIENT,
+            amount=invoice.total,
+            currency=invoice.currency,
+        )
+        session.add(payment)
+        session.flush()
+        audit_payment(session, payment, "payment.created")
+    session.commit()  # no transaction stays open across the call to Stripe
+    if payment.client_secret:
+        return payment
+    intent = gateway.create_online_intent(
+        payment_id=payment.id,
+        invoice_ref=invoice.id,
+        amount=payment.amount,
+        currency=payment.currency,
+    )
+    kept = session.execute(
+        update(Payment)
+        .where(
+            Payment.id == payment.id,
+            Payment.status == AWAITING_PATIENT,
+            Payment.client_secret.is_(None),
+        )
+        .values(client_secret=intent.client_secret, stripe_payment_intent_id=intent.id)
+        .returning(Payment.id)
+    ).scalar_one_or_none()
+    session.commit()
+    payment = get_payment(session, payment.id)
+    session.commit()
+    if kept is None and payment.stripe_payment_intent_id != intent.id and intent.id:
+        # The invoice was charged or voided while this intent was being made.
+        gateway.cancel_payment_intent(intent.id)
+        raise Conflict("invoice_not_payable", "This invoice can no longer be paid online.")
+    return payment
+
+
+def void_invoice(
+    session: Session, gateway: Callable[[], StripeGateway], invoice_id: str
+) -> Invoice:
+    """Void an invoice while nothing has been paid; voiding twice is harmless.
+
+    The pay page's PaymentIntent is cancelled at Stripe first, so a page left open can no
+    longer collect; if the patient paid first, the invoice is paid and cannot be voided.
+    """
+    for _ in range(VOID_ATTEMPTS):
+        invoice = get_invoice(session, invoice_id, for_update=True)
+        if invoice.status == statuses.VOID:
+            return invoice
+        if invoice.status == statuses.PROCESSING:
+            raise Conflict(
+                "payment_in_progress", "A payment is in progress; it cannot be voided now."
+            )
+        if invoice.status != statuses.OPEN:
+            raise Conflict(
+                "invoice_paid", f"Invoice {invoice.number} has been paid; refund it instead."
+            )
+        if not _has_live_intent(session, invoice.id):
+            return _void(session, invoice)
+        session.commit()
+        try:
+            cancel_online(session, gateway(), invoice_id)
+        except Conflict:
+            pass  # the patient got there first: the invoice's status now says how far
+    raise Conflict("payment_in_progress", "The pay page keeps starting payments; try again.")
+
+
+def _has_live_intent(session: Session, invoice_id: str) -> bool:
+    return (
+        session.scalars(
+            select(Payment.id).where(
+                Payment.invoice_id == invoice_id,
+                Payment.method == "online",
+                Payment.stripe_payment_intent_id.is_not(None),
+                Payment.status.in_(REUSABLE),
+            )
+        ).first()
+        is not None
+    )
+
+
+def _void(session: Session, invoice: Invoice) -> Invoice:
+    invoice.status = statuses.VOID
+    invoice.voided_at = utcnow()
+    session.execute(  # an intent still being made finds its row cancelled and cancels itself
+        update(Payment)
+        .where(
+            Payment.invoice_id == invoice.id,
+            Payment.method == "online",
+            Payment.status == AWAITING_PATIENT,
+        )
+        .values(status=statuses.CANCELED, updated_at=invoice.voided_at)
+    )
+    session.execute(
+        update(PayLink)
+        .where(PayLink.invoice_id == invoice.id, PayLink.revoked_at.is_(None))
+        .values(revoked_at=invoice.voided_at)
+    )
+    audit.record(session, "invoice.voided", "invoice", invoice.id, number=invoice.number)
+    session.commit()
+    return invoice

@@ -1,0 +1,80 @@
+"""Patients as Stripe sees them: a Customer made once, and a card on file."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from billing.adapters.db import dialect_insert
+from billing.adapters.models import Patient, new_id
+from billing.adapters.stripe_gateway import Card, StripeGateway
+
+
+def get_or_create_patient(session: Session, patient_id: str) -> Patient:
+    """The patient's row, made on first use; safe when two requests race to make it."""
+    insert = dialect_insert(session)
+    session.execute(
+        insert(Patient)
+        .values(id=new_id("pt"), patient_id=patient_id)
+        .on_conflict_do_nothing(index_elements=["patient_id"])
+    )
+    session.commit()
+    return session.scalars(select(Patient).where(Patient.patient_id == patient_id)).one()
+
+
+def ensure_customer(session: Session, gateway: StripeGateway, patient_id: str) -> Patient:
+    """The patient with a Stripe Customer, created once and known only by an opaque ref."""
+    patient = get_or_create_patient(session, patient_id)
+    session.commit()  # no transaction stays open across the call to Stripe
+    if patient.stripe_customer_id:
+        return patient
+    customer_id = gateway.create_customer(patient.id)
+    session.execute(
+        update(Patient)
+        .where(Patient.id == patient.id, Patient.stripe_customer_id.is_(None))
+        .values(stripe_customer_id=customer_id)
+    )
+    session.commit()
+    session.refresh(patient)
+    return patient
+
+
+def start_setup_intent(session: Session, gateway: StripeGateway, patient_id: str) -> str:
+    """A SetupIntent client secret with which the patient's browser saves a card."""
+    patient = ensure_customer(session, gateway, patient_id)
+    assert patient.stripe_customer_id is not None
+    return gateway.create_setup_intent(patient.stripe_customer_id)
+
+
+def save_card(
+    session: Session, gateway: StripeGateway, patient_id: str, payment_method_id: str
+) -> Card:
+    """Attach a PaymentMethod and make it the patient's card on file."""
+    patient = ensure_customer(session, gateway, patient_id)
+    assert patient.stripe_customer_id is not None
+    card = gateway.attach_card(payment_method_id, patient.stripe_customer_id)
+    session.execute(
+        update(Patient)
+        .where(Patient.id == patient.id)
+        .values(
+            default_payment_method_id=card.id,
+            default_card_brand=card.brand,
+            default_card_last4=card.last4,
+        )
+    )
+    session.commit()
+    return card
+
+
+def list_cards(session: Session, gateway: StripeGateway, patient_id: str) -> list[Card]:
+    """The patient's saved cards (brand, last four, expiry); none before a Customer exists."""
+    patient = session.scalars(select(Patient).where(Patient.patient_id == patient_id)).first()
+    session.commit()
+    if patient is None or patient.stripe_customer_id is None:
+        return []
+    return gateway.list_cards(patient.stripe_customer_id)
+
+
+def default_card_id(session: Session, patient_id: str) -> str | None:
+    patient = session.scalars(select(Patient).where(Patient.patient_id == patient_id)).first()
+    return patient.default_payment_method_id if patient else None

@@ -1,0 +1,1 @@
+"""Pricing: the catalogue and quotes."""

@@ -1,0 +1,180 @@
+"""Quotes: price a booking under the rules and lock it to a price version until it expires."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, text
+from sqlalchemy.orm import Session
+
+from billing.adapters.models import Quote, QuoteLine, new_id, utcnow
+from billing.domain import pricing
+from billing.domain.errors import NotFound
+from billing.domain.money import Money
+from billing.services import idempotency
+from billing.services.access import audit
+from billing.services.idempotency import IdempotencyRequest
+from billing.services.invoicing import invoices
+from billing.services.pricing import catalog
+
+
+def get_quote(session: Session, quote_id: str) -> Quote:
+    quote = session.get(Quote, quote_id)
+    if quote is None:
+        raise NotFound("quote_not_found", f"No quote {quote_id!r}.")
+    return quote
+
+
+def create_quote(
+    session: Session,
+    booking: dict[str, Any],
+    ttl: timedelta,
+    prices: catalog.PriceBook,
+    idempotency_request: IdempotencyRequest | None = None,
+    now: datetime | None = None,
+) -> Quote | dict[str, Any]:
+    """Price a booking; a replayed Idempotency-Key returns the quote it made first."""
+    now = now or utcnow()
+    claim = idempotency.Claim()
+    if idempotency_request is not None:
+        claim = idempotency.claim(session, idempotency_request, "quote")
+        if claim.replay_of is not None:
+            return get_quote(session, claim.replay_of)
+
+    price = prices.current(session, booking["currency"], now)
+    patients = booking["patients"]
+    completed = _completed_iv_sessions(session, booking["session_type"], patients)
+    histories = [
+        pricing.PatientHistory(
+            patient_id=patient["patient_id"],
+            prior_iv_sessions=patient.get("prior_iv_sessions", 0),
+            completed_iv_sessions=completed.get(patient["patient_id"], 0),
+            has_iv_exemption="iv_exemption" in patient,
+        )
+        for patient in patients
+    ]
+    amounts = pricing.price_booking(booking["session_type"], histories, price.iv_individual)
+
+    quote_id = new_id("qt")
+    quote = {
+        "id": quote_id,
+        "booking_id": booking["booking_id"],
+        "session_type": booking["session_type"],
+        "currency": price.currency,
+        "price_version": price.version,
+        "total": Money.sum(amounts, price.currency).amount,
+        "scheduled_at": booking["scheduled_at"].astimezone(UTC),
+        "created_at": now,
+        "expires_at": pricing.quote_expiry(now, ttl),
+    }
+    lines = [
+        _line(quote_id, position, patient, amount, booking["session_type"])
+        for position, (patient, amount) in enumerate(zip(patients, amounts, strict=True))
+    ]
+    _insert(session, quote, lines)
+    _audit_exemptions(session, quote, lines)
+    if claim.row_id is not None:
+        idempotency.complete(session, claim, quote_id)
+    session.commit()
+    # Plain data, dumped like a Quote: no ORM objects on the hot path.
+    return {**quote, "lines": [{**line, "iv_exemption": _exemption(line)} for line in lines]}
+
+
+def _audit_exemptions(session: Session, quote: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+    """A quote that waives the first-session rule is in the audit trail, with who approved."""
+    exempted = [
+        {"patient_id": line["patient_id"], **(_exemption(line) or {})}
+        for line in lines
+        if line["iv_exemption_reason"] is not None
+    ]
+    if exempted:
+        audit.record(
+            session,
+            "quote.created_with_exemption",
+            "quote",
+            quote["id"],
+            booking_id=quote["booking_id"],
+            session_type=quote["session_type"],
+            exemptions=exempted,
+        )
+
+
+def _completed_iv_sessions(
+    session: Session, session_type: str, patients: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Our own paid IV invoices, asked only for group patients the booking vouches nothing for."""
+    unvouched = [
+        patient["patient_id"]
+        for patient in patients
+        if not patient.get("prior_iv_sessions") and "iv_exemption" not in patient
+    ]
+    if session_type != pricing.IM_GROUP or not unvouched:
+        return {}
+    return invoices.completed_iv_sessions(session, unvouched)
+
+
+# PostgreSQL takes the quote and its lines in one statement: one round trip.
+_INSERT_WITH_LINES = text(
+    """
+    WITH relaxed AS (
+        -- A quote is an offer, not money: its commit need not wait for the WAL flush.
+        SELECT set_config('synchronous_commit', 'off', true)
+    ),
+    new_quote AS (
+        INSERT INTO quotes (id, booking_id, session_type, currency, price_version, total,
+                            scheduled_at, created_at, expires_at)
+        VALUES (:id, :booking_id, :session_type, :currency, :price_version, :total,
+                :scheduled_at, :created_at, :expires_at)
+    )
+    INSERT INTO quote_lines (quote_id, position, patient_id, patient_name, patient_email,
+                             prior_iv_sessions, iv_exemption_reason, iv_exemption_approved_by,
+                             description, amount)
+    SELECT :id, line.position, line.patient_id, line.patient_name, line.patient_email,
+           line.prior_iv_sessions, line.iv_exemption_reason, line.iv_exemption_approved_by,
+           line.description, line.amount
+    FROM jsonb_to_recordset(CAST(:lines AS jsonb)) AS line(
+        position int, patient_id text, patient_name text, patient_email text,
+        prior_iv_sessions int, iv_exemption_reason text, iv_exemption_approved_by text,
+        description text, amount bigint), relaxed
+    """
+)
+
+
+def _insert(session: Session, quote: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+    """Core INSERTs, not the unit of work: this is the booking systems' hot path."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # A quote is an offer, not money: it need not wait for the WAL to reach disk.
+        # (A database crash could lose the last fraction of a second of quotes, which a
+        # retry with the same Idempotency-Key makes again; invoices, payments and the
+        # ledger always commit synchronously.)
+        connection.execute(_INSERT_WITH_LINES, {**quote, "lines": json.dumps(lines)})
+        return
+    connection.execute(insert(Quote), quote)
+    connection.execute(insert(QuoteLine), lines)
+
+
+def _line(
+    quote_id: str, position: int, patient: dict[str, Any], amount: Money, session_type: str
+) -> dict[str, Any]:
+    exemption = patient.get("iv_exemption") or {}
+    return {
+        "quote_id": quote_id,
+        "position": position,
+        "patient_id": patient["patient_id"],
+        "patient_name": patient["name"],
+        "patient_email": patient.get("email"),
+        "prior_iv_sessions": patient.get("prior_iv_sessions", 0),
+        "iv_exemption_reason": exemption.get("reason"),
+        "iv_exemption_approved_by": exemption.get("approved_by"),
+        "description": pricing.DESCRIPTIONS[session_type],
+        "amount": amount.amount,
+    }
+
+
+def _exemption(line: dict[str, Any]) -> dict[str, str] | None:
+    if line["iv_exemption_reason"] is None:
+        return None
+    return {"reason": line["iv_exemption_reason"], "approved_by": line["iv_exemption_approved_by"]}

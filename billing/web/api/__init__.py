@@ -1,0 +1,40 @@
+"""The HTTP API: thin flask-smorest views over the services."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from billing.web.api import (
+    audit,
+    catalog,
+    docs,
+    health,
+    invoices,
+    payments,
+    quotes,
+    reports,
+    webhooks,
+)
+from billing.web.api.spec import BillingApi
+from billing.web.limits import api_caller, api_limit, limiter
+
+
+def init_app(app: Flask) -> BillingApi:
+    api = BillingApi(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An API key."}
+    )
+    for blueprint in (
+        catalog.blp,
+        quotes.blp,
+        invoices.blp,
+        payments.blp,
+        reports.blp,
+        audit.blp,
+    ):
+        limiter.limit(api_limit, key_func=api_caller)(blueprint)
+        api.register_blueprint(blueprint)
+    health.init_app(app)
+    app.register_blueprint(docs.blp)
+    app.register_blueprint(webhooks.blp)
+    return api

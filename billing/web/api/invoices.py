@@ -1,0 +1,104 @@
+"""Invoices: made from quotes, listed, read and voided."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from billing.adapters import db
+from billing.adapters.models import Invoice
+from billing.adapters.providers import gateway
+from billing.services.invoicing import invoices, receipts
+from billing.services.payments import online
+from billing.web.api.common import BEARER
+from billing.web.api.spec import WITH_A_BODY, problems
+from billing.web.auth import requires
+from billing.web.receipts import pdf_response
+from schemas.invoices import (
+    InvoiceListSchema,
+    InvoiceQuerySchema,
+    InvoiceRequestSchema,
+    InvoiceSchema,
+)
+
+blp = Blueprint("invoices", __name__, url_prefix="/v1/invoices", description="Invoices")
+
+
+@blp.route("")
+class InvoicesView(MethodView):
+    @requires("invoices:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(InvoiceRequestSchema())
+    @blp.response(201, InvoiceListSchema())
+    @blp.alt_response(
+        200,
+        schema=InvoiceListSchema(),
+        success=True,
+        description="The quote was invoiced before: the same invoices",
+    )
+    @problems(blp, *WITH_A_BODY, 404, 409)
+    def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """Invoice each patient of a quote; a second call returns the same invoices (200)."""
+        batch = invoices.create_invoices(db.session(), body["quote_id"])
+        return {"data": batch.invoices, "has_more": False}, 201 if batch.created else 200
+
+    @requires("invoices:read")
+    @blp.doc(security=BEARER)
+    @blp.arguments(InvoiceQuerySchema(), location="query")
+    @blp.response(200, InvoiceListSchema())
+    @problems(blp, 404, 422)
+    def get(self, query: dict[str, Any]) -> invoices.InvoicePage:
+        """List invoices, newest first, with filters and a `starting_after` cursor."""
+        return invoices.list_invoices(db.session(), **query)
+
+
+@blp.route("/<invoice_id>")
+class InvoiceView(MethodView):
+    @requires("invoices:read")
+    @blp.doc(security=BEARER)
+    @blp.response(200, InvoiceSchema())
+    @problems(blp, 404)
+    def get(self, invoice_id: str) -> Invoice:
+        """Read one invoice with what has been paid and refunded."""
+        return invoices.get_invoice(db.session(), invoice_id)
+
+
+# The receipt is a PDF; asked for as application/octet-stream (the download type generated
+# clients know), the same bytes come labelled so.
+RECEIPT_TYPES = ["application/pdf", "application/octet-stream"]
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+@blp.route("/<invoice_id>/receipt.pdf")
+class ReceiptView(MethodView):
+    @requires("invoices:read")
+    @blp.doc(
+        security=BEARER,
+        responses={
+            "200": {
+                "description": "The receipt, a PDF (`Accept: application/octet-stream` labels "
+                "the same bytes as such)",
+                "content": dict.fromkeys(RECEIPT_TYPES, BINARY),
+            }
+        },
+    )
+    @problems(blp, 404, 409)
+    def get(self, invoice_id: str) -> Response:
+        """The receipt (superbill) of a paid invoice, as a PDF."""
+        response = pdf_response(*receipts.paid_invoice(db.session(), invoice_id))
+        response.mimetype = request.accept_mimetypes.best_match(RECEIPT_TYPES, RECEIPT_TYPES[0])
+        return response
+
+
+@blp.route("/<invoice_id>/void")
+class VoidView(MethodView):
+    @requires("invoices:write")
+    @blp.doc(security=BEARER)
+    @blp.response(200, InvoiceSchema())
+    @problems(blp, 404, 409, 422, 502)
+    def post(self, invoice_id: str) -> Invoice:
+        """Void an invoice on which nothing has been paid; its pay page stops collecting."""
+        return online.void_invoice(db.session(), gateway, invoice_id)

@@ -1,0 +1,138 @@
+"""Payments and refunds of an invoice, and patients' saved cards."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from billing.adapters import db
+from billing.adapters.models import Payment, Refund
+from billing.adapters.providers import gateway
+from billing.adapters.stripe_gateway import Card
+from billing.services.invoicing import paylinks
+from billing.services.payments import charges as payments
+from billing.services.payments import patients, refunds
+from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, public_url
+from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
+from billing.web.auth import requires
+from schemas.invoices import (
+    CardListSchema,
+    CardRequestSchema,
+    CardSchema,
+    PatientPathSchema,
+    PaymentRequestSchema,
+    PaymentSchema,
+    RefundRequestSchema,
+    RefundSchema,
+    SetupIntentSchema,
+)
+
+blp = Blueprint("payments", __name__, url_prefix="/v1", description="Payments and refunds")
+REQUIRED_KEY = [{**IDEMPOTENCY_HEADER, "required": True}]
+
+
+@blp.route("/invoices/<invoice_id>/payments")
+class PaymentsView(MethodView):
+    @requires("payments:write")
+    @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
+    @blp.arguments(PaymentRequestSchema())
+    @blp.response(201, PaymentSchema())
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
+    def post(self, body: dict[str, Any], invoice_id: str) -> Payment | dict[str, Any]:
+        """Charge the card on file (402 when declined), or make a pay link for the patient."""
+        request = idempotency_request(required=True)
+        assert request is not None
+        if body["method"] == "online":
+            issued = paylinks.create_pay_link(
+                db.session(),
+                current_app.config["SECRET_KEY"],
+                invoice_id,
+                timedelta(days=current_app.config["PAY_LINK_TTL_DAYS"]),
+                request,
+            )
+            return {
+                "method": "online",
+                "invoice_id": issued.invoice.id,
+                "status": "awaiting_patient",
+                "amount": issued.invoice.total,
+                "currency": issued.invoice.currency,
+                "invoice": issued.invoice,
+                "pay_url": public_url(f"/pay/{issued.token}"),
+                "pay_url_expires_at": issued.link.expires_at,
+                "created_at": issued.link.created_at,
+            }
+        return payments.pay_with_card_on_file(db.session(), gateway(), invoice_id, request)
+
+
+@blp.route("/invoices/<invoice_id>/refunds")
+class RefundsView(MethodView):
+    @requires("refunds:write")
+    @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
+    @blp.arguments(RefundRequestSchema())
+    @blp.response(201, RefundSchema())
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
+    def post(self, body: dict[str, Any], invoice_id: str) -> Refund:
+        """Refund part or all of what was paid; never more."""
+        request = idempotency_request(required=True)
+        assert request is not None
+        return refunds.refund_invoice(
+            db.session(), gateway(), invoice_id, body["amount"], body["reason"], request
+        )
+
+
+def patient_in_path() -> Any:
+    """The path's patient id, checked as bookings check it (never longer than we store)."""
+    return blp.arguments(PatientPathSchema(), location="path", as_kwargs=True)
+
+
+@blp.route("/patients/<patient_id>/setup-intents")
+class SetupIntentsView(MethodView):
+    @requires("payments:write")
+    @blp.doc(security=BEARER)
+    @patient_in_path()
+    @blp.response(201, SetupIntentSchema())
+    @problems(blp, *CALLS_STRIPE)
+    def post(self, patient_id: str) -> dict[str, str]:
+        """Start saving a card: a SetupIntent client secret for the patient's browser."""
+        secret = patients.start_setup_intent(db.session(), gateway(), patient_id)
+        return {"patient_id": patient_id, "client_secret": secret}
+
+
+@blp.route("/patients/<patient_id>/payment-methods")
+class PaymentMethodsView(MethodView):
+    @requires("payments:write")
+    @blp.doc(security=BEARER)
+    @patient_in_path()
+    @blp.arguments(CardRequestSchema())
+    @blp.response(201, CardSchema())
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE)
+    def post(self, body: dict[str, Any], patient_id: str) -> dict[str, Any]:
+        """Attach a card and make it the patient's card on file."""
+        card = patients.save_card(db.session(), gateway(), patient_id, body["payment_method"])
+        return _card(card, default_id=card.id)
+
+    @requires("payments:write")
+    @blp.doc(security=BEARER)
+    @patient_in_path()
+    @blp.response(200, CardListSchema())
+    @problems(blp, *CALLS_STRIPE)
+    def get(self, patient_id: str) -> dict[str, Any]:
+        """The patient's saved cards: brand, last four digits, expiry."""
+        default_id = patients.default_card_id(db.session(), patient_id)
+        cards = patients.list_cards(db.session(), gateway(), patient_id)
+        return {"data": [_card(card, default_id) for card in cards], "has_more": False}
+
+
+def _card(card: Card, default_id: str | None) -> dict[str, Any]:
+    return {
+        "id": card.id,
+        "brand": card.brand,
+        "last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+        "default": card.id == default_id,
+    }

@@ -1,0 +1,117 @@
+"""Finance reports, each as JSON or CSV: reconciliation (the CSV streamed), ageing,
+refunds and disputes, month end."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, time
+from typing import Any, TypeVar
+
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from billing.adapters import db
+from billing.services.finance import reconciliation as reports
+from billing.services.finance import reports as finance
+from billing.web.api.common import BEARER
+from billing.web.api.spec import problems
+from billing.web.auth import requires
+from billing.web.exports import (
+    aging_csv,
+    json_response,
+    month_end_csv,
+    reconciliation_csv,
+    refunds_disputes_csv,
+    wants_csv,
+)
+from schemas.reports import (
+    AgingSchema,
+    FormatQuerySchema,
+    MonthEndSchema,
+    MonthQuerySchema,
+    PeriodQuerySchema,
+    ReconciliationSchema,
+    RefundsDisputesSchema,
+)
+
+blp = Blueprint("reports", __name__, url_prefix="/v1/reports", description="Finance reports")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def or_csv(description: str) -> Callable[[F], F]:
+    """Document the CSV an operation also answers, with Accept: text/csv or format=csv."""
+    return blp.alt_response(  # type: ignore[no-any-return]
+        200,
+        schema={"type": "string"},
+        content_type="text/csv",
+        success=True,
+        description=f"JSON; or CSV, {description}, with Accept: text/csv or format=csv",
+    )
+
+
+def period_of(query: dict[str, Any]) -> reports.Period:
+    start = datetime.combine(query["start"], time(), UTC)
+    end = datetime.combine(query["end"], time(), UTC)
+    return finance.day_range(start, end)
+
+
+@blp.route("/reconciliation")
+class ReconciliationView(MethodView):
+    @requires("reports:read")
+    @blp.doc(security=BEARER)
+    @blp.arguments(PeriodQuerySchema(), location="query")
+    @blp.alt_response(200, schema=ReconciliationSchema(), success=True)
+    @or_csv("one pair per line")
+    @problems(blp, 422)
+    def get(self, query: dict[str, Any]) -> Response:
+        """Our ledger against Stripe: matched, missing on either side, mismatched, and
+        gross, refunds, fees and net per day, per payout and per session type."""
+        period = period_of(query)
+        if wants_csv(query):
+            return reconciliation_csv(period)
+        return json_response(reports.reconciliation(db.session(), period))
+
+
+@blp.route("/aging")
+class AgingView(MethodView):
+    @requires("reports:read")
+    @blp.doc(security=BEARER)
+    @blp.arguments(FormatQuerySchema(), location="query")
+    @blp.alt_response(200, schema=AgingSchema(), success=True)
+    @or_csv("one unpaid invoice per line")
+    @problems(blp, 422)
+    def get(self, query: dict[str, Any]) -> Response:
+        """Unpaid invoices by age: 0-30, 31-60, 61-90 and over 90 days."""
+        report = finance.aging(db.session())
+        return aging_csv(report) if wants_csv(query) else json_response(report)
+
+
+@blp.route("/refunds-disputes")
+class RefundsDisputesView(MethodView):
+    @requires("reports:read")
+    @blp.doc(security=BEARER)
+    @blp.arguments(PeriodQuerySchema(), location="query")
+    @blp.alt_response(200, schema=RefundsDisputesSchema(), success=True)
+    @or_csv("one refund or dispute per line")
+    @problems(blp, 422)
+    def get(self, query: dict[str, Any]) -> Response:
+        """Refunds and disputes recorded in a period."""
+        period = period_of(query)
+        report = finance.refunds_and_disputes(db.session(), period)
+        return refunds_disputes_csv(report, period) if wants_csv(query) else json_response(report)
+
+
+@blp.route("/month-end")
+class MonthEndView(MethodView):
+    @requires("reports:read")
+    @blp.doc(security=BEARER)
+    @blp.arguments(MonthQuerySchema(), location="query")
+    @blp.alt_response(200, schema=MonthEndSchema(), success=True)
+    @or_csv("one currency per line")
+    @problems(blp, 422)
+    def get(self, query: dict[str, Any]) -> Response:
+        """A month's summary: billed, collected, refunded, fees, net, still owed."""
+        year, month = (int(part) for part in query["month"].split("-"))
+        report = finance.month_end(db.session(), year, month)
+        return month_end_csv(report) if wants_csv(query) else json_response(report)

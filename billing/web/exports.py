@@ -1,0 +1,156 @@
+"""Report bodies for the wire: JSON with RFC 3339 timestamps, and CSV streamed line by line."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import Response, request
+
+from billing.adapters import db
+from billing.services.access import audit
+from billing.services.finance import reconciliation as reports
+
+
+def json_response(body: Any) -> Response:
+    return Response(json.dumps(body, default=_timestamp), mimetype="application/json")
+
+
+def _timestamp(value: Any) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def jsonable(value: Any) -> Any:
+    """Timestamps as RFC 3339, everything else as JSON knows it."""
+    if isinstance(value, dict):
+        return {key: jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+# The other reports' CSV columns. Each amount has its currency on the same line; no line
+# holds a sum across currencies.
+AGING_COLUMNS = (
+    "id",
+    "number",
+    "patient_id",
+    "status",
+    "created_at",
+    "age_days",
+    "bucket",
+    "total",
+    "currency",
+)
+REFUNDS_DISPUTES_COLUMNS = (
+    "kind",
+    "stripe_id",
+    "occurred_at",
+    "invoice_id",
+    "invoice_number",
+    "amount",
+    "currency",
+    "refund_id",
+    "reason",
+)
+MONTH_END_COLUMNS = (
+    "month",
+    "currency",
+    "billed",
+    "collected",
+    "refunded",
+    "disputed",
+    "stripe_fees",
+    "net",
+    "open_amount",
+)
+
+
+def csv_lines(
+    rows: Iterable[dict[str, Any]], columns: Sequence[str] = reports.CSV_COLUMNS
+) -> Iterator[str]:
+    """The rows as CSV, one buffered line at a time."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(jsonable(row))
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def wants_csv(query: dict[str, Any]) -> bool:
+    if query.get("format"):
+        return bool(query["format"] == "csv")
+    return request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv"
+
+
+def reconciliation_csv(period: reports.Period) -> Response:
+    name = f"reconciliation-{_days(period)}.csv"
+    make_session = db.database().sessionmaker
+
+    def lines() -> Iterator[str]:
+        # The stream outlives the request's session: it has one of its own, closed
+        # when the last line is sent (or the client goes away).
+        session = make_session()
+        try:
+            yield from csv_lines(reports.pair_rows(session, period))
+        finally:
+            session.close()
+
+    return _attachment(lines(), name)
+
+
+def aging_csv(report: dict[str, Any]) -> Response:
+    """The ageing as CSV: one unpaid invoice a line, with its bucket."""
+    name = f"aging-{report['as_of'].date()}.csv"
+    return _attachment(csv_lines(report["invoices"], AGING_COLUMNS), name)
+
+
+def refunds_disputes_csv(report: dict[str, Any], period: reports.Period) -> Response:
+    """Refunds and disputes as CSV, one a line in the order they happened, `kind` telling
+    which."""
+    rows = [
+        {**row, "kind": "refund", "stripe_id": row["stripe_refund_id"]} for row in report["refunds"]
+    ] + [
+        {**row, "kind": "dispute", "stripe_id": row["stripe_dispute_id"]}
+        for row in report["disputes"]
+    ]
+    rows.sort(key=lambda row: row["occurred_at"])
+    name = f"refunds-disputes-{_days(period)}.csv"
+    return _attachment(csv_lines(rows, REFUNDS_DISPUTES_COLUMNS), name)
+
+
+def month_end_csv(report: dict[str, Any]) -> Response:
+    """The month's money as CSV, one currency a line."""
+    rows = [
+        {"month": report["month"], "currency": currency, **figures}
+        for currency, figures in report["currencies"].items()
+    ]
+    name = f"month-end-{report['month']}.csv"
+    return _attachment(csv_lines(rows, MONTH_END_COLUMNS), name)
+
+
+def _days(period: reports.Period) -> str:
+    """The period's first and last day, as a file name says them."""
+    last_day = (period.end - timedelta(days=1)).date()  # the period's end is exclusive
+    return f"{period.start.date()}-{last_day}"
+
+
+def _attachment(lines: Iterator[str], name: str) -> Response:
+    """A CSV download named `name`, in the audit trail as an export."""
+    audit.record_export(db.session(), name)
+    response = Response(lines, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response

@@ -1,0 +1,212 @@
+"""The patient's pay page: what is owed and why, a Stripe card form, then a receipt.
+
+The invoice's state always comes from our database (moved by Stripe's webhooks); the
+browser's word is never taken as proof of payment.
+"""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
+
+from billing.adapters import db
+from billing.adapters.models import Invoice
+from billing.adapters.providers import gateway
+from billing.domain import statuses
+from billing.domain.errors import ServiceError
+from billing.domain.money import Money
+from billing.services.access import audit
+from billing.services.invoicing.paylinks import open_pay_link
+from billing.services.invoicing.receipts import receipt_payment
+from billing.services.payments import online
+from billing.services.payments.pay_status import NOT_CHARGED, pay_status
+from billing.web.limits import limiter, on_breach_page, pay_limit
+from billing.web.pages import security_headers
+from billing.web.receipts import build_receipt, pdf_response
+
+blp = Blueprint("pay", __name__, url_prefix="/pay")
+WAIT_REFRESHES = 60  # the waiting page refreshes every 2 s: about 2 minutes, then stops
+NOT_CHARGED_TEXT = "This card was not charged. Try again, or use another card."
+UNPAYABLE_TEXT = {
+    statuses.PROCESSING: "A payment for this invoice is already being processed.",
+    statuses.VOID: "This invoice was cancelled; nothing is owed.",
+    statuses.PAID: "This invoice is already paid. Reload this page for the receipt.",
+    statuses.PARTIALLY_REFUNDED: "This invoice is already paid. Reload this page for the receipt.",
+    statuses.REFUNDED: "This invoice is already paid. Reload this page for the receipt.",
+}
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blp)
+
+
+def signing_keys() -> list[str]:
+    """The key that signs new links, then the retired ones that still open old links."""
+    return [current_app.config["SECRET_KEY"], *current_app.config["SECRET_KEY_FALLBACKS"]]
+
+
+def _too_many(_limit: object) -> Response:
+    return _message("Too many attempts", "Please wait a minute and try again.", 429)
+
+
+# Guessing pay links is slow, from one address and across every instance.
+limiter.limit(pay_limit, on_breach=on_breach_page(_too_many))(blp)
+
+
+@blp.before_request
+def _as_patient() -> None:
+    """What the pay page sets going (its PaymentIntent) is the patient's doing."""
+    audit.act_as(audit.Actor("patient", "pay page", g.get("request_id")))
+
+
+@blp.after_request
+def _security_headers(response: Response) -> Response:
+    return security_headers(response)
+
+
+@blp.errorhandler(ServiceError)
+def _link_error(error: ServiceError) -> Response:
+    titles = {404: "Link not valid", 410: "Link no longer valid"}
+    return _message(titles.get(error.status, error.title), error.detail, error.status)
+
+
+@blp.get("/<token>")
+def page(token: str) -> Response:
+    """What is owed, and the card form; the receipt once paid; a clear word otherwise."""
+    session = db.session()
+    invoice = open_pay_link(session, signing_keys(), token)
+    if invoice.status in statuses.SETTLED:
+        return _receipt_page(token, invoice)
+    if invoice.status == statuses.VOID:
+        return _message(
+            "Invoice cancelled", f"Invoice {invoice.number} was cancelled; nothing is owed.", 200
+        )
+    state = pay_status(session, invoice)
+    waited = _waited(request.args.get("submitted"))
+    if invoice.status == statuses.PROCESSING or (waited is not None and state.in_flight):
+        return _waiting(token, waited or 0)
+    not_charged = waited is not None or state.payment_status in NOT_CHARGED
+    payment = online.start_online_payment(session, gateway(), invoice.id)
+    return make_response(
+        render_template(
+            "pay/pay.html",
+            invoice=invoice,
+            total=Money(invoice.total, invoice.currency).format(),
+            lines=[
+                (line.description, Money(line.amount, invoice.currency).format())
+                for line in invoice.lines
+            ],
+            client_secret=payment.client_secret,
+            publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
+            stripe_js_url=current_app.config["STRIPE_JS_URL"],
+            return_url=f"{request.path}?submitted=1",
+            status_url=f"{request.path}/status",
+            notice=NOT_CHARGED_TEXT if not_charged else None,
+            clinic_name=current_app.config["CLINIC_NAME"],
+            contact=_contact(),
+        )
+    )
+
+
+@blp.get("/<token>/status")
+def status(token: str) -> Response:
+    """For the page's script, just before it confirms: may this invoice still be paid?"""
+    session = db.session()
+    invoice = open_pay_link(session, signing_keys(), token)
+    state = pay_status(session, invoice)
+    return jsonify(
+        invoice_status=state.invoice_status,
+        payable=state.payable,
+        payment_status=state.payment_status,
+        message=None if state.payable else UNPAYABLE_TEXT.get(state.invoice_status),
+    )
+
+
+def _waited(submitted: str | None) -> int | None:
+    """How many times the waiting page has refreshed itself; None when not submitted."""
+    if submitted is None:
+        return None
+    return int(submitted) if submitted.isdigit() else 1
+
+
+def _waiting(token: str, waited: int) -> Response:
+    """Stripe is working on it: say so, refreshing every 2 s, for about 2 minutes at most."""
+    if waited >= WAIT_REFRESHES:
+        return _message(
+            "Still waiting for the card network",
+            "We have not heard back about this payment yet. Nothing more is needed from you "
+            "now: reload this page later and it will show the receipt once the payment "
+            "arrives. Please do not pay again.",
+            200,
+        )
+    return _message(
+        "Payment in progress",
+        "Thank you. We are waiting for the card network to confirm your payment; "
+        "this page updates by itself.",
+        200,
+        refresh_url=f"/pay/{token}?submitted={waited + 1}",
+    )
+
+
+@blp.get("/<token>/receipt")
+def receipt(token: str) -> Response:
+    invoice = open_pay_link(db.session(), signing_keys(), token)
+    if invoice.status not in statuses.SETTLED:
+        return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]
+    return _receipt_page(token, invoice)
+
+
+@blp.get("/<token>/receipt.pdf")
+def receipt_pdf(token: str) -> Response:
+    session = db.session()
+    invoice = open_pay_link(session, signing_keys(), token)
+    if invoice.status not in statuses.SETTLED:
+        return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]
+    return pdf_response(invoice, receipt_payment(session, invoice.id))
+
+
+def _receipt_page(token: str, invoice: Invoice) -> Response:
+    payment = receipt_payment(db.session(), invoice.id)
+    return make_response(
+        render_template(
+            "pay/receipt.html",
+            receipt=build_receipt(invoice, payment, current_app.config),
+            pdf_url=f"/pay/{token}/receipt.pdf",
+            clinic_name=current_app.config["CLINIC_NAME"],
+        )
+    )
+
+
+def _message(title: str, text: str, status: int, refresh_url: str | None = None) -> Response:
+    """A page that takes no payment: an error (a 4xx) in red, anything else neutral, and
+    always a way to reach the clinic."""
+    html = render_template(
+        "pay/message.html",
+        title=title,
+        text=text,
+        tone="error" if status >= 400 else "neutral",
+        refresh_url=refresh_url,
+        clinic_name=current_app.config["CLINIC_NAME"],
+        contact=_contact(),
+    )
+    return make_response(html, status)
+
+
+def _contact() -> dict[str, str]:
+    """The clinic's phone (with a dialable tel: form) and email, as configured."""
+    phone = current_app.config["CLINIC_PHONE"]
+    return {
+        "phone": phone,
+        "tel": "".join(c for c in phone if c.isdigit() or c == "+"),
+        "email": current_app.config["CLINIC_EMAIL"],
+    }

@@ -1,0 +1,144 @@
+"""Receipts (superbills) a patient can file with an insurer or an HSA/FSA: HTML and PDF."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Response, current_app
+from fpdf import FPDF
+
+from billing.adapters.models import Invoice, Payment
+from billing.domain.dates import clinic_date
+from billing.domain.money import Money
+
+UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLine:
+    description: str
+    codes: list[str]
+    amount: str
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    clinic_name: str
+    clinic_address: str
+    clinic_tax_id: str
+    invoice_number: str
+    patient_name: str
+    patient_id: str
+    date_of_service: str
+    lines: list[ReceiptLine]
+    total: str
+    amount_paid: str
+    amount_refunded: str | None
+    payment_date: str | None
+    card: str | None
+
+
+def build_receipt(invoice: Invoice, payment: Payment | None, config: dict[str, Any]) -> Receipt:
+    """What the receipt says, formatted for people."""
+    codes: dict[str, list[str]] = config["BILLING_CODES"]
+
+    def money(amount: int) -> str:
+        return Money(amount, invoice.currency).format()
+
+    card = None
+    if payment is not None and payment.card_last4:
+        card = f"{(payment.card_brand or 'card').title()} ending {payment.card_last4}"
+    return Receipt(
+        clinic_name=config["CLINIC_NAME"],
+        clinic_address=config["CLINIC_ADDRESS"],
+        clinic_tax_id=config["CLINIC_TAX_ID"],
+        invoice_number=invoice.number,
+        patient_name=invoice.patient_name,
+        patient_id=invoice.patient_id,
+        date_of_service=clinic_date(invoice.scheduled_at),
+        lines=[
+            ReceiptLine(line.description, codes.get(line.session_type, []), money(line.amount))
+            for line in invoice.lines
+        ],
+        total=money(invoice.total),
+        amount_paid=money(invoice.amount_paid),
+        amount_refunded=money(invoice.amount_refunded) if invoice.amount_refunded else None,
+        payment_date=clinic_date(payment.paid_at) if payment and payment.paid_at else None,
+        card=card,
+    )
+
+
+def render_pdf(receipt: Receipt) -> bytes:
+    """The receipt as a one-page PDF."""
+    pdf = FPDF(format="A4")
+    pdf.set_title(f"Receipt {receipt.invoice_number}")
+    pdf.add_page()
+    font = _font(pdf)
+    text = _text_for(font)
+    pdf.set_font(font, size=18)
+    pdf.cell(0, 10, text(receipt.clinic_name), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(font, size=10)
+    for line in (receipt.clinic_address, f"Tax id: {receipt.clinic_tax_id}"):
+        pdf.cell(0, 5, text(line), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(6)
+    pdf.set_font(font, size=14)
+    pdf.cell(
+        0, 8, text(f"Receipt for invoice {receipt.invoice_number}"), new_x="LMARGIN", new_y="NEXT"
+    )
+    pdf.set_font(font, size=10)
+    for label, value in (
+        ("Patient", f"{receipt.patient_name} ({receipt.patient_id})"),
+        ("Date of service", receipt.date_of_service),
+    ):
+        pdf.cell(0, 6, text(f"{label}: {value}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    for item in receipt.lines:
+        pdf.set_font(font, size=11)
+        pdf.cell(140, 7, text(item.description))
+        pdf.cell(0, 7, text(item.amount), align="R", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(font, size=9)
+        for code in item.codes:
+            pdf.cell(0, 5, text(f"    {code}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    pdf.set_font(font, size=11)
+    rows = [("Total", receipt.total), ("Amount paid", receipt.amount_paid)]
+    if receipt.amount_refunded:
+        rows.append(("Refunded", receipt.amount_refunded))
+    for label, value in rows:
+        pdf.cell(140, 7, text(label))
+        pdf.cell(0, 7, text(value), align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    pdf.set_font(font, size=10)
+    if receipt.payment_date:
+        pdf.cell(0, 6, text(f"Paid on {receipt.payment_date}"), new_x="LMARGIN", new_y="NEXT")
+    if receipt.card:
+        pdf.cell(0, 6, text(f"Card: {receipt.card}"), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def _font(pdf: FPDF) -> str:
+    """DejaVu for any patient's name where the system has it; else the PDF core font."""
+    if UNICODE_FONT.exists():
+        pdf.add_font("DejaVu", fname=str(UNICODE_FONT))
+        return "DejaVu"
+    return "Helvetica"
+
+
+def _text_for(font: str) -> Callable[[str], str]:
+    """The core font knows Latin-1 only: anything else prints as '?'."""
+
+    def latin1(value: str) -> str:
+        return value.encode("latin-1", "replace").decode("latin-1")
+
+    return str if font == "DejaVu" else latin1
+
+
+def pdf_response(invoice: Invoice, payment: Payment | None) -> Response:
+    """The receipt PDF as a download named after the invoice."""
+    body = render_pdf(build_receipt(invoice, payment, current_app.config))
+    response = Response(body, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="receipt-{invoice.number}.pdf"'
+    return response

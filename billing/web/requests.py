@@ -1,0 +1,112 @@
+"""Per-request plumbing: request ids, strict JSON bodies, one structured log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from billing.domain.errors import BadRequest, NotFound, ServiceError, field_error
+from billing.services.access import audit
+
+log = logging.getLogger("billing.request")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+
+
+class UnsupportedMediaType(ServiceError):
+    status, title = 415, "Unsupported media type"
+
+
+def _start() -> None:
+    g.started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    # Until a key or a sign-in says who it is, the caller is known by its address.
+    audit.act_as(audit.Actor("anonymous", request.remote_addr or "unknown", g.request_id))
+
+
+def _nul_in(value: object, path: str = "") -> str | None:
+    """The dotted path of the first string holding a NUL character, if any."""
+    if isinstance(value, str):
+        return path or "body" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{path}.{key}" if path else str(key)
+            found = _nul_in(key, name) or _nul_in(item, name)
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_in(item, f"{path}.{index}" if path else str(index))
+            if found:
+                return found
+    return None
+
+
+def check_json_body() -> None:
+    """API requests carry no NUL characters (no id or name holds one, and PostgreSQL
+    cannot store them), and API writes carry a JSON object, declared as such."""
+    if not request.path.startswith("/v1/"):
+        return
+    if "\x00" in request.path:
+        raise NotFound("not_found", "No such resource.")
+    if any("\x00" in part for item in request.args.items(multi=True) for part in item):
+        raise BadRequest("nul_character", "The query string must not contain NUL characters.")
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    if request.path.startswith("/v1/stripe/"):
+        return  # webhooks verify the raw body themselves
+    if not request.content_length and not request.get_data(cache=True):
+        return  # no body; the schema reports the missing fields
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            "unsupported_media_type", "Send the body as JSON with `Content-Type: application/json`."
+        )
+    try:
+        body = json.loads(request.get_data(cache=True))
+    except ValueError as error:
+        raise BadRequest("malformed_json", f"The body is not valid JSON: {error}.") from None
+    field = _nul_in(body)
+    if field:
+        raise field_error("nul_character", field, "Must not contain NUL characters.")
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    if request.path.startswith("/v1/"):  # patients' names and invoices: kept by no cache
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    if not log.isEnabledFor(logging.INFO):
+        return response
+    api_key = g.get("api_key")
+    rule = request.url_rule.rule if request.url_rule is not None else request.path
+    log.info(
+        json.dumps(
+            {
+                "event": "request",
+                "method": request.method,
+                # Pay links carry a secret token in the path: log the route instead.
+                "path": rule if "token" in rule else request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - g.started) * 1000, 2),
+                "request_id": g.get("request_id"),
+                "api_key": api_key.name if api_key is not None else None,
+            }
+        )
+    )
+    return response
+
+
+def _end(_error: BaseException | None) -> None:
+    # The thread serves other requests (and code) next: nobody is acting any more.
+    audit.act_as(audit.SYSTEM)
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_start)
+    app.after_request(_finish)
+    app.teardown_request(_end)
