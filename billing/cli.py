@@ -157,7 +157,10 @@ def stripe_sync(since: datetime | None) -> None:
             on_page=on_page,
         )
     except ServiceError as error:
-        raise click.ClickException(f"{error.detail} Run the command again to resume.") from None
+        resume = (
+            "" if error.code == "stripe_not_configured" else " Run the command again to resume."
+        )
+        raise click.ClickException(f"{error.detail}{resume}") from None
     if on_terminal:
         click.echo()
     resumed = " (resumed an interrupted run)" if result.resumed else ""
