@@ -12,7 +12,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from billing import cli, config
-from billing.adapters import db, metrics, providers
+from billing.adapters import db, metrics, providers, queue
 from billing.adapters.cache import Generation
 from billing.services.pricing.catalog import PriceBook
 from billing.web import api, auth, limits, pages, problems, requests
@@ -68,6 +68,12 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     audit_page.init_app(app)
     problems.init_app(app)  # after the Api, so our handlers replace flask-smorest's
     cli.init_app(app)
+    celery = queue.init_app(app)
+    if app.config["CELERY_BROKER_URL"] or app.config.get("EMBEDDED_WORKER"):
+        # Events and emails committed by a request are handed to a worker at once.
+        queue.kick_after_commit(app.extensions["billing.db"].sessionmaker)
+    if app.config.get("EMBEDDED_WORKER"):
+        queue.run_embedded(celery, app.instance_path)
     return app
 
 

@@ -41,6 +41,19 @@ DEFAULT_BILLING_CODES: dict[str, list[str]] = {
 }
 
 
+def _days(environ: Mapping[str, str], name: str, default: list[int]) -> list[int]:
+    raw = environ.get(name)
+    if not raw:
+        return default
+    try:
+        days = sorted({int(part) for part in raw.split(",") if part.strip()})
+    except ValueError:
+        raise RuntimeError(f"{name} must be whole days, comma-separated, got {raw!r}") from None
+    if not days or days[0] < 1:
+        raise RuntimeError(f"{name} must name days from 1 on, got {raw!r}")
+    return days
+
+
 def _json(environ: Mapping[str, str], name: str, default: Any) -> Any:
     raw = environ.get(name)
     if not raw:
@@ -133,6 +146,21 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "PAY_RATE_LIMIT_PER_MINUTE": _int(env, "PAY_RATE_LIMIT_PER_MINUTE", 60),
         # Shared state of several instances (rate-limit counters); empty: this process only.
         "REDIS_URL": env.get("REDIS_URL", ""),
+        # The task queue's broker: Redis in production; empty: `make run`'s in-process one.
+        "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL", "") or env.get("REDIS_URL", ""),
+        "TASK_QUEUE": env.get("TASK_QUEUE", "billing"),
+        "SWEEP_SECONDS": _float(env, "SWEEP_SECONDS", 5.0),
+        # Webhooks to client systems.
+        "WEBHOOK_RETRY_BASE_SECONDS": _float(env, "WEBHOOK_RETRY_BASE_SECONDS", 60.0),
+        "WEBHOOK_RETRY_HOURS": _float(env, "WEBHOOK_RETRY_HOURS", 72.0),
+        "WEBHOOK_DISABLE_AFTER_HOURS": _float(env, "WEBHOOK_DISABLE_AFTER_HOURS", 72.0),
+        "WEBHOOK_TIMEOUT_SECONDS": _float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0),
+        "WEBHOOK_ALLOWED_NETWORKS": env.get("WEBHOOK_ALLOWED_NETWORKS", ""),
+        # Email to patients.
+        "SMTP_URL": env.get("SMTP_URL", ""),
+        "MAIL_FROM": env.get("MAIL_FROM", ""),
+        "MAIL_DIR": env.get("MAIL_DIR", ""),
+        "REMINDER_DAYS": _days(env, "REMINDER_DAYS", [3, 7, 14]),
         "RATE_LIMIT_KEY_PREFIX": env.get("RATE_LIMIT_KEY_PREFIX", "billing"),
         "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "600 per minute"),
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from billing.domain.statuses import INVOICE_STATUSES
 from schemas.fields import Computed, Currency, amount, identifier
@@ -68,6 +70,15 @@ class PaymentRequestSchema(Schema):
         "PaymentMethod",
         fields.String(required=True, validate=validate.OneOf(["card_on_file", "online"])),
     )
+    send_email = fields.Boolean(
+        load_default=False,
+        metadata={"description": "method online: also email the pay link to the patient."},
+    )
+
+    @validates_schema
+    def _email_goes_with_a_link(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("send_email") and data.get("method") != "online":
+            raise ValidationError("Only a pay link (method online) is emailed.", "send_email")
 
 
 class NextActionSchema(Schema):
@@ -105,6 +116,12 @@ class PaymentSchema(Schema):
         metadata={"description": "method online: the patient's pay link", "format": "uri"}
     )
     pay_url_expires_at = fields.DateTime()
+    email_queued = fields.Boolean(
+        metadata={
+            "description": "send_email: the pay link is on its way to the patient's "
+            "address (false when the booking gave none)."
+        }
+    )
 
     def _next_action(self, payment: object) -> dict[str, str] | None:
         if getattr(payment, "status", None) != "requires_action":

@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import fields
 
+from billing.domain.events import DELIVERY_STATUSES, ENDPOINT_STATUSES, EVENT_TYPES
 from billing.domain.money import CURRENCY_EXPONENTS
 from billing.domain.pricing import SESSION_TYPES
 from billing.domain.statuses import INVOICE_STATUSES, PAYMENT_STATUSES, REFUND_STATUSES
@@ -56,6 +57,11 @@ ERROR_CODES = (
     "stripe_rate_limited",
     "stripe_request_in_progress",
     "stripe_unavailable",
+    "event_not_found",
+    "webhook_endpoint_not_found",
+    "webhook_endpoint_disabled",
+    "delivery_not_found",
+    "unsafe_webhook_url",
 )
 
 
@@ -134,6 +140,20 @@ TYPES: dict[str, dict[str, Any]] = {
         "charge", "refund", "dispute", description="Which way a ledger entry moved money."
     ),
     "ReportFormat": _closed("json", "csv", description="A report as JSON or as CSV."),
+    "EventType": _closed(
+        *EVENT_TYPES,
+        description="What changed; more types may come, so ignore the ones you do not know.",
+    ),
+    "DeliveryStatus": _closed(
+        *DELIVERY_STATUSES,
+        description="pending: waiting for its (next) attempt; delivering: being sent; "
+        "succeeded: the endpoint answered 2xx; failed: given up after 3 days; abandoned: "
+        "its endpoint was disabled or deleted.",
+    ),
+    "WebhookEndpointStatus": _closed(
+        *ENDPOINT_STATUSES,
+        description="disabled: it failed for 3 days (or was deleted); nothing more is sent.",
+    ),
     "ActorType": _closed(
         *ACTOR_TYPES,
         description="Who made a change: an API key, a finance user, an operator at the "

@@ -121,6 +121,7 @@ class Quote(Base):
     scheduled_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
+    expired_at: Mapped[datetime | None]  # when the expiry job announced it (never invoiced)
     lines: Mapped[list[QuoteLine]] = relationship(
         back_populates="quote", order_by="QuoteLine.position", lazy="selectin"
     )
@@ -347,6 +348,7 @@ class PayLink(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    expired_at: Mapped[datetime | None]  # when the expiry job stood its PaymentIntent down
 
 
 class StripeBalanceTransaction(Base):
@@ -446,3 +448,7 @@ class AuditEvent(Base):
     object_id: Mapped[str] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(128))
     details: Mapped[str] = mapped_column(Text, default="{}")  # JSON: what changed
+
+
+# The outbox's tables share this Base: importing them here registers them with it.
+from billing.adapters import outbox  # noqa: E402, F401

@@ -31,3 +31,9 @@ def gateway() -> StripeGateway:
             "stripe_not_configured", "Payments are unavailable: no STRIPE_SECRET_KEY is set."
         )
     return configured
+
+
+def gateway_or_none() -> StripeGateway | None:
+    """The configured gateway, or None (for jobs that can do without Stripe)."""
+    configured: StripeGateway | None = current_app.extensions.get("billing.stripe")
+    return configured

@@ -27,6 +27,8 @@ SCOPES = frozenset(
         "reports:read",
         "catalog:write",
         "audit:read",
+        "events:read",
+        "webhooks:write",
     }
 )
 ANY_KEY = "*"  # any valid key may call the endpoint

@@ -14,6 +14,7 @@ from billing.adapters.models import Invoice, InvoiceCounter, InvoiceLine, Quote,
 from billing.domain import pricing, statuses
 from billing.domain.errors import Conflict, NotFound
 from billing.services.access import audit
+from billing.services.integrations import events
 
 COMPLETED_SESSION_STATUSES = (statuses.PAID, statuses.PARTIALLY_REFUNDED)
 
@@ -98,6 +99,7 @@ def create_invoices(session: Session, quote_id: str, now: datetime | None = None
             total=invoice.total,
             currency=invoice.currency,
         )
+        events.publish(session, "invoice.created", "invoice", invoice)
     session.commit()
     return InvoiceBatch(invoices, created=True)
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from billing.adapters.db import dialect_insert
 from billing.adapters.models import Invoice, LedgerEntry, Refund, utcnow
 from billing.domain import statuses
+from billing.services.integrations import emails, events
 
 CHARGE, REFUND, DISPUTE = "charge", "refund", "dispute"
 
@@ -97,5 +98,12 @@ def settle(session: Session, invoice: Invoice) -> None:
     target = statuses.settled_status(
         invoice.total, money.paid - money.overpaid, money.refunded - money.overpaid
     )
-    if target is not None:
-        invoice.status = statuses.advance(invoice.status, target)
+    if target is None:
+        return
+    before = invoice.status
+    invoice.status = statuses.advance(invoice.status, target)
+    if before not in statuses.SETTLED and invoice.status in statuses.SETTLED:
+        session.flush()
+        session.refresh(invoice, ["amount_paid", "amount_refunded"])
+        events.publish(session, "invoice.paid", "invoice", invoice)
+        emails.queue(session, emails.RECEIPT, invoice, f"receipt:{invoice.id}")

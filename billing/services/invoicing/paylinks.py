@@ -6,14 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import Invoice, PayLink, utcnow
+from billing.adapters.outbox import EmailMessage
 from billing.domain import paylinks, statuses
 from billing.domain.errors import Conflict, NotFound, ServiceError
 from billing.services import idempotency
 from billing.services.access import audit
 from billing.services.idempotency import IdempotencyRequest
+from billing.services.integrations import emails
 from billing.services.invoicing.invoices import get_invoice
 
 
@@ -28,6 +31,7 @@ class IssuedLink:
     link: PayLink
     token: str
     invoice: Invoice
+    emailed: bool = False
 
 
 def create_pay_link(
@@ -36,6 +40,7 @@ def create_pay_link(
     invoice_id: str,
     ttl: timedelta,
     request: IdempotencyRequest,
+    email: bool = False,
 ) -> IssuedLink:
     """A new link for an open invoice; a replayed Idempotency-Key returns the same link."""
     claim = idempotency.claim(session, request, "pay_link")
@@ -61,6 +66,8 @@ def create_pay_link(
         invoice_id=invoice.id,
         expires_at=link.expires_at.isoformat(),
     )
+    if email:
+        emails.queue(session, emails.PAY_LINK, invoice, f"pay_link:{link.id}")
     idempotency.complete(session, claim, link.id)
     session.commit()
     return _issued(session, secret, link)
@@ -68,7 +75,11 @@ def create_pay_link(
 
 def _issued(session: Session, secret: str, link: PayLink) -> IssuedLink:
     invoice = get_invoice(session, link.invoice_id)
-    return IssuedLink(link, paylinks.sign(secret, link.id, link.expires_at), invoice)
+    emailed = session.scalar(
+        select(EmailMessage.id).where(EmailMessage.dedupe_key == f"pay_link:{link.id}")
+    )
+    token = paylinks.sign(secret, link.id, link.expires_at)
+    return IssuedLink(link, token, invoice, emailed is not None)
 
 
 def open_pay_link(

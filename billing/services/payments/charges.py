@@ -26,6 +26,7 @@ from billing.adapters.models import Invoice, Patient, Payment, utcnow
 from billing.adapters.stripe_gateway import Card, Intent, StripeGateway
 from billing.domain import statuses
 from billing.domain.errors import Conflict, PaymentRequired, ServiceError
+from billing.domain.events import PAYMENT_EVENTS
 from billing.domain.statuses import (
     AWAITING_PATIENT,
     CANCELED,
@@ -39,6 +40,7 @@ from billing.domain.statuses import (
 from billing.services import idempotency
 from billing.services.access import audit
 from billing.services.idempotency import REPLAY_WAIT, IdempotencyRequest
+from billing.services.integrations import emails, events
 from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
 from billing.services.payments import overpayments, refunds
@@ -276,6 +278,7 @@ def apply_intent(
         invoice.status = statuses.after_failed_attempt(invoice.status)
     if payment.status != before:
         audit_payment(session, payment)
+        _ask_the_patient(session, invoice, payment)
     session.commit()
     if payment.status != before:
         metrics.payment_outcome(payment.method, payment.status)
@@ -286,7 +289,9 @@ def apply_intent(
 
 def audit_payment(session: Session, payment: Payment, action: str | None = None) -> None:
     """A payment made, or its new status (succeeded, failed, requires_action, ...), in the
-    audit trail."""
+    audit trail, and as an event where other systems care."""
+    if action is None and payment.status in PAYMENT_EVENTS:
+        events.publish(session, PAYMENT_EVENTS[payment.status], "payment", payment)
     audit.record(
         session,
         action or f"payment.{payment.status}",
@@ -298,6 +303,16 @@ def audit_payment(session: Session, payment: Payment, action: str | None = None)
         currency=payment.currency,
         failure_code=payment.failure_code,
     )
+
+
+def _ask_the_patient(session: Session, invoice: Invoice, payment: Payment) -> None:
+    """An off-session charge the bank wants confirmed, or declined: the patient is emailed
+    a pay link at once, so nobody at the front desk has to chase it."""
+    if payment.method != "card_on_file" or payment.status not in (REQUIRES_ACTION, FAILED):
+        return
+    if payment.failure_code in (*CONFLICTS, "not_sent"):
+        return  # nothing the patient can do: the charge never reached their bank
+    emails.queue(session, emails.ACTION_NEEDED, invoice, f"action:{payment.id}")
 
 
 def _give_back(session: Session, gateway: StripeGateway, refund_id: str) -> None:

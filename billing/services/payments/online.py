@@ -17,6 +17,7 @@ from billing.domain import statuses
 from billing.domain.errors import Conflict
 from billing.domain.statuses import AWAITING_PATIENT, FAILED, REQUIRES_ACTION
 from billing.services.access import audit
+from billing.services.integrations import events
 from billing.services.invoicing.invoices import get_invoice
 from billing.services.payments.charges import (
     audit_payment,
@@ -148,5 +149,6 @@ def _void(session: Session, invoice: Invoice) -> Invoice:
         .values(revoked_at=invoice.voided_at)
     )
     audit.record(session, "invoice.voided", "invoice", invoice.id, number=invoice.number)
+    events.publish(session, "invoice.voided", "invoice", invoice)
     session.commit()
     return invoice

@@ -20,11 +20,13 @@ from billing.adapters import metrics
 from billing.adapters.models import Invoice, LedgerEntry, Payment, Refund, utcnow
 from billing.adapters.stripe_gateway import RefundResult, StripeGateway
 from billing.domain.errors import Conflict, ServiceError, Unprocessable, field_error
+from billing.domain.events import REFUND_EVENTS
 from billing.domain.money import Money
 from billing.domain.statuses import FAILED, PENDING, SUCCEEDED, UNKNOWN
 from billing.services import idempotency
 from billing.services.access import audit
 from billing.services.idempotency import REPLAY_WAIT, STALE_AFTER, IdempotencyRequest
+from billing.services.integrations import events
 from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
 
@@ -226,7 +228,10 @@ def _fail(session: Session, refund_id: str, code: str, message: str) -> None:
 
 
 def audit_refund(session: Session, refund: Refund, action: str, **details: Any) -> None:
-    """A refund asked for, or its outcome, in the audit trail."""
+    """A refund asked for, or its outcome, in the audit trail, and as an event where other
+    systems care."""
+    if refund.status in REFUND_EVENTS and action == f"refund.{refund.status}":
+        events.publish(session, REFUND_EVENTS[refund.status], "refund", refund)
     audit.record(
         session,
         action,

@@ -28,6 +28,7 @@ from billing.adapters.stripe_gateway import (
     refunds_from_charge,
 )
 from billing.services.access import audit
+from billing.services.integrations import events
 from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
 from billing.services.payments import charges as payments
@@ -153,6 +154,14 @@ def _on_dispute_created(session: Session, _gateway: StripeGateway, obj: dict[str
             amount=dispute.amount,
             currency=invoice.currency,
         )
+        disputed = {
+            "id": dispute.id,
+            "invoice_id": invoice.id,
+            "amount": dispute.amount,
+            "currency": invoice.currency,
+            "created_at": utcnow(),
+        }
+        events.publish(session, "dispute.created", "dispute", disputed)
     invoice.disputed_at = invoice.disputed_at or utcnow()
     session.commit()
     return True

@@ -16,6 +16,7 @@ from billing.domain.money import Money
 from billing.services import idempotency
 from billing.services.access import audit
 from billing.services.idempotency import IdempotencyRequest
+from billing.services.integrations import events
 from billing.services.invoicing import invoices
 from billing.services.pricing import catalog
 
@@ -75,11 +76,13 @@ def create_quote(
     ]
     _insert(session, quote, lines)
     _audit_exemptions(session, quote, lines)
+    # Plain data, dumped like a Quote: no ORM objects on the hot path.
+    made = {**quote, "lines": [{**line, "iv_exemption": _exemption(line)} for line in lines]}
+    events.publish(session, "quote.created", "quote", made)
     if claim.row_id is not None:
         idempotency.complete(session, claim, quote_id)
     session.commit()
-    # Plain data, dumped like a Quote: no ORM objects on the hot path.
-    return {**quote, "lines": [{**line, "iv_exemption": _exemption(line)} for line in lines]}
+    return made
 
 
 def _audit_exemptions(session: Session, quote: dict[str, Any], lines: list[dict[str, Any]]) -> None:

@@ -8,11 +8,13 @@ from billing.web.api import (
     audit,
     catalog,
     docs,
+    events,
     health,
     invoices,
     payments,
     quotes,
     reports,
+    webhook_endpoints,
     webhooks,
 )
 from billing.web.api.spec import BillingApi
@@ -31,6 +33,8 @@ def init_app(app: Flask) -> BillingApi:
         payments.blp,
         reports.blp,
         audit.blp,
+        events.blp,
+        webhook_endpoints.blp,
     ):
         limiter.limit(api_limit, key_func=api_caller)(blueprint)
         api.register_blueprint(blueprint)

@@ -53,6 +53,7 @@ class PaymentsView(MethodView):
                 invoice_id,
                 timedelta(days=current_app.config["PAY_LINK_TTL_DAYS"]),
                 request,
+                email=body["send_email"],
             )
             return {
                 "method": "online",
@@ -64,6 +65,7 @@ class PaymentsView(MethodView):
                 "pay_url": public_url(f"/pay/{issued.token}"),
                 "pay_url_expires_at": issued.link.expires_at,
                 "created_at": issued.link.created_at,
+                "email_queued": issued.emailed,
             }
         return payments.pay_with_card_on_file(db.session(), gateway(), invoice_id, request)
 

@@ -79,6 +79,14 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/reports/refunds-disputes", "get"): "getRefundsAndDisputes",
     ("/v1/reports/month-end", "get"): "getMonthEnd",
     ("/v1/audit-events", "get"): "listAuditEvents",
+    ("/v1/events", "get"): "listEvents",
+    ("/v1/events/{event_id}", "get"): "getEvent",
+    ("/v1/events/{event_id}/redeliver", "post"): "redeliverEvent",
+    ("/v1/webhook-endpoints", "post"): "createWebhookEndpoint",
+    ("/v1/webhook-endpoints", "get"): "listWebhookEndpoints",
+    ("/v1/webhook-endpoints/{endpoint_id}", "get"): "getWebhookEndpoint",
+    ("/v1/webhook-endpoints/{endpoint_id}", "delete"): "deleteWebhookEndpoint",
+    ("/v1/webhook-endpoints/{endpoint_id}/deliveries", "get"): "listWebhookDeliveries",
 }
 
 # How apispec says "or null" beside a reference in OpenAPI 3.0.

@@ -1,0 +1,41 @@
+"""The events other systems hear, and where a webhook delivery of one stands."""
+
+from __future__ import annotations
+
+EVENT_TYPES = (
+    "quote.created",
+    "quote.expired",
+    "invoice.created",
+    "invoice.paid",
+    "invoice.voided",
+    "payment.succeeded",
+    "payment.failed",
+    "payment.requires_action",
+    "refund.succeeded",
+    "refund.failed",
+    "dispute.created",
+    "webhook_endpoint.disabled",
+)
+# A payment's status that other systems hear about, and the event they hear.
+PAYMENT_EVENTS = {
+    "succeeded": "payment.succeeded",
+    "failed": "payment.failed",
+    "requires_action": "payment.requires_action",
+}
+REFUND_EVENTS = {"succeeded": "refund.succeeded", "failed": "refund.failed"}
+
+PENDING, DELIVERING, DELIVERED, FAILED, ABANDONED = (
+    "pending",
+    "delivering",
+    "succeeded",
+    "failed",
+    "abandoned",
+)
+DELIVERY_STATUSES = (PENDING, DELIVERING, DELIVERED, FAILED, ABANDONED)
+ENABLED, DISABLED = "enabled", "disabled"
+ENDPOINT_STATUSES = (ENABLED, DISABLED)
+
+
+def retry_delay_seconds(base_seconds: float, attempts: int) -> float:
+    """After the `attempts`-th failure: base, then doubling (60 s, 2 min, 4 min, ...)."""
+    return float(base_seconds * 2 ** max(0, attempts - 1))

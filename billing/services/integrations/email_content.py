@@ -1,0 +1,139 @@
+"""What each email says, in plain text and HTML, from templates/email/.
+
+Only the clinic, the invoice's number, the amount and a link: no session type, drug,
+clinician or anything else about the patient's treatment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing.adapters.models import Invoice, PayLink, utcnow
+from billing.domain import paylinks
+from billing.domain.money import Money
+from billing.services.access import audit
+
+TEMPLATES = Environment(
+    loader=PackageLoader("billing", "templates/email"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Where links in emails point, and what signs them; the clinic as patients know it."""
+
+    base_url: str
+    secret: str
+    ttl: timedelta
+    clinic_name: str
+    clinic_phone: str
+    clinic_email: str
+    mail_domain: str
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    subject: str
+    text: str
+    html: str
+
+
+# kind -> (subject, what the email says, the button, the page the link opens)
+WORDING = {
+    "pay_link": (
+        "Invoice {number} from {clinic}",
+        "Your invoice {number} for {amount} is ready. You can pay it securely online.",
+        "Pay {amount}",
+        "",
+    ),
+    "reminder": (
+        "Reminder: invoice {number} from {clinic}",
+        "Invoice {number} for {amount} is still open. You can pay it securely online.",
+        "Pay {amount}",
+        "",
+    ),
+    "action_needed": (
+        "Your payment for invoice {number} needs you",
+        "We could not charge your saved card for invoice {number} ({amount}): your bank "
+        "needs you to confirm the payment, or the card was declined. Nothing has been "
+        "charged. You can pay securely online.",
+        "Pay {amount}",
+        "",
+    ),
+    "receipt": (
+        "Receipt for invoice {number} from {clinic}",
+        "Thank you: we received your payment of {amount} for invoice {number}.",
+        "View your receipt",
+        "/receipt",
+    ),
+}
+
+
+def link_for_email(session: Session, secret: str, invoice: Invoice, ttl: timedelta) -> str:
+    """In the caller's transaction: a token for the invoice's newest link that still has a
+    day to run, or for a new one (audited like any other)."""
+    now = utcnow()
+    link = session.scalars(
+        select(PayLink)
+        .where(
+            PayLink.invoice_id == invoice.id,
+            PayLink.revoked_at.is_(None),
+            PayLink.expires_at > now + timedelta(days=1),
+        )
+        .order_by(PayLink.expires_at.desc())
+    ).first()
+    if link is None:
+        link = PayLink(invoice_id=invoice.id, created_at=now, expires_at=now + ttl)
+        session.add(link)
+        session.flush()
+        audit.record(
+            session,
+            "pay_link.created",
+            "pay_link",
+            link.id,
+            invoice_id=invoice.id,
+            expires_at=link.expires_at.isoformat(),
+        )
+    return paylinks.sign(secret, link.id, link.expires_at)
+
+
+def token_of(session: Session, secret: str, link_id: str) -> str | None:
+    """The token of one link, while it stands."""
+    link = session.get(PayLink, link_id)
+    if link is None or link.revoked_at is not None or link.expires_at <= utcnow():
+        return None
+    return paylinks.sign(secret, link.id, link.expires_at)
+
+
+def render(session: Session, links: Links, kind: str, invoice: Invoice) -> Content:
+    """The email of `kind` about `invoice`, with a link that works for `links.ttl`."""
+    token = link_for_email(session, links.secret, invoice, links.ttl)
+    subject, says, button, page = WORDING[kind]
+    words = {
+        "number": invoice.number,
+        "clinic": links.clinic_name,
+        "amount": Money(invoice.total, invoice.currency).format(),
+    }
+    context = {
+        "clinic": links.clinic_name,
+        "phone": links.clinic_phone,
+        "email": links.clinic_email,
+        "says": says.format(**words),
+        "button": button.format(**words),
+        "url": f"{links.base_url.rstrip('/')}/pay/{token}{page}",
+        "number": invoice.number,
+        "amount": words["amount"],
+    }
+    return Content(
+        subject=subject.format(**words),
+        text=TEMPLATES.get_template("message.txt").render(context),
+        html=TEMPLATES.get_template("message.html").render(context),
+    )

@@ -1,0 +1,173 @@
+"""Emails to patients: decided in the transaction of what calls for them, sent once by a
+worker, rendered when sent.
+
+Each email has a key (`receipt:in_...`, `reminder:in_...:7`, ...) so deciding it twice
+(a retried request, a webhook delivered twice, two schedulers) makes one email. What
+a patient is sent says which clinic, which invoice, how much and where to pay or see the
+receipt: never the kind of session, a drug or a clinician.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from billing.adapters.db import dialect_insert
+from billing.adapters.mail import Mail, Mailer
+from billing.adapters.models import Invoice, new_id, utcnow
+from billing.adapters.outbox import EmailMessage
+from billing.domain import statuses
+from billing.services.integrations import email_content
+
+PUBLISHED = "billing.emails_queued"  # session.info: tell a worker after the commit
+PAY_LINK, RECEIPT, REMINDER, ACTION_NEEDED = "pay_link", "receipt", "reminder", "action_needed"
+# These ask the patient to pay: pointless once the invoice is paid or void.
+ASKS_TO_PAY = (PAY_LINK, REMINDER, ACTION_NEEDED)
+LEASE = timedelta(minutes=2)
+MAX_ATTEMPTS = 8
+
+
+def queue(session: Session, kind: str, invoice: Invoice, key: str) -> bool:
+    """In the caller's transaction: email the invoice's patient once per `key`; False when
+    there is no address or it was decided before."""
+    if not invoice.patient_email:
+        return False
+    insert = dialect_insert(session)
+    made = session.execute(
+        insert(EmailMessage)
+        .values(
+            id=new_id("em"),
+            dedupe_key=key,
+            kind=kind,
+            invoice_id=invoice.id,
+            to_address=invoice.patient_email,
+            subject="",
+            text_body="",
+            html_body="",
+            status="pending",
+            attempts=0,
+            next_attempt_at=utcnow(),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(EmailMessage.id)
+    ).scalar_one_or_none()
+    if made is not None:
+        session.info[PUBLISHED] = True
+    return made is not None
+
+
+def queue_reminders(
+    session: Session, days: list[int], now: datetime | None = None, batch: int = 500
+) -> int:
+    """Remind patients of invoices open `days` after they were made (each reminder once; an
+    invoice long open gets only its latest reminder, not every missed one)."""
+    now = now or utcnow()
+    made = 0
+    for day in sorted(days, reverse=True):
+        later = [d for d in days if d > day]
+        newest = now - timedelta(days=day)
+        statement = select(Invoice).where(
+            Invoice.status == statuses.OPEN,
+            Invoice.patient_email.is_not(None),
+            Invoice.created_at <= newest,
+        )
+        if later:  # old enough for a later reminder: that one is sent instead
+            statement = statement.where(Invoice.created_at > now - timedelta(days=min(later)))
+        for invoice in session.scalars(statement.limit(batch)):
+            made += queue(session, REMINDER, invoice, f"reminder:{invoice.id}:{day}")
+    session.commit()
+    return made
+
+
+def due(session: Session, now: datetime | None = None, limit: int = 200) -> list[str]:
+    """Emails waiting to be sent, or whose sender went away mid-send."""
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            select(EmailMessage.id)
+            .where(
+                or_(
+                    (EmailMessage.status == "pending") & (EmailMessage.next_attempt_at <= now),
+                    (EmailMessage.status == "sending") & (EmailMessage.lease_until < now),
+                )
+            )
+            .order_by(EmailMessage.created_at)
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Sending:
+    mailer: Mailer
+    links: email_content.Links
+
+
+def send(session: Session, sending: Sending, message_id: str) -> str:
+    """Send one email if it is still owed; its status afterwards."""
+    now = utcnow()
+    claimed = session.execute(
+        update(EmailMessage)
+        .where(
+            EmailMessage.id == message_id,
+            or_(
+                (EmailMessage.status == "pending") & (EmailMessage.next_attempt_at <= now),
+                (EmailMessage.status == "sending") & (EmailMessage.lease_until < now),
+            ),
+        )
+        .values(status="sending", lease_until=now + LEASE, attempts=EmailMessage.attempts + 1)
+        .returning(EmailMessage.attempts)
+    ).scalar_one_or_none()
+    session.commit()
+    message = session.get(EmailMessage, message_id)
+    if claimed is None or message is None:
+        return message.status if message else "missing"
+    invoice = session.get(Invoice, message.invoice_id) if message.invoice_id else None
+    if invoice is None or (message.kind in ASKS_TO_PAY and not statuses.is_payable(invoice.status)):
+        return _finish(session, message_id, "skipped")
+    content = email_content.render(session, sending.links, message.kind, invoice)
+    session.commit()  # a pay link made for it is kept, whatever the mail server says
+    try:
+        sending.mailer.send(
+            Mail(
+                to=message.to_address,
+                subject=content.subject,
+                text=content.text,
+                html=content.html,
+                message_id=f"<{message.id}@{sending.links.mail_domain}>",
+            )
+        )
+    except OSError as error:
+        retry = claimed < MAX_ATTEMPTS
+        return _finish(
+            session,
+            message_id,
+            "pending" if retry else "failed",
+            error=f"{type(error).__name__}: {error}",
+            retry_at=now + timedelta(seconds=30 * 2**claimed) if retry else None,
+        )
+    return _finish(session, message_id, "sent", content=content)
+
+
+def _finish(
+    session: Session,
+    message_id: str,
+    status: str,
+    error: str | None = None,
+    retry_at: datetime | None = None,
+    content: email_content.Content | None = None,
+) -> str:
+    values: dict[str, object] = {"status": status, "lease_until": None, "last_error": error}
+    if retry_at is not None:
+        values["next_attempt_at"] = retry_at
+    if status == "sent":
+        values["sent_at"] = utcnow()
+    if content is not None:
+        values |= {"subject": content.subject, "text_body": content.text, "html_body": content.html}
+    session.execute(update(EmailMessage).where(EmailMessage.id == message_id).values(**values))
+    session.commit()
+    return status

@@ -1,0 +1,305 @@
+"""Webhooks to client systems: endpoints registered by API, each event owed to every
+endpoint that wants it, delivered at least once by workers, signed like Stripe's.
+
+A delivery is claimed with a lease before it is sent, so two workers never send it at the
+same time; a worker that dies mid-send lets its lease run out and another sends it
+again. Failures are retried after WEBHOOK_RETRY_BASE_SECONDS, doubling each time, for
+three days; an endpoint that has failed for three days is disabled, and an event says so.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from billing.adapters.models import utcnow
+from billing.adapters.outbox import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from billing.adapters.webhook_sender import (
+    IPNetwork,
+    Sent,
+    UnsafeDestination,
+    WebhookSender,
+    check,
+)
+from billing.domain import signatures
+from billing.domain.errors import NotFound, field_error
+from billing.domain.events import (
+    ABANDONED,
+    DELIVERED,
+    DELIVERING,
+    DISABLED,
+    ENABLED,
+    FAILED,
+    PENDING,
+    retry_delay_seconds,
+)
+from billing.services.access import audit
+from billing.services.integrations import events
+
+
+@dataclass(frozen=True, slots=True)
+class Delivering:
+    sender: WebhookSender
+    retry_base_seconds: float = 60.0
+    retry_window: timedelta = timedelta(days=3)
+    disable_after: timedelta = timedelta(days=3)
+    lease: timedelta = timedelta(seconds=60)
+
+
+def create_endpoint(
+    session: Session,
+    url: str,
+    event_types: list[str],
+    allowed: list[IPNetwork],
+    description: str | None = None,
+) -> WebhookEndpoint:
+    """Register an endpoint; its signing secret is on the returned row, shown only now."""
+    try:
+        check(url, allowed)
+    except UnsafeDestination as error:
+        raise field_error("unsafe_webhook_url", "url", str(error)) from None
+    endpoint = WebhookEndpoint(
+        url=url,
+        event_types=",".join(event_types),
+        description=description,
+        secret=signatures.new_secret(),
+        status=ENABLED,
+        created_at=utcnow(),
+    )
+    session.add(endpoint)
+    session.flush()
+    audit.record(session, "webhook_endpoint.created", "webhook_endpoint", endpoint.id, url=url)
+    session.commit()
+    return endpoint
+
+
+def get_endpoint(session: Session, endpoint_id: str) -> WebhookEndpoint:
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or endpoint.deleted_at is not None:
+        raise NotFound("webhook_endpoint_not_found", f"No webhook endpoint {endpoint_id!r}.")
+    return endpoint
+
+
+def list_endpoints(session: Session) -> list[WebhookEndpoint]:
+    return list(
+        session.scalars(
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.deleted_at.is_(None))
+            .order_by(WebhookEndpoint.created_at.desc())
+        )
+    )
+
+
+def delete_endpoint(session: Session, endpoint_id: str) -> WebhookEndpoint:
+    """Stop sending to an endpoint; what it was still owed is abandoned."""
+    endpoint = get_endpoint(session, endpoint_id)
+    now = utcnow()
+    endpoint.deleted_at = now
+    _stop(session, endpoint, now, "deleted")
+    audit.record(session, "webhook_endpoint.deleted", "webhook_endpoint", endpoint.id)
+    session.commit()
+    return endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    delivery: WebhookDelivery
+    event: Event
+    log: list[WebhookAttempt]
+
+
+def list_deliveries(
+    session: Session, endpoint_id: str, limit: int = 50, starting_after: str | None = None
+) -> tuple[list[DeliveryView], bool]:
+    """An endpoint's delivery log, newest first, each with every attempt made."""
+    get_endpoint(session, endpoint_id)
+    statement = select(WebhookDelivery, Event).join(Event, Event.id == WebhookDelivery.event_id)
+    statement = statement.where(WebhookDelivery.endpoint_id == endpoint_id)
+    if starting_after:
+        after = session.get(WebhookDelivery, starting_after)
+        if after is None:
+            raise NotFound("delivery_not_found", f"No delivery {starting_after!r}.")
+        statement = statement.where(
+            (WebhookDelivery.created_at < after.created_at)
+            | ((WebhookDelivery.created_at == after.created_at) & (WebhookDelivery.id < after.id))
+        )
+    rows = session.execute(
+        statement.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc()).limit(
+            limit + 1
+        )
+    ).all()
+    views = [DeliveryView(d, e, _log(session, d.id)) for d, e in rows[:limit]]
+    return views, len(rows) > limit
+
+
+def _log(session: Session, delivery_id: str) -> list[WebhookAttempt]:
+    return list(
+        session.scalars(
+            select(WebhookAttempt)
+            .where(WebhookAttempt.delivery_id == delivery_id)
+            .order_by(WebhookAttempt.id)
+        )
+    )
+
+
+def redeliver(
+    session: Session, event_id: str, endpoint_id: str | None = None
+) -> list[DeliveryView]:
+    """Send an event again now: to one endpoint, or to every enabled one that wants it."""
+    event = events.get_event(session, event_id)
+    if endpoint_id is not None:
+        targets = [get_endpoint(session, endpoint_id)]
+        if targets[0].status != ENABLED:
+            raise field_error("webhook_endpoint_disabled", "endpoint_id", "It is disabled.")
+    else:
+        targets = [e for e in list_endpoints(session) if e.status == ENABLED]
+    made = [
+        WebhookDelivery(endpoint_id=t.id, event_id=event.id, status=PENDING, attempts=0)
+        for t in targets
+        if t.wants(event.type) or endpoint_id is not None
+    ]
+    session.add_all(made)
+    session.flush()
+    audit.record(session, "event.redelivered", "event", event.public_id, deliveries=len(made))
+    session.commit()
+    return [DeliveryView(d, event, []) for d in made]
+
+
+def due(session: Session, now: datetime | None = None, limit: int = 500) -> list[str]:
+    """Deliveries whose time has come, or whose worker went away mid-send."""
+    now = now or utcnow()
+    return list(
+        session.scalars(
+            select(WebhookDelivery.id)
+            .where(
+                or_(
+                    (WebhookDelivery.status == PENDING) & (WebhookDelivery.next_attempt_at <= now),
+                    (WebhookDelivery.status == DELIVERING) & (WebhookDelivery.lease_until < now),
+                )
+            )
+            .order_by(WebhookDelivery.next_attempt_at)
+            .limit(limit)
+        )
+    )
+
+
+def body_of(event: Event) -> bytes:
+    """The event as the feed shows it: what a delivery POSTs."""
+    return json.dumps(
+        {
+            "id": event.public_id,
+            "type": event.type,
+            "created_at": event.created_at.isoformat(),
+            "data": events.object_of(event),
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def deliver(session: Session, delivering: Delivering, delivery_id: str) -> str:
+    """Send one delivery if it is due and nobody else is sending it; its status after."""
+    now = utcnow()
+    lease_until = now + delivering.lease
+    claimed = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            or_(
+                (WebhookDelivery.status == PENDING) & (WebhookDelivery.next_attempt_at <= now),
+                (WebhookDelivery.status == DELIVERING) & (WebhookDelivery.lease_until < now),
+            ),
+        )
+        .values(status=DELIVERING, lease_until=lease_until, last_attempt_at=now)
+        .returning(WebhookDelivery.id)
+    ).scalar_one_or_none()
+    session.commit()
+    delivery = session.get(WebhookDelivery, delivery_id)
+    if claimed is None or delivery is None:
+        return delivery.status if delivery else "missing"
+    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+    event = session.get(Event, delivery.event_id)
+    assert endpoint is not None and event is not None
+    if endpoint.status != ENABLED:
+        delivery.status, delivery.lease_until = ABANDONED, None
+        session.commit()
+        return ABANDONED
+    body = body_of(event)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "clinic-billing-webhooks/1",
+        signatures.HEADER: signatures.sign(endpoint.secret, body, int(now.timestamp())),
+        "Billing-Event-Id": event.public_id,
+        "Billing-Delivery-Id": delivery.id,
+    }
+    url = endpoint.url
+    session.commit()  # no transaction stays open while the endpoint answers
+    sent = delivering.sender.post(url, body, headers)
+    return _record(session, delivering, delivery_id, lease_until, sent)
+
+
+def _record(
+    session: Session, delivering: Delivering, delivery_id: str, lease_until: datetime, sent: Sent
+) -> str:
+    now = utcnow()
+    session.add(
+        WebhookAttempt(
+            delivery_id=delivery_id,
+            attempted_at=now,
+            status_code=sent.status_code,
+            error=sent.error,
+            duration_ms=sent.duration_ms,
+        )
+    )
+    delivery = session.scalars(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    endpoint = session.scalars(
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.id == delivery.endpoint_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if delivery.status != DELIVERING or delivery.lease_until != lease_until:
+        session.commit()  # our lease ran out and another worker took it over: theirs now
+        return delivery.status
+    delivery.attempts += 1
+    delivery.last_status_code, delivery.last_error = sent.status_code, sent.error
+    delivery.lease_until = None
+    if sent.ok:
+        delivery.status, delivery.delivered_at = DELIVERED, now
+        endpoint.failing_since = None
+        session.commit()
+        return DELIVERED
+    delay = timedelta(seconds=retry_delay_seconds(delivering.retry_base_seconds, delivery.attempts))
+    if now + delay - delivery.created_at > delivering.retry_window:
+        delivery.status = FAILED
+    else:
+        delivery.status, delivery.next_attempt_at = PENDING, now + delay
+    endpoint.failing_since = endpoint.failing_since or now
+    if endpoint.status == ENABLED and now - endpoint.failing_since >= delivering.disable_after:
+        _stop(session, endpoint, now, "failing for 3 days")
+        delivery.status = ABANDONED
+        audit.record(session, "webhook_endpoint.disabled", "webhook_endpoint", endpoint.id)
+        events.publish(session, "webhook_endpoint.disabled", "webhook_endpoint", endpoint)
+    session.commit()
+    return delivery.status
+
+
+def _stop(session: Session, endpoint: WebhookEndpoint, now: datetime, reason: str) -> None:
+    """Disable an endpoint and give up what it was still owed."""
+    endpoint.status, endpoint.disabled_at, endpoint.disabled_reason = DISABLED, now, reason
+    session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint.id,
+            WebhookDelivery.status.in_((PENDING, DELIVERING)),
+        )
+        .values(status=ABANDONED, lease_until=None)
+    )

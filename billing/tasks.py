@@ -1,0 +1,97 @@
+"""Background work, each task a few lines over the same service functions the API and the
+command line call. Every task is safe to run twice and on several machines at once:
+deliveries and emails are claimed one by one, scheduled jobs hold a lease.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from flask import current_app
+
+from billing.adapters import db, providers
+from billing.services.finance import stripe_sync as stripe_sync_service
+from billing.services.integrations import emails, events, expiry, jobs, webhooks
+from billing.services.integrations.settings import delivering, sending
+from billing.services.payments import recovery
+
+log = logging.getLogger("billing.tasks")
+
+
+@shared_task(name="billing.relay_events")
+def relay_events() -> int:
+    """Owe new events to the endpoints that want them, and send those deliveries."""
+    made = events.relay(db.session())
+    for delivery_id in made:
+        deliver_webhook.delay(delivery_id)
+    return len(made)
+
+
+@shared_task(name="billing.deliver_webhook")
+def deliver_webhook(delivery_id: str) -> str:
+    return webhooks.deliver(db.session(), delivering(current_app.config), delivery_id)
+
+
+@shared_task(name="billing.send_emails")
+def send_emails() -> int:
+    for message_id in emails.due(db.session()):
+        send_email.delay(message_id)
+    return 0
+
+
+@shared_task(name="billing.send_email")
+def send_email(message_id: str) -> str:
+    return emails.send(db.session(), sending(current_app), message_id)
+
+
+@shared_task(name="billing.sweep")
+def sweep() -> int:
+    """The backstop, every few seconds: relay what was not, resend what is due again
+    (a retry, a worker that died mid-send, a message a broker lost)."""
+    session = db.session()
+    relay_events()
+    due = webhooks.due(session)
+    for delivery_id in due:
+        deliver_webhook.delay(delivery_id)
+    for message_id in emails.due(session):
+        send_email.delay(message_id)
+    return len(due)
+
+
+def _exclusively(name: str, minutes: int, job: object) -> None:
+    with jobs.exclusive(db.session(), name, timedelta(minutes=minutes)) as lease:
+        if lease is None:
+            log.info("%s is running elsewhere; skipped", name)
+            return
+        job()  # type: ignore[operator]
+
+
+@shared_task(name="billing.stripe_sync")
+def stripe_sync() -> None:
+    _exclusively(
+        "stripe-sync", 55, lambda: stripe_sync_service.sync(db.session(), providers.gateway())
+    )
+
+
+@shared_task(name="billing.reconcile_pending")
+def reconcile_pending() -> None:
+    _exclusively(
+        "reconcile-pending",
+        4,
+        lambda: recovery.reconcile_pending(
+            db.session(), providers.gateway(), timedelta(seconds=120)
+        ),
+    )
+
+
+@shared_task(name="billing.expire")
+def expire() -> None:
+    _exclusively("expire", 14, lambda: expiry.expire(db.session(), providers.gateway_or_none()))
+
+
+@shared_task(name="billing.reminders")
+def reminders() -> None:
+    days = current_app.config["REMINDER_DAYS"]
+    _exclusively("reminders", 55, lambda: emails.queue_reminders(db.session(), days))
