@@ -124,7 +124,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # How often each process checks whether keys or prices changed elsewhere.
         "CACHE_CHECK_SECONDS": _float(env, "CACHE_CHECK_SECONDS", 0.5),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
-        "CLINIC_NAME": env.get("CLINIC_NAME", "Ketamine Clinic"),
+        "CLINIC_NAME": env.get("CLINIC_NAME", "Example Clinic"),
         # How patients reach the clinic: shown on every pay page that cannot take a payment.
         "CLINIC_PHONE": env.get("CLINIC_PHONE", "(555) 010-0100"),
         "CLINIC_EMAIL": env.get("CLINIC_EMAIL", "billing@example-clinic.com"),

@@ -20,7 +20,7 @@ from billing.adapters.models import Base
 from billing.services.access import keys
 from billing.services.pricing import catalog
 
-pytest_plugins = ["tests.fixtures_stripe"]
+pytest_plugins = ["tests.fixtures_stripe", "tests.integrations.smtp"]
 
 POSTGRES_ADMIN = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -10,9 +10,16 @@
     return;
   }
   const NOT_CHARGED = "This card was not charged. Try again, or use another card.";
+  const NOT_CONFIRMED = "Your bank did not confirm the payment, so nothing was charged. Reload this page to pay with a card.";
   const stripe = Stripe(form.dataset.publishableKey);
-  const card = stripe.elements().create("card");
-  card.mount("#card-element");
+  // "authenticate": the clinic charged the saved card and the bank wants the patient to
+  // confirm it (3-D Secure); there is no card to type in, only that confirmation.
+  const authenticate = form.dataset.mode === "authenticate";
+  let card = null;
+  if (!authenticate) {
+    card = stripe.elements().create("card");
+    card.mount("#card-element");
+  }
   const button = document.getElementById("pay-button");
   const message = document.getElementById("payment-message");
   button.disabled = false;
@@ -44,6 +51,16 @@
     event.preventDefault();
     button.disabled = true;
     message.textContent = "";
+    if (authenticate) {
+      const confirmed = await stripe.confirmCardPayment(form.dataset.clientSecret);
+      const done = confirmed.paymentIntent || {};
+      if (!confirmed.error && (done.status === "succeeded" || done.status === "processing")) {
+        window.location.assign(form.dataset.returnUrl);
+      } else {
+        stop(NOT_CONFIRMED, false);
+      }
+      return;
+    }
     const status = await stillPayable();
     if (!status.payable) {
       stop(status.message || "This invoice can no longer be paid here.", false);

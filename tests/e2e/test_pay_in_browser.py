@@ -216,3 +216,50 @@ def test_payment_in_progress_is_not_red_and_a_bad_link_shows_the_clinics_phone(
     assert call.get_attribute("href") == "tel:+14155550134"
     assert phone.evaluate("document.documentElement.scrollWidth") <= 375
     screenshot(phone, "2-bad-link")
+
+
+def test_the_patient_confirms_a_saved_card_charge_their_bank_held_from_the_emailed_link(
+    stripe_app, stripe_client, staff, open_invoice, phone, screenshot, inbox
+) -> None:
+    """The front desk charged the saved card; the bank wants 3-D Secure; the patient gets
+    an email at once, opens its link, confirms with the bank, and the invoice is paid."""
+    import re
+
+    from billing.services.integrations import emails
+    from billing.services.integrations.settings import sending
+    from tests.integrations.smtp import parts
+
+    live = stripe_app.config["LIVE_URL"]
+    stripe_app.config.update(SMTP_URL=inbox.url, PUBLIC_BASE_URL=live)
+    invoice_id = open_invoice("4000002500003155", patient_id="P-3DS")
+    with stripe_app.app_context():  # the booking gave no address: give the invoice one
+        from billing.adapters.models import Invoice
+
+        db.session().get(Invoice, invoice_id).patient_email = "p3ds@example.org"
+        db.session().commit()
+    charged = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/payments",
+        headers={**staff, "Idempotency-Key": "desk-3ds"},
+        json={"method": "card_on_file"},
+    )
+    assert charged.json["status"] == "requires_action"
+    with stripe_app.app_context():
+        session = db.session()
+        assert [emails.send(session, sending(stripe_app), m) for m in emails.due(session)] == [
+            "sent"
+        ]
+    [message] = inbox.to("p3ds@example.org")
+    link = re.search(rf"{re.escape(live)}/pay/\S+", parts(message)[0])
+    assert link is not None
+
+    phone.goto(link.group(0))
+    assert phone.get_by_text("Your bank asks you to confirm").is_visible()
+    assert phone.locator("#card-element input").count() == 0  # nothing to type in
+    screenshot(phone, "1-confirm")
+    phone.get_by_role("button", name="Confirm payment of $500.00").click()
+    phone.get_by_role("button", name="Complete authentication").click()
+    phone.wait_for_url("**submitted=1")
+    eventually(lambda: status_of(stripe_client, staff, invoice_id) == "paid")
+    phone.get_by_text("Paid — thank you").wait_for()
+    screenshot(phone, "2-receipt")
+    assert charges(stripe_app, invoice_id) == 1

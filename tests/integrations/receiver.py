@@ -29,7 +29,8 @@ class Receiver:
     port: int = field(default_factory=free_port)
     received: list[Received] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)  # statuses to give first, then 200
-    stall_seconds: float = 0.0
+    stall_seconds: float = 0.0  # every request waits this long before it is answered
+    stalls: list[float] = field(default_factory=list)  # or only the first few do
     in_flight: dict[str, int] = field(default_factory=dict)
     most_at_once: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -55,9 +56,9 @@ class Receiver:
                         now_in, receiver.most_at_once.get(event_id, 0)
                     )
                     status = receiver.answers.pop(0) if receiver.answers else 200
+                    stall = receiver.stalls.pop(0) if receiver.stalls else receiver.stall_seconds
                 try:
-                    if receiver.stall_seconds:
-                        time.sleep(receiver.stall_seconds)
+                    time.sleep(stall)
                     signed = signatures.verify(
                         receiver.secret,
                         body,

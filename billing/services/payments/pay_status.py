@@ -30,6 +30,22 @@ class PayStatus:
         )
 
 
+def awaiting_the_bank(session: Session, invoice: Invoice) -> Payment | None:
+    """A charge of the saved card that the patient's bank wants confirmed (3-D Secure):
+    the pay page lets the patient confirm it instead of taking another card."""
+    return session.scalars(
+        select(Payment)
+        .where(
+            Payment.invoice_id == invoice.id,
+            Payment.method == "card_on_file",
+            Payment.status == statuses.REQUIRES_ACTION,
+            Payment.client_secret.is_not(None),
+        )
+        .order_by(Payment.created_at.desc())
+        .limit(1)
+    ).first()
+
+
 def pay_status(session: Session, invoice: Invoice) -> PayStatus:
     """The invoice's status, whether it can be paid now, and its latest online payment's."""
     online = session.scalar(

@@ -29,7 +29,7 @@ from billing.services.access import audit
 from billing.services.invoicing.paylinks import open_pay_link
 from billing.services.invoicing.receipts import receipt_payment
 from billing.services.payments import online
-from billing.services.payments.pay_status import NOT_CHARGED, pay_status
+from billing.services.payments.pay_status import NOT_CHARGED, awaiting_the_bank, pay_status
 from billing.web.limits import limiter, on_breach_page, pay_limit
 from billing.web.pages import security_headers
 from billing.web.receipts import build_receipt, pdf_response
@@ -93,10 +93,20 @@ def page(token: str) -> Response:
         )
     state = pay_status(session, invoice)
     waited = _waited(request.args.get("submitted"))
+    bank = awaiting_the_bank(session, invoice) if waited is None else None
+    if bank is not None:  # the saved card's charge: the patient confirms it here
+        return _pay_form(invoice, str(bank.client_secret), authenticate=True)
     if invoice.status == statuses.PROCESSING or (waited is not None and state.in_flight):
         return _waiting(token, waited or 0)
     not_charged = waited is not None or state.payment_status in NOT_CHARGED
     payment = online.start_online_payment(session, gateway(), invoice.id)
+    return _pay_form(invoice, str(payment.client_secret), not_charged=not_charged)
+
+
+def _pay_form(
+    invoice: Invoice, client_secret: str, authenticate: bool = False, not_charged: bool = False
+) -> Response:
+    """The card form; or, to confirm a charge of the saved card, only a button."""
     return make_response(
         render_template(
             "pay/pay.html",
@@ -106,7 +116,8 @@ def page(token: str) -> Response:
                 (line.description, Money(line.amount, invoice.currency).format())
                 for line in invoice.lines
             ],
-            client_secret=payment.client_secret,
+            client_secret=client_secret,
+            authenticate=authenticate,
             publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
             stripe_js_url=current_app.config["STRIPE_JS_URL"],
             return_url=f"{request.path}?submitted=1",
