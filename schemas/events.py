@@ -15,7 +15,7 @@ from schemas.types import typed
 class EventSchema(Schema):
     """A change, with the resource as the API showed it right after the change."""
 
-    id = fields.String(attribute="public_id", required=True, metadata={"example": "evt_3f2a"})
+    id = typed("EventId", fields.String(attribute="public_id", required=True))
     type = typed("EventType", fields.String(required=True))
     created_at = fields.DateTime(required=True)
     data = fields.Dict(
@@ -37,16 +37,22 @@ class EventListSchema(Schema):
 class EventQuerySchema(Schema):
     type = typed("EventType", fields.String(validate=validate.OneOf(EVENT_TYPES)))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    starting_after = fields.String(
-        validate=validate.Regexp(r"^evt_[0-9a-f]{24}$", error="Must be an event id (evt_...)."),
-        metadata={"description": "The last event you have: the feed goes on after it."},
+    starting_after = typed(
+        "EventId",
+        fields.String(
+            validate=validate.Regexp(r"^evt_[0-9a-f]{24}$", error="Must be an evt_... id."),
+            metadata={"description": "The last event you have: the feed goes on after it."},
+        ),
     )
 
 
 class RedeliverRequestSchema(Schema):
-    endpoint_id = fields.String(
-        validate=validate.Regexp(r"^we_[0-9a-f]{24}$", error="Must be an endpoint id (we_...)."),
-        metadata={"description": "Only to this endpoint; by default to every one that wants it."},
+    endpoint_id = typed(
+        "WebhookEndpointId",
+        fields.String(
+            validate=validate.Regexp(r"^we_[0-9a-f]{24}$", error="Must be a we_... id."),
+            metadata={"description": "Only to this endpoint; by default every one that wants it."},
+        ),
     )
 
 
@@ -71,7 +77,7 @@ class WebhookEndpointRequestSchema(Schema):
 
 
 class WebhookEndpointSchema(Schema):
-    id = fields.String(required=True, metadata={"example": "we_3f2a9c0e7b1d4a5f6e8c9b0a"})
+    id = typed("WebhookEndpointId", fields.String(required=True))
     url = fields.String(required=True, metadata={"format": "uri"})
     description = fields.String(required=True, allow_none=True)
     events = fields.List(fields.String(), attribute="types", required=True)
@@ -104,8 +110,8 @@ class AttemptSchema(Schema):
 class DeliverySchema(Schema):
     """One event owed to one endpoint: where it stands, and every POST made for it."""
 
-    id = fields.String(required=True)
-    event_id = fields.String(required=True)
+    id = typed("DeliveryId", fields.String(required=True))
+    event_id = typed("EventId", fields.String(required=True))
     event_type = typed("EventType", fields.String(required=True))
     status = typed("DeliveryStatus", fields.String(required=True))
     attempts = fields.Integer(required=True)
@@ -124,8 +130,11 @@ class DeliveryListSchema(Schema):
 
 class DeliveryQuerySchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    starting_after = fields.String(
-        validate=validate.Regexp(r"^whd_[0-9a-f]{24}$", error="Must be a delivery id (whd_...).")
+    starting_after = typed(
+        "DeliveryId",
+        fields.String(
+            validate=validate.Regexp(r"^whd_[0-9a-f]{24}$", error="Must be a whd_... id.")
+        ),
     )
 
 
@@ -137,7 +146,7 @@ class RedeliveryListSchema(Schema):
 class DisputeSchema(Schema):
     """A patient's bank disputing a charge: its amount is held from what can be refunded."""
 
-    id = fields.String(required=True, metadata={"description": "Stripe's dispute id."})
+    id = fields.String(required=True, metadata={"description": "Stripe's dispute id (dp_...)."})
     invoice_id = typed("InvoiceId", fields.String(required=True))
     amount = fields.Integer(required=True)
     currency = fields.String(required=True)

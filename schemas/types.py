@@ -93,6 +93,9 @@ TYPES: dict[str, dict[str, Any]] = {
     "InvoiceId": _our_id("in", "An invoice's id"),
     "PaymentId": _our_id("pay", "A payment's id"),
     "RefundId": _our_id("rf", "A refund's id (`rfo_` for an overpayment given back)", "rfo?"),
+    "EventId": _our_id("evt", "An event's id"),
+    "WebhookEndpointId": _our_id("we", "A webhook endpoint's id"),
+    "DeliveryId": _our_id("whd", "A webhook delivery's id"),
     "InvoiceNumber": {
         "type": "string",
         "pattern": r"^\d{4}-\d{6}$",

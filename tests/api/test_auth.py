@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from billing.adapters import db
 from billing.services.access import keys
 from billing.web.auth import SCOPES
+from tests.integrations.feed import wait_until_settled
 
 
 def _quote_id(client: FlaskClient, make_key: Callable[..., dict[str, str]], booking: Any) -> str:
@@ -23,6 +24,7 @@ def _quote_id(client: FlaskClient, make_key: Callable[..., dict[str, str]], book
 # here (no Stripe configured) the right scope gets past auth to a 503; tests/stripe
 # shows them succeeding.
 STRIPE = "needs Stripe"
+PUBLIC_HOOK = "https://93.184.215.14/hook"  # an address on the public internet; never called
 ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("GET", "/v1/catalog", ("*",), None),
     (
@@ -48,6 +50,19 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("GET", "/v1/reports/refunds-disputes?from=2026-11-01&to=2026-11-30", ("reports:read",), None),
     ("GET", "/v1/reports/month-end?month=2026-11", ("reports:read",), None),
     ("GET", "/v1/audit-events", ("audit:read",), None),
+    ("GET", "/v1/events", ("events:read",), None),
+    ("GET", "/v1/events/{event_id}", ("events:read",), None),
+    ("POST", "/v1/events/{event_id}/redeliver", ("webhooks:write",), {}),
+    ("GET", "/v1/webhook-endpoints", ("webhooks:write",), None),
+    (
+        "POST",
+        "/v1/webhook-endpoints",
+        ("webhooks:write",),
+        {"url": PUBLIC_HOOK, "events": ["*"]},
+    ),
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}", ("webhooks:write",), None),
+    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}", ("webhooks:write",), None),
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries", ("webhooks:write",), None),
 ]
 ALL_SCOPES = set(SCOPES)
 
@@ -82,6 +97,18 @@ def _call(client, method, template, body, headers, make_key, booking):
         ids["invoice_id"] = invoices.json["data"][0]["id"]
         if body == "paid":
             _mark_paid(client.application, ids["invoice_id"])
+    if "{event_id}" in template:
+        _quote_id(client, make_key, booking)
+        wait_until_settled(client.application)
+        ids["event_id"] = client.get("/v1/events", headers=make_key("events:read")).json["data"][0][
+            "id"
+        ]
+    if "{endpoint_id}" in template:
+        ids["endpoint_id"] = client.post(
+            "/v1/webhook-endpoints",
+            json={"url": PUBLIC_HOOK, "events": ["*"]},
+            headers=make_key("webhooks:write"),
+        ).json["id"]
     payload = None if body == "paid" else body
     if body == "booking":
         payload = booking()

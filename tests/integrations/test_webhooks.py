@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from billing.adapters import db
 from billing.services.integrations import events, webhooks
 from billing.services.integrations.settings import delivering
+from tests.integrations.feed import wait_until_settled
 from tests.integrations.receiver import Receiver
 
 LOOPBACK = "127.0.0.0/8,::1/128"
@@ -47,6 +48,7 @@ def register(client: FlaskClient, hooks: dict[str, str], receiver: Receiver, **b
 def work(app: Flask, rounds: int = 1) -> list[str]:
     """What the workers do: relay new events, then send every delivery that is due."""
     statuses: list[str] = []
+    wait_until_settled(app)
     with app.app_context():
         session = db.session()
         for _ in range(rounds):

@@ -96,7 +96,13 @@ NULL_OBJECT = {"type": "object", "nullable": True}
 USE_SITE = ("description", "readOnly", "nullable")
 
 # Path parameters are typed by their name.
-PATH_TYPES = {"quote_id": "QuoteId", "invoice_id": "InvoiceId", "patient_id": "PatientId"}
+PATH_TYPES = {
+    "quote_id": "QuoteId",
+    "invoice_id": "InvoiceId",
+    "patient_id": "PatientId",
+    "event_id": "EventId",
+    "endpoint_id": "WebhookEndpointId",
+}
 
 # The walk-through as OpenAPI links: a quote is read and invoiced, an invoice is read,
 # paid, refunded, voided and its receipt fetched, a payment's invoice refunded.
