@@ -19,7 +19,7 @@ COPY docker-entrypoint.sh ./
 
 USER billing
 EXPOSE 8000
-# Ready: the database answers and is migrated (and Redis answers, when configured).
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD python -c "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/readyz' % os.environ['PORT'], timeout=4)"
+# web: ready (database migrated, Redis answering); worker: answers a ping; beat: running.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD ["./docker-entrypoint.sh", "healthcheck"]
 ENTRYPOINT ["./docker-entrypoint.sh"]

@@ -74,6 +74,20 @@ def offline_stripe(instance_path: str, port: int) -> dict[str, Any]:
     return settings
 
 
+def local_defaults(port: int) -> dict[str, Any]:
+    """What `make run` sets unless the environment says otherwise: links in emails point at
+    this server, webhooks may reach a receiver on this machine, and with no broker a
+    worker and the scheduler run in this process."""
+    defaults: dict[str, Any] = {}
+    if not os.environ.get("PUBLIC_BASE_URL"):
+        defaults["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
+    if not os.environ.get("WEBHOOK_ALLOWED_NETWORKS"):
+        defaults["WEBHOOK_ALLOWED_NETWORKS"] = "127.0.0.0/8,::1/128"
+    if not (os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL")):
+        defaults["EMBEDDED_WORKER"] = True
+    return defaults
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
@@ -83,9 +97,15 @@ def main() -> None:
         overrides = offline_stripe(create_app().instance_path, args.port)
     else:
         print("STRIPE_SECRET_KEY is set: talking to Stripe.", flush=True)
+    overrides |= local_defaults(args.port)
     app = create_app(overrides)
     print(f"clinic billing API on http://127.0.0.1:{args.port} (docs: /docs)", flush=True)
     print(f"database: {app.config['DATABASE_URL']}", flush=True)
+    if app.config.get("EMBEDDED_WORKER"):
+        print("task queue: a worker and the scheduler in this process (no broker set)", flush=True)
+    if not app.config["SMTP_URL"]:
+        mail = app.config["MAIL_DIR"] or os.path.join(app.instance_path, "mail")
+        print(f"email: no SMTP_URL, each email is written to {mail}/<id>.eml", flush=True)
     hide_pay_tokens()
     run_simple("127.0.0.1", args.port, app, threaded=True)
 

@@ -6,6 +6,7 @@ deliveries and emails are claimed one by one, scheduled jobs hold a lease.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from celery import shared_task
@@ -60,12 +61,13 @@ def sweep() -> int:
     return len(due)
 
 
-def _exclusively(name: str, minutes: int, job: object) -> None:
+def _exclusively(name: str, minutes: int, job: Callable[[], object]) -> None:
+    """Run `job` unless another machine is running it now (its lease lasts `minutes`)."""
     with jobs.exclusive(db.session(), name, timedelta(minutes=minutes)) as lease:
         if lease is None:
             log.info("%s is running elsewhere; skipped", name)
             return
-        job()  # type: ignore[operator]
+        job()
 
 
 @shared_task(name="billing.stripe_sync")

@@ -113,6 +113,7 @@ def run_embedded(celery: Celery, instance_path: str) -> None:
         without_mingle=True,
         without_gossip=True,
         loglevel="WARNING",
+        quiet=True,
     )
     threading.Thread(target=worker.start, name="celery-worker", daemon=True).start()
     beat = EmbeddedService(
