@@ -98,12 +98,16 @@ def settle(session: Session, invoice: Invoice) -> None:
     target = statuses.settled_status(
         invoice.total, money.paid - money.overpaid, money.refunded - money.overpaid
     )
-    if target is None:
+    if target is not None:
+        invoice.status = statuses.advance(invoice.status, target)
+
+
+def announce_paid(session: Session, invoice: Invoice, status_before: str) -> None:
+    """In the caller's transaction, once an invoice has just been paid: other systems hear
+    `invoice.paid`, and the patient is sent the receipt."""
+    if status_before in statuses.SETTLED or invoice.status not in statuses.SETTLED:
         return
-    before = invoice.status
-    invoice.status = statuses.advance(invoice.status, target)
-    if before not in statuses.SETTLED and invoice.status in statuses.SETTLED:
-        session.flush()
-        session.refresh(invoice, ["amount_paid", "amount_refunded"])
-        events.publish(session, "invoice.paid", "invoice", invoice)
-        emails.queue(session, emails.RECEIPT, invoice, f"receipt:{invoice.id}")
+    session.flush()
+    session.refresh(invoice, ["amount_paid", "amount_refunded"])
+    events.publish(session, "invoice.paid", "invoice", invoice)
+    emails.queue(session, emails.RECEIPT, invoice, f"receipt:{invoice.id}")

@@ -248,7 +248,7 @@ def apply_intent(
     if payment.status in final and intent.status != "succeeded":
         session.commit()
         return payment
-    before = payment.status
+    before, invoice_before = payment.status, invoice.status
     if intent.id and not payment.stripe_payment_intent_id:
         payment.stripe_payment_intent_id = intent.id
     excess_refund = None
@@ -279,6 +279,7 @@ def apply_intent(
     if payment.status != before:
         audit_payment(session, payment)
         _ask_the_patient(session, invoice, payment)
+    ledger.announce_paid(session, invoice, invoice_before)
     session.commit()
     if payment.status != before:
         metrics.payment_outcome(payment.method, payment.status)
