@@ -37,6 +37,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(API_DOCS)
     app.config.update(config.from_env())
     app.config.update(config_overrides or {})
+    app.config["CLINIC_ZONE"] = config.clinic_zone(app.config["CLINIC_TIMEZONE"])
     if not app.config["STRIPE_SECRET_KEY"] and not app.config.get("TESTING"):
         app.config.update(config.offline_stripe(app.instance_path))
     if not app.config["SECRET_KEY"]:

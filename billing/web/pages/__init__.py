@@ -6,13 +6,13 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
 
-from billing.domain.dates import clinic_date
 from billing.domain.pricing import session_name
+from billing.web.calendar import clinic_date_filter
 
 
 def init_app(app: Flask) -> None:
     """What every page writes the same way: the clinic's dates, the session types' names."""
-    app.add_template_filter(clinic_date, "clinic_date")
+    app.add_template_filter(clinic_date_filter, "clinic_date")
     app.add_template_filter(session_name, "session_name")
 
 
