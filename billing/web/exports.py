@@ -6,12 +6,14 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Response, request
 
 from billing.adapters import db
+from billing.domain.dates import day_of
 from billing.services.access import audit
 from billing.services.finance import reconciliation as reports
 
@@ -112,9 +114,9 @@ def reconciliation_csv(period: reports.Period) -> Response:
     return _attachment(lines(), name)
 
 
-def aging_csv(report: dict[str, Any]) -> Response:
+def aging_csv(report: dict[str, Any], zone: ZoneInfo) -> Response:
     """The ageing as CSV: one unpaid invoice a line, with its bucket."""
-    name = f"aging-{report['as_of'].date()}.csv"
+    name = f"aging-{day_of(report['as_of'], zone)}.csv"
     return _attachment(csv_lines(report["invoices"], AGING_COLUMNS), name)
 
 
@@ -144,8 +146,7 @@ def month_end_csv(report: dict[str, Any]) -> Response:
 
 def _days(period: reports.Period) -> str:
     """The period's first and last day, as a file name says them."""
-    last_day = (period.end - timedelta(days=1)).date()  # the period's end is exclusive
-    return f"{period.start.date()}-{last_day}"
+    return f"{period.first_day}-{period.last_day}"
 
 
 def _attachment(lines: Iterator[str], name: str) -> Response:

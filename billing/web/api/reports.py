@@ -4,7 +4,6 @@ refunds and disputes, month end."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, time
 from typing import Any, TypeVar
 
 from flask import Response
@@ -17,6 +16,7 @@ from billing.services.finance import reports as finance
 from billing.web.api.common import BEARER
 from billing.web.api.spec import problems
 from billing.web.auth import requires
+from billing.web.calendar import clinic_zone
 from billing.web.exports import (
     aging_csv,
     json_response,
@@ -51,9 +51,8 @@ def or_csv(description: str) -> Callable[[F], F]:
 
 
 def period_of(query: dict[str, Any]) -> reports.Period:
-    start = datetime.combine(query["start"], time(), UTC)
-    end = datetime.combine(query["end"], time(), UTC)
-    return finance.day_range(start, end)
+    """The days asked for, as the clinic's calendar has them."""
+    return finance.day_range(query["start"], query["end"], clinic_zone())
 
 
 @blp.route("/reconciliation")
@@ -83,8 +82,8 @@ class AgingView(MethodView):
     @problems(blp, 422)
     def get(self, query: dict[str, Any]) -> Response:
         """Unpaid invoices by age: 0-30, 31-60, 61-90 and over 90 days."""
-        report = finance.aging(db.session())
-        return aging_csv(report) if wants_csv(query) else json_response(report)
+        report = finance.aging(db.session(), zone=clinic_zone())
+        return aging_csv(report, clinic_zone()) if wants_csv(query) else json_response(report)
 
 
 @blp.route("/refunds-disputes")
@@ -113,5 +112,5 @@ class MonthEndView(MethodView):
     def get(self, query: dict[str, Any]) -> Response:
         """A month's summary: billed, collected, refunded, fees, net, still owed."""
         year, month = (int(part) for part in query["month"].split("-"))
-        report = finance.month_end(db.session(), year, month)
+        report = finance.month_end(db.session(), year, month, clinic_zone())
         return month_end_csv(report) if wants_csv(query) else json_response(report)
