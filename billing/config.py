@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from billing.domain.journal import Account, chart_of_accounts
+
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name)
@@ -100,6 +102,14 @@ def clinic_zone(name: str) -> ZoneInfo:
         ) from None
 
 
+def journal_chart(overrides: Any) -> dict[str, Account]:
+    """The journal's accounts; a wrong JOURNAL_ACCOUNTS stops the service at start."""
+    try:
+        return chart_of_accounts(overrides)
+    except ValueError as error:
+        raise RuntimeError(f"JOURNAL_ACCOUNTS: {error}") from None
+
+
 def normalise_database_url(url: str) -> str:
     """Use the psycopg 3 driver for plain postgres URLs."""
     for prefix in ("postgres://", "postgresql://"):
@@ -163,4 +173,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "CLINIC_ADDRESS": env.get("CLINIC_ADDRESS", "100 Main Street, Springfield, CA 90000"),
         "CLINIC_TAX_ID": env.get("CLINIC_TAX_ID", "EIN 00-0000000"),
         "BILLING_CODES": _json(env, "BILLING_CODES", DEFAULT_BILLING_CODES),
+        # The accounting journal's accounts: names (QuickBooks) and codes (Xero) per key,
+        # over the defaults of billing/domain/journal.py.
+        "JOURNAL_ACCOUNTS": _json(env, "JOURNAL_ACCOUNTS", {}),
     }

@@ -62,3 +62,26 @@ def month_span(year: int, month: int, zone: ZoneInfo) -> tuple[datetime, datetim
 def month_of(moment: datetime, zone: ZoneInfo) -> str:
     """`2026-10`: the clinic's month a moment falls in."""
     return f"{day_of(moment, zone):%Y-%m}"
+
+
+def first_day(month: str) -> date:
+    """The first day of a month written `2026-10`."""
+    year, number = (int(part) for part in month.split("-"))
+    return date(year, number, 1)
+
+
+def span_of_month(month: str, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The clinic's month written `2026-10`, from its first midnight to the next month's."""
+    day = first_day(month)
+    return month_span(day.year, day.month, zone)
+
+
+def month_name(month: str) -> str:
+    """`October 2026` for `2026-10`."""
+    return f"{first_day(month):%B %Y}"
+
+
+def next_month(month: str) -> str:
+    """`2026-11` after `2026-10`, `2027-01` after `2026-12`."""
+    day = first_day(month)
+    return f"{day.year + day.month // 12:04d}-{day.month % 12 + 1:02d}"
