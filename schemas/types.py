@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import fields
 
+from billing.domain.journal import ACCOUNT_KEYS
 from billing.domain.money import CURRENCY_EXPONENTS
 from billing.domain.pricing import SESSION_TYPES
 from billing.domain.statuses import INVOICE_STATUSES, PAYMENT_STATUSES, REFUND_STATUSES
@@ -56,6 +57,8 @@ ERROR_CODES = (
     "stripe_rate_limited",
     "stripe_request_in_progress",
     "stripe_unavailable",
+    "month_not_over",
+    "earlier_month_open",
 )
 
 
@@ -134,6 +137,29 @@ TYPES: dict[str, dict[str, Any]] = {
         "charge", "refund", "dispute", description="Which way a ledger entry moved money."
     ),
     "ReportFormat": _closed("json", "csv", description="A report as JSON or as CSV."),
+    "JournalFormat": _closed(
+        "json",
+        "xero",
+        "quickbooks",
+        description="The journal as JSON, or as the CSV that Xero's manual-journal import or "
+        "QuickBooks Online's journal-entry import reads.",
+    ),
+    "MonthStatus": _closed(
+        "open",
+        "closed",
+        description="open: its journal follows the books; closed: its journal is as it was "
+        "when finance closed the month, and what comes later goes to the first open month.",
+    ),
+    "JournalAccount": _closed(
+        *ACCOUNT_KEYS,
+        description="The account a journal line posts to; JOURNAL_ACCOUNTS names each one.",
+    ),
+    "JournalNumber": {
+        "type": "string",
+        "pattern": r"^\d{8}-[A-Z]{3}$",
+        "description": "One journal (a day in one currency): the day and the currency.",
+        "example": "20261005-USD",
+    },
     "ActorType": _closed(
         *ACTOR_TYPES,
         description="Who made a change: an API key, a finance user, an operator at the "

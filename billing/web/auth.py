@@ -27,6 +27,7 @@ SCOPES = frozenset(
         "reports:read",
         "catalog:write",
         "audit:read",
+        "books:close",
     }
 )
 ANY_KEY = "*"  # any valid key may call the endpoint

@@ -6,6 +6,7 @@ from flask import Flask
 
 from billing.web.api import (
     audit,
+    books,
     catalog,
     docs,
     health,
@@ -30,6 +31,7 @@ def init_app(app: Flask) -> BillingApi:
         invoices.blp,
         payments.blp,
         reports.blp,
+        books.blp,
         audit.blp,
     ):
         limiter.limit(api_limit, key_func=api_caller)(blueprint)

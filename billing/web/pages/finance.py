@@ -31,6 +31,7 @@ from billing.domain.money import Money
 from billing.domain.pricing import SESSION_TYPES, session_name
 from billing.services.access import audit
 from billing.services.access.staff import authenticate_staff, end_sessions
+from billing.services.finance import journal
 from billing.services.finance import reconciliation as reports
 from billing.services.finance import reports as finance
 from billing.services.invoicing import receipts
@@ -74,7 +75,8 @@ def csrf_token() -> str:
 
 
 @blp.before_request
-def _check_csrf() -> None:
+def check_csrf() -> None:
+    """Every form posted carries the session's CSRF token, or is refused."""
     if request.method == "POST":
         sent = request.form.get("csrf_token", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
@@ -176,6 +178,7 @@ def dashboard(user: StaffUser) -> Response:
         start=start,
         end=end,
         month=f"{end:%Y-%m}",
+        closed_through=journal.closed_through(db.session()),
         totals=report["totals"],
         by_session_type=report["by_session_type"],
         by_payout=report["by_payout"],
