@@ -18,7 +18,7 @@ from billing.services.pricing.catalog import PriceBook
 from billing.web import api, auth, limits, pages, problems, requests
 from billing.web.api.docs import ASSETS_URL
 from billing.web.pages import audit as audit_page
-from billing.web.pages import finance, pay
+from billing.web.pages import books, finance, pay
 
 API_DOCS = {
     "API_TITLE": "Clinic billing API",
@@ -37,6 +37,8 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(API_DOCS)
     app.config.update(config.from_env())
     app.config.update(config_overrides or {})
+    app.config["CLINIC_ZONE"] = config.clinic_zone(app.config["CLINIC_TIMEZONE"])
+    app.config["JOURNAL_CHART"] = config.journal_chart(app.config["JOURNAL_ACCOUNTS"])
     if not app.config["STRIPE_SECRET_KEY"] and not app.config.get("TESTING"):
         app.config.update(config.offline_stripe(app.instance_path))
     if not app.config["SECRET_KEY"]:
@@ -66,6 +68,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     pay.init_app(app)
     finance.init_app(app)
     audit_page.init_app(app)
+    books.init_app(app)
     problems.init_app(app)  # after the Api, so our handlers replace flask-smorest's
     cli.init_app(app)
     celery = queue.init_app(app)

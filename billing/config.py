@@ -7,6 +7,9 @@ import os
 import sys
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from billing.domain.journal import Account, chart_of_accounts
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -101,6 +104,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def clinic_zone(name: str) -> ZoneInfo:
+    """The clinic's time zone by its IANA name; an unknown name stops the service at start."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # unknown, malformed, unreadable
+        raise RuntimeError(
+            f"CLINIC_TIMEZONE must be an IANA time zone name such as America/Los_Angeles, "
+            f"got {name!r}"
+        ) from None
+
+
+def journal_chart(overrides: Any) -> dict[str, Account]:
+    """The journal's accounts; a wrong JOURNAL_ACCOUNTS stops the service at start."""
+    try:
+        return chart_of_accounts(overrides)
+    except ValueError as error:
+        raise RuntimeError(f"JOURNAL_ACCOUNTS: {error}") from None
+
+
 def normalise_database_url(url: str) -> str:
     """Use the psycopg 3 driver for plain postgres URLs."""
     for prefix in ("postgres://", "postgresql://"):
@@ -125,6 +147,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "CACHE_CHECK_SECONDS": _float(env, "CACHE_CHECK_SECONDS", 0.5),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
         "CLINIC_NAME": env.get("CLINIC_NAME", "Example Clinic"),
+        # Whose calendar reports, the dashboard and invoice years follow; storage stays UTC.
+        "CLINIC_TIMEZONE": env.get("CLINIC_TIMEZONE") or "UTC",
         # How patients reach the clinic: shown on every pay page that cannot take a payment.
         "CLINIC_PHONE": env.get("CLINIC_PHONE", "(555) 010-0100"),
         "CLINIC_EMAIL": env.get("CLINIC_EMAIL", "billing@example-clinic.com"),
@@ -177,4 +201,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "CLINIC_ADDRESS": env.get("CLINIC_ADDRESS", "100 Main Street, Springfield, CA 90000"),
         "CLINIC_TAX_ID": env.get("CLINIC_TAX_ID", "EIN 00-0000000"),
         "BILLING_CODES": _json(env, "BILLING_CODES", DEFAULT_BILLING_CODES),
+        # The accounting journal's accounts: names (QuickBooks) and codes (Xero) per key,
+        # over the defaults of billing/domain/journal.py.
+        "JOURNAL_ACCOUNTS": _json(env, "JOURNAL_ACCOUNTS", {}),
     }

@@ -1,4 +1,5 @@
-"""Report queries: a period of whole days (UTC) or a month, as JSON or CSV."""
+"""Report queries: a period of whole days or a month of the clinic's calendar, as JSON or
+CSV."""
 
 from __future__ import annotations
 
@@ -41,18 +42,23 @@ class PeriodQuerySchema(Schema):
                 raise ValidationError(f"A period spans at most {MAX_DAYS} days.", "to")
 
 
-class MonthQuerySchema(Schema):
+class MonthSchema(Schema):
+    """A month of the clinic's calendar (CLINIC_TIMEZONE)."""
+
     month = fields.String(
         required=True,
         validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="Use YYYY-MM."),
         metadata={"example": "2026-11"},
     )
-    format = _format()
 
     @validates_schema
     def _supported(self, data: dict[str, Any], **_: Any) -> None:
         if "month" in data and not FIRST_YEAR <= int(data["month"][:4]) <= LAST_YEAR:
             raise ValidationError(f"Use a year from {FIRST_YEAR} to {LAST_YEAR}.", "month")
+
+
+class MonthQuerySchema(MonthSchema):
+    format = _format()
 
 
 # The reports' bodies, as the OpenAPI document describes them. The views build the JSON

@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import fields
 
 from billing.domain.events import DELIVERY_STATUSES, ENDPOINT_STATUSES, EVENT_TYPES
+from billing.domain.journal import ACCOUNT_KEYS
 from billing.domain.money import CURRENCY_EXPONENTS
 from billing.domain.pricing import SESSION_TYPES
 from billing.domain.statuses import INVOICE_STATUSES, PAYMENT_STATUSES, REFUND_STATUSES
@@ -62,6 +63,8 @@ ERROR_CODES = (
     "webhook_endpoint_disabled",
     "delivery_not_found",
     "unsafe_webhook_url",
+    "month_not_over",
+    "earlier_month_open",
 )
 
 
@@ -157,6 +160,29 @@ TYPES: dict[str, dict[str, Any]] = {
         *ENDPOINT_STATUSES,
         description="disabled: it failed for 3 days (or was deleted); nothing more is sent.",
     ),
+    "JournalFormat": _closed(
+        "json",
+        "xero",
+        "quickbooks",
+        description="The journal as JSON, or as the CSV that Xero's manual-journal import or "
+        "QuickBooks Online's journal-entry import reads.",
+    ),
+    "MonthStatus": _closed(
+        "open",
+        "closed",
+        description="open: its journal follows the books; closed: its journal is as it was "
+        "when finance closed the month, and what comes later goes to the first open month.",
+    ),
+    "JournalAccount": _closed(
+        *ACCOUNT_KEYS,
+        description="The account a journal line posts to; JOURNAL_ACCOUNTS names each one.",
+    ),
+    "JournalNumber": {
+        "type": "string",
+        "pattern": r"^\d{8}-[A-Z]{3}$",
+        "description": "One journal (a day in one currency): the day and the currency.",
+        "example": "20261005-USD",
+    },
     "ActorType": _closed(
         *ACTOR_TYPES,
         description="Who made a change: an API key, a finance user, an operator at the "

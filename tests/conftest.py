@@ -69,11 +69,18 @@ def _empty_tables(app: Flask) -> None:
             connection.execute(text(f"DELETE FROM {table.name}"))
 
 
+@pytest.fixture
+def app_settings() -> dict[str, object]:
+    """Settings the `app` fixture adds to its own: a module overrides this to change them
+    (the clinic's time zone, say)."""
+    return {}
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
-def app(request: pytest.FixtureRequest) -> Iterator[Flask]:
+def app(request: pytest.FixtureRequest, app_settings: dict[str, object]) -> Iterator[Flask]:
     """The app on each database, seeded with the default price list."""
     url = request.getfixturevalue(f"{request.param}_url")
-    app = create_app({"TESTING": True, "DATABASE_URL": url})
+    app = create_app({"TESTING": True, "DATABASE_URL": url, **app_settings})
     _empty_tables(app)
     with app.app_context():
         catalog.seed_default(db.session())

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Date, Engine, SQLColumnExpression, create_engine, event, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 
 class Database:
@@ -45,6 +51,44 @@ def _sqlite_pragmas(connection: sqlite3.Connection, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # SQLite knows no time zones: the clinic's day of a stored UTC time is Python's answer.
+    connection.create_function("clinic_day", 2, _sqlite_clinic_day, deterministic=True)
+
+
+def _sqlite_clinic_day(stored: str | None, zone: str) -> str | None:
+    if stored is None:
+        return None
+    moment = datetime.fromisoformat(stored).replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(zone)).date().isoformat()
+
+
+ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-/]{1,64}$")
+
+
+class clinic_day(FunctionElement[date]):
+    """The clinic's calendar day of a UTC time column, the same on PostgreSQL and SQLite.
+
+    The zone is written into the SQL as text (it is part of the statement's cache key), so
+    PostgreSQL sees the same expression in SELECT and GROUP BY."""
+
+    type = Date()
+    inherit_cache = True
+
+    def __init__(self, column: SQLColumnExpression[datetime], zone: ZoneInfo) -> None:
+        if not ZONE_NAME.match(zone.key):
+            raise ValueError(f"not a time zone name: {zone.key!r}")
+        super().__init__(column, literal_column(f"'{zone.key}'"))
+
+
+@compiles(clinic_day, "postgresql")
+def _clinic_day_postgresql(element: clinic_day, compiler: SQLCompiler, **kw: Any) -> str:
+    column, zone = element.clauses
+    return f"date(timezone({compiler.process(zone, **kw)}, {compiler.process(column, **kw)}))"
+
+
+@compiles(clinic_day, "sqlite")
+def _clinic_day_sqlite(element: clinic_day, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"clinic_day({compiler.process(element.clauses, **kw)})"
 
 
 def init_app(app: Flask, database: Database) -> None:

@@ -115,6 +115,14 @@ class Money:
             total = total + part
         return total
 
+    def major_units(self) -> str:
+        """For files other systems import: `1250.00`, `-5.10`, `5000` (jpy); no symbol, no
+        thousands separator."""
+        exponent = CURRENCY_EXPONENTS[self.currency]
+        sign = "-" if self.amount < 0 else ""
+        major, minor = divmod(abs(self.amount), 10**exponent)
+        return f"{sign}{major}" + (f".{minor:0{exponent}d}" if exponent else "")
+
     def format(self) -> str:
         """For people: `$250.00`, `¥5000`, `1,250.00 CHF`."""
         exponent = CURRENCY_EXPONENTS[self.currency]

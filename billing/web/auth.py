@@ -29,6 +29,7 @@ SCOPES = frozenset(
         "audit:read",
         "events:read",
         "webhooks:write",
+        "books:close",
     }
 )
 ANY_KEY = "*"  # any valid key may call the endpoint

@@ -6,14 +6,19 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flask import Response, request
+from flask import Response, current_app, request
 
 from billing.adapters import db
+from billing.domain.dates import day_of
+from billing.domain.journal import Account, Journal
+from billing.domain.money import Money
 from billing.services.access import audit
 from billing.services.finance import reconciliation as reports
+from billing.services.finance.journal import MonthJournal
 
 
 def json_response(body: Any) -> Response:
@@ -112,9 +117,9 @@ def reconciliation_csv(period: reports.Period) -> Response:
     return _attachment(lines(), name)
 
 
-def aging_csv(report: dict[str, Any]) -> Response:
+def aging_csv(report: dict[str, Any], zone: ZoneInfo) -> Response:
     """The ageing as CSV: one unpaid invoice a line, with its bucket."""
-    name = f"aging-{report['as_of'].date()}.csv"
+    name = f"aging-{day_of(report['as_of'], zone)}.csv"
     return _attachment(csv_lines(report["invoices"], AGING_COLUMNS), name)
 
 
@@ -142,10 +147,116 @@ def month_end_csv(report: dict[str, Any]) -> Response:
     return _attachment(csv_lines(rows, MONTH_END_COLUMNS), name)
 
 
+# The journal's CSV layouts, as the ledgers' import templates name their columns. Xero
+# (manual journals): a journal is the lines sharing a Narration and Date, the Amount a debit
+# when positive and a credit when negative, dates dd/mm/yyyy. QuickBooks Online (journal
+# entries): a journal is the lines sharing a Journal No., Debits and Credits apart, dates
+# MM/DD/YYYY. Amounts in the currency's major unit, without symbol or separators.
+XERO_COLUMNS = (
+    "Narration",
+    "Date",
+    "Description",
+    "AccountCode",
+    "TaxRate",
+    "Amount",
+    "TrackingName1",
+    "TrackingOption1",
+    "TrackingName2",
+    "TrackingOption2",
+)
+QUICKBOOKS_COLUMNS = (
+    "Journal No.",
+    "Journal Date",
+    "Account Name",
+    "Debits",
+    "Credits",
+    "Description",
+)
+
+
+def journal_chart() -> dict[str, Account]:
+    """The clinic's accounts (JOURNAL_ACCOUNTS)."""
+    chart: dict[str, Account] = current_app.config["JOURNAL_CHART"]
+    return chart
+
+
+def journal_body(report: MonthJournal) -> Response:
+    """The month's journal as JSON: amounts in minor units, each journal's sums beside."""
+    return json_response(
+        {
+            "month": report.month,
+            "status": report.status,
+            "closed_at": report.closed_at,
+            "closed_by": report.closed_by,
+            "time_zone": report.time_zone,
+            "journals": [_journal_json(journal) for journal in report.journals],
+        }
+    )
+
+
+def _journal_json(journal: Journal) -> dict[str, Any]:
+    return {
+        "number": journal.number,
+        "narration": journal.narration,
+        "date": journal.day,
+        "currency": journal.currency,
+        "debits": journal.debits.amount,
+        "credits": journal.credits.amount,
+        "lines": [
+            {
+                "account": line.account.key,
+                "account_name": line.account.name,
+                "account_code": line.account.code,
+                "tax_rate": line.account.tax_rate,
+                "description": line.description,
+                "debit": line.debit,
+                "credit": line.credit,
+            }
+            for line in journal.lines
+        ],
+    }
+
+
+def journal_csv(report: MonthJournal, layout: str, currency: str | None = None) -> Response:
+    """The journal as the CSV Xero (`xero`) or QuickBooks Online (`quickbooks`) imports."""
+    rows = _xero_rows(report.journals) if layout == "xero" else _quickbooks_rows(report.journals)
+    columns = XERO_COLUMNS if layout == "xero" else QUICKBOOKS_COLUMNS
+    name = "-".join(filter(None, ("journal", report.month, currency, layout))) + ".csv"
+    return _attachment(csv_lines(rows, columns), name)
+
+
+def _xero_rows(journals: list[Journal]) -> Iterator[dict[str, str]]:
+    for journal in journals:
+        for line in journal.lines:
+            yield {
+                "Narration": journal.narration,
+                "Date": f"{journal.day:%d/%m/%Y}",
+                "Description": line.description,
+                "AccountCode": line.account.code,
+                "TaxRate": line.account.tax_rate,
+                "Amount": Money(line.debit - line.credit, journal.currency).major_units(),
+            }
+
+
+def _quickbooks_rows(journals: list[Journal]) -> Iterator[dict[str, str]]:
+    def side(amount: int, currency: str) -> str:
+        return Money(amount, currency).major_units() if amount else ""
+
+    for journal in journals:
+        for line in journal.lines:
+            yield {
+                "Journal No.": journal.number,
+                "Journal Date": f"{journal.day:%m/%d/%Y}",
+                "Account Name": line.account.name,
+                "Debits": side(line.debit, journal.currency),
+                "Credits": side(line.credit, journal.currency),
+                "Description": line.description,
+            }
+
+
 def _days(period: reports.Period) -> str:
     """The period's first and last day, as a file name says them."""
-    last_day = (period.end - timedelta(days=1)).date()  # the period's end is exclusive
-    return f"{period.start.date()}-{last_day}"
+    return f"{period.first_day}-{period.last_day}"
 
 
 def _attachment(lines: Iterator[str], name: str) -> Response:

@@ -44,10 +44,12 @@ class Receipt:
 def build_receipt(invoice: Invoice, payment: Payment | None, config: dict[str, Any]) -> Receipt:
     """What the receipt says, formatted for people."""
     codes: dict[str, list[str]] = config["BILLING_CODES"]
+    zone = config["CLINIC_ZONE"]
 
     def money(amount: int) -> str:
         return Money(amount, invoice.currency).format()
 
+    paid_at = payment.paid_at if payment is not None else None
     card = None
     if payment is not None and payment.card_last4:
         card = f"{(payment.card_brand or 'card').title()} ending {payment.card_last4}"
@@ -58,7 +60,7 @@ def build_receipt(invoice: Invoice, payment: Payment | None, config: dict[str, A
         invoice_number=invoice.number,
         patient_name=invoice.patient_name,
         patient_id=invoice.patient_id,
-        date_of_service=clinic_date(invoice.scheduled_at),
+        date_of_service=clinic_date(invoice.scheduled_at, zone=zone),
         lines=[
             ReceiptLine(line.description, codes.get(line.session_type, []), money(line.amount))
             for line in invoice.lines
@@ -66,7 +68,7 @@ def build_receipt(invoice: Invoice, payment: Payment | None, config: dict[str, A
         total=money(invoice.total),
         amount_paid=money(invoice.amount_paid),
         amount_refunded=money(invoice.amount_refunded) if invoice.amount_refunded else None,
-        payment_date=clinic_date(payment.paid_at) if payment and payment.paid_at else None,
+        payment_date=clinic_date(paid_at, zone=zone) if paid_at else None,
         card=card,
     )
 

@@ -51,6 +51,22 @@ def test_wheel_holds_the_service_its_migrations_and_pages_only(wheel: Path) -> N
         "schemas/invoices.py",
     ):
         assert expected in names
+    # Everything the service is made of, so a new package or template folder left out of
+    # pyproject.toml fails here rather than in production.
+    root = Path(__file__).resolve().parents[2]
+    shipped = {".py", ".html", ".txt", ".css", ".js", ".mako"}
+    source = {
+        str(path.relative_to(root))
+        for folder in ("billing", "schemas")
+        for path in (root / folder).rglob("*")
+        if path.is_file() and path.suffix in shipped and "__pycache__" not in path.parts
+    }
+    source |= {
+        "billing/" + str(path.relative_to(root))
+        for path in (root / "migrations").rglob("*")
+        if path.is_file() and path.suffix in shipped and "__pycache__" not in path.parts
+    }
+    assert source - set(names) == set()
     tops = {name.split("/")[0] for name in names if not name.startswith("clinic_billing-")}
     assert tops == {"billing", "schemas"}  # no bench/, tests/ or a top-level migrations/
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -231,5 +232,27 @@ def test_the_audit_trail_shows_who_changed_what_and_filters(
 
         page.goto(f"{base}/finance/audit?action=nothing.like.this")
         assert page.locator("table.audit tr.none").inner_text() == "No changes match."
+    finally:
+        context.close()
+
+
+def test_a_clerk_closes_a_month_with_the_dashboards_button(
+    stripe_app, stripe_client, staff, books, browser, screenshot
+) -> None:
+    base = stripe_app.config["LIVE_URL"]
+    context = browser.new_context(viewport={"width": 1100, "height": 1400})
+    page = context.new_page()
+    last_year = datetime.now(UTC).replace(day=1) - timedelta(days=365)  # over, and no money
+    month = f"{last_year:%Y-%m}"
+    try:
+        sign_in(page, base)
+        assert page.locator("p.closed-through").inner_text() == "No month is closed yet."
+        page.get_by_label("Close the books of").fill(month)
+        page.get_by_role("button", name="Close month").click()
+        page.get_by_role("heading", name=f"{last_year:%B %Y} is closed").wait_for()
+        page.get_by_role("link", name="Back to the dashboard").click()
+        closed = page.locator("p.closed-through").inner_text()
+        assert closed.startswith(f"Closed through {last_year:%B %Y}")
+        screenshot(page, "dashboard-closed")
     finally:
         context.close()

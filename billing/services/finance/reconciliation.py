@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, Select, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from billing.adapters.db import clinic_day
 from billing.adapters.models import (
     Invoice,
     LedgerEntry,
@@ -22,6 +24,7 @@ from billing.adapters.models import (
     StripeBalanceTransaction,
     StripePayout,
 )
+from billing.domain.dates import UTC_ZONE, day_of
 
 # Our ledger and Stripe may date the same charge a moment apart: pairs are looked for
 # this far outside the period, and kept when either side falls inside it.
@@ -53,8 +56,19 @@ CSV_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class Period:
+    """Whole days of the clinic's calendar, as the moments (UTC) they begin and end."""
+
     start: datetime
     end: datetime  # exclusive
+    zone: ZoneInfo = UTC_ZONE
+
+    @property
+    def first_day(self) -> date:
+        return day_of(self.start, self.zone)
+
+    @property
+    def last_day(self) -> date:
+        return day_of(self.end, self.zone) - timedelta(days=1)
 
 
 def pairs(period: Period) -> Select[Any]:
@@ -216,9 +230,9 @@ def _in(period: Period, column: Any) -> Any:
 
 
 def by_day(session: Session, period: Period) -> list[dict[str, Any]]:
-    """What Stripe moved each day (UTC): gross, refunds, disputes, fees, net."""
+    """What Stripe moved each of the clinic's days: gross, refunds, disputes, fees, net."""
     txn = StripeBalanceTransaction
-    day = func.date(txn.created)
+    day = clinic_day(txn.created, period.zone)
     rows = session.execute(
         select(day.label("day"), txn.currency, *_stripe_money(txn))
         .where(_in(period, txn.created))

@@ -3,14 +3,17 @@ and a month-end summary."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from billing.adapters.db import clinic_day
 from billing.adapters.models import Invoice, LedgerEntry, Refund, StripeBalanceTransaction, utcnow
 from billing.domain import statuses
+from billing.domain.dates import UTC_ZONE, day_of, days_span, month_span
 from billing.domain.money import Money
 from billing.services.finance.reconciliation import (
     STRIPE_CHARGES,
@@ -30,9 +33,12 @@ def bucket_of(age_days: int) -> str:
     return AGING_BUCKETS[0][0]
 
 
-def aging(session: Session, now: datetime | None = None) -> dict[str, Any]:
-    """Every unpaid invoice with its age in days, and the totals per bucket."""
+def aging(
+    session: Session, now: datetime | None = None, zone: ZoneInfo = UTC_ZONE
+) -> dict[str, Any]:
+    """Every unpaid invoice with its age in the clinic's days, and the totals per bucket."""
     now = now or utcnow()
+    today = day_of(now, zone)
     rows = session.execute(
         select(
             Invoice.id,
@@ -50,7 +56,7 @@ def aging(session: Session, now: datetime | None = None) -> dict[str, Any]:
     counts = dict.fromkeys((name for name, _, _ in AGING_BUCKETS), 0)
     owed: dict[str, dict[str, Money]] = {name: {} for name, _, _ in AGING_BUCKETS}
     for row in rows:
-        age = (now - row["created_at"]).days
+        age = (today - day_of(row["created_at"], zone)).days
         bucket = bucket_of(age)
         invoices.append({**row, "age_days": age, "bucket": bucket})
         counts[bucket] += 1
@@ -102,12 +108,11 @@ def refunds_and_disputes(session: Session, period: Period) -> dict[str, Any]:
     return {"refunds": [dict(r) for r in refunds], "disputes": [dict(d) for d in disputes]}
 
 
-def month_end(session: Session, year: int, month: int) -> dict[str, Any]:
-    """A month in one page, per currency: billed, collected, refunded, disputed, fees, net,
-    still owed; and the counts of invoices and discrepancies."""
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-    period = Period(start, end)
+def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE) -> dict[str, Any]:
+    """A month of the clinic's calendar in one page, per currency: billed, collected,
+    refunded, disputed, fees, net, still owed; and the counts of invoices and discrepancies."""
+    start, end = month_span(year, month, zone)
+    period = Period(start, end, zone)
     billed = _counted_by_currency(
         session, Invoice.status != statuses.VOID, *_within(period, Invoice.created_at)
     )
@@ -164,18 +169,18 @@ def _within(period: Period, column: Any) -> tuple[Any, Any]:
     return column >= period.start, column < period.end
 
 
-def day_range(first: datetime, last: datetime) -> Period:
-    """From the start of `first` to the end of `last` (both days included)."""
-    return Period(first, last + timedelta(days=1))
+def day_range(first: date, last: date, zone: ZoneInfo = UTC_ZONE) -> Period:
+    """From the start of the clinic's day `first` to the end of `last` (both included)."""
+    return Period(*days_span(first, last, zone), zone)
 
 
 def daily_by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
-    """Per day, session type and currency: gross (charges) and net (after refunds,
+    """Per clinic day, session type and currency: gross (charges) and net (after refunds,
     disputes and Stripe's fees on the matching transactions)."""
     signed = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=-LedgerEntry.amount)
     gross = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=0)
     fee = func.coalesce(StripeBalanceTransaction.fee, 0)
-    day = func.date(LedgerEntry.occurred_at)
+    day = clinic_day(LedgerEntry.occurred_at, period.zone)
     rows = session.execute(
         select(
             day.label("day"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from billing.adapters.db import dialect_insert
 from billing.adapters.models import Invoice, InvoiceCounter, InvoiceLine, Quote, utcnow
 from billing.domain import pricing, statuses
+from billing.domain.dates import UTC_ZONE, day_of
 from billing.domain.errors import Conflict, NotFound
 from billing.services.access import audit
 from billing.services.integrations import events
@@ -42,8 +44,11 @@ def get_invoice(session: Session, invoice_id: str, for_update: bool = False) -> 
     return invoice
 
 
-def create_invoices(session: Session, quote_id: str, now: datetime | None = None) -> InvoiceBatch:
-    """Invoice every patient of a quote once; invoicing it again returns the same invoices."""
+def create_invoices(
+    session: Session, quote_id: str, now: datetime | None = None, zone: ZoneInfo = UTC_ZONE
+) -> InvoiceBatch:
+    """Invoice every patient of a quote once, numbered in the year of the clinic's calendar
+    (`zone`); invoicing it again returns the same invoices."""
     now = now or utcnow()
     quote = session.scalars(
         select(Quote).where(Quote.id == quote_id).with_for_update()
@@ -58,7 +63,7 @@ def create_invoices(session: Session, quote_id: str, now: datetime | None = None
             "quote_expired", f"Quote {quote.id} expired at {quote.expires_at.isoformat()}."
         )
 
-    numbers = _next_numbers(session, now.year, len(quote.lines))
+    numbers = _next_numbers(session, day_of(now, zone).year, len(quote.lines))
     invoices = [
         Invoice(
             number=number,

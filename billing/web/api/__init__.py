@@ -6,6 +6,7 @@ from flask import Flask
 
 from billing.web.api import (
     audit,
+    books,
     catalog,
     docs,
     events,
@@ -32,6 +33,7 @@ def init_app(app: Flask) -> BillingApi:
         invoices.blp,
         payments.blp,
         reports.blp,
+        books.blp,
         audit.blp,
         events.blp,
         webhook_endpoints.blp,

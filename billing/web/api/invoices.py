@@ -16,6 +16,7 @@ from billing.services.payments import online
 from billing.web.api.common import BEARER
 from billing.web.api.spec import WITH_A_BODY, problems
 from billing.web.auth import requires
+from billing.web.calendar import clinic_zone
 from billing.web.receipts import pdf_response
 from schemas.invoices import (
     InvoiceListSchema,
@@ -42,7 +43,7 @@ class InvoicesView(MethodView):
     @problems(blp, *WITH_A_BODY, 404, 409)
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """Invoice each patient of a quote; a second call returns the same invoices (200)."""
-        batch = invoices.create_invoices(db.session(), body["quote_id"])
+        batch = invoices.create_invoices(db.session(), body["quote_id"], zone=clinic_zone())
         return {"data": batch.invoices, "has_more": False}, 201 if batch.created else 200
 
     @requires("invoices:read")

@@ -1,10 +1,9 @@
 """Finance reports, each as JSON or CSV: reconciliation (the CSV streamed), ageing,
-refunds and disputes, month end."""
+refunds and disputes, month end, and the accounting journal (CSV for Xero or QuickBooks)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, time
 from typing import Any, TypeVar
 
 from flask import Response
@@ -12,19 +11,25 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from billing.adapters import db
+from billing.services.finance import journal
 from billing.services.finance import reconciliation as reports
 from billing.services.finance import reports as finance
 from billing.web.api.common import BEARER
 from billing.web.api.spec import problems
 from billing.web.auth import requires
+from billing.web.calendar import clinic_zone
 from billing.web.exports import (
     aging_csv,
+    journal_body,
+    journal_chart,
+    journal_csv,
     json_response,
     month_end_csv,
     reconciliation_csv,
     refunds_disputes_csv,
     wants_csv,
 )
+from schemas.journal import JournalQuerySchema, JournalSchema
 from schemas.reports import (
     AgingSchema,
     FormatQuerySchema,
@@ -51,9 +56,8 @@ def or_csv(description: str) -> Callable[[F], F]:
 
 
 def period_of(query: dict[str, Any]) -> reports.Period:
-    start = datetime.combine(query["start"], time(), UTC)
-    end = datetime.combine(query["end"], time(), UTC)
-    return finance.day_range(start, end)
+    """The days asked for, as the clinic's calendar has them."""
+    return finance.day_range(query["start"], query["end"], clinic_zone())
 
 
 @blp.route("/reconciliation")
@@ -83,8 +87,8 @@ class AgingView(MethodView):
     @problems(blp, 422)
     def get(self, query: dict[str, Any]) -> Response:
         """Unpaid invoices by age: 0-30, 31-60, 61-90 and over 90 days."""
-        report = finance.aging(db.session())
-        return aging_csv(report) if wants_csv(query) else json_response(report)
+        report = finance.aging(db.session(), zone=clinic_zone())
+        return aging_csv(report, clinic_zone()) if wants_csv(query) else json_response(report)
 
 
 @blp.route("/refunds-disputes")
@@ -113,5 +117,33 @@ class MonthEndView(MethodView):
     def get(self, query: dict[str, Any]) -> Response:
         """A month's summary: billed, collected, refunded, fees, net, still owed."""
         year, month = (int(part) for part in query["month"].split("-"))
-        report = finance.month_end(db.session(), year, month)
+        report = finance.month_end(db.session(), year, month, clinic_zone())
         return month_end_csv(report) if wants_csv(query) else json_response(report)
+
+
+@blp.route("/journal")
+class JournalView(MethodView):
+    @requires("reports:read")
+    @blp.doc(security=BEARER)
+    @blp.arguments(JournalQuerySchema(), location="query")
+    @blp.alt_response(200, schema=JournalSchema(), success=True)
+    @blp.alt_response(
+        200,
+        schema={"type": "string"},
+        content_type="text/csv",
+        success=True,
+        description="JSON; or, with format=xero or format=quickbooks, the CSV that Xero's "
+        "manual-journal import or QuickBooks Online's journal-entry import reads",
+    )
+    @problems(blp, 422)
+    def get(self, query: dict[str, Any]) -> Response:
+        """A month's accounting journal, one per day and currency, balanced against a Stripe
+        clearing account: revenue by session type, refunds, disputes, Stripe's fees and
+        payouts to the bank. A closed month's journal is as it was when it closed."""
+        report = journal.month_journal(
+            db.session(), query["month"], clinic_zone(), journal_chart(), query.get("currency")
+        )
+        layout = query.get("format", "json")
+        if layout == "json":
+            return journal_body(report)
+        return journal_csv(report, layout, query.get("currency"))

@@ -78,6 +78,8 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/reports/aging", "get"): "getAging",
     ("/v1/reports/refunds-disputes", "get"): "getRefundsAndDisputes",
     ("/v1/reports/month-end", "get"): "getMonthEnd",
+    ("/v1/reports/journal", "get"): "getJournal",
+    ("/v1/closed-months", "post"): "closeMonth",
     ("/v1/audit-events", "get"): "listAuditEvents",
     ("/v1/events", "get"): "listEvents",
     ("/v1/events/{event_id}", "get"): "getEvent",

@@ -6,14 +6,18 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
 
-from billing.domain.dates import clinic_date
+from billing.domain.dates import month_name, next_month
 from billing.domain.pricing import session_name
+from billing.web.calendar import clinic_date_filter
 
 
 def init_app(app: Flask) -> None:
-    """What every page writes the same way: the clinic's dates, the session types' names."""
-    app.add_template_filter(clinic_date, "clinic_date")
+    """What every page writes the same way: the clinic's dates and months, the session
+    types' names."""
+    app.add_template_filter(clinic_date_filter, "clinic_date")
     app.add_template_filter(session_name, "session_name")
+    app.add_template_filter(month_name, "month_name")
+    app.add_template_filter(next_month, "next_month")
 
 
 def security_headers(response: Response) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from typing import Any
 
@@ -31,9 +31,11 @@ from billing.domain.money import Money
 from billing.domain.pricing import SESSION_TYPES, session_name
 from billing.services.access import audit
 from billing.services.access.staff import authenticate_staff, end_sessions
+from billing.services.finance import journal
 from billing.services.finance import reconciliation as reports
 from billing.services.finance import reports as finance
 from billing.services.invoicing import receipts
+from billing.web.calendar import clinic_today, clinic_zone
 from billing.web.charts import Series, line_chart
 from billing.web.exports import aging_csv, month_end_csv, reconciliation_csv, refunds_disputes_csv
 from billing.web.limits import (
@@ -73,7 +75,8 @@ def csrf_token() -> str:
 
 
 @blp.before_request
-def _check_csrf() -> None:
+def check_csrf() -> None:
+    """Every form posted carries the session's CSRF token, or is refused."""
     if request.method == "POST":
         sent = request.form.get("csrf_token", "")
         if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
@@ -165,7 +168,7 @@ def logout() -> Response:
 @signed_in
 def dashboard(user: StaffUser) -> Response:
     start, end = _period_args()
-    period = finance.day_range(_at(start), _at(end))
+    period = finance.day_range(start, end, clinic_zone())
     report = reports.reconciliation(db.session(), period)
     daily = finance.daily_by_session_type(db.session(), period)
     return render_page(
@@ -175,6 +178,7 @@ def dashboard(user: StaffUser) -> Response:
         start=start,
         end=end,
         month=f"{end:%Y-%m}",
+        closed_through=journal.closed_through(db.session()),
         totals=report["totals"],
         by_session_type=report["by_session_type"],
         by_payout=report["by_payout"],
@@ -217,14 +221,14 @@ def invoice(invoice_id: str, user: StaffUser) -> Response:
 @signed_in
 def export(user: StaffUser) -> Response:
     start, end = _period_args()
-    return reconciliation_csv(finance.day_range(_at(start), _at(end)))
+    return reconciliation_csv(finance.day_range(start, end, clinic_zone()))
 
 
 @blp.get("/export/aging.csv")
 @signed_in
 def export_aging(user: StaffUser) -> Response:
     """The unpaid invoices by age, as CSV."""
-    return aging_csv(finance.aging(db.session()))
+    return aging_csv(finance.aging(db.session(), zone=clinic_zone()), clinic_zone())
 
 
 @blp.get("/export/refunds-disputes.csv")
@@ -232,7 +236,7 @@ def export_aging(user: StaffUser) -> Response:
 def export_refunds_disputes(user: StaffUser) -> Response:
     """The period's refunds and disputes, as CSV."""
     start, end = _period_args()
-    period = finance.day_range(_at(start), _at(end))
+    period = finance.day_range(start, end, clinic_zone())
     return refunds_disputes_csv(finance.refunds_and_disputes(db.session(), period), period)
 
 
@@ -244,11 +248,12 @@ def export_month_end(user: StaffUser) -> Response:
     if MonthQuerySchema().validate({"month": month}):
         abort(render_page("finance/message.html", 400, title="Bad month", text="Use YYYY-MM."))
     year, number = (int(part) for part in month.split("-"))
-    return month_end_csv(finance.month_end(db.session(), year, number))
+    return month_end_csv(finance.month_end(db.session(), year, number, clinic_zone()))
 
 
 def _period_args() -> tuple[date, date]:
-    today = datetime.now(UTC).date()
+    """The clinic days asked for; by default this month of the clinic's calendar so far."""
+    today = clinic_today()
     try:
         start = date.fromisoformat(request.args.get("from") or today.replace(day=1).isoformat())
         end = date.fromisoformat(request.args.get("to") or today.isoformat())
@@ -261,10 +266,6 @@ def _period_args() -> tuple[date, date]:
             )
         )
     return start, end
-
-
-def _at(day: date) -> datetime:
-    return datetime.combine(day, time(), UTC)
 
 
 def _chart(daily: list[dict[str, Any]], start: date, end: date, currency: str) -> str:

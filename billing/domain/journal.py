@@ -1,0 +1,181 @@
+"""The accounting journal: each day's money in one currency as balanced debits and credits
+against a Stripe clearing account, ready for an accountant's ledger. Pure: what moved money
+goes in, journals come out.
+
+Every posting moves one amount from one account to another, so each journal balances by
+construction; `Journal.balanced` says so, and the tests check it for every journal made.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from billing.domain.money import Money
+from billing.domain.pricing import SESSION_TYPES, session_name
+
+# The accounts a journal posts to, by key; the clinic names them (JOURNAL_ACCOUNTS).
+CLEARING, BANK, REFUNDS, DISPUTES, FEES = (
+    "stripe_clearing",
+    "bank",
+    "refunds",
+    "disputes",
+    "stripe_fees",
+)
+DEFAULT_TAX_RATE = "Tax Exempt"
+DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
+    CLEARING: {"name": "Stripe Clearing", "code": "1250"},
+    BANK: {"name": "Business Checking", "code": "1000"},
+    **{
+        f"revenue_{session_type}": {
+            "name": f"{session_name(session_type)} Sessions",
+            "code": str(4000 + 10 * number),
+        }
+        for number, session_type in enumerate(SESSION_TYPES)
+    },
+    REFUNDS: {"name": "Patient Refunds", "code": "4900"},
+    DISPUTES: {"name": "Card Disputes", "code": "4910"},
+    FEES: {"name": "Stripe Fees", "code": "6100"},
+}
+ACCOUNT_KEYS = tuple(DEFAULT_ACCOUNTS)
+ITEM_KINDS = ("charge", "refund", "dispute", "fee", "payout")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    key: str
+    name: str  # what QuickBooks Online matches
+    code: str  # what Xero matches
+    tax_rate: str  # Xero's tax rate name for the account's lines
+
+
+def chart_of_accounts(overrides: Any) -> dict[str, Account]:
+    """The default accounts with the clinic's overrides (`{"bank": {"name": ..., "code":
+    ...}}`); a ValueError says what is wrong."""
+    if not isinstance(overrides, Mapping):
+        raise ValueError("must be a JSON object of accounts")
+    unknown = sorted(set(overrides) - set(ACCOUNT_KEYS))
+    if unknown:
+        raise ValueError(f"unknown accounts {unknown}; known: {list(ACCOUNT_KEYS)}")
+    chart = {}
+    for key, default in DEFAULT_ACCOUNTS.items():
+        given = overrides.get(key, {})
+        if not isinstance(given, Mapping) or set(given) - {"name", "code", "tax_rate"}:
+            raise ValueError(f"{key} takes name, code and tax_rate")
+        values = {"tax_rate": DEFAULT_TAX_RATE, **default, **given}
+        if not all(isinstance(v, str) and v.strip() and len(v) <= 100 for v in values.values()):
+            raise ValueError(f"{key}: name, code and tax_rate must be text of 1-100 characters")
+        chart[key] = Account(key, values["name"], values["code"], values["tax_rate"])
+    return chart
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One thing that moved money, as the journal posts it: a charge, refund or dispute
+    of our ledger; a fee or payout of Stripe's balance (signed as Stripe signs them)."""
+
+    kind: str
+    day: date  # the clinic's day it is posted on
+    money: Money
+    session_type: str | None = None  # a charge's
+    late_for: str | None = None  # the closed month it is dated in, when it came too late
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    day: date
+    currency: str
+    account: Account
+    description: str
+    debit: int  # minor units; one of debit and credit is 0
+    credit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Journal:
+    """One day's lines in one currency."""
+
+    day: date
+    currency: str
+    lines: tuple[Line, ...]
+
+    @property
+    def number(self) -> str:
+        """`20261005-USD`: one journal's id in QuickBooks (at most 21 characters)."""
+        return f"{self.day:%Y%m%d}-{self.currency.upper()}"
+
+    @property
+    def narration(self) -> str:
+        """`Stripe USD 2026-10-05`: what groups a journal's lines in Xero."""
+        return f"Stripe {self.currency.upper()} {self.day.isoformat()}"
+
+    @property
+    def debits(self) -> Money:
+        return Money.sum([Money(line.debit, self.currency) for line in self.lines], self.currency)
+
+    @property
+    def credits(self) -> Money:
+        return Money.sum([Money(line.credit, self.currency) for line in self.lines], self.currency)
+
+    @property
+    def balanced(self) -> bool:
+        return self.debits == self.credits
+
+
+def _posting(item: Item) -> tuple[str, str, str, int]:
+    """(debit account, credit account, description, amount) of one item."""
+    amount = item.money.amount
+    if item.kind == "charge":
+        session_type = item.session_type or SESSION_TYPES[0]
+        name = f"{session_name(session_type)} sessions"
+        return CLEARING, f"revenue_{session_type}", name, amount
+    if item.kind == "refund":
+        return REFUNDS, CLEARING, "Refunds", amount
+    if item.kind == "dispute":
+        return DISPUTES, CLEARING, "Disputes", amount
+    if item.kind == "fee":
+        if amount < 0:
+            return CLEARING, FEES, "Stripe fees returned", -amount
+        return FEES, CLEARING, "Stripe fees", amount
+    if item.kind == "payout":
+        if amount > 0:  # a payout that failed or was cancelled comes back
+            return CLEARING, BANK, "Payouts returned", amount
+        return BANK, CLEARING, "Payouts to the bank", -amount
+    raise ValueError(f"unknown item kind {item.kind!r}")
+
+
+def journals(items: Iterable[Item], chart: Mapping[str, Account]) -> list[Journal]:
+    """The items as one journal per day and currency, in date and currency order; each
+    posting's lines are summed per description, a debit line then its credit line."""
+    sums: dict[tuple[date, str], dict[tuple[int, str, str, str], Money]] = defaultdict(dict)
+    for item in items:
+        debit, credit, description, amount = _posting(item)
+        if item.late_for:
+            description = f"{description}, late for {item.late_for}"
+        order = ITEM_KINDS.index(item.kind)
+        key = (order, description, debit, credit)
+        postings = sums[item.day, item.money.currency]
+        zero = Money.zero(item.money.currency)
+        postings[key] = postings.get(key, zero) + Money(amount, item.money.currency)
+    made = []
+    for (day, currency), postings in sorted(sums.items()):
+        lines: list[Line] = []
+        for (_, description, debit, credit), money in sorted(postings.items()):
+            if money.amount == 0:
+                continue
+            lines.append(Line(day, currency, chart[debit], description, money.amount, 0))
+            lines.append(Line(day, currency, chart[credit], description, 0, money.amount))
+        if lines:
+            made.append(Journal(day, currency, tuple(lines)))
+    return made
+
+
+def grouped(lines: Iterable[Line]) -> list[Journal]:
+    """Stored lines back into their journals, in the order they were stored."""
+    by_journal: dict[tuple[date, str], list[Line]] = {}
+    for line in lines:
+        by_journal.setdefault((line.day, line.currency), []).append(line)
+    return [Journal(day, currency, tuple(rows)) for (day, currency), rows in by_journal.items()]
