@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 FLASK := $(BIN)/flask --app billing
 
-.PHONY: run test lint unit deps lock bench faults clean
+.PHONY: run test lint unit deps lock bench bench-webhooks faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ test: lint
 
 bench: deps
 	$(BIN)/python bench/quotes.py
+
+bench-webhooks: deps
+	$(BIN)/python bench/webhooks.py
 
 faults: deps
 	$(BIN)/python bench/faults.py

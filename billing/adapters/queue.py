@@ -22,7 +22,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from billing.services.integrations import emails, events
+from billing.services.integrations import emails, events, webhooks
 
 log = logging.getLogger("billing.queue")
 MEMORY = "memory://"
@@ -80,6 +80,8 @@ class Kicks:
     def __call__(self, session: Session) -> None:
         from billing import tasks
 
+        for delivery_id in session.info.pop(webhooks.HAND_OVER, []):
+            self._send(tasks.deliver_webhook, delivery_id)
         for flag, task in (
             (events.PUBLISHED, tasks.relay_events),
             (emails.PUBLISHED, tasks.send_emails),
@@ -87,10 +89,14 @@ class Kicks:
             wrote = session.info.pop(flag, False)
             if wrote and time.monotonic() - self.last.get(flag, 0) >= self.gap:
                 self.last[flag] = time.monotonic()
-                try:
-                    task.delay()
-                except Exception as error:  # the broker away: the sweep sends it later
-                    log.warning("could not queue %s: %s", task.name, error)
+                self._send(task)
+
+    @staticmethod
+    def _send(task: Any, *args: object) -> None:
+        try:
+            task.delay(*args)
+        except Exception as error:  # the broker away: the sweep sends it later
+            log.warning("could not queue %s: %s", task.name, error)
 
 
 def kick_after_commit(factory: sessionmaker[Session]) -> None:
@@ -100,8 +106,8 @@ def kick_after_commit(factory: sessionmaker[Session]) -> None:
 
 
 def _forget(session: Session) -> None:
-    session.info.pop(events.PUBLISHED, None)
-    session.info.pop(emails.PUBLISHED, None)
+    for flag in (events.PUBLISHED, emails.PUBLISHED, webhooks.HAND_OVER):
+        session.info.pop(flag, None)
 
 
 def run_embedded(celery: Celery, instance_path: str) -> None:

@@ -30,15 +30,16 @@ RELAY = "relay-events"
 RELAY_TTL = timedelta(minutes=2)
 
 
-def publish(session: Session, event_type: str, kind: str, obj: Any) -> None:
-    """In the caller's transaction: `obj` (a `kind` of resource) changed as `event_type`."""
+def publish(session: Session, event_type: str, kind: str, obj: Any) -> str:
+    """In the caller's transaction: `obj` (a `kind` of resource) changed as `event_type`;
+    the event's id."""
     data = json.dumps({"object": snapshot(kind, obj)}, default=str)
+    public_id = new_id("evt")
     session.execute(
-        insert(Event).values(
-            public_id=new_id("evt"), type=event_type, created_at=utcnow(), data=data
-        )
+        insert(Event).values(public_id=public_id, type=event_type, created_at=utcnow(), data=data)
     )
     session.info[PUBLISHED] = True
+    return public_id
 
 
 @dataclass(frozen=True, slots=True)

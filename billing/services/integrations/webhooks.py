@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import utcnow
@@ -39,6 +39,8 @@ from billing.domain.events import (
 )
 from billing.services.access import audit
 from billing.services.integrations import events
+
+HAND_OVER = "billing.deliveries_to_send"  # session.info: give these to workers after commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,22 +167,29 @@ def redeliver(
     session.add_all(made)
     session.flush()
     audit.record(session, "event.redelivered", "event", event.public_id, deliveries=len(made))
+    session.info.setdefault(HAND_OVER, []).extend(d.id for d in made)  # to workers, now
     session.commit()
     return [DeliveryView(d, event, []) for d in made]
 
 
-def due(session: Session, now: datetime | None = None, limit: int = 500) -> list[str]:
-    """Deliveries whose time has come, or whose worker went away mid-send."""
+def due(
+    session: Session,
+    now: datetime | None = None,
+    limit: int = 500,
+    fresh_grace: timedelta = timedelta(seconds=30),
+) -> list[str]:
+    """Deliveries whose (next) attempt is due, or whose worker went away mid-send. A new
+    one is handed to a worker when it is made, so it counts only once `fresh_grace` has
+    passed without its first attempt (a lost message), not to be queued twice."""
     now = now or utcnow()
+    waiting = (WebhookDelivery.status == PENDING) & (WebhookDelivery.next_attempt_at <= now)
+    retry = waiting & (WebhookDelivery.attempts > 0)
+    lost = waiting & (WebhookDelivery.created_at <= now - fresh_grace)
+    stranded = (WebhookDelivery.status == DELIVERING) & (WebhookDelivery.lease_until < now)
     return list(
         session.scalars(
             select(WebhookDelivery.id)
-            .where(
-                or_(
-                    (WebhookDelivery.status == PENDING) & (WebhookDelivery.next_attempt_at <= now),
-                    (WebhookDelivery.status == DELIVERING) & (WebhookDelivery.lease_until < now),
-                )
-            )
+            .where(or_(retry, lost, stranded))
             .order_by(WebhookDelivery.next_attempt_at)
             .limit(limit)
         )
@@ -214,17 +223,26 @@ def deliver(session: Session, delivering: Delivering, delivery_id: str) -> str:
             ),
         )
         .values(status=DELIVERING, lease_until=lease_until, last_attempt_at=now)
-        .returning(WebhookDelivery.id)
-    ).scalar_one_or_none()
-    session.commit()
-    delivery = session.get(WebhookDelivery, delivery_id)
-    if claimed is None or delivery is None:
-        return delivery.status if delivery else "missing"
-    endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
-    event = session.get(Event, delivery.event_id)
-    assert endpoint is not None and event is not None
+        .returning(WebhookDelivery.endpoint_id, WebhookDelivery.event_id)
+    ).one_or_none()
+    if claimed is None:
+        status = session.scalar(
+            select(WebhookDelivery.status).where(WebhookDelivery.id == delivery_id)
+        )
+        session.commit()
+        return status or "missing"
+    endpoint, event = session.execute(
+        select(WebhookEndpoint, Event)
+        .join(WebhookDelivery, WebhookDelivery.endpoint_id == WebhookEndpoint.id)
+        .join(Event, Event.id == WebhookDelivery.event_id)
+        .where(WebhookDelivery.id == delivery_id)
+    ).one()
     if endpoint.status != ENABLED:
-        delivery.status, delivery.lease_until = ABANDONED, None
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id)
+            .values(status=ABANDONED, lease_until=None)
+        )
         session.commit()
         return ABANDONED
     body = body_of(event)
@@ -233,12 +251,57 @@ def deliver(session: Session, delivering: Delivering, delivery_id: str) -> str:
         "User-Agent": "clinic-billing-webhooks/1",
         signatures.HEADER: signatures.sign(endpoint.secret, body, int(now.timestamp())),
         "Billing-Event-Id": event.public_id,
-        "Billing-Delivery-Id": delivery.id,
+        "Billing-Delivery-Id": delivery_id,
     }
     url = endpoint.url
     session.commit()  # no transaction stays open while the endpoint answers
     sent = delivering.sender.post(url, body, headers)
+    if sent.ok and _delivered(session, delivery_id, endpoint.id, lease_until, sent):
+        return DELIVERED
     return _record(session, delivering, delivery_id, lease_until, sent)
+
+
+def _delivered(
+    session: Session, delivery_id: str, endpoint_id: str, lease_until: datetime, sent: Sent
+) -> bool:
+    """The common case in three statements: log it, mark it delivered (if our lease still
+    stands), and the endpoint is no longer failing."""
+    now = utcnow()
+    session.execute(
+        insert(WebhookAttempt).values(
+            delivery_id=delivery_id,
+            attempted_at=now,
+            status_code=sent.status_code,
+            duration_ms=sent.duration_ms,
+        )
+    )
+    ours = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status == DELIVERING,
+            WebhookDelivery.lease_until == lease_until,
+        )
+        .values(
+            status=DELIVERED,
+            delivered_at=now,
+            attempts=WebhookDelivery.attempts + 1,
+            last_status_code=sent.status_code,
+            last_error=None,
+            lease_until=None,
+        )
+        .returning(WebhookDelivery.id)
+    ).scalar_one_or_none()
+    if ours is None:  # our lease ran out and another worker took it over: theirs now
+        session.commit()
+        return True
+    session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.failing_since.is_not(None))
+        .values(failing_since=None)
+    )
+    session.commit()
+    return True
 
 
 def _record(
