@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
+from billing.domain.policy import CancellationPolicy, Fee
 from billing.domain.pricing import (
     DESCRIPTIONS,
     IM_GROUP,
@@ -14,8 +15,60 @@ from billing.domain.pricing import (
     SESSION_TYPES,
     session_price,
 )
-from schemas.fields import Computed, Currency, amount
+from schemas.fields import Computed, Currency, StrictInteger, amount
 from schemas.types import typed
+
+
+class FeeSchema(Schema):
+    """A fee: a percentage of the line, or a fixed amount; never more than the line."""
+
+    percent = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "Of the line, 0 to 100."}
+    )
+    amount = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "In the minor unit."}
+    )
+
+
+class CancellationPolicySchema(Schema):
+    """What cancelling late or missing a session costs, as this price version sets it."""
+
+    notice_hours = fields.Integer(
+        required=True,
+        metadata={"description": "Cancelled by the patient with less notice than this is late."},
+    )
+    late_cancellation_fee = fields.Nested(FeeSchema, attribute="late_cancellation", required=True)
+    no_show_fee = fields.Nested(FeeSchema, attribute="no_show", required=True)
+
+
+class FeeRequestSchema(Schema):
+    """Exactly one of `percent` (of the line) and `amount` (minor units)."""
+
+    percent = StrictInteger(validate=validate.Range(min=0, max=100))
+    amount = amount()
+
+    @validates_schema
+    def _one_of(self, data: dict[str, Any], **_: Any) -> None:
+        if len(data) != 1:
+            raise ValidationError("Give exactly one of `percent` and `amount`.", "percent")
+
+    @post_load
+    def _fee(self, data: dict[str, Any], **_: Any) -> Fee:
+        return Fee(percent=data.get("percent"), amount=data.get("amount"))
+
+
+class CancellationPolicyRequestSchema(Schema):
+    notice_hours = StrictInteger(required=True, validate=validate.Range(min=0, max=24 * 30))
+    late_cancellation_fee = fields.Nested(FeeRequestSchema, required=True)
+    no_show_fee = fields.Nested(FeeRequestSchema, required=True)
+
+    @post_load
+    def _policy(self, data: dict[str, Any], **_: Any) -> CancellationPolicy:
+        return CancellationPolicy(
+            notice_hours=data["notice_hours"],
+            late_cancellation=data["late_cancellation_fee"],
+            no_show=data["no_show_fee"],
+        )
 
 
 class CatalogSessionTypeSchema(Schema):
@@ -36,6 +89,7 @@ class PriceVersionSchema(Schema):
     im_group_amount = fields.Method("_group_amount", required=True, metadata={"type": "integer"})
     effective_at = fields.DateTime(required=True)
     created_at = fields.DateTime(required=True)
+    cancellation_policy = fields.Nested(CancellationPolicySchema, attribute="policy", required=True)
 
     def _group_amount(self, price: object) -> int:
         return session_price(IM_GROUP, price.iv_individual).amount  # type: ignore[attr-defined]
@@ -67,6 +121,13 @@ class PriceVersionRequestSchema(Schema):
     currency = Currency(required=True, metadata={"example": "usd"})
     effective_at = fields.AwareDateTime(
         metadata={"description": "When the price takes effect; omitted means now."}
+    )
+    cancellation_policy = fields.Nested(
+        CancellationPolicyRequestSchema,
+        metadata={
+            "description": "Omitted: the policy of the currency's latest version (for a new "
+            "currency 48 hours' notice, a 50% late-cancellation fee, no no-show fee)."
+        },
     )
 
     @validates_schema

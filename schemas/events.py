@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from billing.domain.events import EVENT_TYPES
+from schemas.bookings import BookingSchema
 from schemas.invoices import InvoiceSchema, PaymentSchema, RefundSchema
 from schemas.quotes import QuoteSchema
 from schemas.types import typed
@@ -160,6 +161,7 @@ SNAPSHOTS: dict[str, Schema] = {
     "refund": RefundSchema(),
     "dispute": DisputeSchema(),
     "webhook_endpoint": WebhookEndpointSchema(),
+    "booking": BookingSchema(),
 }
 
 

@@ -20,6 +20,11 @@ class InvoiceRequestSchema(Schema):
 class InvoiceLineSchema(Schema):
     description = fields.String(required=True)
     session_type = typed("SessionType", fields.String(required=True))
+    billing_code = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "KET-IV, KET-IM-GROUP, FEE-LATE-CANCEL or FEE-NO-SHOW."},
+    )
     amount = fields.Integer(required=True)
 
 
@@ -29,6 +34,8 @@ class InvoiceSchema(Schema):
     id = typed("InvoiceId", fields.String(required=True))
     number = typed("InvoiceNumber", fields.String(required=True))
     status = typed("InvoiceStatus", fields.String(required=True))
+    kind = typed("InvoiceKind", fields.String(required=True))
+    fee_reason = typed("FeeReason", fields.String(required=True, allow_none=True))
     quote_id = typed("QuoteId", fields.String(required=True))
     booking_id = typed("BookingId", fields.String(required=True))
     patient_id = typed("PatientId", fields.String(required=True))
@@ -162,9 +169,27 @@ class PatientPathSchema(Schema):
     patient_id = typed("PatientId", identifier(required=True))
 
 
+class CardPathSchema(Schema):
+    patient_id = typed("PatientId", identifier(required=True))
+    payment_method_id = typed(
+        "PaymentMethodId",
+        fields.String(
+            required=True,
+            validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,250}$", error="Must be a pm_... id."),
+        ),
+    )
+
+
 class SetupIntentSchema(Schema):
     patient_id = typed("PatientId", fields.String(required=True))
     client_secret = fields.String(required=True)
+
+
+class ConsentSchema(Schema):
+    """What the patient agreed to when the card was saved, word for word, and when."""
+
+    text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    agreed_at = fields.AwareDateTime(required=True)
 
 
 class CardRequestSchema(Schema):
@@ -175,6 +200,23 @@ class CardRequestSchema(Schema):
             validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,250}$", error="Must be a pm_... id."),
         ),
     )
+    consent = fields.Nested(
+        ConsentSchema,
+        metadata={
+            "description": "The patient's consent to charge this card later for visits and "
+            "fees; only a card saved with consent is charged fees off-session."
+        },
+    )
+    hsa_fsa = fields.Boolean(
+        load_default=False,
+        metadata={"description": "An HSA/FSA card: never charged fees automatically."},
+    )
+
+
+class CardConsentSchema(Schema):
+    text = fields.String(required=True)
+    agreed_at = fields.DateTime(required=True)
+    invoice_id = typed("InvoiceId", fields.String(required=True, allow_none=True))
 
 
 class CardSchema(Schema):
@@ -186,6 +228,8 @@ class CardSchema(Schema):
     exp_month = fields.Integer(required=True)
     exp_year = fields.Integer(required=True)
     default = fields.Boolean(required=True)
+    consent = fields.Nested(CardConsentSchema, required=True, allow_none=True)
+    hsa_fsa = fields.Boolean(required=True)
 
 
 class CardListSchema(Schema):

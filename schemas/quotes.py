@@ -8,6 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from billing.domain.pricing import SESSION_TYPES
+from schemas.catalog import CancellationPolicySchema
 from schemas.fields import Currency, Name, StrictInteger, identifier
 from schemas.types import typed
 
@@ -86,6 +87,11 @@ class QuoteSchema(Schema):
     expires_at = fields.DateTime(required=True)
     lines = fields.List(fields.Nested(QuoteLineSchema), required=True)
     total = fields.Integer(required=True)
+    cancellation_policy = fields.Nested(
+        CancellationPolicySchema,
+        required=True,
+        metadata={"description": "The policy the quote locked, to tell the patient."},
+    )
 
 
 class QuotePathSchema(Schema):

@@ -10,6 +10,13 @@ from marshmallow import fields
 from billing.domain.events import DELIVERY_STATUSES, ENDPOINT_STATUSES, EVENT_TYPES
 from billing.domain.journal import ACCOUNT_KEYS
 from billing.domain.money import CURRENCY_EXPONENTS
+from billing.domain.policy import (
+    ATTENDANCE,
+    BOOKING_STATES,
+    CANCELLED_BY,
+    FEE_REASONS,
+    INVOICE_KINDS,
+)
 from billing.domain.pricing import SESSION_TYPES
 from billing.domain.statuses import INVOICE_STATUSES, PAYMENT_STATUSES, REFUND_STATUSES
 from billing.services.access.audit import ACTOR_TYPES
@@ -65,6 +72,19 @@ ERROR_CODES = (
     "unsafe_webhook_url",
     "month_not_over",
     "earlier_month_open",
+    "booking_not_found",
+    "patient_not_in_booking",
+    "booking_below_minimum",
+    "booking_cancelled",
+    "booking_attended",
+    "quote_superseded",
+    "already_cancelled",
+    "attendance_marked",
+    "patient_cancelled",
+    "session_started",
+    "session_not_started",
+    "cancelled_at_in_future",
+    "payment_method_not_found",
 )
 
 
@@ -127,6 +147,19 @@ TYPES: dict[str, dict[str, Any]] = {
         *INVOICE_STATUSES,
         description="open -> processing -> paid -> partially_refunded -> refunded, or "
         "open -> void; only ever forward.",
+    ),
+    "InvoiceKind": _closed(
+        *INVOICE_KINDS,
+        description="session: a patient's session of a booking; fee: a late-cancellation or "
+        "no-show fee.",
+    ),
+    "FeeReason": _closed(*FEE_REASONS, description="Why a fee invoice was made."),
+    "Attendance": _closed(*ATTENDANCE, description="Whether the patient came to the session."),
+    "CancelledBy": _closed(*CANCELLED_BY, description="Who cancelled a place in a booking."),
+    "BookingState": _closed(
+        *BOOKING_STATES,
+        description="active; below_minimum: a group left with fewer than 2 patients, its "
+        "invoices held until it is re-quoted or cancelled; cancelled: nobody is left.",
     ),
     "PaymentMethod": _closed(
         "card_on_file",

@@ -120,6 +120,17 @@ def in_days(days: int) -> str:
     )
 
 
+def in_hours(hours: float) -> str:
+    """An RFC 3339 time `hours` from now (negative: ago), with a Pacific offset."""
+    pacific = timezone(timedelta(hours=-8))
+    return (
+        (datetime.now(UTC) + timedelta(hours=hours))
+        .astimezone(pacific)
+        .replace(microsecond=0)
+        .isoformat()
+    )
+
+
 @pytest.fixture
 def booking() -> Callable[..., dict[str, object]]:
     """A valid booking payload; keyword arguments replace its fields."""

@@ -21,10 +21,12 @@ from sqlalchemy import (
     cast,
     func,
     select,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 from billing.domain.money import Money
+from billing.domain.policy import CancellationPolicy, Fee
 
 
 def utcnow() -> datetime:
@@ -99,10 +101,27 @@ class PriceVersion(Base):
     iv_individual_amount: Mapped[int]
     effective_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The cancellation policy of this version: each fee a percentage of the line or an
+    # amount (exactly one of the two is set).
+    notice_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
+    late_cancellation_fee_percent: Mapped[int | None] = mapped_column(Integer)
+    late_cancellation_fee_amount: Mapped[int | None]
+    no_show_fee_percent: Mapped[int | None] = mapped_column(Integer)
+    no_show_fee_amount: Mapped[int | None]
 
     @property
     def iv_individual(self) -> Money:
         return Money(self.iv_individual_amount, self.currency)
+
+    @property
+    def policy(self) -> CancellationPolicy:
+        return CancellationPolicy(
+            notice_hours=self.notice_hours,
+            late_cancellation=Fee(
+                self.late_cancellation_fee_percent, self.late_cancellation_fee_amount
+            ),
+            no_show=Fee(self.no_show_fee_percent, self.no_show_fee_amount),
+        )
 
 
 class Quote(Base):
@@ -125,6 +144,11 @@ class Quote(Base):
     lines: Mapped[list[QuoteLine]] = relationship(
         back_populates="quote", order_by="QuoteLine.position", lazy="selectin"
     )
+    price: Mapped[PriceVersion] = relationship(lazy="selectin")
+
+    @property
+    def cancellation_policy(self) -> CancellationPolicy:
+        return self.price.policy
 
 
 class QuoteLine(Base):
@@ -233,7 +257,15 @@ class Invoice(Base):
 
     __tablename__ = "invoices"
     __table_args__ = (
-        UniqueConstraint("quote_id", "patient_id"),
+        # One session invoice per patient of a quote; fee invoices beside it.
+        Index(
+            "uq_invoices_session_seat",
+            "quote_id",
+            "patient_id",
+            unique=True,
+            sqlite_where=text("kind = 'session'"),
+            postgresql_where=text("kind = 'session'"),
+        ),
         Index("ix_invoices_created_at_id", "created_at", "id"),
         Index("ix_invoices_patient_status", "patient_id", "status"),
     )
@@ -250,6 +282,8 @@ class Invoice(Base):
     currency: Mapped[str] = mapped_column(String(3))
     total: Mapped[int]
     status: Mapped[str] = mapped_column(String(24), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="session", server_default="session")
+    fee_reason: Mapped[str | None] = mapped_column(String(32))  # late_cancellation, no_show
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     voided_at: Mapped[datetime | None]
@@ -271,6 +305,7 @@ class InvoiceLine(Base):
     position: Mapped[int] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(String(200))
     session_type: Mapped[str] = mapped_column(String(32))
+    billing_code: Mapped[str | None] = mapped_column(String(32))
     amount: Mapped[int]
 
 
@@ -450,5 +485,5 @@ class AuditEvent(Base):
     details: Mapped[str] = mapped_column(Text, default="{}")  # JSON: what changed
 
 
-# The outbox's tables share this Base: importing them here registers them with it.
-from billing.adapters import outbox  # noqa: E402, F401
+# The outbox's and the bookings' tables share this Base: importing them registers them.
+from billing.adapters import booking_models, outbox  # noqa: E402, F401

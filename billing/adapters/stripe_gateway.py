@@ -152,6 +152,11 @@ class StripeGateway:
             )
         return _card(method)
 
+    def detach_card(self, payment_method_id: str) -> None:
+        """Remove a saved card from its customer at Stripe."""
+        with _translated("detach_card"):
+            self.client.v1.payment_methods.detach(payment_method_id)
+
     def list_cards(self, customer_id: str) -> list[Card]:
         with _translated("list_cards"):
             methods = self.client.v1.payment_methods.list(

@@ -14,6 +14,8 @@ EVENT_TYPES = (
     "refund.succeeded",
     "refund.failed",
     "dispute.created",
+    "booking.cancelled",
+    "booking.attendance_marked",
     "webhook_endpoint.disabled",
 )
 # A payment's status that other systems hear about, and the event they hear.

@@ -88,6 +88,14 @@ class Money:
             raise ValueError("cannot halve a negative amount")
         return Money((self.amount + 1) // 2, self.currency)
 
+    def percent(self, percent: int) -> Money:
+        """`percent` per cent of this amount (0-100), rounding half up to the minor unit."""
+        if not 0 <= percent <= 100:
+            raise ValueError("percent must be 0 to 100")
+        if self.amount < 0:
+            raise ValueError("cannot take a percentage of a negative amount")
+        return Money((self.amount * percent + 50) // 100, self.currency)
+
     def allocate(self, weights: Sequence[int]) -> list[Money]:
         """Split by integer weights: floor each share, then hand out the leftover units.
 

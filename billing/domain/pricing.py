@@ -37,7 +37,7 @@ class PatientHistory:
 
     patient_id: str
     prior_iv_sessions: int = 0  # stated by the booking system (treated before this service)
-    completed_iv_sessions: int = 0  # known from our own paid invoices
+    completed_iv_sessions: int = 0  # attended here, as the clinic marked them
     has_iv_exemption: bool = False
 
 

@@ -30,6 +30,7 @@ SCOPES = frozenset(
         "events:read",
         "webhooks:write",
         "books:close",
+        "bookings:write",
     }
 )
 ANY_KEY = "*"  # any valid key may call the endpoint

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from billing.adapters import db
 from billing.services.access import keys
 from billing.web.auth import SCOPES
+from tests.conftest import in_hours
 from tests.integrations.feed import wait_until_settled
 
 
@@ -45,6 +46,20 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("POST", "/v1/patients/{patient_id}/setup-intents", ("payments:write",), STRIPE),
     ("POST", "/v1/patients/{patient_id}/payment-methods", ("payments:write",), STRIPE),
     ("GET", "/v1/patients/{patient_id}/payment-methods", ("payments:write",), STRIPE),
+    (
+        "DELETE",
+        "/v1/patients/{patient_id}/payment-methods/{payment_method_id}",
+        ("payments:write",),
+        STRIPE,
+    ),
+    ("GET", "/v1/bookings/{booking_id}", ("bookings:write", "invoices:read"), None),
+    ("POST", "/v1/bookings/{booking_id}/cancellations", ("bookings:write",), {"by": "clinic"}),
+    (
+        "POST",
+        "/v1/bookings/{booking_id}/attendance",
+        ("bookings:write",),
+        {"patients": [{"patient_id": "P-1001", "status": "attended"}]},
+    ),
     ("GET", "/v1/reports/reconciliation?from=2026-11-01&to=2026-11-30", ("reports:read",), None),
     ("GET", "/v1/reports/aging", ("reports:read",), None),
     ("GET", "/v1/reports/refunds-disputes?from=2026-11-01&to=2026-11-30", ("reports:read",), None),
@@ -88,7 +103,17 @@ def _mark_paid(app: Flask, invoice_id: str) -> None:
 
 
 def _call(client, method, template, body, headers, make_key, booking):
-    ids = {"patient_id": "P-1001"}
+    ids = {"patient_id": "P-1001", "payment_method_id": "pm_card_visa"}
+    if "{booking_id}" in template:
+        # Attendance is marked once the session has begun; cancellations come before.
+        when = in_hours(-1) if template.endswith("attendance") else in_hours(30)
+        quote = client.post(
+            "/v1/quotes", json=booking(scheduled_at=when), headers=make_key("quotes:write")
+        ).json
+        client.post(
+            "/v1/invoices", json={"quote_id": quote["id"]}, headers=make_key("invoices:write")
+        )
+        ids["booking_id"] = quote["booking_id"]
     if "{quote_id}" in template or body == "quote":
         ids["quote_id"] = _quote_id(client, make_key, booking)
     if "{invoice_id}" in template:

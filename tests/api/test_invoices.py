@@ -85,6 +85,7 @@ def test_group_quote_becomes_one_open_invoice_per_patient(client, headers, booki
             {
                 "description": "Group IM ketamine session",
                 "session_type": "im_group",
+                "billing_code": "KET-IM-GROUP",
                 "amount": 25000,
             }
         ]
@@ -348,48 +349,6 @@ def test_void_unknown_invoice_is_404(client, headers) -> None:
     response = client.post("/v1/invoices/in_nope/void", headers=headers)
     assert response.status_code == 404
     assert response.json["code"] == "invoice_not_found"
-
-
-# --- first-session rule with our own invoices -----------------------------------------------
-
-
-def _group_with_new_patient(booking) -> dict[str, Any]:
-    return booking(
-        booking_id="BK-GROUP",
-        patients=[
-            {"patient_id": "P-1001", "name": "Ana Ruiz", "prior_iv_sessions": 2},
-            {"patient_id": "P-3001", "name": "Cleo New"},
-        ],
-    )
-
-
-def test_paid_iv_invoice_lets_a_new_patient_join_a_group(app, client, headers, booking) -> None:
-    refused = client.post("/v1/quotes", json=_group_with_new_patient(booking), headers=headers)
-    assert refused.status_code == 422
-    assert refused.json["code"] == "first_session_must_be_iv"
-
-    iv_quote = make_quote(client, headers, iv_booking(booking, "P-3001"))
-    iv_invoice = invoice_quote(client, headers, iv_quote["id"])[0]
-    set_status(app, iv_invoice["id"], "paid")
-
-    accepted = client.post("/v1/quotes", json=_group_with_new_patient(booking), headers=headers)
-    assert accepted.status_code == 201, accepted.json
-    assert [line["amount"] for line in accepted.json["lines"]] == [25000, 25000]
-
-
-def test_open_or_void_iv_invoice_does_not_count(client, headers, booking) -> None:
-    iv_quote = make_quote(client, headers, iv_booking(booking, "P-3001"))
-    iv_invoice = invoice_quote(client, headers, iv_quote["id"])[0]
-
-    still_open = client.post("/v1/quotes", json=_group_with_new_patient(booking), headers=headers)
-    assert still_open.status_code == 422
-    assert still_open.json["code"] == "first_session_must_be_iv"
-
-    assert client.post(f"/v1/invoices/{iv_invoice['id']}/void", headers=headers).status_code == 200
-    voided = client.post("/v1/quotes", json=_group_with_new_patient(booking), headers=headers)
-    assert voided.status_code == 422
-    assert voided.json["code"] == "first_session_must_be_iv"
-    assert "patients.1" in voided.json["errors"]
 
 
 # --- concurrency (PostgreSQL) ---------------------------------------------------------------

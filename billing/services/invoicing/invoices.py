@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.db import dialect_insert
 from billing.adapters.models import Invoice, InvoiceCounter, InvoiceLine, Quote, utcnow
-from billing.domain import pricing, statuses
+from billing.domain import policy, pricing, statuses
 from billing.domain.dates import UTC_ZONE, day_of
 from billing.domain.errors import Conflict, NotFound
 from billing.services.access import audit
+from billing.services.bookings import seats
 from billing.services.integrations import events
-
-COMPLETED_SESSION_STATUSES = (statuses.PAID, statuses.PARTIALLY_REFUNDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +61,7 @@ def create_invoices(
             "quote_expired", f"Quote {quote.id} expired at {quote.expires_at.isoformat()}."
         )
 
-    numbers = _next_numbers(session, day_of(now, zone).year, len(quote.lines))
+    numbers = next_numbers(session, day_of(now, zone).year, len(quote.lines))
     invoices = [
         Invoice(
             number=number,
@@ -77,6 +75,7 @@ def create_invoices(
             currency=quote.currency,
             total=line.amount,
             status=statuses.OPEN,
+            kind=policy.SESSION,
             created_at=now,
             updated_at=now,
             lines=[
@@ -84,6 +83,7 @@ def create_invoices(
                     position=0,
                     description=line.description,
                     session_type=quote.session_type,
+                    billing_code=policy.BILLING_CODES[quote.session_type],
                     amount=line.amount,
                 )
             ],
@@ -92,6 +92,7 @@ def create_invoices(
     ]
     session.add_all(invoices)
     session.flush()
+    seats.open_booking(session, quote, invoices, now)
     for invoice in invoices:
         audit.record(
             session,
@@ -112,12 +113,14 @@ def create_invoices(
 def _invoices_of(session: Session, quote_id: str) -> list[Invoice]:
     return list(
         session.scalars(
-            select(Invoice).where(Invoice.quote_id == quote_id).order_by(Invoice.number)
+            select(Invoice)
+            .where(Invoice.quote_id == quote_id, Invoice.kind == policy.SESSION)
+            .order_by(Invoice.number)
         )
     )
 
 
-def _next_numbers(session: Session, year: int, count: int) -> list[str]:
+def next_numbers(session: Session, year: int, count: int) -> list[str]:
     """Take `count` consecutive numbers of `year`; the counter's row lock serialises callers."""
     insert = dialect_insert(session)
     session.execute(
@@ -169,17 +172,3 @@ def list_invoices(
         )
     )
     return InvoicePage(data=rows[:limit], has_more=len(rows) > limit)
-
-
-def completed_iv_sessions(session: Session, patient_ids: Sequence[str]) -> dict[str, int]:
-    """Paid IV invoices per patient: the sessions this service knows were completed."""
-    rows = session.execute(
-        select(Invoice.patient_id, func.count())
-        .where(
-            Invoice.patient_id.in_(patient_ids),
-            Invoice.session_type == pricing.IV_INDIVIDUAL,
-            Invoice.status.in_(COMPLETED_SESSION_STATUSES),
-        )
-        .group_by(Invoice.patient_id)
-    )
-    return {patient_id: int(count) for patient_id, count in rows}

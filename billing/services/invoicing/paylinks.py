@@ -15,6 +15,7 @@ from billing.domain import paylinks, statuses
 from billing.domain.errors import Conflict, NotFound, ServiceError
 from billing.services import idempotency
 from billing.services.access import audit
+from billing.services.bookings import holds
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import emails
 from billing.services.invoicing.invoices import get_invoice
@@ -54,6 +55,7 @@ def create_pay_link(
         raise Conflict(
             "invoice_not_payable", f"Invoice {invoice.number} is {invoice.status}, not open."
         )
+    holds.check_not_held(session, invoice)
     now = utcnow()
     link = PayLink(invoice_id=invoice.id, created_at=now, expires_at=now + ttl)
     session.add(link)

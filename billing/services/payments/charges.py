@@ -39,6 +39,7 @@ from billing.domain.statuses import (
 )
 from billing.services import idempotency
 from billing.services.access import audit
+from billing.services.bookings import holds
 from billing.services.idempotency import REPLAY_WAIT, IdempotencyRequest
 from billing.services.integrations import emails, events
 from billing.services.invoicing import ledger
@@ -137,6 +138,7 @@ def check_payable(session: Session, invoice: Invoice) -> None:
         raise Conflict(
             "invoice_not_payable", f"Invoice {invoice.number} is {invoice.status}, not open."
         )
+    holds.check_not_held(session, invoice)
 
 
 def cancel_online(session: Session, gateway: StripeGateway, invoice_id: str) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from billing.adapters.booking_models import CardConsent
 from billing.adapters.db import dialect_insert
-from billing.adapters.models import Patient, new_id
+from billing.adapters.models import Patient, new_id, utcnow
 from billing.adapters.stripe_gateway import Card, StripeGateway
+from billing.domain.errors import NotFound
+from billing.services.access import audit
 
 
 def get_or_create_patient(session: Session, patient_id: str) -> Patient:
@@ -47,9 +52,16 @@ def start_setup_intent(session: Session, gateway: StripeGateway, patient_id: str
 
 
 def save_card(
-    session: Session, gateway: StripeGateway, patient_id: str, payment_method_id: str
+    session: Session,
+    gateway: StripeGateway,
+    patient_id: str,
+    payment_method_id: str,
+    consent: dict[str, Any] | None = None,
+    hsa_fsa: bool = False,
+    invoice_id: str | None = None,
 ) -> Card:
-    """Attach a PaymentMethod and make it the patient's card on file."""
+    """Attach a PaymentMethod and make it the patient's card on file, with the consent the
+    patient gave (text and time) or none."""
     patient = ensure_customer(session, gateway, patient_id)
     assert patient.stripe_customer_id is not None
     card = gateway.attach_card(payment_method_id, patient.stripe_customer_id)
@@ -62,8 +74,68 @@ def save_card(
             default_card_last4=card.last4,
         )
     )
+    session.merge(
+        CardConsent(
+            payment_method_id=card.id,
+            patient_id=patient_id,
+            consent_text=consent["text"] if consent else None,
+            agreed_at=consent["agreed_at"] if consent else None,
+            invoice_id=invoice_id,
+            hsa_fsa=hsa_fsa,
+            created_at=utcnow(),
+            removed_at=None,
+        )
+    )
+    audit.record(
+        session,
+        "card.saved",
+        "patient",
+        patient_id,
+        payment_method_id=card.id,
+        consent_text=consent["text"] if consent else None,
+        agreed_at=consent["agreed_at"].isoformat() if consent else None,
+        invoice_id=invoice_id,
+        hsa_fsa=hsa_fsa,
+    )
     session.commit()
     return card
+
+
+def remove_card(
+    session: Session, gateway: StripeGateway, patient_id: str, payment_method_id: str
+) -> None:
+    """Detach a saved card at Stripe; it is no longer the card on file, nor charged."""
+    consent = session.get(CardConsent, payment_method_id)
+    patient = session.scalars(select(Patient).where(Patient.patient_id == patient_id)).first()
+    kept = consent is not None and consent.patient_id == patient_id and consent.removed_at is None
+    known = patient is not None and (kept or patient.default_payment_method_id == payment_method_id)
+    session.commit()
+    if not known or patient is None:
+        raise NotFound(
+            "payment_method_not_found",
+            f"Patient {patient_id} has no saved card {payment_method_id!r}.",
+        )
+    gateway.detach_card(payment_method_id)
+    session.execute(
+        update(Patient)
+        .where(Patient.id == patient.id, Patient.default_payment_method_id == payment_method_id)
+        .values(default_payment_method_id=None, default_card_brand=None, default_card_last4=None)
+    )
+    if consent is not None:
+        session.execute(
+            update(CardConsent)
+            .where(CardConsent.payment_method_id == payment_method_id)
+            .values(removed_at=utcnow())
+        )
+    audit.record(
+        session, "card.removed", "patient", patient_id, payment_method_id=payment_method_id
+    )
+    session.commit()
+
+
+def consents(session: Session, patient_id: str) -> dict[str, CardConsent]:
+    rows = session.scalars(select(CardConsent).where(CardConsent.patient_id == patient_id))
+    return {row.payment_method_id: row for row in rows}
 
 
 def list_cards(session: Session, gateway: StripeGateway, patient_id: str) -> list[Card]:

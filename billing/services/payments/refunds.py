@@ -110,6 +110,11 @@ def refundable(session: Session, payment: Payment) -> Money:
     )
 
 
+def left_to_refund(session: Session, invoice: Invoice) -> Money:
+    """What the invoice's payments could still give back."""
+    return _most_refundable(session, invoice.id, invoice.currency)[1]
+
+
 def _most_refundable(
     session: Session, invoice_id: str, currency: str
 ) -> tuple[Payment | None, Money]:

@@ -13,6 +13,7 @@ from billing.adapters.cache import Generation, SharedCache, bump
 from billing.adapters.models import PriceVersion, utcnow
 from billing.domain.errors import Conflict, field_error
 from billing.domain.money import Money
+from billing.domain.policy import DEFAULT_POLICY, CancellationPolicy
 from billing.services.access import audit
 
 # A new price may be stated as effective "now" by a caller whose clock is a little behind.
@@ -36,6 +37,7 @@ class Price:
     currency: str
     iv_individual_amount: int
     effective_at: datetime
+    policy: CancellationPolicy = DEFAULT_POLICY
 
     @property
     def iv_individual(self) -> Money:
@@ -58,7 +60,7 @@ class PriceBook:
         versions = self._cache.lookup(session, "all")
         if versions is None:
             versions = [
-                Price(v.version, v.currency, v.iv_individual_amount, v.effective_at)
+                Price(v.version, v.currency, v.iv_individual_amount, v.effective_at, v.policy)
                 for v in session.scalars(select(PriceVersion))
             ]
             self._cache.put("all", versions)
@@ -96,8 +98,12 @@ def create_price_version(
     currency: str,
     effective_at: datetime | None = None,
     now: datetime | None = None,
+    cancellation_policy: CancellationPolicy | None = None,
 ) -> PriceVersion:
-    """Rule 4: a price change is a new version; quotes keep the version they used."""
+    """Rule 4: a price change is a new version; quotes keep the version they used.
+
+    The version carries a cancellation policy; without one it keeps the policy of the
+    currency's latest version (the default policy for a new currency)."""
     now = now or utcnow()
     effective_at = effective_at or now
     if effective_at < now - CLOCK_SKEW:
@@ -105,12 +111,18 @@ def create_price_version(
             "effective_at_in_past", "effective_at", "A new price cannot take effect in the past."
         )
     next_version = (session.scalar(select(func.max(PriceVersion.version))) or 0) + 1
+    policy = cancellation_policy or _latest_policy(session, currency)
     price = PriceVersion(
         version=next_version,
         currency=currency,
         iv_individual_amount=iv_individual_amount,
         effective_at=effective_at,
         created_at=now,
+        notice_hours=policy.notice_hours,
+        late_cancellation_fee_percent=policy.late_cancellation.percent,
+        late_cancellation_fee_amount=policy.late_cancellation.amount,
+        no_show_fee_percent=policy.no_show.percent,
+        no_show_fee_amount=policy.no_show.amount,
     )
     session.add(price)
     audit.record(
@@ -121,6 +133,9 @@ def create_price_version(
         currency=currency,
         iv_individual_amount=iv_individual_amount,
         effective_at=effective_at.isoformat(),
+        notice_hours=policy.notice_hours,
+        late_cancellation_fee=_fee_words(policy.late_cancellation),
+        no_show_fee=_fee_words(policy.no_show),
     )
     bump(session)
     try:
@@ -131,6 +146,21 @@ def create_price_version(
             "price_version_conflict", "Another price change was saved at the same time; retry."
         ) from None
     return price
+
+
+def _latest_policy(session: Session, currency: str) -> CancellationPolicy:
+    latest = session.scalars(
+        select(PriceVersion)
+        .where(PriceVersion.currency == currency)
+        .order_by(PriceVersion.effective_at.desc(), PriceVersion.version.desc())
+        .limit(1)
+    ).first()
+    return latest.policy if latest is not None else DEFAULT_POLICY
+
+
+def _fee_words(fee: object) -> str:
+    amount, percent = getattr(fee, "amount", None), getattr(fee, "percent", None)
+    return f"{amount} (amount)" if amount is not None else f"{percent}%"
 
 
 def seed_default(session: Session) -> PriceVersion | None:

@@ -15,9 +15,9 @@ from billing.domain.errors import NotFound
 from billing.domain.money import Money
 from billing.services import idempotency
 from billing.services.access import audit
+from billing.services.bookings import seats
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
-from billing.services.invoicing import invoices
 from billing.services.pricing import catalog
 
 
@@ -77,7 +77,11 @@ def create_quote(
     _insert(session, quote, lines)
     _audit_exemptions(session, quote, lines)
     # Plain data, dumped like a Quote: no ORM objects on the hot path.
-    made = {**quote, "lines": [{**line, "iv_exemption": _exemption(line)} for line in lines]}
+    made = {
+        **quote,
+        "lines": [{**line, "iv_exemption": _exemption(line)} for line in lines],
+        "cancellation_policy": price.policy,
+    }
     events.publish(session, "quote.created", "quote", made)
     if claim.row_id is not None:
         idempotency.complete(session, claim, quote_id)
@@ -107,7 +111,7 @@ def _audit_exemptions(session: Session, quote: dict[str, Any], lines: list[dict[
 def _completed_iv_sessions(
     session: Session, session_type: str, patients: list[dict[str, Any]]
 ) -> dict[str, int]:
-    """Our own paid IV invoices, asked only for group patients the booking vouches nothing for."""
+    """IV sessions attended, asked only for group patients the booking vouches nothing for."""
     unvouched = [
         patient["patient_id"]
         for patient in patients
@@ -115,7 +119,7 @@ def _completed_iv_sessions(
     ]
     if session_type != pricing.IM_GROUP or not unvouched:
         return {}
-    return invoices.completed_iv_sessions(session, unvouched)
+    return seats.completed_iv_sessions(session, unvouched)
 
 
 # PostgreSQL takes the quote and its lines in one statement: one round trip.

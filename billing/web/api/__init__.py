@@ -6,6 +6,7 @@ from flask import Flask
 
 from billing.web.api import (
     audit,
+    bookings,
     books,
     catalog,
     docs,
@@ -31,6 +32,7 @@ def init_app(app: Flask) -> BillingApi:
         catalog.blp,
         quotes.blp,
         invoices.blp,
+        bookings.blp,
         payments.blp,
         reports.blp,
         books.blp,

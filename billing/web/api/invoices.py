@@ -11,11 +11,13 @@ from flask_smorest import Blueprint
 from billing.adapters import db
 from billing.adapters.models import Invoice
 from billing.adapters.providers import gateway
+from billing.services.bookings import lifecycle
 from billing.services.invoicing import invoices, receipts
 from billing.services.payments import online
+from billing.web.api.bookings import settings
 from billing.web.api.common import BEARER
 from billing.web.api.spec import WITH_A_BODY, problems
-from billing.web.auth import requires
+from billing.web.auth import current_key, requires
 from billing.web.calendar import clinic_zone
 from billing.web.receipts import pdf_response
 from schemas.invoices import (
@@ -42,8 +44,14 @@ class InvoicesView(MethodView):
     )
     @problems(blp, *WITH_A_BODY, 404, 409)
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """Invoice each patient of a quote; a second call returns the same invoices (200)."""
-        batch = invoices.create_invoices(db.session(), body["quote_id"], zone=clinic_zone())
+        """Invoice each patient of a quote; a second call returns the same invoices (200).
+
+        A newer quote of a booking already invoiced supersedes the old one: its unpaid
+        invoices are voided and its paid ones refunded in full."""
+        session = db.session()
+        batch = invoices.create_invoices(session, body["quote_id"], zone=clinic_zone())
+        if batch.invoices:
+            lifecycle.settle(session, settings(), batch.invoices[0].booking_id, current_key().id)
         return {"data": batch.invoices, "has_more": False}, 201 if batch.created else 200
 
     @requires("invoices:read")

@@ -21,6 +21,7 @@ from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import requires
 from schemas.invoices import (
     CardListSchema,
+    CardPathSchema,
     CardRequestSchema,
     CardSchema,
     PatientPathSchema,
@@ -114,8 +115,16 @@ class PaymentMethodsView(MethodView):
     @problems(blp, *WITH_A_BODY, *CALLS_STRIPE)
     def post(self, body: dict[str, Any], patient_id: str) -> dict[str, Any]:
         """Attach a card and make it the patient's card on file."""
-        card = patients.save_card(db.session(), gateway(), patient_id, body["payment_method"])
-        return _card(card, default_id=card.id)
+        session = db.session()
+        card = patients.save_card(
+            session,
+            gateway(),
+            patient_id,
+            body["payment_method"],
+            consent=body.get("consent"),
+            hsa_fsa=body["hsa_fsa"],
+        )
+        return _card(card, card.id, patients.consents(session, patient_id))
 
     @requires("payments:write")
     @blp.doc(security=BEARER)
@@ -124,12 +133,34 @@ class PaymentMethodsView(MethodView):
     @problems(blp, *CALLS_STRIPE)
     def get(self, patient_id: str) -> dict[str, Any]:
         """The patient's saved cards: brand, last four digits, expiry."""
-        default_id = patients.default_card_id(db.session(), patient_id)
-        cards = patients.list_cards(db.session(), gateway(), patient_id)
-        return {"data": [_card(card, default_id) for card in cards], "has_more": False}
+        session = db.session()
+        default_id = patients.default_card_id(session, patient_id)
+        cards = patients.list_cards(session, gateway(), patient_id)
+        consents = patients.consents(session, patient_id)
+        return {"data": [_card(card, default_id, consents) for card in cards], "has_more": False}
 
 
-def _card(card: Card, default_id: str | None) -> dict[str, Any]:
+@blp.route("/patients/<patient_id>/payment-methods/<payment_method_id>")
+class PaymentMethodView(MethodView):
+    @requires("payments:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(CardPathSchema(), location="path", as_kwargs=True)
+    @blp.response(204)
+    @problems(blp, *CALLS_STRIPE, 404)
+    def delete(self, patient_id: str, payment_method_id: str) -> None:
+        """Remove a saved card: detached at Stripe, never charged again."""
+        patients.remove_card(db.session(), gateway(), patient_id, payment_method_id)
+
+
+def _card(card: Card, default_id: str | None, consents: dict[str, Any]) -> dict[str, Any]:
+    consent = consents.get(card.id)
+    agreed = None
+    if consent is not None and consent.consent_text:
+        agreed = {
+            "text": consent.consent_text,
+            "agreed_at": consent.agreed_at,
+            "invoice_id": consent.invoice_id,
+        }
     return {
         "id": card.id,
         "brand": card.brand,
@@ -137,4 +168,6 @@ def _card(card: Card, default_id: str | None) -> dict[str, Any]:
         "exp_month": card.exp_month,
         "exp_year": card.exp_year,
         "default": card.id == default_id,
+        "consent": agreed,
+        "hsa_fsa": bool(consent and consent.hsa_fsa),
     }

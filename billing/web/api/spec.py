@@ -71,9 +71,13 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/invoices/{invoice_id}/void", "post"): "voidInvoice",
     ("/v1/invoices/{invoice_id}/payments", "post"): "payInvoice",
     ("/v1/invoices/{invoice_id}/refunds", "post"): "refundInvoice",
+    ("/v1/bookings/{booking_id}", "get"): "getBooking",
+    ("/v1/bookings/{booking_id}/attendance", "post"): "markAttendance",
+    ("/v1/bookings/{booking_id}/cancellations", "post"): "cancelBooking",
     ("/v1/patients/{patient_id}/setup-intents", "post"): "createSetupIntent",
     ("/v1/patients/{patient_id}/payment-methods", "post"): "saveCard",
     ("/v1/patients/{patient_id}/payment-methods", "get"): "listCards",
+    ("/v1/patients/{patient_id}/payment-methods/{payment_method_id}", "delete"): "removeCard",
     ("/v1/reports/reconciliation", "get"): "getReconciliation",
     ("/v1/reports/aging", "get"): "getAging",
     ("/v1/reports/refunds-disputes", "get"): "getRefundsAndDisputes",
@@ -102,6 +106,8 @@ PATH_TYPES = {
     "quote_id": "QuoteId",
     "invoice_id": "InvoiceId",
     "patient_id": "PatientId",
+    "booking_id": "BookingId",
+    "payment_method_id": "PaymentMethodId",
     "event_id": "EventId",
     "endpoint_id": "WebhookEndpointId",
 }
@@ -125,6 +131,14 @@ LINKS: dict[tuple[str, str, str], dict[str, Any]] = {
             "/v1/patients/{patient_id}/payment-methods",
             "post",
             patient_id="$response.body#/data/0/patient_id",
+        ),
+        "GetBooking": link(
+            "/v1/bookings/{booking_id}", "get", booking_id="$response.body#/data/0/booking_id"
+        ),
+        "CancelBooking": link(
+            "/v1/bookings/{booking_id}/cancellations",
+            "post",
+            booking_id="$response.body#/data/0/booking_id",
         ),
     },
     ("/v1/invoices/{invoice_id}/payments", "post", "201"): {

@@ -1,0 +1,1 @@
+"""The booking after the quote: attendance, cancellations, fees, re-quotes."""

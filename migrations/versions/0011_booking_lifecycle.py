@@ -1,0 +1,106 @@
+"""booking lifecycle: cancellation policies in the price list, bookings and their seats,
+fee invoices, and the consent with which a card was saved
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-01 10:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision: str = '0011'
+down_revision: str | None = '0010'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # Price versions made before policies existed carry the default policy.
+    with op.batch_alter_table('price_versions') as batch:
+        batch.add_column(sa.Column('notice_hours', sa.Integer(), nullable=False, server_default='48'))
+        batch.add_column(sa.Column('late_cancellation_fee_percent', sa.Integer(), nullable=True, server_default='50'))
+        batch.add_column(sa.Column('late_cancellation_fee_amount', sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column('no_show_fee_percent', sa.Integer(), nullable=True, server_default='0'))
+        batch.add_column(sa.Column('no_show_fee_amount', sa.BigInteger(), nullable=True))
+
+    # A fee is an invoice of its own: one session invoice per patient and quote, any number
+    # of fee invoices beside it.
+    with op.batch_alter_table('invoices') as batch:
+        batch.add_column(sa.Column('kind', sa.String(length=16), nullable=False, server_default='session'))
+        batch.add_column(sa.Column('fee_reason', sa.String(length=32), nullable=True))
+        batch.drop_constraint('uq_invoices_quote_id', type_='unique')
+    op.create_index(
+        'uq_invoices_session_seat', 'invoices', ['quote_id', 'patient_id'], unique=True,
+        sqlite_where=sa.text("kind = 'session'"), postgresql_where=sa.text("kind = 'session'"),
+    )
+    with op.batch_alter_table('invoice_lines') as batch:
+        batch.add_column(sa.Column('billing_code', sa.String(length=32), nullable=True))
+
+    op.create_table(
+        'bookings',
+        sa.Column('booking_id', sa.String(length=64), nullable=False),
+        sa.Column('quote_id', sa.String(length=32), nullable=False),
+        sa.Column('session_type', sa.String(length=32), nullable=False),
+        sa.Column('currency', sa.String(length=3), nullable=False),
+        sa.Column('scheduled_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('state', sa.String(length=24), nullable=False),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['quote_id'], ['quotes.id'], name=op.f('fk_bookings_quote_id_quotes')),
+        sa.PrimaryKeyConstraint('booking_id', name=op.f('pk_bookings')),
+    )
+    op.create_table(
+        'booking_seats',
+        sa.Column('quote_id', sa.String(length=32), nullable=False),
+        sa.Column('patient_id', sa.String(length=64), nullable=False),
+        sa.Column('booking_id', sa.String(length=64), nullable=False),
+        sa.Column('invoice_id', sa.String(length=32), nullable=False),
+        sa.Column('attendance', sa.String(length=16), nullable=True),
+        sa.Column('attendance_marked_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('cancelled_by', sa.String(length=16), nullable=True),
+        sa.Column('cancellation_late', sa.Boolean(), nullable=True),
+        sa.Column('fee_invoice_id', sa.String(length=32), nullable=True),
+        sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['quote_id'], ['quotes.id'], name=op.f('fk_booking_seats_quote_id_quotes')),
+        sa.ForeignKeyConstraint(['invoice_id'], ['invoices.id'], name=op.f('fk_booking_seats_invoice_id_invoices')),
+        sa.ForeignKeyConstraint(['fee_invoice_id'], ['invoices.id'], name=op.f('fk_booking_seats_fee_invoice_id_invoices')),
+        sa.PrimaryKeyConstraint('quote_id', 'patient_id', name=op.f('pk_booking_seats')),
+    )
+    op.create_index(op.f('ix_booking_seats_booking_id'), 'booking_seats', ['booking_id'])
+    op.create_index('ix_booking_seats_patient_attendance', 'booking_seats', ['patient_id', 'attendance'])
+
+    op.create_table(
+        'card_consents',
+        sa.Column('payment_method_id', sa.String(length=255), nullable=False),
+        sa.Column('patient_id', sa.String(length=64), nullable=False),
+        sa.Column('consent_text', sa.Text(), nullable=True),
+        sa.Column('agreed_at', sa.DateTime(timezone=True), nullable=True),
+        sa.Column('invoice_id', sa.String(length=32), nullable=True),
+        sa.Column('hsa_fsa', sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('removed_at', sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint('payment_method_id', name=op.f('pk_card_consents')),
+    )
+    op.create_index(op.f('ix_card_consents_patient_id'), 'card_consents', ['patient_id'])
+
+
+def downgrade() -> None:
+    op.drop_table('card_consents')
+    op.drop_table('booking_seats')
+    op.drop_table('bookings')
+    with op.batch_alter_table('invoice_lines') as batch:
+        batch.drop_column('billing_code')
+    op.drop_index('uq_invoices_session_seat', table_name='invoices')
+    with op.batch_alter_table('invoices') as batch:
+        batch.create_unique_constraint('uq_invoices_quote_id', ['quote_id', 'patient_id'])
+        batch.drop_column('fee_reason')
+        batch.drop_column('kind')
+    with op.batch_alter_table('price_versions') as batch:
+        for column in ('no_show_fee_amount', 'no_show_fee_percent', 'late_cancellation_fee_amount',
+                       'late_cancellation_fee_percent', 'notice_hours'):
+            batch.drop_column(column)

@@ -1,0 +1,79 @@
+"""A booking after the quote: attendance, cancellations, and what the booking shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from billing.domain.policy import ATTENDANCE, CANCELLED_BY
+from schemas.catalog import CancellationPolicySchema
+from schemas.fields import Computed, Currency, identifier
+from schemas.invoices import InvoiceSchema
+from schemas.types import typed
+
+
+class AttendanceMarkSchema(Schema):
+    patient_id = typed("PatientId", identifier(required=True))
+    status = typed("Attendance", fields.String(required=True, validate=validate.OneOf(ATTENDANCE)))
+
+
+class AttendanceRequestSchema(Schema):
+    """Attended or no-show, per patient; marking again with the other status corrects it."""
+
+    patients = fields.List(
+        fields.Nested(AttendanceMarkSchema),
+        required=True,
+        validate=validate.Length(min=1, max=5, error="One to {max} patients."),
+    )
+
+    @validates("patients")
+    def _distinct(self, value: list[dict[str, Any]], **_: Any) -> None:
+        ids = [mark["patient_id"] for mark in value]
+        if len(set(ids)) != len(ids):
+            raise ValidationError("Each patient at most once.")
+
+
+class CancellationRequestSchema(Schema):
+    """One patient's place (`patient_id`), or the whole booking without it."""
+
+    patient_id = typed("PatientId", identifier())
+    by = typed("CancelledBy", fields.String(required=True, validate=validate.OneOf(CANCELLED_BY)))
+    cancelled_at = fields.AwareDateTime(
+        metadata={"description": "When the patient or clinic called it off; omitted means now."}
+    )
+
+
+class SeatSchema(Schema):
+    """One patient's place in the booking's current quote."""
+
+    patient_id = typed("PatientId", fields.String(required=True))
+    invoice_id = typed("InvoiceId", fields.String(required=True))
+    attendance = typed("Attendance", fields.String(required=True, allow_none=True))
+    attendance_marked_at = fields.DateTime(required=True, allow_none=True)
+    cancelled_at = fields.DateTime(required=True, allow_none=True)
+    cancelled_by = typed("CancelledBy", fields.String(required=True, allow_none=True))
+    cancellation_late = fields.Boolean(required=True, allow_none=True)
+    fee_invoice_id = typed("InvoiceId", fields.String(required=True, allow_none=True))
+
+
+class BookingSchema(Schema):
+    """A booking once invoiced: its state, patients, invoices and fees."""
+
+    booking_id = typed("BookingId", fields.String(required=True))
+    state = typed("BookingState", fields.String(required=True))
+    quote_id = typed("QuoteId", fields.String(required=True))
+    session_type = typed("SessionType", fields.String(required=True))
+    currency = Currency(required=True)
+    scheduled_at = fields.DateTime(required=True)
+    cancellation_policy = Computed("_policy", CancellationPolicySchema, required=True)
+    patients = fields.List(fields.Nested(SeatSchema), attribute="seats", required=True)
+    invoices = fields.List(
+        fields.Nested(InvoiceSchema),
+        required=True,
+        metadata={"description": "Session invoices, those of superseded quotes included."},
+    )
+    fees = fields.List(fields.Nested(InvoiceSchema), required=True)
+
+    def _policy(self, view: Any) -> Any:
+        return view.booking.quote.cancellation_policy

@@ -1,0 +1,461 @@
+"""The booking after the quote, on SQLite and PostgreSQL: attendance and rule 3,
+cancellations in time and late, fees, a group that shrinks, re-quotes."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from billing.adapters import db
+from billing.adapters.models import AuditEvent, Invoice, PayLink
+from tests.conftest import in_days, in_hours
+
+ANA = {
+    "patient_id": "P-1001",
+    "name": "Ana Ruiz",
+    "email": "ana@example.org",
+    "prior_iv_sessions": 2,
+}
+BEN = {
+    "patient_id": "P-1002",
+    "name": "Ben Okafor",
+    "email": "ben@example.org",
+    "prior_iv_sessions": 1,
+}
+CAL = {"patient_id": "P-1003", "name": "Cal Ito", "prior_iv_sessions": 3}
+NEW = {"patient_id": "P-3001", "name": "Cleo New"}
+
+
+@pytest.fixture
+def headers(make_key):
+    return make_key(
+        "quotes:write",
+        "invoices:write",
+        "invoices:read",
+        "catalog:write",
+        "bookings:write",
+        "payments:write",
+    )
+
+
+class Desk:
+    """The front desk's calls, each with its own Idempotency-Key unless given one."""
+
+    def __init__(self, client: FlaskClient, headers: dict[str, str]) -> None:
+        self.client, self.headers, self.keys = client, headers, 0
+
+    def _key(self, key: str | None) -> dict[str, str]:
+        self.keys += 1
+        return {**self.headers, "Idempotency-Key": key or f"desk-{self.keys}"}
+
+    def book(self, booking_id: str, session_type: str, when: str, *patients: dict) -> list[dict]:
+        quote = self.client.post(
+            "/v1/quotes",
+            json={
+                "booking_id": booking_id,
+                "session_type": session_type,
+                "scheduled_at": when,
+                "currency": "usd",
+                "patients": list(patients),
+            },
+            headers=self.headers,
+        )
+        assert quote.status_code == 201, quote.json
+        invoiced = self.client.post(
+            "/v1/invoices", json={"quote_id": quote.json["id"]}, headers=self.headers
+        )
+        assert invoiced.status_code == 201, invoiced.json
+        return invoiced.json["data"]
+
+    def cancel(self, booking_id: str, key: str | None = None, **body: Any) -> Any:
+        return self.client.post(
+            f"/v1/bookings/{booking_id}/cancellations", json=body, headers=self._key(key)
+        )
+
+    def mark(self, booking_id: str, key: str | None = None, **marks: str) -> Any:
+        patients = [{"patient_id": p, "status": s} for p, s in marks.items()]
+        return self.client.post(
+            f"/v1/bookings/{booking_id}/attendance",
+            json={"patients": patients},
+            headers=self._key(key),
+        )
+
+    def get(self, booking_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/v1/bookings/{booking_id}", headers=self.headers)
+        assert response.status_code == 200, response.json
+        return response.json
+
+    def invoice(self, invoice_id: str) -> dict[str, Any]:
+        return self.client.get(f"/v1/invoices/{invoice_id}", headers=self.headers).json
+
+    def price(self, amount: int = 50000, **policy: Any) -> Any:
+        body: dict[str, Any] = {"iv_individual_amount": amount, "currency": "usd"}
+        if policy:
+            body["cancellation_policy"] = policy
+        return self.client.post("/v1/catalog/prices", json=body, headers=self.headers)
+
+
+@pytest.fixture
+def desk(client, headers) -> Desk:
+    return Desk(client, headers)
+
+
+def _quote(desk: Desk, session_type: str, *patients: dict, when: str | None = None) -> Any:
+    return desk.client.post(
+        "/v1/quotes",
+        json={
+            "booking_id": "BK-Q",
+            "session_type": session_type,
+            "scheduled_at": when or in_days(5),
+            "currency": "usd",
+            "patients": list(patients),
+        },
+        headers=desk.headers,
+    )
+
+
+# --- attendance and rule 3 ------------------------------------------------------------------
+
+
+def test_an_attended_iv_session_lets_a_new_patient_join_a_group(desk) -> None:
+    assert _quote(desk, "im_group", ANA, NEW).json["code"] == "first_session_must_be_iv"
+    desk.book("BK-IV", "iv_individual", in_hours(-1), NEW)
+
+    marked = desk.mark("BK-IV", **{"P-3001": "attended"})
+    assert marked.status_code == 200, marked.json
+    assert marked.json["patients"][0]["attendance"] == "attended"
+
+    accepted = _quote(desk, "im_group", ANA, NEW)
+    assert accepted.status_code == 201, accepted.json
+    assert [line["amount"] for line in accepted.json["lines"]] == [25000, 25000]
+
+
+def test_a_paid_or_missed_iv_session_is_not_a_completed_one(app, desk) -> None:
+    (invoice,) = desk.book("BK-IV", "iv_individual", in_hours(-1), NEW)
+    with app.app_context():  # what a settled payment does, without Stripe
+        db.session().get(Invoice, invoice["id"]).status = "paid"
+        db.session().commit()
+    refused = _quote(desk, "im_group", ANA, NEW)
+    assert refused.status_code == 422 and "patients.1" in refused.json["errors"]
+
+    assert desk.mark("BK-IV", **{"P-3001": "no_show"}).status_code == 200
+    assert _quote(desk, "im_group", ANA, NEW).json["code"] == "first_session_must_be_iv"
+
+
+def test_a_no_show_costs_the_fee_and_a_correction_gives_it_back(app, desk) -> None:
+    assert (
+        desk.price(
+            notice_hours=24, late_cancellation_fee={"percent": 50}, no_show_fee={"amount": 7500}
+        ).status_code
+        == 201
+    )
+    (session_invoice,) = desk.book("BK-IV", "iv_individual", in_hours(-1), NEW)
+
+    missed = desk.mark("BK-IV", **{"P-3001": "no_show"})
+    assert missed.status_code == 200, missed.json
+    (fee,) = missed.json["fees"]
+    assert fee["kind"] == "fee" and fee["fee_reason"] == "no_show"
+    assert fee["total"] == 7500 and fee["status"] == "open"
+    assert fee["lines"] == [
+        {
+            "description": "Missed appointment (no-show) fee",
+            "session_type": "iv_individual",
+            "billing_code": "FEE-NO-SHOW",
+            "amount": 7500,
+        }
+    ]
+    assert missed.json["patients"][0]["fee_invoice_id"] == fee["id"]
+    # The session itself stays billed; the fee, with no consented card, waits on a pay link.
+    assert desk.invoice(session_invoice["id"])["status"] == "open"
+    with app.app_context():
+        assert (
+            db.session().scalar(
+                select(func.count()).select_from(PayLink).where(PayLink.invoice_id == fee["id"])
+            )
+            == 1
+        )
+
+    corrected = desk.mark("BK-IV", **{"P-3001": "attended"})
+    assert corrected.status_code == 200, corrected.json
+    assert corrected.json["patients"][0]["attendance"] == "attended"
+    assert corrected.json["patients"][0]["fee_invoice_id"] is None
+    assert desk.invoice(fee["id"])["status"] == "void"
+    with app.app_context():
+        actions = (
+            db.session()
+            .scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.object_id == "BK-IV")
+                .order_by(AuditEvent.id)
+            )
+            .all()
+        )
+    assert actions == ["booking.attendance_marked", "booking.attendance_corrected"]
+
+
+def test_a_no_show_fee_never_exceeds_the_line(desk) -> None:
+    desk.price(
+        notice_hours=24, late_cancellation_fee={"percent": 50}, no_show_fee={"amount": 90000}
+    )
+    desk.book("BK-G", "im_group", in_hours(-1), ANA, BEN)
+    missed = desk.mark("BK-G", **{"P-1001": "no_show", "P-1002": "attended"})
+    assert [fee["total"] for fee in missed.json["fees"]] == [25000]  # the line, not 90000
+
+
+def test_attendance_is_refused_before_the_session_and_for_strangers(desk) -> None:
+    desk.book("BK-IV", "iv_individual", in_days(2), NEW)
+    early = desk.mark("BK-IV", **{"P-3001": "attended"})
+    assert early.status_code == 409 and early.json["code"] == "session_not_started"
+
+    desk.book("BK-NOW", "iv_individual", in_hours(1), ANA)
+    too_soon = desk.mark("BK-NOW", **{"P-1001": "no_show"})
+    assert too_soon.status_code == 409 and too_soon.json["code"] == "session_not_started"
+    stranger = desk.mark("BK-NOW", **{"P-9": "attended"})
+    assert stranger.status_code == 422 and stranger.json["code"] == "patient_not_in_booking"
+    assert "patients.0.patient_id" in stranger.json["errors"]
+    bad = desk.mark("BK-NOW", **{"P-1001": "late"})
+    assert bad.status_code == 422 and "patients.0.status" in bad.json["errors"]
+    unknown = desk.mark("BK-NOPE", **{"P-1001": "attended"})
+    assert unknown.status_code == 404 and unknown.json["code"] == "booking_not_found"
+
+
+# --- cancellations --------------------------------------------------------------------------
+
+
+def test_a_cancellation_in_time_voids_the_invoice_and_costs_nothing(desk) -> None:
+    (invoice,) = desk.book("BK-IV", "iv_individual", in_days(5), NEW)
+    cancelled = desk.cancel("BK-IV", by="patient")
+    assert cancelled.status_code == 200, cancelled.json
+    assert cancelled.json["state"] == "cancelled"
+    seat = cancelled.json["patients"][0]
+    assert seat["cancelled_by"] == "patient" and seat["cancellation_late"] is False
+    assert cancelled.json["fees"] == []
+    assert desk.invoice(invoice["id"])["status"] == "void"
+
+
+def test_a_late_cancellation_by_the_patient_costs_the_policy_fee(desk) -> None:
+    (invoice,) = desk.book("BK-IV", "iv_individual", in_days(1), NEW)  # default: 48 h, 50%
+    cancelled = desk.cancel("BK-IV", by="patient")
+    assert cancelled.status_code == 200, cancelled.json
+    assert cancelled.json["patients"][0]["cancellation_late"] is True
+    (fee,) = cancelled.json["fees"]
+    assert fee["fee_reason"] == "late_cancellation" and fee["total"] == 25000
+    assert fee["lines"][0]["billing_code"] == "FEE-LATE-CANCEL"
+    assert desk.invoice(invoice["id"])["status"] == "void"
+
+
+def test_the_clinic_cancelling_late_costs_the_patient_nothing(desk) -> None:
+    (invoice,) = desk.book("BK-IV", "iv_individual", in_days(1), NEW)
+    cancelled = desk.cancel("BK-IV", by="clinic")
+    assert cancelled.json["fees"] == [] and cancelled.json["state"] == "cancelled"
+    assert desk.invoice(invoice["id"])["status"] == "void"
+
+
+def test_notice_is_counted_between_instants_whatever_the_zones(desk) -> None:
+    scheduled = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=40)
+    desk.book("BK-IV", "iv_individual", scheduled.astimezone().isoformat(), NEW)
+    # Told 49 hours before, written in Tokyo's time: in time for 48 hours' notice.
+    told = (scheduled - timedelta(hours=49)).astimezone(
+        __import__("zoneinfo").ZoneInfo("Asia/Tokyo")
+    )
+    in_time = desk.cancel("BK-IV", by="patient", cancelled_at=told.isoformat())
+    assert in_time.status_code == 200, in_time.json
+    assert in_time.json["patients"][0]["cancellation_late"] is False
+
+
+def test_cancellations_refused_with_the_reason(desk) -> None:
+    desk.book("BK-IV", "iv_individual", in_days(5), NEW)
+    future = desk.cancel("BK-IV", by="patient", cancelled_at=in_days(1))
+    assert future.status_code == 422 and future.json["code"] == "cancelled_at_in_future"
+    assert "cancelled_at" in future.json["errors"]
+    who = desk.cancel("BK-IV", by="doctor")
+    assert who.status_code == 422 and "by" in who.json["errors"], who.json
+    stranger = desk.cancel("BK-IV", by="patient", patient_id="P-9")
+    assert stranger.status_code == 422 and "patient_id" in stranger.json["errors"]
+    assert desk.cancel("BK-IV", by="patient").status_code == 200
+    again = desk.cancel("BK-IV", by="patient")
+    assert again.status_code == 409 and again.json["code"] == "already_cancelled"
+
+    desk.book("BK-PAST", "iv_individual", in_hours(-1), ANA)
+    started = desk.cancel("BK-PAST", by="patient")
+    assert started.status_code == 409 and started.json["code"] == "session_started"
+
+
+def test_a_replayed_cancellation_answers_the_same_and_charges_one_fee(desk) -> None:
+    desk.book("BK-IV", "iv_individual", in_days(1), NEW)
+    first = desk.cancel("BK-IV", key="cancel-1", by="patient")
+    replay = desk.cancel("BK-IV", key="cancel-1", by="patient")
+    assert first.status_code == replay.status_code == 200
+    assert first.json == replay.json
+    assert len(replay.json["fees"]) == 1
+    other = desk.cancel("BK-IV", key="cancel-1", by="clinic")
+    assert other.status_code == 422 and other.json["code"] == "idempotency_key_reused"
+
+
+# --- a group that shrinks, and re-quotes --------------------------------------------------
+
+
+def test_a_group_left_with_one_patient_is_held_until_requoted(desk) -> None:
+    ana, ben = desk.book("BK-G", "im_group", in_days(5), ANA, BEN)
+    left = desk.cancel("BK-G", by="patient", patient_id="P-1002")
+    assert left.status_code == 200, left.json
+    assert left.json["state"] == "below_minimum"
+    assert desk.invoice(ben["id"])["status"] == "void"
+
+    link = desk.client.post(
+        f"/v1/invoices/{ana['id']}/payments",
+        json={"method": "online"},
+        headers={**desk.headers, "Idempotency-Key": "link-ana"},
+    )
+    assert link.status_code == 409 and link.json["code"] == "booking_below_minimum"
+    mark = desk.mark("BK-G", **{"P-1001": "attended"})
+    assert mark.status_code == 409 and mark.json["code"] in (
+        "booking_below_minimum",
+        "session_not_started",
+    )
+
+    # Re-quoted with another patient: the old quote's invoices give way to the new ones.
+    new_ana, cal = desk.book("BK-G", "im_group", in_days(5), ANA, CAL)
+    booking = desk.get("BK-G")
+    assert booking["state"] == "active" and booking["quote_id"] == new_ana["quote_id"]
+    assert [p["patient_id"] for p in booking["patients"]] == ["P-1001", "P-1003"]
+    assert desk.invoice(ana["id"])["status"] == "void"
+    assert {i["id"] for i in booking["invoices"]} == {
+        ana["id"],
+        ben["id"],
+        new_ana["id"],
+        cal["id"],
+    }
+    paid_later = desk.client.post(
+        f"/v1/invoices/{ana['id']}/payments",
+        json={"method": "online"},
+        headers={**desk.headers, "Idempotency-Key": "link-old-ana"},
+    )
+    assert paid_later.status_code == 409
+    fresh = desk.client.post(
+        f"/v1/invoices/{new_ana['id']}/payments",
+        json={"method": "online"},
+        headers={**desk.headers, "Idempotency-Key": "link-new-ana"},
+    )
+    assert fresh.status_code == 201, fresh.json
+
+
+def test_an_older_quote_cannot_supersede_a_newer_one(desk) -> None:
+    older = _quote(desk, "iv_individual", NEW).json
+    desk.book("BK-Q", "iv_individual", in_days(5), NEW)
+    refused = desk.client.post("/v1/invoices", json={"quote_id": older["id"]}, headers=desk.headers)
+    assert refused.status_code == 409 and refused.json["code"] == "quote_superseded"
+
+
+# --- the policy, versioned with P -----------------------------------------------------------
+
+
+def test_the_policy_is_versioned_with_the_price_and_locked_by_the_quote(desk) -> None:
+    made = desk.price(
+        notice_hours=24, late_cancellation_fee={"amount": 4000}, no_show_fee={"percent": 100}
+    )
+    assert made.status_code == 201, made.json
+    policy = {
+        "notice_hours": 24,
+        "late_cancellation_fee": {"percent": None, "amount": 4000},
+        "no_show_fee": {"percent": 100, "amount": None},
+    }
+    assert made.json["cancellation_policy"] == policy
+    catalog = desk.client.get("/v1/catalog", headers=desk.headers).json
+    assert catalog["prices"][0]["cancellation_policy"] == policy
+
+    desk.book("BK-IV", "iv_individual", in_hours(20), NEW)
+    assert desk.get("BK-IV")["cancellation_policy"] == policy
+    # A later price keeps the policy unless it says otherwise; a stricter one later does not
+    # reach the booking already quoted.
+    assert desk.price(52000).json["cancellation_policy"] == policy
+    desk.price(
+        52000, notice_hours=72, late_cancellation_fee={"percent": 100}, no_show_fee={"percent": 100}
+    )
+    cancelled = desk.cancel("BK-IV", by="patient")
+    assert [fee["total"] for fee in cancelled.json["fees"]] == [4000]
+
+
+@pytest.mark.parametrize(
+    "policy, field",
+    [
+        (
+            {
+                "notice_hours": -1,
+                "late_cancellation_fee": {"percent": 5},
+                "no_show_fee": {"percent": 5},
+            },
+            "notice_hours",
+        ),
+        (
+            {
+                "notice_hours": 24,
+                "late_cancellation_fee": {"percent": 101},
+                "no_show_fee": {"percent": 5},
+            },
+            "late_cancellation_fee",
+        ),
+        (
+            {
+                "notice_hours": 24,
+                "late_cancellation_fee": {"percent": 5, "amount": 100},
+                "no_show_fee": {"percent": 5},
+            },
+            "late_cancellation_fee",
+        ),
+        (
+            {"notice_hours": 24, "late_cancellation_fee": {}, "no_show_fee": {"percent": 5}},
+            "late_cancellation_fee",
+        ),
+        ({"notice_hours": 24, "late_cancellation_fee": {"percent": 5}}, "no_show_fee"),
+    ],
+)
+def test_a_bad_policy_is_refused_with_its_field(desk, policy, field) -> None:
+    refused = desk.client.post(
+        "/v1/catalog/prices",
+        json={"iv_individual_amount": 50000, "currency": "usd", "cancellation_policy": policy},
+        headers=desk.headers,
+    )
+    assert refused.status_code == 422, refused.json
+    assert any(name.startswith(f"cancellation_policy.{field}") for name in refused.json["errors"])
+
+
+# --- concurrency (PostgreSQL) ---------------------------------------------------------------
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("app", ["postgresql"], indirect=True)
+def test_two_cancellations_of_one_seat_at_once_make_one_fee(app: Flask, desk) -> None:
+    desk.book("BK-IV", "iv_individual", in_days(1), NEW)
+    barrier = threading.Barrier(2)
+    answers: list[Any] = []
+
+    def cancel(key: str) -> None:
+        client = app.test_client()
+        barrier.wait()
+        answers.append(
+            client.post(
+                "/v1/bookings/BK-IV/cancellations",
+                json={"by": "patient", "patient_id": "P-3001"},
+                headers={**desk.headers, "Idempotency-Key": key},
+            )
+        )
+
+    threads = [threading.Thread(target=cancel, args=(f"race-{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    assert len(desk.get("BK-IV")["fees"]) == 1
+    with app.app_context():
+        fees = db.session().scalar(
+            select(func.count()).select_from(Invoice).where(Invoice.kind == "fee")
+        )
+    assert fees == 1

@@ -1,0 +1,161 @@
+"""The booking lifecycle's money, against the Stripe stand-in: a paid session cancelled is
+refunded in full, once; a fee is charged only to a card saved with consent to fees (never
+an HSA/FSA card), otherwise it waits on a pay link; a saved card can be removed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from billing.adapters import db
+from billing.adapters.models import PayLink
+from billing.services.access import keys
+from tests.conftest import in_days
+from tests.fixtures_stripe import card_payment_method
+from tests.stripe.collect import collected_at_stripe
+
+CONSENT = {
+    "text": "Save this card for future visits and fees at Example Clinic.",
+    "agreed_at": "2026-11-30T17:00:00+00:00",
+}
+
+
+@pytest.fixture
+def desk(stripe_app: Flask) -> dict[str, str]:
+    with stripe_app.app_context():
+        _, plain = keys.create_key(
+            db.session(),
+            "front-desk",
+            ["quotes:write", "invoices:read", "invoices:write", "payments:write", "bookings:write"],
+        )
+    return {"Authorization": f"Bearer {plain}"}
+
+
+def _book(client: Any, desk: dict[str, str], patient_id: str, when: str) -> dict[str, Any]:
+    quote = client.post(
+        "/v1/quotes",
+        headers=desk,
+        json={
+            "booking_id": f"BK-{patient_id}",
+            "session_type": "iv_individual",
+            "scheduled_at": when,
+            "currency": "usd",
+            "patients": [{"patient_id": patient_id, "name": "Test Patient"}],
+        },
+    ).json
+    invoiced = client.post("/v1/invoices", headers=desk, json={"quote_id": quote["id"]})
+    assert invoiced.status_code == 201, invoiced.json
+    return dict(invoiced.json["data"][0])
+
+
+def _save(client: Any, desk: dict[str, str], patient_id: str, card: str, **extra: Any) -> Any:
+    saved = client.post(
+        f"/v1/patients/{patient_id}/payment-methods",
+        headers=desk,
+        json={"payment_method": card, **extra},
+    )
+    assert saved.status_code == 201, saved.json
+    return saved.json
+
+
+def _cancel(client: Any, desk: dict[str, str], patient_id: str, key: str, by: str) -> Any:
+    return client.post(
+        f"/v1/bookings/BK-{patient_id}/cancellations",
+        headers={**desk, "Idempotency-Key": key},
+        json={"by": by},
+    )
+
+
+def test_a_paid_session_cancelled_by_the_clinic_is_refunded_in_full_once(
+    stripe_client, desk, proxy, standin
+) -> None:
+    invoice = _book(stripe_client, desk, "P-2001", in_days(1))
+    _save(stripe_client, desk, "P-2001", "pm_card_visa")
+    paid = stripe_client.post(
+        f"/v1/invoices/{invoice['id']}/payments",
+        headers={**desk, "Idempotency-Key": "pay-2001"},
+        json={"method": "card_on_file"},
+    )
+    assert paid.status_code == 201 and paid.json["status"] == "succeeded", paid.json
+
+    cancelled = _cancel(stripe_client, desk, "P-2001", "cancel-2001", "clinic")
+    assert cancelled.status_code == 200, cancelled.json
+    assert cancelled.json["fees"] == []
+    replayed = _cancel(stripe_client, desk, "P-2001", "cancel-2001", "clinic")
+    assert replayed.status_code == 200
+    again = _cancel(stripe_client, desk, "P-2001", "cancel-2001-b", "clinic")
+    assert again.status_code == 409 and again.json["code"] == "already_cancelled"
+
+    after = stripe_client.get(f"/v1/invoices/{invoice['id']}", headers=desk).json
+    assert after["status"] == "refunded" and after["amount_refunded"] == 50000
+    assert collected_at_stripe(standin, invoice["id"]) == (50000, 50000)
+    assert len(proxy.calls("POST", "/v1/refunds")) == 1
+
+
+def test_a_late_fee_is_charged_to_a_card_saved_with_consent(stripe_client, desk) -> None:
+    invoice = _book(stripe_client, desk, "P-2002", in_days(1))
+    card = _save(stripe_client, desk, "P-2002", "pm_card_visa", consent=CONSENT)
+    assert card["consent"]["text"] == CONSENT["text"]
+    assert datetime.fromisoformat(card["consent"]["agreed_at"]) == datetime(
+        2026, 11, 30, 17, tzinfo=UTC
+    )
+
+    cancelled = _cancel(stripe_client, desk, "P-2002", "cancel-2002", "patient")
+    assert cancelled.status_code == 200, cancelled.json
+    (fee,) = cancelled.json["fees"]
+    assert fee["status"] == "paid" and fee["amount_paid"] == fee["total"] == 25000
+    assert stripe_client.get(f"/v1/invoices/{invoice['id']}", headers=desk).json["status"] == (
+        "void"
+    )
+
+
+@pytest.mark.parametrize(
+    "saved", [{}, {"consent": CONSENT, "hsa_fsa": True}], ids=["no-consent", "hsa-fsa"]
+)
+def test_a_fee_without_consent_or_on_an_hsa_card_waits_on_a_pay_link(
+    stripe_app, stripe_client, desk, proxy, saved
+) -> None:
+    _book(stripe_client, desk, "P-2003", in_days(1))
+    _save(stripe_client, desk, "P-2003", "pm_card_visa", **saved)
+    charges_before = len(proxy.calls("POST", "/v1/payment_intents"))
+
+    cancelled = _cancel(stripe_client, desk, "P-2003", "cancel-2003", "patient")
+    (fee,) = cancelled.json["fees"]
+    assert fee["status"] == "open" and fee["amount_paid"] == 0
+    assert len(proxy.calls("POST", "/v1/payment_intents")) == charges_before
+    with stripe_app.app_context():
+        links = db.session().scalar(
+            select(func.count()).select_from(PayLink).where(PayLink.invoice_id == fee["id"])
+        )
+    assert links == 1
+
+
+def test_saved_cards_are_listed_with_their_consent_and_can_be_removed(
+    stripe_client, desk, standin
+) -> None:
+    first = _save(stripe_client, desk, "P-2004", "pm_card_visa", consent=CONSENT)
+    second = _save(
+        stripe_client,
+        desk,
+        "P-2004",
+        card_payment_method(standin.url, "5555555555554444"),
+        hsa_fsa=True,
+    )
+    listed = stripe_client.get("/v1/patients/P-2004/payment-methods", headers=desk).json["data"]
+    by_id = {card["id"]: card for card in listed}
+    assert by_id[first["id"]]["consent"]["text"] == CONSENT["text"]
+    assert by_id[second["id"]]["consent"] is None and by_id[second["id"]]["hsa_fsa"] is True
+    assert by_id[second["id"]]["default"] is True
+
+    removed = stripe_client.delete(
+        f"/v1/patients/P-2004/payment-methods/{second['id']}", headers=desk
+    )
+    assert removed.status_code == 204
+    left = stripe_client.get("/v1/patients/P-2004/payment-methods", headers=desk).json["data"]
+    assert [card["id"] for card in left] == [first["id"]]
+    gone = stripe_client.delete(f"/v1/patients/P-2004/payment-methods/{second['id']}", headers=desk)
+    assert gone.status_code == 404 and gone.json["code"] == "payment_method_not_found"
