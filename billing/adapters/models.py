@@ -330,6 +330,9 @@ class Payment(Base):
     failure_message: Mapped[str | None] = mapped_column(String(500))
     card_brand: Mapped[str | None] = mapped_column(String(32))
     card_last4: Mapped[str | None] = mapped_column(String(4))
+    # An online payment whose patient ticked "save this card": the words they agreed to.
+    save_card_consent: Mapped[str | None] = mapped_column(Text)
+    save_card_agreed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     paid_at: Mapped[datetime | None]

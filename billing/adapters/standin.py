@@ -55,6 +55,7 @@ class StripeStandIn:
         resources.random = random.SystemRandom()
         _add_browser_bridge(server.app, self.url)
         _add_stripe_semantics(server.app)
+        _add_saving_cards_with_payments()
         if state_file is not None and state_file.exists():
             with open(state_file, "rb") as handle:
                 resources.store.update(pickle.load(handle))
@@ -166,6 +167,33 @@ def _add_browser_bridge(app: Any, base_url: str) -> None:
 
     app.middlewares.append(append_bridge)
     app.router.add_post("/_config/bridge/confirm_card_payment", confirm_card_payment)
+
+
+def _add_saving_cards_with_payments() -> None:
+    """What Stripe does with a PaymentIntent's `setup_future_usage`, which localstripe
+    refuses as unexpected: accept it, and attach the card to the intent's customer when the
+    payment succeeds, so it can be charged off-session later."""
+    from localstripe import resources
+
+    intent_class = resources.PaymentIntent
+    if getattr(intent_class, "_billing_saving", False):
+        return
+    intent_class._billing_saving = True
+    update, succeeded = intent_class._update, intent_class._on_success
+
+    def _update(self: Any, **data: Any) -> None:
+        if "setup_future_usage" in data:
+            self._setup_future_usage = data.pop("setup_future_usage") or None
+        update(self, **data)
+
+    def _on_success(self: Any) -> None:
+        if getattr(self, "_setup_future_usage", None) and self.customer and self.payment_method:
+            method = resources.PaymentMethod._api_retrieve(self.payment_method)
+            method.customer = self.customer
+        succeeded(self)
+
+    intent_class._update = _update
+    intent_class._on_success = _on_success
 
 
 def _allow_retry_after_decline(intent_id: str) -> None:

@@ -212,6 +212,17 @@ class StripeGateway:
             )
         return _intent(intent)
 
+    def save_card_with_payment(self, intent_id: str, customer_id: str | None) -> None:
+        """Have the PaymentIntent keep its card for off-session use by the customer once it
+        succeeds (Stripe attaches it); `None` stops that again."""
+        params: dict[str, Any] = (
+            {"customer": customer_id, "setup_future_usage": "off_session"}
+            if customer_id
+            else {"setup_future_usage": ""}
+        )
+        with _translated("save_card_with_payment"):
+            self.client.v1.payment_intents.update(intent_id, params=params)  # type: ignore[arg-type]
+
     def card_of(self, payment_method_id: str) -> Card:
         """Brand, last four and expiry of a PaymentMethod (for the receipt)."""
         with _translated("card_of"):

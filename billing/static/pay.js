@@ -42,6 +42,21 @@
     }
   }
 
+  async function chooseToSave(save) {
+    try {
+      const response = await fetch(form.dataset.saveCardUrl, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        credentials: "same-origin",
+        cache: "no-store",
+        body: JSON.stringify({ save: save }),
+      });
+      return response.ok;
+    } catch (error) {
+      return false;
+    }
+  }
+
   function stop(text, again) {
     message.textContent = text;
     button.disabled = !again;
@@ -64,6 +79,13 @@
     const status = await stillPayable();
     if (!status.payable) {
       stop(status.message || "This invoice can no longer be paid here.", false);
+      return;
+    }
+    // Ticked or not, the clinic is told before the card is confirmed: only a ticked box
+    // keeps the card for later, with the words shown beside it.
+    const saveBox = document.getElementById("save-card");
+    if (saveBox && !(await chooseToSave(saveBox.checked))) {
+      stop("We could not reach the clinic. Check your connection and try again.", true);
       return;
     }
     const result = await stripe.confirmCardPayment(form.dataset.clientSecret, {

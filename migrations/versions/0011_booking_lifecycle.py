@@ -39,6 +39,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('invoice_lines') as batch:
         batch.add_column(sa.Column('billing_code', sa.String(length=32), nullable=True))
+    # The pay page's "save this card" consent, kept on the payment until it succeeds.
+    with op.batch_alter_table('payments') as batch:
+        batch.add_column(sa.Column('save_card_consent', sa.Text(), nullable=True))
+        batch.add_column(sa.Column('save_card_agreed_at', sa.DateTime(timezone=True), nullable=True))
 
     op.create_table(
         'bookings',
@@ -93,6 +97,9 @@ def downgrade() -> None:
     op.drop_table('card_consents')
     op.drop_table('booking_seats')
     op.drop_table('bookings')
+    with op.batch_alter_table('payments') as batch:
+        batch.drop_column('save_card_agreed_at')
+        batch.drop_column('save_card_consent')
     with op.batch_alter_table('invoice_lines') as batch:
         batch.drop_column('billing_code')
     op.drop_index('uq_invoices_session_seat', table_name='invoices')

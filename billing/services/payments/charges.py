@@ -44,7 +44,7 @@ from billing.services.idempotency import REPLAY_WAIT, IdempotencyRequest
 from billing.services.integrations import emails, events
 from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
-from billing.services.payments import overpayments, refunds
+from billing.services.payments import overpayments, patients, refunds
 
 log = logging.getLogger("billing.payments")
 
@@ -261,6 +261,8 @@ def apply_intent(
         payment.failure_code = payment.failure_message = None
         if card is not None and payment.card_last4 is None:
             payment.card_brand, payment.card_last4 = card.brand, card.last4
+        if before != SUCCEEDED and payment.save_card_consent and intent.payment_method_id:
+            patients.keep_card(session, invoice, payment, intent.payment_method_id)
         if ledger.record(
             session, invoice, ledger.CHARGE, intent.amount, str(intent.id), intent.charge_id
         ):

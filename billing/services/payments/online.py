@@ -19,6 +19,7 @@ from billing.domain.statuses import AWAITING_PATIENT, FAILED, REQUIRES_ACTION
 from billing.services.access import audit
 from billing.services.integrations import events
 from billing.services.invoicing.invoices import get_invoice
+from billing.services.payments import patients
 from billing.services.payments.charges import (
     audit_payment,
     cancel_online,
@@ -85,6 +86,48 @@ def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: s
         gateway.cancel_payment_intent(intent.id)
         raise Conflict("invoice_not_payable", "This invoice can no longer be paid online.")
     return payment
+
+
+def choose_to_save_card(
+    session: Session, gateway: StripeGateway, invoice_id: str, consent: str | None
+) -> Payment:
+    """The patient ticked (`consent`: the words they were shown) or unticked "save this
+    card" on the pay page, just before paying: the PaymentIntent keeps the card for
+    off-session use, and the consent is stored with the card once the payment succeeds."""
+    invoice = get_invoice(session, invoice_id)
+    check_payable(session, invoice)
+    payment = session.scalars(
+        select(Payment)
+        .where(
+            Payment.invoice_id == invoice.id,
+            Payment.method == "online",
+            Payment.status.in_(REUSABLE),
+            Payment.stripe_payment_intent_id.is_not(None),
+        )
+        .order_by(Payment.created_at.desc())
+    ).first()
+    if payment is None:
+        raise Conflict("invoice_not_payable", "This invoice has no payment waiting on this page.")
+    session.commit()
+    customer = None
+    if consent:
+        customer = patients.ensure_customer(session, gateway, invoice.patient_id).stripe_customer_id
+    gateway.save_card_with_payment(str(payment.stripe_payment_intent_id), customer)
+    session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id)
+        .values(save_card_consent=consent, save_card_agreed_at=utcnow() if consent else None)
+    )
+    audit.record(
+        session,
+        "payment.save_card_chosen" if consent else "payment.save_card_declined",
+        "payment",
+        payment.id,
+        invoice_id=invoice.id,
+        consent_text=consent,
+    )
+    session.commit()
+    return get_payment(session, payment.id)
 
 
 def void_invoice(

@@ -101,6 +101,44 @@ def save_card(
     return card
 
 
+def keep_card(session: Session, invoice: Any, payment: Any, payment_method_id: str) -> None:
+    """In the transaction that records a pay-page payment whose patient ticked "save this
+    card": the card (Stripe attached it to the customer) is the card on file, with the
+    consent text, its time and the invoice."""
+    session.execute(
+        update(Patient)
+        .where(Patient.patient_id == invoice.patient_id)
+        .values(
+            default_payment_method_id=payment_method_id,
+            default_card_brand=payment.card_brand,
+            default_card_last4=payment.card_last4,
+        )
+    )
+    session.merge(
+        CardConsent(
+            payment_method_id=payment_method_id,
+            patient_id=invoice.patient_id,
+            consent_text=payment.save_card_consent,
+            agreed_at=payment.save_card_agreed_at,
+            invoice_id=invoice.id,
+            hsa_fsa=False,
+            created_at=utcnow(),
+            removed_at=None,
+        )
+    )
+    audit.record(
+        session,
+        "card.saved",
+        "patient",
+        invoice.patient_id,
+        payment_method_id=payment_method_id,
+        consent_text=payment.save_card_consent,
+        agreed_at=payment.save_card_agreed_at.isoformat() if payment.save_card_agreed_at else None,
+        invoice_id=invoice.id,
+        hsa_fsa=False,
+    )
+
+
 def remove_card(
     session: Session, gateway: StripeGateway, patient_id: str, payment_method_id: str
 ) -> None:

@@ -74,10 +74,31 @@ def _security_headers(response: Response) -> Response:
     return security_headers(response)
 
 
+# The booking changed under the invoice: words for the patient, not the front desk.
+ON_HOLD = ("booking_below_minimum", "quote_superseded", "booking_cancelled")
+
+
 @blp.errorhandler(ServiceError)
 def _link_error(error: ServiceError) -> Response:
+    if error.code in ON_HOLD:
+        return _message(
+            "Nothing to pay here now",
+            "Your booking has changed, so this invoice cannot be paid. The clinic will "
+            "contact you; if you were sent a new payment link, use that one.",
+            409,
+        )
     titles = {404: "Link not valid", 410: "Link no longer valid"}
     return _message(titles.get(error.status, error.title), error.detail, error.status)
+
+
+def save_card_consent() -> str:
+    """The words beside the pay page's checkbox; stored, exactly so, with a saved card."""
+    clinic = current_app.config["CLINIC_NAME"]
+    return (
+        f"Save this card for future visits and fees at {clinic}. I agree that {clinic} may "
+        "charge it for sessions I book and for late-cancellation or no-show fees under the "
+        "cancellation policy I was given. I can ask the clinic to remove it at any time."
+    )
 
 
 @blp.get("/<token>")
@@ -122,11 +143,31 @@ def _pay_form(
             stripe_js_url=current_app.config["STRIPE_JS_URL"],
             return_url=f"{request.path}?submitted=1",
             status_url=f"{request.path}/status",
+            save_card_url=f"{request.path}/save-card",
+            save_card_consent=save_card_consent(),
             notice=NOT_CHARGED_TEXT if not_charged else None,
             clinic_name=current_app.config["CLINIC_NAME"],
             contact=_contact(),
         )
     )
+
+
+@blp.post("/<token>/save-card")
+def save_card(token: str) -> Response:
+    """For the page's script, just before it confirms: the patient ticked "save this card"
+    (`{"save": true}`) or not. The consent stored is the server's own text, not the
+    browser's."""
+    session = db.session()
+    invoice = open_pay_link(session, signing_keys(), token)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("save"), bool):
+        return jsonify(error="Send {\"save\": true} or {\"save\": false}."), 400
+    consent = save_card_consent() if body["save"] else None
+    try:
+        online.choose_to_save_card(session, gateway(), invoice.id, consent)
+    except ServiceError as error:
+        return jsonify(error=error.detail, code=error.code), error.status
+    return jsonify(save=body["save"])
 
 
 @blp.get("/<token>/status")
