@@ -16,6 +16,7 @@ from flask.cli import AppGroup, with_appcontext
 from billing.adapters import db, migrate, providers
 from billing.domain.errors import ServiceError
 from billing.services.access import audit, keys, staff
+from billing.services.bookings import lifecycle
 from billing.services.finance import stripe_sync as stripe_sync_service
 from billing.services.payments import recovery
 from billing.services.pricing import catalog
@@ -130,6 +131,17 @@ def payments_reconcile_pending(older_than: int) -> None:
         for line in recovered.errors:
             click.echo(f"not settled yet: {line}", err=True)
         raise click.ClickException(f"{len(recovered.errors)} left for the next run")
+
+
+@payments_cli.command("settle-bookings")
+@by_operator
+def payments_settle_bookings() -> None:
+    """Void or refund what cancelled places and re-quotes left behind, and collect fees."""
+    settings = lifecycle.settings_from(current_app.config, providers.gateway)
+    settled = lifecycle.settle_pending(db.session(), settings)
+    for booking_id in settled:
+        click.echo(f"settled booking {booking_id}")
+    click.echo(f"{len(settled)} booking(s) settled")
 
 
 @stripe_cli.command("sync")

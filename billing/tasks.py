@@ -13,6 +13,7 @@ from celery import shared_task
 from flask import current_app
 
 from billing.adapters import db, providers
+from billing.services.bookings import lifecycle
 from billing.services.finance import stripe_sync as stripe_sync_service
 from billing.services.integrations import emails, events, expiry, jobs, webhooks
 from billing.services.integrations.settings import delivering, sending
@@ -86,6 +87,13 @@ def reconcile_pending() -> None:
             db.session(), providers.gateway(), timedelta(seconds=120)
         ),
     )
+
+
+@shared_task(name="billing.settle_bookings")
+def settle_bookings() -> None:
+    """Cancelled places and re-quoted bookings whose money has not followed yet."""
+    settings = lifecycle.settings_from(current_app.config, providers.gateway)
+    _exclusively("settle-bookings", 4, lambda: lifecycle.settle_pending(db.session(), settings))
 
 
 @shared_task(name="billing.expire")

@@ -29,7 +29,7 @@ class AttendanceRequestSchema(Schema):
 
     @validates("patients")
     def _distinct(self, value: list[dict[str, Any]], **_: Any) -> None:
-        ids = [mark["patient_id"] for mark in value]
+        ids = [mark.get("patient_id") for mark in value]
         if len(set(ids)) != len(ids):
             raise ValidationError("Each patient at most once.")
 

@@ -22,6 +22,8 @@ class Booking(Base):
     currency: Mapped[str] = mapped_column(String(3))
     scheduled_at: Mapped[datetime]
     state: Mapped[str] = mapped_column(String(24))  # active, below_minimum, cancelled
+    # The booking system that last acted on it: the scheduler settles in its name.
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     quote: Mapped[Quote] = relationship(lazy="selectin")

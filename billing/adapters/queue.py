@@ -33,6 +33,7 @@ def schedule(config: dict[str, Any]) -> dict[str, Any]:
     every = {
         "sweep": timedelta(seconds=config["SWEEP_SECONDS"]),
         "reconcile_pending": timedelta(minutes=5),
+        "settle_bookings": timedelta(minutes=5),
         "stripe_sync": crontab(minute=7),  # hourly
         "expire": timedelta(minutes=15),
         "reminders": crontab(minute=17),  # hourly

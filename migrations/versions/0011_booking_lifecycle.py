@@ -52,9 +52,11 @@ def upgrade() -> None:
         sa.Column('currency', sa.String(length=3), nullable=False),
         sa.Column('scheduled_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('state', sa.String(length=24), nullable=False),
+        sa.Column('api_key_id', sa.Integer(), nullable=True),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(['quote_id'], ['quotes.id'], name=op.f('fk_bookings_quote_id_quotes')),
+        sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'], name=op.f('fk_bookings_api_key_id_api_keys')),
         sa.PrimaryKeyConstraint('booking_id', name=op.f('pk_bookings')),
     )
     op.create_table(

@@ -3,6 +3,7 @@ cancellations in time and late, fees, a group that shrinks, re-quotes."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -459,3 +460,33 @@ def test_two_cancellations_of_one_seat_at_once_make_one_fee(app: Flask, desk) ->
             select(func.count()).select_from(Invoice).where(Invoice.kind == "fee")
         )
     assert fees == 1
+
+
+# --- finance sees the fees -----------------------------------------------------------------
+
+
+def test_the_dashboard_shows_fees_invoiced_and_waived_per_month_and_currency(app, desk) -> None:
+    from billing.services.access.staff import create_staff_user
+    from tests.api.test_finance_sessions import HTTPS, PASSWORD, sign_in
+
+    desk.price(notice_hours=24, late_cancellation_fee={"percent": 50}, no_show_fee={"amount": 6000})
+    desk.book("BK-LATE", "iv_individual", in_hours(5), ANA)
+    desk.cancel("BK-LATE", by="patient")  # 25000 owed
+    desk.book("BK-MISS", "iv_individual", in_hours(-1), BEN)
+    desk.mark("BK-MISS", **{"P-1002": "no_show"})
+    desk.mark("BK-MISS", **{"P-1002": "attended"})  # 6000 waived
+
+    with app.app_context():
+        create_staff_user(db.session(), "clerk@example.org", PASSWORD)
+    assert sign_in(desk.client, email="clerk@example.org") == 303
+    page = desk.client.get("/finance", **HTTPS).get_data(as_text=True)
+    fees = page[page.index('id="fees-heading"') : page.index('id="discrepancy-heading"')]
+    month = datetime.now(UTC).strftime("%Y-%m")
+    row = re.search(rf"<tr><td>{month} \(USD\)</td><td>2</td>(.*?)</tr>", fees, re.S)
+    assert row is not None, fees
+    assert re.findall(r"<td>([^<]+)</td>", row.group(1)) == [
+        "$310.00",  # invoiced: 250.00 + 60.00
+        "$0.00",  # charged
+        "$60.00",  # waived
+        "$250.00",  # still owed
+    ]

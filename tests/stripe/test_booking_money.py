@@ -159,3 +159,39 @@ def test_saved_cards_are_listed_with_their_consent_and_can_be_removed(
     assert [card["id"] for card in left] == [first["id"]]
     gone = stripe_client.delete(f"/v1/patients/P-2004/payment-methods/{second['id']}", headers=desk)
     assert gone.status_code == 404 and gone.json["code"] == "payment_method_not_found"
+
+
+def test_a_refund_stripe_could_not_take_is_made_later_by_the_settle_job(
+    stripe_app, stripe_client, desk, proxy, standin
+) -> None:
+    from billing.services.bookings import lifecycle
+
+    invoice = _book(stripe_client, desk, "P-2005", in_days(1))
+    _save(stripe_client, desk, "P-2005", "pm_card_visa")
+    paid = stripe_client.post(
+        f"/v1/invoices/{invoice['id']}/payments",
+        headers={**desk, "Idempotency-Key": "pay-2005"},
+        json={"method": "card_on_file"},
+    )
+    assert paid.json["status"] == "succeeded", paid.json
+
+    proxy.fault = "down"
+    try:
+        cancelled = _cancel(stripe_client, desk, "P-2005", "cancel-2005", "clinic")
+    finally:
+        proxy.fault = None
+    assert cancelled.status_code == 200, cancelled.json  # the cancellation itself stands
+    assert cancelled.json["patients"][0]["cancelled_at"] is not None
+    assert stripe_client.get(f"/v1/invoices/{invoice['id']}", headers=desk).json["status"] == "paid"
+
+    with stripe_app.app_context():
+        settings = lifecycle.settings_from(stripe_app.config, lambda: _gateway(stripe_app))
+        assert lifecycle.settle_pending(db.session(), settings) == ["BK-P-2005"]
+        assert lifecycle.settle_pending(db.session(), settings) == []  # nothing left to do
+    after = stripe_client.get(f"/v1/invoices/{invoice['id']}", headers=desk).json
+    assert after["status"] == "refunded" and after["amount_refunded"] == 50000
+    assert collected_at_stripe(standin, invoice["id"]) == (50000, 50000)
+
+
+def _gateway(app: Flask) -> Any:
+    return app.extensions["billing.stripe"]

@@ -98,8 +98,13 @@ def test_saved_cards_show_brand_last4_and_expiry_only(stripe_client, staff, open
     open_invoice("pm_card_visa", patient_id="P-CARDS")
     cards = stripe_client.get("/v1/patients/P-CARDS/payment-methods", headers=staff).json["data"]
     assert len(cards) == 1
-    assert set(cards[0]) == {"id", "brand", "last4", "exp_month", "exp_year", "default"}
+    # Of the card itself, never more than brand, last four and expiry; beside it, how it
+    # was saved (the patient's consent to later charges, none here) and whether it is HSA/FSA.
+    assert set(cards[0]) == {
+        *("id", "brand", "last4", "exp_month", "exp_year", "default", "consent", "hsa_fsa")
+    }
     assert cards[0]["last4"] == "4242" and cards[0]["default"] is True
+    assert cards[0]["consent"] is None and cards[0]["hsa_fsa"] is False
 
 
 def test_setup_intent_gives_a_client_secret_and_one_customer(stripe_client, staff, proxy) -> None:

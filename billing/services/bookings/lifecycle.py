@@ -43,6 +43,8 @@ from billing.services.payments import charges, online, refunds
 
 CLOCK_SKEW = timedelta(minutes=5)  # a caller's clock may run a little ahead of ours
 CHECK_IN = timedelta(hours=2)  # attendance may be marked this long before the start
+# An invoice that no longer applies still holds money (or may still collect it).
+GIVE_BACK = (statuses.OPEN, statuses.PAID, statuses.PARTIALLY_REFUNDED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,16 @@ class Settings:
     link_secret: str
     link_ttl: timedelta
     zone: Any = UTC_ZONE  # the clinic's calendar, for fee invoices' numbers
+
+
+def settings_from(config: Any, gateway: Callable[[], StripeGateway]) -> Settings:
+    """Settings from a Flask app's configuration."""
+    return Settings(
+        gateway=gateway,
+        link_secret=config["SECRET_KEY"],
+        link_ttl=timedelta(days=config["PAY_LINK_TTL_DAYS"]),
+        zone=config["CLINIC_ZONE"],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,6 +345,9 @@ def _fee_invoice(
 def settle(session: Session, settings: Settings, booking_id: str, api_key_id: int) -> BookingView:
     """Void or refund what no longer applies, collect new fees; safe to run again."""
     view = get_booking(session, booking_id)
+    if view.booking.api_key_id != api_key_id:  # whom the settle job acts for, later
+        view.booking.api_key_id = api_key_id
+        session.commit()
     owned = {seat.fee_invoice_id for seat in _every_seat(session, booking_id)}
     current = {seat.invoice_id: seat for seat in view.seats}
     for invoice in view.invoices:
@@ -348,6 +363,45 @@ def settle(session: Session, settings: Settings, booking_id: str, api_key_id: in
             _collect_fee(session, settings, fee, api_key_id)
     session.commit()
     return get_booking(session, booking_id)
+
+
+def settle_pending(session: Session, settings: Settings) -> list[str]:
+    """For the scheduler: settle every booking whose money has not followed yet (Stripe
+    was away, or a payment was in flight when its place was cancelled); the bookings
+    settled."""
+    superseded_or_cancelled = (
+        select(Seat.booking_id)
+        .join(Invoice, Invoice.id == Seat.invoice_id)
+        .join(Booking, Booking.booking_id == Seat.booking_id)
+        .where(
+            (Seat.cancelled_at.is_not(None)) | (Seat.quote_id != Booking.quote_id),
+            Invoice.status.in_(GIVE_BACK),
+        )
+    )
+    owned = select(Seat.fee_invoice_id).where(Seat.fee_invoice_id.is_not(None))
+    stray_fees = select(Invoice.booking_id).where(
+        Invoice.kind == policy.FEE, Invoice.status.in_(GIVE_BACK), Invoice.id.not_in(owned)
+    )
+    untried_fees = select(Invoice.booking_id).where(
+        Invoice.kind == policy.FEE,
+        Invoice.status == statuses.OPEN,
+        ~select(Payment.id).where(Payment.invoice_id == Invoice.id).exists(),
+        ~select(PayLink.id).where(PayLink.invoice_id == Invoice.id).exists(),
+    )
+    due = sorted(
+        set(session.scalars(superseded_or_cancelled))
+        | set(session.scalars(stray_fees))
+        | set(session.scalars(untried_fees))
+    )
+    settled = []
+    for booking_id in due:
+        booking = session.get(Booking, booking_id)
+        session.commit()
+        if booking is None or booking.api_key_id is None:
+            continue
+        settle(session, settings, booking_id, booking.api_key_id)
+        settled.append(booking_id)
+    return settled
 
 
 def _why(booking: Booking, seat: Seat | None) -> str:
@@ -367,13 +421,22 @@ def _give_back(
             online.void_invoice(session, settings.gateway, invoice.id)
         elif invoice.status in (statuses.PAID, statuses.PARTIALLY_REFUNDED):
             left = refunds.left_to_refund(session, invoice)
+            # Ours in flight (Stripe was away): the same key again replays it, sending it
+            # to Stripe under its own idempotency key, so it is made once.
+            in_flight = session.scalars(
+                select(Refund.amount).where(
+                    Refund.invoice_id == invoice.id,
+                    Refund.status.in_((statuses.PENDING, statuses.UNKNOWN)),
+                )
+            ).first()
+            amount = left.amount or in_flight or 0
             session.commit()
-            if left.amount > 0:
+            if amount > 0:
                 refunds.refund_invoice(
                     session,
                     settings.gateway(),
                     invoice.id,
-                    left.amount,
+                    amount,
                     reason,
                     _derived(session, api_key_id, "give-back", invoice.id),
                 )

@@ -202,3 +202,37 @@ def daily_by_session_type(session: Session, period: Period) -> list[dict[str, An
         {**row, "day": str(row["day"]), "gross": int(row["gross"]), "net": int(row["net"])}
         for row in rows
     ]
+
+
+def fees_by_month(session: Session, period: Period) -> list[dict[str, Any]]:
+    """Late-cancellation and no-show fees invoiced in the period, per month of the clinic's
+    calendar and currency: how much was invoiced, charged (collected, less refunds),
+    waived (voided, or given back when attendance was corrected) and is still owed."""
+    fees = session.scalars(
+        select(Invoice).where(Invoice.kind == "fee", *_within(period, Invoice.created_at))
+    ).all()
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for fee in fees:
+        day = day_of(fee.created_at, period.zone)
+        row = rows.setdefault(
+            (f"{day:%Y-%m}", fee.currency),
+            {
+                "month": f"{day:%Y-%m}",
+                "currency": fee.currency,
+                "count": 0,
+                "invoiced": 0,
+                "charged": 0,
+                "waived": 0,
+                "owed": 0,
+            },
+        )
+        row["count"] += 1
+        row["invoiced"] += fee.total
+        row["charged"] += fee.amount_paid - fee.amount_refunded
+        if fee.status == statuses.VOID:
+            row["waived"] += fee.total
+        else:
+            row["waived"] += fee.amount_refunded
+        if fee.status in UNPAID:
+            row["owed"] += fee.total - fee.amount_paid
+    return [rows[key] for key in sorted(rows)]

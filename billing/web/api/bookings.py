@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from flask import current_app
@@ -15,7 +14,6 @@ from billing.services.bookings import lifecycle
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import requires
-from billing.web.calendar import clinic_zone
 from schemas.bookings import AttendanceRequestSchema, BookingSchema, CancellationRequestSchema
 
 blp = Blueprint(
@@ -26,12 +24,7 @@ REQUIRED_KEY = [{**IDEMPOTENCY_HEADER, "required": True}]
 
 def settings() -> lifecycle.Settings:
     """Stripe, and how fee invoices' pay links are made, from the app's configuration."""
-    return lifecycle.Settings(
-        gateway=gateway,
-        link_secret=current_app.config["SECRET_KEY"],
-        link_ttl=timedelta(days=current_app.config["PAY_LINK_TTL_DAYS"]),
-        zone=clinic_zone(),
-    )
+    return lifecycle.settings_from(current_app.config, gateway)
 
 
 @blp.route("/<booking_id>")

@@ -189,6 +189,7 @@ def dashboard(user: StaffUser) -> Response:
         ],
         matched=len(report["matched"]),
         overpayments=report["overpayments"],
+        fees=finance.fees_by_month(db.session(), period),
         charts=[
             _chart([row for row in daily if row["currency"] == currency], start, end, currency)
             for currency in sorted({row["currency"] for row in daily}) or ["usd"]

@@ -161,12 +161,12 @@ def save_card(token: str) -> Response:
     invoice = open_pay_link(session, signing_keys(), token)
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("save"), bool):
-        return jsonify(error="Send {\"save\": true} or {\"save\": false}."), 400
+        return make_response(jsonify(error='Send {"save": true} or {"save": false}.'), 400)
     consent = save_card_consent() if body["save"] else None
     try:
         online.choose_to_save_card(session, gateway(), invoice.id, consent)
     except ServiceError as error:
-        return jsonify(error=error.detail, code=error.code), error.status
+        return make_response(jsonify(error=error.detail, code=error.code), error.status)
     return jsonify(save=body["save"])
 
 
