@@ -90,11 +90,14 @@ class StripeStandIn:
         urllib.request.urlopen(request, timeout=5).close()
 
 
-# What Stripe.js does for `confirmCardPayment(secret, {payment_method: {card}})` and
-# localstripe's fake leaves out: confirm the PaymentIntent with the card entered, and
-# show the 3-D Secure step only when the card asks for it. It lives here, on the
-# stand-in's side, so the pay page keeps Stripe's documented call; it is never active
-# with a real Stripe key (the page then loads Stripe.js from Stripe).
+# What Stripe.js does and localstripe's fake leaves out, added on the stand-in's side so
+# the pay page keeps Stripe's documented calls; never active with a real Stripe key (the
+# page then loads Stripe.js from Stripe):
+# - `confirmCardPayment(secret, {payment_method: {card}})` confirms the PaymentIntent
+#   with the card entered, showing the 3-D Secure step only when the card asks for it;
+# - the Payment Element (`elements({clientSecret}).create("payment")`), which the fake
+#   lacks: drawn as the fake's card fields, and `confirmPayment({elements})` confirms
+#   through the same route; `handleNextAction({clientSecret})` shows its 3-D Secure step.
 BRIDGE_JS = """
 ;(function () {
   const fakeStripe = Stripe;
@@ -120,6 +123,28 @@ BRIDGE_JS = """
       }
       return {paymentIntent: body};
     };
+    const cardElements = stripe.elements;
+    stripe.elements = (options) => {
+      const inner = cardElements();
+      return {
+        clientSecret: (options || {}).clientSecret,
+        create: (type, more) => inner.create('card', more),
+        getElement: () => inner.getElement('card'),
+        fetchUpdates: async () => ({}),
+        submit: async () => ({}),
+      };
+    };
+    stripe.confirmPayment = async ({elements, confirmParams, redirect}) => {
+      const result = await stripe.confirmCardPayment(elements.clientSecret, {
+        payment_method: {card: elements.getElement('payment')},
+      });
+      const done = result.paymentIntent && result.paymentIntent.status === 'succeeded';
+      if (done && redirect !== 'if_required' && confirmParams && confirmParams.return_url) {
+        window.location.assign(confirmParams.return_url);
+      }
+      return result;
+    };
+    stripe.handleNextAction = async ({clientSecret}) => authenticate(clientSecret);
     return stripe;
   };
 })();

@@ -1,4 +1,5 @@
-// The pay page's card form: Stripe.js Elements and confirmCardPayment, as Stripe documents.
+// The pay page's card form: Stripe.js's Payment Element and confirmPayment, as Stripe
+// documents (the PaymentIntent offers cards only, so the element shows card fields).
 // The card number goes from this page to Stripe, never to our servers. Whether the
 // invoice is paid is decided by our server from Stripe's webhook, not by this script:
 // the script only decides what to tell the patient while that happens.
@@ -15,10 +16,10 @@
   // "authenticate": the clinic charged the saved card and the bank wants the patient to
   // confirm it (3-D Secure); there is no card to type in, only that confirmation.
   const authenticate = form.dataset.mode === "authenticate";
-  let card = null;
+  let elements = null;
   if (!authenticate) {
-    card = stripe.elements().create("card");
-    card.mount("#card-element");
+    elements = stripe.elements({ clientSecret: form.dataset.clientSecret });
+    elements.create("payment").mount("#payment-element");
   }
   const button = document.getElementById("pay-button");
   const message = document.getElementById("payment-message");
@@ -67,7 +68,7 @@
     button.disabled = true;
     message.textContent = "";
     if (authenticate) {
-      const confirmed = await stripe.confirmCardPayment(form.dataset.clientSecret);
+      const confirmed = await stripe.handleNextAction({ clientSecret: form.dataset.clientSecret });
       const done = confirmed.paymentIntent || {};
       if (!confirmed.error && (done.status === "succeeded" || done.status === "processing")) {
         window.location.assign(form.dataset.returnUrl);
@@ -88,8 +89,11 @@
       stop("We could not reach the clinic. Check your connection and try again.", true);
       return;
     }
-    const result = await stripe.confirmCardPayment(form.dataset.clientSecret, {
-      payment_method: { card: card },
+    await elements.fetchUpdates();  // the PaymentIntent may now keep the card for later
+    const result = await stripe.confirmPayment({
+      elements: elements,
+      redirect: "if_required",  // a card needs no redirect; 3-D Secure opens in the page
+      confirmParams: { return_url: new URL(form.dataset.returnUrl, window.location.href).href },
     });
     if (result.error) {
       stop(result.error.message || NOT_CHARGED, true);

@@ -32,7 +32,7 @@ def enter_card(page, number: str) -> None:
         ("cvc", "123"),
         ("postal_code", "94110"),
     ):
-        page.fill(f"#card-element input[placeholder={placeholder}]", value)
+        page.fill(f"#payment-element input[placeholder={placeholder}]", value)
 
 
 def status_of(stripe_client, staff, invoice_id: str) -> str:
@@ -254,7 +254,7 @@ def test_the_patient_confirms_a_saved_card_charge_their_bank_held_from_the_email
 
     phone.goto(link.group(0))
     assert phone.get_by_text("Your bank asks you to confirm").is_visible()
-    assert phone.locator("#card-element input").count() == 0  # nothing to type in
+    assert phone.locator("#payment-element input").count() == 0  # nothing to type in
     screenshot(phone, "1-confirm")
     phone.get_by_role("button", name="Confirm payment of $500.00").click()
     phone.get_by_role("button", name="Complete authentication").click()

@@ -55,7 +55,7 @@ def test_pay_page_shows_what_is_owed_and_a_card_form(stripe_client, staff, open_
     for text in (invoice["number"], "Test Patient", "Individual IV ketamine session", "$500.00"):
         assert text in html
     assert 'data-client-secret="pi_' in html
-    assert '<label for="card-element">' in html
+    assert '<label for="payment-element">' in html
     assert "needs JavaScript" in html  # the <noscript> explanation
     assert "/js.stripe.com/v3/" in html
     again = stripe_client.get(
