@@ -16,7 +16,7 @@ from billing.adapters.models import PayLink
 from billing.services.access import keys
 from tests.conftest import in_days
 from tests.fixtures_stripe import card_payment_method
-from tests.stripe.collect import collected_at_stripe
+from tests.stripe.collect import collected_at_stripe, intents_of
 
 CONSENT = {
     "text": "Save this card for future visits and fees at Example Clinic.",
@@ -195,3 +195,48 @@ def test_a_refund_stripe_could_not_take_is_made_later_by_the_settle_job(
 
 def _gateway(app: Flask) -> Any:
     return app.extensions["billing.stripe"]
+
+
+def test_an_open_pay_page_stops_collecting_when_its_group_falls_below_two(
+    stripe_client, desk, standin
+) -> None:
+    quote = stripe_client.post(
+        "/v1/quotes",
+        headers=desk,
+        json={
+            "booking_id": "BK-GROUP-HELD",
+            "session_type": "im_group",
+            "scheduled_at": in_days(5),
+            "currency": "usd",
+            "patients": [
+                {"patient_id": "P-2101", "name": "Ana", "prior_iv_sessions": 1},
+                {"patient_id": "P-2102", "name": "Ben", "prior_iv_sessions": 1},
+            ],
+        },
+    ).json
+    ana, _ben = stripe_client.post(
+        "/v1/invoices", headers=desk, json={"quote_id": quote["id"]}
+    ).json["data"]
+    link = stripe_client.post(
+        f"/v1/invoices/{ana['id']}/payments",
+        headers={**desk, "Idempotency-Key": "link-2101"},
+        json={"method": "online"},
+    ).json
+    page = "/" + link["pay_url"].split("/", 3)[3]
+    assert stripe_client.get(page).status_code == 200  # the patient opens it: a PaymentIntent
+    (intent,) = intents_of(standin, ana["id"])
+    assert intent["status"] == "requires_payment_method"
+
+    left = stripe_client.post(
+        "/v1/bookings/BK-GROUP-HELD/cancellations",
+        headers={**desk, "Idempotency-Key": "cancel-2102"},
+        json={"by": "patient", "patient_id": "P-2102"},
+    )
+    assert left.json["state"] == "below_minimum"
+    (intent,) = intents_of(standin, ana["id"])
+    assert intent["status"] == "canceled"  # the page left open can no longer collect
+    status = stripe_client.get(f"{page}/status").json
+    assert status["payable"] is False and "booking has changed" in status["message"]
+    reloaded = stripe_client.get(page)
+    assert reloaded.status_code == 409
+    assert "Your booking has changed" in reloaded.get_data(as_text=True)

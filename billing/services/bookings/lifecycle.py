@@ -388,10 +388,23 @@ def settle_pending(session: Session, settings: Settings) -> list[str]:
         ~select(Payment.id).where(Payment.invoice_id == Invoice.id).exists(),
         ~select(PayLink.id).where(PayLink.invoice_id == Invoice.id).exists(),
     )
+    # A group below two whose pay page may still hold a live PaymentIntent at Stripe.
+    held_pages = (
+        select(Booking.booking_id)
+        .join(Seat, Seat.quote_id == Booking.quote_id)
+        .join(Payment, Payment.invoice_id == Seat.invoice_id)
+        .where(
+            Booking.state == policy.BELOW_MINIMUM,
+            Payment.method == "online",
+            Payment.stripe_payment_intent_id.is_not(None),
+            Payment.status.in_(online.REUSABLE),
+        )
+    )
     due = sorted(
         set(session.scalars(superseded_or_cancelled))
         | set(session.scalars(stray_fees))
         | set(session.scalars(untried_fees))
+        | set(session.scalars(held_pages))
     )
     settled = []
     for booking_id in due:

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.models import Invoice, Payment
 from billing.domain import statuses
+from billing.domain.errors import Conflict
+from billing.services.bookings import holds
 from billing.services.payments.charges import IN_FLIGHT
 
 # An online payment in these states has nothing on its way: the card was not charged.
@@ -63,5 +65,15 @@ def pay_status(session: Session, invoice: Invoice) -> PayStatus:
         )
         .limit(1)
     )
-    payable = invoice.status == statuses.OPEN and charging is None
+    payable = invoice.status == statuses.OPEN and charging is None and not _held(session, invoice)
     return PayStatus(invoice.status, payable, online)
+
+
+def _held(session: Session, invoice: Invoice) -> bool:
+    """The booking changed under the invoice (a group below two, a re-quote, a cancelled
+    place): the page must not take a card, whatever Stripe still allows."""
+    try:
+        holds.check_not_held(session, invoice)
+    except Conflict:
+        return True
+    return False

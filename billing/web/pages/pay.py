@@ -46,6 +46,9 @@ UNPAYABLE_TEXT = {
 }
 
 
+HELD_TEXT = "Your booking has changed, so this invoice cannot be paid here now."
+
+
 def init_app(app: Flask) -> None:
     app.register_blueprint(blp)
 
@@ -180,7 +183,7 @@ def status(token: str) -> Response:
         invoice_status=state.invoice_status,
         payable=state.payable,
         payment_status=state.payment_status,
-        message=None if state.payable else UNPAYABLE_TEXT.get(state.invoice_status),
+        message=None if state.payable else UNPAYABLE_TEXT.get(state.invoice_status, HELD_TEXT),
     )
 
 
