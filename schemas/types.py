@@ -85,6 +85,8 @@ ERROR_CODES = (
     "session_not_started",
     "cancelled_at_in_future",
     "payment_method_not_found",
+    "fee_waived",
+    "cancelled_at_before_booking",
 )
 
 

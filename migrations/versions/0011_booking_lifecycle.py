@@ -26,6 +26,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column('late_cancellation_fee_amount', sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column('no_show_fee_percent', sa.Integer(), nullable=True, server_default='0'))
         batch.add_column(sa.Column('no_show_fee_amount', sa.BigInteger(), nullable=True))
+    with op.batch_alter_table('price_versions') as batch:  # the defaults served the old rows
+        batch.alter_column('late_cancellation_fee_percent', server_default=None)
+        batch.alter_column('no_show_fee_percent', server_default=None)
 
     # A fee is an invoice of its own: one session invoice per patient and quote, any number
     # of fee invoices beside it.
@@ -93,9 +96,42 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('payment_method_id', name=op.f('pk_card_consents')),
     )
     op.create_index(op.f('ix_card_consents_patient_id'), 'card_consents', ['patient_id'])
+    _backfill_bookings()
+
+
+def _backfill_bookings() -> None:
+    """Bookings invoiced before this migration: the newest invoiced quote of each becomes
+    the booking, its invoices its places. Invoices of older quotes of the same booking get
+    no place, so nothing treats them as superseded: they stay as they were. Every value is
+    copied in SQL, so each database keeps its own way of storing times."""
+    bind = op.get_bind()
+    rows = bind.execute(sa.text(
+        "SELECT q.id, q.booking_id FROM quotes q"
+        " WHERE EXISTS (SELECT 1 FROM invoices i WHERE i.quote_id = q.id)"
+        " ORDER BY q.booking_id, q.created_at DESC, q.id DESC"
+    )).all()
+    newest: dict[str, str] = {}
+    for quote_id, booking_id in rows:
+        newest.setdefault(booking_id, quote_id)
+    for quote_id in newest.values():
+        bind.execute(sa.text(
+            "INSERT INTO bookings (booking_id, quote_id, session_type, currency, scheduled_at,"
+            " state, created_at, updated_at)"
+            " SELECT q.booking_id, q.id, q.session_type, q.currency, q.scheduled_at, 'active',"
+            " f.first_at, f.first_at FROM quotes q"
+            " JOIN (SELECT quote_id, MIN(created_at) AS first_at FROM invoices"
+            " GROUP BY quote_id) f ON f.quote_id = q.id WHERE q.id = :quote_id"
+        ), {"quote_id": quote_id})
+        bind.execute(sa.text(
+            "INSERT INTO booking_seats (quote_id, patient_id, booking_id, invoice_id, updated_at)"
+            " SELECT quote_id, patient_id, booking_id, id, created_at FROM invoices"
+            " WHERE quote_id = :quote_id"
+        ), {"quote_id": quote_id})
 
 
 def downgrade() -> None:
+    # Refused by the database once fee invoices exist (two invoices of one patient and
+    # quote): fees are money, and a downgrade must not drop them.
     op.drop_table('card_consents')
     op.drop_table('booking_seats')
     op.drop_table('bookings')

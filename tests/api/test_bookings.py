@@ -7,6 +7,7 @@ import re
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -259,15 +260,15 @@ def test_the_clinic_cancelling_late_costs_the_patient_nothing(desk) -> None:
 
 
 def test_notice_is_counted_between_instants_whatever_the_zones(desk) -> None:
-    scheduled = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=40)
-    desk.book("BK-IV", "iv_individual", scheduled.astimezone().isoformat(), NEW)
-    # Told 49 hours before, written in Tokyo's time: in time for 48 hours' notice.
-    told = (scheduled - timedelta(hours=49)).astimezone(
-        __import__("zoneinfo").ZoneInfo("Asia/Tokyo")
-    )
-    in_time = desk.cancel("BK-IV", by="patient", cancelled_at=told.isoformat())
-    assert in_time.status_code == 200, in_time.json
-    assert in_time.json["patients"][0]["cancellation_late"] is False
+    tokyo = ZoneInfo("Asia/Tokyo")
+    now = datetime.now(UTC).replace(microsecond=0)
+    for booking_id, ahead, late in (("BK-IN-TIME", 48.5, False), ("BK-LATE", 47.5, True)):
+        scheduled = (now + timedelta(hours=ahead)).astimezone(ZoneInfo("America/Los_Angeles"))
+        desk.book(booking_id, "iv_individual", scheduled.isoformat(), NEW)
+        told = datetime.now(UTC).astimezone(tokyo)  # written in Tokyo's time, 17 hours ahead
+        answer = desk.cancel(booking_id, by="patient", cancelled_at=told.isoformat())
+        assert answer.status_code == 200, answer.json
+        assert answer.json["patients"][0]["cancellation_late"] is late, booking_id
 
 
 def test_cancellations_refused_with_the_reason(desk) -> None:
@@ -490,3 +491,52 @@ def test_the_dashboard_shows_fees_invoiced_and_waived_per_month_and_currency(app
         "$60.00",  # waived
         "$250.00",  # still owed
     ]
+
+
+def test_a_patient_back_in_a_requoted_group_owes_no_earlier_fee(desk) -> None:
+    desk.book("BK-G", "im_group", in_hours(20), ANA, BEN, CAL)
+    left = desk.cancel("BK-G", by="patient", patient_id="P-1001")  # late: a fee
+    (fee,) = left.json["fees"]
+    assert fee["status"] == "open"
+    desk.book("BK-G", "im_group", in_hours(20), ANA, BEN, CAL)  # Ana is back
+    assert desk.invoice(fee["id"])["status"] == "void"
+    # A patient the re-quote leaves out keeps the fee of their late cancellation.
+    cancelled = desk.cancel("BK-G", by="patient", patient_id="P-1003")
+    (cal_fee,) = [f for f in cancelled.json["fees"] if f["status"] == "open"]
+    desk.book("BK-G", "im_group", in_hours(20), ANA, BEN)
+    assert desk.invoice(cal_fee["id"])["status"] == "open"
+
+
+def test_a_cancellation_dated_before_the_booking_is_refused(desk) -> None:
+    desk.book("BK-IV", "iv_individual", in_hours(20), NEW)
+    backdated = desk.cancel("BK-IV", by="patient", cancelled_at=in_days(-3))
+    assert backdated.status_code == 422 and backdated.json["code"] == "cancelled_at_before_booking"
+    assert "cancelled_at" in backdated.json["errors"]
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("app", ["postgresql"], indirect=True)
+def test_two_quotes_of_a_new_booking_invoiced_at_once_never_fail(app: Flask, desk) -> None:
+    quotes = [_quote(desk, "iv_individual", NEW).json for _ in range(2)]
+    barrier = threading.Barrier(2)
+    answers: list[Any] = []
+
+    def invoice(quote_id: str) -> None:
+        client = app.test_client()
+        barrier.wait()
+        answers.append(
+            client.post("/v1/invoices", json={"quote_id": quote_id}, headers=desk.headers)
+        )
+
+    threads = [threading.Thread(target=invoice, args=(q["id"],)) for q in quotes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(a.status_code for a in answers) in ([201, 201], [201, 409]), [
+        a.json for a in answers
+    ]
+    booking = desk.get("BK-Q")
+    assert booking["quote_id"] == quotes[1]["id"] or len(booking["invoices"]) == 1
+    open_ones = [i for i in booking["invoices"] if i["status"] == "open"]
+    assert len(open_ones) == 1  # one place, one invoice to pay

@@ -240,3 +240,63 @@ def test_an_open_pay_page_stops_collecting_when_its_group_falls_below_two(
     reloaded = stripe_client.get(page)
     assert reloaded.status_code == 409
     assert "Your booking has changed" in reloaded.get_data(as_text=True)
+
+
+def test_a_fee_that_no_longer_applies_cannot_be_paid_even_before_it_is_voided(
+    stripe_app, stripe_client, desk, proxy
+) -> None:
+    from billing.services.bookings import lifecycle
+    from tests.conftest import in_hours
+
+    with stripe_app.app_context():
+        _, finance = keys.create_key(db.session(), "prices", ["catalog:write"])
+    stripe_client.post(
+        "/v1/catalog/prices",
+        headers={"Authorization": f"Bearer {finance}"},
+        json={
+            "iv_individual_amount": 50000,
+            "currency": "usd",
+            "cancellation_policy": {
+                "notice_hours": 24,
+                "late_cancellation_fee": {"percent": 50},
+                "no_show_fee": {"amount": 5000},
+            },
+        },
+    )
+    _book(stripe_client, desk, "P-2006", in_hours(-1))
+
+    def mark(status: str, key: str) -> Any:
+        return stripe_client.post(
+            "/v1/bookings/BK-P-2006/attendance",
+            headers={**desk, "Idempotency-Key": key},
+            json={"patients": [{"patient_id": "P-2006", "status": status}]},
+        )
+
+    (fee,) = mark("no_show", "missed-2006").json["fees"]
+    link = stripe_client.post(
+        f"/v1/invoices/{fee['id']}/payments",
+        headers={**desk, "Idempotency-Key": "fee-link-2006"},
+        json={"method": "online"},
+    ).json
+    page = "/" + link["pay_url"].split("/", 3)[3]
+    assert stripe_client.get(page).status_code == 200  # the patient has the fee's page open
+
+    proxy.fault = "down"  # the correction cannot reach Stripe to stop that page
+    try:
+        corrected = mark("attended", "came-2006")
+    finally:
+        proxy.fault = None
+    assert corrected.status_code == 200, corrected.json
+    assert stripe_client.get(f"/v1/invoices/{fee['id']}", headers=desk).json["status"] == "open"
+    assert stripe_client.get(f"{page}/status").json["payable"] is False
+    refused = stripe_client.post(
+        f"/v1/invoices/{fee['id']}/payments",
+        headers={**desk, "Idempotency-Key": "fee-charge-2006"},
+        json={"method": "card_on_file"},
+    )
+    assert refused.status_code == 409 and refused.json["code"] == "fee_waived"
+
+    with stripe_app.app_context():
+        settings = lifecycle.settings_from(stripe_app.config, lambda: _gateway(stripe_app))
+        assert lifecycle.settle_pending(db.session(), settings) == ["BK-P-2006"]
+    assert stripe_client.get(f"/v1/invoices/{fee['id']}", headers=desk).json["status"] == "void"

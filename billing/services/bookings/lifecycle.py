@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billing.adapters.booking_models import Booking, CardConsent, Seat
+from billing.adapters.booking_models import Booking, Seat
 from billing.adapters.models import (
     Invoice,
     InvoiceLine,
@@ -36,6 +36,7 @@ from billing.domain.errors import Conflict, NotFound, ServiceError, field_error
 from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
 from billing.services import idempotency
 from billing.services.access import audit
+from billing.services.bookings import holds
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.invoicing import invoices, paylinks
@@ -45,6 +46,7 @@ CLOCK_SKEW = timedelta(minutes=5)  # a caller's clock may run a little ahead of 
 CHECK_IN = timedelta(hours=2)  # attendance may be marked this long before the start
 # An invoice that no longer applies still holds money (or may still collect it).
 GIVE_BACK = (statuses.OPEN, statuses.PAID, statuses.PARTIALLY_REFUNDED)
+GIVE_BACK_ATTEMPTS = 3  # refunds Stripe refused before a person must look (refunds report)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +210,13 @@ def cancel(
             raise field_error(
                 "cancelled_at_in_future", "cancelled_at", "A cancellation cannot be in the future."
             )
+        if cancelled_at < booking.created_at - CLOCK_SKEW:
+            raise field_error(
+                "cancelled_at_before_booking",
+                "cancelled_at",
+                f"Booking {booking_id} was invoiced at {booking.created_at.isoformat()}; a "
+                "cancellation cannot come before it.",
+            )
         if cancelled_at >= booking.scheduled_at:
             raise Conflict(
                 "session_started",
@@ -345,19 +354,23 @@ def _fee_invoice(
 def settle(session: Session, settings: Settings, booking_id: str, api_key_id: int) -> BookingView:
     """Void or refund what no longer applies, collect new fees; safe to run again."""
     view = get_booking(session, booking_id)
+    session.commit()
     if view.booking.api_key_id != api_key_id:  # whom the settle job acts for, later
         view.booking.api_key_id = api_key_id
         session.commit()
-    owned = {seat.fee_invoice_id for seat in _every_seat(session, booking_id)}
+    standing = holds.standing_fees(session, view.booking)
     current = {seat.invoice_id: seat for seat in view.seats}
+    seated = {seat.invoice_id for seat in _every_seat(session, booking_id)}
     for invoice in view.invoices:
+        if invoice.id not in seated:
+            continue  # invoiced before bookings were kept: left as it was
         seat = current.get(invoice.id)
         if seat is None or not seat.live:  # superseded by a re-quote, or cancelled
             _give_back(session, settings, invoice, api_key_id, _why(view.booking, seat))
         elif view.booking.state == policy.BELOW_MINIMUM:
             _stop_pay_page(session, settings, invoice)
     for fee in view.fees:
-        if fee.id not in owned:
+        if fee.id not in standing:
             _give_back(session, settings, fee, api_key_id, "The fee no longer applies.")
         elif fee.status == statuses.OPEN:
             _collect_fee(session, settings, fee, api_key_id)
@@ -378,10 +391,16 @@ def settle_pending(session: Session, settings: Settings) -> list[str]:
             Invoice.status.in_(GIVE_BACK),
         )
     )
-    owned = select(Seat.fee_invoice_id).where(Seat.fee_invoice_id.is_not(None))
-    stray_fees = select(Invoice.booking_id).where(
-        Invoice.kind == policy.FEE, Invoice.status.in_(GIVE_BACK), Invoice.id.not_in(owned)
-    )
+    fees_left = session.execute(
+        select(Invoice.id, Invoice.booking_id).where(
+            Invoice.kind == policy.FEE, Invoice.status.in_(GIVE_BACK)
+        )
+    ).all()
+    stray_fees = set()
+    for fee_id, fee_booking_id in fees_left:
+        owner = session.get(Booking, fee_booking_id)
+        if owner is not None and fee_id not in holds.standing_fees(session, owner):
+            stray_fees.add(fee_booking_id)
     untried_fees = select(Invoice.booking_id).where(
         Invoice.kind == policy.FEE,
         Invoice.status == statuses.OPEN,
@@ -402,7 +421,7 @@ def settle_pending(session: Session, settings: Settings) -> list[str]:
     )
     due = sorted(
         set(session.scalars(superseded_or_cancelled))
-        | set(session.scalars(stray_fees))
+        | stray_fees
         | set(session.scalars(untried_fees))
         | set(session.scalars(held_pages))
     )
@@ -429,6 +448,9 @@ def _give_back(
     """Void an unpaid invoice, refund a paid one in full; a payment in flight is left for
     the next settle (its pay page can no longer start one: the invoice is held)."""
     invoice = invoices.get_invoice(session, invoice.id)
+    if _failed_refunds(session, invoice.id) >= GIVE_BACK_ATTEMPTS:
+        session.commit()  # Stripe keeps refusing: the refunds report shows it to finance
+        return
     try:
         if invoice.status == statuses.OPEN:
             online.void_invoice(session, settings.gateway, invoice.id)
@@ -484,6 +506,7 @@ def _collect_fee(session: Session, settings: Settings, fee: Invoice, api_key_id:
                 settings.gateway(),
                 fee.id,
                 _derived(session, api_key_id, "fee-charge", fee.id),
+                card_allowed=holds.card_allows_fees,
             )
             return
         except ServiceError:
@@ -510,19 +533,24 @@ def _consented_card(session: Session, patient_id: str) -> bool:
     patient = session.scalars(select(Patient).where(Patient.patient_id == patient_id)).first()
     if patient is None or not patient.default_payment_method_id:
         return False
-    consent = session.get(CardConsent, patient.default_payment_method_id)
-    return consent is not None and consent.allows_fees
+    return holds.card_allows_fees(session, patient_id, patient.default_payment_method_id)
+
+
+def _failed_refunds(session: Session, invoice_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Refund)
+            .where(Refund.invoice_id == invoice_id, Refund.status == statuses.FAILED)
+        )
+        or 0
+    )
 
 
 def _derived(session: Session, api_key_id: int, step: str, invoice_id: str) -> IdempotencyRequest:
     """The key of one Stripe step on one invoice: the same for every caller that gets
     there. A refund that failed frees its key: the next attempt is numbered after it."""
-    failed = session.scalar(
-        select(func.count())
-        .select_from(Refund)
-        .where(Refund.invoice_id == invoice_id, Refund.status == statuses.FAILED)
-    )
-    key = f"booking:{step}:{invoice_id}:{failed or 0}"
+    key = f"booking:{step}:{invoice_id}:{_failed_refunds(session, invoice_id)}"
     return IdempotencyRequest(api_key_id=api_key_id, key=key, fingerprint=key)
 
 

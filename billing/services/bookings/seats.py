@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing.adapters.booking_models import Booking, Seat
+from billing.adapters.db import dialect_insert
 from billing.adapters.models import Invoice, Quote
 from billing.domain import policy, pricing
 from billing.domain.errors import Conflict
@@ -21,13 +22,28 @@ def open_booking(
     """In the invoicing transaction: the booking now stands on `quote`, one seat per
     invoice. A newer quote of the same booking supersedes the old one, whose invoices the
     lifecycle then voids or refunds (see `lifecycle.settle`)."""
+    made = session.execute(  # two first invoicings at once: one makes it, both lock it
+        dialect_insert(session)(Booking)
+        .values(
+            booking_id=quote.booking_id,
+            quote_id=quote.id,
+            session_type=quote.session_type,
+            currency=quote.currency,
+            scheduled_at=quote.scheduled_at,
+            state=policy.ACTIVE,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["booking_id"])
+        .returning(Booking.booking_id)
+    ).scalar_one_or_none()
     booking = session.scalars(
-        select(Booking).where(Booking.booking_id == quote.booking_id).with_for_update()
-    ).one_or_none()
-    if booking is None:
-        booking = Booking(booking_id=quote.booking_id, created_at=now)
-        session.add(booking)
-    else:
+        select(Booking)
+        .where(Booking.booking_id == quote.booking_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if made is None:
         _check_supersedable(session, booking, quote)
         audit.record(
             session,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -64,9 +65,14 @@ def get_payment(session: Session, payment_id: str) -> Payment:
 
 
 def pay_with_card_on_file(
-    session: Session, gateway: StripeGateway, invoice_id: str, request: IdempotencyRequest
+    session: Session,
+    gateway: StripeGateway,
+    invoice_id: str,
+    request: IdempotencyRequest,
+    card_allowed: Callable[[Session, str, str], bool] | None = None,
 ) -> Payment:
-    """Charge the patient's saved card off-session for the whole invoice."""
+    """Charge the patient's saved card off-session for the whole invoice; with
+    `card_allowed`, only a card it allows (checked under the invoice's lock)."""
     claim = idempotency.claim(session, request, "payment")
     if claim.replay_of is not None:
         session.commit()
@@ -81,6 +87,13 @@ def pay_with_card_on_file(
         raise Conflict(
             "no_card_on_file",
             f"Patient {invoice.patient_id} has no saved card; save one or send a pay link.",
+        )
+    if card_allowed is not None and not card_allowed(
+        session, invoice.patient_id, patient.default_payment_method_id
+    ):
+        raise Conflict(
+            "no_card_on_file",
+            f"Patient {invoice.patient_id}'s card on file was not saved with consent to this.",
         )
     payment = Payment(
         invoice_id=invoice.id,

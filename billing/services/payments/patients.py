@@ -114,6 +114,8 @@ def keep_card(session: Session, invoice: Any, payment: Any, payment_method_id: s
             default_card_last4=payment.card_last4,
         )
     )
+    known = session.get(CardConsent, payment_method_id)
+    hsa_fsa = bool(known and known.hsa_fsa)  # a card once marked HSA/FSA stays so
     session.merge(
         CardConsent(
             payment_method_id=payment_method_id,
@@ -121,7 +123,7 @@ def keep_card(session: Session, invoice: Any, payment: Any, payment_method_id: s
             consent_text=payment.save_card_consent,
             agreed_at=payment.save_card_agreed_at,
             invoice_id=invoice.id,
-            hsa_fsa=False,
+            hsa_fsa=hsa_fsa,
             created_at=utcnow(),
             removed_at=None,
         )
@@ -135,7 +137,7 @@ def keep_card(session: Session, invoice: Any, payment: Any, payment_method_id: s
         consent_text=payment.save_card_consent,
         agreed_at=payment.save_card_agreed_at.isoformat() if payment.save_card_agreed_at else None,
         invoice_id=invoice.id,
-        hsa_fsa=False,
+        hsa_fsa=hsa_fsa,
     )
 
 
