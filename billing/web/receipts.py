@@ -13,6 +13,7 @@ from fpdf import FPDF
 from billing.adapters.models import Invoice, Payment
 from billing.domain.dates import clinic_date
 from billing.domain.money import Money
+from billing.domain.policy import FEE
 
 UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
@@ -62,7 +63,14 @@ def build_receipt(invoice: Invoice, payment: Payment | None, config: dict[str, A
         patient_id=invoice.patient_id,
         date_of_service=clinic_date(invoice.scheduled_at, zone=zone),
         lines=[
-            ReceiptLine(line.description, codes.get(line.session_type, []), money(line.amount))
+            ReceiptLine(
+                line.description,
+                # A fee is no treatment: its own code, not the session's procedure codes.
+                [line.billing_code]
+                if invoice.kind == FEE and line.billing_code
+                else codes.get(line.session_type, []),
+                money(line.amount),
+            )
             for line in invoice.lines
         ],
         total=money(invoice.total),

@@ -4,11 +4,13 @@ an HSA/FSA card), otherwise it waits on a pay link; a saved card can be removed.
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from flask import Flask
+from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from billing.adapters import db
@@ -108,6 +110,10 @@ def test_a_late_fee_is_charged_to_a_card_saved_with_consent(stripe_client, desk)
     assert cancelled.status_code == 200, cancelled.json
     (fee,) = cancelled.json["fees"]
     assert fee["status"] == "paid" and fee["amount_paid"] == fee["total"] == 25000
+    receipt = stripe_client.get(f"/v1/invoices/{fee['id']}/receipt.pdf", headers=desk)
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(receipt.data)).pages)
+    assert "Late cancellation fee" in text and "FEE-LATE-CANCEL" in text
+    assert "96365" not in text  # a fee is not the infusion it replaces
     assert stripe_client.get(f"/v1/invoices/{invoice['id']}", headers=desk).json["status"] == (
         "void"
     )
