@@ -201,6 +201,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "CLINIC_ADDRESS": env.get("CLINIC_ADDRESS", "100 Main Street, Springfield, CA 90000"),
         "CLINIC_TAX_ID": env.get("CLINIC_TAX_ID", "EIN 00-0000000"),
         "BILLING_CODES": _json(env, "BILLING_CODES", DEFAULT_BILLING_CODES),
+        # A bill this far above a Good Faith Estimate may be disputed, per currency in its
+        # minor unit; a currency not named: 400 of its major units.
+        "ESTIMATE_DISPUTE_THRESHOLDS": _json(env, "ESTIMATE_DISPUTE_THRESHOLDS", {"usd": 40000}),
         # The accounting journal's accounts: names (QuickBooks) and codes (Xero) per key,
         # over the defaults of billing/domain/journal.py.
         "JOURNAL_ACCOUNTS": _json(env, "JOURNAL_ACCOUNTS", {}),

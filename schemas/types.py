@@ -87,6 +87,9 @@ ERROR_CODES = (
     "payment_method_not_found",
     "fee_waived",
     "cancelled_at_before_booking",
+    "patient_required",
+    "patient_not_in_quote",
+    "no_open_dispute",
 )
 
 
@@ -119,6 +122,8 @@ TYPES: dict[str, dict[str, Any]] = {
     "PaymentId": _our_id("pay", "A payment's id"),
     "RefundId": _our_id("rf", "A refund's id (`rfo_` for an overpayment given back)", "rfo?"),
     "EventId": _our_id("evt", "An event's id"),
+    "EstimateId": _our_id("est", "A Good Faith Estimate's id"),
+    "BillDisputeId": _our_id("bd", "A patient's dispute of a bill"),
     "WebhookEndpointId": _our_id("we", "A webhook endpoint's id"),
     "DeliveryId": _our_id("whd", "A webhook delivery's id"),
     "InvoiceNumber": {

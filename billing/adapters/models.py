@@ -489,4 +489,4 @@ class AuditEvent(Base):
 
 
 # The outbox's and the bookings' tables share this Base: importing them registers them.
-from billing.adapters import booking_models, outbox  # noqa: E402, F401
+from billing.adapters import booking_models, estimate_models, outbox  # noqa: E402, F401

@@ -16,10 +16,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.db import dialect_insert
+from billing.adapters.estimate_models import BillDispute
 from billing.adapters.mail import Mail, Mailer
 from billing.adapters.models import Invoice, new_id, utcnow
 from billing.adapters.outbox import EmailMessage
 from billing.domain import statuses
+from billing.domain.errors import Conflict
+from billing.services.bookings import holds
 from billing.services.integrations import email_content
 
 PUBLISHED = "billing.emails_queued"  # session.info: tell a worker after the commit
@@ -78,9 +81,28 @@ def queue_reminders(
         if later:  # old enough for a later reminder: that one is sent instead
             statement = statement.where(Invoice.created_at > now - timedelta(days=min(later)))
         for invoice in session.scalars(statement.limit(batch)):
+            if _not_to_be_chased(session, invoice):
+                continue
             made += queue(session, REMINDER, invoice, f"reminder:{invoice.id}:{day}")
     session.commit()
     return made
+
+
+def _not_to_be_chased(session: Session, invoice: Invoice) -> bool:
+    """A patient disputing a bill gets no payment reminders while the dispute is open; an
+    invoice its booking holds (a group below two, a cancelled place) is not to be paid."""
+    disputing = session.scalars(
+        select(BillDispute.id).where(
+            BillDispute.patient_id == invoice.patient_id, BillDispute.resolved_at.is_(None)
+        )
+    ).first()
+    if disputing is not None:
+        return True
+    try:
+        holds.check_not_held(session, invoice)
+    except Conflict:
+        return True
+    return False
 
 
 def due(session: Session, now: datetime | None = None, limit: int = 200) -> list[str]:

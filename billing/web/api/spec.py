@@ -72,6 +72,9 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/invoices/{invoice_id}/payments", "post"): "payInvoice",
     ("/v1/invoices/{invoice_id}/refunds", "post"): "refundInvoice",
     ("/v1/bookings/{booking_id}", "get"): "getBooking",
+    ("/v1/quotes/{quote_id}/estimate", "get"): "getEstimate",
+    ("/v1/reports/estimate-variance", "get"): "getEstimateVariance",
+    ("/v1/invoices/{invoice_id}/bill-disputes", "post"): "disputeBill",
     ("/v1/bookings/{booking_id}/attendance", "post"): "markAttendance",
     ("/v1/bookings/{booking_id}/cancellations", "post"): "cancelBooking",
     ("/v1/patients/{patient_id}/setup-intents", "post"): "createSetupIntent",
@@ -118,6 +121,7 @@ INVOICE_ID = "$response.body#/data/0/id"
 LINKS: dict[tuple[str, str, str], dict[str, Any]] = {
     ("/v1/quotes", "post", "201"): {
         "GetQuote": link("/v1/quotes/{quote_id}", "get", quote_id="$response.body#/id"),
+        "GetEstimate": link("/v1/quotes/{quote_id}/estimate", "get", quote_id="$response.body#/id"),
         "InvoiceQuote": link("/v1/invoices", "post", quote_id="body:$response.body#/id"),
     },
     ("/v1/invoices", "post", "201"): {

@@ -1,0 +1,244 @@
+"""Good Faith Estimates from quotes, kept as given; bills above them; disputes of a bill."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from billing.adapters.estimate_models import BillDispute, Estimate
+from billing.adapters.models import Invoice, Quote, utcnow
+from billing.domain import estimates, policy, statuses
+from billing.domain.errors import Conflict, NotFound, field_error
+from billing.domain.money import Money
+from billing.services.access import audit
+from billing.services.invoicing.invoices import get_invoice
+
+
+@dataclass(frozen=True, slots=True)
+class Course:
+    """What the estimate covers: one session, or `sessions` of them over `months`."""
+
+    sessions: int = 1
+    months: int = 0
+
+
+def issue_estimate(
+    session: Session,
+    quote_id: str,
+    patient_id: str | None,
+    course: Course,
+    requested: bool,
+    codes: dict[str, list[str]],
+    zone: ZoneInfo,
+    now: datetime | None = None,
+) -> Estimate:
+    """The patient's estimate from the quote: given once and kept; asked again, the same
+    estimate (the one the patient holds) comes back."""
+    now = now or utcnow()
+    quote = session.get(Quote, quote_id)
+    if quote is None:
+        raise NotFound("quote_not_found", f"No quote {quote_id!r}.")
+    line = _line_of(quote, patient_id)
+    kept = _kept(session, quote.id, line.patient_id, course)
+    if kept is not None:
+        return kept
+    unit = Money(line.amount, quote.currency)
+    total = unit * course.sessions
+    description = line.description
+    if course.sessions > 1:
+        description += f": a course of {course.sessions} sessions over {course.months} months"
+    items = [
+        {
+            "description": description,
+            "codes": codes.get(quote.session_type, []),
+            "quantity": course.sessions,
+            "unit_amount": unit.amount,
+            "amount": total.amount,
+        }
+    ]
+    due = estimates.due_by(quote.created_at, quote.scheduled_at, zone, now if requested else None)
+    estimate = Estimate(
+        quote_id=quote.id,
+        booking_id=quote.booking_id,
+        patient_id=line.patient_id,
+        patient_name=line.patient_name,
+        session_type=quote.session_type,
+        currency=quote.currency,
+        sessions=course.sessions,
+        course_months=course.months,
+        unit_amount=unit.amount,
+        total=total.amount,
+        items=json.dumps(items),
+        scheduled_at=quote.scheduled_at,
+        booked_at=quote.created_at,
+        requested=requested,
+        issued_at=now,
+        due_by=due,
+        on_time=due is None or now <= due,
+    )
+    session.add(estimate)
+    try:
+        session.flush()
+    except IntegrityError:  # the same estimate, given at the same moment elsewhere
+        session.rollback()
+        again = _kept(session, quote.id, line.patient_id, course)
+        assert again is not None
+        return again
+    audit.record(
+        session,
+        "estimate.issued",
+        "estimate",
+        estimate.id,
+        quote_id=quote.id,
+        patient_id=line.patient_id,
+        total=estimate.total,
+        currency=estimate.currency,
+        sessions=course.sessions,
+        due_by=due.isoformat() if due else None,
+        on_time=estimate.on_time,
+    )
+    session.commit()
+    return estimate
+
+
+def items_of(estimate: Estimate) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = json.loads(estimate.items)
+    return items
+
+
+def _line_of(quote: Quote, patient_id: str | None) -> Any:
+    if patient_id is None:
+        if len(quote.lines) == 1:
+            return quote.lines[0]
+        raise field_error(
+            "patient_required",
+            "patient_id",
+            f"Quote {quote.id} is for {len(quote.lines)} patients: name the patient.",
+        )
+    for line in quote.lines:
+        if line.patient_id == patient_id:
+            return line
+    raise field_error(
+        "patient_not_in_quote", "patient_id", f"Patient {patient_id} is not in quote {quote.id}."
+    )
+
+
+def _kept(session: Session, quote_id: str, patient_id: str, course: Course) -> Estimate | None:
+    return session.scalars(
+        select(Estimate).where(
+            Estimate.quote_id == quote_id,
+            Estimate.patient_id == patient_id,
+            Estimate.sessions == course.sessions,
+            Estimate.course_months == course.months,
+        )
+    ).first()
+
+
+def variance(session: Session, thresholds: dict[str, int]) -> dict[str, Any]:
+    """Patients billed at least the dispute threshold ($400.00 for usd) above an estimate,
+    per currency: what was estimated, what was billed for its items (session invoices,
+    less what was refunded of them), and by how much it is over."""
+    report: dict[str, Any] = {}
+    for estimate in session.scalars(select(Estimate).order_by(Estimate.issued_at, Estimate.id)):
+        billed = Money.sum(
+            [
+                Money(invoice.total - invoice.amount_refunded, invoice.currency)
+                for invoice in session.scalars(_billed_for(estimate))
+            ],
+            estimate.currency,
+        )
+        threshold = estimates.dispute_threshold(estimate.currency, thresholds)
+        over = billed - Money(estimate.total, estimate.currency)
+        entry = report.setdefault(
+            estimate.currency, {"threshold": threshold.amount, "patients": []}
+        )
+        if threshold <= over:
+            entry["patients"].append(
+                {
+                    "patient_id": estimate.patient_id,
+                    "patient_name": estimate.patient_name,
+                    "estimate_id": estimate.id,
+                    "quote_id": estimate.quote_id,
+                    "issued_at": estimate.issued_at,
+                    "estimated": estimate.total,
+                    "billed": billed.amount,
+                    "over": over.amount,
+                }
+            )
+    return {"currencies": report}
+
+
+def _billed_for(estimate: Estimate) -> Any:
+    """The session invoices an estimate's items became: its booking's for one session;
+    for a course, the patient's sessions of that type within its months."""
+    statement = select(Invoice).where(
+        Invoice.patient_id == estimate.patient_id,
+        Invoice.kind == policy.SESSION,
+        Invoice.currency == estimate.currency,
+        Invoice.status != statuses.VOID,
+    )
+    if estimate.sessions == 1:
+        return statement.where(Invoice.booking_id == estimate.booking_id)
+    end = estimate.scheduled_at + timedelta(days=31 * max(estimate.course_months, 1))
+    return statement.where(
+        Invoice.session_type == estimate.session_type,
+        Invoice.scheduled_at >= estimate.scheduled_at,
+        Invoice.scheduled_at < end,
+    )
+
+
+# --- a patient disputing a bill ---------------------------------------------------------
+
+
+def dispute_bill(session: Session, invoice_id: str, status: str, note: str | None) -> BillDispute:
+    """Open a dispute of an invoice (no payment reminders to the patient while it is open),
+    or mark the open one resolved; opening twice returns the open one."""
+    invoice = get_invoice(session, invoice_id, for_update=True)
+    current = session.scalars(
+        select(BillDispute).where(
+            BillDispute.invoice_id == invoice.id, BillDispute.resolved_at.is_(None)
+        )
+    ).first()
+    if status == "open":
+        if current is not None:
+            session.commit()
+            return current
+        current = BillDispute(invoice_id=invoice.id, patient_id=invoice.patient_id, note=note)
+        session.add(current)
+        session.flush()
+        audit.record(
+            session, "bill_dispute.opened", "invoice", invoice.id, dispute_id=current.id, note=note
+        )
+    else:
+        if current is None:
+            raise Conflict("no_open_dispute", f"Invoice {invoice.number} has no open dispute.")
+        current.resolved_at = utcnow()
+        audit.record(
+            session,
+            "bill_dispute.resolved",
+            "invoice",
+            invoice.id,
+            dispute_id=current.id,
+            note=note,
+        )
+    session.commit()
+    return current
+
+
+def disputing(session: Session, patient_id: str) -> bool:
+    """Whether the patient has a dispute of a bill open."""
+    return (
+        session.scalars(
+            select(BillDispute.id).where(
+                BillDispute.patient_id == patient_id, BillDispute.resolved_at.is_(None)
+            )
+        ).first()
+        is not None
+    )

@@ -1,0 +1,110 @@
+"""A Good Faith Estimate as the API shows it and as a PDF the patient keeps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app
+from fpdf import FPDF
+
+from billing.adapters.estimate_models import Estimate
+from billing.domain import estimates
+from billing.domain.dates import clinic_date
+from billing.domain.money import Money
+from billing.services.invoicing.estimates import items_of
+from billing.web.receipts import _font, _text_for
+
+
+def view_of(estimate: Estimate, config: dict[str, Any]) -> dict[str, Any]:
+    """Everything the rule asks an estimate to say, with the clinic's details."""
+    threshold = estimates.dispute_threshold(
+        estimate.currency, config["ESTIMATE_DISPUTE_THRESHOLDS"]
+    )
+    return {
+        "id": estimate.id,
+        "quote_id": estimate.quote_id,
+        "booking_id": estimate.booking_id,
+        "patient": {"patient_id": estimate.patient_id, "name": estimate.patient_name},
+        "provider": {
+            "name": config["CLINIC_NAME"],
+            "tax_id": config["CLINIC_TAX_ID"],
+            "address": config["CLINIC_ADDRESS"],
+            "phone": config["CLINIC_PHONE"],
+            "email": config["CLINIC_EMAIL"],
+        },
+        "scheduled_at": estimate.scheduled_at,
+        "sessions": estimate.sessions,
+        "course_months": estimate.course_months,
+        "currency": estimate.currency,
+        "items": items_of(estimate),
+        "total": estimate.total,
+        "issued_at": estimate.issued_at,
+        "due_by": estimate.due_by,
+        "on_time": estimate.on_time,
+        "requested": estimate.requested,
+        "dispute_threshold": threshold.amount,
+        "notice": estimates.NOTICE,
+    }
+
+
+def render_pdf(view: dict[str, Any], zone: Any) -> bytes:
+    """The estimate on one page, headed as the rule names it."""
+    currency = view["currency"]
+
+    def money(amount: int) -> str:
+        return Money(amount, currency).format()
+
+    pdf = FPDF(format="A4")
+    pdf.set_title(f"Good Faith Estimate {view['id']}")
+    pdf.add_page()
+    font = _font(pdf)
+    text = _text_for(font)
+    pdf.set_font(font, size=18)
+    pdf.cell(0, 10, text("Good Faith Estimate"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(font, size=10)
+    provider = view["provider"]
+    for line in (
+        provider["name"],
+        provider["address"],
+        f"Tax id: {provider['tax_id']}",
+        f"{provider['phone']} · {provider['email']}",
+    ):
+        pdf.cell(0, 5, text(line), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    for label, value in (
+        ("Patient", f"{view['patient']['name']} ({view['patient']['patient_id']})"),
+        ("Scheduled for", clinic_date(view["scheduled_at"], zone=zone)),
+        ("Date of this estimate", clinic_date(view["issued_at"], zone=zone)),
+        ("Estimate number", view["id"]),
+    ):
+        pdf.cell(0, 6, text(f"{label}: {value}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    pdf.set_font(font, size=12)
+    pdf.cell(0, 8, text("Expected items and services"), new_x="LMARGIN", new_y="NEXT")
+    for item in view["items"]:
+        pdf.set_font(font, size=11)
+        pdf.cell(150, 6, text(item["description"]))
+        pdf.cell(0, 6, text(money(item["amount"])), align="R", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(font, size=9)
+        if item["quantity"] > 1:
+            each = f"    {item['quantity']} × {money(item['unit_amount'])}"
+            pdf.cell(0, 5, text(each), new_x="LMARGIN", new_y="NEXT")
+        for code in item["codes"]:
+            pdf.cell(0, 5, text(f"    {code}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+    pdf.set_font(font, size=11)
+    pdf.cell(150, 7, text("Total expected charges"))
+    pdf.cell(0, 7, text(money(view["total"])), align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    pdf.set_font(font, size=9)
+    pdf.multi_cell(0, 5, text(view["notice"]), new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
+
+
+def pdf_response(view: dict[str, Any]) -> Response:
+    body = render_pdf(view, current_app.config["CLINIC_ZONE"])
+    response = Response(body, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="good-faith-estimate-{view["id"]}.pdf"'
+    )
+    return response

@@ -1,0 +1,133 @@
+"""Good Faith Estimates, the report of bills above them, and disputes of a bill."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from schemas.fields import Currency, identifier
+from schemas.types import typed
+
+
+class EstimateQuerySchema(Schema):
+    patient_id = typed(
+        "PatientId",
+        identifier(metadata={"description": "Which patient of a group quote; optional for one."}),
+    )
+    sessions = fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1, max=52),
+        metadata={"description": "A planned course: how many sessions (default 1)."},
+    )
+    months = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=12),
+        metadata={"description": "Over how many months the course runs (up to 12)."},
+    )
+    requested = fields.Boolean(
+        load_default=False,
+        metadata={"description": "The patient asked for it: due in 3 business days."},
+    )
+    format = fields.String(validate=validate.OneOf(["json", "pdf"]))
+
+    @validates_schema
+    def _course(self, data: dict[str, Any], **_: Any) -> None:
+        sessions, months = data.get("sessions", 1), data.get("months", 0)
+        if sessions > 1 and months < 1:
+            raise ValidationError("A course of sessions runs over 1 to 12 months.", "months")
+        if sessions == 1 and months:
+            raise ValidationError("One session runs over no months; give sessions.", "months")
+
+
+class EstimateItemSchema(Schema):
+    description = fields.String(required=True)
+    codes = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "Service and supply codes (HCPCS/CPT), as configured."},
+    )
+    quantity = fields.Integer(required=True)
+    unit_amount = fields.Integer(required=True)
+    amount = fields.Integer(required=True)
+
+
+class ProviderSchema(Schema):
+    name = fields.String(required=True)
+    tax_id = fields.String(required=True)
+    address = fields.String(required=True)
+    phone = fields.String(required=True)
+    email = fields.String(required=True)
+
+
+class EstimatePatientSchema(Schema):
+    patient_id = typed("PatientId", fields.String(required=True))
+    name = fields.String(required=True)
+
+
+class EstimateSchema(Schema):
+    """A Good Faith Estimate for a self-pay patient, as given (and kept)."""
+
+    id = typed("EstimateId", fields.String(required=True))
+    quote_id = typed("QuoteId", fields.String(required=True))
+    booking_id = typed("BookingId", fields.String(required=True))
+    patient = fields.Nested(EstimatePatientSchema, required=True)
+    provider = fields.Nested(ProviderSchema, required=True)
+    scheduled_at = fields.DateTime(required=True)
+    sessions = fields.Integer(required=True)
+    course_months = fields.Integer(required=True)
+    currency = Currency(required=True)
+    items = fields.List(fields.Nested(EstimateItemSchema), required=True)
+    total = fields.Integer(required=True)
+    issued_at = fields.DateTime(required=True)
+    due_by = fields.DateTime(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The rule's deadline (null: booked under 3 business days ahead)."},
+    )
+    on_time = fields.Boolean(required=True)
+    requested = fields.Boolean(required=True)
+    dispute_threshold = fields.Integer(
+        required=True, metadata={"description": "A bill this much above may be disputed."}
+    )
+    notice = fields.String(required=True)
+
+
+class VariancePatientSchema(Schema):
+    patient_id = typed("PatientId", fields.String(required=True))
+    patient_name = fields.String(required=True)
+    estimate_id = typed("EstimateId", fields.String(required=True))
+    quote_id = typed("QuoteId", fields.String(required=True))
+    issued_at = fields.DateTime(required=True)
+    estimated = fields.Integer(required=True)
+    billed = fields.Integer(required=True)
+    over = fields.Integer(required=True)
+
+
+class VarianceCurrencySchema(Schema):
+    threshold = fields.Integer(required=True)
+    patients = fields.List(fields.Nested(VariancePatientSchema), required=True)
+
+
+class EstimateVarianceSchema(Schema):
+    """Patients billed the dispute threshold or more above their estimate, per currency."""
+
+    currencies = fields.Dict(
+        keys=fields.String(metadata={"example": "usd"}),
+        values=fields.Nested(VarianceCurrencySchema),
+        required=True,
+    )
+
+
+class BillDisputeRequestSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["open", "resolved"]))
+    note = fields.String(validate=validate.Length(max=500))
+
+
+class BillDisputeSchema(Schema):
+    id = typed("BillDisputeId", fields.String(required=True))
+    invoice_id = typed("InvoiceId", fields.String(required=True))
+    patient_id = typed("PatientId", fields.String(required=True))
+    note = fields.String(required=True, allow_none=True)
+    opened_at = fields.DateTime(required=True)
+    resolved_at = fields.DateTime(required=True, allow_none=True)

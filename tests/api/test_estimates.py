@@ -1,0 +1,189 @@
+"""Good Faith Estimates on SQLite and PostgreSQL: what they say (JSON and the PDF a patient
+keeps), when they were due, bills $400 or more above them, and disputes of a bill."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+
+from billing.adapters import db
+from billing.adapters.models import utcnow
+from billing.services.integrations import emails
+from tests.api.test_bookings import ANA, BEN, NEW, Desk
+from tests.conftest import in_days
+
+
+@pytest.fixture
+def headers(make_key):
+    return make_key(
+        "quotes:write",
+        "invoices:write",
+        "invoices:read",
+        "catalog:write",
+        "bookings:write",
+        "payments:write",
+        "reports:read",
+    )
+
+
+@pytest.fixture
+def desk(client, headers) -> Desk:
+    return Desk(client, headers)
+
+
+def quote(desk: Desk, booking_id: str, session_type: str, *patients: dict, days: int = 20) -> Any:
+    response = desk.client.post(
+        "/v1/quotes",
+        json={
+            "booking_id": booking_id,
+            "session_type": session_type,
+            "scheduled_at": in_days(days),
+            "currency": "usd",
+            "patients": list(patients),
+        },
+        headers=desk.headers,
+    )
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def estimate(desk: Desk, quote_id: str, **query: Any) -> Any:
+    return desk.client.get(
+        f"/v1/quotes/{quote_id}/estimate", query_string=query, headers=desk.headers
+    )
+
+
+def test_an_estimate_says_what_the_rule_asks_and_is_kept_as_given(desk) -> None:
+    made = quote(desk, "BK-E", "iv_individual", NEW)
+    first = estimate(desk, made["id"])
+    assert first.status_code == 200, first.json
+    body = first.json
+    assert body["patient"] == {"patient_id": "P-3001", "name": "Cleo New"}
+    assert body["provider"]["name"] == "Example Clinic"
+    assert body["provider"]["tax_id"] and body["provider"]["address"]
+    (item,) = body["items"]
+    assert item["description"] == "Individual IV ketamine session"
+    assert "96365 IV infusion, initial hour" in item["codes"]
+    assert item["amount"] == body["total"] == 50000
+    assert body["dispute_threshold"] == 40000
+    assert "$400" in body["notice"] and "www.cms.gov/nosurprises" in body["notice"]
+    assert body["due_by"] is not None and body["on_time"] is True  # booked 20 days ahead
+    again = estimate(desk, made["id"]).json
+    assert (again["id"], again["issued_at"]) == (body["id"], body["issued_at"])
+
+
+def test_a_group_estimate_is_for_one_named_patient(desk) -> None:
+    made = quote(desk, "BK-G", "im_group", ANA, BEN)
+    unnamed = estimate(desk, made["id"])
+    assert unnamed.status_code == 422 and unnamed.json["code"] == "patient_required"
+    assert "patient_id" in unnamed.json["errors"]
+    stranger = estimate(desk, made["id"], patient_id="P-9")
+    assert stranger.status_code == 422 and stranger.json["code"] == "patient_not_in_quote"
+    ben = estimate(desk, made["id"], patient_id="P-1002").json
+    assert ben["patient"]["name"] == "Ben Okafor" and ben["total"] == 25000
+
+
+def test_a_course_is_estimated_as_its_sessions(desk) -> None:
+    made = quote(desk, "BK-C", "iv_individual", NEW)
+    course = estimate(desk, made["id"], sessions=6, months=3).json
+    (item,) = course["items"]
+    assert item["quantity"] == 6 and item["unit_amount"] == 50000
+    assert course["total"] == item["amount"] == 300000
+    assert "course of 6 sessions over 3 months" in item["description"]
+    refused = estimate(desk, made["id"], sessions=6)
+    assert refused.status_code == 422 and "months" in refused.json["errors"]
+    too_long = estimate(desk, made["id"], sessions=6, months=13)
+    assert too_long.status_code == 422 and "months" in too_long.json["errors"]
+    missing = desk.client.get("/v1/quotes/qt_nope/estimate", headers=desk.headers)
+    assert missing.status_code == 404 and missing.json["code"] == "quote_not_found"
+
+
+def test_the_estimate_pdf_reads_as_a_patient_needs_it(desk) -> None:
+    made = quote(desk, "BK-P", "iv_individual", NEW)
+    answer = desk.client.get(
+        f"/v1/quotes/{made['id']}/estimate",
+        headers={**desk.headers, "Accept": "application/pdf"},
+    )
+    assert answer.status_code == 200 and answer.mimetype == "application/pdf"
+    assert "good-faith-estimate-est_" in answer.headers["Content-Disposition"]
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(answer.data)).pages)
+    text = " ".join(text.split())  # lines wrap where the page ends them
+    for expected in (
+        "Good Faith Estimate",
+        "Example Clinic",
+        "Tax id:",
+        "Cleo New",
+        "Scheduled for",
+        "Date of this estimate",
+        "Individual IV ketamine session",
+        "J3490 ketamine HCl",
+        "Total expected charges",
+        "$500.00",
+        "$400 or more above",
+        "www.cms.gov/nosurprises",
+    ):
+        assert expected in text, expected
+    same = desk.client.get(f"/v1/quotes/{made['id']}/estimate?format=pdf", headers=desk.headers)
+    assert same.mimetype == "application/pdf"
+
+
+def test_bills_400_or_more_above_the_estimate_are_reported(desk) -> None:
+    small = quote(desk, "BK-SMALL", "iv_individual", ANA)
+    estimate(desk, small["id"])
+    big = quote(desk, "BK-BIG", "iv_individual", NEW)
+    estimate(desk, big["id"])
+    for made in (small, big):
+        desk.client.post("/v1/invoices", json={"quote_id": made["id"]}, headers=desk.headers)
+    # The clinic's price rises by 450.00 and BK-BIG is re-quoted and invoiced at it.
+    assert desk.price(95000).status_code == 201
+    requoted = quote(desk, "BK-BIG", "iv_individual", NEW)
+    desk.client.post("/v1/invoices", json={"quote_id": requoted["id"]}, headers=desk.headers)
+
+    report = desk.client.get("/v1/reports/estimate-variance", headers=desk.headers)
+    assert report.status_code == 200, report.json
+    usd = report.json["currencies"]["usd"]
+    assert usd["threshold"] == 40000
+    assert [(p["patient_id"], p["estimated"], p["billed"], p["over"]) for p in usd["patients"]] == [
+        ("P-3001", 50000, 95000, 45000)
+    ]
+
+
+def test_no_payment_reminders_while_the_patient_disputes_a_bill(app, desk) -> None:
+    (invoice,) = desk.book("BK-D", "iv_individual", in_days(20), ANA)
+
+    def reminders_in_a_week() -> int:
+        with app.app_context():
+            return emails.queue_reminders(db.session(), [3], now=utcnow() + timedelta(days=4))
+
+    opened = desk.client.post(
+        f"/v1/invoices/{invoice['id']}/bill-disputes",
+        json={"status": "open", "note": "Billed for a session I cancelled"},
+        headers=desk.headers,
+    )
+    assert opened.status_code == 200, opened.json
+    assert opened.json["resolved_at"] is None
+    assert reminders_in_a_week() == 0
+    resolved = desk.client.post(
+        f"/v1/invoices/{invoice['id']}/bill-disputes",
+        json={"status": "resolved"},
+        headers=desk.headers,
+    )
+    assert resolved.json["resolved_at"] is not None
+    assert reminders_in_a_week() == 1
+    nothing = desk.client.post(
+        f"/v1/invoices/{invoice['id']}/bill-disputes",
+        json={"status": "resolved"},
+        headers=desk.headers,
+    )
+    assert nothing.status_code == 409 and nothing.json["code"] == "no_open_dispute"
+
+
+def test_a_held_invoice_gets_no_reminders(app, desk) -> None:
+    desk.book("BK-G", "im_group", in_days(20), ANA, BEN)
+    desk.cancel("BK-G", by="patient", patient_id="P-1002")
+    with app.app_context():
+        assert emails.queue_reminders(db.session(), [3], now=utcnow() + timedelta(days=4)) == 0

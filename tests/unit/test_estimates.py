@@ -1,0 +1,50 @@
+"""When a Good Faith Estimate is due (business days on the clinic's calendar), and the
+dispute threshold per currency."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from billing.domain.estimates import (
+    add_business_days,
+    business_days_between,
+    dispute_threshold,
+    due_by,
+)
+from billing.domain.money import Money
+
+LA = ZoneInfo("America/Los_Angeles")
+
+
+def at(day: str, hour: int = 12) -> datetime:
+    return datetime.fromisoformat(f"{day}T{hour:02d}:00:00").replace(tzinfo=LA)
+
+
+def test_business_days_skip_weekends() -> None:
+    assert business_days_between(date(2026, 12, 4), date(2026, 12, 7)) == 1  # Fri -> Mon
+    assert add_business_days(date(2026, 12, 4), 1) == date(2026, 12, 7)
+    assert add_business_days(date(2026, 12, 2), 3) == date(2026, 12, 7)  # Wed + 3 = Mon
+
+
+def test_booked_three_to_nine_business_days_ahead_is_due_the_next_business_day() -> None:
+    # Booked Friday for the next Thursday (4 business days): due by the end of Monday.
+    assert due_by(at("2026-12-04"), at("2026-12-10"), LA, None) == at("2026-12-08", 0)
+
+
+def test_booked_ten_business_days_ahead_is_due_in_three() -> None:
+    # Booked Tuesday 1 December for the 16th: due by the end of Friday the 4th.
+    assert due_by(at("2026-12-01"), at("2026-12-16"), LA, None) == at("2026-12-05", 0)
+
+
+def test_booked_under_three_business_days_ahead_needs_none_unless_asked() -> None:
+    assert due_by(at("2026-12-03"), at("2026-12-07"), LA, None) is None
+    asked = at("2026-12-03")  # Thursday: three business days is Tuesday
+    assert due_by(at("2026-12-03"), at("2026-12-07"), LA, asked) == at("2026-12-09", 0)
+
+
+def test_the_dispute_threshold_is_400_in_each_currency_unless_configured() -> None:
+    assert dispute_threshold("usd", {"usd": 40000}) == Money(40000, "usd")
+    assert dispute_threshold("cad", {}) == Money(40000, "cad")
+    assert dispute_threshold("jpy", {}) == Money(400, "jpy")
+    assert dispute_threshold("usd", {"usd": 50000}) == Money(50000, "usd")
