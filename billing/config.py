@@ -201,6 +201,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "CLINIC_ADDRESS": env.get("CLINIC_ADDRESS", "100 Main Street, Springfield, CA 90000"),
         "CLINIC_TAX_ID": env.get("CLINIC_TAX_ID", "EIN 00-0000000"),
         "BILLING_CODES": _json(env, "BILLING_CODES", DEFAULT_BILLING_CODES),
+        # The largest sliding-scale discount staff may approve on a line, in per cent.
+        "MAX_DISCOUNT_PERCENT": _int(env, "MAX_DISCOUNT_PERCENT", 50),
         # A bill this far above a Good Faith Estimate may be disputed, per currency in its
         # minor unit; a currency not named: 400 of its major units.
         "ESTIMATE_DISPUTE_THRESHOLDS": _json(env, "ESTIMATE_DISPUTE_THRESHOLDS", {"usd": 40000}),

@@ -143,3 +143,53 @@ class PriceVersionRequestSchema(Schema):
                 f"{minimum.format()}; the price must be at least {(minimum * 2).amount - 1}.",
                 "iv_individual_amount",
             )
+
+
+class PromotionRequestSchema(Schema):
+    """A promotion code: `percent_off`, or `amount_off` in `currency`, between two times."""
+
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Za-z0-9_-]{2,40}$", error="2-40 letters, digits, _ or -."),
+        metadata={"example": "WINTER25", "description": "Matched without regard to case."},
+    )
+    percent_off = StrictInteger(validate=validate.Range(min=1, max=100))
+    amount_off = amount()
+    currency = Currency()
+    starts_at = fields.AwareDateTime(required=True)
+    ends_at = fields.AwareDateTime(required=True)
+    max_redemptions = StrictInteger(validate=validate.Range(min=1, max=1_000_000))
+    max_per_patient = StrictInteger(validate=validate.Range(min=1, max=1000))
+
+    @validates_schema
+    def _terms(self, data: dict[str, Any], **_: Any) -> None:
+        if ("percent_off" in data) == ("amount_off" in data):
+            raise ValidationError(
+                "Give exactly one of `percent_off` and `amount_off`.", "percent_off"
+            )
+        if "amount_off" in data and "currency" not in data:
+            raise ValidationError("An amount off needs its currency.", "currency")
+        if "percent_off" in data and "currency" in data:
+            raise ValidationError(
+                "A percentage applies in any currency: no `currency`.", "currency"
+            )
+        if "starts_at" in data and "ends_at" in data and data["ends_at"] <= data["starts_at"]:
+            raise ValidationError("Must be after `starts_at`.", "ends_at")
+
+
+class PromotionSchema(Schema):
+    id = typed("PromotionId", fields.String(required=True))
+    code = fields.String(required=True)
+    percent_off = fields.Integer(required=True, allow_none=True)
+    amount_off = fields.Integer(required=True, allow_none=True)
+    currency = Currency(required=True, allow_none=True)
+    starts_at = fields.DateTime(required=True)
+    ends_at = fields.DateTime(required=True)
+    max_redemptions = fields.Integer(required=True, allow_none=True)
+    max_per_patient = fields.Integer(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+
+
+class PromotionListSchema(Schema):
+    data = fields.List(fields.Nested(PromotionSchema), required=True)
+    has_more = fields.Boolean(required=True)

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from billing.domain.statuses import INVOICE_STATUSES
+from schemas.discounts import DiscountSchema, discounts_of
 from schemas.fields import Computed, Currency, amount, identifier
 from schemas.types import typed
 
@@ -25,7 +26,12 @@ class InvoiceLineSchema(Schema):
         allow_none=True,
         metadata={"description": "KET-IV, KET-IM-GROUP, FEE-LATE-CANCEL or FEE-NO-SHOW."},
     )
-    amount = fields.Integer(required=True)
+    amount = fields.Integer(required=True, metadata={"description": "After discounts."})
+    base_amount = fields.Integer(required=True, allow_none=True)
+    discounts = Computed("_discounts", DiscountSchema, many=True, required=True)
+
+    def _discounts(self, line: Any) -> list[dict[str, Any]]:
+        return discounts_of(line)
 
 
 class InvoiceSchema(Schema):

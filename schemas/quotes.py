@@ -9,7 +9,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from billing.domain.pricing import SESSION_TYPES
 from schemas.catalog import CancellationPolicySchema
-from schemas.fields import Currency, Name, StrictInteger, identifier
+from schemas.discounts import DiscountSchema, SlidingScaleRequestSchema, discounts_of
+from schemas.fields import Computed, Currency, Name, StrictInteger, identifier
 from schemas.types import typed
 
 # A booking further away than this, either way, is a typo in a date.
@@ -41,6 +42,7 @@ class BookingPatientSchema(Schema):
         metadata={"description": "IV sessions completed before this service existed."},
     )
     iv_exemption = fields.Nested(IvExemptionSchema)
+    discount = fields.Nested(SlidingScaleRequestSchema)
 
 
 class QuoteRequestSchema(Schema):
@@ -59,6 +61,12 @@ class QuoteRequestSchema(Schema):
         required=True,
         validate=validate.Length(max=50, error="At most {max} patients."),
     )
+    promotion_code = fields.String(
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9_-]{2,40}$", error="Must be 2-40 letters, digits, _ or -."
+        ),
+        metadata={"example": "WINTER25"},
+    )
 
     @validates("scheduled_at")
     def _within_horizon(self, value: datetime, **_: Any) -> None:
@@ -70,8 +78,19 @@ class QuoteLineSchema(Schema):
     patient_id = typed("PatientId", fields.String(required=True))
     patient_name = fields.String(required=True)
     description = fields.String(required=True)
-    amount = fields.Integer(required=True)
+    amount = fields.Integer(
+        required=True, metadata={"description": "What the patient pays, after discounts."}
+    )
+    base_amount = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The session price before discounts (null: none apply)."},
+    )
+    discounts = Computed("_discounts", DiscountSchema, many=True, required=True)
     iv_exemption = fields.Nested(IvExemptionSchema, required=True, allow_none=True)
+
+    def _discounts(self, line: Any) -> list[dict[str, Any]]:
+        return discounts_of(line)
 
 
 class QuoteSchema(Schema):
@@ -87,6 +106,7 @@ class QuoteSchema(Schema):
     expires_at = fields.DateTime(required=True)
     lines = fields.List(fields.Nested(QuoteLineSchema), required=True)
     total = fields.Integer(required=True)
+    promotion_code = fields.String(required=True, allow_none=True)
     cancellation_policy = fields.Nested(
         CancellationPolicySchema,
         required=True,

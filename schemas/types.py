@@ -90,6 +90,12 @@ ERROR_CODES = (
     "patient_required",
     "patient_not_in_quote",
     "no_open_dispute",
+    "discount_above_maximum",
+    "discount_too_large",
+    "promotion_invalid",
+    "promotion_not_applicable",
+    "promotion_exhausted",
+    "promotion_exists",
 )
 
 
@@ -124,6 +130,7 @@ TYPES: dict[str, dict[str, Any]] = {
     "EventId": _our_id("evt", "An event's id"),
     "EstimateId": _our_id("est", "A Good Faith Estimate's id"),
     "BillDisputeId": _our_id("bd", "A patient's dispute of a bill"),
+    "PromotionId": _our_id("promo", "A promotion code's id"),
     "WebhookEndpointId": _our_id("we", "A webhook endpoint's id"),
     "DeliveryId": _our_id("whd", "A webhook delivery's id"),
     "InvoiceNumber": {

@@ -141,6 +141,7 @@ class Quote(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     expired_at: Mapped[datetime | None]  # when the expiry job announced it (never invoiced)
+    promotion_code: Mapped[str | None] = mapped_column(String(40))
     lines: Mapped[list[QuoteLine]] = relationship(
         back_populates="quote", order_by="QuoteLine.position", lazy="selectin"
     )
@@ -167,8 +168,18 @@ class QuoteLine(Base):
     iv_exemption_reason: Mapped[str | None] = mapped_column(String(64))
     iv_exemption_approved_by: Mapped[str | None] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(String(200))
-    amount: Mapped[int]
+    amount: Mapped[int]  # what the patient pays: the session price less any discount
+    base_amount: Mapped[int | None]  # the session price, when a discount applies
+    sliding_percent: Mapped[int | None] = mapped_column(Integer)
+    sliding_reason: Mapped[str | None] = mapped_column(String(200))
+    sliding_approved_by: Mapped[str | None] = mapped_column(String(200))
+    sliding_amount: Mapped[int] = mapped_column(default=0, server_default="0")
+    promotion_amount: Mapped[int] = mapped_column(default=0, server_default="0")
     quote: Mapped[Quote] = relationship(back_populates="lines")
+
+    @property
+    def promotion_code(self) -> str | None:
+        return self.quote.promotion_code
 
     @property
     def iv_exemption(self) -> dict[str, str] | None:
@@ -306,7 +317,12 @@ class InvoiceLine(Base):
     description: Mapped[str] = mapped_column(String(200))
     session_type: Mapped[str] = mapped_column(String(32))
     billing_code: Mapped[str | None] = mapped_column(String(32))
-    amount: Mapped[int]
+    amount: Mapped[int]  # net of the discounts below
+    base_amount: Mapped[int | None]  # the price before them, when there are any
+    sliding_percent: Mapped[int | None] = mapped_column(Integer)
+    sliding_amount: Mapped[int] = mapped_column(default=0, server_default="0")
+    promotion_code: Mapped[str | None] = mapped_column(String(40))
+    promotion_amount: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class Payment(Base):
@@ -489,4 +505,9 @@ class AuditEvent(Base):
 
 
 # The outbox's and the bookings' tables share this Base: importing them registers them.
-from billing.adapters import booking_models, estimate_models, outbox  # noqa: E402, F401
+from billing.adapters import (  # noqa: E402, F401
+    booking_models,
+    estimate_models,
+    outbox,
+    promotion_models,
+)

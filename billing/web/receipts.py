@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from billing.adapters.models import Invoice, Payment
 from billing.domain.dates import clinic_date
 from billing.domain.money import Money
 from billing.domain.policy import FEE
+from schemas.discounts import discounts_of
 
 UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
@@ -22,7 +23,8 @@ UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 class ReceiptLine:
     description: str
     codes: list[str]
-    amount: str
+    amount: str  # the price before discounts
+    discounts: list[tuple[str, str]] = field(default_factory=list)  # what, and "-$75.00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,11 @@ def build_receipt(invoice: Invoice, payment: Payment | None, config: dict[str, A
                 [line.billing_code]
                 if invoice.kind == FEE and line.billing_code
                 else codes.get(line.session_type, []),
-                money(line.amount),
+                money(line.base_amount if line.base_amount is not None else line.amount),
+                [
+                    (discount["description"], money(-discount["amount"]))
+                    for discount in discounts_of(line)
+                ],
             )
             for line in invoice.lines
         ],
@@ -112,6 +118,10 @@ def render_pdf(receipt: Receipt) -> bytes:
         pdf.set_font(font, size=9)
         for code in item.codes:
             pdf.cell(0, 5, text(f"    {code}"), new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(font, size=11)
+        for description, amount in item.discounts:
+            pdf.cell(140, 7, text(f"    {description}"))
+            pdf.cell(0, 7, text(amount), align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font(font, size=11)
     rows = [("Total", receipt.total), ("Amount paid", receipt.amount_paid)]

@@ -34,6 +34,18 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
         ("catalog:write",),
         {"iv_individual_amount": 51000, "currency": "usd"},
     ),
+    (
+        "POST",
+        "/v1/catalog/promotions",
+        ("catalog:write",),
+        {
+            "code": "MATRIX",
+            "percent_off": 10,
+            "starts_at": "2026-01-01T00:00:00Z",
+            "ends_at": "2027-01-01T00:00:00Z",
+        },
+    ),
+    ("GET", "/v1/catalog/promotions", ("catalog:write", "quotes:write"), None),
     ("POST", "/v1/quotes", ("quotes:write",), "booking"),
     ("GET", "/v1/quotes/{quote_id}", ("quotes:write", "invoices:read"), None),
     (

@@ -170,6 +170,8 @@ def test_a_no_show_costs_the_fee_and_a_correction_gives_it_back(app, desk) -> No
             "session_type": "iv_individual",
             "billing_code": "FEE-NO-SHOW",
             "amount": 7500,
+            "base_amount": None,
+            "discounts": [],
         }
     ]
     assert missed.json["patients"][0]["fee_invoice_id"] == fee["id"]

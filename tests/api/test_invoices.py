@@ -87,6 +87,8 @@ def test_group_quote_becomes_one_open_invoice_per_patient(client, headers, booki
                 "session_type": "im_group",
                 "billing_code": "KET-IM-GROUP",
                 "amount": 25000,
+                "base_amount": None,
+                "discounts": [],
             }
         ]
         assert invoice["amount_paid"] == 0

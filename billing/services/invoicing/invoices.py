@@ -85,6 +85,11 @@ def create_invoices(
                     session_type=quote.session_type,
                     billing_code=policy.BILLING_CODES[quote.session_type],
                     amount=line.amount,
+                    base_amount=line.base_amount,
+                    sliding_percent=line.sliding_percent,
+                    sliding_amount=line.sliding_amount,
+                    promotion_code=quote.promotion_code if line.promotion_amount else None,
+                    promotion_amount=line.promotion_amount,
                 )
             ],
         )

@@ -10,15 +10,15 @@ from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import Quote, QuoteLine, new_id, utcnow
-from billing.domain import pricing
-from billing.domain.errors import NotFound
-from billing.domain.money import Money
+from billing.domain import discounts, pricing
+from billing.domain.errors import NotFound, field_error
+from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
 from billing.services import idempotency
 from billing.services.access import audit
 from billing.services.bookings import seats
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
-from billing.services.pricing import catalog
+from billing.services.pricing import catalog, promotions
 
 
 def get_quote(session: Session, quote_id: str) -> Quote:
@@ -35,6 +35,7 @@ def create_quote(
     prices: catalog.PriceBook,
     idempotency_request: IdempotencyRequest | None = None,
     now: datetime | None = None,
+    max_discount_percent: int = 50,
 ) -> Quote | dict[str, Any]:
     """Price a booking; a replayed Idempotency-Key returns the quote it made first."""
     now = now or utcnow()
@@ -59,27 +60,33 @@ def create_quote(
     amounts = pricing.price_booking(booking["session_type"], histories, price.iv_individual)
 
     quote_id = new_id("qt")
+    priced = _discounted(session, booking, quote_id, amounts, max_discount_percent, now)
     quote = {
         "id": quote_id,
         "booking_id": booking["booking_id"],
         "session_type": booking["session_type"],
         "currency": price.currency,
         "price_version": price.version,
-        "total": Money.sum(amounts, price.currency).amount,
+        "total": Money.sum([line.net for line in priced], price.currency).amount,
         "scheduled_at": booking["scheduled_at"].astimezone(UTC),
         "created_at": now,
         "expires_at": pricing.quote_expiry(now, ttl),
+        "promotion_code": booking.get("promotion_code", "").upper() or None,
     }
     lines = [
-        _line(quote_id, position, patient, amount, booking["session_type"])
-        for position, (patient, amount) in enumerate(zip(patients, amounts, strict=True))
+        _line(quote_id, position, patient, line, booking["session_type"])
+        for position, (patient, line) in enumerate(zip(patients, priced, strict=True))
     ]
     _insert(session, quote, lines)
     _audit_exemptions(session, quote, lines)
+    _audit_discounts(session, quote, lines)
     # Plain data, dumped like a Quote: no ORM objects on the hot path.
     made = {
         **quote,
-        "lines": [{**line, "iv_exemption": _exemption(line)} for line in lines],
+        "lines": [
+            {**line, "iv_exemption": _exemption(line), "promotion_code": quote["promotion_code"]}
+            for line in lines
+        ],
         "cancellation_policy": price.policy,
     }
     events.publish(session, "quote.created", "quote", made)
@@ -87,6 +94,77 @@ def create_quote(
         idempotency.complete(session, claim, quote_id)
     session.commit()
     return made
+
+
+def _discounted(
+    session: Session,
+    booking: dict[str, Any],
+    quote_id: str,
+    amounts: list[Money],
+    max_percent: int,
+    now: datetime,
+) -> list[discounts.DiscountedLine]:
+    """Each line at its session price, less its sliding scale and its share of the
+    promotion; refused when a discount is above the maximum or leaves less than Stripe
+    can charge."""
+    patients = booking["patients"]
+    percents = []
+    for index, patient in enumerate(patients):
+        percent = (patient.get("discount") or {}).get("percent")
+        if percent is not None and percent > max_percent:
+            raise field_error(
+                "discount_above_maximum",
+                f"patients.{index}.discount.percent",
+                f"A sliding-scale discount is at most {max_percent}%.",
+            )
+        percents.append(percent)
+    terms = None
+    if booking.get("promotion_code"):
+        terms = promotions.redeem(
+            session,
+            booking["promotion_code"],
+            quote_id,
+            [patient["patient_id"] for patient in patients],
+            amounts[0].currency,
+            now,
+        )
+    priced = discounts.apply(amounts, percents, terms)
+    minimum = STRIPE_MINIMUM_CHARGE.get(amounts[0].currency, 1)
+    for index, line in enumerate(priced):
+        if line.discounted and line.net.amount < minimum:
+            field = "promotion_code" if line.promotion.amount else f"patients.{index}.discount"
+            raise field_error(
+                "discount_too_large",
+                field,
+                f"Patient {patients[index]['patient_id']}'s line would be "
+                f"{line.net.format()}, less than can be charged by card.",
+            )
+    return priced
+
+
+def _audit_discounts(session: Session, quote: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+    """A sliding-scale discount is in the audit trail with who approved it and why."""
+    discounted = [
+        {
+            "patient_id": line["patient_id"],
+            "percent": line["sliding_percent"],
+            "amount": line["sliding_amount"],
+            "reason": line["sliding_reason"],
+            "approved_by": line["sliding_approved_by"],
+        }
+        for line in lines
+        if line["sliding_percent"]
+    ]
+    if discounted or quote["promotion_code"]:
+        audit.record(
+            session,
+            "quote.discounted",
+            "quote",
+            quote["id"],
+            booking_id=quote["booking_id"],
+            sliding_scale=discounted,
+            promotion_code=quote["promotion_code"],
+        )
 
 
 def _audit_exemptions(session: Session, quote: dict[str, Any], lines: list[dict[str, Any]]) -> None:
@@ -131,20 +209,26 @@ _INSERT_WITH_LINES = text(
     ),
     new_quote AS (
         INSERT INTO quotes (id, booking_id, session_type, currency, price_version, total,
-                            scheduled_at, created_at, expires_at)
+                            scheduled_at, created_at, expires_at, promotion_code)
         VALUES (:id, :booking_id, :session_type, :currency, :price_version, :total,
-                :scheduled_at, :created_at, :expires_at)
+                :scheduled_at, :created_at, :expires_at, :promotion_code)
     )
     INSERT INTO quote_lines (quote_id, position, patient_id, patient_name, patient_email,
                              prior_iv_sessions, iv_exemption_reason, iv_exemption_approved_by,
-                             description, amount)
+                             description, amount, base_amount, sliding_percent,
+                             sliding_reason, sliding_approved_by, sliding_amount,
+                             promotion_amount)
     SELECT :id, line.position, line.patient_id, line.patient_name, line.patient_email,
            line.prior_iv_sessions, line.iv_exemption_reason, line.iv_exemption_approved_by,
-           line.description, line.amount
+           line.description, line.amount, line.base_amount, line.sliding_percent,
+           line.sliding_reason, line.sliding_approved_by, line.sliding_amount,
+           line.promotion_amount
     FROM jsonb_to_recordset(CAST(:lines AS jsonb)) AS line(
         position int, patient_id text, patient_name text, patient_email text,
         prior_iv_sessions int, iv_exemption_reason text, iv_exemption_approved_by text,
-        description text, amount bigint), relaxed
+        description text, amount bigint, base_amount bigint, sliding_percent int,
+        sliding_reason text, sliding_approved_by text, sliding_amount bigint,
+        promotion_amount bigint), relaxed
     """
 )
 
@@ -164,9 +248,14 @@ def _insert(session: Session, quote: dict[str, Any], lines: list[dict[str, Any]]
 
 
 def _line(
-    quote_id: str, position: int, patient: dict[str, Any], amount: Money, session_type: str
+    quote_id: str,
+    position: int,
+    patient: dict[str, Any],
+    line: discounts.DiscountedLine,
+    session_type: str,
 ) -> dict[str, Any]:
     exemption = patient.get("iv_exemption") or {}
+    discount = patient.get("discount") or {}
     return {
         "quote_id": quote_id,
         "position": position,
@@ -177,7 +266,13 @@ def _line(
         "iv_exemption_reason": exemption.get("reason"),
         "iv_exemption_approved_by": exemption.get("approved_by"),
         "description": pricing.DESCRIPTIONS[session_type],
-        "amount": amount.amount,
+        "amount": line.net.amount,
+        "base_amount": line.base.amount if line.discounted else None,
+        "sliding_percent": discount.get("percent"),
+        "sliding_reason": discount.get("reason"),
+        "sliding_approved_by": discount.get("approved_by"),
+        "sliding_amount": line.sliding.amount,
+        "promotion_amount": line.promotion.amount,
     }
 
 

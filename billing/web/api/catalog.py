@@ -9,11 +9,19 @@ from flask_smorest import Blueprint
 
 from billing.adapters import db
 from billing.adapters.models import PriceVersion
-from billing.services.pricing import catalog
+from billing.adapters.promotion_models import Promotion
+from billing.services.pricing import catalog, promotions
 from billing.web.api.common import BEARER, price_book
 from billing.web.api.spec import WITH_A_BODY, problems
 from billing.web.auth import ANY_KEY, requires
-from schemas.catalog import CatalogSchema, PriceVersionRequestSchema, PriceVersionSchema
+from schemas.catalog import (
+    CatalogSchema,
+    PriceVersionRequestSchema,
+    PriceVersionSchema,
+    PromotionListSchema,
+    PromotionRequestSchema,
+    PromotionSchema,
+)
 
 blp = Blueprint("catalog", __name__, url_prefix="/v1/catalog", description="The price catalogue")
 
@@ -41,3 +49,23 @@ class PricesView(MethodView):
         created = catalog.create_price_version(db.session(), **price)
         price_book().forget()
         return created
+
+
+@blp.route("/promotions")
+class PromotionsView(MethodView):
+    @requires("catalog:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(PromotionRequestSchema())
+    @blp.response(201, PromotionSchema())
+    @problems(blp, *WITH_A_BODY, 409)
+    def post(self, body: dict[str, Any]) -> Promotion:
+        """Create a promotion code quotes can name as `promotion_code`."""
+        return promotions.create_promotion(db.session(), body)
+
+    @requires("catalog:write", "quotes:write")
+    @blp.doc(security=BEARER)
+    @blp.response(200, PromotionListSchema())
+    @problems(blp)
+    def get(self) -> dict[str, Any]:
+        """Every promotion code, oldest first."""
+        return {"data": promotions.list_promotions(db.session()), "has_more": False}

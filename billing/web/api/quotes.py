@@ -43,7 +43,14 @@ class QuotesView(MethodView):
     def post(self, booking: dict[str, Any]) -> Quote | dict[str, Any]:
         """Price a booking under the clinic's rules."""
         ttl = timedelta(hours=current_app.config["QUOTE_TTL_HOURS"])
-        return quotes.create_quote(db.session(), booking, ttl, price_book(), idempotency_request())
+        return quotes.create_quote(
+            db.session(),
+            booking,
+            ttl,
+            price_book(),
+            idempotency_request(),
+            max_discount_percent=current_app.config["MAX_DISCOUNT_PERCENT"],
+        )
 
 
 @blp.route("/<quote_id>")

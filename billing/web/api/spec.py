@@ -62,6 +62,8 @@ def link(path: str, method: str, **values: str) -> dict[str, Any]:
 OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/catalog", "get"): "getCatalog",
     ("/v1/catalog/prices", "post"): "createPriceVersion",
+    ("/v1/catalog/promotions", "post"): "createPromotion",
+    ("/v1/catalog/promotions", "get"): "listPromotions",
     ("/v1/quotes", "post"): "createQuote",
     ("/v1/quotes/{quote_id}", "get"): "getQuote",
     ("/v1/invoices", "post"): "createInvoices",

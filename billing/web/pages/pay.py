@@ -33,6 +33,7 @@ from billing.services.payments.pay_status import NOT_CHARGED, awaiting_the_bank,
 from billing.web.limits import limiter, on_breach_page, pay_limit
 from billing.web.pages import security_headers
 from billing.web.receipts import build_receipt, pdf_response
+from schemas.discounts import discounts_of
 
 blp = Blueprint("pay", __name__, url_prefix="/pay")
 WAIT_REFRESHES = 60  # the waiting page refreshes every 2 s: about 2 minutes, then stops
@@ -137,8 +138,21 @@ def _pay_form(
             invoice=invoice,
             total=Money(invoice.total, invoice.currency).format(),
             lines=[
-                (line.description, Money(line.amount, invoice.currency).format())
+                row
                 for line in invoice.lines
+                for row in [
+                    (
+                        line.description,
+                        Money(
+                            line.amount if line.base_amount is None else line.base_amount,
+                            invoice.currency,
+                        ).format(),
+                    ),
+                    *(
+                        (d["description"], Money(-d["amount"], invoice.currency).format())
+                        for d in discounts_of(line)
+                    ),
+                ]
             ],
             client_secret=client_secret,
             authenticate=authenticate,
