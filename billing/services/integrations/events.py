@@ -35,8 +35,11 @@ def publish(session: Session, event_type: str, kind: str, obj: Any) -> str:
     the event's id."""
     data = json.dumps({"object": snapshot(kind, obj)}, default=str)
     public_id = new_id("evt")
-    session.execute(
-        insert(Event).values(public_id=public_id, type=event_type, created_at=utcnow(), data=data)
+    # Core on the session's connection: the ORM's bulk path costs more than the insert.
+    session.connection().execute(
+        insert(Event.__table__).values(
+            public_id=public_id, type=event_type, created_at=utcnow(), data=data
+        )
     )
     session.info[PUBLISHED] = True
     return public_id
