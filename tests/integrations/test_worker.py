@@ -163,7 +163,7 @@ def quote(client: FlaskClient, key: dict[str, str], patient: str = "P-1") -> dic
     return dict(answer.json)
 
 
-def wait_for(check: Callable[[], Any], seconds: float = 30) -> Any:
+def wait_for(check: Callable[[], Any], seconds: float = 60) -> Any:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         found = check()
