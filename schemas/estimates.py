@@ -29,6 +29,9 @@ class EstimateQuerySchema(Schema):
         load_default=False,
         metadata={"description": "The patient asked for it: due in 3 business days."},
     )
+    requested_at = fields.AwareDateTime(
+        metadata={"description": "When the patient asked (with `requested`); default now."}
+    )
     format = fields.String(validate=validate.OneOf(["json", "pdf"]))
 
     @validates_schema

@@ -96,6 +96,7 @@ ERROR_CODES = (
     "promotion_not_applicable",
     "promotion_exhausted",
     "promotion_exists",
+    "requested_at_in_future",
 )
 
 

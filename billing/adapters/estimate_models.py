@@ -17,7 +17,7 @@ class Estimate(Base):
     __tablename__ = "estimates"
     __table_args__ = (
         Index("ix_estimates_patient_id", "patient_id"),
-        UniqueConstraint("quote_id", "patient_id", "sessions", "course_months"),
+        UniqueConstraint("quote_id", "patient_id", "sessions", "course_months", "requested"),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("est"))

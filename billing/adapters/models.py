@@ -320,6 +320,8 @@ class InvoiceLine(Base):
     amount: Mapped[int]  # net of the discounts below
     base_amount: Mapped[int | None]  # the price before them, when there are any
     sliding_percent: Mapped[int | None] = mapped_column(Integer)
+    sliding_reason: Mapped[str | None] = mapped_column(String(200))
+    sliding_approved_by: Mapped[str | None] = mapped_column(String(200))
     sliding_amount: Mapped[int] = mapped_column(default=0, server_default="0")
     promotion_code: Mapped[str | None] = mapped_column(String(40))
     promotion_amount: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -35,5 +35,6 @@ class Redemption(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     promotion_id: Mapped[str] = mapped_column(ForeignKey("promotions.id"))
     quote_id: Mapped[str] = mapped_column(String(32), index=True)
+    booking_id: Mapped[str] = mapped_column(String(64))
     patient_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

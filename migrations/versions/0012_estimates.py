@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column('on_time', sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(['quote_id'], ['quotes.id'], name=op.f('fk_estimates_quote_id_quotes')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_estimates')),
-        sa.UniqueConstraint('quote_id', 'patient_id', 'sessions', 'course_months', name=op.f('uq_estimates_quote_id')),
+        sa.UniqueConstraint('quote_id', 'patient_id', 'sessions', 'course_months', 'requested', name=op.f('uq_estimates_quote_id')),
     )
     op.create_index(op.f('ix_estimates_quote_id'), 'estimates', ['quote_id'])
     op.create_index('ix_estimates_patient_id', 'estimates', ['patient_id'])

@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('promotion_id', sa.String(length=32), nullable=False),
         sa.Column('quote_id', sa.String(length=32), nullable=False),
+        sa.Column('booking_id', sa.String(length=64), nullable=False),
         sa.Column('patient_id', sa.String(length=64), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(['promotion_id'], ['promotions.id'], name=op.f('fk_promotion_redemptions_promotion_id_promotions')),
@@ -57,6 +58,8 @@ def upgrade() -> None:
     with op.batch_alter_table('invoice_lines') as batch:
         batch.add_column(sa.Column('base_amount', sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column('sliding_percent', sa.Integer(), nullable=True))
+        batch.add_column(sa.Column('sliding_reason', sa.String(length=200), nullable=True))
+        batch.add_column(sa.Column('sliding_approved_by', sa.String(length=200), nullable=True))
         batch.add_column(sa.Column('sliding_amount', sa.BigInteger(), nullable=False, server_default='0'))
         batch.add_column(sa.Column('promotion_code', sa.String(length=40), nullable=True))
         batch.add_column(sa.Column('promotion_amount', sa.BigInteger(), nullable=False, server_default='0'))
@@ -64,7 +67,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('invoice_lines') as batch:
-        for name in ('promotion_amount', 'promotion_code', 'sliding_amount', 'sliding_percent', 'base_amount'):
+        for name in ('promotion_amount', 'promotion_code', 'sliding_amount', 'sliding_approved_by',
+                     'sliding_reason', 'sliding_percent', 'base_amount'):
             batch.drop_column(name)
     with op.batch_alter_table('quote_lines') as batch:
         for name in ('promotion_amount', 'sliding_amount', 'sliding_approved_by', 'sliding_reason',

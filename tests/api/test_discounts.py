@@ -203,3 +203,22 @@ def test_two_quotes_racing_for_the_last_redemption_one_wins(app: Flask, client, 
         thread.join(timeout=60)
     assert sorted(a.status_code for a in answers) == [201, 409]
     assert [a.json["code"] for a in answers if a.status_code == 409] == ["promotion_exhausted"]
+
+
+def test_a_requoted_booking_keeps_its_one_redemption(client, headers) -> None:
+    promotion(client, headers, percent_off=10, max_redemptions=1, max_per_patient=1)
+    first = quote(client, headers, ANA, code="WINTER", booking="BK-R").json
+    client.post("/v1/invoices", json={"quote_id": first["id"]}, headers=headers)
+    again = quote(client, headers, ANA, code="WINTER", booking="BK-R")  # rescheduled
+    assert again.status_code == 201, again.json
+    other = quote(client, headers, BEN, code="WINTER", booking="BK-OTHER")
+    assert other.status_code == 409 and other.json["code"] == "promotion_exhausted"
+
+
+def test_an_invoice_keeps_who_approved_its_discount(client, headers) -> None:
+    made = quote(client, headers, {**ANA, "discount": HARDSHIP}).json
+    (invoice,) = client.post("/v1/invoices", json={"quote_id": made["id"]}, headers=headers).json[
+        "data"
+    ]
+    (discount,) = invoice["lines"][0]["discounts"]
+    assert (discount["approved_by"], discount["reason"]) == ("Jo Park", "sliding scale: income")

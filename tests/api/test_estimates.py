@@ -4,7 +4,7 @@ keeps), when they were due, bills $400 or more above them, and disputes of a bil
 from __future__ import annotations
 
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -187,3 +187,48 @@ def test_a_held_invoice_gets_no_reminders(app, desk) -> None:
     desk.cancel("BK-G", by="patient", patient_id="P-1002")
     with app.app_context():
         assert emails.queue_reminders(db.session(), [3], now=utcnow() + timedelta(days=4)) == 0
+
+
+def test_a_course_repeats_the_sliding_scale_but_a_promotion_only_once(desk) -> None:
+    now = datetime.now(UTC)
+    desk.client.post(
+        "/v1/catalog/promotions",
+        json={
+            "code": "FIRST",
+            "amount_off": 10000,
+            "currency": "usd",
+            "starts_at": (now - timedelta(days=1)).isoformat(),
+            "ends_at": (now + timedelta(days=9)).isoformat(),
+        },
+        headers=desk.headers,
+    )
+    made = desk.client.post(
+        "/v1/quotes",
+        json={
+            "booking_id": "BK-COURSE",
+            "session_type": "iv_individual",
+            "scheduled_at": in_days(20),
+            "currency": "usd",
+            "promotion_code": "FIRST",
+            "patients": [
+                {**NEW, "discount": {"percent": 20, "reason": "hardship", "approved_by": "Jo"}}
+            ],
+        },
+        headers=desk.headers,
+    ).json
+    course = estimate(desk, made["id"], sessions=6, months=2).json
+    series, promo = course["items"]
+    assert (series["quantity"], series["unit_amount"]) == (6, 40000)  # 500.00 less 20%
+    assert promo["amount"] == -10000 and "once" in promo["description"]
+    assert course["total"] == 6 * 40000 - 10000
+
+
+def test_a_late_answer_to_a_patients_request_is_recorded_as_late(desk) -> None:
+    made = quote(desk, "BK-LATE", "iv_individual", NEW)
+    asked = (datetime.now(UTC) - timedelta(days=7)).isoformat()
+    late = estimate(desk, made["id"], requested="true", requested_at=asked).json
+    assert late["requested"] is True and late["on_time"] is False
+    plain = estimate(desk, made["id"]).json
+    assert plain["id"] != late["id"] and plain["on_time"] is True
+    future = estimate(desk, made["id"], requested="true", requested_at=in_days(1))
+    assert future.status_code == 422 and future.json["code"] == "requested_at_in_future"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.db import dialect_insert
@@ -73,10 +73,18 @@ def queue_reminders(
     for day in sorted(days, reverse=True):
         later = [d for d in days if d > day]
         newest = now - timedelta(days=day)
-        statement = select(Invoice).where(
-            Invoice.status == statuses.OPEN,
-            Invoice.patient_email.is_not(None),
-            Invoice.created_at <= newest,
+        disputing = exists().where(
+            BillDispute.patient_id == Invoice.patient_id, BillDispute.resolved_at.is_(None)
+        )
+        statement = (
+            select(Invoice)
+            .where(
+                Invoice.status == statuses.OPEN,
+                Invoice.patient_email.is_not(None),
+                Invoice.created_at <= newest,
+                ~disputing,  # no payment reminders while the patient disputes a bill
+            )
+            .order_by(Invoice.created_at, Invoice.id)
         )
         if later:  # old enough for a later reminder: that one is sent instead
             statement = statement.where(Invoice.created_at > now - timedelta(days=min(later)))
@@ -89,15 +97,8 @@ def queue_reminders(
 
 
 def _not_to_be_chased(session: Session, invoice: Invoice) -> bool:
-    """A patient disputing a bill gets no payment reminders while the dispute is open; an
-    invoice its booking holds (a group below two, a cancelled place) is not to be paid."""
-    disputing = session.scalars(
-        select(BillDispute.id).where(
-            BillDispute.patient_id == invoice.patient_id, BillDispute.resolved_at.is_(None)
-        )
-    ).first()
-    if disputing is not None:
-        return True
+    """An invoice its booking holds (a group below two, a cancelled place) is not to be
+    paid."""
     try:
         holds.check_not_held(session, invoice)
     except Conflict:

@@ -37,9 +37,7 @@ def publish(session: Session, event_type: str, kind: str, obj: Any) -> str:
     public_id = new_id("evt")
     # Core on the session's connection: the ORM's bulk path costs more than the insert.
     session.connection().execute(
-        insert(Event.__table__).values(
-            public_id=public_id, type=event_type, created_at=utcnow(), data=data
-        )
+        insert(Event).values(public_id=public_id, type=event_type, created_at=utcnow(), data=data)
     )
     session.info[PUBLISHED] = True
     return public_id

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing.adapters.booking_models import Booking
 from billing.adapters.estimate_models import BillDispute, Estimate
-from billing.adapters.models import Invoice, Quote, utcnow
+from billing.adapters.models import Invoice, Quote, Refund, utcnow
 from billing.domain import estimates, policy, statuses
 from billing.domain.errors import Conflict, NotFound, field_error
 from billing.domain.money import Money
@@ -38,32 +40,58 @@ def issue_estimate(
     codes: dict[str, list[str]],
     zone: ZoneInfo,
     now: datetime | None = None,
+    requested_at: datetime | None = None,
 ) -> Estimate:
     """The patient's estimate from the quote: given once and kept; asked again, the same
-    estimate (the one the patient holds) comes back."""
+    estimate (the one the patient holds) comes back. A patient's request (`requested`, at
+    `requested_at`, default now) is its own estimate, due 3 business days after it."""
     now = now or utcnow()
+    if requested_at is not None and requested_at > now:
+        raise field_error(
+            "requested_at_in_future", "requested_at", "A request cannot be in the future."
+        )
     quote = session.get(Quote, quote_id)
     if quote is None:
         raise NotFound("quote_not_found", f"No quote {quote_id!r}.")
     line = _line_of(quote, patient_id)
-    kept = _kept(session, quote.id, line.patient_id, course)
+    kept = _kept(session, quote.id, line.patient_id, course, requested)
     if kept is not None:
         return kept
-    unit = Money(line.amount, quote.currency)
-    total = unit * course.sessions
+    # Each session at its price less the recurring sliding scale; a promotion's discount
+    # is once, on the quoted session.
+    base = Money(line.base_amount if line.base_amount is not None else line.amount, quote.currency)
+    unit = base - Money(line.sliding_amount, quote.currency)
     description = line.description
     if course.sessions > 1:
         description += f": a course of {course.sessions} sessions over {course.months} months"
+    codes_of = codes.get(quote.session_type, [])
     items = [
         {
-            "description": description,
-            "codes": codes.get(quote.session_type, []),
+            "description": description
+            + (
+                f", after a {line.sliding_percent}% sliding-scale discount"
+                if line.sliding_amount
+                else ""
+            ),
+            "codes": codes_of,
             "quantity": course.sessions,
             "unit_amount": unit.amount,
-            "amount": total.amount,
+            "amount": (unit * course.sessions).amount,
         }
     ]
-    due = estimates.due_by(quote.created_at, quote.scheduled_at, zone, now if requested else None)
+    if line.promotion_amount:
+        items.append(
+            {
+                "description": f"Promotion {quote.promotion_code} (once)",
+                "codes": [],
+                "quantity": 1,
+                "unit_amount": -line.promotion_amount,
+                "amount": -line.promotion_amount,
+            }
+        )
+    total = Money.sum([Money(item["amount"], quote.currency) for item in items], quote.currency)
+    asked = (requested_at or now) if requested else None
+    due = estimates.due_by(quote.created_at, quote.scheduled_at, zone, asked)
     estimate = Estimate(
         quote_id=quote.id,
         booking_id=quote.booking_id,
@@ -88,7 +116,7 @@ def issue_estimate(
         session.flush()
     except IntegrityError:  # the same estimate, given at the same moment elsewhere
         session.rollback()
-        again = _kept(session, quote.id, line.patient_id, course)
+        again = _kept(session, quote.id, line.patient_id, course, requested)
         assert again is not None
         return again
     audit.record(
@@ -130,13 +158,16 @@ def _line_of(quote: Quote, patient_id: str | None) -> Any:
     )
 
 
-def _kept(session: Session, quote_id: str, patient_id: str, course: Course) -> Estimate | None:
+def _kept(
+    session: Session, quote_id: str, patient_id: str, course: Course, requested: bool
+) -> Estimate | None:
     return session.scalars(
         select(Estimate).where(
             Estimate.quote_id == quote_id,
             Estimate.patient_id == patient_id,
             Estimate.sessions == course.sessions,
             Estimate.course_months == course.months,
+            Estimate.requested == requested,
         )
     ).first()
 
@@ -149,8 +180,8 @@ def variance(session: Session, thresholds: dict[str, int]) -> dict[str, Any]:
     for estimate in session.scalars(select(Estimate).order_by(Estimate.issued_at, Estimate.id)):
         billed = Money.sum(
             [
-                Money(invoice.total - invoice.amount_refunded, invoice.currency)
-                for invoice in session.scalars(_billed_for(estimate))
+                Money(invoice.total - _given_back(session, invoice), invoice.currency)
+                for invoice in session.scalars(_billed_for(session, estimate))
             ],
             estimate.currency,
         )
@@ -175,9 +206,10 @@ def variance(session: Session, thresholds: dict[str, int]) -> dict[str, Any]:
     return {"currencies": report}
 
 
-def _billed_for(estimate: Estimate) -> Any:
-    """The session invoices an estimate's items became: its booking's for one session;
-    for a course, the patient's sessions of that type within its months."""
+def _billed_for(session: Session, estimate: Estimate) -> Any:
+    """The session invoices an estimate's items became: for one session, its booking's as
+    it stands now (a re-quote's, not the superseded quote's); for a course, the patient's
+    sessions of that type within its months."""
     statement = select(Invoice).where(
         Invoice.patient_id == estimate.patient_id,
         Invoice.kind == policy.SESSION,
@@ -185,13 +217,37 @@ def _billed_for(estimate: Estimate) -> Any:
         Invoice.status != statuses.VOID,
     )
     if estimate.sessions == 1:
-        return statement.where(Invoice.booking_id == estimate.booking_id)
-    end = estimate.scheduled_at + timedelta(days=31 * max(estimate.course_months, 1))
+        booking = session.get(Booking, estimate.booking_id)
+        statement = statement.where(Invoice.booking_id == estimate.booking_id)
+        return statement.where(Invoice.quote_id == booking.quote_id) if booking else statement
+    end = add_months(estimate.scheduled_at, estimate.course_months)
     return statement.where(
         Invoice.session_type == estimate.session_type,
         Invoice.scheduled_at >= estimate.scheduled_at,
         Invoice.scheduled_at < end,
     )
+
+
+def _given_back(session: Session, invoice: Invoice) -> int:
+    """What was refunded of the bill itself: not money collected twice and returned."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(Refund.amount), 0)).where(
+                Refund.invoice_id == invoice.id,
+                Refund.status == statuses.SUCCEEDED,
+                Refund.kind != "overpayment",
+            )
+        )
+        or 0
+    )
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day and time `months` later (the month's last day where it is shorter)."""
+    total = moment.month - 1 + months
+    year, month = moment.year + total // 12, total % 12 + 1
+    last = calendar.monthrange(year, month)[1]
+    return moment.replace(year=year, month=month, day=min(moment.day, last))
 
 
 # --- a patient disputing a bill ---------------------------------------------------------

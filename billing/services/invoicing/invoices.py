@@ -17,6 +17,7 @@ from billing.domain.errors import Conflict, NotFound
 from billing.services.access import audit
 from billing.services.bookings import seats
 from billing.services.integrations import events
+from billing.services.pricing import promotions
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ def create_invoices(
     existing = _invoices_of(session, quote.id)
     if existing:
         return InvoiceBatch(existing, created=False)
+    promotions.lock_for_invoicing(session, quote.promotion_code)
     if pricing.is_expired(quote.expires_at, now):
         raise Conflict(
             "quote_expired", f"Quote {quote.id} expired at {quote.expires_at.isoformat()}."
@@ -87,6 +89,8 @@ def create_invoices(
                     amount=line.amount,
                     base_amount=line.base_amount,
                     sliding_percent=line.sliding_percent,
+                    sliding_reason=line.sliding_reason,
+                    sliding_approved_by=line.sliding_approved_by,
                     sliding_amount=line.sliding_amount,
                     promotion_code=quote.promotion_code if line.promotion_amount else None,
                     promotion_amount=line.promotion_amount,

@@ -124,6 +124,7 @@ def _discounted(
             session,
             booking["promotion_code"],
             quote_id,
+            booking["booking_id"],
             [patient["patient_id"] for patient in patients],
             amounts[0].currency,
             now,

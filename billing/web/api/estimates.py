@@ -63,6 +63,7 @@ class EstimateView(MethodView):
             query["requested"],
             current_app.config["BILLING_CODES"],
             clinic_zone(),
+            requested_at=query.get("requested_at"),
         )
         view = view_of(estimate, current_app.config)
         if _wants_pdf(query):
