@@ -12,7 +12,7 @@ from billing.domain import estimates
 from billing.domain.dates import clinic_date
 from billing.domain.money import Money
 from billing.services.invoicing.estimates import items_of
-from billing.web.receipts import _font, _text_for
+from billing.web.receipts import pdf_font, pdf_text
 
 
 def view_of(estimate: Estimate, config: dict[str, Any]) -> dict[str, Any]:
@@ -57,8 +57,8 @@ def render_pdf(view: dict[str, Any], zone: Any) -> bytes:
     pdf = FPDF(format="A4")
     pdf.set_title(f"Good Faith Estimate {view['id']}")
     pdf.add_page()
-    font = _font(pdf)
-    text = _text_for(font)
+    font = pdf_font(pdf)
+    text = pdf_text(font)
     pdf.set_font(font, size=18)
     pdf.cell(0, 10, text("Good Faith Estimate"), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(font, size=10)

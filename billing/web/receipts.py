@@ -92,8 +92,8 @@ def render_pdf(receipt: Receipt) -> bytes:
     pdf = FPDF(format="A4")
     pdf.set_title(f"Receipt {receipt.invoice_number}")
     pdf.add_page()
-    font = _font(pdf)
-    text = _text_for(font)
+    font = pdf_font(pdf)
+    text = pdf_text(font)
     pdf.set_font(font, size=18)
     pdf.cell(0, 10, text(receipt.clinic_name), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(font, size=10)
@@ -139,7 +139,7 @@ def render_pdf(receipt: Receipt) -> bytes:
     return bytes(pdf.output())
 
 
-def _font(pdf: FPDF) -> str:
+def pdf_font(pdf: FPDF) -> str:
     """DejaVu for any patient's name where the system has it; else the PDF core font."""
     if UNICODE_FONT.exists():
         pdf.add_font("DejaVu", fname=str(UNICODE_FONT))
@@ -147,7 +147,7 @@ def _font(pdf: FPDF) -> str:
     return "Helvetica"
 
 
-def _text_for(font: str) -> Callable[[str], str]:
+def pdf_text(font: str) -> Callable[[str], str]:
     """The core font knows Latin-1 only: anything else prints as '?'."""
 
     def latin1(value: str) -> str:

@@ -59,6 +59,15 @@ def check_not_held(session: Session, invoice: Invoice) -> None:
         )
 
 
+def is_held(session: Session, invoice: Invoice) -> bool:
+    """Whether `check_not_held` would refuse to collect the invoice."""
+    try:
+        check_not_held(session, invoice)
+    except Conflict:
+        return True
+    return False
+
+
 def card_allows_fees(session: Session, patient_id: str, payment_method_id: str) -> bool:
     """Saved by this patient with consent to later charges, not removed, not HSA/FSA."""
     consent = session.get(CardConsent, payment_method_id)

@@ -21,7 +21,6 @@ from billing.adapters.mail import Mail, Mailer
 from billing.adapters.models import Invoice, new_id, utcnow
 from billing.adapters.outbox import EmailMessage
 from billing.domain import statuses
-from billing.domain.errors import Conflict
 from billing.services.bookings import holds
 from billing.services.integrations import email_content
 
@@ -99,11 +98,7 @@ def queue_reminders(
 def _not_to_be_chased(session: Session, invoice: Invoice) -> bool:
     """An invoice its booking holds (a group below two, a cancelled place) is not to be
     paid."""
-    try:
-        holds.check_not_held(session, invoice)
-    except Conflict:
-        return True
-    return False
+    return holds.is_held(session, invoice)
 
 
 def due(session: Session, now: datetime | None = None, limit: int = 200) -> list[str]:

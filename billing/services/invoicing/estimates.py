@@ -180,7 +180,8 @@ def variance(session: Session, thresholds: dict[str, int]) -> dict[str, Any]:
     for estimate in session.scalars(select(Estimate).order_by(Estimate.issued_at, Estimate.id)):
         billed = Money.sum(
             [
-                Money(invoice.total - _given_back(session, invoice), invoice.currency)
+                Money(invoice.total, invoice.currency)
+                - Money(_given_back(session, invoice), invoice.currency)
                 for invoice in session.scalars(_billed_for(session, estimate))
             ],
             estimate.currency,

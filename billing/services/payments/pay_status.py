@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.models import Invoice, Payment
 from billing.domain import statuses
-from billing.domain.errors import Conflict
 from billing.services.bookings import holds
 from billing.services.payments.charges import IN_FLIGHT
 
@@ -72,8 +71,4 @@ def pay_status(session: Session, invoice: Invoice) -> PayStatus:
 def _held(session: Session, invoice: Invoice) -> bool:
     """The booking changed under the invoice (a group below two, a re-quote, a cancelled
     place): the page must not take a card, whatever Stripe still allows."""
-    try:
-        holds.check_not_held(session, invoice)
-    except Conflict:
-        return True
-    return False
+    return holds.is_held(session, invoice)
