@@ -32,11 +32,22 @@ class EstimateQuerySchema(Schema):
     requested_at = fields.AwareDateTime(
         metadata={"description": "When the patient asked (with `requested`); default now."}
     )
+    package = fields.String(
+        validate=validate.Regexp(r"^[A-Za-z0-9_-]{2,40}$", error="2-40 letters, digits, _ or -."),
+        metadata={
+            "description": "A planned course from this package (its code): the sessions its "
+            "credits pay at its price, and any more of `sessions` at the session's."
+        },
+    )
     format = fields.String(validate=validate.OneOf(["json", "pdf"]))
 
     @validates_schema
     def _course(self, data: dict[str, Any], **_: Any) -> None:
         sessions, months = data.get("sessions", 1), data.get("months", 0)
+        if "package" in data:
+            if months < 1:
+                raise ValidationError("A course from a package runs over 1 to 12 months.", "months")
+            return
         if sessions > 1 and months < 1:
             raise ValidationError("A course of sessions runs over 1 to 12 months.", "months")
         if sessions == 1 and months:
@@ -79,6 +90,9 @@ class EstimateSchema(Schema):
     scheduled_at = fields.DateTime(required=True)
     sessions = fields.Integer(required=True)
     course_months = fields.Integer(required=True)
+    package_code = fields.String(
+        required=True, allow_none=True, metadata={"description": "The course's package, if any."}
+    )
     currency = Currency(required=True)
     items = fields.List(fields.Nested(EstimateItemSchema), required=True)
     total = fields.Integer(required=True)

@@ -20,15 +20,21 @@ class InvoiceRequestSchema(Schema):
 
 class InvoiceLineSchema(Schema):
     description = fields.String(required=True)
-    session_type = typed("SessionType", fields.String(required=True))
+    session_type = typed("InvoiceSessionType", fields.String(required=True))
     billing_code = fields.String(
         required=True,
         allow_none=True,
-        metadata={"description": "KET-IV, KET-IM-GROUP, FEE-LATE-CANCEL or FEE-NO-SHOW."},
+        metadata={
+            "description": "KET-IV, KET-IM-GROUP, FEE-LATE-CANCEL, FEE-NO-SHOW or KET-PKG "
+            "(a package)."
+        },
     )
     amount = fields.Integer(required=True, metadata={"description": "After discounts."})
     base_amount = fields.Integer(required=True, allow_none=True)
     discounts = Computed("_discounts", DiscountSchema, many=True, required=True)
+    credits_used = fields.Float(
+        required=True, metadata={"description": "IV credits that paid the line (it costs 0)."}
+    )
 
     def _discounts(self, line: Any) -> list[dict[str, Any]]:
         return discounts_of(line)
@@ -42,11 +48,16 @@ class InvoiceSchema(Schema):
     status = typed("InvoiceStatus", fields.String(required=True))
     kind = typed("InvoiceKind", fields.String(required=True))
     fee_reason = typed("FeeReason", fields.String(required=True, allow_none=True))
-    quote_id = typed("QuoteId", fields.String(required=True))
-    booking_id = typed("BookingId", fields.String(required=True))
+    quote_id = typed("QuoteId", fields.String(required=True, allow_none=True))
+    booking_id = typed(
+        "BookingId",
+        fields.String(
+            required=True, allow_none=True, metadata={"description": "null for a package."}
+        ),
+    )
     patient_id = typed("PatientId", fields.String(required=True))
     patient_name = fields.String(required=True)
-    session_type = typed("SessionType", fields.String(required=True))
+    session_type = typed("InvoiceSessionType", fields.String(required=True))
     scheduled_at = fields.DateTime(required=True)
     currency = Currency(required=True)
     total = fields.Integer(required=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from billing.domain.pricing import SESSION_TYPES
+from billing.domain.pricing import CREDITS, PAY_WITH, SESSION_TYPES
 from schemas.catalog import CancellationPolicySchema
 from schemas.discounts import DiscountSchema, SlidingScaleRequestSchema, discounts_of
 from schemas.fields import Computed, Currency, Name, StrictInteger, identifier
@@ -43,6 +43,19 @@ class BookingPatientSchema(Schema):
     )
     iv_exemption = fields.Nested(IvExemptionSchema)
     discount = fields.Nested(SlidingScaleRequestSchema)
+    pay_with = fields.String(
+        validate=validate.OneOf(PAY_WITH),
+        metadata={
+            "description": "card (the default): the line is invoiced to be paid; credits: "
+            "the patient's package credits pay it (an IV session takes 1 IV credit, a group "
+            "seat half of one), held from now until the quote expires."
+        },
+    )
+
+    @validates_schema
+    def _credits_are_not_discounted(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("pay_with") == CREDITS and "discount" in data:
+            raise ValidationError("A line paid with credits costs nothing to discount.", "discount")
 
 
 class QuoteRequestSchema(Schema):
@@ -88,6 +101,10 @@ class QuoteLineSchema(Schema):
     )
     discounts = Computed("_discounts", DiscountSchema, many=True, required=True)
     iv_exemption = fields.Nested(IvExemptionSchema, required=True, allow_none=True)
+    credits_used = fields.Float(
+        required=True,
+        metadata={"description": "IV credits that pay the line (0.5 for a group seat)."},
+    )
 
     def _discounts(self, line: Any) -> list[dict[str, Any]]:
         return discounts_of(line)

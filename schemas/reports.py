@@ -127,7 +127,7 @@ class PayoutSchema(StripeMoneySchema):
 
 
 class SessionTypeRevenueSchema(Schema):
-    session_type = typed("SessionType", fields.String(required=True))
+    session_type = typed("InvoiceSessionType", fields.String(required=True))
     currency = Currency(required=True)
     gross = _money("Charges.")
     refunds = _money("Refunds.")
@@ -251,6 +251,28 @@ class MonthCurrencySchema(Schema):
     stripe_fees = _money("Stripe's fees.")
     net = _money("What Stripe paid out for the month.")
     open_amount = _money("Still owed at the month's end.")
+    credits_redeemed = fields.Float(
+        required=True, metadata={"description": "IV credits that paid sessions in the month."}
+    )
+    credit_redemption_value = _money(
+        "What those credits are worth: their share of what their packages were paid."
+    )
+    deferred_revenue = _money(
+        "Paid package credits not yet used, refunded or expired, at the month's end."
+    )
+
+
+class RevenueRowSchema(Schema):
+    """One session type's revenue in a currency, with package sales on a line of their
+    own (`package`), discounts and credit redemptions apart."""
+
+    session_type = typed("InvoiceSessionType", fields.String(required=True))
+    currency = Currency(required=True)
+    collected = _money("Money charged less refunds (for package: package sales).")
+    discounts = _money("Sliding-scale and promotion discounts on the month's invoices.")
+    credits_redeemed = fields.Float(
+        required=True, metadata={"description": "IV credits that paid sessions instead."}
+    )
 
 
 class DiscrepancyCountsSchema(Schema):
@@ -270,3 +292,8 @@ class MonthEndSchema(Schema):
     discrepancies = fields.Nested(DiscrepancyCountsSchema, required=True)
     overpayments = fields.List(fields.Nested(OverpaymentSchema), required=True)
     by_session_type = fields.List(fields.Nested(SessionTypeRevenueSchema), required=True)
+    revenue = fields.List(
+        fields.Nested(RevenueRowSchema),
+        required=True,
+        metadata={"description": "Package sales, credit redemptions and discounts apart."},
+    )

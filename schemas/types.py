@@ -16,6 +16,7 @@ from billing.domain.policy import (
     CANCELLED_BY,
     FEE_REASONS,
     INVOICE_KINDS,
+    PACKAGE,
 )
 from billing.domain.pricing import SESSION_TYPES
 from billing.domain.statuses import INVOICE_STATUSES, PAYMENT_STATUSES, REFUND_STATUSES
@@ -97,6 +98,12 @@ ERROR_CODES = (
     "promotion_exhausted",
     "promotion_exists",
     "requested_at_in_future",
+    "package_not_found",
+    "patient_name_required",
+    "insufficient_credits",
+    "no_unused_credits",
+    "refund_package_credits",
+    "package_not_applicable",
 )
 
 
@@ -132,6 +139,9 @@ TYPES: dict[str, dict[str, Any]] = {
     "EstimateId": _our_id("est", "A Good Faith Estimate's id"),
     "BillDisputeId": _our_id("bd", "A patient's dispute of a bill"),
     "PromotionId": _our_id("promo", "A promotion code's id"),
+    "PackageId": _our_id("pkg", "A version of a catalogue package"),
+    "PatientPackageId": _our_id("pp", "A package sold to a patient"),
+    "CreditRefundId": _our_id("crf", "A refund of a package's unused credits"),
     "WebhookEndpointId": _our_id("we", "A webhook endpoint's id"),
     "DeliveryId": _our_id("whd", "A webhook delivery's id"),
     "InvoiceNumber": {
@@ -158,6 +168,31 @@ TYPES: dict[str, dict[str, Any]] = {
         description="iv_individual: one patient, the base price P; im_group: 2 to 5 "
         "patients, P / 2 each.",
     ),
+    "InvoiceSessionType": _closed(
+        *SESSION_TYPES,
+        PACKAGE,
+        description="The session an invoice is for, or package: a package of credits sold.",
+    ),
+    "PackageStatus": _closed(
+        "awaiting_payment",
+        "active",
+        "expired",
+        "void",
+        description="awaiting_payment: its invoice is not paid yet, so its credits cannot be "
+        "used; active; expired: past its validity; void: its invoice was voided unpaid.",
+    ),
+    "CreditMovementKind": _closed(
+        "purchased",
+        "reserved",
+        "used",
+        "returned",
+        "released",
+        "refunded",
+        "expired",
+        description="purchased: the package was paid; reserved: a quote holds credits; used: "
+        "its invoice took them; returned: the place was cancelled in time or re-quoted; "
+        "released: the quote expired uninvoiced; refunded: given back as money; expired.",
+    ),
     "InvoiceStatus": _closed(
         *INVOICE_STATUSES,
         description="open -> processing -> paid -> partially_refunded -> refunded, or "
@@ -166,7 +201,7 @@ TYPES: dict[str, dict[str, Any]] = {
     "InvoiceKind": _closed(
         *INVOICE_KINDS,
         description="session: a patient's session of a booking; fee: a late-cancellation or "
-        "no-show fee.",
+        "no-show fee; package: a package of credits sold to a patient.",
     ),
     "FeeReason": _closed(*FEE_REASONS, description="Why a fee invoice was made."),
     "Attendance": _closed(*ATTENDANCE, description="Whether the patient came to the session."),

@@ -17,7 +17,9 @@ class Estimate(Base):
     __tablename__ = "estimates"
     __table_args__ = (
         Index("ix_estimates_patient_id", "patient_id"),
-        UniqueConstraint("quote_id", "patient_id", "sessions", "course_months", "requested"),
+        UniqueConstraint(
+            "quote_id", "patient_id", "sessions", "course_months", "requested", "package_code"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("est"))
@@ -29,6 +31,8 @@ class Estimate(Base):
     currency: Mapped[str] = mapped_column(String(3))
     sessions: Mapped[int] = mapped_column(Integer)  # 1, or the course's sessions
     course_months: Mapped[int] = mapped_column(Integer)  # 0 for one session
+    # A course from a package: its code ("" when the course is a count of sessions).
+    package_code: Mapped[str] = mapped_column(String(40), default="", server_default="")
     unit_amount: Mapped[int]
     total: Mapped[int]
     items: Mapped[str] = mapped_column(Text)  # JSON: each item, its codes and charge

@@ -175,7 +175,12 @@ class QuoteLine(Base):
     sliding_approved_by: Mapped[str | None] = mapped_column(String(200))
     sliding_amount: Mapped[int] = mapped_column(default=0, server_default="0")
     promotion_amount: Mapped[int] = mapped_column(default=0, server_default="0")
+    credit_units: Mapped[int] = mapped_column(default=0, server_default="0")  # half-credits
     quote: Mapped[Quote] = relationship(back_populates="lines")
+
+    @property
+    def credits_used(self) -> float:
+        return self.credit_units / 2
 
     @property
     def promotion_code(self) -> str | None:
@@ -283,13 +288,14 @@ class Invoice(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("in"))
     number: Mapped[str] = mapped_column(String(16), unique=True)
-    quote_id: Mapped[str] = mapped_column(ForeignKey("quotes.id"))
-    booking_id: Mapped[str] = mapped_column(String(64), index=True)
+    # A package sold to a patient has neither quote nor booking.
+    quote_id: Mapped[str | None] = mapped_column(ForeignKey("quotes.id"))
+    booking_id: Mapped[str | None] = mapped_column(String(64), index=True)
     patient_id: Mapped[str] = mapped_column(String(64))
     patient_name: Mapped[str] = mapped_column(String(200))
     patient_email: Mapped[str | None] = mapped_column(String(254))
-    session_type: Mapped[str] = mapped_column(String(32))
-    scheduled_at: Mapped[datetime]
+    session_type: Mapped[str] = mapped_column(String(32))  # or "package"
+    scheduled_at: Mapped[datetime]  # the date of service; a package's: when it was sold
     currency: Mapped[str] = mapped_column(String(3))
     total: Mapped[int]
     status: Mapped[str] = mapped_column(String(24), index=True)
@@ -325,6 +331,11 @@ class InvoiceLine(Base):
     sliding_amount: Mapped[int] = mapped_column(default=0, server_default="0")
     promotion_code: Mapped[str | None] = mapped_column(String(40))
     promotion_amount: Mapped[int] = mapped_column(default=0, server_default="0")
+    credit_units: Mapped[int] = mapped_column(default=0, server_default="0")  # half-credits
+
+    @property
+    def credits_used(self) -> float:
+        return self.credit_units / 2
 
 
 class Payment(Base):
@@ -509,6 +520,7 @@ class AuditEvent(Base):
 # The outbox's and the bookings' tables share this Base: importing them registers them.
 from billing.adapters import (  # noqa: E402, F401
     booking_models,
+    credit_models,
     estimate_models,
     outbox,
     promotion_models,

@@ -31,7 +31,8 @@ BOOKING_STATES = (ACTIVE, BELOW_MINIMUM, CANCELLED)
 
 SESSION = "session"
 FEE = "fee"
-INVOICE_KINDS = (SESSION, FEE)
+PACKAGE = "package"  # a package of credits sold to a patient (its session_type too)
+INVOICE_KINDS = (SESSION, FEE, PACKAGE)
 
 # Billing codes of invoice lines: a session's, and each fee's own.
 BILLING_CODES = {
@@ -39,6 +40,7 @@ BILLING_CODES = {
     "im_group": "KET-IM-GROUP",
     LATE_CANCELLATION: "FEE-LATE-CANCEL",
     NO_SHOW: "FEE-NO-SHOW",
+    PACKAGE: "KET-PKG",
 }
 FEE_DESCRIPTIONS = {
     LATE_CANCELLATION: "Late cancellation fee",

@@ -18,6 +18,11 @@ DESCRIPTIONS = {
     IM_GROUP: "Group IM ketamine session",
 }
 
+# How a patient's line is paid: invoiced (by card, on file or online), or by credits.
+CARD = "card"
+CREDITS = "credits"
+PAY_WITH = (CARD, CREDITS)
+
 # What people call each session type, on pages and in charts.
 SESSION_NAMES = {IV_INDIVIDUAL: "Individual IV", IM_GROUP: "Group IM"}
 

@@ -35,6 +35,7 @@ def view_of(estimate: Estimate, config: dict[str, Any]) -> dict[str, Any]:
         "scheduled_at": estimate.scheduled_at,
         "sessions": estimate.sessions,
         "course_months": estimate.course_months,
+        "package_code": estimate.package_code or None,
         "currency": estimate.currency,
         "items": items_of(estimate),
         "total": estimate.total,

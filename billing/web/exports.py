@@ -76,6 +76,9 @@ MONTH_END_COLUMNS = (
     "stripe_fees",
     "net",
     "open_amount",
+    "credits_redeemed",
+    "credit_redemption_value",
+    "deferred_revenue",
 )
 
 

@@ -10,10 +10,10 @@ from typing import Any
 from flask import Response, current_app
 from fpdf import FPDF
 
-from billing.adapters.models import Invoice, Payment
+from billing.adapters.models import Invoice, InvoiceLine, Payment
 from billing.domain.dates import clinic_date
 from billing.domain.money import Money
-from billing.domain.policy import FEE
+from billing.domain.policy import FEE, PACKAGE
 from schemas.discounts import discounts_of
 
 UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -67,15 +67,16 @@ def build_receipt(invoice: Invoice, payment: Payment | None, config: dict[str, A
         lines=[
             ReceiptLine(
                 line.description,
-                # A fee is no treatment: its own code, not the session's procedure codes.
+                # A fee or a package is no treatment: its own code, not procedure codes.
                 [line.billing_code]
-                if invoice.kind == FEE and line.billing_code
+                if invoice.kind in (FEE, PACKAGE) and line.billing_code
                 else codes.get(line.session_type, []),
                 money(line.base_amount if line.base_amount is not None else line.amount),
                 [
                     (discount["description"], money(-discount["amount"]))
                     for discount in discounts_of(line)
-                ],
+                ]
+                + _paid_with_credits(line, money),
             )
             for line in invoice.lines
         ],
@@ -85,6 +86,14 @@ def build_receipt(invoice: Invoice, payment: Payment | None, config: dict[str, A
         payment_date=clinic_date(paid_at, zone=zone) if paid_at else None,
         card=card,
     )
+
+
+def _paid_with_credits(line: InvoiceLine, money: Callable[[int], str]) -> list[tuple[str, str]]:
+    if not line.credit_units:
+        return []
+    count = f"{line.credits_used:g}"
+    noun = "credit" if line.credits_used <= 1 else "credits"
+    return [(f"Paid with {count} IV {noun} of a package", money(-(line.base_amount or 0)))]
 
 
 def render_pdf(receipt: Receipt) -> bytes:

@@ -46,6 +46,23 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
         },
     ),
     ("GET", "/v1/catalog/promotions", ("catalog:write", "quotes:write"), None),
+    (
+        "POST",
+        "/v1/catalog/packages",
+        ("catalog:write",),
+        {
+            "code": "SIX",
+            "name": "Six",
+            "iv_credits": 6,
+            "amount": 270000,
+            "currency": "usd",
+            "valid_days": 180,
+        },
+    ),
+    ("GET", "/v1/catalog/packages", ("*",), None),
+    ("POST", "/v1/patients/{patient_id}/packages", ("invoices:write",), "package"),
+    ("GET", "/v1/patients/{patient_id}/credits", ("invoices:read",), None),
+    ("POST", "/v1/patients/{patient_id}/packages/{package_id}/refunds", ("refunds:write",), STRIPE),
     ("POST", "/v1/quotes", ("quotes:write",), "booking"),
     ("GET", "/v1/quotes/{quote_id}", ("quotes:write", "invoices:read"), None),
     (
@@ -105,6 +122,7 @@ ALL_SCOPES = set(SCOPES)
 
 
 STRIPE_BODIES = {
+    "packages/{package_id}/refunds": {"reason": "moving away"},
     "payments": {"method": "card_on_file"},
     "refunds": {"amount": 100, "reason": "duplicate booking"},
     "payment-methods": {"payment_method": "pm_card_visa"},
@@ -123,7 +141,11 @@ def _mark_paid(app: Flask, invoice_id: str) -> None:
 
 
 def _call(client, method, template, body, headers, make_key, booking):
-    ids = {"patient_id": "P-1001", "payment_method_id": "pm_card_visa"}
+    ids = {
+        "patient_id": "P-1001",
+        "payment_method_id": "pm_card_visa",
+        "package_id": "pp_3f2a9c0e7b1d4a5f6e8c9b0a",
+    }
     if "{booking_id}" in template:
         # Attendance is marked once the session has begun; cancellations come before.
         when = in_hours(-1) if template.endswith("attendance") else in_hours(30)
@@ -157,6 +179,20 @@ def _call(client, method, template, body, headers, make_key, booking):
             headers=make_key("webhooks:write"),
         ).json["id"]
     payload = None if body == "paid" else body
+    if body == "package":
+        client.post(
+            "/v1/catalog/packages",
+            json={
+                "code": "SIX",
+                "name": "Six",
+                "iv_credits": 6,
+                "amount": 270000,
+                "currency": "usd",
+                "valid_days": 180,
+            },
+            headers=make_key("catalog:write"),
+        )
+        payload = {"code": "SIX", "name": "Ana Ruiz"}
     if body == "booking":
         payload = booking()
     elif body == "quote":

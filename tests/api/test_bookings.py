@@ -172,6 +172,7 @@ def test_a_no_show_costs_the_fee_and_a_correction_gives_it_back(app, desk) -> No
             "amount": 7500,
             "base_amount": None,
             "discounts": [],
+            "credits_used": 0.0,
         }
     ]
     assert missed.json["patients"][0]["fee_invoice_id"] == fee["id"]

@@ -89,6 +89,7 @@ def test_group_quote_becomes_one_open_invoice_per_patient(client, headers, booki
                 "amount": 25000,
                 "base_amount": None,
                 "discounts": [],
+                "credits_used": 0.0,
             }
         ]
         assert invoice["amount_paid"] == 0

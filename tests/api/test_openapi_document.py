@@ -26,7 +26,8 @@ TYPED_NAMES = {
     "refund_id": "RefundId",
     "patient_id": "PatientId",
     "booking_id": "BookingId",
-    "session_type": "SessionType",
+    # What a booking asks for; an invoice's (and its revenue's) may also be a package.
+    "session_type": ("SessionType", "InvoiceSessionType"),
     "invoice_status": "InvoiceStatus",
     "starting_after": "InvoiceId",
     "event_id": "EventId",
@@ -135,6 +136,10 @@ def test_times_and_days_carry_their_format(document: Schema) -> None:
     assert formats[("Quote", "expires_at")] == "date-time"
 
 
+def _names(expected: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (expected,) if isinstance(expected, str) else expected
+
+
 def test_ids_and_closed_sets_are_described_once_and_referred_to(document: Schema) -> None:
     components = document["components"]["schemas"]
     for name, expected in TYPED_NAMES.items():
@@ -146,7 +151,9 @@ def test_ids_and_closed_sets_are_described_once_and_referred_to(document: Schema
         ]
         assert uses, name
         cursors = CURSORS if name == "starting_after" else {}
-        wrong = [w for w, s in uses if cursors.get(w, expected) not in refers_to(s)]
+        wrong = [
+            w for w, s in uses if not set(_names(cursors.get(w, expected))) & set(refers_to(s))
+        ]
         assert wrong == [], name
     for name in ("currency", "status", "kind", "method", "id", "number"):
         for where, schema in [(w, s) for w, n, s in schemas_in(document) if n == name]:

@@ -40,6 +40,7 @@ from billing.services.bookings import holds
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.invoicing import invoices, paylinks
+from billing.services.packages import credits
 from billing.services.payments import charges, online, refunds
 
 CLOCK_SKEW = timedelta(minutes=5)  # a caller's clock may run a little ahead of ours
@@ -298,9 +299,10 @@ def _fee_invoice(
     """The fee invoice for `seat`, or None when the policy's fee is nothing (or less than
     Stripe can charge)."""
     line = seat.invoice
-    amount = policy.fee_for(
-        booking.quote.cancellation_policy, reason, Money(line.total, line.currency)
-    )
+    # A place credits paid costs its session price in the policy's terms: the credit is
+    # given back like money would be, and the fee is invoiced like anyone's.
+    value = line.total or sum(item.base_amount or item.amount for item in line.lines)
+    amount = policy.fee_for(booking.quote.cancellation_policy, reason, Money(value, line.currency))
     if amount.amount < STRIPE_MINIMUM_CHARGE.get(amount.currency, 1):
         return None
     number = invoices.next_numbers(session, day_of(now, settings.zone).year, 1)[0]
@@ -419,12 +421,13 @@ def settle_pending(session: Session, settings: Settings) -> list[str]:
             Payment.status.in_(online.REUSABLE),
         )
     )
-    due = sorted(
+    found = (
         set(session.scalars(superseded_or_cancelled))
         | stray_fees
         | set(session.scalars(untried_fees))
         | set(session.scalars(held_pages))
     )
+    due = sorted(booking_id for booking_id in found if booking_id is not None)
     settled = []
     for booking_id in due:
         booking = session.get(Booking, booking_id)
@@ -448,6 +451,10 @@ def _give_back(
     """Void an unpaid invoice, refund a paid one in full; a payment in flight is left for
     the next settle (its pay page can no longer start one: the invoice is held)."""
     invoice = invoices.get_invoice(session, invoice.id)
+    if credits.paid_by_credits(invoice):  # no money moved: the credits are returned
+        credits.give_back(session, invoice, utcnow(), reason)
+        session.commit()
+        return
     if _failed_refunds(session, invoice.id) >= GIVE_BACK_ATTEMPTS:
         session.commit()  # Stripe keeps refusing: the refunds report shows it to finance
         return

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.db import clinic_day
 from billing.adapters.models import Invoice, LedgerEntry, Refund, StripeBalanceTransaction, utcnow
-from billing.domain import statuses
+from billing.domain import credits, statuses
 from billing.domain.dates import UTC_ZONE, day_of, days_span, month_span
 from billing.domain.money import Money
+from billing.services.finance import packages
 from billing.services.finance.reconciliation import (
     STRIPE_CHARGES,
     Period,
@@ -128,7 +129,11 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
     }
     report = reconciliation(session, period)
     totals = report["totals"]
-    currencies = sorted(set(totals["currencies"]) | set(billed) | set(owed) | set(fees))
+    credit_figures = packages.package_figures(session, period)
+    currencies = sorted(
+        set(totals["currencies"]) | set(billed) | set(owed) | set(fees) | set(credit_figures)
+    )
+    no_credits = {"half_credits_redeemed": 0, "credit_value": 0, "deferred_revenue": 0}
     none = {"gross": 0, "refunds": 0, "disputes": 0, "net": 0}
     return {
         "month": f"{year:04d}-{month:02d}",
@@ -143,6 +148,11 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
                 "stripe_fees": int(fees.get(currency, 0)),
                 "net": totals["stripe"].get(currency, none)["net"],
                 "open_amount": owed.get(currency, (0, 0))[1],
+                "credits_redeemed": credits.as_credits(
+                    credit_figures.get(currency, no_credits)["half_credits_redeemed"]
+                ),
+                "credit_redemption_value": credit_figures.get(currency, no_credits)["credit_value"],
+                "deferred_revenue": credit_figures.get(currency, no_credits)["deferred_revenue"],
             }
             for currency in currencies
         },
@@ -152,6 +162,7 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
         },
         "overpayments": report["overpayments"],
         "by_session_type": report["by_session_type"],
+        "revenue": packages.revenue_by_session_type(session, period),
     }
 
 

@@ -9,14 +9,15 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing.adapters.booking_models import Booking
+from billing.adapters.credit_models import Package
 from billing.adapters.estimate_models import BillDispute, Estimate
 from billing.adapters.models import Invoice, Quote, Refund, utcnow
-from billing.domain import estimates, policy, statuses
+from billing.domain import credits, estimates, policy, statuses
 from billing.domain.errors import Conflict, NotFound, field_error
 from billing.domain.money import Money
 from billing.services.access import audit
@@ -25,10 +26,16 @@ from billing.services.invoicing.invoices import get_invoice
 
 @dataclass(frozen=True, slots=True)
 class Course:
-    """What the estimate covers: one session, or `sessions` of them over `months`."""
+    """What the estimate covers: one session, or `sessions` of them over `months`; from a
+    package, its sessions at the package's price and any more (boosters) at the session's."""
 
     sessions: int = 1
     months: int = 0
+    package: Package | None = None
+
+    @property
+    def package_code(self) -> str:
+        return self.package.code if self.package is not None else ""
 
 
 def issue_estimate(
@@ -54,6 +61,9 @@ def issue_estimate(
     if quote is None:
         raise NotFound("quote_not_found", f"No quote {quote_id!r}.")
     line = _line_of(quote, patient_id)
+    in_package = _package_sessions(course, quote)
+    if in_package:
+        course = Course(max(course.sessions, in_package), course.months, course.package)
     kept = _kept(session, quote.id, line.patient_id, course, requested)
     if kept is not None:
         return kept
@@ -65,21 +75,40 @@ def issue_estimate(
     if course.sessions > 1:
         description += f": a course of {course.sessions} sessions over {course.months} months"
     codes_of = codes.get(quote.session_type, [])
-    items = [
-        {
-            "description": description
-            + (
-                f", after a {line.sliding_percent}% sliding-scale discount"
-                if line.sliding_amount
-                else ""
-            ),
-            "codes": codes_of,
-            "quantity": course.sessions,
-            "unit_amount": unit.amount,
-            "amount": (unit * course.sessions).amount,
-        }
-    ]
-    if line.promotion_amount:
+    items: list[dict[str, Any]] = []
+    if course.package is not None:
+        package = course.package
+        items.append(
+            {
+                "description": f"{package.name} ({package.iv_credits} IV credits): "
+                f"{in_package} sessions of the course, paid with its credits",
+                "codes": [policy.BILLING_CODES[policy.PACKAGE], *codes_of],
+                "quantity": 1,
+                "unit_amount": package.amount,
+                "amount": package.amount,
+            }
+        )
+    by_the_session = course.sessions - in_package
+    if by_the_session:
+        items.append(
+            {
+                "description": (
+                    f"{line.description}: {by_the_session} more session(s) (boosters)"
+                    if in_package
+                    else description
+                )
+                + (
+                    f", after a {line.sliding_percent}% sliding-scale discount"
+                    if line.sliding_amount
+                    else ""
+                ),
+                "codes": codes_of,
+                "quantity": by_the_session,
+                "unit_amount": unit.amount,
+                "amount": (unit * by_the_session).amount,
+            }
+        )
+    if line.promotion_amount and not in_package:
         items.append(
             {
                 "description": f"Promotion {quote.promotion_code} (once)",
@@ -101,6 +130,7 @@ def issue_estimate(
         currency=quote.currency,
         sessions=course.sessions,
         course_months=course.months,
+        package_code=course.package_code,
         unit_amount=unit.amount,
         total=total.amount,
         items=json.dumps(items),
@@ -168,8 +198,23 @@ def _kept(
             Estimate.sessions == course.sessions,
             Estimate.course_months == course.months,
             Estimate.requested == requested,
+            Estimate.package_code == course.package_code,
         )
     ).first()
+
+
+def _package_sessions(course: Course, quote: Quote) -> int:
+    """How many of the quote's sessions the course's package pays (0 without one)."""
+    if course.package is None:
+        return 0
+    if course.package.currency != quote.currency:
+        raise field_error(
+            "package_not_applicable",
+            "package",
+            f"Package {course.package.code} is sold in {course.package.currency}, the quote "
+            f"is in {quote.currency}.",
+        )
+    return course.package.iv_credits * 2 // credits.half_credits_for(quote.session_type)
 
 
 def variance(session: Session, thresholds: dict[str, int]) -> dict[str, Any]:
@@ -213,19 +258,27 @@ def _billed_for(session: Session, estimate: Estimate) -> Any:
     sessions of that type within its months."""
     statement = select(Invoice).where(
         Invoice.patient_id == estimate.patient_id,
-        Invoice.kind == policy.SESSION,
         Invoice.currency == estimate.currency,
         Invoice.status != statuses.VOID,
     )
     if estimate.sessions == 1:
         booking = session.get(Booking, estimate.booking_id)
-        statement = statement.where(Invoice.booking_id == estimate.booking_id)
+        statement = statement.where(
+            Invoice.kind == policy.SESSION, Invoice.booking_id == estimate.booking_id
+        )
         return statement.where(Invoice.quote_id == booking.quote_id) if booking else statement
     end = add_months(estimate.scheduled_at, estimate.course_months)
+    # A course: its sessions, and the packages bought for it (from the quote on).
     return statement.where(
-        Invoice.session_type == estimate.session_type,
-        Invoice.scheduled_at >= estimate.scheduled_at,
-        Invoice.scheduled_at < end,
+        or_(
+            (Invoice.kind == policy.SESSION)
+            & (Invoice.session_type == estimate.session_type)
+            & (Invoice.scheduled_at >= estimate.scheduled_at)
+            & (Invoice.scheduled_at < end),
+            (Invoice.kind == policy.PACKAGE)
+            & (Invoice.created_at >= estimate.booked_at)
+            & (Invoice.created_at < end),
+        )
     )
 
 

@@ -17,6 +17,8 @@ from billing.domain.errors import Conflict, NotFound
 from billing.services.access import audit
 from billing.services.bookings import seats
 from billing.services.integrations import events
+from billing.services.invoicing import ledger
+from billing.services.packages import credits
 from billing.services.pricing import promotions
 
 
@@ -76,7 +78,8 @@ def create_invoices(
             scheduled_at=quote.scheduled_at,
             currency=quote.currency,
             total=line.amount,
-            status=statuses.OPEN,
+            # Paid with credits: nothing to collect, it is paid as it is made.
+            status=statuses.PAID if line.credit_units else statuses.OPEN,
             kind=policy.SESSION,
             created_at=now,
             updated_at=now,
@@ -94,6 +97,7 @@ def create_invoices(
                     sliding_amount=line.sliding_amount,
                     promotion_code=quote.promotion_code if line.promotion_amount else None,
                     promotion_amount=line.promotion_amount,
+                    credit_units=line.credit_units,
                 )
             ],
         )
@@ -101,6 +105,17 @@ def create_invoices(
     ]
     session.add_all(invoices)
     session.flush()
+    for invoice, line in zip(invoices, quote.lines, strict=True):
+        if line.credit_units:
+            used = credits.use(session, quote.id, line.patient_id, invoice.id, now) or (
+                credits.carry(session, quote.booking_id, line.patient_id, quote.id, invoice.id, now)
+            )
+            if used != line.credit_units:  # the place they were carried from is gone
+                raise Conflict(
+                    "insufficient_credits",
+                    f"Patient {line.patient_id}'s credits for quote {quote.id} are no "
+                    "longer held; quote the booking again.",
+                )
     seats.open_booking(session, quote, invoices, now)
     for invoice in invoices:
         audit.record(
@@ -115,6 +130,8 @@ def create_invoices(
             currency=invoice.currency,
         )
         events.publish(session, "invoice.created", "invoice", invoice)
+        if invoice.status == statuses.PAID:
+            ledger.announce_paid(session, invoice, statuses.OPEN)
     session.commit()
     return InvoiceBatch(invoices, created=True)
 

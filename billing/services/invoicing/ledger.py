@@ -13,6 +13,7 @@ from billing.adapters.db import dialect_insert
 from billing.adapters.models import Invoice, LedgerEntry, Refund, utcnow
 from billing.domain import statuses
 from billing.services.integrations import emails, events
+from billing.services.packages import credits
 
 CHARGE, REFUND, DISPUTE = "charge", "refund", "dispute"
 
@@ -109,5 +110,6 @@ def announce_paid(session: Session, invoice: Invoice, status_before: str) -> Non
         return
     session.flush()
     session.refresh(invoice, ["amount_paid", "amount_refunded"])
+    credits.activate(session, invoice, utcnow())
     events.publish(session, "invoice.paid", "invoice", invoice)
     emails.queue(session, emails.RECEIPT, invoice, f"receipt:{invoice.id}")

@@ -22,6 +22,7 @@ from billing.adapters.stripe_gateway import RefundResult, StripeGateway
 from billing.domain.errors import Conflict, ServiceError, Unprocessable, field_error
 from billing.domain.events import REFUND_EVENTS
 from billing.domain.money import Money
+from billing.domain.policy import PACKAGE
 from billing.domain.statuses import FAILED, PENDING, SUCCEEDED, UNKNOWN
 from billing.services import idempotency
 from billing.services.access import audit
@@ -52,8 +53,11 @@ def refund_invoice(
     amount: int,
     reason: str,
     request: IdempotencyRequest,
+    for_credits: bool = False,
 ) -> Refund:
-    """Refund part or all of what an invoice's payment collected."""
+    """Refund part or all of what an invoice's payment collected. A package's invoice is
+    refunded only through its unused credits (`for_credits`), so no credit outlives the
+    money that paid it."""
     claim = idempotency.claim(session, request, "refund")
     if claim.replay_of is not None:
         session.commit()
@@ -66,6 +70,12 @@ def refund_invoice(
         session.commit()
         return _replay(session, gateway, claim.replay_of)
     invoice = get_invoice(session, invoice_id, for_update=True)
+    if invoice.kind == PACKAGE and not for_credits:
+        raise Conflict(
+            "refund_package_credits",
+            f"Invoice {invoice.number} sold a package: refund its unused credits with "
+            "POST /v1/patients/{patient_id}/packages/{package_id}/refunds.",
+        )
     payment, left = _most_refundable(session, invoice.id, invoice.currency)
     if payment is None or payment.stripe_payment_intent_id is None:
         raise Conflict("invoice_not_paid", f"Invoice {invoice.number} has no payment to refund.")

@@ -10,6 +10,7 @@ from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import Quote, QuoteLine, new_id, utcnow
+from billing.domain import credits as credit_rules
 from billing.domain import discounts, pricing
 from billing.domain.errors import NotFound, field_error
 from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
@@ -18,6 +19,7 @@ from billing.services.access import audit
 from billing.services.bookings import seats
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
+from billing.services.packages import credits
 from billing.services.pricing import catalog, promotions
 
 
@@ -60,7 +62,23 @@ def create_quote(
     amounts = pricing.price_booking(booking["session_type"], histories, price.iv_individual)
 
     quote_id = new_id("qt")
-    priced = _discounted(session, booking, quote_id, amounts, max_discount_percent, now)
+    paying = [patient.get("pay_with") == pricing.CREDITS for patient in patients]
+    priced = _discounted(session, booking, quote_id, amounts, paying, max_discount_percent, now)
+    expires_at = pricing.quote_expiry(now, ttl)
+    units = credit_rules.half_credits_for(booking["session_type"])
+    for index, patient in enumerate(patients):
+        if paying[index]:
+            credits.hold(
+                session,
+                quote_id,
+                patient["patient_id"],
+                price.currency,
+                units,
+                expires_at,
+                now,
+                f"patients.{index}.pay_with",
+                booking_id=booking["booking_id"],
+            )
     quote = {
         "id": quote_id,
         "booking_id": booking["booking_id"],
@@ -70,12 +88,12 @@ def create_quote(
         "total": Money.sum([line.net for line in priced], price.currency).amount,
         "scheduled_at": booking["scheduled_at"].astimezone(UTC),
         "created_at": now,
-        "expires_at": pricing.quote_expiry(now, ttl),
+        "expires_at": expires_at,
         "promotion_code": booking.get("promotion_code", "").upper() or None,
     }
     lines = [
-        _line(quote_id, position, patient, line, booking["session_type"])
-        for position, (patient, line) in enumerate(zip(patients, priced, strict=True))
+        _line(quote_id, position, patient, line, booking["session_type"], units * paid)
+        for position, (patient, line, paid) in enumerate(zip(patients, priced, paying, strict=True))
     ]
     _insert(session, quote, lines)
     _audit_exemptions(session, quote, lines)
@@ -84,7 +102,12 @@ def create_quote(
     made = {
         **quote,
         "lines": [
-            {**line, "iv_exemption": _exemption(line), "promotion_code": quote["promotion_code"]}
+            {
+                **line,
+                "iv_exemption": _exemption(line),
+                "promotion_code": quote["promotion_code"],
+                "credits_used": line["credit_units"] / 2,
+            }
             for line in lines
         ],
         "cancellation_policy": price.policy,
@@ -101,12 +124,13 @@ def _discounted(
     booking: dict[str, Any],
     quote_id: str,
     amounts: list[Money],
+    paying: list[bool],
     max_percent: int,
     now: datetime,
 ) -> list[discounts.DiscountedLine]:
     """Each line at its session price, less its sliding scale and its share of the
     promotion; refused when a discount is above the maximum or leaves less than Stripe
-    can charge."""
+    can charge. A line paid with credits costs nothing and takes no share of a promotion."""
     patients = booking["patients"]
     percents = []
     for index, patient in enumerate(patients):
@@ -129,10 +153,20 @@ def _discounted(
             amounts[0].currency,
             now,
         )
-    priced = discounts.apply(amounts, percents, terms)
+    cash = [index for index, by_credits in enumerate(paying) if not by_credits]
+    by_cash = iter(
+        discounts.apply([amounts[i] for i in cash], [percents[i] for i in cash], terms)
+        if cash
+        else []
+    )
+    zero = Money.zero(amounts[0].currency)
+    priced = [
+        discounts.DiscountedLine(amount, zero, zero, zero) if by_credits else next(by_cash)
+        for amount, by_credits in zip(amounts, paying, strict=True)
+    ]
     minimum = STRIPE_MINIMUM_CHARGE.get(amounts[0].currency, 1)
     for index, line in enumerate(priced):
-        if line.discounted and line.net.amount < minimum:
+        if line.discounted and not paying[index] and line.net.amount < minimum:
             field = "promotion_code" if line.promotion.amount else f"patients.{index}.discount"
             raise field_error(
                 "discount_too_large",
@@ -218,18 +252,18 @@ _INSERT_WITH_LINES = text(
                              prior_iv_sessions, iv_exemption_reason, iv_exemption_approved_by,
                              description, amount, base_amount, sliding_percent,
                              sliding_reason, sliding_approved_by, sliding_amount,
-                             promotion_amount)
+                             promotion_amount, credit_units)
     SELECT :id, line.position, line.patient_id, line.patient_name, line.patient_email,
            line.prior_iv_sessions, line.iv_exemption_reason, line.iv_exemption_approved_by,
            line.description, line.amount, line.base_amount, line.sliding_percent,
            line.sliding_reason, line.sliding_approved_by, line.sliding_amount,
-           line.promotion_amount
+           line.promotion_amount, line.credit_units
     FROM jsonb_to_recordset(CAST(:lines AS jsonb)) AS line(
         position int, patient_id text, patient_name text, patient_email text,
         prior_iv_sessions int, iv_exemption_reason text, iv_exemption_approved_by text,
         description text, amount bigint, base_amount bigint, sliding_percent int,
         sliding_reason text, sliding_approved_by text, sliding_amount bigint,
-        promotion_amount bigint), relaxed
+        promotion_amount bigint, credit_units int), relaxed
     """
 )
 
@@ -254,6 +288,7 @@ def _line(
     patient: dict[str, Any],
     line: discounts.DiscountedLine,
     session_type: str,
+    credit_units: int,
 ) -> dict[str, Any]:
     exemption = patient.get("iv_exemption") or {}
     discount = patient.get("discount") or {}
@@ -274,6 +309,7 @@ def _line(
         "sliding_approved_by": discount.get("approved_by"),
         "sliding_amount": line.sliding.amount,
         "promotion_amount": line.promotion.amount,
+        "credit_units": credit_units,
     }
 
 

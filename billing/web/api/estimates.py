@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from billing.adapters import db
 from billing.adapters.estimate_models import BillDispute
 from billing.services.invoicing import estimates
+from billing.services.packages import packages
 from billing.web.api.common import BEARER
 from billing.web.api.spec import WITH_A_BODY, problems
 from billing.web.auth import requires
@@ -59,7 +60,13 @@ class EstimateView(MethodView):
             db.session(),
             quote_id,
             query.get("patient_id"),
-            estimates.Course(query["sessions"], query["months"]),
+            estimates.Course(
+                query["sessions"],
+                query["months"],
+                packages.current_package(db.session(), query["package"], "package")
+                if query.get("package")
+                else None,
+            ),
             query["requested"],
             current_app.config["BILLING_CODES"],
             clinic_zone(),

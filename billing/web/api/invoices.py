@@ -50,8 +50,9 @@ class InvoicesView(MethodView):
         invoices are voided and its paid ones refunded in full."""
         session = db.session()
         batch = invoices.create_invoices(session, body["quote_id"], zone=clinic_zone())
-        if batch.invoices:
-            lifecycle.settle(session, settings(), batch.invoices[0].booking_id, current_key().id)
+        booking_id = batch.invoices[0].booking_id if batch.invoices else None
+        if booking_id is not None:
+            lifecycle.settle(session, settings(), booking_id, current_key().id)
         return {"data": batch.invoices, "has_more": False}, 201 if batch.created else 200
 
     @requires("invoices:read")
