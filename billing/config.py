@@ -191,6 +191,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "LOGIN_ACCOUNT_LIMIT": env.get("LOGIN_ACCOUNT_LIMIT", "10 per hour"),
         # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; empty: no /metrics.
         "METRICS_TOKEN": env.get("METRICS_TOKEN", ""),
+        # PostgreSQL writes the reconciliation report's JSON and CSV itself; "false" keeps
+        # the portable path (for comparison: the results are the same).
+        "REPORTS_IN_DATABASE": env.get("REPORTS_IN_DATABASE", "true").lower() != "false",
         # Behind a load balancer: how many proxies' X-Forwarded-For entries to trust.
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),

@@ -256,6 +256,10 @@ class LedgerEntry(Base):
     stripe_ref: Mapped[str | None] = mapped_column(String(255))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Copies of the invoice's (they never change), so reports need not look it up; null
+    # on a row written without them, where reports do.
+    invoice_number: Mapped[str | None] = mapped_column(String(16))
+    session_type: Mapped[str | None] = mapped_column(String(32))
 
 
 def _ledger_sum(kind: str, invoice_id: Any) -> Any:

@@ -83,6 +83,7 @@ def pairs(period: Period) -> Select[Any]:
             signed.label("amount"),
             LedgerEntry.currency,
             LedgerEntry.occurred_at,
+            LedgerEntry.invoice_number,
         )
         .where(
             LedgerEntry.occurred_at >= period.start - SLACK,
@@ -120,7 +121,9 @@ def pairs(period: Period) -> Select[Any]:
             status.label("status"),
             ledger.c.ledger_entry_id,
             ledger.c.invoice_id,
-            Invoice.number.label("invoice_number"),
+            invoice_copy(ledger.c.invoice_number, Invoice.number, ledger.c.invoice_id).label(
+                "invoice_number"
+            ),
             ledger.c.kind,
             ledger.c.amount.label("ledger_amount"),
             ledger.c.currency.label("ledger_currency"),
@@ -135,7 +138,6 @@ def pairs(period: Period) -> Select[Any]:
             stripe.c.created.label("stripe_created"),
         )
         .select_from(ledger.join(stripe, ledger.c.ref == stripe.c.source, full=True))
-        .outerjoin(Invoice, Invoice.id == ledger.c.invoice_id)
         .where(in_period)
         .order_by(
             func.coalesce(ledger.c.occurred_at, stripe.c.created),
@@ -143,6 +145,13 @@ def pairs(period: Period) -> Select[Any]:
             stripe.c.id,
         )
     )
+
+
+def invoice_copy(copied: Any, original: Any, invoice_id: Any) -> Any:
+    """A ledger entry's copy of its invoice's `original` column, or (for a row written
+    without the copy) the invoice's own, looked up only then."""
+    lookup = select(original).where(Invoice.id == invoice_id).scalar_subquery()
+    return func.coalesce(copied, lookup)
 
 
 def pair_rows(session: Session, period: Period) -> Iterator[dict[str, Any]]:
@@ -176,7 +185,16 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
             money_sum(LedgerEntry.amount).label("collected"),
             func.max(LedgerEntry.occurred_at).label("last_charge_at"),
         )
-        .where(LedgerEntry.kind == "charge")
+        .where(
+            LedgerEntry.kind == "charge",
+            # Only invoices charged in the period can have their last charge in it: the
+            # index on occurred_at finds them, rather than summing every charge ever.
+            LedgerEntry.invoice_id.in_(
+                select(LedgerEntry.invoice_id).where(
+                    LedgerEntry.kind == "charge", _in(period, LedgerEntry.occurred_at)
+                )
+            ),
+        )
         .group_by(LedgerEntry.invoice_id)
         .subquery()
     )
@@ -266,21 +284,22 @@ def by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
     """Revenue (charges less refunds) and sessions paid, per session type."""
     charges = money_sum(LedgerEntry.amount, LedgerEntry.kind == "charge")
     refunds = money_sum(LedgerEntry.amount, LedgerEntry.kind == "refund")
+    session_type = invoice_copy(
+        LedgerEntry.session_type, Invoice.session_type, LedgerEntry.invoice_id
+    ).label("session_type")
+    charged = case((LedgerEntry.kind == "charge", LedgerEntry.invoice_id))
     rows = session.execute(
         select(
-            Invoice.session_type,
+            session_type,
             LedgerEntry.currency,
             charges.label("gross"),
             refunds.label("refunds"),
             (charges - refunds).label("revenue"),
-            func.count(func.distinct(case((LedgerEntry.kind == "charge", Invoice.id)))).label(
-                "sessions"
-            ),
+            func.count(func.distinct(charged)).label("sessions"),
         )
-        .join(Invoice, Invoice.id == LedgerEntry.invoice_id)
         .where(_in(period, LedgerEntry.occurred_at), LedgerEntry.kind.in_(("charge", "refund")))
-        .group_by(Invoice.session_type, LedgerEntry.currency)
-        .order_by(Invoice.session_type)
+        .group_by(session_type, LedgerEntry.currency)
+        .order_by(session_type)
     ).mappings()
     return [dict(row) for row in rows]
 

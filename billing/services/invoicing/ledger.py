@@ -49,6 +49,8 @@ def record(
             stripe_ref=stripe_charge_id if kind == CHARGE else stripe_object_id,
             occurred_at=occurred_at or utcnow(),
             created_at=utcnow(),
+            invoice_number=invoice.number,
+            session_type=invoice.session_type,
         )
         .on_conflict_do_nothing(index_elements=["kind", "stripe_object_id"])
         .returning(LedgerEntry.id)

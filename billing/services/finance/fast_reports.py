@@ -1,0 +1,191 @@
+"""The reconciliation report built by PostgreSQL: the same pairs as `reconciliation.pairs`,
+turned into JSON (`json_agg`) or CSV (`COPY ... TO STDOUT`) by the database, so that
+Python never makes a dict of each of a month's 85,000 pairs, nor a year's million.
+
+What comes out reads exactly as the portable path's (tests compare them row for row):
+the same keys and columns in the same order, the same numbers and nulls, and timestamps
+as Python's `datetime.isoformat()` writes an aware UTC time (`2026-10-01T12:00:00+00:00`,
+with `.ffffff` only when there are microseconds). SQLite keeps the portable path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import ClientCursor
+from sqlalchemy import ColumnElement, Text, cast, func, literal_column, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import Label
+
+from billing.services.finance import reconciliation as portable
+from billing.services.finance.reconciliation import CSV_COLUMNS, STATUSES, Period
+
+TIMES = ("occurred_at", "stripe_created")
+CHUNK_BYTES = 64 * 1024
+SLICES = 2  # the pairs on one connection; the overpayments and the rest on two more
+SNAPSHOT_ID = re.compile(r"^[0-9A-F]+-[0-9A-F]+(-[0-9]+)?$")
+
+
+def available(session: Session, wanted: bool = True) -> bool:
+    """Whether this path serves `session`'s database (PostgreSQL, unless not `wanted`)."""
+    return wanted and session.get_bind().dialect.name == "postgresql"
+
+
+def _iso(column: Any) -> ColumnElement[Any]:
+    """`column` (timestamptz) as `datetime.isoformat()` writes it in UTC: microseconds
+    only when there are some."""
+    written = func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+    return func.replace(written, ".000000+", "+")
+
+
+def _pairs(period: Period) -> tuple[Any, list[Label[Any]], list[ColumnElement[Any]]]:
+    """The pairs as a subquery, their columns as the report shows them, and their order."""
+    pairs = portable.pairs(period).order_by(None).subquery("p")
+    shown = [
+        _iso(pairs.c[name]).label(name) if name in TIMES else pairs.c[name].label(name)
+        for name in CSV_COLUMNS
+    ]
+    order = [
+        func.coalesce(pairs.c.occurred_at, pairs.c.stripe_created),
+        pairs.c.ledger_entry_id,
+        pairs.c.stripe_transaction_id,
+    ]
+    return pairs, shown, order
+
+
+def pair_lists(
+    session: Session,
+    period: Period,
+    after: datetime | None = None,
+    before: datetime | None = None,
+) -> tuple[dict[str, str], dict[str, int]]:
+    """Each status's pairs as a JSON array (text, in the report's order), and how many;
+    only the pairs whose place in that order lies from `after` until `before`."""
+    pairs, shown, order = _pairs(period)
+    rows = select(*shown, *(key.label(f"sort_{i}") for i, key in enumerate(order))).subquery("r")
+    keys = [rows.c[f"sort_{i}"] for i in range(len(order))]
+    # Each pair as a record of exactly the report's columns, which row_to_json writes
+    # (in json_agg) faster than json_build_object builds the same object.
+    record: ColumnElement[Any] = literal_column(
+        "(SELECT x FROM (SELECT " + ", ".join(f"r.{name}" for name in CSV_COLUMNS) + ") AS x)"
+    )
+    statement = select(
+        rows.c.status,
+        func.count(),
+        # As text: the driver would parse json into Python objects, the very cost this
+        # path avoids.
+        cast(func.json_agg(aggregate_order_by(record, *keys)), Text),
+    ).group_by(rows.c.status)
+    if after is not None:
+        statement = statement.where(keys[0] >= after)
+    if before is not None:
+        statement = statement.where(keys[0] < before)
+    lists = dict.fromkeys(STATUSES, "[]")
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, count, text_ in session.execute(statement):
+        lists[status], counts[status] = text_, int(count)
+    return lists, counts
+
+
+def reconciliation_json(session: Session, period: Period, slices: int = SLICES) -> str:
+    """The whole report as JSON text, as `json.dumps(reconciliation(...))` would write it.
+
+    The pairs (most of the work, cut into `slices` by time), the overpayments and the rest
+    run at once, each on its own connection, all sharing one snapshot (REPEATABLE READ,
+    `pg_export_snapshot`): PostgreSQL works on every CPU, and every part sees the same
+    books."""
+    bind = session.get_bind()
+    counts = dict.fromkeys((*STATUSES, "overpayments"), 0)
+    span = (period.end - period.start) / slices
+    cuts = [None, *(period.start + span * i for i in range(1, slices)), None]
+    with ExitStack() as stack:
+        sessions = [stack.enter_context(Session(bind)) for _ in range(slices + 2)]
+        snapshot = _repeatable(sessions[0]).scalar(text("SELECT pg_export_snapshot()"))
+        if not isinstance(snapshot, str) or not SNAPSHOT_ID.match(snapshot):
+            raise RuntimeError(f"unexpected snapshot id {snapshot!r}")
+        for other in sessions[1:]:
+            _repeatable(other).execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot}'"))
+        for each in sessions:
+            # Each part is one backend on one CPU: parallel workers would only take CPUs
+            # from the other parts (the overpayments' scan took three to gain nothing).
+            each.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
+        with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
+            over = pool.submit(portable.overpayments, sessions[0], period)
+            rest = pool.submit(_the_rest, sessions[1], period, counts)
+            cut = [
+                pool.submit(pair_lists, mine, period, cuts[i], cuts[i + 1])
+                for i, mine in enumerate(sessions[2:])
+            ]
+            pieces = [future.result() for future in cut]
+            parts = rest.result()
+            overpayments = over.result()
+    for _, found in pieces:
+        for status, count in found.items():
+            counts[status] += count
+    counts["overpayments"] = len(overpayments)
+    body = [f"{json.dumps(s)}: {_joined([p[0][s] for p in pieces])}" for s in STATUSES]
+    totals = parts.pop("totals")
+    parts = {**parts, "overpayments": overpayments, "totals": totals}
+    body += [f"{json.dumps(key)}: {_dumps(value)}" for key, value in parts.items()]
+    return "{" + ", ".join(body) + "}"
+
+
+def _repeatable(session: Session) -> Any:
+    connection = session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    return connection
+
+
+def _joined(arrays: list[str]) -> str:
+    """JSON arrays (text) as one: `[1, 2]` and `[3]` make `[1, 2, 3]`."""
+    items = [array[1:-1] for array in arrays if array != "[]"]
+    return "[" + ", ".join(items) + "]"
+
+
+def _the_rest(session: Session, period: Period, counts: dict[str, int]) -> dict[str, Any]:
+    """The money per day, payout and session type, and the totals (`counts` is filled in
+    later), in the report's order; the overpayments go between them."""
+    return {
+        "by_day": portable.by_day(session, period),
+        "by_payout": portable.by_payout(session, period),
+        "by_session_type": portable.by_session_type(session, period),
+        "totals": portable.totals(session, period, counts),
+    }
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=lambda v: v.isoformat())
+
+
+def copy_csv(session: Session, period: Period) -> Iterator[bytes]:
+    """The pairs as CSV with its header, streamed from `COPY ... TO STDOUT` in the
+    chunks PostgreSQL sends; lines end in CRLF as Python's csv module ends them."""
+    pairs, shown, order = _pairs(period)
+    statement = select(*shown).order_by(*order)
+    connection = session.connection()
+    compiled = statement.compile(
+        dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
+    )
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    query = ClientCursor(driver).mogrify(str(compiled), compiled.params)
+    with driver.cursor() as cursor:
+        with cursor.copy(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)") as copy:
+            # PostgreSQL sends a row at a time: pass them on some 64 kB at once.
+            batch: list[bytes] = []
+            size = 0
+            for chunk in copy:
+                batch.append(bytes(chunk))
+                size += len(chunk)
+                if size >= CHUNK_BYTES:
+                    yield b"".join(batch).replace(b"\n", b"\r\n")
+                    batch, size = [], 0
+            if batch:
+                yield b"".join(batch).replace(b"\n", b"\r\n")

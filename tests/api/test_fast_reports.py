@@ -1,0 +1,130 @@
+"""PostgreSQL builds the reconciliation report's JSON and CSV itself (json_agg, COPY): on
+generated data, row for row, what it writes is what the portable path writes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask import Flask
+from sqlalchemy import insert
+
+from billing.adapters import db
+from billing.adapters.models import Invoice, LedgerEntry, StripeBalanceTransaction, StripePayout
+from billing.services.finance import fast_reports
+from billing.services.finance import reconciliation as portable
+from billing.services.finance.reports import day_range
+from billing.web.exports import csv_lines, jsonable
+
+pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("app", ["postgresql"], indirect=True)]
+START = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def _generate(app: Flask, rows: int, seed: int) -> None:
+    """Invoices with charges, refunds and disputes over October and its edges, Stripe's
+    copies of most (some a dollar off, some in another currency, some missing), Stripe
+    transactions the ledger never saw, times with and without microseconds, a payout."""
+    rng = random.Random(seed)
+    invoices, ledger, stripe = [], [], []
+    for n in range(rows):
+        when = START + timedelta(seconds=rng.randint(-4 * 86400, 34 * 86400))
+        if rng.random() < 0.3:
+            when = when.replace(microsecond=rng.choice([0, 1, 120000, 999999]))
+        amount = rng.choice([2500, 25000, 50000, 12345])
+        currency = rng.choice(["usd", "usd", "usd", "eur"])
+        invoice_id = f"in_{n:024x}"
+        invoices.append(
+            {
+                "id": invoice_id,
+                "number": f"2026-{n:06d}",
+                "quote_id": None,
+                "booking_id": None,
+                "patient_id": f"P-{n}",
+                "patient_name": 'Pat, "the" patient',
+                "session_type": rng.choice(["iv_individual", "im_group", "package"]),
+                "scheduled_at": when,
+                "currency": currency,
+                "total": amount,
+                "status": "paid",
+                "kind": "session",
+                "created_at": when,
+                "updated_at": when,
+            }
+        )
+        kind = rng.choice(["charge", "charge", "refund", "dispute"])
+        ref = f"{kind[:2]}_{n}"
+        ledger.append(
+            {
+                "invoice_id": invoice_id,
+                "kind": kind,
+                "amount": amount,
+                "currency": currency,
+                "stripe_object_id": ref,
+                "stripe_charge_id": ref if kind == "charge" else None,
+                "stripe_ref": ref,
+                "occurred_at": when,
+                "created_at": when,
+            }
+        )
+        fate = rng.random()
+        if fate < 0.1:
+            continue  # missing in Stripe
+        signed = amount if kind == "charge" else -amount
+        if fate < 0.15:
+            signed += 100  # mismatched
+        stripe_type = {"charge": "charge", "refund": "refund", "dispute": "adjustment"}[kind]
+        stripe.append(
+            {
+                "id": f"txn_{n}",
+                "type": stripe_type,
+                "source": ref,
+                "amount": signed,
+                "fee": 30 if kind == "charge" else 0,
+                "net": signed - (30 if kind == "charge" else 0),
+                "currency": "eur" if fate < 0.17 and currency == "usd" else currency,
+                "created": when - timedelta(seconds=rng.randint(0, 5)),
+                "available_on": when + timedelta(days=2),
+                "payout_id": "po_1" if rng.random() < 0.5 else None,
+            }
+        )
+        if rng.random() < 0.05:  # a charge the ledger does not know
+            stripe.append({**stripe[-1], "id": f"txn_x{n}", "source": f"ch_unknown_{n}"})
+    with app.app_context():
+        session = db.session()
+        session.execute(insert(Invoice), invoices)
+        session.execute(insert(LedgerEntry), ledger)
+        session.execute(
+            insert(StripePayout),
+            [{"id": "po_1", "amount": 1, "currency": "usd", "status": "paid", "created": START}],
+        )
+        session.execute(insert(StripeBalanceTransaction), stripe)
+        session.commit()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_postgresql_writes_the_report_the_portable_path_writes(app: Flask, seed: int) -> None:
+    _generate(app, 600, seed)
+    period = day_range(START.date(), datetime(2026, 10, 31).date())
+    with app.app_context():
+        session = db.session()
+        expected = jsonable(portable.reconciliation(session, period))
+        made = json.loads(fast_reports.reconciliation_json(session, period))
+        assert list(made) == list(expected)
+        for status in portable.STATUSES:
+            assert len(made[status]) == len(expected[status]) > 0, status
+            for ours, theirs in zip(made[status], expected[status], strict=True):
+                assert list(ours.items()) == list(theirs.items())
+        assert made == expected
+        assert any("." in row["occurred_at"] for row in made["matched"])
+        assert any("." not in row["occurred_at"] for row in made["matched"])
+
+        year = day_range(datetime(2026, 9, 1).date(), datetime(2026, 11, 30).date())
+        written = "".join(csv_lines(portable.pair_rows(session, year)))
+        copied = b"".join(fast_reports.copy_csv(session, year)).decode()
+    assert copied == written
+    rows = list(csv.reader(io.StringIO(copied)))
+    assert rows[0] == list(portable.CSV_COLUMNS) and len(rows) > 600
