@@ -8,7 +8,8 @@ import re
 import time
 import uuid
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from billing.domain.errors import BadRequest, NotFound, ServiceError, field_error
 from billing.services.access import audit
@@ -27,6 +28,9 @@ def _start() -> None:
     g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
     # Until a key or a sign-in says who it is, the caller is known by its address.
     audit.act_as(audit.Actor("anonymous", request.remote_addr or "unknown", g.request_id))
+
+
+JSON_BODY = "billing_json_body"  # flask.g: the request's body, parsed once
 
 
 def _nul_in(value: object, path: str = "") -> str | None:
@@ -66,11 +70,14 @@ def check_json_body() -> None:
         raise UnsupportedMediaType(
             "unsupported_media_type", "Send the body as JSON with `Content-Type: application/json`."
         )
+    data = request.get_data(cache=True)
     try:
-        body = json.loads(request.get_data(cache=True))
+        body = json.loads(data)
     except ValueError as error:
         raise BadRequest("malformed_json", f"The body is not valid JSON: {error}.") from None
-    field = _nul_in(body)
+    g.setdefault(JSON_BODY, body)  # the arguments parser takes this parse (api.blueprint)
+    # A NUL can only be written `\u0000` in JSON: without those bytes, no string has one.
+    field = _nul_in(body) if b"\\u0000" in data else None
     if field:
         raise field_error("nul_character", field, "Must not contain NUL characters.")
 
@@ -106,7 +113,19 @@ def _end(_error: BaseException | None) -> None:
     audit.act_as(audit.SYSTEM)
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions (the finance pages' and the pay page's), set up
+    only for a request that carries the cookie: an API call has none, and making the
+    signer for nothing cost every call."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = CookieSessions()
     app.before_request(_start)
     app.after_request(_finish)
     app.teardown_request(_end)

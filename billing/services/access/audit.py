@@ -56,19 +56,23 @@ def acting(actor: Actor) -> Iterator[None]:
 
 def record(session: Session, action: str, object_type: str, object_id: str, **details: Any) -> None:
     """Add an audit row to the session's transaction; it commits with the change."""
+    session.add(AuditEvent(**row(action, object_type, object_id, **details)))
+
+
+def row(action: str, object_type: str, object_id: str, **details: Any) -> dict[str, Any]:
+    """The audit row's columns, made by the current actor now: for a caller that writes
+    the row itself, in the statement of its change."""
     actor = _actor.get()
-    session.add(
-        AuditEvent(
-            occurred_at=utcnow(),
-            actor_type=actor.type,
-            actor=actor.name[:254],
-            action=action,
-            object_type=object_type,
-            object_id=object_id[:64],
-            request_id=actor.request_id,
-            details=json.dumps(details, default=str, sort_keys=True),
-        )
-    )
+    return {
+        "occurred_at": utcnow(),
+        "actor_type": actor.type,
+        "actor": actor.name[:254],
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id[:64],
+        "request_id": actor.request_id,
+        "details": json.dumps(details, default=str, sort_keys=True),
+    }
 
 
 def record_export(session: Session, file_name: str) -> None:

@@ -33,14 +33,27 @@ RELAY_TTL = timedelta(minutes=2)
 def publish(session: Session, event_type: str, kind: str, obj: Any) -> str:
     """In the caller's transaction: `obj` (a `kind` of resource) changed as `event_type`;
     the event's id."""
-    data = json.dumps({"object": snapshot(kind, obj)}, default=str)
-    public_id = new_id("evt")
+    event = row(event_type, json.dumps(snapshot(kind, obj), default=str))
     # Core on the session's connection: the ORM's bulk path costs more than the insert.
-    session.connection().execute(
-        insert(Event).values(public_id=public_id, type=event_type, created_at=utcnow(), data=data)
-    )
+    session.connection().execute(insert(Event).values(**event))
+    published(session)
+    return str(event["public_id"])
+
+
+def row(event_type: str, object_json: str) -> dict[str, Any]:
+    """An event's columns, for a caller that writes the row in the statement of its change
+    (`object_json`: the resource as its endpoint shows it, as JSON text)."""
+    return {
+        "public_id": new_id("evt"),
+        "type": event_type,
+        "created_at": utcnow(),
+        "data": '{"object": ' + object_json + "}",
+    }
+
+
+def published(session: Session) -> None:
+    """The session's transaction wrote events: the relay hears of them after the commit."""
     session.info[PUBLISHED] = True
-    return public_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from billing.web.api import (
     webhooks,
 )
 from billing.web.api.spec import BillingApi
-from billing.web.limits import api_caller, api_limit, limiter
+from billing.web.limits import API_BLUEPRINTS
 
 
 def init_app(app: Flask) -> BillingApi:
@@ -44,7 +44,7 @@ def init_app(app: Flask) -> BillingApi:
         events.blp,
         webhook_endpoints.blp,
     ):
-        limiter.limit(api_limit, key_func=api_caller)(blueprint)
+        API_BLUEPRINTS.add(blueprint.name)  # API_RATE_LIMIT: limits.check_api_limit
         api.register_blueprint(blueprint)
     health.init_app(app)
     app.register_blueprint(docs.blp)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from billing.adapters import db
 from billing.services.access import audit
+from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER
 from billing.web.api.spec import problems
 from billing.web.auth import requires

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from billing.adapters import db
 from billing.adapters.models import PriceVersion
 from billing.adapters.promotion_models import Promotion
 from billing.services.pricing import catalog, promotions
+from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, price_book
 from billing.web.api.spec import WITH_A_BODY, problems
 from billing.web.auth import ANY_KEY, requires

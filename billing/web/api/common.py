@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from billing.domain.errors import BadRequest
 from billing.services.idempotency import IdempotencyRequest, fingerprint
 from billing.services.pricing.catalog import PriceBook
 from billing.web.auth import current_key
+from billing.web.requests import JSON_BODY
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -36,7 +37,7 @@ def idempotency_request(required: bool = False) -> IdempotencyRequest | None:
             "invalid_idempotency_key",
             "Idempotency-Key must be 1-255 printable ASCII characters without spaces.",
         )
-    body = request.get_json(silent=True)
+    body = g.get(JSON_BODY) if JSON_BODY in g else request.get_json(silent=True)
     return IdempotencyRequest(
         api_key_id=current_key().id,
         key=key,

@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Response, current_app, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from billing.adapters import db
 from billing.adapters.estimate_models import BillDispute
 from billing.services.invoicing import estimates
 from billing.services.packages import packages
+from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER
 from billing.web.api.spec import WITH_A_BODY, problems
 from billing.web.auth import requires

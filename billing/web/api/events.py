@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from billing.adapters import db
 from billing.services.integrations import events, webhooks
+from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER
 from billing.web.api.spec import WITH_A_BODY, problems
 from billing.web.auth import requires

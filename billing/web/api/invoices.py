@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from billing.adapters import db
 from billing.adapters.models import Invoice
@@ -14,6 +13,7 @@ from billing.adapters.providers import gateway
 from billing.services.bookings import lifecycle
 from billing.services.invoicing import invoices, receipts
 from billing.services.payments import online
+from billing.web.api.blueprint import Blueprint
 from billing.web.api.bookings import settings
 from billing.web.api.common import BEARER
 from billing.web.api.spec import WITH_A_BODY, problems

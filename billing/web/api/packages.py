@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from billing.adapters import db
 from billing.adapters.credit_models import Package
@@ -13,6 +12,7 @@ from billing.adapters.models import Refund
 from billing.adapters.providers import gateway
 from billing.domain import credits as credit_rules
 from billing.services.packages import credits, packages
+from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import ANY_KEY, requires

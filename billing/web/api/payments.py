@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from billing.adapters import db
 from billing.adapters.models import Payment, Refund
@@ -16,6 +15,7 @@ from billing.adapters.stripe_gateway import Card
 from billing.services.invoicing import paylinks
 from billing.services.payments import charges as payments
 from billing.services.payments import patients, refunds
+from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, public_url
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import requires

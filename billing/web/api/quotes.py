@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import current_app
+from flask import Response, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from billing.adapters import db
 from billing.adapters.models import Quote
 from billing.services.pricing import quotes
+from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, price_book
 from billing.web.api.spec import WITH_A_BODY, problems
 from billing.web.auth import requires
@@ -40,10 +40,10 @@ class QuotesView(MethodView):
     @blp.arguments(QuoteRequestSchema(), example=example_booking())
     @blp.response(201, QuoteSchema())
     @problems(blp, *WITH_A_BODY, 409)
-    def post(self, booking: dict[str, Any]) -> Quote | dict[str, Any]:
+    def post(self, booking: dict[str, Any]) -> Quote | Response:
         """Price a booking under the clinic's rules."""
         ttl = timedelta(hours=current_app.config["QUOTE_TTL_HOURS"])
-        return quotes.create_quote(
+        made = quotes.create_quote(
             db.session(),
             booking,
             ttl,
@@ -51,6 +51,9 @@ class QuotesView(MethodView):
             idempotency_request(),
             max_discount_percent=current_app.config["MAX_DISCOUNT_PERCENT"],
         )
+        if isinstance(made, quotes.CreatedQuote):  # dumped once already, for its event
+            return Response(made.body, status=201, mimetype="application/json")
+        return made
 
 
 @blp.route("/<quote_id>")

@@ -8,12 +8,12 @@ from typing import Any, TypeVar
 
 from flask import Response, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from billing.adapters import db
 from billing.services.finance import fast_reports, journal
 from billing.services.finance import reconciliation as reports
 from billing.services.finance import reports as finance
+from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER
 from billing.web.api.spec import problems
 from billing.web.auth import requires

@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from billing.adapters import db
 from billing.adapters.outbox import WebhookEndpoint
 from billing.adapters.webhook_sender import networks
 from billing.services.integrations import webhooks
+from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER
 from billing.web.api.events import delivery_view
 from billing.web.api.spec import WITH_A_BODY, problems
