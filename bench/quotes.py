@@ -20,7 +20,7 @@ the same rotation of realistic bookings: individual IV sessions for new and retu
 patients, and group IM sessions of 2 to 5 patients who each have IV history or an IV
 exemption, so the rules accept every one of them. It prints requests/s, p50 and p99
 latency and the count of non-2xx responses for both, and checks the targets: the quote
-endpoint serves at least 20 % of the baseline's requests/s, with p99 under 30 ms.
+endpoint serves at least 30 % of the baseline's requests/s, with p99 at most 20 ms.
 The database and both gunicorns are removed at the end, also on error or Ctrl-C.
 
 Exit status: 0 when both targets are met, 1 when one is missed, 2 when the run is not
@@ -74,8 +74,8 @@ DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 SERVICE_LOG_LEVEL = "WARNING"
 
 # Targets for the quote endpoint, at 16 connections.
-MIN_THROUGHPUT_RATIO = 0.20  # of the bare baseline's requests/s
-MAX_P99_MS = 30.0
+MIN_THROUGHPUT_RATIO = 0.30  # of the bare baseline's requests/s (issue 14)
+MAX_P99_MS = 20.0
 
 
 # --- The bookings ----------------------------------------------------------------------
@@ -396,13 +396,13 @@ def report(
     print(f"quote / bare throughput: {ratio:.1%}")
 
     throughput_met = ratio >= MIN_THROUGHPUT_RATIO
-    latency_met = quote.p99_ms < MAX_P99_MS
+    latency_met = quote.p99_ms <= MAX_P99_MS
     print(
         f"target: quote throughput >= {MIN_THROUGHPUT_RATIO:.0%} of bare: "
         f"{'met' if throughput_met else 'MISSED'} ({ratio:.1%})"
     )
     print(
-        f"target: quote p99 < {MAX_P99_MS:.0f} ms at {args.connections} connections: "
+        f"target: quote p99 <= {MAX_P99_MS:.0f} ms at {args.connections} connections: "
         f"{'met' if latency_met else 'MISSED'} ({quote.p99_ms:.2f} ms)"
     )
 
