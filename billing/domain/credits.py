@@ -4,8 +4,9 @@ One IV credit pays one individual IV session or two group IM seats: an IV sessio
 2 half-credits, a group seat 1. A package of `n` IV credits holds `2n` half-credits.
 
 What a package was paid is shared across its half-credits with Money.allocate, so the
-parts add up to the price exactly. Refunded half-credits take their shares from the end,
-so however many refunds a package has, together they never exceed what was paid, and
+parts add up to the price exactly. The half-credits kept (used or held) keep their shares
+from the start; a refund gives back the rest of the price, less what earlier refunds gave.
+However many refunds a package has, together they never exceed what was paid, and
 refunding every half-credit gives back exactly what was paid.
 """
 
@@ -68,16 +69,16 @@ def take(available: Sequence[tuple[str, int]], needed: int) -> list[tuple[str, i
     return taken if needed == 0 else None
 
 
-def refund_amount(paid: Money, total: int, refunded_before: int, refunding: int) -> Money:
-    """What refunding `refunding` more half-credits of a package gives back: the shares
-    of what was `paid` that belong to them, counted from the end of the package."""
-    if refunding < 0 or refunded_before < 0 or refunded_before + refunding > total:
-        raise ValueError("cannot refund more half-credits than the package holds")
-    if refunding == 0:
-        return Money.zero(paid.currency)
-    shares = paid.allocate([1] * total)
-    end = total - refunded_before
-    return Money.sum(shares[end - refunding : end], paid.currency)
+def refund_due(paid: Money, total: int, kept: int, refunded: Money) -> Money:
+    """What a refund of everything but `kept` half-credits (used or held) gives back, when
+    earlier refunds of the package gave `refunded`: the kept ones keep their shares from
+    the start of the package, and the rest of what was paid goes back. However earlier
+    refunds fell (one failed and its credits came back, say), the refunds add up to at
+    most what was paid, and to exactly that once nothing is kept."""
+    if not 0 <= kept <= total:
+        raise ValueError("cannot keep more half-credits than the package holds")
+    due = paid - value_of(paid, total, 0, kept) - refunded
+    return due if Money.zero(paid.currency) <= due else Money.zero(paid.currency)
 
 
 def value_of(paid: Money, total: int, first: int, count: int) -> Money:

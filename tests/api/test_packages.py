@@ -16,6 +16,7 @@ from pypdf import PdfReader
 from sqlalchemy import select
 
 from billing.adapters import db
+from billing.adapters.credit_models import CreditHold
 from billing.adapters.models import Invoice, utcnow
 from billing.services.invoicing import ledger
 from billing.services.packages import credits
@@ -258,6 +259,10 @@ def test_a_re_quote_carries_the_credit_of_the_place(app, client, desk) -> None:
     assert statuses == {first["id"]: "void", moved.json["id"]: "paid"}
     now = balance(client, desk, "P-3001")
     assert now["available"] == 0 and now["packages"][0]["credits"]["used"] == 1
+    # Used when the place was first invoiced: the month it was redeemed stays that month.
+    (used,) = [m for m in now["movements"] if m["kind"] == "used"]
+    assert used["invoice_id"] == invoiced.json["data"][0]["id"]
+    assert used["at"] < invoiced.json["data"][0]["created_at"]
 
     # Another booking cannot have it.
     other = quote(client, desk, {**ANA, "pay_with": "credits"}, booking="BK-OTHER")
@@ -395,3 +400,23 @@ def test_an_estimate_of_a_course_from_a_package_adds_boosters_at_the_session_pri
     assert refused.status_code == 422 and "months" in refused.json["errors"]
     unknown = client.get(f"/v1/quotes/{made['id']}/estimate?package=NONE&months=2", headers=desk)
     assert unknown.status_code == 422 and unknown.json["code"] == "package_not_found"
+
+
+def test_a_hold_that_lapsed_while_invoicing_waited_is_not_used(app, client, desk) -> None:
+    """Invoicing can wait on a lock past the quote's expiry; by then the hold's credit may
+    be another quote's. The invoice is refused (409), and the credit is spent once."""
+    sell(client, desk, ANA, app, iv_credits=1, amount=50000)
+    first = quote(client, desk, {**ANA, "pay_with": "credits"}, booking="BK-LAPSE").json
+    with app.app_context():
+        session = db.session()
+        held = session.scalars(select(CreditHold).where(CreditHold.quote_id == first["id"])).one()
+        held.expires_at = utcnow() - timedelta(seconds=1)  # lapsed; the quote not yet seen so
+        session.commit()
+    second = quote(client, desk, {**ANA, "pay_with": "credits"}, booking="BK-OTHER2")
+    assert second.status_code == 201, second.json
+    refused = client.post("/v1/invoices", json={"quote_id": first["id"]}, headers=desk)
+    assert refused.status_code == 409 and refused.json["code"] == "quote_expired", refused.json
+    taken = client.post("/v1/invoices", json={"quote_id": second.json["id"]}, headers=desk)
+    assert taken.status_code == 201, taken.json
+    now = balance(client, desk, "P-3001")
+    assert (now["available"], now["packages"][0]["credits"]["used"]) == (0, 1)

@@ -105,6 +105,9 @@ def create_invoices(
     ]
     session.add_all(invoices)
     session.flush()
+    paying = [line.patient_id for line in quote.lines if line.credit_units]
+    if paying:
+        credits.lock_all(session, paying)
     for invoice, line in zip(invoices, quote.lines, strict=True):
         if line.credit_units:
             used = credits.use(session, quote.id, line.patient_id, invoice.id, now) or (
@@ -112,9 +115,10 @@ def create_invoices(
             )
             if used != line.credit_units:  # the place they were carried from is gone
                 raise Conflict(
-                    "insufficient_credits",
+                    "quote_expired",
                     f"Patient {line.patient_id}'s credits for quote {quote.id} are no "
-                    "longer held; quote the booking again.",
+                    "longer held (the quote expired, or the place they came from was "
+                    "cancelled); quote the booking again.",
                 )
     seats.open_booking(session, quote, invoices, now)
     for invoice in invoices:

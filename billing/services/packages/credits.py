@@ -58,11 +58,18 @@ class Statement:
 
 def lock(session: Session, patient_id: str) -> list[PatientPackage]:
     """The patient's packages, locked (oldest first) for the rest of the transaction."""
+    return lock_all(session, [patient_id])
+
+
+def lock_all(session: Session, patient_ids: Sequence[str]) -> list[PatientPackage]:
+    """The packages of every one of `patient_ids`, locked in one order (patient, then
+    package) whatever order they come in: two group quotes naming the same patients in
+    different orders cannot deadlock."""
     return list(
         session.scalars(
             select(PatientPackage)
-            .where(PatientPackage.patient_id == patient_id)
-            .order_by(PatientPackage.id)
+            .where(PatientPackage.patient_id.in_(sorted(set(patient_ids))))
+            .order_by(PatientPackage.patient_id, PatientPackage.id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
@@ -209,16 +216,18 @@ def carry(
     moved = 0
     for held in carried(session, booking_id, patient_id):
         held.quote_id = quote_id
-        held.invoice_id = invoice_id
-        held.used_at = now
+        held.invoice_id = invoice_id  # used when it was first invoiced: used_at stays
         moved += held.half_credits
     return moved
 
 
 def use(session: Session, quote_id: str, patient_id: str, invoice_id: str, now: datetime) -> int:
     """In the invoicing transaction: the quote's held credits pay `invoice_id`; the
-    half-credits used."""
+    half-credits used. Only holds still live once the packages are locked: invoicing
+    may have waited on a lock past the quote's expiry, and by then a lapsed hold's
+    credits may be another quote's or refunded."""
     lock(session, patient_id)
+    now = max(now, utcnow())
     result = session.execute(
         update(CreditHold)
         .where(
@@ -226,6 +235,7 @@ def use(session: Session, quote_id: str, patient_id: str, invoice_id: str, now: 
             CreditHold.patient_id == patient_id,
             CreditHold.used_at.is_(None),
             CreditHold.returned_at.is_(None),
+            CreditHold.expires_at > now,
         )
         .values(invoice_id=invoice_id, used_at=now)
         .returning(CreditHold.half_credits)

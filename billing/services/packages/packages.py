@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.credit_models import CreditRefund, Package, PatientPackage
-from billing.adapters.models import IdempotencyKey, Invoice, InvoiceLine, QuoteLine, utcnow
+from billing.adapters.models import IdempotencyKey, Invoice, InvoiceLine, QuoteLine, Refund, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import credits as credit_rules
 from billing.domain import policy, statuses
@@ -226,9 +226,22 @@ def refund_unused(
     if standing.available == 0:
         why = "have expired" if standing.expired else "are held, used or refunded"
         raise Conflict("no_unused_credits", f"Package {sold.id} has no unused credits: they {why}.")
-    refunded_before = standing.refunded
-    amount = credit_rules.refund_amount(
-        Money(sold.amount, sold.currency), sold.half_credits, refunded_before, standing.available
+    # What stays after this refund (used and held half-credits) keeps its shares of the
+    # price from the start; everything else goes back, less what earlier refunds gave.
+    kept = sold.half_credits - standing.refunded - standing.available
+    given = Money(
+        int(
+            session.scalar(
+                select(func.coalesce(func.sum(CreditRefund.amount), 0))
+                .outerjoin(Refund, Refund.id == CreditRefund.refund_id)
+                .where(CreditRefund.patient_package_id == sold.id, credits.counted_refund())
+            )
+            or 0
+        ),
+        sold.currency,
+    )
+    amount = credit_rules.refund_due(
+        Money(sold.amount, sold.currency), sold.half_credits, kept, given
     )
     refund = CreditRefund(
         patient_package_id=sold.id,
@@ -327,5 +340,7 @@ def _link(session: Session, credit_refund_id: str, refund_id: str) -> None:
 
 def _failed(session: Session, credit_refund_id: str) -> None:
     session.execute(
-        update(CreditRefund).where(CreditRefund.id == credit_refund_id).values(failed_at=utcnow())
+        update(CreditRefund)
+        .where(CreditRefund.id == credit_refund_id, CreditRefund.refund_id.is_(None))
+        .values(failed_at=utcnow())
     )

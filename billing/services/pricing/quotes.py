@@ -86,6 +86,10 @@ def create_quote(
     priced = _discounted(session, booking, quote_id, amounts, paying, max_discount_percent, now)
     expires_at = pricing.quote_expiry(now, ttl)
     units = credit_rules.half_credits_for(booking["session_type"])
+    if any(paying):
+        credits.lock_all(
+            session, [p["patient_id"] for p, pays in zip(patients, paying, strict=True) if pays]
+        )
     for index, patient in enumerate(patients):
         if paying[index]:
             credits.hold(
