@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import func, select, update
 
 from billing.adapters import db
+from billing.adapters.models import ApiKey, Refund, utcnow
 from billing.domain.money import Money
 from billing.services.access import keys
 from tests.conftest import in_days
@@ -148,3 +150,95 @@ def test_a_package_paid_by_card_is_refunded_pro_rata_and_never_more(
     final = client.get(f"/v1/invoices/{invoice_id}", headers=desk).json
     assert final["status"] == "refunded"
     assert _credits(client, desk)["packages"][0]["status"] == "active"
+
+
+class _DiesAtStripe:
+    """The gateway of a process that dies as it asks Stripe for the refund."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def refund(self, **_: Any) -> Any:
+        raise RuntimeError("the worker was killed")
+
+
+def test_a_refund_of_credits_left_half_way_is_finished_by_reconcile_pending(
+    stripe_client, desk, standin, stripe_app
+) -> None:
+    from datetime import timedelta
+
+    from billing.adapters.credit_models import CreditRefund
+    from billing.adapters.providers import gateway
+    from billing.services.idempotency import IdempotencyRequest
+    from billing.services.packages import packages
+    from billing.services.payments import recovery
+
+    client = stripe_client
+    client.post(
+        "/v1/catalog/packages",
+        headers=desk,
+        json={
+            "code": "TWO",
+            "name": "Two",
+            "iv_credits": 2,
+            "amount": 100000,
+            "currency": "usd",
+            "valid_days": 30,
+        },
+    )
+    sold = client.post(
+        "/v1/patients/P-4001/packages", headers=desk, json={"code": "TWO", "name": "Ana Ruiz"}
+    ).json
+    client.post(
+        "/v1/patients/P-4001/payment-methods", headers=desk, json={"payment_method": "pm_card_visa"}
+    )
+    paid = client.post(
+        f"/v1/invoices/{sold['invoice_id']}/payments",
+        headers={**desk, "Idempotency-Key": "pay-two"},
+        json={"method": "card_on_file"},
+    )
+    assert paid.json["status"] == "succeeded", paid.json
+    with stripe_app.app_context():
+        session = db.session()
+        key_id = session.scalar(select(func.min(ApiKey.id)))
+        with pytest.raises(RuntimeError):
+            packages.refund_unused(
+                session,
+                _DiesAtStripe(gateway()),
+                "P-4001",
+                sold["id"],
+                "moving away",
+                IdempotencyRequest(key_id, "half-way", "half-way"),
+            )
+        session.rollback()
+    assert _credits(client, desk)["available"] == 0  # held by the refund in flight
+    assert collected_at_stripe(standin, sold["invoice_id"]) == (100000, 0)
+
+    with stripe_app.app_context():
+        session = db.session()
+        recovery.reconcile_pending(session, gateway(), older_than=timedelta(0))
+        (made,) = session.scalars(select(CreditRefund)).all()
+        assert made.refund_id is not None  # linked to the refund it recorded
+        linked = session.get(Refund, made.refund_id)
+        assert linked is not None and linked.status == "pending"  # it may yet land at Stripe
+    assert _credits(client, desk)["available"] == 0
+    assert collected_at_stripe(standin, sold["invoice_id"]) == (100000, 0)
+
+    # Too old to land at Stripe any more (3 minutes later): it was never made.
+    with stripe_app.app_context():
+        session = db.session()
+        stale = utcnow() - timedelta(minutes=3)
+        session.execute(update(Refund).where(Refund.id == made.refund_id).values(updated_at=stale))
+        session.commit()
+        recovery.reconcile_pending(session, gateway(), older_than=timedelta(0))
+        status = session.get(Refund, made.refund_id, populate_existing=True).status
+    refunded_at_stripe = collected_at_stripe(standin, sold["invoice_id"])[1]
+    now = _credits(client, desk)
+    # Never the money without the credits, nor both.
+    if status == "succeeded":
+        assert refunded_at_stripe == made.amount == 100000 and now["available"] == 0
+    else:
+        assert status == "failed" and refunded_at_stripe == 0 and now["available"] == 2

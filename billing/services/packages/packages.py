@@ -268,6 +268,30 @@ def refund_unused(
     return _follow(session, gateway, patient_id, refund.id)
 
 
+def stranded_credit_refunds(session: Session, before: datetime) -> list[str]:
+    """Refunds of credits recorded before `before` and never sent nor failed."""
+    found = list(
+        session.scalars(
+            select(CreditRefund.id).where(
+                CreditRefund.refund_id.is_(None),
+                CreditRefund.failed_at.is_(None),
+                CreditRefund.created_at <= before,
+            )
+        )
+    )
+    session.commit()
+    return found
+
+
+def follow(session: Session, gateway: StripeGateway, credit_refund_id: str) -> CreditRefund:
+    """For `payments reconcile-pending`: finish a refund of credits left half-way."""
+    refund = session.get(CreditRefund, credit_refund_id)
+    assert refund is not None
+    sold = session.get(PatientPackage, refund.patient_package_id)
+    assert sold is not None
+    return _follow(session, gateway, sold.patient_id, credit_refund_id).refund
+
+
 def _follow(
     session: Session, gateway: StripeGateway, patient_id: str, credit_refund_id: str
 ) -> CreditRefundView:
@@ -284,6 +308,14 @@ def _follow(
             key=f"credit-refund:{refund.id}",
             fingerprint=refund.id,
         )
+        made_before = _made_by(session, key)
+        if made_before is not None:
+            # Recorded at Stripe's door already (the process died, or this is a replay):
+            # that refund is the one, and `payments reconcile-pending` settles its money.
+            _link(session, refund.id, made_before)
+            session.commit()
+            session.refresh(refund)
+            return CreditRefundView(refund, patient_id)
         session.commit()
         try:
             made = refunds.refund_invoice(

@@ -19,6 +19,7 @@ from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain.errors import ServiceError
 from billing.domain.statuses import PENDING, UNKNOWN
 from billing.services.idempotency import STALE_AFTER
+from billing.services.packages import packages
 from billing.services.payments import charges as payments
 from billing.services.payments import refunds
 from billing.services.payments.overpayments import OVERPAYMENT
@@ -69,4 +70,12 @@ def reconcile_pending(
         except ServiceError as error:
             session.rollback()
             errors.append(f"refund {refund.id}: {error.detail}")
+    # Refunds of package credits recorded but never linked to their Stripe refund (the
+    # process died between the two): send them, or link the refund they made.
+    for credit_refund_id in packages.stranded_credit_refunds(session, cutoff):
+        try:
+            packages.follow(session, gateway, credit_refund_id)
+        except ServiceError as error:
+            session.rollback()
+            errors.append(f"credit refund {credit_refund_id}: {error.detail}")
     return Recovered(settled_payments, settled_refunds, waiting, errors)
