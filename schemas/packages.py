@@ -85,6 +85,10 @@ class CreditBalanceSchema(Schema):
     used = fields.Float(required=True)
     refunded = fields.Float(required=True)
     expired = fields.Float(required=True)
+    withdrawn = fields.Float(
+        required=True,
+        metadata={"description": "Its money left by another way than a refund of credits."},
+    )
 
 
 class PatientPackageSchema(Schema):

@@ -178,8 +178,11 @@ TYPES: dict[str, dict[str, Any]] = {
         "active",
         "expired",
         "void",
+        "withdrawn",
         description="awaiting_payment: its invoice is not paid yet, so its credits cannot be "
-        "used; active; expired: past its validity; void: its invoice was voided unpaid.",
+        "used; active; expired: past its validity; void: its invoice was voided unpaid; "
+        "withdrawn: money left its invoice other than by a refund of credits (a refund made "
+        "at Stripe, a dispute), so its credits not used or held were withdrawn.",
     ),
     "CreditMovementKind": _closed(
         "purchased",
@@ -189,9 +192,11 @@ TYPES: dict[str, dict[str, Any]] = {
         "released",
         "refunded",
         "expired",
+        "withdrawn",
         description="purchased: the package was paid; reserved: a quote holds credits; used: "
         "its invoice took them; returned: the place was cancelled in time or re-quoted; "
-        "released: the quote expired uninvoiced; refunded: given back as money; expired.",
+        "released: the quote expired uninvoiced; refunded: given back as money; expired; "
+        "withdrawn: the package's money left by another way (a refund at Stripe, a dispute).",
     ),
     "InvoiceStatus": _closed(
         *INVOICE_STATUSES,

@@ -40,18 +40,31 @@ class Balance:
     used: int  # paid a session that was invoiced
     refunded: int  # given back as money
     expired: int  # neither used nor refunded by the expiry date
+    withdrawn: int = 0  # the package's money left by another way (a refund at Stripe, a dispute)
 
     @property
     def available(self) -> int:
-        return self.total - self.reserved - self.used - self.refunded - self.expired
+        return (
+            self.total - self.reserved - self.used - self.refunded - self.expired - self.withdrawn
+        )
 
 
-def balance(total: int, reserved: int, used: int, refunded: int, is_expired: bool) -> Balance:
+def balance(
+    total: int,
+    reserved: int,
+    used: int,
+    refunded: int,
+    is_expired: bool,
+    is_withdrawn: bool = False,
+) -> Balance:
     """The package's state; once it has expired what is neither held, used nor refunded
-    has expired with it (a quote holding credits before the expiry keeps them)."""
+    has expired with it (a quote holding credits before the expiry keeps them); once
+    money left its invoice other than by a refund of credits, the same is withdrawn."""
     if min(total, reserved, used, refunded) < 0 or reserved + used + refunded > total:
         raise ValueError("a package cannot hold more half-credits than it was sold with")
     left = total - reserved - used - refunded
+    if is_withdrawn:
+        return Balance(total, reserved, used, refunded, 0, left)
     return Balance(total, reserved, used, refunded, left if is_expired else 0)
 
 

@@ -420,3 +420,28 @@ def test_a_hold_that_lapsed_while_invoicing_waited_is_not_used(app, client, desk
     assert taken.status_code == 201, taken.json
     now = balance(client, desk, "P-3001")
     assert (now["available"], now["packages"][0]["credits"]["used"]) == (0, 1)
+
+
+def test_money_leaving_a_package_another_way_withdraws_its_unused_credits(
+    app, client, desk
+) -> None:
+    """A refund made in Stripe's dashboard (or a dispute) of a package's charge: its
+    credits not used or held no longer stand on money, and cannot be used."""
+    sold = sell(client, desk, ANA, app, iv_credits=2, amount=100000)
+    held = quote(client, desk, {**ANA, "pay_with": "credits"}, booking="BK-W1").json
+    with app.app_context():
+        session = db.session()
+        invoice = session.get(Invoice, sold["invoice_id"])
+        assert invoice is not None
+        ledger.record(session, invoice, ledger.REFUND, 30000, "re_dashboard", "ch_x")
+        session.commit()
+    now = balance(client, desk, "P-3001")
+    package = now["packages"][0]
+    assert package["status"] == "withdrawn"
+    assert (package["credits"]["reserved"], package["credits"]["withdrawn"]) == (1, 1)
+    assert now["available"] == 0 and now["movements"][-1]["kind"] == "withdrawn"
+    refused = quote(client, desk, {**ANA, "pay_with": "credits"}, booking="BK-W2")
+    assert refused.status_code == 409 and refused.json["code"] == "insufficient_credits"
+    # The place held before keeps its credit.
+    kept = client.post("/v1/invoices", json={"quote_id": held["id"]}, headers=desk)
+    assert kept.status_code == 201 and kept.json["data"][0]["status"] == "paid"

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.booking_models import Booking, Seat
 from billing.adapters.credit_models import CreditHold, CreditRefund, PatientPackage
-from billing.adapters.models import Invoice, Refund, utcnow
+from billing.adapters.models import Invoice, LedgerEntry, Refund, utcnow
 from billing.domain import credits, policy, statuses
 from billing.domain.errors import Conflict
 from billing.domain.statuses import PENDING, SUCCEEDED, UNKNOWN
@@ -111,6 +111,7 @@ def balances(
             .group_by(CreditRefund.patient_package_id)
         ).all()
     )
+    outside = money_outside(session, packages)
     return {
         p.id: credits.balance(
             p.half_credits if p.paid_at is not None else 0,
@@ -118,8 +119,50 @@ def balances(
             int(used.get(p.id) or 0),
             int(refunded.get(p.id) or 0),
             is_expired=p.expires_at is not None and p.expires_at <= now,
+            is_withdrawn=p.id in outside,
         )
         for p in packages
+    }
+
+
+def money_outside(session: Session, packages: Sequence[PatientPackage]) -> dict[str, datetime]:
+    """The packages whose invoice gave money back other than through a refund of their
+    credits (a refund made in Stripe's dashboard, a dispute), and when: their credits no
+    longer stand on money the clinic holds, so those not yet used or held are withdrawn."""
+    by_invoice = {p.invoice_id: p.id for p in packages if p.paid_at is not None}
+    if not by_invoice:
+        return {}
+    from billing.services.invoicing import ledger  # it activates packages: imports us
+
+    gone = LedgerEntry.kind.in_(("refund", "dispute"))
+    when = dict(
+        session.execute(
+            select(LedgerEntry.invoice_id, func.max(LedgerEntry.occurred_at))
+            .where(LedgerEntry.invoice_id.in_(by_invoice), gone)
+            .group_by(LedgerEntry.invoice_id)
+        ).all()
+    )
+    left = {}
+    for invoice_id, last in when.items():
+        money = ledger.amounts(session, invoice_id)  # less money collected twice, returned
+        left[invoice_id] = (money.refunded - money.overpaid + money.disputed, last)
+    if not left:
+        return {}
+    by_credits = dict(
+        session.execute(
+            select(CreditRefund.patient_package_id, func.sum(CreditRefund.amount))
+            .join(Refund, Refund.id == CreditRefund.refund_id)
+            .where(
+                CreditRefund.patient_package_id.in_(by_invoice.values()),
+                Refund.status == SUCCEEDED,
+            )
+            .group_by(CreditRefund.patient_package_id)
+        ).all()
+    )
+    return {
+        by_invoice[invoice_id]: last
+        for invoice_id, (amount, last) in left.items()
+        if amount > int(by_credits.get(by_invoice[invoice_id]) or 0)
     }
 
 
@@ -326,13 +369,19 @@ def statement(session: Session, patient_id: str, now: datetime | None = None) ->
     )
     return Statement(
         patient_id=patient_id,
-        packages=[PackageCredits(p, standing[p.id], _status(p, now)) for p in packages],
-        movements=_movements(packages, standing, holds, refunds, now),
+        packages=[
+            PackageCredits(p, standing[p.id], _status(p, standing[p.id], now)) for p in packages
+        ],
+        movements=_movements(
+            packages, standing, holds, refunds, money_outside(session, packages), now
+        ),
         as_of=now,
     )
 
 
-def _status(package: PatientPackage, now: datetime) -> str:
+def _status(package: PatientPackage, balance: credits.Balance, now: datetime) -> str:
+    if balance.withdrawn:
+        return "withdrawn"
     if package.paid_at is None and package.invoice.status == statuses.VOID:
         return "void"
     if package.paid_at is None:
@@ -347,6 +396,7 @@ def _movements(
     standing: dict[str, credits.Balance],
     holds: Sequence[CreditHold],
     refunds: Sequence[CreditRefund],
+    outside: dict[str, datetime],
     now: datetime,
 ) -> list[dict[str, Any]]:
     """Each change of the balance, oldest first; their `half_credits` add up to what is
@@ -380,6 +430,15 @@ def _movements(
         expired = standing[package.id].expired
         if expired and package.expires_at is not None:
             move("expired", package.expires_at, -expired, package.id)
+        withdrawn = standing[package.id].withdrawn
+        if withdrawn:
+            move(
+                "withdrawn",
+                outside[package.id],
+                -withdrawn,
+                package.id,
+                invoice_id=package.invoice_id,
+            )
     for held in holds:
         ids = {"quote_id": held.quote_id, "invoice_id": held.invoice_id}
         move("reserved", held.created_at, -held.half_credits, held.patient_package_id, **ids)
@@ -405,6 +464,7 @@ def _movements(
         "returned": 3,
         "released": 3,
         "refunded": 4,
+        "withdrawn": 5,
         "expired": 5,
     }
     return sorted(moves, key=lambda m: (m["at"], order[m["kind"]]))

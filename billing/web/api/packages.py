@@ -150,5 +150,6 @@ def _package(held: credits.PackageCredits) -> dict[str, Any]:
             "used": credit_rules.as_credits(balance.used),
             "refunded": credit_rules.as_credits(balance.refunded),
             "expired": credit_rules.as_credits(balance.expired),
+            "withdrawn": credit_rules.as_credits(balance.withdrawn),
         },
     }
