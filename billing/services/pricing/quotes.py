@@ -53,8 +53,8 @@ def create_quote(
 ) -> Quote | CreatedQuote:
     """Price a booking; a replayed Idempotency-Key returns the quote it made first."""
     now = now or utcnow()
-    one_statement = _in_one_statement(session, booking, idempotency_request)
-    if one_statement:
+    alone = _alone(session, booking, idempotency_request)
+    if alone:
         # The quote, its lines, its event and its audit rows are one INSERT statement:
         # atomic on its own, so it needs no transaction around it (no BEGIN, no COMMIT:
         # one round trip in all).
@@ -138,13 +138,15 @@ def create_quote(
     body = json.dumps(snapshot("quote", made), sort_keys=True, separators=(",", ":"))
     event = events.row("quote.created", body)
     audits = [row for row in (_exemptions(quote, lines), _discounts(quote, lines)) if row]
-    if one_statement:
-        _insert_in_one(session, quote, lines, event, audits)
+    if session.get_bind().dialect.name == "postgresql":
+        _insert_in_one(session, quote, lines, event, audits)  # alone, or in the transaction
     else:
-        _insert(session, quote, lines)
-        session.connection().execute(insert(Event).values(**event))
+        connection = session.connection()
+        connection.execute(insert(Quote), quote)
+        connection.execute(insert(QuoteLine), lines)
+        connection.execute(insert(Event).values(**event))
         if audits:
-            session.connection().execute(insert(AuditEvent), audits)
+            connection.execute(insert(AuditEvent), audits)
     events.published(session)
     if claim.row_id is not None:
         idempotency.complete(session, claim, quote_id)
@@ -152,7 +154,7 @@ def create_quote(
     return CreatedQuote(made, body + "\n")
 
 
-def _in_one_statement(
+def _alone(
     session: Session, booking: dict[str, Any], request: IdempotencyRequest | None
 ) -> bool:
     """PostgreSQL, and nothing to take under a lock first (an Idempotency-Key, a promotion
@@ -281,43 +283,14 @@ def _completed_iv_sessions(
     return seats.completed_iv_sessions(session, unvouched)
 
 
-# PostgreSQL takes the quote and its lines in one statement: one round trip.
-_INSERT_WITH_LINES = text(
-    """
-    WITH relaxed AS (
-        -- A quote is an offer, not money: its commit need not wait for the WAL flush.
-        SELECT set_config('synchronous_commit', 'off', true)
-    ),
-    new_quote AS (
-        INSERT INTO quotes (id, booking_id, session_type, currency, price_version, total,
-                            scheduled_at, created_at, expires_at, promotion_code)
-        VALUES (:id, :booking_id, :session_type, :currency, :price_version, :total,
-                :scheduled_at, :created_at, :expires_at, :promotion_code)
-    )
-    INSERT INTO quote_lines (quote_id, position, patient_id, patient_name, patient_email,
-                             prior_iv_sessions, iv_exemption_reason, iv_exemption_approved_by,
-                             description, amount, base_amount, sliding_percent,
-                             sliding_reason, sliding_approved_by, sliding_amount,
-                             promotion_amount, credit_units)
-    SELECT :id, line.position, line.patient_id, line.patient_name, line.patient_email,
-           line.prior_iv_sessions, line.iv_exemption_reason, line.iv_exemption_approved_by,
-           line.description, line.amount, line.base_amount, line.sliding_percent,
-           line.sliding_reason, line.sliding_approved_by, line.sliding_amount,
-           line.promotion_amount, line.credit_units
-    FROM jsonb_to_recordset(CAST(:lines AS jsonb)) AS line(
-        position int, patient_id text, patient_name text, patient_email text,
-        prior_iv_sessions int, iv_exemption_reason text, iv_exemption_approved_by text,
-        description text, amount bigint, base_amount bigint, sliding_percent int,
-        sliding_reason text, sliding_approved_by text, sliding_amount bigint,
-        promotion_amount bigint, credit_units int), relaxed
-    """
-)
-
-
-# The everyday quote on PostgreSQL: the quote, its lines, its event and its audit rows
-# in one statement, sent outside a transaction (autocommit): one round trip. (psycopg
-# prepares it on each connection after its fifth use: planning it each time would cost
-# PostgreSQL as much again.)
+# On PostgreSQL the quote, its lines, its event and its audit rows are one statement: one
+# round trip. The everyday quote sends it alone, outside a transaction (autocommit); one
+# with an Idempotency-Key, a promotion or credits sends it in the transaction that took
+# their locks. psycopg prepares it on each connection after its fifth use (planning it
+# every time cost PostgreSQL as much again). A quote is an offer, not money: its commit
+# need not wait for the WAL to reach disk (a database crash could lose the last fraction
+# of a second of quotes, which a retry makes again; invoices, payments and the ledger
+# always commit synchronously).
 _INSERT_IN_ONE = text(
     """
     WITH relaxed AS (
@@ -382,20 +355,6 @@ def _insert_in_one(
             "audits": json.dumps(audits, default=str),
         },
     )
-
-
-def _insert(session: Session, quote: dict[str, Any], lines: list[dict[str, Any]]) -> None:
-    """Core INSERTs, not the unit of work: this is the booking systems' hot path."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        # A quote is an offer, not money: it need not wait for the WAL to reach disk.
-        # (A database crash could lose the last fraction of a second of quotes, which a
-        # retry with the same Idempotency-Key makes again; invoices, payments and the
-        # ledger always commit synchronously.)
-        connection.execute(_INSERT_WITH_LINES, {**quote, "lines": json.dumps(lines)})
-        return
-    connection.execute(insert(Quote), quote)
-    connection.execute(insert(QuoteLine), lines)
 
 
 def _line(
