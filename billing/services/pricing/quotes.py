@@ -154,9 +154,7 @@ def create_quote(
     return CreatedQuote(made, body + "\n")
 
 
-def _alone(
-    session: Session, booking: dict[str, Any], request: IdempotencyRequest | None
-) -> bool:
+def _alone(session: Session, booking: dict[str, Any], request: IdempotencyRequest | None) -> bool:
     """PostgreSQL, and nothing to take under a lock first (an Idempotency-Key, a promotion
     code's limits, credits): the booking systems' everyday quote."""
     return (
