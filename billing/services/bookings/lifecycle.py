@@ -301,8 +301,13 @@ def _fee_invoice(
     line = seat.invoice
     # A place credits paid costs its session price in the policy's terms: the credit is
     # given back like money would be, and the fee is invoiced like anyone's.
-    value = line.total or sum(item.base_amount or item.amount for item in line.lines)
-    amount = policy.fee_for(booking.quote.cancellation_policy, reason, Money(value, line.currency))
+    value = Money(line.total, line.currency)
+    if line.total == 0:
+        value = Money.sum(
+            [Money(item.base_amount or item.amount, line.currency) for item in line.lines],
+            line.currency,
+        )
+    amount = policy.fee_for(booking.quote.cancellation_policy, reason, value)
     if amount.amount < STRIPE_MINIMUM_CHARGE.get(amount.currency, 1):
         return None
     number = invoices.next_numbers(session, day_of(now, settings.zone).year, 1)[0]
