@@ -110,3 +110,22 @@ def test_connection_dropped_after_the_answer_was_ready_still_answers(app, client
     answer = client.get("/v1/invoices", headers=headers)
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert answer.json == {"data": [], "has_more": False}
+
+
+def test_everyday_quote_on_a_dropped_connection_is_a_clean_503_then_works(
+    app, client, make_key, booking
+) -> None:
+    """The everyday quote goes to PostgreSQL through the driver, not SQLAlchemy's
+    Session (db.execute_alone): a dead connection must still be a 503, and dropped."""
+    headers = make_key("quotes:write")
+    quote(client, headers, booking)  # keys and prices cached, a connection in the pool
+    # Nothing else in the request touches the database: only the quote's own statement
+    # meets the dead connection.
+    app.extensions["billing.cache_generation"].check_seconds = 3600
+    assert terminate_backends(app) >= 1
+
+    lost = client.post("/v1/quotes", headers=headers, json=booking())
+    assert lost.status_code == 503, lost.get_data(as_text=True)
+    assert lost.content_type == "application/problem+json"
+    assert lost.json["code"] == "database_unavailable"
+    assert quote(client, headers, booking)  # the dead connections were dropped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
+from billing.adapters import db
 from billing.adapters.models import AuditEvent, Quote, QuoteLine, new_id, utcnow
 from billing.adapters.outbox import Event
 from billing.domain import credits as credit_rules
@@ -23,7 +25,7 @@ from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.packages import credits
 from billing.services.pricing import catalog, promotions
-from schemas.events import snapshot
+from schemas.quotes import dump_new_quote
 
 
 def get_quote(session: Session, quote_id: str) -> Quote:
@@ -54,13 +56,6 @@ def create_quote(
     """Price a booking; a replayed Idempotency-Key returns the quote it made first."""
     now = now or utcnow()
     alone = _alone(session, booking, idempotency_request)
-    if alone:
-        # The quote, its lines, its event and its audit rows are one INSERT statement:
-        # atomic on its own, so it needs no transaction around it (no BEGIN, no COMMIT:
-        # one round trip in all).
-        if session.in_transaction():
-            session.commit()
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     claim = idempotency.Claim()
     if idempotency_request is not None:
         claim = idempotency.claim(session, idempotency_request, "quote")
@@ -135,11 +130,20 @@ def create_quote(
     }
     # Written as Flask writes a response (sorted keys, compact), so that a replay of the
     # same Idempotency-Key, which Flask writes, answers the very same bytes.
-    body = json.dumps(snapshot("quote", made), sort_keys=True, separators=(",", ":"))
+    body = json.dumps(dump_new_quote(made), sort_keys=True, separators=(",", ":"))
     event = events.row("quote.created", body)
     audits = [row for row in (_exemptions(quote, lines), _discounts(quote, lines)) if row]
-    if session.get_bind().dialect.name == "postgresql":
-        _insert_in_one(session, quote, lines, event, audits)  # alone, or in the transaction
+    if alone:
+        # One INSERT statement of the quote, its lines, its event and its audit rows:
+        # atomic on its own, it needs no transaction around it (no BEGIN, no COMMIT: one
+        # round trip in all).
+        db.execute_alone(
+            session, _IN_ONE_FOR_DRIVER, _in_one_parameters(quote, lines, event, audits)
+        )
+    elif session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(
+            _INSERT_IN_ONE, _in_one_parameters(quote, lines, event, audits)
+        )
     else:
         connection = session.connection()
         connection.execute(insert(Quote), quote)
@@ -334,25 +338,25 @@ _INSERT_IN_ONE = text(
 )
 
 
-def _insert_in_one(
-    session: Session,
+# The same statement with the driver's placeholders, for db.execute_alone.
+_IN_ONE_FOR_DRIVER = re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", _INSERT_IN_ONE.text)
+
+
+def _in_one_parameters(
     quote: dict[str, Any],
     lines: list[dict[str, Any]],
     event: dict[str, Any],
     audits: list[dict[str, Any]],
-) -> None:
-    session.connection().execute(
-        _INSERT_IN_ONE,
-        {
-            **quote,
-            "lines": json.dumps(lines),
-            "event_id": event["public_id"],
-            "event_type": event["type"],
-            "event_created_at": event["created_at"],
-            "event_data": event["data"],
-            "audits": json.dumps(audits, default=str),
-        },
-    )
+) -> dict[str, Any]:
+    return {
+        **quote,
+        "lines": json.dumps(lines),
+        "event_id": event["public_id"],
+        "event_type": event["type"],
+        "event_created_at": event["created_at"],
+        "event_data": event["data"],
+        "audits": json.dumps(audits, default=str),
+    }
 
 
 def _line(
