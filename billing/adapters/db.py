@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+AUTOCOMMIT_ENGINE = "billing.autocommit_engine"  # session.info: the engine execute_alone uses
+
 
 class Database:
     """The engine and session factory of one app."""
@@ -38,9 +40,19 @@ class Database:
             )
         self.url = url
         self.engine: Engine = create_engine(url, **options)
+        info: dict[str, Any] = {}
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        else:
+            # For statements atomic by themselves (execute_alone): connections that stay
+            # in autocommit, so none is switched there and back, or rolled back when it
+            # returns to the pool. Opened as needed (a sync worker uses one).
+            autocommit = create_engine(
+                url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **options
+            )
+            event.listen(self.engine, "engine_disposed", lambda _engine: autocommit.dispose())
+            info[AUTOCOMMIT_ENGINE] = autocommit
+        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False, info=info)
 
     @property
     def is_postgresql(self) -> bool:
@@ -125,17 +137,20 @@ def _close_session(_exc: BaseException | None) -> None:
 
 def execute_alone(session: Session, statement: str, parameters: dict[str, Any]) -> None:
     """Run one statement that is atomic by itself (PostgreSQL), outside any transaction
-    and straight through the driver, on a connection of the session's pool.
+    and straight through the driver, on a pooled connection kept in autocommit; then tell
+    the session's after-commit listeners, as its own commit would.
 
     For the hottest write (the everyday quote, one INSERT of a few tables), SQLAlchemy's
     Session and Connection around a single autocommitted statement (beginning the
     session's transaction, switching the connection's isolation level and back,
-    compiling the parameters, the result's set-up) cost more CPU than the statement
-    itself. `statement` is in the driver's own style (`%(name)s` placeholders). Errors
-    come out as SQLAlchemy's (a lost database is a 503), and a connection found dead is
-    dropped with the pool's older ones, as SQLAlchemy itself would do."""
-    engine = session.get_bind()
+    compiling the parameters, the result's set-up, the rollback when the connection
+    returns to the pool) cost more CPU than the statement itself. `statement` is in the
+    driver's own style (`%(name)s` placeholders). Errors come out as SQLAlchemy's (a lost
+    database is a 503), and a connection found dead is dropped with the pool's older
+    ones, as SQLAlchemy itself would do."""
+    engine = session.info.get(AUTOCOMMIT_ENGINE) or session.get_bind()
     assert isinstance(engine, Engine) and engine.dialect.name == "postgresql"
+    switch = AUTOCOMMIT_ENGINE not in session.info  # a session made elsewhere (tests)
     dbapi = engine.dialect.loaded_dbapi
     try:
         pooled = engine.raw_connection()
@@ -147,7 +162,8 @@ def execute_alone(session: Session, statement: str, parameters: dict[str, Any]) 
     assert driver is not None
     dead = False
     try:
-        driver.autocommit = True
+        if switch:
+            driver.autocommit = True
         driver.execute(statement, parameters)
     except dbapi.Error as error:
         dead = engine.dialect.is_disconnect(error, pooled.dbapi_connection, None)
@@ -162,12 +178,13 @@ def execute_alone(session: Session, statement: str, parameters: dict[str, Any]) 
             dialect=engine.dialect,
         ) from error
     finally:
-        if not dead:
+        if switch and not dead:
             try:
                 driver.autocommit = False
             except dbapi.Error:
                 pooled.invalidate()
         pooled.close()
+    session.dispatch.after_commit(session)
 
 
 def dialect_insert(session: Session) -> Any:

@@ -16,7 +16,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
@@ -140,18 +141,32 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_KEY_PREFIX", app.config["RATE_LIMIT_KEY_PREFIX"])
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
-    # Flask-Limiter checks every request of the app; only the pages have its limits, so
-    # it runs for theirs alone (its hook on every API call cost 4% of a quote's CPU).
-    check = limiter._check_request_limit
-    app.before_request_funcs[None] = [f for f in app.before_request_funcs[None] if f != check]
-    for blueprint in PAGES_WITH_LIMITS:
-        app.before_request_funcs.setdefault(blueprint, []).append(check)
+    # Flask-Limiter hooks itself into every request of the app; only the pages have its
+    # limits, so its hooks run for theirs alone (on every API call its check cost 4% of a
+    # quote's CPU, and its after-request and teardown hooks 2% more).
+    every: tuple[dict[str | None, list[Any]], ...] = (
+        app.before_request_funcs,
+        app.after_request_funcs,
+        app.teardown_request_funcs,
+    )
+    for hooks in every:
+        its_own = [hook for hook in hooks[None] if _of_limiter(hook)]
+        hooks[None] = [hook for hook in hooks[None] if not _of_limiter(hook)]
+        for blueprint in PAGES_WITH_LIMITS:
+            hooks.setdefault(blueprint, []).extend(its_own)
     app.extensions[API_LIMITER] = ApiLimiter(
         app.config["RATELIMIT_STORAGE_URI"],
         app.config["RATELIMIT_STRATEGY"],
         app.config["RATELIMIT_KEY_PREFIX"],
     )
     app.before_request(check_api_limit)
+
+
+def _of_limiter(hook: Callable[..., object]) -> bool:
+    """A hook Flask-Limiter registered: one of its bound methods, or a partial of one."""
+    if isinstance(hook, partial):
+        return limiter in hook.args
+    return getattr(hook, "__self__", None) is limiter
 
 
 def api_caller() -> str:

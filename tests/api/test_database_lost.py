@@ -129,3 +129,4 @@ def test_everyday_quote_on_a_dropped_connection_is_a_clean_503_then_works(
     assert lost.content_type == "application/problem+json"
     assert lost.json["code"] == "database_unavailable"
     assert quote(client, headers, booking)  # the dead connections were dropped
+    app.extensions["billing.db"].engine.dispose()  # the session's pool met none of them yet

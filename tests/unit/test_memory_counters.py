@@ -13,19 +13,19 @@ from billing.web.limits import MemoryCounters
 
 
 def timers_started(storage: MemoryStorage, hits: int) -> int:
-    """Hits 12 ms apart, as a busy worker's requests come: how many sweep threads ran."""
+    """Hits 25 ms apart, as a busy worker's requests come: how many sweep threads ran."""
     limiter = SlidingWindowCounterRateLimiter(storage)
     item = parse("1000 per minute")
     timers = {id(storage.timer)}
     for _ in range(hits):
         assert limiter.hit(item, "caller")
         timers.add(id(storage.timer))
-        time.sleep(0.012)
+        time.sleep(0.025)
     return len(timers)
 
 
 def test_a_busy_caller_does_not_start_a_thread_per_request() -> None:
-    assert timers_started(MemoryStorage(), 20) >= 15  # the library's own sweep, 10 ms
+    assert timers_started(MemoryStorage(), 20) >= 10  # the library's own sweep, 10 ms
     assert timers_started(MemoryCounters(), 20) <= 2
 
 

@@ -136,11 +136,13 @@ def create_quote(
     if alone:
         # One INSERT statement of the quote, its lines, its event and its audit rows:
         # atomic on its own, it needs no transaction around it (no BEGIN, no COMMIT: one
-        # round trip in all).
+        # round trip in all). The session wrote nothing: it has nothing to commit.
+        events.published(session)
         db.execute_alone(
             session, _IN_ONE_FOR_DRIVER, _in_one_parameters(quote, lines, event, audits)
         )
-    elif session.get_bind().dialect.name == "postgresql":
+        return CreatedQuote(made, body + "\n")
+    if session.get_bind().dialect.name == "postgresql":
         session.connection().execute(
             _INSERT_IN_ONE, _in_one_parameters(quote, lines, event, audits)
         )
