@@ -15,12 +15,15 @@ the same settings (`-w 4 -k sync` by default):
 - the baseline, bench/bare_app.py, whose `POST /v1/quotes` only parses the JSON body and
   echoes it with 201: what Flask, gunicorn and the HTTP round trip cost by themselves.
 
-Each is warmed up, then loaded by wrk (bench/quotes.lua: 16 connections, 2 threads) with
-the same rotation of realistic bookings: individual IV sessions for new and returning
-patients, and group IM sessions of 2 to 5 patients who each have IV history or an IV
+Each is warmed up, then both are loaded by wrk (bench/quotes.lua: 16 connections, 2
+threads) in three rounds of 5 s, taking turns (the order swapped every round, so that a
+host whose speed drifts slows both alike), with the same rotation of realistic bookings:
+individual IV sessions for new and returning patients, and group IM sessions of 2 to 5
+patients who each have IV history or an IV
 exemption, so the rules accept every one of them. It prints requests/s, p50 and p99
-latency and the count of non-2xx responses for both, and checks the targets: the quote
-endpoint serves at least 30 % of the baseline's requests/s, with p99 at most 20 ms.
+latency (the median round's) and the count of non-2xx responses for both, each round's
+ratio, and checks the targets on the median round: the quote endpoint serves at least
+30 % of the baseline's requests/s, with p99 at most 20 ms.
 The database and both gunicorns are removed at the end, also on error or Ctrl-C.
 
 Exit status: 0 when both targets are met, 1 when one is missed, 2 when the run is not
@@ -36,6 +39,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -355,21 +359,70 @@ def wrk(url: str, seconds: int, args: argparse.Namespace, env: dict[str, str]) -
     )
 
 
-def load(server: Server, args: argparse.Namespace, env: dict[str, str]) -> Result:
-    """Warm up (all workers, connection pools, caches), then measure."""
-    url = server.base_url + "/v1/quotes"
-    print(f"loading {server.name}: {args.warmup} s warm-up, {args.duration} s measured ...")
+def warm_up(server: Server, args: argparse.Namespace, env: dict[str, str]) -> None:
+    """All workers, connection pools and caches: not measured."""
     if args.warmup > 0:
-        wrk(url, args.warmup, args, env)
-    return wrk(url, args.duration, args, env)
+        print(f"warming up {server.name}: {args.warmup} s ...")
+        wrk(server.base_url + "/v1/quotes", args.warmup, args, env)
+
+
+@dataclass(frozen=True)
+class Round:
+    quote: Result
+    bare: Result
+
+    @property
+    def ratio(self) -> float:
+        return (
+            self.quote.requests_per_s / self.bare.requests_per_s
+            if self.bare.requests_per_s
+            else 0.0
+        )
+
+
+def measure(
+    service: Server, bare: Server, args: argparse.Namespace, env: dict[str, str]
+) -> list[Round]:
+    """`--rounds` rounds of `--duration / --rounds` seconds each for both servers, the
+    order swapped every round: a host whose speed drifts (other tenants, frequency) then
+    slows both alike, rather than whichever ran second."""
+    seconds = max(1, round(args.duration / args.rounds))
+    print(f"measuring: {args.rounds} rounds of {seconds} s for each server, alternating ...")
+    rounds = []
+    for number in range(args.rounds):
+        order = (service, bare) if number % 2 == 0 else (bare, service)
+        results = {
+            server.name: wrk(server.base_url + "/v1/quotes", seconds, args, env) for server in order
+        }
+        rounds.append(Round(results[service.name], results[bare.name]))
+    return rounds
+
+
+def combined(results: Sequence[Result]) -> Result:
+    """All rounds of one server: their requests and errors added, rates and latencies
+    the median round's."""
+    return Result(
+        requests=sum(r.requests for r in results),
+        requests_per_s=statistics.median(r.requests_per_s for r in results),
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        non_2xx=sum(r.non_2xx for r in results),
+        socket_errors=sum(r.socket_errors for r in results),
+        statuses={
+            code: sum(r.statuses.get(code, 0) for r in results)
+            for code in sorted({code for r in results for code in r.statuses})
+        },
+    )
 
 
 # --- Report ----------------------------------------------------------------------------
 
 
 def report(
-    quote: Result, bare: Result, args: argparse.Namespace, bodies: Sequence[dict[str, Any]]
+    rounds: Sequence[Round], args: argparse.Namespace, bodies: Sequence[dict[str, Any]]
 ) -> int:
+    quote = combined([r.quote for r in rounds])
+    bare = combined([r.bare for r in rounds])
     pool_size = os.environ.get("DB_POOL_SIZE") or "5 (default)"
     print()
     print(f"gunicorn:  {' '.join(gunicorn_options(args.workers))}, on 127.0.0.1, same for both")
@@ -378,8 +431,9 @@ def report(
     )
     print("baseline:  bench/bare_app.py:create_bare_app(), JSON echo")
     print(
-        f"wrk:       -t{args.threads} -c{args.connections} -d{args.duration}s "
-        f"after a {args.warmup} s warm-up; {describe_bodies(bodies)}"
+        f"wrk:       -t{args.threads} -c{args.connections}, {args.rounds} rounds of "
+        f"{max(1, round(args.duration / args.rounds))} s each, alternating, after a "
+        f"{args.warmup} s warm-up; {describe_bodies(bodies)}"
     )
     print(f"host:      {os.cpu_count()} CPUs, shared by wrk, both gunicorns and PostgreSQL")
     print()
@@ -391,9 +445,16 @@ def report(
             f"{label:<24}{result.requests_per_s:>10.1f}{result.p50_ms:>10.2f}"
             f"{result.p99_ms:>10.2f}{result.non_2xx:>10}{result.socket_errors:>10}"
         )
-    ratio = quote.requests_per_s / bare.requests_per_s if bare.requests_per_s else 0.0
     print()
-    print(f"quote / bare throughput: {ratio:.1%}")
+    print(f"{'round':<8}{'quote req/s':>14}{'bare req/s':>14}{'ratio':>9}{'quote p99 ms':>15}")
+    for number, one in enumerate(rounds, 1):
+        print(
+            f"{number:<8}{one.quote.requests_per_s:>14.1f}{one.bare.requests_per_s:>14.1f}"
+            f"{one.ratio:>9.1%}{one.quote.p99_ms:>15.2f}"
+        )
+    ratio = statistics.median(one.ratio for one in rounds)
+    print()
+    print(f"quote / bare throughput (median round): {ratio:.1%}")
 
     throughput_met = ratio >= MIN_THROUGHPUT_RATIO
     latency_met = quote.p99_ms <= MAX_P99_MS
@@ -428,6 +489,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
     parser.add_argument(
         "--duration", type=int, default=15, help="measured seconds per endpoint (default 15)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds the measured seconds are cut into, alternating the servers (default 3)",
     )
     parser.add_argument(
         "--warmup", type=int, default=3, help="warm-up seconds per endpoint (default 3)"
@@ -491,9 +558,9 @@ def run(args: argparse.Namespace, stack: ExitStack) -> int:
         check_bodies(server, bodies, api_key)
 
     wrk_env = {**os.environ, "BENCH_BODIES": str(bodies_path), "BENCH_API_KEY": api_key}
-    quote_result = load(service, args, wrk_env)
-    bare_result = load(bare, args, wrk_env)
-    return report(quote_result, bare_result, args, bodies)
+    for server in (service, bare):
+        warm_up(server, args, wrk_env)
+    return report(measure(service, bare, args, wrk_env), args, bodies)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

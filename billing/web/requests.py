@@ -58,7 +58,9 @@ def check_json_body() -> None:
         return
     if "\x00" in request.path:
         raise NotFound("not_found", "No such resource.")
-    if any("\x00" in part for item in request.args.items(multi=True) for part in item):
+    if request.query_string and any(
+        "\x00" in part for item in request.args.items(multi=True) for part in item
+    ):
         raise BadRequest("nul_character", "The query string must not contain NUL characters.")
     if request.method not in ("POST", "PUT", "PATCH"):
         return

@@ -159,3 +159,17 @@ def test_api_answers_are_kept_by_no_cache_and_never_sniffed(client, make_key, bo
     ):
         assert response.headers["Cache-Control"] == "no-store"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_nul_characters_are_refused_naming_where(client, headers, booking) -> None:
+    """PostgreSQL cannot store a NUL: a body, a query string or a path holding one is a
+    clear 4xx, never a 500, on both databases."""
+    body = booking()
+    body["patients"][0]["name"] = "Ana\u0000Ruiz"
+    refused = assert_problem(
+        client.post("/v1/quotes", json=body, headers=headers), 422, "nul_character"
+    )
+    assert list(refused["errors"]) == ["patients.0.name"]
+    assert_problem(client.get("/v1/catalog?currency=us%00d", headers=headers), 400, "nul_character")
+    assert_problem(client.get("/v1/quotes/qt_%00", headers=headers), 404, "not_found")
+    assert client.get("/v1/catalog?currency=usd", headers=headers).status_code == 200
