@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -89,13 +90,29 @@ def exposition() -> Response:
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
+# Each (method, route, status)'s counter and (method, route)'s histogram, as `labels()`
+# returns them: looked up here, without its checks and lock on every request. Routes are
+# the app's patterns and statuses a few dozen, so these stay small.
+_COUNTED: dict[tuple[str, str, int], Any] = {}
+_TIMED: dict[tuple[str, str], Any] = {}
+
+
 def _count_request(response: Response) -> Response:
     # The route's pattern, not the path: pay links and ids must not become labels.
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    rule = current.url_rule
+    route = rule.rule if rule is not None else "unmatched"
+    method, status = current.method, response.status_code
+    counted = _COUNTED.get((method, route, status))
+    if counted is None:
+        counted = _COUNTED[method, route, status] = REQUESTS.labels(method, route, str(status))
+    counted.inc()
     started = g.get("started")
     if started is not None:
-        REQUEST_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
+        timed = _TIMED.get((method, route))
+        if timed is None:
+            timed = _TIMED[method, route] = REQUEST_SECONDS.labels(method, route)
+        timed.observe(time.perf_counter() - started)
     return response
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from flask import Flask, Request, Response, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -25,7 +25,7 @@ class UnsupportedMediaType(ServiceError):
 def _start() -> None:
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_id = incoming if incoming and REQUEST_ID.match(incoming) else secrets.token_hex(16)
     # Until a key or a sign-in says who it is, the caller is known by its address.
     audit.act_as(audit.Actor("anonymous", request.remote_addr or "unknown", g.request_id))
 
@@ -121,7 +121,10 @@ class CookieSessions(SecureCookieSessionInterface):
     signer for nothing cost every call."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        if app.secret_key and (
+            "HTTP_COOKIE" not in request.environ
+            or not request.cookies.get(self.get_cookie_name(app))
+        ):
             return self.session_class()
         return super().open_session(app, request)
 
