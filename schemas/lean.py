@@ -36,6 +36,18 @@ class _Step:
     field: fields.Field[Any]
     nested: _Plan | None  # a Nested field's schema, or a List of Nested's
     in_list: bool
+    # For a field whose load is marshmallow's own Field.deserialize (its checks, its
+    # _deserialize, its validators), that walk made here: the field's _deserialize
+    # and validators, called directly. None: call field.deserialize.
+    direct: _Direct | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Direct:
+    required: bool
+    allow_none: bool
+    convert: Any  # the field's bound _deserialize
+    validators: tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,13 +112,39 @@ def _plan(schema: Schema) -> _Plan | None:
             return None
         if (type(field) is fields.Nested or in_list) and nested is None:
             return None
-        steps.append(_Step(data_key, attribute, field, nested, in_list))
+        direct = _direct(field) if nested is None else None
+        steps.append(_Step(data_key, attribute, field, nested, in_list, direct))
     return _Plan(
         schema=schema,
         steps=tuple(steps),
         known=frozenset(step.data_key for step in steps),
         field_hooks=bool(hooks[VALIDATES]),
         schema_hooks=bool(hooks[VALIDATES_SCHEMA]),
+    )
+
+
+def _direct(field: fields.Field[Any]) -> _Direct | None:
+    """The walk of `field.deserialize` when it is marshmallow's own, unchanged: missing
+    and null values as it checks them, then `_deserialize`, then every validator (which
+    `And` runs; any error declines). A field that changes any of these steps, or has
+    field-level pre_load or post_load functions, is loaded by its own deserialize."""
+    kind = type(field)
+    base = fields.Field
+    if (
+        kind.deserialize is not base.deserialize
+        or kind._validate is not base._validate
+        or kind._validate_missing is not base._validate_missing
+        or getattr(kind, "_validate_all", None) is not getattr(base, "_validate_all", None)
+        or field.pre_load
+        or field.post_load
+        or field.load_default is not missing
+    ):
+        return None
+    return _Direct(
+        required=bool(field.required),
+        allow_none=bool(field.allow_none),
+        convert=field._deserialize,
+        validators=tuple(field.validators),
     )
 
 
@@ -120,7 +158,21 @@ def _load(plan: _Plan, data: Any) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for step in plan.steps:
         raw = data.get(step.data_key, missing)
-        if step.nested is None:
+        direct = step.direct
+        if direct is not None:
+            if raw is missing:
+                if direct.required:
+                    raise _Declined
+                continue  # no load_default (_direct): nothing to set
+            if raw is None:
+                if not direct.allow_none:
+                    raise _Declined
+                value = None
+            else:
+                value = direct.convert(raw, step.data_key, data)
+                for validator in direct.validators:
+                    validator(value)
+        elif step.nested is None:
             value = step.field.deserialize(raw, step.data_key, data)
         else:
             value = _nested(step, raw)

@@ -205,3 +205,24 @@ def test_schema_validators_are_run() -> None:
     assert lean_load(Pair(), {"low": 3, "high": 2}) is DECLINED
     with pytest.raises(ValidationError):
         Pair().load({"low": 3, "high": 2})
+
+
+def test_fields_that_change_their_own_load_are_loaded_by_it() -> None:
+    """A field is walked directly only when its load is marshmallow's own; one with its
+    own `deserialize`, a load_default or a field-level post_load keeps what it does."""
+
+    class Shouting(fields.String):
+        def deserialize(self, value: Any, attr: Any = None, data: Any = None, **kw: Any) -> Any:
+            return str(super().deserialize(value, attr, data, **kw)).upper()
+
+    class Form(Schema):
+        word = Shouting(required=True)
+        count = fields.Integer(load_default=7)
+        tag = fields.String(post_load=[str.strip])
+        note = fields.String(allow_none=True)
+
+    loaded = lean_load(Form(), {"word": "hey", "tag": "  a  ", "note": None})
+    assert loaded == Form().load({"word": "hey", "tag": "  a  ", "note": None})
+    assert loaded == {"word": "HEY", "count": 7, "tag": "a", "note": None}
+    assert lean_load(Form(), {"tag": "a"}) is DECLINED  # word is required
+    assert lean_load(Form(), {"word": "a", "tag": None}) is DECLINED  # tag is not nullable
