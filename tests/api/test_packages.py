@@ -18,6 +18,8 @@ from sqlalchemy import select
 from billing.adapters import db
 from billing.adapters.credit_models import CreditHold
 from billing.adapters.models import Invoice, utcnow
+from billing.services.finance.packages import package_figures
+from billing.services.finance.reconciliation import Period
 from billing.services.invoicing import ledger
 from billing.services.packages import credits
 from tests.conftest import in_days, in_hours
@@ -345,6 +347,49 @@ def test_month_end_shows_package_sales_redemptions_discounts_and_deferred_revenu
     header, line = csv.get_data(as_text=True).splitlines()[:2]
     assert header.endswith("credits_redeemed,credit_redemption_value,deferred_revenue")
     assert line.endswith(",1.0,45000,225000")
+
+
+def deferred_at(app: Flask, end: datetime) -> int:
+    """The month-end report's deferred revenue (USD) for a period ending at `end`."""
+    with app.app_context():
+        figures = package_figures(db.session(), Period(end - timedelta(days=30), end))
+    return int(figures["usd"]["deferred_revenue"])
+
+
+def test_credits_held_past_their_package_expiry_stay_deferred_until_used_or_lapsed(
+    app, client, desk
+) -> None:
+    sell(client, desk, ANA, app, valid_days=1)  # $2,700.00 for 6 IV credits
+    held = quote(client, desk, {**ANA, "pay_with": "credits"}).json  # 1 credit, 24 hours
+    with app.app_context():
+        package = credits.statement(db.session(), "P-3001").packages[0].package
+        assert package.expires_at is not None
+        expiry = package.expires_at
+    lapses = datetime.fromisoformat(held["expires_at"])
+    assert expiry < lapses
+    assert deferred_at(app, expiry - timedelta(minutes=1)) == 270000
+    # Expired, but the quote can still be invoiced: its credit is still owed in a session.
+    assert deferred_at(app, expiry + (lapses - expiry) / 2) == 45000
+    assert deferred_at(app, lapses + timedelta(minutes=1)) == 0
+
+
+def test_a_package_whose_money_left_another_way_defers_only_what_quotes_hold(
+    app, client, desk
+) -> None:
+    sold = sell(client, desk, ANA, app, iv_credits=2, amount=100000)  # $250.00 a half-credit
+    held = quote(client, desk, {**ANA, "pay_with": "credits"}, booking="BK-W3").json
+    soon = utcnow() + timedelta(minutes=1)
+    assert deferred_at(app, soon) == 100000
+    with app.app_context():
+        session = db.session()
+        invoice = session.get(Invoice, sold["invoice_id"])
+        assert invoice is not None
+        ledger.record(session, invoice, ledger.REFUND, 30000, "re_dashboard", "ch_x")
+        session.commit()
+    assert deferred_at(app, soon) == 50000  # the credit the quote holds; the other is withdrawn
+    used = client.post("/v1/invoices", json={"quote_id": held["id"]}, headers=desk)
+    assert used.status_code == 201, used.json
+    assert deferred_at(app, utcnow() + timedelta(minutes=1)) == 0
 
 
 def test_receipts_show_the_credit_that_paid_and_the_package_code(app, client, desk) -> None:

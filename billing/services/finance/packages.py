@@ -21,6 +21,7 @@ from billing.adapters.models import Invoice, InvoiceLine, Refund
 from billing.domain import credits, statuses
 from billing.domain.money import Money
 from billing.services.finance.reconciliation import Period, by_session_type
+from billing.services.packages import credits as credits_service
 from billing.services.packages.credits import RESERVING
 
 
@@ -34,6 +35,18 @@ def _used_by(holds: list[CreditHold], at: datetime) -> int:
     )
 
 
+def _held_at(holds: list[CreditHold], at: datetime) -> int:
+    """Half-credits a quote holds at `at`: not used, given back or lapsed by then."""
+    return sum(
+        h.half_credits
+        for h in holds
+        if h.created_at < at
+        and (h.used_at is None or h.used_at >= at)
+        and (h.returned_at is None or h.returned_at >= at)
+        and h.expires_at > at
+    )
+
+
 def _refunded_by(refunds: list[tuple[CreditRefund, str | None]], at: datetime) -> int:
     return sum(
         r.half_credits
@@ -44,7 +57,10 @@ def _refunded_by(refunds: list[tuple[CreditRefund, str | None]], at: datetime) -
 
 def package_figures(session: Session, period: Period) -> dict[str, dict[str, Any]]:
     """Per currency: credits redeemed in the period and what they are worth, and the
-    deferred revenue (paid credits not yet used, refunded or expired) at its end."""
+    deferred revenue at its end: the paid credits not yet used, refunded, expired or
+    withdrawn. Credits a quote held before their package expired, or before its money
+    left it another way (a refund in Stripe's dashboard, a dispute), can still pay that
+    session: they stay deferred until they are used, or their hold lapses."""
     packages = list(
         session.scalars(select(PatientPackage).where(PatientPackage.paid_at < period.end))
     )
@@ -62,6 +78,7 @@ def package_figures(session: Session, period: Period) -> dict[str, dict[str, Any
             .where(CreditRefund.patient_package_id.in_(ids))
         ).all():
             refunds[refund.patient_package_id].append((refund, status))
+    withdrawn = credits_service.money_outside(session, packages)
     figures: dict[str, dict[str, Any]] = {}
     for package in packages:
         paid = Money(package.amount, package.currency)
@@ -77,10 +94,13 @@ def package_figures(session: Session, period: Period) -> dict[str, dict[str, Any
         row["half_credits_redeemed"] += after - before
         row["credit_value"] += worth_after - worth_before
         expired = package.expires_at is not None and package.expires_at <= period.end
-        if not expired:
-            refunded = _refunded_by(refunds[package.id], period.end)
-            unused = max(total - refunded - after, 0)
-            row["deferred_revenue"] += credits.value_of(paid, total, after, unused).amount
+        gone = package.id in withdrawn and withdrawn[package.id] < period.end
+        if expired or gone:  # only what quotes still hold is owed in sessions
+            owed = _held_at(holds[package.id], period.end)
+        else:
+            owed = total - _refunded_by(refunds[package.id], period.end) - after
+        owed = min(max(owed, 0), total - after)
+        row["deferred_revenue"] += credits.value_of(paid, total, after, owed).amount
     return figures
 
 
