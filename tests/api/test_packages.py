@@ -271,8 +271,6 @@ def test_a_re_quote_carries_the_credit_of_the_place(app, client, desk) -> None:
     assert other.status_code == 409 and other.json["code"] == "insufficient_credits"
 
 
-@pytest.mark.postgresql
-@pytest.mark.parametrize("app", ["postgresql"], indirect=True)
 def test_two_quotes_racing_for_the_last_credit_one_wins(app, client, desk) -> None:
     sell(client, desk, ANA, app, iv_credits=1, amount=50000)
     answers: list[Any] = []
@@ -291,6 +289,40 @@ def test_two_quotes_racing_for_the_last_credit_one_wins(app, client, desk) -> No
     assert sorted(a.status_code for a in answers) == [201, 409], [a.json for a in answers]
     loser = next(a for a in answers if a.status_code == 409)
     assert loser.json["code"] == "insufficient_credits"
+    assert balance(client, desk, "P-3001")["available"] == 0
+
+
+def test_two_quotes_that_both_read_the_last_credit_free_cannot_both_hold_it(
+    app, client, desk, monkeypatch
+) -> None:
+    """The worst interleaving, forced: each quote waits (up to a second) after reading
+    the balance for the other to have read it too. Locked, the second cannot read until
+    the first has held the credit and committed, so the wait times out and it finds none."""
+    sell(client, desk, ANA, app, iv_credits=1, amount=50000)
+    both_read = threading.Barrier(2, timeout=1.0)
+    read_balances = credits.balances
+
+    def then_wait(*args: Any) -> Any:
+        found = read_balances(*args)
+        try:
+            both_read.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return found
+
+    monkeypatch.setattr(credits, "balances", then_wait)
+    answers: list[Any] = []
+
+    def race(booking: str) -> None:
+        with app.test_client() as own:
+            answers.append(quote(own, desk, {**ANA, "pay_with": "credits"}, booking=booking))
+
+    threads = [threading.Thread(target=race, args=(f"BK-L{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(a.status_code for a in answers) == [201, 409], [a.json for a in answers]
     assert balance(client, desk, "P-3001")["available"] == 0
 
 

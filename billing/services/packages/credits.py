@@ -64,11 +64,25 @@ def lock(session: Session, patient_id: str) -> list[PatientPackage]:
 def lock_all(session: Session, patient_ids: Sequence[str]) -> list[PatientPackage]:
     """The packages of every one of `patient_ids`, locked in one order (patient, then
     package) whatever order they come in: two group quotes naming the same patients in
-    different orders cannot deadlock."""
+    different orders cannot deadlock.
+
+    SQLite has no row locks (it ignores FOR UPDATE) and reads outside any write
+    transaction, so two quotes could both read the last credit as free: there a write
+    that changes nothing comes first, taking the database's write lock for the rest of
+    the transaction. Whoever holds credits then goes one at a time, and reads what the
+    one before wrote."""
+    ids = sorted(set(patient_ids))
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(PatientPackage)
+            .where(PatientPackage.patient_id.in_(ids))
+            .values(patient_id=PatientPackage.patient_id)
+            .execution_options(synchronize_session=False)
+        )
     return list(
         session.scalars(
             select(PatientPackage)
-            .where(PatientPackage.patient_id.in_(sorted(set(patient_ids))))
+            .where(PatientPackage.patient_id.in_(ids))
             .order_by(PatientPackage.patient_id, PatientPackage.id)
             .with_for_update()
             .execution_options(populate_existing=True)
