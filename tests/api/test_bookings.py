@@ -15,7 +15,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from billing.adapters import db
-from billing.adapters.models import AuditEvent, Invoice, PayLink
+from billing.adapters.models import ApiKey, AuditEvent, Invoice, PayLink
+from billing.adapters.outbox import EmailMessage
+from billing.domain.errors import ServiceError
+from billing.services.bookings import lifecycle
+from billing.web.api.bookings import settings
 from tests.conftest import in_days, in_hours
 
 ANA = {
@@ -464,6 +468,66 @@ def test_two_cancellations_of_one_seat_at_once_make_one_fee(app: Flask, desk) ->
             select(func.count()).select_from(Invoice).where(Invoice.kind == "fee")
         )
     assert fees == 1
+
+
+def test_two_settles_at_once_give_a_fee_one_pay_link_and_one_email(
+    app: Flask, desk, make_key, monkeypatch
+) -> None:
+    """Two keys (or a key and the scheduler) settling a booking at the same moment, both
+    finding its fee without a pay link: forced to pass that check together, they still
+    make one link, and the patient gets one email."""
+    priced = desk.price(
+        notice_hours=24, late_cancellation_fee={"percent": 50}, no_show_fee={"amount": 7500}
+    )
+    assert priced.status_code == 201, priced.json
+    desk.book("BK-NS", "iv_individual", in_hours(-1), {**NEW, "email": "cleo@example.org"})
+    make_key("bookings:write")  # a second key
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise ServiceError("busy", "The first try at a link failed.")
+
+    with monkeypatch.context() as first_try:  # the fee is left waiting for its link
+        first_try.setattr(lifecycle.paylinks, "create_pay_link", refuse)
+        (fee,) = desk.mark("BK-NS", **{"P-3001": "no_show"}).json["fees"]
+    both_checked = threading.Barrier(2, timeout=2.0)
+    consented = lifecycle._consented_card
+
+    def checked_then_wait(*args: Any) -> bool:
+        try:
+            both_checked.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return consented(*args)
+
+    monkeypatch.setattr(lifecycle, "_consented_card", checked_then_wait)
+    with app.app_context():
+        key_ids = db.session().scalars(select(ApiKey.id).order_by(ApiKey.id)).all()[:2]
+    failures: list[BaseException] = []
+
+    def settle(key_id: int) -> None:
+        try:
+            with app.app_context():
+                lifecycle.settle(db.session(), settings(), "BK-NS", key_id)
+        except BaseException as error:  # noqa: BLE001 (reported below)
+            failures.append(error)
+
+    threads = [threading.Thread(target=settle, args=(key_id,)) for key_id in key_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures, failures
+    with app.app_context():
+        session = db.session()
+        links = session.scalar(
+            select(func.count()).select_from(PayLink).where(PayLink.invoice_id == fee["id"])
+        )
+        mails = session.scalar(
+            select(func.count())
+            .select_from(EmailMessage)
+            .where(EmailMessage.invoice_id == fee["id"], EmailMessage.kind == "pay_link")
+        )
+    assert (links, mails) == (1, 1)
 
 
 # --- finance sees the fees -----------------------------------------------------------------

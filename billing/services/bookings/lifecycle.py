@@ -536,6 +536,7 @@ def _collect_fee(session: Session, settings: Settings, fee: Invoice, api_key_id:
             settings.link_ttl,
             _derived(session, api_key_id, "fee-link", fee.id),
             email=bool(fee.patient_email),
+            once=True,  # two settles at once (two keys, or a key and the scheduler)
         )
     except ServiceError:
         session.rollback()

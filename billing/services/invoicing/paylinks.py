@@ -42,8 +42,11 @@ def create_pay_link(
     ttl: timedelta,
     request: IdempotencyRequest,
     email: bool = False,
+    once: bool = False,
 ) -> IssuedLink:
-    """A new link for an open invoice; a replayed Idempotency-Key returns the same link."""
+    """A new link for an open invoice; a replayed Idempotency-Key returns the same link.
+    With `once`, an invoice that has a link already keeps it (and its email): asked for
+    by two callers at once (two keys settling one fee), it gets one."""
     claim = idempotency.claim(session, request, "pay_link")
     if claim.replay_of is not None:
         link = session.get(PayLink, claim.replay_of)
@@ -56,6 +59,16 @@ def create_pay_link(
             "invoice_not_payable", f"Invoice {invoice.number} is {invoice.status}, not open."
         )
     holds.check_not_held(session, invoice)
+    if once:  # under the invoice's lock: whoever came first made it
+        first = session.scalars(
+            select(PayLink)
+            .where(PayLink.invoice_id == invoice.id)
+            .order_by(PayLink.created_at, PayLink.id)
+        ).first()
+        if first is not None:
+            idempotency.complete(session, claim, first.id)
+            session.commit()
+            return _issued(session, secret, first)
     now = utcnow()
     link = PayLink(invoice_id=invoice.id, created_at=now, expires_at=now + ttl)
     session.add(link)
