@@ -19,6 +19,7 @@ from billing.adapters.models import ApiKey, AuditEvent, Invoice, PayLink
 from billing.adapters.outbox import EmailMessage
 from billing.domain.errors import ServiceError
 from billing.services.bookings import lifecycle
+from billing.services.invoicing import invoices
 from billing.web.api.bookings import settings
 from tests.conftest import in_days, in_hours
 
@@ -528,6 +529,66 @@ def test_two_settles_at_once_give_a_fee_one_pay_link_and_one_email(
             .where(EmailMessage.invoice_id == fee["id"], EmailMessage.kind == "pay_link")
         )
     assert (links, mails) == (1, 1)
+
+
+def test_a_late_cancellation_and_a_re_quote_invoiced_at_once_do_not_deadlock(
+    app: Flask, desk, monkeypatch
+) -> None:
+    """The cancellation locks the booking, then takes an invoice number for its fee; the
+    re-quote's invoicing takes numbers for its invoices and locks the booking. Forced to
+    meet halfway (each waits, up to two seconds, for the other to be there), they must
+    still both go through (whichever commits first), never with a deadlock's 503."""
+    desk.book("BK-Q", "im_group", in_days(1), ANA, BEN)  # default policy: 48 h notice
+    requote = _quote(desk, "im_group", ANA, BEN, when=in_days(1))
+    assert requote.status_code == 201, requote.json
+    halfway = threading.Barrier(2, timeout=2.0)
+    locked, numbered = lifecycle._locked, invoices.next_numbers
+
+    def meet() -> None:
+        try:
+            halfway.wait()
+        except threading.BrokenBarrierError:
+            pass
+
+    def locked_then_meet(*args: Any) -> Any:
+        found = locked(*args)
+        meet()
+        return found
+
+    def numbered_then_meet(*args: Any) -> Any:
+        found = numbered(*args)
+        if threading.current_thread().name == "invoicing":
+            meet()
+        return found
+
+    monkeypatch.setattr(lifecycle, "_locked", locked_then_meet)
+    monkeypatch.setattr(invoices, "next_numbers", numbered_then_meet)
+    answers: dict[str, Any] = {}
+
+    def cancel() -> None:
+        answers["cancel"] = app.test_client().post(
+            "/v1/bookings/BK-Q/cancellations",
+            json={"by": "patient", "patient_id": ANA["patient_id"]},
+            headers={**desk.headers, "Idempotency-Key": "late-1"},
+        )
+
+    def invoice() -> None:
+        answers["invoice"] = app.test_client().post(
+            "/v1/invoices", json={"quote_id": requote.json["id"]}, headers=desk.headers
+        )
+
+    threads = [
+        threading.Thread(target=cancel, name="cancelling"),
+        threading.Thread(target=invoice, name="invoicing"),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    statuses = {name: answer.status_code for name, answer in answers.items()}
+    assert statuses == {"cancel": 200, "invoice": 201}, {
+        name: answer.json for name, answer in answers.items()
+    }
 
 
 # --- finance sees the fees -----------------------------------------------------------------

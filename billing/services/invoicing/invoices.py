@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from billing.adapters.booking_models import Booking
 from billing.adapters.db import dialect_insert
 from billing.adapters.models import Invoice, InvoiceCounter, InvoiceLine, Quote, utcnow
 from billing.domain import policy, pricing, statuses
@@ -65,6 +66,12 @@ def create_invoices(
             "quote_expired", f"Quote {quote.id} expired at {quote.expires_at.isoformat()}."
         )
 
+    # A booking invoiced before (this is a re-quote) is locked before the invoice numbers,
+    # in the order a cancellation or a no-show takes them for its fee: booking, then
+    # numbers. In the other order the two deadlocked, and one of them failed.
+    session.execute(
+        select(Booking.booking_id).where(Booking.booking_id == quote.booking_id).with_for_update()
+    )
     numbers = next_numbers(session, day_of(now, zone).year, len(quote.lines))
     invoices = [
         Invoice(
