@@ -419,6 +419,14 @@ def test_a_package_whose_money_left_another_way_defers_only_what_quotes_hold(
         ledger.record(session, invoice, ledger.REFUND, 30000, "re_dashboard", "ch_x")
         session.commit()
     assert deferred_at(app, soon) == 50000  # the credit the quote holds; the other is withdrawn
+    with app.app_context():  # a second refund, a day after that period: it reads the same
+        session = db.session()
+        invoice = session.get(Invoice, sold["invoice_id"])
+        assert invoice is not None
+        later = soon + timedelta(days=1)
+        ledger.record(session, invoice, ledger.REFUND, 10000, "re_later", "ch_x", occurred_at=later)
+        session.commit()
+    assert deferred_at(app, soon) == 50000
     used = client.post("/v1/invoices", json={"quote_id": held["id"]}, headers=desk)
     assert used.status_code == 201, used.json
     assert deferred_at(app, utcnow() + timedelta(minutes=1)) == 0

@@ -78,7 +78,7 @@ def package_figures(session: Session, period: Period) -> dict[str, dict[str, Any
             .where(CreditRefund.patient_package_id.in_(ids))
         ).all():
             refunds[refund.patient_package_id].append((refund, status))
-    withdrawn = credits_service.money_outside(session, packages)
+    withdrawn = credits_service.money_outside(session, packages, before=period.end)
     figures: dict[str, dict[str, Any]] = {}
     for package in packages:
         paid = Money(package.amount, package.currency)
@@ -94,7 +94,7 @@ def package_figures(session: Session, period: Period) -> dict[str, dict[str, Any
         row["half_credits_redeemed"] += after - before
         row["credit_value"] += worth_after - worth_before
         expired = package.expires_at is not None and package.expires_at <= period.end
-        gone = package.id in withdrawn and withdrawn[package.id] < period.end
+        gone = package.id in withdrawn
         if expired or gone:  # only what quotes still hold is owed in sessions
             owed = _held_at(holds[package.id], period.end)
         else:

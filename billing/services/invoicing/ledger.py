@@ -61,8 +61,9 @@ def record(
     return added
 
 
-def amounts(session: Session, invoice_id: str) -> Amounts:
-    """What the ledger says was paid, refunded and disputed on one invoice."""
+def amounts(session: Session, invoice_id: str, before: datetime | None = None) -> Amounts:
+    """What the ledger says was paid, refunded and disputed on one invoice (by `before`,
+    when given)."""
 
     def total(kind: str) -> Any:
         return func.coalesce(func.sum(case((LedgerEntry.kind == kind, LedgerEntry.amount))), 0)
@@ -84,11 +85,12 @@ def amounts(session: Session, invoice_id: str) -> Amounts:
         ),
         0,
     )
-    paid, refunded, disputed, given_back = session.execute(
-        select(total(CHARGE), total(REFUND), total(DISPUTE), overpaid).where(
-            LedgerEntry.invoice_id == invoice_id
-        )
-    ).one()
+    entries = select(total(CHARGE), total(REFUND), total(DISPUTE), overpaid).where(
+        LedgerEntry.invoice_id == invoice_id
+    )
+    if before is not None:
+        entries = entries.where(LedgerEntry.occurred_at < before)
+    paid, refunded, disputed, given_back = session.execute(entries).one()
     return Amounts(int(paid), int(refunded), int(disputed), int(given_back))
 
 

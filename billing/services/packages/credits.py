@@ -139,40 +139,51 @@ def balances(
     }
 
 
-def money_outside(session: Session, packages: Sequence[PatientPackage]) -> dict[str, datetime]:
+def money_outside(
+    session: Session, packages: Sequence[PatientPackage], before: datetime | None = None
+) -> dict[str, datetime]:
     """The packages whose invoice gave money back other than through a refund of their
     credits (a refund made in Stripe's dashboard, a dispute), and when: their credits no
-    longer stand on money the clinic holds, so those not yet used or held are withdrawn."""
+    longer stand on money the clinic holds, so those not yet used or held are withdrawn.
+    With `before`, as the ledger stood then (a month-end report of a closed month reads
+    the same whatever came after)."""
     by_invoice = {p.invoice_id: p.id for p in packages if p.paid_at is not None}
     if not by_invoice:
         return {}
     from billing.services.invoicing import ledger  # it activates packages: imports us
 
     gone = LedgerEntry.kind.in_(("refund", "dispute"))
-    when = dict(
-        session.execute(
-            select(LedgerEntry.invoice_id, func.max(LedgerEntry.occurred_at))
-            .where(LedgerEntry.invoice_id.in_(by_invoice), gone)
-            .group_by(LedgerEntry.invoice_id)
-        ).all()
+    outside = select(LedgerEntry.invoice_id, func.max(LedgerEntry.occurred_at)).where(
+        LedgerEntry.invoice_id.in_(by_invoice), gone
     )
+    credited = (
+        select(CreditRefund.patient_package_id, func.sum(CreditRefund.amount))
+        .join(Refund, Refund.id == CreditRefund.refund_id)
+        .where(
+            CreditRefund.patient_package_id.in_(by_invoice.values()),
+            Refund.status == SUCCEEDED,
+        )
+    )
+    if before is not None:
+        outside = outside.where(LedgerEntry.occurred_at < before)
+        # the refunds of credits the ledger had by then, as the money they are weighed against
+        credited = credited.where(
+            select(LedgerEntry.id)
+            .where(
+                LedgerEntry.stripe_object_id == Refund.stripe_refund_id,
+                LedgerEntry.occurred_at < before,
+            )
+            .exists()
+        )
+    when = dict(session.execute(outside.group_by(LedgerEntry.invoice_id)).all())
     left = {}
     for invoice_id, last in when.items():
-        money = ledger.amounts(session, invoice_id)  # less money collected twice, returned
+        # Less money collected twice and given back.
+        money = ledger.amounts(session, invoice_id, before)
         left[invoice_id] = (money.refunded - money.overpaid + money.disputed, last)
     if not left:
         return {}
-    by_credits = dict(
-        session.execute(
-            select(CreditRefund.patient_package_id, func.sum(CreditRefund.amount))
-            .join(Refund, Refund.id == CreditRefund.refund_id)
-            .where(
-                CreditRefund.patient_package_id.in_(by_invoice.values()),
-                Refund.status == SUCCEEDED,
-            )
-            .group_by(CreditRefund.patient_package_id)
-        ).all()
-    )
+    by_credits = dict(session.execute(credited.group_by(CreditRefund.patient_package_id)).all())
     return {
         by_invoice[invoice_id]: last
         for invoice_id, (amount, last) in left.items()
