@@ -271,21 +271,27 @@ def test_a_re_quote_carries_the_credit_of_the_place(app, client, desk) -> None:
     assert other.status_code == 409 and other.json["code"] == "insufficient_credits"
 
 
-def test_two_quotes_racing_for_the_last_credit_one_wins(app, client, desk) -> None:
-    sell(client, desk, ANA, app, iv_credits=1, amount=50000)
+def two_credit_quotes_at_once(app: Flask, desk: dict[str, str], booking: str) -> list[Any]:
+    """Ana's place in two bookings, quoted from two threads at the same moment."""
     answers: list[Any] = []
     start = threading.Barrier(2)
 
-    def race(booking: str) -> None:
+    def race(booking_id: str) -> None:
         with app.test_client() as own:
             start.wait()
-            answers.append(quote(own, desk, {**ANA, "pay_with": "credits"}, booking=booking))
+            answers.append(quote(own, desk, {**ANA, "pay_with": "credits"}, booking=booking_id))
 
-    threads = [threading.Thread(target=race, args=(f"BK-R{i}",)) for i in range(2)]
+    threads = [threading.Thread(target=race, args=(f"{booking}{i}",)) for i in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return answers
+
+
+def test_two_quotes_racing_for_the_last_credit_one_wins(app, client, desk) -> None:
+    sell(client, desk, ANA, app, iv_credits=1, amount=50000)
+    answers = two_credit_quotes_at_once(app, desk, "BK-R")
     assert sorted(a.status_code for a in answers) == [201, 409], [a.json for a in answers]
     loser = next(a for a in answers if a.status_code == 409)
     assert loser.json["code"] == "insufficient_credits"
@@ -311,17 +317,7 @@ def test_two_quotes_that_both_read_the_last_credit_free_cannot_both_hold_it(
         return found
 
     monkeypatch.setattr(credits, "balances", then_wait)
-    answers: list[Any] = []
-
-    def race(booking: str) -> None:
-        with app.test_client() as own:
-            answers.append(quote(own, desk, {**ANA, "pay_with": "credits"}, booking=booking))
-
-    threads = [threading.Thread(target=race, args=(f"BK-L{i}",)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = two_credit_quotes_at_once(app, desk, "BK-L")
     assert sorted(a.status_code for a in answers) == [201, 409], [a.json for a in answers]
     assert balance(client, desk, "P-3001")["available"] == 0
 
