@@ -377,6 +377,18 @@ def test_month_end_shows_package_sales_redemptions_discounts_and_deferred_revenu
     assert line.endswith(",1.0,45000,225000")
 
 
+def refund_outside(
+    app: Flask, invoice_id: str, amount: int, ref: str, at: datetime | None = None
+) -> None:
+    """What a refund made in Stripe's dashboard of the package's charge does to its ledger."""
+    with app.app_context():
+        session = db.session()
+        invoice = session.get(Invoice, invoice_id)
+        assert invoice is not None
+        ledger.record(session, invoice, ledger.REFUND, amount, ref, "ch_x", occurred_at=at)
+        session.commit()
+
+
 def deferred_at(app: Flask, end: datetime) -> int:
     """The month-end report's deferred revenue (USD) for a period ending at `end`."""
     with app.app_context():
@@ -408,20 +420,10 @@ def test_a_package_whose_money_left_another_way_defers_only_what_quotes_hold(
     held = quote(client, desk, {**ANA, "pay_with": "credits"}, booking="BK-W3").json
     soon = utcnow() + timedelta(minutes=1)
     assert deferred_at(app, soon) == 100000
-    with app.app_context():
-        session = db.session()
-        invoice = session.get(Invoice, sold["invoice_id"])
-        assert invoice is not None
-        ledger.record(session, invoice, ledger.REFUND, 30000, "re_dashboard", "ch_x")
-        session.commit()
+    refund_outside(app, sold["invoice_id"], 30000, "re_dashboard")
     assert deferred_at(app, soon) == 50000  # the credit the quote holds; the other is withdrawn
-    with app.app_context():  # a second refund, a day after that period: it reads the same
-        session = db.session()
-        invoice = session.get(Invoice, sold["invoice_id"])
-        assert invoice is not None
-        later = soon + timedelta(days=1)
-        ledger.record(session, invoice, ledger.REFUND, 10000, "re_later", "ch_x", occurred_at=later)
-        session.commit()
+    # A second refund, a day after that period: the period reads the same.
+    refund_outside(app, sold["invoice_id"], 10000, "re_later", soon + timedelta(days=1))
     assert deferred_at(app, soon) == 50000
     used = client.post("/v1/invoices", json={"quote_id": held["id"]}, headers=desk)
     assert used.status_code == 201, used.json
@@ -510,12 +512,7 @@ def test_money_leaving_a_package_another_way_withdraws_its_unused_credits(
     credits not used or held no longer stand on money, and cannot be used."""
     sold = sell(client, desk, ANA, app, iv_credits=2, amount=100000)
     held = quote(client, desk, {**ANA, "pay_with": "credits"}, booking="BK-W1").json
-    with app.app_context():
-        session = db.session()
-        invoice = session.get(Invoice, sold["invoice_id"])
-        assert invoice is not None
-        ledger.record(session, invoice, ledger.REFUND, 30000, "re_dashboard", "ch_x")
-        session.commit()
+    refund_outside(app, sold["invoice_id"], 30000, "re_dashboard")
     now = balance(client, desk, "P-3001")
     package = now["packages"][0]
     assert package["status"] == "withdrawn"
