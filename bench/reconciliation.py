@@ -534,7 +534,7 @@ def fast_breakdown(app: Flask) -> list[tuple[str, float]]:
     with app.app_context():
         session = db.session()
         started = time.perf_counter()
-        fast_reports.pair_lists(session, period)
+        fast_reports.pair_items(session, period)
         lists_s = time.perf_counter() - started
         started = time.perf_counter()
         fast_reports.reconciliation_json(session, period)

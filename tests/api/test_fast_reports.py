@@ -27,7 +27,9 @@ START = datetime(2026, 10, 1, tzinfo=UTC)
 def _generate(app: Flask, rows: int, seed: int) -> None:
     """Invoices with charges, refunds and disputes over October and its edges, Stripe's
     copies of most (some a dollar off, some in another currency, some missing), Stripe
-    transactions the ledger never saw, times with and without microseconds, a payout."""
+    transactions the ledger never saw, times with and without microseconds; payouts (two
+    made at the same moment, one that carried nothing, one before October); invoices
+    charged twice, some of them once in September, and void invoices charged once."""
     rng = random.Random(seed)
     invoices, ledger, stripe = [], [], []
     for n in range(rows):
@@ -88,18 +90,33 @@ def _generate(app: Flask, rows: int, seed: int) -> None:
                 "currency": "eur" if fate < 0.17 and currency == "usd" else currency,
                 "created": when - timedelta(seconds=rng.randint(0, 5)),
                 "available_on": when + timedelta(days=2),
-                "payout_id": "po_1" if rng.random() < 0.5 else None,
+                "payout_id": rng.choice(["po_1", "po_2", "po_3", "po_0", None]),
             }
         )
         if rng.random() < 0.05:  # a charge the ledger does not know
             stripe.append({**stripe[-1], "id": f"txn_x{n}", "source": f"ch_unknown_{n}"})
+        if kind == "charge" and rng.random() < 0.1:  # voided, or charged again
+            if rng.random() < 0.3:
+                invoices[-1]["status"] = "void"
+            else:
+                again = when - timedelta(days=rng.choice([0, 0, 20, 40]), seconds=7)
+                ledger.append({**ledger[-1], "stripe_object_id": f"{ref}b", "occurred_at": again})
     with app.app_context():
         session = db.session()
         session.execute(insert(Invoice), invoices)
         session.execute(insert(LedgerEntry), ledger)
         session.execute(
             insert(StripePayout),
-            [{"id": "po_1", "amount": 1, "currency": "usd", "status": "paid", "created": START}],
+            [
+                {"id": po, "amount": 1, "currency": "usd", "status": "paid", "created": created}
+                for po, created in [
+                    ("po_0", START - timedelta(days=3)),
+                    ("po_1", START),
+                    ("po_2", START + timedelta(days=9)),
+                    ("po_3", START + timedelta(days=9)),
+                    ("po_4", START + timedelta(days=20)),
+                ]
+            ],
         )
         session.execute(insert(StripeBalanceTransaction), stripe)
         session.commit()
@@ -112,13 +129,17 @@ def test_postgresql_writes_the_report_the_portable_path_writes(app: Flask, seed:
     with app.app_context():
         session = db.session()
         expected = jsonable(portable.reconciliation(session, period))
-        made = json.loads(fast_reports.reconciliation_json(session, period))
+        made = json.loads(b"".join(fast_reports.reconciliation_json(session, period)))
         assert list(made) == list(expected)
         for status in portable.STATUSES:
             assert len(made[status]) == len(expected[status]) > 0, status
             for ours, theirs in zip(made[status], expected[status], strict=True):
                 assert list(ours.items()) == list(theirs.items())
         assert made == expected
+        assert len(made["overpayments"]) >= 5
+        assert {"void", "paid"} <= {row["status"] for row in made["overpayments"]}
+        assert [row["payout_id"] for row in made["by_payout"]] == ["po_1", "po_2", "po_3", "po_4"]
+        assert made["by_payout"][-1]["gross"] == 0  # it carried nothing
         assert any("." in row["occurred_at"] for row in made["matched"])
         assert any("." not in row["occurred_at"] for row in made["matched"])
 

@@ -112,7 +112,7 @@ def pairs(period: Period) -> Select[Any]:
         ),
         else_=literal("matched"),
     )
-    in_period = or_(
+    either_side_in = or_(
         (ledger.c.occurred_at >= period.start) & (ledger.c.occurred_at < period.end),
         (stripe.c.created >= period.start) & (stripe.c.created < period.end),
     )
@@ -138,7 +138,7 @@ def pairs(period: Period) -> Select[Any]:
             stripe.c.created.label("stripe_created"),
         )
         .select_from(ledger.join(stripe, ledger.c.ref == stripe.c.source, full=True))
-        .where(in_period)
+        .where(either_side_in)
         .order_by(
             func.coalesce(ledger.c.occurred_at, stripe.c.created),
             ledger.c.ledger_entry_id,
@@ -191,7 +191,7 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
             # index on occurred_at finds them, rather than summing every charge ever.
             LedgerEntry.invoice_id.in_(
                 select(LedgerEntry.invoice_id).where(
-                    LedgerEntry.kind == "charge", _in(period, LedgerEntry.occurred_at)
+                    LedgerEntry.kind == "charge", in_period(period, LedgerEntry.occurred_at)
                 )
             ),
         )
@@ -221,7 +221,7 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
         )
         .join(charges, charges.c.invoice_id == Invoice.id)
         .outerjoin(given_back, given_back.c.invoice_id == Invoice.id)
-        .where(charges.c.collected > owed, _in(period, charges.c.last_charge_at))
+        .where(charges.c.collected > owed, in_period(period, charges.c.last_charge_at))
         .order_by(charges.c.last_charge_at, Invoice.id)
     ).mappings()
     return [dict(row) for row in rows]
@@ -233,7 +233,7 @@ def money_sum(value: Any, condition: Any = None) -> Any:
     return cast(func.coalesce(func.sum(summed), 0), BigInteger)
 
 
-def _stripe_money(txn: type[StripeBalanceTransaction]) -> list[Any]:
+def stripe_money(txn: type[StripeBalanceTransaction]) -> list[Any]:
     return [
         money_sum(txn.amount, txn.type.in_(STRIPE_CHARGES)).label("gross"),
         money_sum(-txn.amount, txn.type.in_(STRIPE_REFUNDS)).label("refunds"),
@@ -243,7 +243,7 @@ def _stripe_money(txn: type[StripeBalanceTransaction]) -> list[Any]:
     ]
 
 
-def _in(period: Period, column: Any) -> Any:
+def in_period(period: Period, column: Any) -> Any:
     return (column >= period.start) & (column < period.end)
 
 
@@ -252,8 +252,8 @@ def by_day(session: Session, period: Period) -> list[dict[str, Any]]:
     txn = StripeBalanceTransaction
     day = clinic_day(txn.created, period.zone)
     rows = session.execute(
-        select(day.label("day"), txn.currency, *_stripe_money(txn))
-        .where(_in(period, txn.created))
+        select(day.label("day"), txn.currency, *stripe_money(txn))
+        .where(in_period(period, txn.created))
         .group_by(day, txn.currency)
         .order_by(day, txn.currency)
     ).mappings()
@@ -270,12 +270,12 @@ def by_payout(session: Session, period: Period) -> list[dict[str, Any]]:
             StripePayout.arrival_date,
             StripePayout.status,
             StripePayout.currency,
-            *_stripe_money(txn),
+            *stripe_money(txn),
         )
         .join(txn, txn.payout_id == StripePayout.id, isouter=True)
-        .where(_in(period, StripePayout.created))
+        .where(in_period(period, StripePayout.created))
         .group_by(StripePayout.id)
-        .order_by(StripePayout.created)
+        .order_by(StripePayout.created, StripePayout.id)
     ).mappings()
     return [dict(row) for row in rows]
 
@@ -297,7 +297,9 @@ def by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
             (charges - refunds).label("revenue"),
             func.count(func.distinct(charged)).label("sessions"),
         )
-        .where(_in(period, LedgerEntry.occurred_at), LedgerEntry.kind.in_(("charge", "refund")))
+        .where(
+            in_period(period, LedgerEntry.occurred_at), LedgerEntry.kind.in_(("charge", "refund"))
+        )
         .group_by(session_type, LedgerEntry.currency)
         .order_by(session_type)
     ).mappings()
@@ -314,8 +316,8 @@ def totals(session: Session, period: Period, counts: dict[str, int]) -> dict[str
 
     stripe = _by_currency(
         session.execute(
-            select(txn.currency, *_stripe_money(txn))
-            .where(_in(period, txn.created))
+            select(txn.currency, *stripe_money(txn))
+            .where(in_period(period, txn.created))
             .group_by(txn.currency)
         )
     )
@@ -327,7 +329,7 @@ def totals(session: Session, period: Period, counts: dict[str, int]) -> dict[str
                 ledger_sum("refund").label("refunds"),
                 ledger_sum("dispute").label("disputes"),
             )
-            .where(_in(period, LedgerEntry.occurred_at))
+            .where(in_period(period, LedgerEntry.occurred_at))
             .group_by(LedgerEntry.currency)
         )
     )

@@ -78,8 +78,10 @@ class ReconciliationView(MethodView):
         if fast_reports.available(
             session, current_app.config["REPORTS_IN_DATABASE"]
         ):  # PostgreSQL writes the pairs' JSON itself
-            body = fast_reports.reconciliation_json(session, period)
-            return Response(body, mimetype="application/json")
+            chunks = fast_reports.reconciliation_json(session, period)
+            sent = Response(chunks, mimetype="application/json")
+            sent.content_length = sum(map(len, chunks))
+            return sent
         return json_response(reports.reconciliation(session, period))
 
 
