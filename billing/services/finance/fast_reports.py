@@ -124,9 +124,6 @@ def reconciliation_json(session: Session, period: Period, slices: int = SLICES) 
             # Each part is one backend on one CPU: parallel workers would only take CPUs
             # from the other parts (the overpayments' scan took three to gain nothing).
             each.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
-            # Nor does any part pay for compiling itself: the sums per session type are
-            # costed high enough for JIT, which spent 140 ms to save nothing of 80.
-            each.execute(text("SET LOCAL jit = off"))
         with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
             over = pool.submit(portable.overpayments, sessions[0], period)
             rest = pool.submit(_the_rest, sessions[1], period, counts)
