@@ -117,9 +117,10 @@ def database() -> Database:
 
 def session() -> Session:
     """The current request's session, opened on first use and closed at teardown."""
-    if "db_session" not in g:
-        g.db_session = database().sessionmaker()
-    current: Session = g.db_session
+    here = g._get_current_object()
+    current: Session | None = here.get("db_session")
+    if current is None:
+        current = here.db_session = database().sessionmaker()
     return current
 
 

@@ -92,18 +92,20 @@ def generate_key() -> str:
 
 def authenticate() -> None:
     """before_request: check the bearer key against the endpoint's scopes."""
-    scopes = required_scopes(request.endpoint, request.method)
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    scopes = required_scopes(current.endpoint, current.method)
     if scopes is None:
         return
-    header = request.headers.get("Authorization", "")
+    header = current.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing_api_key", "Send an API key as `Authorization: Bearer <key>`.")
     caller = _caller(hash_key(token.strip()))
     if caller is None:
         raise Unauthorized("invalid_api_key", "The API key is unknown or has been revoked.")
-    g.api_key = caller
-    audit.act_as(audit.Actor("api_key", caller.name, g.get("request_id")))
+    here = g._get_current_object()
+    here.api_key = caller
+    audit.act_as(audit.Actor("api_key", caller.name, here.get("request_id")))
     if ANY_KEY not in scopes and not caller.scopes.intersection(scopes):
         raise Forbidden(
             "insufficient_scope",

@@ -114,10 +114,11 @@ def _parsed(limit: str) -> RateLimitItem:
 def check_api_limit() -> None:
     """before_request, for the API's blueprints: a 429 once the caller's key (or address)
     has used API_RATE_LIMIT."""
-    if request.blueprint not in API_BLUEPRINTS or not current_app.config["RATELIMIT_ENABLED"]:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if request.blueprint not in API_BLUEPRINTS or not app.config["RATELIMIT_ENABLED"]:
         return
-    counter: ApiLimiter = current_app.extensions[API_LIMITER]
-    allowed, reset = counter.hit(api_limit(), api_caller())
+    counter: ApiLimiter = app.extensions[API_LIMITER]
+    allowed, reset = counter.hit(str(app.config["API_RATE_LIMIT"]), api_caller())
     if not allowed:
         g.setdefault(API_RESET, reset)
         raise TooManyRequests()
@@ -176,10 +177,6 @@ def api_caller() -> str:
     if scheme.lower() == "bearer" and token.strip():
         return "key:" + hashlib.sha256(token.strip().encode()).hexdigest()[:32]
     return "addr:" + (get_remote_address() or "unknown")
-
-
-def api_limit() -> str:
-    return str(current_app.config["API_RATE_LIMIT"])
 
 
 def pay_limit() -> str:

@@ -23,11 +23,14 @@ class UnsupportedMediaType(ServiceError):
 
 
 def _start() -> None:
-    g.started = time.perf_counter()
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if incoming and REQUEST_ID.match(incoming) else secrets.token_hex(16)
+    # The request and g, looked up once (each use of Flask's proxies is a lookup).
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    here = g._get_current_object()
+    here.started = time.perf_counter()
+    incoming = current.headers.get("X-Request-ID", "")
+    here.request_id = incoming if incoming and REQUEST_ID.match(incoming) else secrets.token_hex(16)
     # Until a key or a sign-in says who it is, the caller is known by its address.
-    audit.act_as(audit.Actor("anonymous", request.remote_addr or "unknown", g.request_id))
+    audit.act_as(audit.Actor("anonymous", current.remote_addr or "unknown", here.request_id))
 
 
 JSON_BODY = "billing_json_body"  # flask.g: the request's body, parsed once
@@ -54,25 +57,27 @@ def _nul_in(value: object, path: str = "") -> str | None:
 def check_json_body() -> None:
     """API requests carry no NUL characters (no id or name holds one, and PostgreSQL
     cannot store them), and API writes carry a JSON object, declared as such."""
-    if not request.path.startswith("/v1/"):
+    current = request._get_current_object()  # type: ignore[attr-defined]
+    path = current.path
+    if not path.startswith("/v1/"):
         return
-    if "\x00" in request.path:
+    if "\x00" in path:
         raise NotFound("not_found", "No such resource.")
-    if request.query_string and any(
-        "\x00" in part for item in request.args.items(multi=True) for part in item
+    if current.query_string and any(
+        "\x00" in part for item in current.args.items(multi=True) for part in item
     ):
         raise BadRequest("nul_character", "The query string must not contain NUL characters.")
-    if request.method not in ("POST", "PUT", "PATCH"):
+    if current.method not in ("POST", "PUT", "PATCH"):
         return
-    if request.path.startswith("/v1/stripe/"):
+    if path.startswith("/v1/stripe/"):
         return  # webhooks verify the raw body themselves
-    if not request.content_length and not request.get_data(cache=True):
+    if not current.content_length and not current.get_data(cache=True):
         return  # no body; the schema reports the missing fields
-    if not request.is_json:
+    if not current.is_json:
         raise UnsupportedMediaType(
             "unsupported_media_type", "Send the body as JSON with `Content-Type: application/json`."
         )
-    data = request.get_data(cache=True)
+    data = current.get_data(cache=True)
     try:
         body = json.loads(data)
     except ValueError as error:
@@ -86,7 +91,8 @@ def check_json_body() -> None:
 
 def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
-    if request.path.startswith("/v1/"):  # patients' names and invoices: kept by no cache
+    if request._get_current_object().path.startswith("/v1/"):  # type: ignore[attr-defined]
+        # patients' names and invoices: kept by no cache
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"
     if not log.isEnabledFor(logging.INFO):

@@ -56,6 +56,18 @@ def test_quote_read_back_equals_the_created_quote(client, headers, booking) -> N
     assert read_back.json == created
 
 
+def test_created_quote_is_written_as_its_read_back_byte_for_byte(client, headers, booking) -> None:
+    patients = [
+        {"patient_id": "P-3001", "name": "José Ñúñez \u00e9\t\"quoted\"", "prior_iv_sessions": 2},
+        {"patient_id": "P-3002", "name": "Ana Ruiz", "prior_iv_sessions": 1},
+    ]
+    created = client.post("/v1/quotes", json=booking(patients=patients), headers=headers)
+    assert created.status_code == 201, created.json
+    read_back = client.get(f"/v1/quotes/{created.json['id']}", headers=headers)
+    assert created.get_data() == read_back.get_data()
+    assert b"Jos\\u00e9" in created.get_data()  # escaped, as Flask writes it
+
+
 def test_quote_expires_after_the_configured_ttl(app: Flask, client, headers, booking) -> None:
     app.config["QUOTE_TTL_HOURS"] = 2
     quote = client.post("/v1/quotes", json=booking(), headers=headers).json

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,7 +10,7 @@ from typing import Any
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
-from billing.adapters import db
+from billing.adapters import db, jsontext
 from billing.adapters.models import AuditEvent, Quote, QuoteLine, new_id, utcnow
 from billing.adapters.outbox import Event
 from billing.domain import credits as credit_rules
@@ -130,7 +129,7 @@ def create_quote(
     }
     # Written as Flask writes a response (sorted keys, compact), so that a replay of the
     # same Idempotency-Key, which Flask writes, answers the very same bytes.
-    body = json.dumps(dump_new_quote(made), sort_keys=True, separators=(",", ":"))
+    body = jsontext.flask_compact(dump_new_quote(made))
     event = events.row("quote.created", body)
     audits = [row for row in (_exemptions(quote, lines), _discounts(quote, lines)) if row]
     if alone:
@@ -318,7 +317,7 @@ _INSERT_IN_ONE = text(
                line.description, line.amount, line.base_amount, line.sliding_percent,
                line.sliding_reason, line.sliding_approved_by, line.sliding_amount,
                line.promotion_amount, line.credit_units
-        FROM jsonb_to_recordset(CAST(:lines AS jsonb)) AS line(
+        FROM json_to_recordset(CAST(:lines AS json)) AS line(
             position int, patient_id text, patient_name text, patient_email text,
             prior_iv_sessions int, iv_exemption_reason text, iv_exemption_approved_by text,
             description text, amount bigint, base_amount bigint, sliding_percent int,
@@ -333,7 +332,7 @@ _INSERT_IN_ONE = text(
                               request_id, details)
     SELECT row.occurred_at, row.actor_type, row.actor, row.action, row.object_type,
            row.object_id, row.request_id, row.details
-    FROM jsonb_to_recordset(CAST(:audits AS jsonb)) AS row(
+    FROM json_to_recordset(CAST(:audits AS json)) AS row(
         occurred_at timestamptz, actor_type text, actor text, action text, object_type text,
         object_id text, request_id text, details text)
     """
@@ -352,12 +351,12 @@ def _in_one_parameters(
 ) -> dict[str, Any]:
     return {
         **quote,
-        "lines": json.dumps(lines),
+        "lines": jsontext.for_database(lines),
         "event_id": event["public_id"],
         "event_type": event["type"],
         "event_created_at": event["created_at"],
         "event_data": event["data"],
-        "audits": json.dumps(audits, default=str),
+        "audits": jsontext.for_database(audits),
     }
 
 

@@ -30,9 +30,8 @@ class BodyOnceParser(FlaskParser):
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):
             return core.missing
-        if JSON_BODY in flask.g:
-            return flask.g.get(JSON_BODY)
-        return super()._raw_load_json(req)
+        body = flask.g.get(JSON_BODY, core.missing)
+        return super()._raw_load_json(req) if body is core.missing else body
 
     def _process_location_data(
         self,

@@ -42,14 +42,14 @@ class QuotesView(MethodView):
     @problems(blp, *WITH_A_BODY, 409)
     def post(self, booking: dict[str, Any]) -> Quote | Response:
         """Price a booking under the clinic's rules."""
-        ttl = timedelta(hours=current_app.config["QUOTE_TTL_HOURS"])
+        config = current_app.config
         made = quotes.create_quote(
             db.session(),
             booking,
-            ttl,
+            timedelta(hours=config["QUOTE_TTL_HOURS"]),
             price_book(),
             idempotency_request(),
-            max_discount_percent=current_app.config["MAX_DISCOUNT_PERCENT"],
+            max_discount_percent=config["MAX_DISCOUNT_PERCENT"],
         )
         if isinstance(made, quotes.CreatedQuote):  # dumped once already, for its event
             return Response(made.body, status=201, mimetype="application/json")
