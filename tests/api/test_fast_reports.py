@@ -1,4 +1,4 @@
-"""PostgreSQL builds the reconciliation report's JSON and CSV itself (json_agg, COPY): on
+"""PostgreSQL builds the reconciliation report's JSON and CSV itself (row_to_json, COPY): on
 generated data, row for row, what it writes is what the portable path writes."""
 
 from __future__ import annotations
