@@ -18,8 +18,9 @@ values = st.recursive(
     # without its sign and padding (1e-5, not 1e-05): none are written with one.
     | st.integers(min_value=0, max_value=2000).map(lambda halves: halves / 2)
     | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
