@@ -179,14 +179,7 @@ def by_payout(session: Session, period: Period) -> list[dict[str, Any]]:
     txn = StripeBalanceTransaction
     sums = select(*portable.stripe_money(txn)).where(txn.payout_id == StripePayout.id).lateral()
     rows = session.execute(
-        select(
-            StripePayout.id.label("payout_id"),
-            StripePayout.amount.label("payout_amount"),
-            StripePayout.arrival_date,
-            StripePayout.status,
-            StripePayout.currency,
-            *sums.c,
-        )
+        select(*portable.payout_columns(), *sums.c)
         .join(sums, true())
         .where(portable.in_period(period, StripePayout.created))
         .order_by(StripePayout.created, StripePayout.id)

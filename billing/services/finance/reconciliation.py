@@ -260,18 +260,22 @@ def by_day(session: Session, period: Period) -> list[dict[str, Any]]:
     return [{**row, "day": str(row["day"])} for row in rows]
 
 
+def payout_columns() -> list[Any]:
+    """A payout as the report shows it, before its sums."""
+    return [
+        StripePayout.id.label("payout_id"),
+        StripePayout.amount.label("payout_amount"),
+        StripePayout.arrival_date,
+        StripePayout.status,
+        StripePayout.currency,
+    ]
+
+
 def by_payout(session: Session, period: Period) -> list[dict[str, Any]]:
     """Per payout of the period: what it carried, in gross, refunds, fees and net."""
     txn = StripeBalanceTransaction
     rows = session.execute(
-        select(
-            StripePayout.id.label("payout_id"),
-            StripePayout.amount.label("payout_amount"),
-            StripePayout.arrival_date,
-            StripePayout.status,
-            StripePayout.currency,
-            *stripe_money(txn),
-        )
+        select(*payout_columns(), *stripe_money(txn))
         .join(txn, txn.payout_id == StripePayout.id, isouter=True)
         .where(in_period(period, StripePayout.created))
         .group_by(StripePayout.id)
