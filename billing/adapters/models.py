@@ -260,6 +260,7 @@ class LedgerEntry(Base):
     # on a row written without them, where reports do.
     invoice_number: Mapped[str | None] = mapped_column(String(16))
     session_type: Mapped[str | None] = mapped_column(String(32))
+    invoice_total: Mapped[int | None]
 
 
 def _ledger_sum(kind: str, invoice_id: Any) -> Any:

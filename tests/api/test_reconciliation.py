@@ -106,12 +106,20 @@ def set_invoice(app: Flask, invoice_id: str, **values: Any) -> None:
         session.commit()
 
 
-def add_ledger(app: Flask, invoice: dict, kind: str, amount: int, ref: str, when: str) -> int:
+def add_ledger(
+    app: Flask, invoice: dict, kind: str, amount: int, ref: str, when: str, copies: bool = False
+) -> int:
     """A ledger row as the payment, refund or dispute code writes it: amount positive,
-    in the invoice's currency, naming the Stripe object its balance transaction has."""
+    in the invoice's currency, naming the Stripe object its balance transaction has; with
+    `copies`, also its copies of the invoice's number, session type and total, as
+    `ledger.record` writes them (without, as a row written before those copies were)."""
     with app.app_context():
         session = db.session()
+        copied = session.get(Invoice, invoice["id"]) if copies else None
         entry = LedgerEntry(
+            invoice_number=copied.number if copied else None,
+            session_type=copied.session_type if copied else None,
+            invoice_total=copied.total if copied else None,
             invoice_id=invoice["id"],
             kind=kind,
             amount=amount,
@@ -426,6 +434,42 @@ def test_every_pair_falls_in_exactly_the_list_it_was_planted_for(client, finance
         "mismatched": 2,
         "overpayments": 0,
     }
+
+
+def test_overpayments_of_entries_carrying_their_invoice_total(
+    app: Flask, client, finance, booking_system
+) -> None:
+    """Entries as the service writes them, with their invoice's total: an invoice that
+    collected its total is not listed; one charged again in October (first in September)
+    is; a void one charged once is; one charged again in November is November's."""
+    names = ("exact", "again", "void", "november")
+    invoices = {name: iv_invoice(client, booking_system, f"P-over-{name}") for name in names}
+    for name in ("exact", "again", "november"):
+        set_invoice(app, invoices[name]["id"], status="paid")
+    set_invoice(app, invoices["void"]["id"], status="void")
+    total = invoices["exact"]["total"]
+    charges = [
+        ("exact", "2026-10-05T10:00:00Z"),
+        ("again", "2026-09-28T10:00:00Z"),
+        ("again", "2026-10-06T10:00:00Z"),
+        ("void", "2026-10-07T10:00:00Z"),
+        ("november", "2026-10-08T10:00:00Z"),
+        ("november", "2026-11-02T10:00:00Z"),
+    ]
+    for number, (name, when) in enumerate(charges):
+        add_ledger(app, invoices[name], "charge", total, f"ch_over_{number}", when, copies=True)
+
+    def listed(**query: str) -> list[tuple[str, str, int, int]]:
+        shown = reconcile(client, finance, **query).json["overpayments"]
+        return [(r["invoice_id"], r["status"], r["collected"], r["excess"]) for r in shown]
+
+    assert listed() == [
+        (invoices["again"]["id"], "paid", 2 * total, total),
+        (invoices["void"]["id"], "void", total, total),
+    ]
+    assert listed(**{"from": "2026-11-01", "to": "2026-11-30"}) == [
+        (invoices["november"]["id"], "paid", 2 * total, total)
+    ]
 
 
 def test_matched_rows_name_both_sides_with_signed_amounts(client, finance, planted) -> None:

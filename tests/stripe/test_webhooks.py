@@ -246,6 +246,9 @@ def test_refund_made_in_stripe_is_recorded_once_however_often_its_event_arrives(
     assert invoice["amount_refunded"] == 10000
     rows = ledger_rows(stripe_app, invoice_id, "refund")
     assert [(row.stripe_object_id, row.amount) for row in rows] == [(refund_id, 10000)]
+    # Each entry carries copies of its invoice's number, session type and total.
+    copied = (rows[0].invoice_number, rows[0].session_type, rows[0].invoice_total)
+    assert copied == (invoice["number"], invoice["session_type"], invoice["total"])
 
     again = deliver(stripe_client, event)
     assert again.status_code == 200, again.json

@@ -51,6 +51,7 @@ def record(
             created_at=utcnow(),
             invoice_number=invoice.number,
             session_type=invoice.session_type,
+            invoice_total=invoice.total,
         )
         .on_conflict_do_nothing(index_elements=["kind", "stripe_object_id"])
         .returning(LedgerEntry.id)

@@ -1,0 +1,46 @@
+"""ledger entries carry their invoice's total too: the overpayments look up only the
+invoices that may have collected more than they owe, not every one charged in the period
+
+Revision ID: 0016
+Revises: 0015
+Create Date: 2026-12-02 01:40:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+
+revision: str = '0016'
+down_revision: str | None = '0015'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# An invoice's total is set when it is issued and never changes (a wrong invoice is voided
+# and another issued), so the copy never goes stale. As in 0015, the append-only trigger
+# is off only while the rows already there get their copy.
+BACKFILL = """
+UPDATE ledger_entries SET invoice_total = invoices.total
+FROM invoices WHERE invoices.id = ledger_entries.invoice_id
+"""
+BACKFILL_SQLITE = """
+UPDATE ledger_entries SET
+    invoice_total = (SELECT total FROM invoices WHERE invoices.id = ledger_entries.invoice_id)
+"""
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('ledger_entries') as batch:
+        batch.add_column(sa.Column('invoice_total', sa.BigInteger(), nullable=True))
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_append_only')
+        op.execute(BACKFILL)
+        op.execute('ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_append_only')
+    else:
+        op.execute(BACKFILL_SQLITE)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('ledger_entries') as batch:
+        batch.drop_column('invoice_total')
