@@ -6,10 +6,22 @@ either is the same; `for_database` writes JSON for PostgreSQL to read, as UTF-8.
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
 import orjson
+
+# What json escapes that orjson writes as it is: DEL, and everything outside ASCII.
+_UNESCAPED = re.compile(r"[^\x00-\x7e]")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    """One such character as json writes it: `\\u00e9`, or a surrogate pair."""
+    code = ord(found.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 | code >> 10:04x}\\u{0xDC00 | code & 0x3FF:04x}"
 
 
 def flask_compact(value: Any) -> str:
@@ -18,10 +30,11 @@ def flask_compact(value: Any) -> str:
     Floats are the same only while written without an exponent (from 0.0001 to 1e16:
     orjson writes `1e-5` where json writes `1e-05`); a quote's are halves of a credit."""
     written = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    if written.isascii():
+    if written.isascii() and b"\x7f" not in written:
         return written.decode()
-    # orjson writes UTF-8 as it is; Flask escapes it (a patient named José, say).
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    # orjson writes UTF-8 and DEL as they are; Flask escapes them (a patient named José,
+    # say). They can only be characters of strings, each escaped on its own.
+    return _UNESCAPED.sub(_escaped, written.decode())
 
 
 def for_database(value: Any) -> str:

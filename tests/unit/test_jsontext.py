@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from flask import Flask
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from billing.adapters import jsontext
@@ -29,6 +29,8 @@ FLASK = Flask(__name__)
 
 
 @given(values)
+@example({"note": "rub\x7fout"})  # DEL alone: ASCII, yet json escapes it
+@example({"patient": "Jos\u00e9 Mu\u00f1oz", "note": "\x7f\u2028\U0001f600", "\u00e9": ["\u00fc"]})
 def test_flask_compact_is_what_flask_writes(value: object) -> None:
     answered = FLASK.json.response(value).get_data(as_text=True)
     assert jsontext.flask_compact(value) + "\n" == answered
