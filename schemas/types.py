@@ -33,6 +33,7 @@ ERROR_CODES = (
     "internal_error",
     "database_unavailable",
     "nul_character",
+    "invalid_unicode",
     "malformed_json",
     "missing_api_key",
     "invalid_api_key",

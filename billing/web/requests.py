@@ -7,6 +7,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 
 from flask import Flask, Request, Response, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -36,27 +37,42 @@ def _start() -> None:
 JSON_BODY = "billing_json_body"  # flask.g: the request's body, parsed once
 
 
-def _nul_in(value: object, path: str = "") -> str | None:
-    """The dotted path of the first string holding a NUL character, if any."""
+def _first_string(value: object, bad: Callable[[str], bool], path: str = "") -> str | None:
+    """The dotted path of the first string (a key or a value) that is `bad`, if any."""
     if isinstance(value, str):
-        return path or "body" if "\x00" in value else None
+        return path or "body" if bad(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             name = f"{path}.{key}" if path else str(key)
-            found = _nul_in(key, name) or _nul_in(item, name)
+            found = _first_string(key, bad, name) or _first_string(item, bad, name)
             if found:
                 return found
     if isinstance(value, list):
         for index, item in enumerate(value):
-            found = _nul_in(item, f"{path}.{index}" if path else str(index))
+            found = _first_string(item, bad, f"{path}.{index}" if path else str(index))
             if found:
                 return found
     return None
 
 
+def _has_nul(text: str) -> bool:
+    return "\x00" in text
+
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# How one can be written: an escape from \ud800 to \udfff, or (json reads UTF-8 with
+# "surrogatepass") its three bytes, which all begin with 0xED.
+MAY_HOLD_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed")
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    return LONE_SURROGATE.search(text) is not None
+
+
 def check_json_body() -> None:
     """API requests carry no NUL characters (no id or name holds one, and PostgreSQL
-    cannot store them), and API writes carry a JSON object, declared as such."""
+    cannot store them) and no lone surrogates (no character at all), and API writes carry
+    a JSON object, declared as such."""
     current = request._get_current_object()  # type: ignore[attr-defined]
     path = current.path
     if not path.startswith("/v1/"):
@@ -84,9 +100,16 @@ def check_json_body() -> None:
         raise BadRequest("malformed_json", f"The body is not valid JSON: {error}.") from None
     g.setdefault(JSON_BODY, body)  # the arguments parser takes this parse (api.blueprint)
     # A NUL can only be written `\u0000` in JSON: without those bytes, no string has one.
-    field = _nul_in(body) if b"\\u0000" in data else None
+    field = _first_string(body, _has_nul) if b"\\u0000" in data else None
     if field:
         raise field_error("nul_character", field, "Must not contain NUL characters.")
+    # Half of a surrogate pair alone is no character: it can be neither stored nor sent.
+    if MAY_HOLD_SURROGATE.search(data):
+        field = _first_string(body, _has_lone_surrogate)
+        if field:
+            raise field_error(
+                "invalid_unicode", field, "Must be valid Unicode: a lone surrogate is no character."
+            )
 
 
 def _finish(response: Response) -> Response:

@@ -161,6 +161,31 @@ def test_api_answers_are_kept_by_no_cache_and_never_sniffed(client, make_key, bo
         assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
+def test_lone_surrogates_are_refused_naming_where(client, headers, booking) -> None:
+    """Half of a surrogate pair, escaped or as raw bytes, is no character: neither database
+    can store it, nor can an answer carry it. A clear 422, never a 500; a whole pair (an
+    emoji) is a character like any other."""
+    body = booking()
+    escaped = json.dumps(body).replace('"Ana Ruiz"', '"Ana \\ud800 Ruiz"')
+    raw = (
+        json.dumps(body)
+        .replace('"Ana Ruiz"', '"Ana X Ruiz"')
+        .encode()
+        .replace(b"X", b"\xed\xa0\x80")
+    )
+    for sent in (escaped, raw):
+        refused = assert_problem(
+            client.post("/v1/quotes", data=sent, content_type="application/json", headers=headers),
+            422,
+            "invalid_unicode",
+        )
+        assert list(refused["errors"]) == ["patients.0.name"]
+    body["patients"][0]["name"] = "Ana \U0001f600 Ruiz"
+    made = client.post("/v1/quotes", json=body, headers=headers)
+    assert made.status_code == 201, made.json
+    assert made.json["lines"][0]["patient_name"] == "Ana \U0001f600 Ruiz"
+
+
 def test_nul_characters_are_refused_naming_where(client, headers, booking) -> None:
     """PostgreSQL cannot store a NUL: a body, a query string or a path holding one is a
     clear 4xx, never a 500, on both databases."""
