@@ -242,6 +242,15 @@ class LedgerEntry(Base):
         UniqueConstraint("kind", "stripe_object_id"),
         Index("ix_ledger_entries_occurred_at", "occurred_at"),
         Index("ix_ledger_entries_stripe_ref", "stripe_ref"),
+        # Every charge of an invoice, with what the overpayments sum, in invoice order
+        # (PostgreSQL reads them from the index alone, merged with the period's).
+        Index(
+            "ix_ledger_entries_charges",
+            "invoice_id",
+            postgresql_include=["amount", "occurred_at", "invoice_total"],
+            postgresql_where=text("kind = 'charge'"),
+            sqlite_where=text("kind = 'charge'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -1,5 +1,6 @@
 """ledger entries carry their invoice's total too: the overpayments look up only the
-invoices that may have collected more than they owe, not every one charged in the period
+invoices that may have collected more than they owe, not every one charged in the period;
+and an index of the charges by invoice holding what the overpayments sum
 
 Revision ID: 0016
 Revises: 0015
@@ -39,8 +40,14 @@ def upgrade() -> None:
         op.execute('ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_append_only')
     else:
         op.execute(BACKFILL_SQLITE)
+    op.create_index(
+        'ix_ledger_entries_charges', 'ledger_entries', ['invoice_id'],
+        postgresql_include=['amount', 'occurred_at', 'invoice_total'],
+        postgresql_where=sa.text("kind = 'charge'"), sqlite_where=sa.text("kind = 'charge'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index('ix_ledger_entries_charges', table_name='ledger_entries')
     with op.batch_alter_table('ledger_entries') as batch:
         batch.drop_column('invoice_total')
