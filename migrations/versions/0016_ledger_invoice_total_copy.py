@@ -1,6 +1,7 @@
 """ledger entries carry their invoice's total too: the overpayments look up only the
 invoices that may have collected more than they owe, not every one charged in the period;
-and an index of the charges by invoice holding what the overpayments sum
+an index of the charges by invoice holding what the overpayments sum; and (PostgreSQL) the
+type of a reconciliation pair, whose fields name the report's JSON keys
 
 Revision ID: 0016
 Revises: 0015
@@ -31,6 +32,19 @@ UPDATE ledger_entries SET
 """
 
 
+# A pair of the reconciliation report as PostgreSQL writes it to JSON (row_to_json): the
+# fields are the report's columns, in its order (reconciliation.CSV_COLUMNS; the fast
+# report's tests compare every key with the portable path's).
+PAIR_TYPE = """
+CREATE TYPE reconciliation_pair AS (
+    status text, ledger_entry_id bigint, invoice_id text, invoice_number text, kind text,
+    ledger_amount bigint, ledger_currency text, occurred_at text,
+    stripe_transaction_id text, stripe_source text, stripe_type text, stripe_amount bigint,
+    stripe_fee bigint, stripe_net bigint, stripe_currency text, stripe_created text
+)
+"""
+
+
 def upgrade() -> None:
     with op.batch_alter_table('ledger_entries') as batch:
         batch.add_column(sa.Column('invoice_total', sa.BigInteger(), nullable=True))
@@ -38,6 +52,7 @@ def upgrade() -> None:
         op.execute('ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_append_only')
         op.execute(BACKFILL)
         op.execute('ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_append_only')
+        op.execute(PAIR_TYPE)
     else:
         op.execute(BACKFILL_SQLITE)
     op.create_index(
@@ -48,6 +63,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute('DROP TYPE reconciliation_pair')
     op.drop_index('ix_ledger_entries_charges', table_name='ledger_entries')
     with op.batch_alter_table('ledger_entries') as batch:
         batch.drop_column('invoice_total')
