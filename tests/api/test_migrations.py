@@ -11,14 +11,16 @@ from typing import Any
 
 import psycopg
 import pytest
+from alembic import command
 from sqlalchemy import column, create_engine, insert, table
 
 from billing import create_app
 from billing.adapters import db
-from billing.adapters.migrate import head_revision, upgrade
+from billing.adapters.migrate import alembic_config, head_revision, upgrade
 from billing.adapters.models import UTCDateTime
 from billing.config import normalise_database_url
 from billing.services.access import keys
+from billing.services.pricing import catalog
 from tests.conftest import POSTGRES_ADMIN
 
 
@@ -176,4 +178,98 @@ def test_bookings_invoiced_before_the_lifecycle_are_kept_as_they_were(
         again = client.post("/v1/invoices", json={"quote_id": "qt_old"}, headers=headers)
         assert again.status_code == 200, again.json
         assert client.get("/v1/invoices/in_qt_old", headers=headers).json["status"] == "paid"
+        app.extensions["billing.db"].engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+)
+def test_ledger_entries_from_before_0016_get_their_invoice_total(kind: str, tmp_path: Any) -> None:
+    """Migration 0016 copies each existing ledger entry's invoice total (and goes back down);
+    an invoice charged twice before it is still among the month's overpayments."""
+    for url in _fresh_database(kind, tmp_path):
+        upgrade(url)
+        app = create_app({"TESTING": True, "DATABASE_URL": url})
+        with app.app_context():
+            catalog.seed_default(db.session())
+            _, plain = keys.create_key(
+                db.session(), "desk", ["quotes:write", "invoices:write", "reports:read"]
+            )
+        headers = {"Authorization": f"Bearer {plain}"}
+        client = app.test_client()
+        when = (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0)
+        quote = client.post(
+            "/v1/quotes",
+            headers=headers,
+            json={
+                "booking_id": "BK-TWICE",
+                "session_type": "iv_individual",
+                "scheduled_at": when.isoformat(),
+                "currency": "usd",
+                "patients": [{"patient_id": "P-1", "name": "Ana Ruiz"}],
+            },
+        )
+        assert quote.status_code == 201, quote.json
+        made = client.post("/v1/invoices", headers=headers, json={"quote_id": quote.json["id"]})
+        assert made.status_code == 201, made.json
+        (invoice,) = made.json["data"]
+        app.extensions["billing.db"].engine.dispose()
+
+        command.downgrade(alembic_config(normalise_database_url(url)), "0015")
+        engine = create_engine(normalise_database_url(url))
+        ledger = table(
+            "ledger_entries",
+            *(
+                column(c)
+                for c in (
+                    "invoice_id",
+                    "kind",
+                    "amount",
+                    "currency",
+                    "stripe_object_id",
+                    "stripe_charge_id",
+                    "stripe_ref",
+                    "invoice_number",
+                    "session_type",
+                )
+            ),
+            column("occurred_at", UTCDateTime()),
+            column("created_at", UTCDateTime()),
+        )
+        charged_at = datetime(2026, 10, 5, 12, tzinfo=UTC)
+        with engine.begin() as connection:
+            for n in (1, 2):  # the desk and the pay page, both at Stripe
+                connection.execute(
+                    insert(ledger).values(
+                        invoice_id=invoice["id"],
+                        kind="charge",
+                        amount=invoice["total"],
+                        currency="usd",
+                        stripe_object_id=f"pi_{n}",
+                        stripe_charge_id=f"ch_{n}",
+                        stripe_ref=f"ch_{n}",
+                        invoice_number=invoice["number"],
+                        session_type="iv_individual",
+                        occurred_at=charged_at + timedelta(minutes=n),
+                        created_at=charged_at + timedelta(minutes=n),
+                    )
+                )
+        engine.dispose()
+
+        upgrade(url)
+        engine = create_engine(normalise_database_url(url))
+        with engine.connect() as connection:
+            copied = connection.execute(
+                table("ledger_entries", column("invoice_total")).select()
+            ).scalars()
+            assert list(copied) == [invoice["total"]] * 2
+        engine.dispose()
+        app = create_app({"TESTING": True, "DATABASE_URL": url})
+        report = app.test_client().get(
+            "/v1/reports/reconciliation?from=2026-10-01&to=2026-10-31", headers=headers
+        )
+        assert report.status_code == 200, report.json
+        assert [(r["invoice_id"], r["excess"]) for r in report.json["overpayments"]] == [
+            (invoice["id"], invoice["total"])
+        ]
         app.extensions["billing.db"].engine.dispose()
