@@ -133,13 +133,16 @@ def in_hours(hours: float) -> str:
 
 @pytest.fixture
 def booking() -> Callable[..., dict[str, object]]:
-    """A valid booking payload; keyword arguments replace its fields."""
+    """A valid booking payload; keyword arguments replace its fields. Its time is fixed
+    for the test: two payloads made a second apart are still the same booking (a replay
+    of one Idempotency-Key must send the same body)."""
+    scheduled_at = in_days(9)
 
     def make(**overrides: object) -> dict[str, object]:
         payload: dict[str, object] = {
             "booking_id": "BK-2026-0412",
             "session_type": "im_group",
-            "scheduled_at": in_days(9),
+            "scheduled_at": scheduled_at,
             "currency": "usd",
             "patients": [
                 {
