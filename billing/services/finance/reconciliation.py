@@ -25,6 +25,7 @@ from billing.adapters.models import (
     StripePayout,
 )
 from billing.domain.dates import UTC_ZONE, day_of
+from billing.domain.statuses import VOID
 
 # Our ledger and Stripe may date the same charge a moment apart: pairs are looked for
 # this far outside the period, and kept when either side falls inside it.
@@ -210,7 +211,7 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
         select(charges)
         .where(
             (charges.c.collected > charges.c.total_copy)
-            | charges.c.invoice_id.in_(select(Invoice.id).where(Invoice.status == "void"))
+            | charges.c.invoice_id.in_(select(Invoice.id).where(Invoice.status == VOID))
         )
         .subquery()
     )
@@ -220,7 +221,7 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
         .group_by(Refund.invoice_id)
         .subquery()
     )
-    owed = case((Invoice.status == "void", 0), else_=Invoice.total)
+    owed = case((Invoice.status == VOID, 0), else_=Invoice.total)
     returned = func.coalesce(given_back.c.given_back, 0)
     rows = session.execute(
         select(
