@@ -20,8 +20,10 @@ def wait_until_settled(app: Flask, seconds: float = 15.0) -> None:
         session = db.session()
         while True:
             every = session.scalar(select(func.count()).select_from(Event))
-            shown = session.scalar(select(func.count()).where(_settled(session)))
+            shown = session.scalar(select(func.count()).select_from(Event).where(_settled(session)))
             session.rollback()
-            if every == shown or time.monotonic() > deadline:
+            if every == shown:
                 return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{every - shown} event(s) still unsettled after {seconds} s")
             time.sleep(0.05)
