@@ -1,0 +1,119 @@
+"""What Stripe.js does in a browser and localstripe's fake leaves out (stand-in side only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# What Stripe.js does and localstripe's fake leaves out, added on the stand-in's side so
+# the pay page keeps Stripe's documented calls; never active with a real Stripe key (the
+# page then loads Stripe.js from Stripe):
+# - `confirmCardPayment(secret, {payment_method: {card}})` confirms the PaymentIntent
+#   with the card entered, showing the 3-D Secure step only when the card asks for it;
+# - the Payment Element (`elements({clientSecret}).create("payment")`), which the fake
+#   lacks: drawn as the fake's card fields, and `confirmPayment({elements})` confirms
+#   through the same route; `handleNextAction({clientSecret})` shows its 3-D Secure step.
+BRIDGE_JS = """
+;(function () {
+  const fakeStripe = Stripe;
+  Stripe = (apiKey) => {
+    const stripe = fakeStripe(apiKey);
+    const authenticate = stripe.confirmCardPayment;
+    stripe.confirmCardPayment = async (clientSecret, data) => {
+      const card = data && data.payment_method && data.payment_method.card;
+      if (!card || !card.value) {
+        return authenticate(clientSecret, data);
+      }
+      const response = await fetch(`${LOCALSTRIPE_BASE_API}/_config/bridge/confirm_card_payment`, {
+        method: 'POST',
+        headers: {'Content-Type': 'text/plain'},  // a simple request: no CORS preflight
+        body: JSON.stringify({client_secret: clientSecret, card: card.value.card}),
+      });
+      const body = await response.json();
+      if (body.error) {
+        return {error: body.error};
+      }
+      if (body.status === 'requires_action') {
+        return authenticate(clientSecret, data);
+      }
+      return {paymentIntent: body};
+    };
+    const cardElements = stripe.elements;
+    stripe.elements = (options) => {
+      const inner = cardElements();
+      return {
+        clientSecret: (options || {}).clientSecret,
+        create: (type, more) => inner.create('card', more),
+        getElement: () => inner.getElement('card'),
+        fetchUpdates: async () => ({}),
+        submit: async () => ({}),
+      };
+    };
+    stripe.confirmPayment = async ({elements, confirmParams, redirect}) => {
+      const result = await stripe.confirmCardPayment(elements.clientSecret, {
+        payment_method: {card: elements.getElement('payment')},
+      });
+      const done = result.paymentIntent && result.paymentIntent.status === 'succeeded';
+      if (done && redirect !== 'if_required' && confirmParams && confirmParams.return_url) {
+        window.location.assign(confirmParams.return_url);
+      }
+      return result;
+    };
+    stripe.handleNextAction = async ({clientSecret}) => authenticate(clientSecret);
+    return stripe;
+  };
+})();
+"""
+
+
+def add_browser_bridge(app: Any, base_url: str) -> None:
+    from aiohttp import ClientSession, web
+
+    if getattr(app, "_billing_bridge", False):
+        return
+    app._billing_bridge = True
+    headers = {"Authorization": "Bearer sk_test_stand_in_bridge"}
+
+    @web.middleware
+    async def append_bridge(request: Any, handler: Any) -> Any:
+        response = await handler(request)
+        if request.path == "/js.stripe.com/v3/" and response.status == 200:
+            return web.Response(
+                text=response.text + BRIDGE_JS, content_type="application/javascript"
+            )
+        return response
+
+    async def confirm_card_payment(request: Any) -> Any:
+        data = json.loads(await request.text())
+        secret = str(data.get("client_secret", ""))
+        card = data.get("card") or {}
+        intent_id = secret.split("_secret_")[0]
+        async with ClientSession(base_url, headers=headers) as stripe:
+            async with stripe.get(f"/v1/payment_intents/{intent_id}") as answer:
+                intent = await answer.json()
+            if answer.status != 200 or intent.get("client_secret") != secret:
+                return web.json_response({"error": {"message": "Unknown payment."}}, status=404)
+            _allow_retry_after_decline(intent_id)
+            form = {"type": "card", **{f"card[{k}]": str(v) for k, v in card.items()}}
+            async with stripe.post("/v1/payment_methods", data=form) as answer:
+                method = await answer.json()
+            if answer.status != 200:
+                return web.json_response(method, status=answer.status)
+            update = {"payment_method": method["id"]}
+            async with stripe.post(f"/v1/payment_intents/{intent_id}", data=update) as answer:
+                await answer.read()
+            async with stripe.post(f"/v1/payment_intents/{intent_id}/confirm") as answer:
+                return web.json_response(await answer.json(), status=answer.status)
+
+    app.middlewares.append(append_bridge)
+    app.router.add_post("/_config/bridge/confirm_card_payment", confirm_card_payment)
+
+
+def _allow_retry_after_decline(intent_id: str) -> None:
+    """Stripe lets a declined PaymentIntent be confirmed again with another card;
+    localstripe keeps the failed charge and refuses. Forget it, as Stripe would."""
+    from localstripe import resources
+
+    intent = resources.PaymentIntent._api_retrieve(intent_id)
+    if intent.status == "requires_payment_method" and intent.latest_charge is not None:
+        intent.latest_charge = None
