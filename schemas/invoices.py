@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from billing.domain.statuses import INVOICE_STATUSES
 from schemas.discounts import DiscountSchema, discounts_of
@@ -197,23 +197,47 @@ class CardPathSchema(Schema):
     )
 
 
+SETUP_INTENT_ID = typed(
+    "SetupIntentId",
+    fields.String(
+        validate=validate.Regexp(r"^seti_[A-Za-z0-9_]{1,250}$", error="Must be a seti_... id.")
+    ),
+)
+
+
 class SetupIntentSchema(Schema):
     patient_id = typed("PatientId", fields.String(required=True))
+    setup_intent = typed("SetupIntentId", fields.String(required=True))
     client_secret = fields.String(required=True)
 
 
 class ConsentSchema(Schema):
-    """What the patient agreed to when the card was saved, word for word, and when."""
+    """What the patient agreed to when the card was saved, word for word, and when; with
+    the address and browser it was given from (Stripe's customer acceptance), if known."""
 
     text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     agreed_at = fields.AwareDateTime(required=True)
+    ip_address = fields.IP(metadata={"description": "The patient's IP address when agreeing."})
+    user_agent = fields.String(
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": "The patient's browser when agreeing."},
+    )
+
+    @post_load
+    def _plain_address(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        if "ip_address" in data:
+            data["ip_address"] = str(data["ip_address"])
+        return data
 
 
 class CardRequestSchema(Schema):
+    """A card set up with Stripe: the SetupIntent the patient's browser confirmed (as Stripe
+    recommends), or a PaymentMethod made by Stripe.js, which is set up now."""
+
+    setup_intent = SETUP_INTENT_ID
     payment_method = typed(
         "PaymentMethodId",
         fields.String(
-            required=True,
             validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,250}$", error="Must be a pm_... id."),
         ),
     )
@@ -229,11 +253,21 @@ class CardRequestSchema(Schema):
         metadata={"description": "An HSA/FSA card: never charged fees automatically."},
     )
 
+    @validates_schema
+    def _one_way(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if "setup_intent" in data and "payment_method" in data:
+            raise ValidationError("Send setup_intent or payment_method, not both.", "setup_intent")
+        if "setup_intent" not in data and "payment_method" not in data:
+            raise ValidationError("Send setup_intent (or payment_method).", "setup_intent")
+
 
 class CardConsentSchema(Schema):
     text = fields.String(required=True)
     agreed_at = fields.DateTime(required=True)
+    ip_address = fields.String(required=True, allow_none=True)
+    user_agent = fields.String(required=True, allow_none=True)
     invoice_id = typed("InvoiceId", fields.String(required=True, allow_none=True))
+    setup_intent = typed("SetupIntentId", fields.String(required=True, allow_none=True))
 
 
 class CardSchema(Schema):

@@ -87,6 +87,9 @@ ERROR_CODES = (
     "session_not_started",
     "cancelled_at_in_future",
     "payment_method_not_found",
+    "authentication_required",
+    "setup_intent_not_found",
+    "setup_intent_not_succeeded",
     "fee_waived",
     "cancelled_at_before_booking",
     "patient_required",
@@ -158,6 +161,12 @@ TYPES: dict[str, dict[str, Any]] = {
         "pattern": r"^pm_[A-Za-z0-9_]{1,250}$",
         "description": "A Stripe PaymentMethod (a card), made in the patient's browser.",
         "example": "pm_card_visa",
+    },
+    "SetupIntentId": {
+        "type": "string",
+        "pattern": r"^seti_[A-Za-z0-9_]{1,250}$",
+        "description": "A Stripe SetupIntent: a card set up with the bank for later charges.",
+        "example": "seti_1Q2w3E4r5T6y",
     },
     "Currency": _closed(
         *sorted(CURRENCY_EXPONENTS),

@@ -205,6 +205,36 @@ def card_payment_method(standin_url: str, number: str) -> str:
         return str(json.loads(answer.read())["id"])
 
 
+def authenticate_setup(standin_url: str, setup_intent: str, client_secret: str) -> None:
+    """The patient answers the bank's 3-D Secure step for a SetupIntent (as Stripe.js would
+    show it in their browser)."""
+    data = urllib.parse.urlencode({"client_secret": client_secret, "success": "true"}).encode()
+    request = urllib.request.Request(
+        f"{standin_url}/v1/setup_intents/{setup_intent}/_authenticate",
+        data=data,
+        headers={"Authorization": f"Bearer {SECRET_KEY}"},
+    )
+    urllib.request.urlopen(request, timeout=5).close()
+
+
+def save_card(
+    client: Any, headers: dict[str, str], standin_url: str, patient_id: str, card: str
+) -> dict[str, Any]:
+    """Save a card on file as a booking system does: a PaymentMethod from Stripe.js (a pm_
+    id or a test card number), set up through a SetupIntent; when the bank asks the patient
+    to confirm it, the patient does and the SetupIntent is sent instead."""
+    method = card if card.startswith("pm_") else card_payment_method(standin_url, card)
+    path = f"/v1/patients/{patient_id}/payment-methods"
+    saved = client.post(path, headers=headers, json={"payment_method": method})
+    if saved.status_code == 402 and saved.json["code"] == "authentication_required":
+        authenticate_setup(standin_url, saved.json["setup_intent"], saved.json["client_secret"])
+        saved = client.post(
+            path, headers=headers, json={"setup_intent": saved.json["setup_intent"]}
+        )
+    assert saved.status_code == 201, saved.json
+    return dict(saved.json)
+
+
 @pytest.fixture
 def open_invoice(
     stripe_client: Any, staff: dict[str, str], standin: StripeStandIn
@@ -228,13 +258,7 @@ def open_invoice(
         invoices = stripe_client.post("/v1/invoices", headers=staff, json={"quote_id": quote["id"]})
         assert invoices.status_code == 201, invoices.json
         if card is not None:
-            method = card if card.startswith("pm_") else card_payment_method(standin.url, card)
-            saved = stripe_client.post(
-                f"/v1/patients/{patient_id}/payment-methods",
-                headers=staff,
-                json={"payment_method": method},
-            )
-            assert saved.status_code == 201, saved.json
+            save_card(stripe_client, staff, standin.url, patient_id, card)
         return str(invoices.json["data"][0]["id"])
 
     return make

@@ -58,7 +58,9 @@ class Seat(Base):
 
 class CardConsent(Base):
     """How a saved card came to be saved: the consent text the patient agreed to (or none),
-    when, on which invoice's pay page, and whether it is an HSA/FSA card."""
+    when, from which address and browser (the customer acceptance of Stripe's mandate data),
+    set up by which SetupIntent or on which invoice's pay page, and whether it is an HSA/FSA
+    card."""
 
     __tablename__ = "card_consents"
 
@@ -66,6 +68,9 @@ class CardConsent(Base):
     patient_id: Mapped[str] = mapped_column(String(64), index=True)
     consent_text: Mapped[str | None] = mapped_column(Text)
     agreed_at: Mapped[datetime | None]
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(500))
+    setup_intent_id: Mapped[str | None] = mapped_column(String(255))
     invoice_id: Mapped[str | None] = mapped_column(String(32))
     hsa_fsa: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

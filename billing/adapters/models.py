@@ -376,6 +376,8 @@ class Payment(Base):
     # An online payment whose patient ticked "save this card": the words they agreed to.
     save_card_consent: Mapped[str | None] = mapped_column(Text)
     save_card_agreed_at: Mapped[datetime | None]
+    save_card_ip_address: Mapped[str | None] = mapped_column(String(45))
+    save_card_user_agent: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     paid_at: Mapped[datetime | None]

@@ -3,6 +3,12 @@
 Nothing clinical is ever sent: only opaque ids (`pt_...`, `in_...`, `pay_...`) in
 metadata. Every call that creates something carries an idempotency key derived from
 our own row, so a retry never creates a second object at Stripe.
+
+Every request is built from stripe-python's own params types (`PaymentIntentCreateParams`
+and friends), which are generated for one API version: the client pins that version
+(`STRIPE_API_VERSION`, by default the SDK's own), so mypy checks each request against what
+that version of Stripe accepts. Cards only, the way the pinned version asks for it:
+`allowed_payment_method_types`, never the removed `payment_method_types`.
 """
 
 from __future__ import annotations
@@ -16,6 +22,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import stripe
+from stripe.params import (
+    BalanceTransactionListParams,
+    CustomerCreateParams,
+    CustomerUpdateParams,
+    PaymentIntentCreateParams,
+    PaymentIntentSearchParams,
+    PaymentIntentUpdateParams,
+    PaymentMethodListParams,
+    PayoutListParams,
+    RefundCreateParams,
+    RefundListParams,
+    SetupIntentCreateParams,
+)
 
 from billing.adapters import metrics
 from billing.domain.errors import (
@@ -35,6 +54,23 @@ class Card:
     last4: str
     exp_month: int
     exp_year: int
+
+
+# The API version stripe-python was generated for: its params types describe that version.
+SDK_API_VERSION: str = stripe.api_version
+# Card payments only, on every PaymentIntent and SetupIntent (no redirects off our pages).
+CARDS_ONLY: list[str] = ["card"]
+
+
+@dataclass(frozen=True, slots=True)
+class SetupResult:
+    """What we keep of a SetupIntent: whether the card is set up for off-session use."""
+
+    id: str
+    status: str  # succeeded, requires_action, requires_payment_method, canceled, ...
+    customer_id: str | None
+    payment_method_id: str | None
+    client_secret: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +133,7 @@ class Event:
     created: int
     object: dict[str, Any]
     payload: str
+    api_version: str | None = None  # the version Stripe rendered the event in
 
 
 class StripeGateway:
@@ -109,15 +146,15 @@ class StripeGateway:
         api_base: str | None = None,
         timeout_seconds: float = 10.0,
         max_network_retries: int = 2,
+        api_version: str | None = None,
     ) -> None:
-        options: dict[str, Any] = {}
-        if api_base:
-            options["base_addresses"] = {"api": api_base.rstrip("/")}
+        self.api_version = api_version or SDK_API_VERSION
         self.client = stripe.StripeClient(
             secret_key,
+            stripe_version=self.api_version,
             max_network_retries=max_network_retries,
             http_client=stripe.RequestsClient(timeout=timeout_seconds),
-            **options,
+            base_addresses={"api": api_base.rstrip("/")} if api_base else {},
         )
         self.webhook_secret = webhook_secret
 
@@ -125,32 +162,55 @@ class StripeGateway:
 
     def create_customer(self, patient_ref: str) -> str:
         """A Customer that knows only our opaque patient ref."""
+        params: CustomerCreateParams = {"metadata": {"patient_ref": patient_ref}}
         with _translated("create_customer"):
             customer = self.client.v1.customers.create(
-                params={"metadata": {"patient_ref": patient_ref}},
-                options={"idempotency_key": f"customer-{patient_ref}"},
+                params=params, options={"idempotency_key": f"customer-{patient_ref}"}
             )
         return str(customer.id)
 
-    def create_setup_intent(self, customer_id: str) -> str:
-        """A SetupIntent for the patient's browser; returns its client secret."""
+    def create_setup_intent(self, customer_id: str) -> SetupResult:
+        """A SetupIntent that the patient's browser confirms with Stripe.js (its client
+        secret), setting a card up with the bank for charges made when the patient is away."""
+        params: SetupIntentCreateParams = {
+            "customer": customer_id,
+            "usage": "off_session",
+            "allowed_payment_method_types": CARDS_ONLY,
+        }
         with _translated("create_setup_intent"):
-            intent = self.client.v1.setup_intents.create(
-                # The stand-in needs the method types; Stripe accepts them too.
-                params={"customer": customer_id, "payment_method_types": ["card"]}  # type: ignore[arg-type]
-            )
-        return str(intent.client_secret)
+            intent = self.client.v1.setup_intents.create(params=params)
+        return _setup(intent)
 
-    def attach_card(self, payment_method_id: str, customer_id: str) -> Card:
-        """Attach a PaymentMethod and make it the customer's default card."""
-        with _translated("attach_card"):
-            method = self.client.v1.payment_methods.attach(
-                payment_method_id, params={"customer": customer_id}
+    def set_up_card(self, customer_id: str, payment_method_id: str) -> SetupResult:
+        """Set up a card the caller already holds (a PaymentMethod made by Stripe.js) for
+        off-session use: a SetupIntent confirmed now, which attaches it to the customer.
+        `requires_action` means the bank wants the patient to confirm (its client secret)."""
+        params: SetupIntentCreateParams = {
+            "customer": customer_id,
+            "payment_method": payment_method_id,
+            "confirm": True,
+            "usage": "off_session",
+            "allowed_payment_method_types": CARDS_ONLY,
+        }
+        with _translated("set_up_card"):
+            intent = self.client.v1.setup_intents.create(
+                params=params,
+                options={"idempotency_key": f"setup-{customer_id}-{payment_method_id}"},
             )
-            self.client.v1.customers.update(
-                customer_id, params={"invoice_settings": {"default_payment_method": method.id}}
-            )
-        return _card(method)
+        return _setup(intent)
+
+    def retrieve_setup_intent(self, setup_intent_id: str) -> SetupResult:
+        with _translated("retrieve_setup_intent"):
+            return _setup(self.client.v1.setup_intents.retrieve(setup_intent_id))
+
+    def make_default_card(self, customer_id: str, payment_method_id: str) -> Card:
+        """The customer's default card at Stripe (a card already set up), with its details."""
+        params: CustomerUpdateParams = {
+            "invoice_settings": {"default_payment_method": payment_method_id}
+        }
+        with _translated("make_default_card"):
+            self.client.v1.customers.update(customer_id, params=params)
+            return _card(self.client.v1.payment_methods.retrieve(payment_method_id))
 
     def detach_card(self, payment_method_id: str) -> None:
         """Remove a saved card from its customer at Stripe."""
@@ -158,10 +218,9 @@ class StripeGateway:
             self.client.v1.payment_methods.detach(payment_method_id)
 
     def list_cards(self, customer_id: str) -> list[Card]:
+        params: PaymentMethodListParams = {"customer": customer_id, "type": "card"}
         with _translated("list_cards"):
-            methods = self.client.v1.payment_methods.list(
-                params={"customer": customer_id, "type": "card"}
-            )
+            methods = self.client.v1.payment_methods.list(params=params)
         return [_card(method) for method in methods.data]
 
     # Payments ------------------------------------------------------------------
@@ -176,21 +235,23 @@ class StripeGateway:
         customer_id: str,
         payment_method_id: str,
     ) -> Intent:
-        """Charge off-session; a decline comes back as an Intent with status "failed"."""
+        """Charge a card set up earlier, off-session (an unscheduled charge of a stored
+        card); a decline comes back as an Intent with status "failed"."""
+        params: PaymentIntentCreateParams = {
+            "amount": amount,
+            "currency": currency,
+            "customer": customer_id,
+            "payment_method": payment_method_id,
+            "allowed_payment_method_types": CARDS_ONLY,
+            "payment_method_options": {"card": {"stored_credential_usage": "unscheduled"}},
+            "confirm": True,
+            "off_session": True,
+            "metadata": {"payment_id": payment_id, "invoice_ref": invoice_ref},
+        }
         try:
             with _translated("charge_card_on_file", cards_raise=False):
                 intent = self.client.v1.payment_intents.create(
-                    params={
-                        "amount": amount,
-                        "currency": currency,
-                        "customer": customer_id,
-                        "payment_method": payment_method_id,
-                        "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]
-                        "confirm": True,
-                        "off_session": True,
-                        "metadata": {"payment_id": payment_id, "invoice_ref": invoice_ref},
-                    },
-                    options={"idempotency_key": f"payment-{payment_id}"},
+                    params=params, options={"idempotency_key": f"payment-{payment_id}"}
                 )
         except stripe.CardError as error:
             return _declined(error, amount, currency, payment_id)
@@ -200,28 +261,28 @@ class StripeGateway:
         self, *, payment_id: str, invoice_ref: str, amount: int, currency: str
     ) -> Intent:
         """A PaymentIntent the patient's browser confirms with Stripe.js (its client secret)."""
+        params: PaymentIntentCreateParams = {
+            "amount": amount,
+            "currency": currency,
+            "allowed_payment_method_types": CARDS_ONLY,
+            "metadata": {"payment_id": payment_id, "invoice_ref": invoice_ref},
+        }
         with _translated("create_online_intent"):
             intent = self.client.v1.payment_intents.create(
-                params={
-                    "amount": amount,
-                    "currency": currency,
-                    "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]
-                    "metadata": {"payment_id": payment_id, "invoice_ref": invoice_ref},
-                },
-                options={"idempotency_key": f"payment-{payment_id}"},
+                params=params, options={"idempotency_key": f"payment-{payment_id}"}
             )
         return _intent(intent)
 
     def save_card_with_payment(self, intent_id: str, customer_id: str | None) -> None:
         """Have the PaymentIntent keep its card for off-session use by the customer once it
         succeeds (Stripe attaches it); `None` stops that again."""
-        params: dict[str, Any] = (
+        params: PaymentIntentUpdateParams = (
             {"customer": customer_id, "setup_future_usage": "off_session"}
             if customer_id
             else {"setup_future_usage": ""}
         )
         with _translated("save_card_with_payment"):
-            self.client.v1.payment_intents.update(intent_id, params=params)  # type: ignore[arg-type]
+            self.client.v1.payment_intents.update(intent_id, params=params)
 
     def card_of(self, payment_method_id: str) -> Card:
         """Brand, last four and expiry of a PaymentMethod (for the receipt)."""
@@ -238,10 +299,12 @@ class StripeGateway:
         Stripe's search index trails by up to a minute: recovery uses it only for payments
         older than the 24 h for which Stripe replays an idempotency key.
         """
+        params: PaymentIntentSearchParams = {
+            "query": f"metadata['payment_id']:'{payment_id}'",
+            "limit": 1,
+        }
         with _translated("search_payment_intent"):
-            found = self.client.v1.payment_intents.search(
-                params={"query": f"metadata['payment_id']:'{payment_id}'", "limit": 1}
-            )
+            found = self.client.v1.payment_intents.search(params=params)
         return _intent(found.data[0]) if found.data else None
 
     def cancel_payment_intent(self, intent_id: str) -> Intent:
@@ -253,23 +316,22 @@ class StripeGateway:
             return self.retrieve_payment_intent(intent_id)  # succeeded, processing or canceled
 
     def refund(self, *, refund_id: str, payment_intent_id: str, amount: int) -> RefundResult:
+        params: RefundCreateParams = {
+            "payment_intent": payment_intent_id,
+            "amount": amount,
+            "metadata": {"refund_id": refund_id},
+        }
         with _translated("refund"):
             refund = self.client.v1.refunds.create(
-                params={
-                    "payment_intent": payment_intent_id,
-                    "amount": amount,
-                    "metadata": {"refund_id": refund_id},
-                },
-                options={"idempotency_key": f"refund-{refund_id}"},
+                params=params, options={"idempotency_key": f"refund-{refund_id}"}
             )
         return _refund(refund)
 
     def list_refunds(self, payment_intent_id: str) -> list[tuple[RefundResult, str | None]]:
         """Every Refund of a PaymentIntent, each with our refund id if we made it."""
+        params: RefundListParams = {"payment_intent": payment_intent_id, "limit": 100}
         with _translated("list_refunds"):
-            refunds = self.client.v1.refunds.list(
-                params={"payment_intent": payment_intent_id, "limit": 100}
-            )
+            refunds = self.client.v1.refunds.list(params=params)
             listed = list(refunds.auto_paging_iter())
         return [
             (
@@ -290,27 +352,26 @@ class StripeGateway:
 
     def balance_transactions(self, starting_after: str | None, limit: int = 100) -> Page:
         """One page of balance transactions, newest first."""
-        params: dict[str, Any] = {"limit": limit}
+        params: BalanceTransactionListParams = {"limit": limit}
         if starting_after:
             params["starting_after"] = starting_after
         with _translated("balance_transactions"):
-            page = self.client.v1.balance_transactions.list(params=params)  # type: ignore[arg-type]
+            page = self.client.v1.balance_transactions.list(params=params)
         return Page([_balance_transaction(t) for t in page.data], bool(page.has_more))
 
     def payouts(self, starting_after: str | None, limit: int = 100) -> Page:
-        params: dict[str, Any] = {"limit": limit}
+        params: PayoutListParams = {"limit": limit}
         if starting_after:
             params["starting_after"] = starting_after
         with _translated("payouts"):
-            page = self.client.v1.payouts.list(params=params)  # type: ignore[arg-type]
+            page = self.client.v1.payouts.list(params=params)
         return Page([_payout(p) for p in page.data], bool(page.has_more))
 
     def payout_transaction_ids(self, payout_id: str) -> list[str]:
         """The balance transactions a payout carried to the bank."""
+        params: BalanceTransactionListParams = {"payout": payout_id, "limit": 100}
         with _translated("payout_transaction_ids"):
-            page = self.client.v1.balance_transactions.list(
-                params={"payout": payout_id, "limit": 100}
-            )
+            page = self.client.v1.balance_transactions.list(params=params)
             return [str(t.id) for t in page.auto_paging_iter()]
 
     # Webhooks ------------------------------------------------------------------
@@ -334,6 +395,7 @@ class StripeGateway:
             created=int(body.get("created") or 0),
             object=body["data"]["object"],
             payload=payload.decode(),
+            api_version=body.get("api_version"),
         )
 
 
@@ -448,6 +510,16 @@ def _payout(payout: Any) -> Payout:
         status=str(payout.status),
         arrival_date=_when(getattr(payout, "arrival_date", None)),
         created=datetime.fromtimestamp(int(payout.created), UTC),
+    )
+
+
+def _setup(intent: Any) -> SetupResult:
+    return SetupResult(
+        id=str(intent.id),
+        status=str(intent.status),
+        customer_id=object_id(getattr(intent, "customer", None)),
+        payment_method_id=object_id(getattr(intent, "payment_method", None)),
+        client_secret=str(intent.client_secret),
     )
 
 

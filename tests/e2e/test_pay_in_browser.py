@@ -231,7 +231,7 @@ def test_the_patient_confirms_a_saved_card_charge_their_bank_held_from_the_email
 
     live = stripe_app.config["LIVE_URL"]
     stripe_app.config.update(SMTP_URL=inbox.url, PUBLIC_BASE_URL=live)
-    invoice_id = open_invoice("4000002500003155", patient_id="P-3DS")
+    invoice_id = open_invoice("4000002760003184", patient_id="P-3DS")
     with stripe_app.app_context():  # the booking gave no address: give the invoice one
         from billing.adapters.models import Invoice
 

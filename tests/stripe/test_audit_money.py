@@ -77,7 +77,7 @@ def test_a_declined_card_is_in_the_trail_with_its_reason(
 def test_what_stripe_says_by_webhook_is_stripes_in_the_trail(
     stripe_app, stripe_client, staff, open_invoice, standin
 ) -> None:
-    invoice_id = open_invoice("4000002500003155")  # 3-D Secure: the patient finishes it
+    invoice_id = open_invoice("4000002760003184")  # 3-D Secure every time: the patient finishes it
     answer = stripe_client.post(
         f"/v1/invoices/{invoice_id}/payments",
         headers={**staff, "Idempotency-Key": "pay-3ds"},

@@ -42,7 +42,7 @@ def test_three_d_secure_waits_for_the_patient(stripe_client, staff, open_invoice
     import urllib.parse
     import urllib.request
 
-    invoice_id = open_invoice("4000002500003155")
+    invoice_id = open_invoice("4000002760003184")
     response = pay(stripe_client, staff, invoice_id)
     assert response.status_code == 201, response.json
     assert response.json["status"] == "requires_action"

@@ -67,7 +67,7 @@ def test_a_declined_and_a_held_card_on_file_are_events_too(
 ) -> None:
     declined = open_invoice("4000000000000341")
     assert pay(stripe_client, staff, declined).status_code == 402
-    held = open_invoice("4000002500003155")
+    held = open_invoice("4000002760003184")
     assert pay(stripe_client, staff, held).json["status"] == "requires_action"
     assert [e["type"] for e in feed_of(stripe_app, stripe_client, declined)] == [
         "invoice.created",

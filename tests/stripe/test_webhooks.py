@@ -26,7 +26,7 @@ from billing.services.payments import charges as payment_service
 from tests.fixtures_stripe import SECRET_KEY
 from tests.stripe.events import deliver, encode, make_event, post_raw, sign, stripe_id
 
-THREE_D_SECURE_CARD = "4000002500003155"
+THREE_D_SECURE_CARD = "4000002760003184"
 ORDER = {"open": 0, "processing": 1, "paid": 2, "partially_refunded": 3, "refunded": 4}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 # What Stripe.js does and localstripe's fake leaves out, added on the stand-in's side so
@@ -12,7 +13,10 @@ from typing import Any
 #   with the card entered, showing the 3-D Secure step only when the card asks for it;
 # - the Payment Element (`elements({clientSecret}).create("payment")`), which the fake
 #   lacks: drawn as the fake's card fields, and `confirmPayment({elements})` confirms
-#   through the same route; `handleNextAction({clientSecret})` shows its 3-D Secure step.
+#   through the same route; `handleNextAction({clientSecret})` shows its 3-D Secure step;
+# - what Stripe.js on the pinned API version refuses: the Elements option
+#   `paymentMethodTypes` throws, as it does there (`allowedPaymentMethodTypes` instead);
+# - a card number typed with spaces, as Stripe's card field takes it.
 BRIDGE_JS = """
 ;(function () {
   const fakeStripe = Stripe;
@@ -40,6 +44,10 @@ BRIDGE_JS = """
     };
     const cardElements = stripe.elements;
     stripe.elements = (options) => {
+      if (options && options.paymentMethodTypes) {
+        throw new Error('IntegrationError: paymentMethodTypes is not supported on this API '
+          + 'version; use allowedPaymentMethodTypes.');
+      }
       const inner = cardElements();
       return {
         clientSecret: (options || {}).clientSecret,
@@ -55,7 +63,10 @@ BRIDGE_JS = """
       });
       const done = result.paymentIntent && result.paymentIntent.status === 'succeeded';
       if (done && redirect !== 'if_required' && confirmParams && confirmParams.return_url) {
-        window.location.assign(confirmParams.return_url);
+        const back = new URL(confirmParams.return_url, window.location.href);
+        back.searchParams.set('payment_intent', result.paymentIntent.id);
+        back.searchParams.set('redirect_status', 'succeeded');
+        window.location.assign(back.href);
       }
       return result;
     };
@@ -93,7 +104,8 @@ def add_browser_bridge(app: Any, base_url: str) -> None:
                 intent = await answer.json()
             if answer.status != 200 or intent.get("client_secret") != secret:
                 return web.json_response({"error": {"message": "Unknown payment."}}, status=404)
-            _allow_retry_after_decline(intent_id)
+            _allow_another_try(intent_id)
+            card["number"] = re.sub(r"[\s-]", "", str(card.get("number", "")))
             form = {"type": "card", **{f"card[{k}]": str(v) for k, v in card.items()}}
             async with stripe.post("/v1/payment_methods", data=form) as answer:
                 method = await answer.json()
@@ -109,11 +121,14 @@ def add_browser_bridge(app: Any, base_url: str) -> None:
     app.router.add_post("/_config/bridge/confirm_card_payment", confirm_card_payment)
 
 
-def _allow_retry_after_decline(intent_id: str) -> None:
-    """Stripe lets a declined PaymentIntent be confirmed again with another card;
-    localstripe keeps the failed charge and refuses. Forget it, as Stripe would."""
+def _allow_another_try(intent_id: str) -> None:
+    """Stripe lets a PaymentIntent that was declined, or whose 3-D Secure step was left
+    unanswered, be confirmed again with another card; localstripe keeps the failed charge
+    (or the pending step) and refuses. Forget them, as Stripe would."""
     from localstripe import resources
 
     intent = resources.PaymentIntent._api_retrieve(intent_id)
     if intent.status == "requires_payment_method" and intent.latest_charge is not None:
         intent.latest_charge = None
+    if intent.status == "requires_action":
+        intent.next_action = None

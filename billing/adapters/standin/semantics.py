@@ -6,6 +6,119 @@ import asyncio
 import re
 from typing import Any
 
+from billing.adapters.standin.rules import EMULATED_API_VERSION
+
+
+def add_current_api_shapes(app: Any) -> None:
+    """What the pinned API version has and localstripe's older shapes lack, emulated:
+
+    - `allowed_payment_method_types` on PaymentIntents and SetupIntents (localstripe keeps
+      the same list under the name Stripe removed); `excluded_payment_method_types` and
+      card options such as `stored_credential_usage` change nothing here;
+    - a SetupIntent created with `payment_method` and `confirm=true` is confirmed at once;
+      one that succeeds for a customer attaches its card to that customer, as Stripe does,
+      so the card can be charged off-session; its 3-D Secure step is answered through
+      `POST /v1/setup_intents/{id}/_authenticate`, as localstripe does for PaymentIntents;
+    - Stripe's test card 4000002500003155 asks for authentication until it is set up for
+      later use, and no more afterwards; 4000002760003184 asks for it every time;
+    - events are rendered in the emulated version (`api_version`).
+    """
+    from localstripe import resources
+
+    if getattr(resources, "_billing_current_api", False):
+        return
+    resources._billing_current_api = True
+    intent_init = resources.PaymentIntent.__init__
+
+    def intent_init_with_allowed_types(
+        self: Any,
+        allowed_payment_method_types: list[str] | None = None,
+        excluded_payment_method_types: list[str] | None = None,
+        **data: Any,
+    ) -> None:
+        if allowed_payment_method_types is not None:
+            data["payment_method_types"] = allowed_payment_method_types
+        intent_init(self, **data)
+
+    resources.PaymentIntent.__init__ = intent_init_with_allowed_types
+    _add_setup_intents_of_the_current_api(app, resources)
+    event_init = resources.Event.__init__
+
+    def event_in_the_emulated_version(self: Any, *args: Any, **kwargs: Any) -> None:
+        event_init(self, *args, **kwargs)
+        self.api_version = EMULATED_API_VERSION
+
+    resources.Event.__init__ = event_in_the_emulated_version
+
+
+def _add_setup_intents_of_the_current_api(app: Any, resources: Any) -> None:
+    from localstripe.server import api_extra
+
+    setup_class = resources.SetupIntent
+    attach = setup_class._attach_pm
+
+    def create(
+        cls: Any,
+        /,
+        confirm: Any = None,
+        payment_method: str | None = None,
+        mandate_data: Any = None,
+        allowed_payment_method_types: list[str] | None = None,
+        excluded_payment_method_types: list[str] | None = None,
+        **data: Any,
+    ) -> Any:
+        if allowed_payment_method_types is not None:
+            data["payment_method_types"] = allowed_payment_method_types
+        setup = cls(**data)
+        if payment_method is not None and resources.try_convert_to_bool(confirm):
+            cls._api_confirm(setup.id, payment_method=payment_method)
+        elif payment_method is not None:
+            setup.payment_method = resources.PaymentMethod._api_retrieve(payment_method).id
+            setup.status = "requires_confirmation"
+        return setup
+
+    def set_up(setup: Any, method: Any) -> None:
+        method._billing_set_up = True
+        if setup.customer:
+            method.customer = setup.customer
+
+    def attach_for_the_customer(self: Any, method: Any) -> None:
+        attach(self, method)
+        if self.status == "succeeded":
+            set_up(self, method)
+
+    def authenticate(id: str, client_secret: Any = None, success: Any = False) -> Any:
+        setup = cls_retrieve(id)
+        if client_secret != setup.client_secret:
+            raise resources.UserError(401, "Unauthorized")
+        if setup.status != "requires_action":
+            raise resources.UserError(400, "Bad request")
+        setup.next_action = None
+        if resources.try_convert_to_bool(success):
+            setup.status = "succeeded"
+            set_up(setup, resources.PaymentMethod._api_retrieve(setup.payment_method))
+        else:
+            setup.status, setup.payment_method = "requires_payment_method", None
+        return setup
+
+    cls_retrieve = setup_class._api_retrieve
+    setup_class._api_create = classmethod(create)
+    setup_class._attach_pm = attach_for_the_customer
+    url = "/v1/setup_intents/{id}/_authenticate"
+    app.router.add_route("POST", url, api_extra(authenticate, url))
+    asks = resources.PaymentMethod._requires_authentication
+
+    def asks_until_set_up(self: Any) -> bool:
+        if getattr(self, "_billing_set_up", False) and self._card_number in SET_UP_ONCE:
+            return False
+        return bool(asks(self))
+
+    resources.PaymentMethod._requires_authentication = asks_until_set_up
+
+
+# Test cards that need 3-D Secure only until set up for later payments (Stripe's docs).
+SET_UP_ONCE = ("4000002500003155",)
+
 
 def add_saving_cards_with_payments() -> None:
     """What Stripe does with a PaymentIntent's `setup_future_usage`, which localstripe

@@ -2,7 +2,10 @@
 
 Development only: localstripe is a dev dependency and is never imported in production.
 It keeps its state in a file of our choosing (not the machine-wide /tmp file), binds to
-127.0.0.1 only, and is told where to send the app's webhooks.
+127.0.0.1 only, and is told where to send the app's webhooks. In front of localstripe it
+is as strict as Stripe on the pinned API version where our requests touch it (rules.py),
+and it does what Stripe does that localstripe leaves out (semantics.py, and bridge.py for
+the browser).
 """
 
 from __future__ import annotations
@@ -18,7 +21,12 @@ import warnings
 from pathlib import Path
 
 from billing.adapters.standin.bridge import add_browser_bridge
-from billing.adapters.standin.semantics import add_saving_cards_with_payments, add_stripe_semantics
+from billing.adapters.standin.rules import add_api_rules
+from billing.adapters.standin.semantics import (
+    add_current_api_shapes,
+    add_saving_cards_with_payments,
+    add_stripe_semantics,
+)
 
 
 def free_port() -> int:
@@ -53,7 +61,9 @@ class StripeStandIn:
         # does per example): draw them from the OS instead, so they never repeat.
         resources.random = random.SystemRandom()
         add_browser_bridge(server.app, self.url)
+        add_api_rules(server.app)  # before the idempotency replay: a refusal is not kept
         add_stripe_semantics(server.app)
+        add_current_api_shapes(server.app)
         add_saving_cards_with_payments()
         if state_file is not None and state_file.exists():
             with open(state_file, "rb") as handle:

@@ -89,11 +89,17 @@ def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: s
 
 
 def choose_to_save_card(
-    session: Session, gateway: StripeGateway, invoice_id: str, consent: str | None
+    session: Session,
+    gateway: StripeGateway,
+    invoice_id: str,
+    consent: str | None,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
 ) -> Payment:
     """The patient ticked (`consent`: the words they were shown) or unticked "save this
     card" on the pay page, just before paying: the PaymentIntent keeps the card for
-    off-session use, and the consent is stored with the card once the payment succeeds."""
+    off-session use, and the consent is stored with the card once the payment succeeds,
+    with the address and browser it was given from."""
     invoice = get_invoice(session, invoice_id)
     check_payable(session, invoice)
     payment = session.scalars(
@@ -116,7 +122,12 @@ def choose_to_save_card(
     session.execute(
         update(Payment)
         .where(Payment.id == payment.id)
-        .values(save_card_consent=consent, save_card_agreed_at=utcnow() if consent else None)
+        .values(
+            save_card_consent=consent,
+            save_card_agreed_at=utcnow() if consent else None,
+            save_card_ip_address=ip_address if consent else None,
+            save_card_user_agent=(user_agent or "")[:500] or None if consent else None,
+        )
     )
     audit.record(
         session,

@@ -1,4 +1,12 @@
-"""Patients as Stripe sees them: a Customer made once, and a card on file."""
+"""Patients as Stripe sees them: a Customer made once, and a card on file.
+
+A card is saved the way Stripe asks for cards charged later while the patient is away:
+set up with the bank through a SetupIntent (confirmed in the patient's browser, or here
+for a PaymentMethod Stripe.js made), or on the pay page's payment with
+`setup_future_usage`; never attached directly. The consent the patient gave is kept with
+it as Stripe's mandate data describes a customer acceptance: the text, when, and from
+which address and browser.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +18,8 @@ from sqlalchemy.orm import Session
 from billing.adapters.booking_models import CardConsent
 from billing.adapters.db import dialect_insert
 from billing.adapters.models import Patient, new_id, utcnow
-from billing.adapters.stripe_gateway import Card, StripeGateway
-from billing.domain.errors import NotFound
+from billing.adapters.stripe_gateway import Card, SetupResult, StripeGateway
+from billing.domain.errors import Conflict, NotFound, PaymentRequired
 from billing.services.access import audit
 
 
@@ -44,8 +52,8 @@ def ensure_customer(session: Session, gateway: StripeGateway, patient_id: str) -
     return patient
 
 
-def start_setup_intent(session: Session, gateway: StripeGateway, patient_id: str) -> str:
-    """A SetupIntent client secret with which the patient's browser saves a card."""
+def start_setup_intent(session: Session, gateway: StripeGateway, patient_id: str) -> SetupResult:
+    """A SetupIntent whose client secret lets the patient's browser set a card up."""
     patient = ensure_customer(session, gateway, patient_id)
     assert patient.stripe_customer_id is not None
     return gateway.create_setup_intent(patient.stripe_customer_id)
@@ -55,16 +63,30 @@ def save_card(
     session: Session,
     gateway: StripeGateway,
     patient_id: str,
-    payment_method_id: str,
+    *,
+    payment_method_id: str | None = None,
+    setup_intent_id: str | None = None,
     consent: dict[str, Any] | None = None,
     hsa_fsa: bool = False,
-    invoice_id: str | None = None,
 ) -> Card:
-    """Attach a PaymentMethod and make it the patient's card on file, with the consent the
-    patient gave (text and time) or none."""
+    """Make a card set up for off-session use the patient's card on file, with the consent
+    the patient gave or none: the SetupIntent the patient's browser confirmed, or a
+    PaymentMethod set up now through one. 402 `authentication_required` (with the
+    SetupIntent's client secret) when the bank wants the patient to confirm the card."""
     patient = ensure_customer(session, gateway, patient_id)
-    assert patient.stripe_customer_id is not None
-    card = gateway.attach_card(payment_method_id, patient.stripe_customer_id)
+    customer_id = patient.stripe_customer_id
+    assert customer_id is not None
+    if setup_intent_id is not None:
+        setup = gateway.retrieve_setup_intent(setup_intent_id)
+        if setup.customer_id != customer_id:
+            raise NotFound(
+                "setup_intent_not_found",
+                f"SetupIntent {setup_intent_id} was not made for patient {patient_id}.",
+            )
+    else:
+        assert payment_method_id is not None
+        setup = gateway.set_up_card(customer_id, payment_method_id)
+    card = gateway.make_default_card(customer_id, _set_up_method(setup))
     session.execute(
         update(Patient)
         .where(Patient.id == patient.id)
@@ -74,13 +96,17 @@ def save_card(
             default_card_last4=card.last4,
         )
     )
+    consent = consent or {}
     session.merge(
         CardConsent(
             payment_method_id=card.id,
             patient_id=patient_id,
-            consent_text=consent["text"] if consent else None,
-            agreed_at=consent["agreed_at"] if consent else None,
-            invoice_id=invoice_id,
+            consent_text=consent.get("text"),
+            agreed_at=consent.get("agreed_at"),
+            ip_address=consent.get("ip_address"),
+            user_agent=consent.get("user_agent"),
+            setup_intent_id=setup.id,
+            invoice_id=None,
             hsa_fsa=hsa_fsa,
             created_at=utcnow(),
             removed_at=None,
@@ -92,13 +118,32 @@ def save_card(
         "patient",
         patient_id,
         payment_method_id=card.id,
-        consent_text=consent["text"] if consent else None,
-        agreed_at=consent["agreed_at"].isoformat() if consent else None,
-        invoice_id=invoice_id,
+        setup_intent_id=setup.id,
+        consent_text=consent.get("text"),
+        agreed_at=consent["agreed_at"].isoformat() if consent.get("agreed_at") else None,
+        ip_address=consent.get("ip_address"),
         hsa_fsa=hsa_fsa,
     )
     session.commit()
     return card
+
+
+def _set_up_method(setup: SetupResult) -> str:
+    """The card a SetupIntent set up, or why it set nothing up."""
+    if setup.status == "requires_action":
+        raise PaymentRequired(
+            "authentication_required",
+            "The card's bank asks the patient to confirm this card: confirm the SetupIntent "
+            "in the patient's browser with its client secret, then send its id as "
+            "`setup_intent`.",
+            extra={"setup_intent": setup.id, "client_secret": setup.client_secret},
+        )
+    if setup.status != "succeeded" or setup.payment_method_id is None:
+        raise Conflict(
+            "setup_intent_not_succeeded",
+            f"SetupIntent {setup.id} is {setup.status}: no card was set up with it.",
+        )
+    return setup.payment_method_id
 
 
 def keep_card(session: Session, invoice: Any, payment: Any, payment_method_id: str) -> None:
@@ -122,6 +167,9 @@ def keep_card(session: Session, invoice: Any, payment: Any, payment_method_id: s
             patient_id=invoice.patient_id,
             consent_text=payment.save_card_consent,
             agreed_at=payment.save_card_agreed_at,
+            ip_address=payment.save_card_ip_address,
+            user_agent=payment.save_card_user_agent,
+            setup_intent_id=None,
             invoice_id=invoice.id,
             hsa_fsa=hsa_fsa,
             created_at=utcnow(),
@@ -136,6 +184,7 @@ def keep_card(session: Session, invoice: Any, payment: Any, payment_method_id: s
         payment_method_id=payment_method_id,
         consent_text=payment.save_card_consent,
         agreed_at=payment.save_card_agreed_at.isoformat() if payment.save_card_agreed_at else None,
+        ip_address=payment.save_card_ip_address,
         invoice_id=invoice.id,
         hsa_fsa=hsa_fsa,
     )

@@ -100,9 +100,14 @@ class SetupIntentsView(MethodView):
     @blp.response(201, SetupIntentSchema())
     @problems(blp, *CALLS_STRIPE)
     def post(self, patient_id: str) -> dict[str, str]:
-        """Start saving a card: a SetupIntent client secret for the patient's browser."""
-        secret = patients.start_setup_intent(db.session(), gateway(), patient_id)
-        return {"patient_id": patient_id, "client_secret": secret}
+        """Start saving a card: a SetupIntent whose client secret the patient's browser
+        confirms with Stripe.js; then send its id to `payment-methods`."""
+        setup = patients.start_setup_intent(db.session(), gateway(), patient_id)
+        return {
+            "patient_id": patient_id,
+            "setup_intent": setup.id,
+            "client_secret": setup.client_secret,
+        }
 
 
 @blp.route("/patients/<patient_id>/payment-methods")
@@ -112,15 +117,17 @@ class PaymentMethodsView(MethodView):
     @patient_in_path()
     @blp.arguments(CardRequestSchema())
     @blp.response(201, CardSchema())
-    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE)
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
     def post(self, body: dict[str, Any], patient_id: str) -> dict[str, Any]:
-        """Attach a card and make it the patient's card on file."""
+        """Make a card set up with Stripe the patient's card on file: the SetupIntent the
+        patient's browser confirmed, or a PaymentMethod that is set up now through one."""
         session = db.session()
         card = patients.save_card(
             session,
             gateway(),
             patient_id,
-            body["payment_method"],
+            payment_method_id=body.get("payment_method"),
+            setup_intent_id=body.get("setup_intent"),
             consent=body.get("consent"),
             hsa_fsa=body["hsa_fsa"],
         )
@@ -159,7 +166,10 @@ def _card(card: Card, default_id: str | None, consents: dict[str, Any]) -> dict[
         agreed = {
             "text": consent.consent_text,
             "agreed_at": consent.agreed_at,
+            "ip_address": consent.ip_address,
+            "user_agent": consent.user_agent,
             "invoice_id": consent.invoice_id,
+            "setup_intent": consent.setup_intent_id,
         }
     return {
         "id": card.id,

@@ -181,7 +181,14 @@ def save_card(token: str) -> Response:
         return make_response(jsonify(error='Send {"save": true} or {"save": false}.'), 400)
     consent = save_card_consent() if body["save"] else None
     try:
-        online.choose_to_save_card(session, gateway(), invoice.id, consent)
+        online.choose_to_save_card(
+            session,
+            gateway(),
+            invoice.id,
+            consent,
+            ip_address=request.remote_addr,
+            user_agent=request.headers.get("User-Agent"),
+        )
     except ServiceError as error:
         return make_response(jsonify(error=error.detail, code=error.code), error.status)
     return jsonify(save=body["save"])
