@@ -155,6 +155,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "STRIPE_SECRET_KEY": env.get("STRIPE_SECRET_KEY", ""),
         "STRIPE_WEBHOOK_SECRET": env.get("STRIPE_WEBHOOK_SECRET", ""),
         "STRIPE_API_BASE": env.get("STRIPE_API_BASE", ""),
+        # The Stripe API version every request names; empty: the version the installed
+        # stripe-python was generated for (its types describe that version's requests).
+        "STRIPE_API_VERSION": env.get("STRIPE_API_VERSION", ""),
         "STRIPE_TIMEOUT_SECONDS": _float(env, "STRIPE_TIMEOUT_SECONDS", 10.0),
         "STRIPE_MAX_NETWORK_RETRIES": _int(env, "STRIPE_MAX_NETWORK_RETRIES", 2),
         "STRIPE_PUBLISHABLE_KEY": env.get("STRIPE_PUBLISHABLE_KEY", ""),

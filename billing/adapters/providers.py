@@ -2,25 +2,45 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app
 
-from billing.adapters.stripe_gateway import StripeGateway
+from billing.adapters.stripe_gateway import SDK_API_VERSION, StripeGateway
 from billing.domain.errors import ServiceUnavailable
+
+log = logging.getLogger("billing.stripe")
 
 
 def init_app(app: Flask) -> None:
+    """The gateway, pinned to STRIPE_API_VERSION (by default the SDK's own), said once."""
     key = app.config["STRIPE_SECRET_KEY"]
-    app.extensions["billing.stripe"] = (
+    gateway = (
         StripeGateway(
             key,
             webhook_secret=app.config["STRIPE_WEBHOOK_SECRET"],
             api_base=app.config["STRIPE_API_BASE"] or None,
             timeout_seconds=app.config["STRIPE_TIMEOUT_SECONDS"],
             max_network_retries=app.config["STRIPE_MAX_NETWORK_RETRIES"],
+            api_version=app.config["STRIPE_API_VERSION"] or None,
         )
         if key
         else None
     )
+    app.extensions["billing.stripe"] = gateway
+    app.config["STRIPE_API_VERSION"] = gateway.api_version if gateway else ""
+    if gateway is None:
+        return
+    if gateway.api_version == SDK_API_VERSION:
+        log.info("stripe: API version %s (the installed stripe-python's)", gateway.api_version)
+    else:
+        log.warning(
+            "stripe: API version %s, but the installed stripe-python was generated for %s: "
+            "its types describe %s's requests. Upgrade stripe-python and the version together.",
+            gateway.api_version,
+            SDK_API_VERSION,
+            SDK_API_VERSION,
+        )
 
 
 def gateway() -> StripeGateway:

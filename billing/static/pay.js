@@ -1,7 +1,8 @@
 // The pay page's card form: Stripe.js's Payment Element and confirmPayment, as Stripe
 // documents (the PaymentIntent offers cards only, so the element shows card fields).
 // The card number goes from this page to Stripe, never to our servers. Whether the
-// invoice is paid is decided by our server from Stripe's webhook, not by this script:
+// invoice is paid is decided by our server from Stripe (its webhook, or asked about the
+// PaymentIntent this script names on return), not by this script:
 // the script only decides what to tell the patient while that happens.
 "use strict";
 
@@ -58,6 +59,16 @@
     }
   }
 
+  // Back to our page, naming the PaymentIntent just confirmed: the server decides from
+  // that one what to show (Stripe appends the same name when it redirects).
+  function backFrom(intent) {
+    const url = new URL(form.dataset.returnUrl, window.location.href);
+    if (intent && intent.id) {
+      url.searchParams.set("payment_intent", intent.id);
+    }
+    window.location.assign(url.href);
+  }
+
   function stop(text, again) {
     message.textContent = text;
     button.disabled = !again;
@@ -71,7 +82,7 @@
       const confirmed = await stripe.handleNextAction({ clientSecret: form.dataset.clientSecret });
       const done = confirmed.paymentIntent || {};
       if (!confirmed.error && (done.status === "succeeded" || done.status === "processing")) {
-        window.location.assign(form.dataset.returnUrl);
+        backFrom(done);
       } else {
         stop(NOT_CONFIRMED, false);
       }
@@ -101,7 +112,7 @@
     }
     const intent = result.paymentIntent || {};
     if (intent.status === "succeeded" || intent.status === "processing") {
-      window.location.assign(form.dataset.returnUrl);  // the server shows what it knows
+      backFrom(intent);  // the server shows what Stripe says of this PaymentIntent
       return;
     }
     // requires_payment_method (authentication failed), requires_action, canceled: no money moved.

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 
 from billing.adapters import db
@@ -68,7 +68,9 @@ def test_signing_out_ends_every_session_of_the_account_copies_included(
     first, second = app.test_client(), app.test_client()
     assert sign_in(first) == 303 and sign_in(second) == 303
     copy = app.test_client()
-    copy.set_cookie("session", first.get_cookie("session").value, domain="localhost")  # type: ignore[union-attr]
+    kept = first.get_cookie("session", path="/finance")
+    assert kept is not None
+    copy.set_cookie("session", kept.value, domain="localhost", path="/finance")
     assert (dashboard(first), dashboard(second), dashboard(copy)) == (200, 200, 200)
 
     page = first.get("/finance", **HTTPS).get_data(as_text=True)
@@ -81,6 +83,21 @@ def test_signing_out_ends_every_session_of_the_account_copies_included(
 
     assert (dashboard(first), dashboard(second), dashboard(copy)) == (303, 303, 303)
     assert sign_in(first) == 303 and dashboard(first) == 200  # signing in again works
+
+
+def test_the_session_cookie_is_for_the_finance_pages_only(app: Flask, clerk: str) -> None:
+    sent: dict[str, str | None] = {}
+    app.before_request(lambda: sent.__setitem__(request.path, request.cookies.get("session")))
+    client = app.test_client()
+    assert sign_in(client) == 303
+    cookie = client.get_cookie("session", path="/finance")
+    assert cookie is not None and cookie.path == "/finance"
+    assert dashboard(client) == 200 and sent["/finance"] is not None
+    # A patient's pay page (or the API) is neither sent the staff cookie nor refreshes it.
+    for path in ("/pay/pl_nothing", "/healthz", "/favicon.ico"):
+        answer = client.get(path, **HTTPS)
+        assert "Set-Cookie" not in answer.headers, path
+        assert sent[path] is None, path
 
 
 def test_a_new_password_ends_every_session(app: Flask, clerk: str) -> None:
@@ -96,7 +113,7 @@ def test_a_new_password_ends_every_session(app: Flask, clerk: str) -> None:
 def test_an_idle_session_ends(app: Flask, clerk: str) -> None:
     client = app.test_client()
     assert sign_in(client) == 303 and dashboard(client) == 200
-    with client.session_transaction(**HTTPS) as session:
+    with client.session_transaction("/finance", **HTTPS) as session:
         session["seen"] = session["seen"] - app.config["FINANCE_IDLE_MINUTES"] * 60 - 1
     assert dashboard(client) == 303
 

@@ -9,7 +9,6 @@ import pytest
 from pypdf import PdfReader
 
 from tests.fixtures_stripe import eventually
-from tests.stripe.collect import open_pay_page, patient_confirms
 
 PAGES = ["", "/receipt", "/receipt.pdf"]
 
@@ -222,41 +221,6 @@ def test_status_of_a_void_invoice_and_of_a_bad_token(stripe_client, staff, open_
     assert stripe_client.get("/pay/not-a-token/status").status_code == 404
 
 
-def test_waiting_page_stops_refreshing_after_about_two_minutes(
-    stripe_client, staff, open_invoice
-) -> None:
-    invoice_id = open_invoice(card=None)
-    path = path_of(pay_link(stripe_client, staff, invoice_id)["pay_url"])
-    stripe_client.get(path)  # the PaymentIntent the browser confirmed; no webhook yet
-    waiting = stripe_client.get(f"{path}?submitted=1").get_data(as_text=True)
-    assert "waiting for the card network" in waiting
-    assert f'content="2; url={path}?submitted=2"' in waiting
-
-    given_up = stripe_client.get(f"{path}?submitted=60").get_data(as_text=True)
-    assert "We have not heard back" in given_up
-    assert 'http-equiv="refresh"' not in given_up
-    assert "Please do not pay again" in given_up
-
-
-def test_submitted_page_with_nothing_in_flight_offers_the_form_again(
-    stripe_client, staff, open_invoice, standin
-) -> None:
-    invoice_id = open_invoice(card=None)
-    secret = open_pay_page(stripe_client, staff, invoice_id)
-    patient_confirms(standin, secret, "4000000000000341")  # declined
-    path = path_of(pay_link(stripe_client, staff, invoice_id)["pay_url"])
-
-    def latest_online_status():
-        state = status_of_page(stripe_client, f"http://x{path}")
-        return state["payment_status"] == "failed"
-
-    eventually(latest_online_status)  # Stripe's payment_failed webhook has landed
-    page = stripe_client.get(f"{path}?submitted=1").get_data(as_text=True)
-    assert "This card was not charged" in page
-    assert 'id="payment-form"' in page
-    assert "waiting for the card network" not in page
-
-
 def test_pay_page_says_when_payment_is_due_and_the_session_date_apart(
     stripe_client, staff, open_invoice
 ) -> None:
@@ -296,15 +260,6 @@ def test_pages_that_take_no_payment_show_how_to_reach_the_clinic(
     assert '<a href="tel:+14155550134">+1 (415) 555-0134</a>' in html
     assert '<a href="mailto:desk@clinic.example">desk@clinic.example</a>' in html
     assert 'class="message error"' in html
-
-
-def test_waiting_page_is_news_not_an_error(stripe_client, staff, open_invoice) -> None:
-    path = path_of(pay_link(stripe_client, staff, open_invoice(card=None))["pay_url"])
-    stripe_client.get(path)  # the PaymentIntent the browser confirmed; no webhook yet
-    html = stripe_client.get(f"{path}?submitted=1").get_data(as_text=True)
-    assert "Payment in progress" in html
-    assert 'class="message neutral"' in html
-    assert "error" not in html
 
 
 def test_the_dev_servers_access_log_shows_no_pay_token(

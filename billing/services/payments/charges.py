@@ -305,6 +305,14 @@ def apply_intent(
     return payment
 
 
+def card_for_receipt(gateway: StripeGateway, payment: Payment, intent: Intent) -> Card | None:
+    """The card a succeeded payment was made with, when we do not know it yet (the pay
+    page's card is entered in Stripe's form): asked of Stripe, outside any transaction."""
+    if intent.status == "succeeded" and payment.card_last4 is None and intent.payment_method_id:
+        return gateway.card_of(intent.payment_method_id)
+    return None
+
+
 def audit_payment(session: Session, payment: Payment, action: str | None = None) -> None:
     """A payment made, or its new status (succeeded, failed, requires_action, ...), in the
     audit trail, and as an event where other systems care."""
@@ -392,7 +400,8 @@ def resolve(session: Session, gateway: StripeGateway, payment_id: str) -> Paymen
     session.commit()
     if payment.stripe_payment_intent_id:
         intent = gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)
-        return apply_intent(session, gateway, payment.id, intent)
+        card = card_for_receipt(gateway, payment, intent)
+        return apply_intent(session, gateway, payment.id, intent, card)
     if payment.method == "card_on_file" and utcnow() - payment.created_at < KEYS_KEPT:
         # The same create with the same key: Stripe answers with the PaymentIntent it made
         # then, or makes it now if the first call never arrived.

@@ -51,11 +51,14 @@ def readyz() -> Response | dict[str, Any]:
             checks["redis"] = "ok"
         except redis.RedisError:
             checks["redis"] = "unreachable"
+    # For operators: what this instance talks to (nothing secret).
+    details = {"stripe_api_version": current_app.config["STRIPE_API_VERSION"] or None}
     failing = {name: state for name, state in checks.items() if state != "ok"}
     if failing:
         detail = "Not ready: " + "; ".join(f"{name}: {state}" for name, state in failing.items())
-        return problem(503, "not_ready", "Service unavailable", detail, extra={"checks": checks})
-    return {"status": "ready", "checks": checks}
+        extra = {"checks": checks, "details": details}
+        return problem(503, "not_ready", "Service unavailable", detail, extra=extra)
+    return {"status": "ready", "checks": checks, "details": details}
 
 
 @blp.get("/metrics")

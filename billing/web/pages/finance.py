@@ -56,6 +56,9 @@ def init_app(app: Flask) -> None:
     # Set, not defaulted: Flask's own defaults already hold these keys (31 days, no
     # SameSite), so setdefault would change nothing.
     app.config["SESSION_COOKIE_HTTPONLY"] = True
+    # Only the finance pages use the session: the cookie is never sent to (nor refreshed
+    # by) the patients' pay pages or the API.
+    app.config["SESSION_COOKIE_PATH"] = "/finance"
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=SESSION_HOURS)
     app.config["SESSION_COOKIE_SECURE"] = app.config["FINANCE_COOKIE_SECURE"]

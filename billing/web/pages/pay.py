@@ -6,6 +6,8 @@ browser's word is never taken as proof of payment.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import (
     Blueprint,
     Flask,
@@ -29,7 +31,13 @@ from billing.services.access import audit
 from billing.services.invoicing.paylinks import open_pay_link
 from billing.services.invoicing.receipts import receipt_payment
 from billing.services.payments import online
-from billing.services.payments.pay_status import NOT_CHARGED, awaiting_the_bank, pay_status
+from billing.services.payments.pay_status import (
+    NOT_CHARGED_NOW,
+    ON_ITS_WAY,
+    attempt_outcome,
+    awaiting_the_bank,
+    pay_status,
+)
 from billing.web.limits import limiter, on_breach_page, pay_limit
 from billing.web.pages import security_headers
 from billing.web.receipts import build_receipt, pdf_response
@@ -40,7 +48,7 @@ WAIT_REFRESHES = 60  # the waiting page refreshes every 2 s: about 2 minutes, th
 NOT_CHARGED_TEXT = "This card was not charged. Try again, or use another card."
 UNPAYABLE_TEXT = {
     statuses.PROCESSING: "A payment for this invoice is already being processed.",
-    statuses.VOID: "This invoice was cancelled; nothing is owed.",
+    statuses.VOID: "This invoice was cancelled; it can no longer be paid here.",
     statuses.PAID: "This invoice is already paid. Reload this page for the receipt.",
     statuses.PARTIALLY_REFUNDED: "This invoice is already paid. Reload this page for the receipt.",
     statuses.REFUNDED: "This invoice is already paid. Reload this page for the receipt.",
@@ -48,6 +56,13 @@ UNPAYABLE_TEXT = {
 
 
 HELD_TEXT = "Your booking has changed, so this invoice cannot be paid here now."
+# A cancelled invoice may have been replaced by another (a changed booking): never say
+# that nothing is owed, which the patient may read as "nothing at all".
+VOID_TEXT = (
+    "Invoice {number} was cancelled, so it can no longer be paid. If the clinic sent you "
+    "a new payment link, use that one; otherwise the clinic will contact you if anything "
+    "is still owed."
+)
 
 
 def init_app(app: Flask) -> None:
@@ -107,24 +122,31 @@ def save_card_consent() -> str:
 
 @blp.get("/<token>")
 def page(token: str) -> Response:
-    """What is owed, and the card form; the receipt once paid; a clear word otherwise."""
+    """What is owed, and the card form; the receipt once paid; a clear word otherwise.
+
+    Back from paying (`?submitted=N&payment_intent=pi_...`), the page decides from that
+    PaymentIntent alone, asking Stripe when our webhook has not arrived: the receipt, a
+    waiting page while it is on its way, or the form again saying the card was not charged.
+    """
     session = db.session()
     invoice = open_pay_link(session, signing_keys(), token)
+    waited = _waited(request.args.get("submitted"))
+    intent_id = request.args.get("payment_intent") if waited is not None else None
+    outcome = None
+    if invoice.status == statuses.OPEN or invoice.status == statuses.PROCESSING:
+        outcome = attempt_outcome(session, gateway(), invoice, intent_id)
+        invoice = open_pay_link(session, signing_keys(), token)
     if invoice.status in statuses.SETTLED:
         return _receipt_page(token, invoice)
     if invoice.status == statuses.VOID:
-        return _message(
-            "Invoice cancelled", f"Invoice {invoice.number} was cancelled; nothing is owed.", 200
-        )
-    state = pay_status(session, invoice)
-    waited = _waited(request.args.get("submitted"))
+        return _message("Invoice cancelled", VOID_TEXT.format(number=invoice.number), 200)
     bank = awaiting_the_bank(session, invoice) if waited is None else None
     if bank is not None:  # the saved card's charge: the patient confirms it here
         return _pay_form(invoice, str(bank.client_secret), authenticate=True)
-    if invoice.status == statuses.PROCESSING or (waited is not None and state.in_flight):
-        return _waiting(token, waited or 0)
-    not_charged = waited is not None or state.payment_status in NOT_CHARGED
+    if outcome == ON_ITS_WAY or invoice.status == statuses.PROCESSING:
+        return _waiting(token, waited or 0, intent_id)
     payment = online.start_online_payment(session, gateway(), invoice.id)
+    not_charged = intent_id is not None and outcome == NOT_CHARGED_NOW
     return _pay_form(invoice, str(payment.client_secret), not_charged=not_charged)
 
 
@@ -215,8 +237,12 @@ def _waited(submitted: str | None) -> int | None:
     return int(submitted) if submitted.isdigit() else 1
 
 
-def _waiting(token: str, waited: int) -> Response:
-    """Stripe is working on it: say so, refreshing every 2 s, for about 2 minutes at most."""
+def _waiting(token: str, waited: int, intent_id: str | None) -> Response:
+    """Stripe is working on it: say so, refreshing every 2 s, for about 2 minutes at most;
+    each refresh asks again about the same PaymentIntent."""
+    again: dict[str, str | int] = {"submitted": waited + 1}
+    if intent_id:
+        again["payment_intent"] = intent_id
     if waited >= WAIT_REFRESHES:
         return _message(
             "Still waiting for the card network",
@@ -230,7 +256,7 @@ def _waiting(token: str, waited: int) -> Response:
         "Thank you. We are waiting for the card network to confirm your payment; "
         "this page updates by itself.",
         200,
-        refresh_url=f"/pay/{token}?submitted={waited + 1}",
+        refresh_url=f"/pay/{token}?" + urlencode(again),
     )
 
 
