@@ -86,7 +86,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["billing.prices"] = PriceBook(app.config["PRICE_CACHE_SECONDS"], generation)
     if app.config["TRUSTED_PROXIES"]:
         proxies = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]  # Flask's documented way
     requests.init_app(app)
     metrics.init_app(app)
     limits.init_app(app)

@@ -45,7 +45,7 @@ def by_operator(command: F) -> F:
         with audit.acting(audit.Actor("operator", f"cli:{_login_name()}")):
             return command(*args, **kwargs)
 
-    return run  # type: ignore[return-value]
+    return run  # type: ignore[return-value]  # wraps keeps the signature mypy cannot see
 
 
 @db_cli.command("upgrade")

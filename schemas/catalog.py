@@ -92,7 +92,7 @@ class PriceVersionSchema(Schema):
     cancellation_policy = fields.Nested(CancellationPolicySchema, attribute="policy", required=True)
 
     def _group_amount(self, price: object) -> int:
-        return session_price(IM_GROUP, price.iv_individual).amount  # type: ignore[attr-defined]
+        return session_price(IM_GROUP, price.iv_individual).amount  # type: ignore[attr-defined]  # a Price
 
 
 class CatalogSchema(Schema):

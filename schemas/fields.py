@@ -87,6 +87,6 @@ class Computed(fields.Nested):
         self.method = method
 
     # Nested renames Field's `value` to `nested_obj`: no signature satisfies both.
-    def _serialize(self, nested_obj: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def _serialize(self, nested_obj: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # computed first
         computed = getattr(self.parent, self.method)(obj)
-        return super()._serialize(computed, attr, obj, **kwargs)  # type: ignore[no-untyped-call]
+        return super()._serialize(computed, attr, obj, **kwargs)  # type: ignore[no-untyped-call]  # untyped upstream

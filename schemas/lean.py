@@ -197,7 +197,7 @@ def _nested(step: _Step, raw: Any) -> Any:
     if step.in_list:
         if type(raw) is not list:
             raise _Declined
-        inner = field.inner  # type: ignore[attr-defined]
+        inner = field.inner  # type: ignore[attr-defined]  # a List field's
         value: Any = [_inner(inner, nested, item) for item in raw]
     else:
         value = _load(nested, raw)
@@ -217,7 +217,7 @@ def _inner(inner: fields.Field[Any], nested: _Plan, item: Any) -> Any:
 def _validate(schema: Schema, result: dict[str, Any], data: dict[str, Any]) -> None:
     """The schema's @validates and @validates_schema methods, as Schema._do_load runs
     them on loaded data."""
-    store = ErrorStore()  # type: ignore[no-untyped-call]
+    store = ErrorStore()  # type: ignore[no-untyped-call]  # untyped upstream
     schema._invoke_field_validators(error_store=store, data=result, many=False)
     for pass_collection in (True, False):
         schema._invoke_schema_validators(

@@ -24,6 +24,7 @@ from billing.adapters import db
 from billing.adapters.standin import StripeStandIn, free_port
 from billing.services.pricing import catalog
 from tests.conftest import _empty_tables, in_days
+from tests.stripe.contract import checked
 
 SECRET_KEY = "sk_test_billing"
 WEBHOOK_SECRET = "whsec_billing_tests"
@@ -155,6 +156,8 @@ def stripe_app(
             "PAY_RATE_LIMIT_PER_MINUTE": 1_000_000,
         }
     )
+    # Every request to Stripe in every Stripe test is checked against the SDK's own types.
+    app.extensions["billing.stripe_calls"] = checked(app.extensions["billing.stripe"])
     _empty_tables(app)
     with app.app_context():
         catalog.seed_default(db.session())

@@ -4,9 +4,9 @@ are dropped as soon as the shared generation in the database moves on."""
 from __future__ import annotations
 
 import time
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import CacheState
@@ -68,7 +68,7 @@ def bump(session: Session) -> None:
     bumped = session.execute(
         update(CacheState).where(CacheState.id == 1).values(generation=CacheState.generation + 1)
     )
-    if not bumped.rowcount:  # type: ignore[attr-defined]
+    if not cast(CursorResult[Any], bumped).rowcount:  # an UPDATE answers with a cursor
         session.add(CacheState(id=1, generation=1))
 
 

@@ -86,7 +86,7 @@ def exposition() -> Response:
     registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
@@ -99,7 +99,7 @@ _TIMED: dict[tuple[str, str], Any] = {}
 
 def _count_request(response: Response) -> Response:
     # The route's pattern, not the path: pay links and ids must not become labels.
-    current = request._get_current_object()  # type: ignore[attr-defined]
+    current = request._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy method
     rule = current.url_rule
     route = rule.rule if rule is not None else "unmatched"
     method, status = current.method, response.status_code

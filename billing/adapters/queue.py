@@ -42,7 +42,7 @@ def schedule(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> Celery:
-    class FlaskTask(Task):  # type: ignore[misc]
+    class FlaskTask(Task):  # type: ignore[misc]  # Celery ships no type hints
         def __call__(self, *args: object, **kwargs: object) -> object:
             with app.app_context():
                 return self.run(*args, **kwargs)

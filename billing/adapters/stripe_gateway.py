@@ -14,6 +14,7 @@ that version of Stripe accepts. Cards only, the way the pinned version asks for 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,6 +56,8 @@ class Card:
     exp_month: int
     exp_year: int
 
+
+log = logging.getLogger("billing.stripe")
 
 # The API version stripe-python was generated for: its params types describe that version.
 SDK_API_VERSION: str = stripe.api_version
@@ -157,6 +160,7 @@ class StripeGateway:
             base_addresses={"api": api_base.rstrip("/")} if api_base else {},
         )
         self.webhook_secret = webhook_secret
+        self._versions_said: set[str] = set()
 
     # Customers and cards -------------------------------------------------------
 
@@ -389,6 +393,7 @@ class StripeGateway:
         except ValueError:
             raise BadRequest("malformed_event", "The webhook body is not a Stripe event.") from None
         body = json.loads(payload)
+        self._say_version(str(event.id), str(event.type), body.get("api_version"))
         return Event(
             id=str(event.id),
             type=str(event.type),
@@ -396,6 +401,22 @@ class StripeGateway:
             object=body["data"]["object"],
             payload=payload.decode(),
             api_version=body.get("api_version"),
+        )
+
+    def _say_version(self, event_id: str, event_type: str, version: str | None) -> None:
+        """An event rendered in another API version than ours: said once per version."""
+        if not version or version == self.api_version or version in self._versions_said:
+            return
+        self._versions_said.add(version)
+        log.warning(
+            "stripe webhook %s (%s) is rendered in API version %s; this service is pinned to "
+            "%s. Handled: the fields it reads are the same. Set the webhook endpoint's version "
+            "to %s once the upgrade is done.",
+            event_id,
+            event_type,
+            version,
+            self.api_version,
+            self.api_version,
         )
 
 

@@ -114,7 +114,7 @@ def _parsed(limit: str) -> RateLimitItem:
 def check_api_limit() -> None:
     """before_request, for the API's blueprints: a 429 once the caller's key (or address)
     has used API_RATE_LIMIT."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy method
     if request.blueprint not in API_BLUEPRINTS or not app.config["RATELIMIT_ENABLED"]:
         return
     counter: ApiLimiter = app.extensions[API_LIMITER]

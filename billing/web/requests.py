@@ -25,7 +25,7 @@ class UnsupportedMediaType(ServiceError):
 
 def _start() -> None:
     # The request and g, looked up once (each use of Flask's proxies is a lookup).
-    current = request._get_current_object()  # type: ignore[attr-defined]
+    current = request._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy method
     here = g._get_current_object()
     here.started = time.perf_counter()
     incoming = current.headers.get("X-Request-ID", "")
@@ -73,7 +73,7 @@ def check_json_body() -> None:
     """API requests carry no NUL characters (no id or name holds one, and PostgreSQL
     cannot store them) and no lone surrogates (no character at all), and API writes carry
     a JSON object, declared as such."""
-    current = request._get_current_object()  # type: ignore[attr-defined]
+    current = request._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy method
     path = current.path
     if not path.startswith("/v1/"):
         return
@@ -114,7 +114,7 @@ def check_json_body() -> None:
 
 def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
-    if request._get_current_object().path.startswith("/v1/"):  # type: ignore[attr-defined]
+    if request._get_current_object().path.startswith("/v1/"):  # type: ignore[attr-defined]  # a LocalProxy method
         # patients' names and invoices: kept by no cache
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers["X-Content-Type-Options"] = "nosniff"

@@ -541,3 +541,30 @@ def test_failure_event_racing_the_success_event_cannot_unsucceed_the_payment(
     # a payment stuck at "failed" beside a paid invoice can never be refunded through the API:
     # refunds.refund_invoice looks for the invoice's *succeeded* payment
     assert (settled.status, settled.failure_code) == ("succeeded", None)
+
+
+def test_an_event_rendered_in_another_api_version_is_handled_and_said_once(
+    stripe_app: Flask, stripe_client: Any, staff: dict[str, str], open_invoice: Any, caplog: Any
+) -> None:
+    """While a webhook endpoint is moved to a new API version, events of the old one keep
+    coming: they are applied (the fields read are the same), and the log says so once."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="billing.stripe")
+    invoice_id, payment = awaiting_three_d_secure(stripe_client, staff, open_invoice, stripe_app)
+    intent = intent_object(
+        str(payment.stripe_payment_intent_id), stripe_id("ch"), {"payment_id": payment.id}
+    )
+    older = [make_event("payment_intent.succeeded", intent) for _ in range(2)]
+    for event in older:
+        event["api_version"] = "2025-03-31.basil"
+        assert deliver(stripe_client, event).status_code == 200
+    assert get_invoice(stripe_client, staff, invoice_id)["status"] == "paid"
+    said = [r.getMessage() for r in caplog.records if "2025-03-31.basil" in r.getMessage()]
+    assert len(said) == 1 and "pinned to 2026-10-28.endive" in said[0]
+
+
+def test_readiness_names_the_stripe_api_version_for_operators(stripe_client: Any) -> None:
+    ready = stripe_client.get("/readyz")
+    assert ready.status_code == 200, ready.json
+    assert ready.json["details"] == {"stripe_api_version": "2026-10-28.endive"}

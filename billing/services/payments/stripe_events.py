@@ -37,7 +37,6 @@ from billing.services.payments import refunds
 log = logging.getLogger("billing.webhooks")
 RETRY_BATCH = 50
 RETRY_WINDOW = timedelta(days=1)
-_versions_said: set[str] = set()
 
 
 def record_stripe_event(session: Session, gateway: StripeGateway, event: Event) -> bool:
@@ -46,9 +45,8 @@ def record_stripe_event(session: Session, gateway: StripeGateway, event: Event) 
     An event rendered in another API version than ours (a webhook endpoint on another
     version, as while upgrading) is handled all the same: what we read of it (ids, status,
     amount, currency, metadata, refunds) is the same in every version since 2022-11-15,
-    which leaves a charge's refunds out (then they are fetched). It is said once per version.
+    which leaves a charge's refunds out (then they are fetched).
     """
-    _say_version(event, gateway.api_version)
     insert = dialect_insert(session)
     session.execute(
         insert(StripeEvent)
@@ -67,21 +65,6 @@ def record_stripe_event(session: Session, gateway: StripeGateway, event: Event) 
     if applied:
         _retry_unmatched(session, gateway)
     return True
-
-
-def _say_version(event: Event, ours: str) -> None:
-    if event.api_version and event.api_version != ours and event.api_version not in _versions_said:
-        _versions_said.add(event.api_version)
-        log.warning(
-            "stripe webhook %s (%s) is rendered in API version %s; this service is pinned to "
-            "%s. Handled: the fields read are the same. Set the webhook endpoint's version to "
-            "%s when the upgrade is done.",
-            event.id,
-            event.type,
-            event.api_version,
-            ours,
-            ours,
-        )
 
 
 def _handle(

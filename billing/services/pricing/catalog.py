@@ -18,7 +18,8 @@ from billing.services.access import audit
 
 # A new price may be stated as effective "now" by a caller whose clock is a little behind.
 CLOCK_SKEW = timedelta(minutes=5)
-DEFAULT_PRICE = {"iv_individual_amount": 50000, "currency": "usd"}
+# The price list `seed` adds when there is none: P = $500.00.
+DEFAULT_IV_AMOUNT, DEFAULT_CURRENCY = 50000, "usd"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,4 +168,4 @@ def seed_default(session: Session) -> PriceVersion | None:
     """Add the default price list if there is none; returns it, or None if one existed."""
     if session.scalar(select(func.count()).select_from(PriceVersion)):
         return None
-    return create_price_version(session, **DEFAULT_PRICE)  # type: ignore[arg-type]
+    return create_price_version(session, DEFAULT_IV_AMOUNT, DEFAULT_CURRENCY)

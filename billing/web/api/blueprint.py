@@ -56,5 +56,5 @@ class BodyOnceParser(FlaskParser):
         )
 
 
-class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
+class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]  # flask-smorest ships no type hints
     ARGUMENTS_PARSER = BodyOnceParser()

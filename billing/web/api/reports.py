@@ -46,7 +46,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def or_csv(description: str) -> Callable[[F], F]:
     """Document the CSV an operation also answers, with Accept: text/csv or format=csv."""
-    return blp.alt_response(  # type: ignore[no-any-return]
+    return blp.alt_response(  # type: ignore[no-any-return]  # flask-smorest is untyped
         200,
         schema={"type": "string"},
         content_type="text/csv",

@@ -243,7 +243,7 @@ class TypesPlugin(BasePlugin):
         return {**use, "allOf": [ref]} if use else ref
 
 
-class BillingApi(Api):  # type: ignore[misc]
+class BillingApi(Api):  # type: ignore[misc]  # flask-smorest ships no type hints
     ERROR_SCHEMA = ProblemSchema
     DEFAULT_ERROR_RESPONSE_NAME = None  # no catch-all: each operation lists its statuses
 

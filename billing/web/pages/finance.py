@@ -153,7 +153,7 @@ def login() -> Response:
     session["staff_id"] = user.id
     session["version"] = user.session_version
     session["seen"] = datetime.now(UTC).timestamp()
-    return redirect("/finance", code=303)  # type: ignore[return-value]
+    return redirect("/finance", code=303)  # type: ignore[return-value]  # Werkzeug's Response
 
 
 @blp.post("/logout")
@@ -164,7 +164,7 @@ def logout() -> Response:
     if user is not None and session.get("version") == user.session_version:
         end_sessions(db.session(), user)
     session.clear()
-    return redirect("/finance/login", code=303)  # type: ignore[return-value]
+    return redirect("/finance/login", code=303)  # type: ignore[return-value]  # Werkzeug's Response
 
 
 @blp.get("")

@@ -264,7 +264,7 @@ def _waiting(token: str, waited: int, intent_id: str | None) -> Response:
 def receipt(token: str) -> Response:
     invoice = open_pay_link(db.session(), signing_keys(), token)
     if invoice.status not in statuses.SETTLED:
-        return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]
+        return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]  # Werkzeug's Response
     return _receipt_page(token, invoice)
 
 
@@ -273,7 +273,7 @@ def receipt_pdf(token: str) -> Response:
     session = db.session()
     invoice = open_pay_link(session, signing_keys(), token)
     if invoice.status not in statuses.SETTLED:
-        return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]
+        return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]  # Werkzeug's Response
     return pdf_response(invoice, receipt_payment(session, invoice.id))
 
 
