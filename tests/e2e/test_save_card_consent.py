@@ -67,6 +67,9 @@ def test_a_ticked_box_keeps_the_card_with_its_consent_for_fees(
     assert card["last4"] == "4242" and card["default"] is True
     assert card["consent"]["text"] == label.strip()
     assert card["consent"]["invoice_id"] == invoice_id
+    # Kept as Stripe's customer acceptance: the address and browser it was given from.
+    assert card["consent"]["ip_address"] == "127.0.0.1"
+    assert "Chrome" in card["consent"]["user_agent"]
 
     # A later booking cancelled late: the fee goes to the card saved with consent.
     quote = stripe_client.post(
