@@ -98,6 +98,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     finance.init_app(app)
     audit_page.init_app(app)
     books.init_app(app)
+    auth.check_every_route_declares(app)  # closed by default: no /v1 route left open
     problems.init_app(app)  # after the Api, so our handlers replace flask-smorest's
     cli.init_app(app)
     celery = queue.init_app(app)

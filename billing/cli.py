@@ -73,12 +73,18 @@ def seed() -> None:
 @keys_cli.command("create")
 @click.argument("name")
 @click.option("--scopes", required=True, help="Comma-separated, e.g. quotes:write,invoices:read")
+@click.option(
+    "--client",
+    default=None,
+    help="The client system the key belongs to (default: NAME); a new key of the same "
+    "client keeps what the old one made, such as its webhook endpoints.",
+)
 @by_operator
-def keys_create(name: str, scopes: str) -> None:
+def keys_create(name: str, scopes: str, client: str | None) -> None:
     """Create a key; it is printed once, on the last line."""
     try:
         key, plain = keys.create_key(
-            db.session(), name, [s.strip() for s in scopes.split(",") if s.strip()]
+            db.session(), name, [s.strip() for s in scopes.split(",") if s.strip()], client
         )
     except ServiceError as error:
         raise click.ClickException(error.detail) from None

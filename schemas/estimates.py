@@ -10,7 +10,9 @@ from schemas.fields import Currency, identifier
 from schemas.types import typed
 
 
-class EstimateQuerySchema(Schema):
+class EstimateCourseSchema(Schema):
+    """Which estimate: the patient (of a group quote) and the course it covers."""
+
     patient_id = typed(
         "PatientId",
         identifier(metadata={"description": "Which patient of a group quote; optional for one."}),
@@ -29,9 +31,6 @@ class EstimateQuerySchema(Schema):
         load_default=False,
         metadata={"description": "The patient asked for it: due in 3 business days."},
     )
-    requested_at = fields.AwareDateTime(
-        metadata={"description": "When the patient asked (with `requested`); default now."}
-    )
     package = fields.String(
         validate=validate.Regexp(r"^[A-Za-z0-9_-]{2,40}$", error="2-40 letters, digits, _ or -."),
         metadata={
@@ -39,7 +38,6 @@ class EstimateQuerySchema(Schema):
             "credits pay at its price, and any more of `sessions` at the session's."
         },
     )
-    format = fields.String(validate=validate.OneOf(["json", "pdf"]))
 
     @validates_schema
     def _course(self, data: dict[str, Any], **_: Any) -> None:
@@ -52,6 +50,20 @@ class EstimateQuerySchema(Schema):
             raise ValidationError("A course of sessions runs over 1 to 12 months.", "months")
         if sessions == 1 and months:
             raise ValidationError("One session runs over no months; give sessions.", "months")
+
+
+class EstimateRequestSchema(EstimateCourseSchema):
+    """Issue the estimate (once; asked again, the same one)."""
+
+    requested_at = fields.AwareDateTime(
+        metadata={"description": "When the patient asked (with `requested`); default now."}
+    )
+
+
+class EstimateQuerySchema(EstimateCourseSchema):
+    """Read the estimate issued, as JSON or as the PDF the patient keeps."""
+
+    format = fields.String(validate=validate.OneOf(["json", "pdf"]))
 
 
 class EstimateItemSchema(Schema):

@@ -102,6 +102,7 @@ ERROR_CODES = (
     "promotion_exhausted",
     "promotion_exists",
     "requested_at_in_future",
+    "estimate_not_found",
     "package_not_found",
     "patient_name_required",
     "insufficient_credits",

@@ -73,12 +73,14 @@ class Base(DeclarativeBase):
 
 
 class ApiKey(Base):
-    """A client system's key. Only its SHA-256 hash is stored."""
+    """A client system's key. Only its SHA-256 hash is stored; `client` names the system,
+    which may hold several keys (a rotation), and owns what its keys made."""
 
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
+    client: Mapped[str] = mapped_column(String(64), index=True)
     key_prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[str] = mapped_column(String(512))

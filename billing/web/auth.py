@@ -1,9 +1,15 @@
-"""API keys: bearer tokens stored as SHA-256 hashes, each carrying scopes."""
+"""API keys: bearer tokens stored as SHA-256 hashes, each carrying scopes.
+
+Closed by default: every route under /v1/ needs a key with one of the scopes its view
+declares (`@requires`), whatever the HTTP method: HEAD is authorised exactly as GET (the
+view that answers it), OPTIONS needs any valid key, and a view that declares nothing is
+refused to everyone, unless marked `@public` (it checks its caller otherwise, as the
+Stripe webhook checks Stripe's signature). The app does not start with a /v1 view that
+declares neither.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -14,37 +20,25 @@ from sqlalchemy import select
 from billing.adapters import db
 from billing.adapters.cache import Generation, SharedCache
 from billing.adapters.models import ApiKey
+from billing.domain.access import ANY_KEY, SCOPES, hash_key
 from billing.domain.errors import Forbidden, Unauthorized
 from billing.services.access import audit
 
-SCOPES = frozenset(
-    {
-        "quotes:write",
-        "invoices:read",
-        "invoices:write",
-        "payments:write",
-        "refunds:write",
-        "reports:read",
-        "catalog:write",
-        "audit:read",
-        "events:read",
-        "webhooks:write",
-        "books:close",
-        "bookings:write",
-    }
-)
-ANY_KEY = "*"  # any valid key may call the endpoint
+NOBODY = ("nobody",)  # what a /v1 view that declared nothing asks for: no key has it
+API_PREFIX = "/v1/"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The client system behind a request: its key's id, name and scopes."""
+    """The client system behind a request: its key's id, name and scopes, and the client
+    system the key belongs to."""
 
     id: int
     name: str
     scopes: frozenset[str]
+    client: str
 
 
 def init_app(app: Flask) -> None:
@@ -70,30 +64,67 @@ def requires(*scopes: str) -> Callable[[F], F]:
     return mark
 
 
-def required_scopes(endpoint: str | None, method: str) -> tuple[str, ...] | None:
-    """The scopes the endpoint asks for, or None for a public endpoint."""
-    view = current_app.view_functions.get(endpoint or "")
-    if view is None:
-        return None
+def public(reason: str) -> Callable[[F], F]:
+    """Mark a view under /v1/ as called without a key; `reason` says who it trusts."""
+
+    def mark(view: F) -> F:
+        view._public = reason  # type: ignore[attr-defined]  # kept on the function itself
+        return view
+
+    return mark
+
+
+def handler_of(view: Any, method: str) -> Any:
+    """The function that answers `method` on a view: a MethodView's method (HEAD is
+    answered by GET's, as Flask does), or the view function itself."""
     view_class = getattr(view, "view_class", None)
-    if view_class is not None:
-        view = getattr(view_class, method.lower(), None)
-    return getattr(view, "_required_scopes", None)
+    if view_class is None:
+        return view
+    name = method.lower()
+    if name == "head" and not hasattr(view_class, "head"):
+        name = "get"
+    return getattr(view_class, name, None)
 
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+def required_scopes(endpoint: str | None, method: str, path: str) -> tuple[str, ...] | None:
+    """The scopes a request needs; None only where no key is asked for (pages, probes,
+    a view marked public, a route that does not exist: Flask answers 404 or 405)."""
+    view = current_app.view_functions.get(endpoint or "")
+    if view is None or not path.startswith(API_PREFIX):
+        return None
+    if method == "OPTIONS":
+        return (ANY_KEY,)
+    handler = handler_of(view, method)
+    if getattr(handler, "_public", None):
+        return None
+    scopes: tuple[str, ...] | None = getattr(handler, "_required_scopes", None)
+    return scopes if scopes is not None else NOBODY
 
 
-def generate_key() -> str:
-    """A new high-entropy key; only its hash is ever stored."""
-    return "ck_" + secrets.token_urlsafe(32)
+def check_every_route_declares(app: Flask) -> None:
+    """At start: every method of every /v1 route declares its scopes or is public."""
+    undeclared = [
+        f"{method} {rule.rule}"
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith(API_PREFIX)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        if not _declares(handler_of(app.view_functions[rule.endpoint], method))
+    ]
+    if undeclared:
+        raise RuntimeError(
+            "API routes with no @requires or @public (refused to everyone): "
+            + ", ".join(undeclared)
+        )
+
+
+def _declares(handler: Any) -> bool:
+    return bool(getattr(handler, "_required_scopes", None) or getattr(handler, "_public", None))
 
 
 def authenticate() -> None:
     """before_request: check the bearer key against the endpoint's scopes."""
     current = request._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy method
-    scopes = required_scopes(current.endpoint, current.method)
+    scopes = required_scopes(current.endpoint, current.method, current.path)
     if scopes is None:
         return
     header = current.headers.get("Authorization", "")
@@ -124,7 +155,7 @@ def _caller(key_hash: str) -> Caller | None:
         )
         if row is None:
             return None
-        caller = Caller(id=row.id, name=row.name, scopes=row.scope_set)
+        caller = Caller(id=row.id, name=row.name, scopes=row.scope_set, client=row.client)
         cache.put(key_hash, caller)
     return caller
 

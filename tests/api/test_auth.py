@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from billing.adapters import db
+from billing.domain.access import SCOPES
 from billing.services.access import keys
-from billing.web.auth import SCOPES
 from tests.conftest import in_hours
 from tests.integrations.feed import wait_until_settled
 
@@ -65,11 +65,12 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("POST", "/v1/patients/{patient_id}/packages/{package_id}/refunds", ("refunds:write",), STRIPE),
     ("POST", "/v1/quotes", ("quotes:write",), "booking"),
     ("GET", "/v1/quotes/{quote_id}", ("quotes:write", "invoices:read"), None),
+    ("POST", "/v1/quotes/{quote_id}/estimate", ("quotes:write",), {"patient_id": "P-1001"}),
     (
         "GET",
         "/v1/quotes/{quote_id}/estimate?patient_id=P-1001",
         ("quotes:write", "invoices:read"),
-        None,
+        "estimated",
     ),
     ("GET", "/v1/reports/estimate-variance", ("reports:read",), None),
     ("POST", "/v1/invoices/{invoice_id}/bill-disputes", ("invoices:write",), {"status": "open"}),
@@ -158,6 +159,12 @@ def _call(client, method, template, body, headers, make_key, booking):
         ids["booking_id"] = quote["booking_id"]
     if "{quote_id}" in template or body == "quote":
         ids["quote_id"] = _quote_id(client, make_key, booking)
+    if body == "estimated":  # read: the estimate was issued first
+        client.post(
+            f"/v1/quotes/{ids['quote_id']}/estimate",
+            json={"patient_id": "P-1001"},
+            headers=make_key("quotes:write"),
+        )
     if "{invoice_id}" in template:
         quote_id = _quote_id(client, make_key, booking)
         invoices = client.post(
@@ -178,7 +185,7 @@ def _call(client, method, template, body, headers, make_key, booking):
             json={"url": PUBLIC_HOOK, "events": ["*"]},
             headers=make_key("webhooks:write"),
         ).json["id"]
-    payload = None if body == "paid" else body
+    payload = None if body in ("paid", "estimated") else body
     if body == "package":
         client.post(
             "/v1/catalog/packages",

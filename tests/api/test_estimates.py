@@ -51,16 +51,15 @@ def quote(desk: Desk, booking_id: str, session_type: str, *patients: dict, days:
     return response.json
 
 
-def estimate(desk: Desk, quote_id: str, **query: Any) -> Any:
-    return desk.client.get(
-        f"/v1/quotes/{quote_id}/estimate", query_string=query, headers=desk.headers
-    )
+def estimate(desk: Desk, quote_id: str, **body: Any) -> Any:
+    """Issue the estimate (POST); the answer is the estimate, issued once."""
+    return desk.client.post(f"/v1/quotes/{quote_id}/estimate", json=body, headers=desk.headers)
 
 
 def test_an_estimate_says_what_the_rule_asks_and_is_kept_as_given(desk) -> None:
     made = quote(desk, "BK-E", "iv_individual", NEW)
     first = estimate(desk, made["id"])
-    assert first.status_code == 200, first.json
+    assert first.status_code == 201, first.json
     body = first.json
     assert body["patient"] == {"patient_id": "P-3001", "name": "Cleo New"}
     assert body["provider"]["name"] == "Example Clinic"
@@ -74,6 +73,35 @@ def test_an_estimate_says_what_the_rule_asks_and_is_kept_as_given(desk) -> None:
     assert body["due_by"] is not None and body["on_time"] is True  # booked 20 days ahead
     again = estimate(desk, made["id"]).json
     assert (again["id"], again["issued_at"]) == (body["id"], body["issued_at"])
+
+
+def test_reading_an_estimate_never_issues_one(desk, app) -> None:
+    """A GET (or HEAD) reads the estimate issued; it never issues one or writes a row."""
+    from sqlalchemy import func, select
+
+    from billing.adapters.estimate_models import Estimate
+    from billing.adapters.models import AuditEvent
+
+    made = quote(desk, "BK-READ", "iv_individual", NEW)
+    path = f"/v1/quotes/{made['id']}/estimate"
+
+    def rows() -> tuple[int, int]:
+        with app.app_context():
+            issued = select(func.count()).where(AuditEvent.action == "estimate.issued")
+            return (
+                db.session().scalar(select(func.count()).select_from(Estimate)) or 0,
+                db.session().scalar(issued) or 0,
+            )
+
+    for method in ("GET", "HEAD"):
+        unread = desk.client.open(path, method=method, headers=desk.headers)
+        assert unread.status_code == 404
+    assert desk.client.get(path, headers=desk.headers).json["code"] == "estimate_not_found"
+    assert rows() == (0, 0)
+    issued = estimate(desk, made["id"]).json
+    assert desk.client.get(path, headers=desk.headers).json["id"] == issued["id"]
+    assert desk.client.head(path, headers=desk.headers).status_code == 200
+    assert rows() == (1, 1)
 
 
 def test_a_group_estimate_is_for_one_named_patient(desk) -> None:
@@ -98,12 +126,13 @@ def test_a_course_is_estimated_as_its_sessions(desk) -> None:
     assert refused.status_code == 422 and "months" in refused.json["errors"]
     too_long = estimate(desk, made["id"], sessions=6, months=13)
     assert too_long.status_code == 422 and "months" in too_long.json["errors"]
-    missing = desk.client.get("/v1/quotes/qt_nope/estimate", headers=desk.headers)
+    missing = desk.client.post("/v1/quotes/qt_nope/estimate", json={}, headers=desk.headers)
     assert missing.status_code == 404 and missing.json["code"] == "quote_not_found"
 
 
 def test_the_estimate_pdf_reads_as_a_patient_needs_it(desk) -> None:
     made = quote(desk, "BK-P", "iv_individual", NEW)
+    assert estimate(desk, made["id"]).status_code == 201
     answer = desk.client.get(
         f"/v1/quotes/{made['id']}/estimate",
         headers={**desk.headers, "Accept": "application/pdf"},

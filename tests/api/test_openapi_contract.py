@@ -20,8 +20,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from billing.adapters import db
+from billing.domain.access import SCOPES
 from billing.services.access import keys
-from billing.web.auth import SCOPES
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"

@@ -455,11 +455,10 @@ def test_an_estimate_of_a_course_from_a_package_adds_boosters_at_the_session_pri
 ) -> None:
     client.post("/v1/catalog/packages", json=SIX, headers=desk)
     made = quote(client, desk, ANA, booking="BK-GFE", scheduled_at=in_days(20)).json
-    asked = client.get(
-        f"/v1/quotes/{made['id']}/estimate?package=induction6&sessions=8&months=4",
-        headers=desk,
-    )
-    assert asked.status_code == 200, asked.json
+    path = f"/v1/quotes/{made['id']}/estimate"
+    course = {"package": "induction6", "sessions": 8, "months": 4}
+    asked = client.post(path, json=course, headers=desk)
+    assert asked.status_code == 201, asked.json
     estimate = asked.json
     assert (estimate["sessions"], estimate["package_code"]) == (8, "INDUCTION6")
     package, boosters = estimate["items"]
@@ -467,21 +466,18 @@ def test_an_estimate_of_a_course_from_a_package_adds_boosters_at_the_session_pri
     assert "KET-PKG" in package["codes"] and "6 sessions" in package["description"]
     assert (boosters["quantity"], boosters["unit_amount"], boosters["amount"]) == (2, 50000, 100000)
     assert estimate["total"] == 370000
-    again = client.get(
-        f"/v1/quotes/{made['id']}/estimate?package=INDUCTION6&sessions=8&months=4", headers=desk
-    ).json
+    again = client.post(path, json={**course, "package": "INDUCTION6"}, headers=desk).json
     assert again["id"] == estimate["id"]
-    plain = client.get(f"/v1/quotes/{made['id']}/estimate?sessions=8&months=4", headers=desk).json
+    read = client.get(f"{path}?package=INDUCTION6&sessions=8&months=4", headers=desk).json
+    assert read["id"] == estimate["id"]
+    plain = client.post(path, json={"sessions": 8, "months": 4}, headers=desk).json
     assert plain["id"] != estimate["id"] and plain["total"] == 400000
-    pdf = client.get(
-        f"/v1/quotes/{made['id']}/estimate?package=INDUCTION6&sessions=8&months=4&format=pdf",
-        headers=desk,
-    )
+    pdf = client.get(f"{path}?package=INDUCTION6&sessions=8&months=4&format=pdf", headers=desk)
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages)
     assert "Induction series" in text and "$3,700.00" in text
-    refused = client.get(f"/v1/quotes/{made['id']}/estimate?package=INDUCTION6", headers=desk)
+    refused = client.post(path, json={"package": "INDUCTION6"}, headers=desk)
     assert refused.status_code == 422 and "months" in refused.json["errors"]
-    unknown = client.get(f"/v1/quotes/{made['id']}/estimate?package=NONE&months=2", headers=desk)
+    unknown = client.post(path, json={"package": "NONE", "months": 2}, headers=desk)
     assert unknown.status_code == 422 and unknown.json["code"] == "package_not_found"
 
 

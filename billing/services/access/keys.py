@@ -7,13 +7,16 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.cache import bump
 from billing.adapters.models import ApiKey, utcnow
+from billing.domain.access import SCOPES, generate_key, hash_key
 from billing.domain.errors import Conflict, NotFound, Unprocessable
 from billing.services.access import audit
-from billing.web.auth import SCOPES, generate_key, hash_key
 
 
-def create_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
-    """A new key for `name`; returns the row and the plain key, which is never stored."""
+def create_key(
+    session: Session, name: str, scopes: list[str], client: str | None = None
+) -> tuple[ApiKey, str]:
+    """A new key called `name` for the client system `client` (by default its own name);
+    returns the row and the plain key, which is never stored."""
     unknown = sorted(set(scopes) - SCOPES)
     if unknown or not scopes:
         raise Unprocessable(
@@ -25,10 +28,14 @@ def create_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiKey, 
         raise Conflict("api_key_name_taken", f"A key named {name!r} already exists.")
     plain = generate_key()
     key = ApiKey(
-        name=name, key_prefix=plain[:10], key_hash=hash_key(plain), scopes=",".join(sorted(scopes))
+        name=name,
+        client=client or name,
+        key_prefix=plain[:10],
+        key_hash=hash_key(plain),
+        scopes=",".join(sorted(scopes)),
     )
     session.add(key)
-    audit.record(session, "api_key.created", "api_key", name, scopes=key.scopes)
+    audit.record(session, "api_key.created", "api_key", name, scopes=key.scopes, client=key.client)
     session.commit()
     return key, plain
 

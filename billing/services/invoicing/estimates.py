@@ -57,13 +57,7 @@ def issue_estimate(
         raise field_error(
             "requested_at_in_future", "requested_at", "A request cannot be in the future."
         )
-    quote = session.get(Quote, quote_id)
-    if quote is None:
-        raise NotFound("quote_not_found", f"No quote {quote_id!r}.")
-    line = _line_of(quote, patient_id)
-    in_package = _package_sessions(course, quote)
-    if in_package:
-        course = Course(max(course.sessions, in_package), course.months, course.package)
+    quote, line, course, in_package = _what_is_estimated(session, quote_id, patient_id, course)
     kept = _kept(session, quote.id, line.patient_id, course, requested)
     if kept is not None:
         return kept
@@ -164,6 +158,38 @@ def issue_estimate(
     )
     session.commit()
     return estimate
+
+
+def read_estimate(
+    session: Session, quote_id: str, patient_id: str | None, course: Course, requested: bool
+) -> Estimate:
+    """The estimate issued for the quote's patient and course, as it was given; reading
+    it never issues one (404 `estimate_not_found` until `issue_estimate` has)."""
+    quote, line, course, _ = _what_is_estimated(session, quote_id, patient_id, course)
+    kept = _kept(session, quote.id, line.patient_id, course, requested)
+    session.commit()
+    if kept is None:
+        raise NotFound(
+            "estimate_not_found",
+            f"No Good Faith Estimate was issued for patient {line.patient_id} of quote "
+            f"{quote.id} and this course; issue one with POST.",
+        )
+    return kept
+
+
+def _what_is_estimated(
+    session: Session, quote_id: str, patient_id: str | None, course: Course
+) -> tuple[Quote, Any, Course, int]:
+    """The quote, the patient's line, the course (a package's sessions counted in) and
+    how many of its sessions the package pays."""
+    quote = session.get(Quote, quote_id)
+    if quote is None:
+        raise NotFound("quote_not_found", f"No quote {quote_id!r}.")
+    line = _line_of(quote, patient_id)
+    in_package = _package_sessions(course, quote)
+    if in_package:
+        course = Course(max(course.sessions, in_package), course.months, course.package)
+    return quote, line, course, in_package
 
 
 def items_of(estimate: Estimate) -> list[dict[str, Any]]:

@@ -9,11 +9,12 @@ from flask.views import MethodView
 from billing.adapters import db
 from billing.adapters.models import PriceVersion
 from billing.adapters.promotion_models import Promotion
+from billing.domain.access import ANY_KEY
 from billing.services.pricing import catalog, promotions
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, price_book
 from billing.web.api.spec import WITH_A_BODY, problems
-from billing.web.auth import ANY_KEY, requires
+from billing.web.auth import requires
 from schemas.catalog import (
     CatalogSchema,
     PriceVersionRequestSchema,

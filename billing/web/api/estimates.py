@@ -22,6 +22,7 @@ from schemas.estimates import (
     BillDisputeRequestSchema,
     BillDisputeSchema,
     EstimateQuerySchema,
+    EstimateRequestSchema,
     EstimateSchema,
     EstimateVarianceSchema,
 )
@@ -38,8 +39,41 @@ def _wants_pdf(query: dict[str, Any]) -> bool:
     return request.accept_mimetypes.best_match(kinds) == "application/pdf"
 
 
+def _course(query: dict[str, Any]) -> estimates.Course:
+    package = query.get("package")
+    return estimates.Course(
+        query["sessions"],
+        query["months"],
+        packages.current_package(db.session(), package, "package") if package else None,
+    )
+
+
 @blp.route("/quotes/<quote_id>/estimate")
 class EstimateView(MethodView):
+    @requires("quotes:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(EstimateRequestSchema())
+    @blp.response(201, EstimateSchema())
+    @problems(blp, *WITH_A_BODY, 404)
+    def post(self, body: dict[str, Any], quote_id: str) -> Response:
+        """Issue the patient's Good Faith Estimate (self-pay), once: asked again, the same
+        estimate comes back; for a planned course, `sessions` over `months`."""
+        estimate = estimates.issue_estimate(
+            db.session(),
+            quote_id,
+            body.get("patient_id"),
+            _course(body),
+            body["requested"],
+            current_app.config["BILLING_CODES"],
+            clinic_zone(),
+            requested_at=body.get("requested_at"),
+        )
+        answer = json_response(
+            jsonable(EstimateSchema().dump(view_of(estimate, current_app.config)))
+        )
+        answer.status_code = 201
+        return answer
+
     @requires("quotes:write", "invoices:read")
     @blp.doc(security=BEARER)
     @blp.arguments(EstimateQuerySchema(), location="query")
@@ -54,23 +88,10 @@ class EstimateView(MethodView):
     )
     @problems(blp, 404, 422)
     def get(self, query: dict[str, Any], quote_id: str) -> Response:
-        """The patient's Good Faith Estimate (self-pay), given once and kept: asked again,
-        the same estimate; for a planned course, `sessions` over `months`."""
-        estimate = estimates.issue_estimate(
-            db.session(),
-            quote_id,
-            query.get("patient_id"),
-            estimates.Course(
-                query["sessions"],
-                query["months"],
-                packages.current_package(db.session(), query["package"], "package")
-                if query.get("package")
-                else None,
-            ),
-            query["requested"],
-            current_app.config["BILLING_CODES"],
-            clinic_zone(),
-            requested_at=query.get("requested_at"),
+        """The Good Faith Estimate issued for the patient and course, as it was given
+        (reading never issues one: 404 until it is issued)."""
+        estimate = estimates.read_estimate(
+            db.session(), quote_id, query.get("patient_id"), _course(query), query["requested"]
         )
         view = view_of(estimate, current_app.config)
         if _wants_pdf(query):

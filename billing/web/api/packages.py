@@ -11,11 +11,12 @@ from billing.adapters.credit_models import Package
 from billing.adapters.models import Refund
 from billing.adapters.providers import gateway
 from billing.domain import credits as credit_rules
+from billing.domain.access import ANY_KEY
 from billing.services.packages import credits, packages
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
-from billing.web.auth import ANY_KEY, requires
+from billing.web.auth import requires
 from billing.web.calendar import clinic_zone
 from schemas.invoices import PatientPathSchema
 from schemas.packages import (

@@ -80,6 +80,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/invoices/{invoice_id}/refunds", "post"): "refundInvoice",
     ("/v1/bookings/{booking_id}", "get"): "getBooking",
     ("/v1/quotes/{quote_id}/estimate", "get"): "getEstimate",
+    ("/v1/quotes/{quote_id}/estimate", "post"): "issueEstimate",
     ("/v1/reports/estimate-variance", "get"): "getEstimateVariance",
     ("/v1/invoices/{invoice_id}/bill-disputes", "post"): "disputeBill",
     ("/v1/bookings/{booking_id}/attendance", "post"): "markAttendance",

@@ -8,11 +8,13 @@ from billing.adapters import db
 from billing.adapters.providers import gateway
 from billing.services.access import audit
 from billing.services.payments import stripe_events as webhooks
+from billing.web.auth import public
 
 blp = Blueprint("stripe_webhooks", __name__)
 
 
 @blp.post("/v1/stripe/webhooks")
+@public("Stripe's signature over the raw body, checked before anything is read")
 def receive() -> tuple[dict[str, object], int]:
     """Store and apply one Stripe event; duplicates are acknowledged and ignored."""
     stripe = gateway()

@@ -1,0 +1,36 @@
+"""Who may call what: the scopes an API key can carry, and how a key is made and known.
+
+A key is shown once and only its SHA-256 hash is stored, so a leaked table opens nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+SCOPES = frozenset(
+    {
+        "quotes:write",
+        "invoices:read",
+        "invoices:write",
+        "payments:write",
+        "refunds:write",
+        "reports:read",
+        "catalog:write",
+        "audit:read",
+        "events:read",
+        "webhooks:write",
+        "books:close",
+        "bookings:write",
+    }
+)
+ANY_KEY = "*"  # any valid key may call the endpoint
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    """A new high-entropy key; only its hash is ever stored."""
+    return "ck_" + secrets.token_urlsafe(32)
