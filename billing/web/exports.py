@@ -16,6 +16,7 @@ from billing.adapters import db
 from billing.domain.dates import day_of
 from billing.domain.journal import Account, Journal
 from billing.domain.money import Money
+from billing.domain.spreadsheet import neutralise
 from billing.services.access import audit
 from billing.services.finance import fast_reports
 from billing.services.finance import reconciliation as reports
@@ -86,17 +87,28 @@ MONTH_END_COLUMNS = (
 def csv_lines(
     rows: Iterable[dict[str, Any]], columns: Sequence[str] = reports.CSV_COLUMNS
 ) -> Iterator[str]:
-    """The rows as CSV, one buffered line at a time."""
+    """The rows as CSV, one buffered line at a time; text a spreadsheet would run as a
+    formula (a refund's reason, say) written as text."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow(jsonable(row))
+        writer.writerow(_cells(row, columns))
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
     yield buffer.getvalue()
+
+
+def _cells(row: dict[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """The row's values of `columns` as CSV writes them: timestamps in RFC 3339, text
+    neutralised (numbers stay numbers, null stays empty)."""
+    cells: dict[str, Any] = {}
+    for column in columns:
+        value = jsonable(row.get(column))
+        cells[column] = neutralise(value) if isinstance(value, str) else value
+    return cells
 
 
 def wants_csv(query: dict[str, Any]) -> bool:
