@@ -1,11 +1,13 @@
-# Production image: PostgreSQL through DATABASE_URL, gunicorn on $PORT, non-root.
+# Production image: PostgreSQL through DATABASE_URL, gunicorn on $PORT, non-root. It is
+# production (BILLING_ENV): the service refuses to start with unsafe settings.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PORT=8000 \
-    WEB_CONCURRENCY=4
+    WEB_CONCURRENCY=4 \
+    BILLING_ENV=production
 
 WORKDIR /app
 COPY requirements.lock ./

@@ -58,6 +58,8 @@ from billing.adapters.standin import free_port  # noqa: E402
 from billing.adapters.webhook_sender import networks  # noqa: E402
 from billing.domain import signatures  # noqa: E402
 from billing.services.integrations import events, webhooks  # noqa: E402
+from billing.services.integrations.settings import secret_box  # noqa: E402
+from billing.web.auth import Caller  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -157,9 +159,11 @@ def run(args: argparse.Namespace) -> int:
         with app.app_context():
             endpoint = webhooks.create_endpoint(
                 db.session(),
+                Caller(0, "bench", frozenset({"webhooks:write", "events:read"}), "bench"),
                 f"http://127.0.0.1:{port}/hook",
                 ["*"],
                 networks("127.0.0.0/8"),
+                secret_box(app.config),
             )
         arrivals = Arrivals(endpoint.secret)
         server = arrivals.serve(port)

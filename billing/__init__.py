@@ -17,7 +17,6 @@ from billing.adapters import db, metrics, providers, queue
 from billing.adapters.cache import Generation
 from billing.services.pricing.catalog import PriceBook
 from billing.web import api, auth, limits, pages, problems, requests
-from billing.web.api.docs import ASSETS_URL
 from billing.web.pages import audit as audit_page
 from billing.web.pages import books, finance, pay
 
@@ -55,8 +54,7 @@ API_DOCS = {
     "OPENAPI_VERSION": "3.0.3",  # the vendored Swagger UI 4.15 reads OpenAPI 3.0
     "OPENAPI_URL_PREFIX": "/",
     "OPENAPI_JSON_PATH": "openapi.json",
-    "OPENAPI_SWAGGER_UI_PATH": "docs",
-    "OPENAPI_SWAGGER_UI_URL": ASSETS_URL,
+    # /docs is billing.web.api.docs's own page (a strict CSP, no inline script).
 }
 
 
@@ -68,6 +66,11 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config_overrides or {})
     app.config["CLINIC_ZONE"] = config.clinic_zone(app.config["CLINIC_TIMEZONE"])
     app.config["JOURNAL_CHART"] = config.journal_chart(app.config["JOURNAL_ACCOUNTS"])
+    unsafe = config.unsafe_in_production(app.config)
+    if unsafe:
+        raise RuntimeError(
+            "refusing to start in production:\n" + "\n".join(f"- {line}" for line in unsafe)
+        )
     if not app.config["STRIPE_SECRET_KEY"] and not app.config.get("TESTING"):
         app.config.update(config.offline_stripe(app.instance_path))
     if not app.config["SECRET_KEY"]:

@@ -14,10 +14,13 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
 from billing.adapters import db, migrate, providers
+from billing.adapters.secrets_box import UnreadableSecret
 from billing.domain.errors import ServiceError
 from billing.services.access import audit, keys, staff
 from billing.services.bookings import lifecycle
 from billing.services.finance import stripe_sync as stripe_sync_service
+from billing.services.integrations import webhooks
+from billing.services.integrations.settings import secret_box
 from billing.services.payments import recovery
 from billing.services.pricing import catalog
 from billing.web import auth
@@ -27,6 +30,7 @@ keys_cli = AppGroup("keys", help="API keys for client systems.")
 payments_cli = AppGroup("payments", help="Payments through Stripe.")
 stripe_cli = AppGroup("stripe", help="Stripe's own records, for finance.")
 staff_cli = AppGroup("staff", help="Finance staff accounts for /finance.")
+webhooks_cli = AppGroup("webhooks", help="Webhooks to client systems.")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -216,7 +220,21 @@ def staff_set_password(email: str, password: str) -> None:
     click.echo(f"new password set for {email}; its sessions have ended")
 
 
+@webhooks_cli.command("reseal")
+@with_appcontext
+@by_operator
+def webhooks_reseal() -> None:
+    """Seal every endpoint's signing secret under the current SECRET_KEY: run it after a
+    rotation, before the old key is removed from SECRET_KEY_FALLBACKS."""
+    try:
+        count = webhooks.reseal_secrets(db.session(), secret_box(current_app.config))
+    except UnreadableSecret as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"sealed {count} signing secret(s) again under the current SECRET_KEY")
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(webhooks_cli)
     app.cli.add_command(db_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(payments_cli)

@@ -131,11 +131,54 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+# SECRET_KEYs seen in examples and tutorials: whoever read them could forge sessions.
+EXAMPLE_SECRETS = frozenset(
+    {"change-me", "changeme", "secret", "secret-key", "dev", "development", "test", "example"}
+)
+MIN_SECRET_BYTES = 32
+
+
+def production(config: Mapping[str, Any]) -> bool:
+    """BILLING_ENV=production, or a live Stripe key (which is only ever production)."""
+    return config.get("BILLING_ENV") == "production" or str(
+        config.get("STRIPE_SECRET_KEY", "")
+    ).startswith(("sk_live_", "rk_live_"))
+
+
+def unsafe_in_production(config: Mapping[str, Any]) -> list[str]:
+    """What stops the service from starting in production: one line per problem."""
+    if not production(config):
+        return []
+    problems = []
+    secret = str(config.get("SECRET_KEY") or "")
+    if len(secret.encode()) < MIN_SECRET_BYTES or secret.lower() in EXAMPLE_SECRETS:
+        problems.append(
+            f"SECRET_KEY must be at least {MIN_SECRET_BYTES} random bytes, not an example "
+            '(e.g. SECRET_KEY="$(openssl rand -base64 48)").'
+        )
+    if not config.get("STRIPE_SECRET_KEY"):
+        problems.append("STRIPE_SECRET_KEY is not set: payments cannot be taken.")
+    if not config.get("STRIPE_WEBHOOK_SECRET"):
+        problems.append("STRIPE_WEBHOOK_SECRET is not set: Stripe's webhooks cannot be verified.")
+    base = str(config.get("PUBLIC_BASE_URL") or "")
+    if not base.startswith("https://"):
+        problems.append(
+            "PUBLIC_BASE_URL must be the service's https:// address: pay links and emails "
+            "are built from it, never from a request's Host header."
+        )
+    url = str(config.get("DATABASE_URL") or "")
+    if not url or url.startswith("sqlite"):
+        problems.append("DATABASE_URL must point at PostgreSQL: SQLite is for development.")
+    return problems
+
+
 def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The app's settings, read from the environment with their defaults."""
     env = os.environ if environ is None else environ
     database_url = env.get("DATABASE_URL", "")
     return {
+        # "production" refuses unsafe settings at start (a live Stripe key implies it).
+        "BILLING_ENV": env.get("BILLING_ENV", "development").strip().lower(),
         # Empty means the embedded default: SQLite in the app's instance folder.
         "DATABASE_URL": normalise_database_url(database_url) if database_url else "",
         "QUOTE_TTL_HOURS": _int(env, "QUOTE_TTL_HOURS", 24),
@@ -190,6 +233,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "REMINDER_DAYS": _days(env, "REMINDER_DAYS", [3, 7, 14]),
         "RATE_LIMIT_KEY_PREFIX": env.get("RATE_LIMIT_KEY_PREFIX", "billing"),
         "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "600 per minute"),
+        # Unknown API keys and wrong /metrics tokens, per client address.
+        "AUTH_FAILURE_LIMIT": env.get("AUTH_FAILURE_LIMIT", "30 per minute"),
         "LOGIN_RATE_LIMIT": env.get("LOGIN_RATE_LIMIT", "10 per minute"),
         "LOGIN_ACCOUNT_LIMIT": env.get("LOGIN_ACCOUNT_LIMIT", "10 per hour"),
         # /metrics answers only `Authorization: Bearer <METRICS_TOKEN>`; empty: no /metrics.
@@ -202,7 +247,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", ""),
         # The finance dashboard's session cookie: Secure unless turned off for plain HTTP.
         "FINANCE_COOKIE_SECURE": env.get("FINANCE_COOKIE_SECURE", "true").lower() != "false",
-        # A finance session ends after this long without a page view (and after 8 hours).
+        # A finance session ends after this long without a page view (and 12 hours after
+        # sign-in, however busy).
         "FINANCE_IDLE_MINUTES": _int(env, "FINANCE_IDLE_MINUTES", 30),
         "CLINIC_ADDRESS": env.get("CLINIC_ADDRESS", "100 Main Street, Springfield, CA 90000"),
         "CLINIC_TAX_ID": env.get("CLINIC_TAX_ID", "EIN 00-0000000"),

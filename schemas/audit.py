@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from billing.services.access.audit import ACTOR_TYPES
+from schemas.fields import UtcDateTime
 from schemas.types import typed
 
 # A detail is text, a number, a yes/no, or a list of records (an exemption per patient).
@@ -59,8 +60,8 @@ class AuditQuerySchema(Schema):
     )
     actor = fields.String(validate=validate.Length(min=1, max=254))
     object_id = fields.String(validate=validate.Length(min=1, max=64))
-    occurred_gte = fields.AwareDateTime()
-    occurred_lt = fields.AwareDateTime()
+    occurred_gte = UtcDateTime()
+    occurred_lt = UtcDateTime()
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     starting_after = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
 

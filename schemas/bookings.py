@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from billing.domain.policy import ATTENDANCE, CANCELLED_BY
 from schemas.catalog import CancellationPolicySchema
-from schemas.fields import Computed, Currency, identifier
+from schemas.fields import Computed, Currency, UtcDateTime, identifier
 from schemas.invoices import InvoiceSchema
 from schemas.types import typed
 
@@ -39,7 +39,7 @@ class CancellationRequestSchema(Schema):
 
     patient_id = typed("PatientId", identifier())
     by = typed("CancelledBy", fields.String(required=True, validate=validate.OneOf(CANCELLED_BY)))
-    cancelled_at = fields.AwareDateTime(
+    cancelled_at = UtcDateTime(
         metadata={"description": "When the patient or clinic called it off; omitted means now."}
     )
 

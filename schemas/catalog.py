@@ -15,7 +15,7 @@ from billing.domain.pricing import (
     SESSION_TYPES,
     session_price,
 )
-from schemas.fields import Computed, Currency, StrictInteger, amount
+from schemas.fields import Computed, Currency, StrictInteger, UtcDateTime, amount
 from schemas.types import typed
 
 
@@ -119,7 +119,7 @@ class PriceVersionRequestSchema(Schema):
 
     iv_individual_amount = amount(required=True, metadata={"example": 52000})
     currency = Currency(required=True, metadata={"example": "usd"})
-    effective_at = fields.AwareDateTime(
+    effective_at = UtcDateTime(
         metadata={"description": "When the price takes effect; omitted means now."}
     )
     cancellation_policy = fields.Nested(
@@ -156,8 +156,8 @@ class PromotionRequestSchema(Schema):
     percent_off = StrictInteger(validate=validate.Range(min=1, max=100))
     amount_off = amount()
     currency = Currency()
-    starts_at = fields.AwareDateTime(required=True)
-    ends_at = fields.AwareDateTime(required=True)
+    starts_at = UtcDateTime(required=True)
+    ends_at = UtcDateTime(required=True)
     max_redemptions = StrictInteger(validate=validate.Range(min=1, max=1_000_000))
     max_per_patient = StrictInteger(validate=validate.Range(min=1, max=1000))
 

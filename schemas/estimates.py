@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from schemas.fields import Currency, identifier
+from schemas.fields import Currency, UtcDateTime, identifier
 from schemas.types import typed
 
 
@@ -55,7 +55,7 @@ class EstimateCourseSchema(Schema):
 class EstimateRequestSchema(EstimateCourseSchema):
     """Issue the estimate (once; asked again, the same one)."""
 
-    requested_at = fields.AwareDateTime(
+    requested_at = UtcDateTime(
         metadata={"description": "When the patient asked (with `requested`); default now."}
     )
 

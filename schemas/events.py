@@ -14,7 +14,8 @@ from schemas.types import typed
 
 
 class EventSchema(Schema):
-    """A change, with the resource as the API showed it right after the change."""
+    """A change, with the resource as the API showed it right after the change, less what
+    events leave out (`WITHHELD`)."""
 
     id = typed("EventId", fields.String(attribute="public_id", required=True))
     type = typed("EventType", fields.String(required=True))
@@ -23,8 +24,10 @@ class EventSchema(Schema):
         keys=fields.String(),
         required=True,
         metadata={
-            "description": "`object`: the quote, invoice, payment, refund, dispute or "
-            "webhook endpoint, as its own endpoint shows it.",
+            "description": "`object`: the quote, invoice, payment, refund, dispute, booking "
+            "or webhook endpoint, as its own endpoint shows it, less patients' names, IV "
+            "exemptions, discounts' reasons and approvers, a payment's client secret and "
+            "an endpoint's URL: read those through the resource's own endpoint.",
             "additionalProperties": {"type": "object"},
         },
     )
@@ -90,10 +93,15 @@ class WebhookEndpointSchema(Schema):
 
 
 class NewWebhookEndpointSchema(WebhookEndpointSchema):
+    """Dumps an endpoint just made with its secret (the row keeps only the sealed one)."""
+
     secret = fields.String(
         required=True,
         metadata={"description": "Shown once: verify `Billing-Signature` with it."},
     )
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        return super().get_attribute(obj if attr == "secret" else obj.endpoint, attr, default)
 
 
 class WebhookEndpointListSchema(Schema):
@@ -166,6 +174,75 @@ SNAPSHOTS: dict[str, Schema] = {
 
 
 def snapshot(kind: str, obj: Any) -> dict[str, Any]:
-    """The resource as its own endpoint shows it, for an event's `data.object`."""
+    """The resource as its own endpoint shows it (`event_object` makes an event's of it)."""
     dumped: dict[str, Any] = SNAPSHOTS[kind].dump(obj)
     return dumped
+
+
+# What an event's `data.object` leaves out of the resource as its own endpoint shows it
+# (paths; `*`: each item of a list). Every events:read key and every subscribed endpoint
+# receives every event, so events carry what a booking system acts on (ids, statuses,
+# amounts, times), not people's names, health information or who approved what and why;
+# those stay behind their own endpoints and scopes. Per event type:
+#   quote.created, quote.expired: the quote and its lines by patient id; no patient names,
+#     IV exemptions (reason, approving clinician), or discounts' reasons and approvers
+#   invoice.created, invoice.paid, invoice.voided: the invoice; no patient name, nor its
+#     lines' discounts' reasons and approvers
+#   payment.succeeded, payment.failed, payment.requires_action: the payment; not the
+#     client secret that completes 3-D Secure, nor a pay link
+#   refund.succeeded, refund.failed: the refund as its endpoint shows it
+#   dispute.created: the dispute as its endpoint shows it
+#   booking.cancelled, booking.attendance_marked: the booking and its seats; its invoices
+#     and fees as invoice events show them
+#   webhook_endpoint.disabled: the endpoint's id, events and state; not its URL or
+#     description (another client's endpoint is not every reader's business)
+_DISCOUNT_NOTES = ("discounts.*.reason", "discounts.*.approved_by")
+_INVOICE = ("patient_name", *(f"lines.*.{path}" for path in _DISCOUNT_NOTES))
+WITHHELD: dict[str, tuple[str, ...]] = {
+    "quote": (
+        "lines.*.patient_name",
+        "lines.*.iv_exemption",
+        *(f"lines.*.{path}" for path in _DISCOUNT_NOTES),
+    ),
+    "invoice": _INVOICE,
+    "payment": ("next_action.client_secret", "pay_url", "pay_url_expires_at"),
+    "refund": (),
+    "dispute": (),
+    "booking": tuple(f"{part}.*.{path}" for part in ("invoices", "fees") for path in _INVOICE),
+    "webhook_endpoint": ("url", "description"),
+}
+
+
+def _tree(paths: tuple[str, ...]) -> dict[str, Any]:
+    """`("lines.*.a", "lines.*.b")` as `{"lines": {"*": {"a": None, "b": None}}}`."""
+    tree: dict[str, Any] = {}
+    for path in paths:
+        *parents, leaf = path.split(".")
+        node = tree
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = None
+    return tree
+
+
+_TREES = {kind: _tree(paths) for kind, paths in WITHHELD.items()}
+
+
+def event_object(kind: str, shown: dict[str, Any]) -> dict[str, Any]:
+    """An event's `data.object`: the resource as its endpoint shows it (`shown`, left as it
+    is), less what `WITHHELD` names for its kind."""
+    pruned: dict[str, Any] = _pruned(shown, _TREES[kind])
+    return pruned
+
+
+def _pruned(value: Any, tree: dict[str, Any]) -> Any:
+    """A copy of `value` without the members `tree` names (None: the member goes)."""
+    if "*" in tree:
+        return [_pruned(item, tree["*"]) for item in value] if isinstance(value, list) else value
+    if not tree or not isinstance(value, dict):
+        return value
+    return {
+        key: member if key not in tree else _pruned(member, tree[key])
+        for key, member in value.items()
+        if key not in tree or tree[key] is not None
+    }

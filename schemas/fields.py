@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -10,6 +11,12 @@ from marshmallow import Schema, ValidationError, fields, validate
 from billing.domain.money import CURRENCY_EXPONENTS, MAX_AMOUNT
 
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
+# C0 and C1 control characters (line breaks and tabs among them): never in a name, which
+# goes onto invoices, receipts, CSV exports and the audit trail.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Times the service stores and compares: far enough out for any booking or report, and
+# inside what Python's datetime can shift by a time zone or a day without overflowing.
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class StrictInteger(fields.Integer):
@@ -60,6 +67,21 @@ def identifier(**kwargs: Any) -> fields.String:
     )
 
 
+class UtcDateTime(fields.AwareDateTime):
+    """An RFC 3339 time with its offset, loaded as UTC; one outside 1900-9000 (which no
+    clinic books, and which a shift by an offset or a day could overflow) is refused."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment = moment.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Must be between the years 1900 and 9000.") from None
+        if not EARLIEST <= moment < LATEST:
+            raise ValidationError("Must be between the years 1900 and 9000.")
+        return moment
+
+
 class Name(fields.String):
     """A person's name: surrounding spaces dropped, and never blank."""
 
@@ -71,6 +93,8 @@ class Name(fields.String):
         name = super()._deserialize(value, attr, data, **kwargs).strip()
         if not name:
             raise ValidationError("Must not be blank.")
+        if CONTROL.search(name):
+            raise ValidationError("Must not contain control characters such as line breaks.")
         if len(name) > 200:
             raise ValidationError("Must be at most 200 characters.")
         return name
@@ -90,3 +114,8 @@ class Computed(fields.Nested):
     def _serialize(self, nested_obj: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # computed first
         computed = getattr(self.parent, self.method)(obj)
         return super()._serialize(computed, attr, obj, **kwargs)  # type: ignore[no-untyped-call]  # untyped upstream
+
+
+class EmptyBodySchema(Schema):
+    """The body of a request that takes none: it may be left out or be `{}`; any field sent
+    is refused (422), as on every other request, so a typo never passes silently."""

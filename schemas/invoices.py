@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from billing.domain.statuses import INVOICE_STATUSES
 from schemas.discounts import DiscountSchema, discounts_of
-from schemas.fields import Computed, Currency, amount, identifier
+from schemas.fields import Computed, Currency, UtcDateTime, amount, identifier
 from schemas.types import typed
 
 
@@ -78,8 +78,8 @@ class InvoiceQuerySchema(Schema):
     status = typed("InvoiceStatus", fields.String(validate=validate.OneOf(INVOICE_STATUSES)))
     patient_id = typed("PatientId", identifier())
     booking_id = typed("BookingId", identifier())
-    created_gte = fields.AwareDateTime()
-    created_lt = fields.AwareDateTime()
+    created_gte = UtcDateTime()
+    created_lt = UtcDateTime()
     # Query strings carry text: a plain Integer parses "50"; the range keeps it sane.
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     starting_after = typed("InvoiceId", fields.String(validate=validate.Length(min=1, max=64)))
@@ -143,7 +143,8 @@ class PaymentSchema(Schema):
     email_queued = fields.Boolean(
         metadata={
             "description": "send_email: the pay link is on its way to the patient's "
-            "address (false when the booking gave none)."
+            "address; false when the booking gave none, or when emails cannot be sent "
+            "(no PUBLIC_BASE_URL, or no SMTP_URL in production)."
         }
     )
 
@@ -216,7 +217,7 @@ class ConsentSchema(Schema):
     the address and browser it was given from (Stripe's customer acceptance), if known."""
 
     text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-    agreed_at = fields.AwareDateTime(required=True)
+    agreed_at = UtcDateTime(required=True)
     ip_address = fields.IP(metadata={"description": "The patient's IP address when agreeing."})
     user_agent = fields.String(
         validate=validate.Length(min=1, max=500),

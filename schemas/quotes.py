@@ -12,7 +12,7 @@ from billing.domain.policy import CancellationPolicy
 from billing.domain.pricing import CREDITS, PAY_WITH, SESSION_TYPES
 from schemas.catalog import CancellationPolicySchema
 from schemas.discounts import DiscountSchema, SlidingScaleRequestSchema, discounts_of
-from schemas.fields import Computed, Currency, Name, StrictInteger, identifier
+from schemas.fields import Computed, Currency, Name, StrictInteger, UtcDateTime, identifier
 from schemas.types import typed
 
 # A booking further away than this, either way, is a typo in a date.
@@ -67,9 +67,7 @@ class QuoteRequestSchema(Schema):
     session_type = typed(
         "SessionType", fields.String(required=True, validate=validate.OneOf(SESSION_TYPES))
     )
-    scheduled_at = fields.AwareDateTime(
-        required=True, metadata={"example": "2026-12-03T15:00:00-08:00"}
-    )
+    scheduled_at = UtcDateTime(required=True, metadata={"example": "2026-12-03T15:00:00-08:00"})
     currency = Currency(required=True, metadata={"example": "usd"})
     patients = fields.List(
         fields.Nested(BookingPatientSchema),

@@ -9,7 +9,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, g
-from sqlalchemy import Date, Engine, SQLColumnExpression, create_engine, event, literal_column
+from sqlalchemy import (
+    Date,
+    Engine,
+    SQLColumnExpression,
+    create_engine,
+    event,
+    literal_column,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
@@ -206,3 +214,15 @@ def dialect_insert(session: Session) -> Any:
     """The INSERT that knows ON CONFLICT DO NOTHING on this session's database."""
     bind = session.get_bind()
     return postgresql.insert if bind.dialect.name == "postgresql" else sqlite.insert
+
+
+def lock_for_write(session: Session) -> None:
+    """On SQLite, take the database's write lock now, for the rest of the transaction.
+
+    SQLite has no row locks (it ignores FOR UPDATE) and reads outside a write transaction,
+    so two requests could both read a row as it was and both act on it. A write that
+    changes nothing comes first: whoever holds the lock goes alone and reads what the one
+    before committed. PostgreSQL's FOR UPDATE does this per row; there this does nothing.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE cache_state SET id = id WHERE 0 = 1"))

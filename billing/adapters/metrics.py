@@ -61,6 +61,18 @@ STRIPE_ERRORS = Counter(
 )
 
 
+STRIPE_MISMATCHES = Counter(
+    "billing_stripe_mismatches_total",
+    "PaymentIntents Stripe reported that did not match the payment they named (alert on "
+    "any increase): kept for finance, nothing applied.",
+    ["reason"],
+)
+
+
+def stripe_mismatch(reason: str) -> None:
+    STRIPE_MISMATCHES.labels(reason).inc()
+
+
 def payment_outcome(method: str, outcome: str) -> None:
     PAYMENTS.labels(method, outcome).inc()
 

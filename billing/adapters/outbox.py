@@ -13,7 +13,8 @@ from billing.adapters.models import Base, new_id, utcnow
 
 
 class Event(Base):
-    """Something another system may care about: `type` and the resource as the API shows it.
+    """Something another system may care about: `type` and the resource as the API shows it,
+    less what events leave out (schemas.events.WITHHELD).
 
     `xid` (PostgreSQL: the writing transaction's id) orders the feed so that a reader
     never skips an event committed after it read past a later one.
@@ -34,15 +35,19 @@ class Event(Base):
 
 
 class WebhookEndpoint(Base):
-    """A client system's URL that hears about the event types it asked for."""
+    """A client system's URL that hears about the event types it asked for. It is that
+    client's own (`owner_client`: the `client` of the key that registered it; "" for one
+    registered before owners were kept, which no client sees); its signing secret is kept
+    sealed (billing.adapters.secrets_box)."""
 
     __tablename__ = "webhook_endpoints"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("we"))
+    owner_client: Mapped[str] = mapped_column(String(64), index=True, default="")
     url: Mapped[str] = mapped_column(String(2048))
     description: Mapped[str | None] = mapped_column(String(200))
     event_types: Mapped[str] = mapped_column(Text)  # comma-separated, or "*"
-    secret: Mapped[str] = mapped_column(String(80))
+    secret: Mapped[str] = mapped_column(String(255))  # "fernet:..." (or legacy plain text)
     status: Mapped[str] = mapped_column(String(16), default="enabled")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     failing_since: Mapped[datetime | None]

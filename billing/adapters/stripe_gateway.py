@@ -61,6 +61,7 @@ log = logging.getLogger("billing.stripe")
 
 # The API version stripe-python was generated for: its params types describe that version.
 SDK_API_VERSION: str = stripe.api_version
+WEBHOOK_TOLERANCE_SECONDS = 300
 # Card payments only, on every PaymentIntent and SetupIntent (no redirects off our pages).
 CARDS_ONLY: list[str] = ["card"]
 
@@ -85,6 +86,7 @@ class Intent:
     amount: int
     currency: str
     charge_id: str | None = None
+    amount_received: int = 0  # what Stripe collected (the amount, once succeeded)
     client_secret: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
@@ -381,10 +383,16 @@ class StripeGateway:
     # Webhooks ------------------------------------------------------------------
 
     def parse_event(self, payload: bytes, signature: str | None) -> Event:
-        """Verify the signature against the raw body (300 s tolerance) and parse the event."""
+        """Verify the signature against the raw body and parse the event; its timestamp must
+        be within Stripe's 300 s tolerance either way (Stripe's check looks back only)."""
+        if not _timely(signature, WEBHOOK_TOLERANCE_SECONDS):
+            raise BadRequest(
+                "invalid_signature",
+                "The Stripe-Signature timestamp is more than 300 s from now.",
+            )
         try:
             event = stripe.Webhook.construct_event(
-                payload, signature, self.webhook_secret, tolerance=300
+                payload, signature, self.webhook_secret, tolerance=WEBHOOK_TOLERANCE_SECONDS
             )
         except stripe.SignatureVerificationError:
             raise BadRequest(
@@ -418,6 +426,15 @@ class StripeGateway:
             self.api_version,
             self.api_version,
         )
+
+
+def _timely(signature: str | None, tolerance: int) -> bool:
+    """A Stripe-Signature's `t=` within `tolerance` seconds of now (absent: the signature
+    check itself refuses it)."""
+    stamps = [part[2:] for part in (signature or "").split(",") if part.startswith("t=")]
+    if not stamps:
+        return True
+    return stamps[0].isdigit() and abs(time.time() - int(stamps[0])) <= tolerance
 
 
 @contextmanager
@@ -564,6 +581,7 @@ def _intent(intent: Any) -> Intent:
         amount=int(intent.amount),
         currency=str(intent.currency),
         charge_id=_id_of(getattr(intent, "latest_charge", None)),
+        amount_received=int(getattr(intent, "amount_received", 0) or 0),
         client_secret=getattr(intent, "client_secret", None),
         failure_code=getattr(error, "code", None) if error else None,
         failure_message=getattr(error, "message", None) if error else None,
@@ -606,6 +624,7 @@ def intent_from_event(obj: dict[str, Any]) -> Intent:
         amount=int(obj.get("amount") or 0),
         currency=str(obj.get("currency")),
         charge_id=object_id(obj.get("latest_charge")),
+        amount_received=int(obj.get("amount_received") or 0),
         client_secret=obj.get("client_secret"),
         failure_code=error.get("code"),
         failure_message=error.get("message"),

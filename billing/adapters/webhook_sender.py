@@ -34,7 +34,26 @@ def networks(setting: str) -> list[IPNetwork]:
         raise RuntimeError(f"WEBHOOK_ALLOWED_NETWORKS: {error}") from None
 
 
+# IPv6 forms that lead to an IPv4 address through a tunnel or translator whose far end is
+# not ours to judge (6to4 2002::/16, Teredo 2001::/32, whose client is the last 32 bits
+# XORed with 0xffffffff), that old stacks tunnel automatically (IPv4-compatible ::/96), or
+# that only a local translator serves (NAT64 local use 64:ff9b:1::/48): refused unless
+# allowed. Python calls some of them global.
+TUNNELS = tuple(
+    ipaddress.IPv6Network(net) for net in ("2002::/16", "2001::/32", "::/96", "64:ff9b:1::/48")
+)
+# Forms whose last 32 bits are the IPv4 address reached (IPv4-mapped, NAT64's well-known
+# prefix): judged by that address.
+CARRY_IPV4 = tuple(ipaddress.IPv6Network(net) for net in ("::ffff:0:0/96", "64:ff9b::/96"))
+
+
 def _public(address: IPAddress) -> bool:
+    """On the public internet, and so is any IPv4 address it stands for."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in net for net in TUNNELS):
+            return False
+        if any(address in net for net in CARRY_IPV4):
+            return _public(ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF))
     return address.is_global and not (address.is_multicast or address.is_reserved)
 
 
@@ -61,7 +80,8 @@ def check(url: str, allowed: list[IPNetwork]) -> tuple[str, int, list[IPAddress]
         if not _public(address) and not any(address in net for net in allowed):
             raise UnsafeDestination(
                 f"{host} resolves to {address}, which is not a public address "
-                "(private, loopback and link-local networks are refused)."
+                "(private, loopback and link-local networks are refused, and so are IPv6 "
+                "tunnels to IPv4 and IPv6 forms of a private IPv4 address)."
             )
     return host, port, addresses
 

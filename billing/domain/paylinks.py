@@ -48,7 +48,11 @@ def verify(secrets: Sequence[str], token: str, now: datetime) -> TokenClaims:
         raise InvalidToken("malformed")
     link_id, expiry, signature = parts
     payload = f"{link_id}.{expiry}"
-    if not any(hmac.compare_digest(signature, _signature(s, payload)) for s in secrets if s):
+    if not any(
+        hmac.compare_digest(signature.encode(), _signature(s, payload).encode())
+        for s in secrets
+        if s
+    ):
         raise InvalidToken("bad signature")
     expires_at = datetime.fromtimestamp(int(expiry), UTC)
     if now >= expires_at:

@@ -23,6 +23,7 @@ from billing.adapters.models import ApiKey
 from billing.domain.access import ANY_KEY, SCOPES, hash_key
 from billing.domain.errors import Forbidden, Unauthorized
 from billing.services.access import audit
+from billing.web import limits
 
 NOBODY = ("nobody",)  # what a /v1 view that declared nothing asks for: no key has it
 API_PREFIX = "/v1/"
@@ -131,8 +132,10 @@ def authenticate() -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing_api_key", "Send an API key as `Authorization: Bearer <key>`.")
+    limits.refuse_after_failures("api_key")  # before the lookup a made-up key costs
     caller = _caller(hash_key(token.strip()))
     if caller is None:
+        limits.count_failure("api_key")
         raise Unauthorized("invalid_api_key", "The API key is unknown or has been revoked.")
     here = g._get_current_object()
     here.api_key = caller

@@ -1,8 +1,10 @@
 """Rate limits, counted across every instance: Flask-Limiter with its counters in Redis
 when REDIS_URL is set (in this process's memory otherwise, for one instance alone).
 
-- API calls: API_RATE_LIMIT per API key (the hash of the bearer token, so a flood of
-  wrong keys is counted too, without a database lookup);
+- API calls: API_RATE_LIMIT per API key (the hash of the bearer token);
+- failed authentications (an unknown API key, a wrong /metrics token):
+  AUTH_FAILURE_LIMIT per client address, so a new made-up key on every request is
+  stopped too, before its database lookup;
 - pay-link pages: PAY_RATE_LIMIT_PER_MINUTE per client address (guessing links);
 - finance sign-in: per address, and failed attempts per account.
 
@@ -85,25 +87,31 @@ class ApiLimiter:
         self.prefix = prefix
         self.dead_until = 0.0
 
-    def hit(self, limit: str, caller: str) -> tuple[bool, float]:
+    def hit(self, limit: str, caller: str, kind: str = "api") -> tuple[bool, float]:
         """Count one request of `caller`; (allowed, when its window resets)."""
+        return self._ask(limit, caller, kind, count=True)
+
+    def test(self, limit: str, caller: str, kind: str) -> tuple[bool, float]:
+        """Whether `caller` is still within `limit`, counting nothing."""
+        return self._ask(limit, caller, kind, count=False)
+
+    def _ask(self, limit: str, caller: str, kind: str, count: bool) -> tuple[bool, float]:
         item = _parsed(limit)
         strategy = self.strategy if time.monotonic() >= self.dead_until else self.fallback
         try:
-            allowed = strategy.hit(item, self.prefix, "api", caller)
-            reset = (
-                0.0 if allowed else strategy.get_window_stats(item, self.prefix, "api", caller)[0]
-            )
+            return _window(strategy, item, self.prefix, kind, caller, count)
         except Exception:  # Redis away: count here meanwhile
             log.warning("rate-limit storage %s failed; counting in memory", self.storage_uri)
             self.dead_until = time.monotonic() + STORAGE_RETRY_SECONDS
-            allowed = self.fallback.hit(item, self.prefix, "api", caller)
-            reset = (
-                0.0
-                if allowed
-                else self.fallback.get_window_stats(item, self.prefix, "api", caller)[0]
-            )
-        return allowed, reset
+            return _window(self.fallback, item, self.prefix, kind, caller, count)
+
+
+def _window(
+    strategy: Any, item: RateLimitItem, prefix: str, kind: str, caller: str, count: bool
+) -> tuple[bool, float]:
+    allowed = (strategy.hit if count else strategy.test)(item, prefix, kind, caller)
+    reset = 0.0 if allowed else strategy.get_window_stats(item, prefix, kind, caller)[0]
+    return bool(allowed), float(reset)
 
 
 @lru_cache(maxsize=32)
@@ -122,6 +130,31 @@ def check_api_limit() -> None:
     if not allowed:
         g.setdefault(API_RESET, reset)
         raise TooManyRequests()
+
+
+def refuse_after_failures(kind: str) -> None:
+    """Before checking a caller's secret: a 429 once its address has failed
+    AUTH_FAILURE_LIMIT times (`kind`: what failed, the API key or the /metrics token)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy method
+    if not app.config["RATELIMIT_ENABLED"]:
+        return
+    counter: ApiLimiter = app.extensions[API_LIMITER]
+    allowed, reset = counter.test(str(app.config["AUTH_FAILURE_LIMIT"]), _address(), kind)
+    if not allowed:
+        g.setdefault(API_RESET, reset)
+        raise TooManyRequests()
+
+
+def count_failure(kind: str) -> None:
+    """A failed authentication from this request's address."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy method
+    if app.config["RATELIMIT_ENABLED"]:
+        counter: ApiLimiter = app.extensions[API_LIMITER]
+        counter.hit(str(app.config["AUTH_FAILURE_LIMIT"]), _address(), kind)
+
+
+def _address() -> str:
+    return "addr:" + (get_remote_address() or "unknown")
 
 
 PAGES_WITH_LIMITS = ("pay", "finance")  # the blueprints with Flask-Limiter's limits
@@ -176,7 +209,7 @@ def api_caller() -> str:
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return "key:" + hashlib.sha256(token.strip().encode()).hexdigest()[:32]
-    return "addr:" + (get_remote_address() or "unknown")
+    return _address()
 
 
 def pay_limit() -> str:
@@ -192,7 +225,10 @@ def login_account_limit() -> str:
 
 
 def login_account() -> str:
-    return "account:" + request.form.get("email", "").strip().lower()[:254]
+    """Failed sign-ins are counted per account AND address: a stranger's wrong passwords
+    cannot lock the account's owner out from the clinic."""
+    email = request.form.get("email", "").strip().lower()[:254]
+    return f"account:{email}|{_address()}"
 
 
 def retry_after(limit: RequestLimit | None = None) -> str:

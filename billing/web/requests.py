@@ -16,7 +16,8 @@ from billing.domain.errors import BadRequest, NotFound, ServiceError, field_erro
 from billing.services.access import audit
 
 log = logging.getLogger("billing.request")
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+# A caller's X-Request-ID is kept (logs, the audit trail) only when it is this plain.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 
 
 class UnsupportedMediaType(ServiceError):
@@ -29,7 +30,7 @@ def _start() -> None:
     here = g._get_current_object()
     here.started = time.perf_counter()
     incoming = current.headers.get("X-Request-ID", "")
-    here.request_id = incoming if incoming and REQUEST_ID.match(incoming) else secrets.token_hex(16)
+    here.request_id = incoming if REQUEST_ID.fullmatch(incoming) else secrets.token_hex(16)
     # Until a key or a sign-in says who it is, the caller is known by its address.
     audit.act_as(audit.Actor("anonymous", current.remote_addr or "unknown", here.request_id))
 
@@ -98,6 +99,8 @@ def check_json_body() -> None:
         body = json.loads(data)
     except ValueError as error:
         raise BadRequest("malformed_json", f"The body is not valid JSON: {error}.") from None
+    except RecursionError:  # `[[[[...` nested thousands deep: no request is shaped so
+        raise BadRequest("malformed_json", "The body is nested too deeply.") from None
     g.setdefault(JSON_BODY, body)  # the arguments parser takes this parse (api.blueprint)
     # A NUL can only be written `\u0000` in JSON: without those bytes, no string has one.
     field = _first_string(body, _has_nul) if b"\\u0000" in data else None

@@ -100,7 +100,7 @@ def test_keys_made_and_revoked_at_the_command_line_name_the_operator(
     assert [event["action"] for event in events] == ["api_key.revoked", "api_key.created"]
     assert all(event["actor_type"] == "operator" for event in events)
     assert all(event["actor"].startswith("cli:") for event in events)
-    assert events[1]["details"] == {"scopes": "quotes:write"}
+    assert events[1]["details"] == {"scopes": "quotes:write", "client": "booking"}
 
 
 def test_the_trail_filters_and_pages_newest_first(

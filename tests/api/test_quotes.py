@@ -58,7 +58,7 @@ def test_quote_read_back_equals_the_created_quote(client, headers, booking) -> N
 
 def test_created_quote_is_written_as_its_read_back_byte_for_byte(client, headers, booking) -> None:
     patients = [
-        {"patient_id": "P-3001", "name": 'José Ñúñez \u00e9\t"quoted"', "prior_iv_sessions": 2},
+        {"patient_id": "P-3001", "name": 'José Ñúñez \u00e9 \\ "quoted"', "prior_iv_sessions": 2},
         {"patient_id": "P-3002", "name": "Ana Ruiz", "prior_iv_sessions": 1},
     ]
     created = client.post("/v1/quotes", json=booking(patients=patients), headers=headers)

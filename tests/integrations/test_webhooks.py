@@ -218,7 +218,7 @@ def test_urls_into_private_networks_or_not_http_are_refused(
     answer = client.post(
         "/v1/webhook-endpoints",
         json={"url": url, "events": ["*"]},
-        headers=make_key("webhooks:write"),
+        headers=make_key("webhooks:write", "events:read"),
     )
     assert answer.status_code == 422, answer.json
     assert answer.json["code"] == "unsafe_webhook_url"

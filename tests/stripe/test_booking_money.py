@@ -143,6 +143,7 @@ def test_a_fee_without_consent_or_on_an_hsa_card_waits_on_a_pay_link(
 def test_saved_cards_are_listed_with_their_consent_and_can_be_removed(
     stripe_client, desk, standin
 ) -> None:
+    _book(stripe_client, desk, "P-2004", in_days(5))
     first = _save(stripe_client, desk, "P-2004", "pm_card_visa", consent=CONSENT)
     second = _save(
         stripe_client,

@@ -107,12 +107,34 @@ def test_saved_cards_show_brand_last4_and_expiry_only(stripe_client, staff, open
     assert cards[0]["consent"] is None and cards[0]["hsa_fsa"] is False
 
 
-def test_setup_intent_gives_a_client_secret_and_one_customer(stripe_client, staff, proxy) -> None:
+def test_setup_intent_gives_a_client_secret_and_one_customer(
+    stripe_client, staff, proxy, open_invoice
+) -> None:
+    open_invoice(card=None, patient_id="P-SETUP")
     first = stripe_client.post("/v1/patients/P-SETUP/setup-intents", headers=staff)
     second = stripe_client.post("/v1/patients/P-SETUP/setup-intents", headers=staff)
     assert first.status_code == second.status_code == 201
     assert "_secret_" in first.json["client_secret"]
     assert len(proxy.calls("POST", "/v1/customers")) == 1
+
+
+def test_a_patient_no_quote_names_gets_no_stripe_customer(stripe_client, staff, proxy) -> None:
+    for path, body in (
+        ("/v1/patients/P-NEVER-SEEN/setup-intents", None),
+        ("/v1/patients/P-NEVER-SEEN/payment-methods", {"payment_method": "pm_card_visa"}),
+    ):
+        answer = stripe_client.post(path, headers=staff, json=body)
+        assert (answer.status_code, answer.json["code"]) == (404, "patient_not_found"), path
+    assert proxy.calls("POST", "/v1/customers") == []
+
+
+def test_setup_intents_take_no_body_fields(stripe_client, staff, proxy, open_invoice) -> None:
+    open_invoice(card=None, patient_id="P-STRICT")
+    answer = stripe_client.post(
+        "/v1/patients/P-STRICT/setup-intents", headers=staff, json={"usage": "on_session"}
+    )
+    assert answer.status_code == 422 and list(answer.json["errors"]) == ["usage"]
+    assert proxy.calls("POST", "/v1/customers") == []
 
 
 def test_a_patient_id_no_booking_could_have_is_refused_before_stripe(

@@ -90,6 +90,17 @@ def test_any_sequence_keeps_credits_and_their_money_right(
     def run(changes: list[tuple[Any, ...]]) -> None:
         n = next(examples)
         patient = f"P-CR-{n}"
+        client.post(  # the clinic knows the patient (a quote) before a card is saved
+            "/v1/quotes",
+            headers=desk,
+            json={
+                "booking_id": f"BK-CR-{n}-first",
+                "session_type": "iv_individual",
+                "scheduled_at": in_days(30),
+                "currency": "usd",
+                "patients": [{"patient_id": patient, "name": "Pat"}],
+            },
+        )
         client.post(
             f"/v1/patients/{patient}/payment-methods",
             headers=desk,

@@ -62,6 +62,7 @@ def test_every_gateway_method_as_the_services_call_it_keeps_to_the_sdks_types(
     stripe_app, stripe_client, staff, open_invoice, standin, used
 ) -> None:
     calls = stripe_app.extensions["billing.stripe_calls"]
+    open_invoice(card=None, patient_id="P-C1")
     # Saving cards: a SetupIntent for the browser, one confirmed here, the list, removal.
     started = stripe_client.post("/v1/patients/P-C1/setup-intents", headers=staff).json
     browser_confirms_setup(standin, started["client_secret"], "4242424242424242")

@@ -104,8 +104,9 @@ def test_a_card_the_bank_must_confirm_is_saved_once_confirmed_then_charged_witho
 
 
 def test_a_card_declined_when_set_up_is_402_and_nothing_is_saved(
-    stripe_client, staff, standin
+    stripe_client, staff, standin, open_invoice
 ) -> None:
+    open_invoice(card=None, patient_id="P-SETUP-3")
     method = card_payment_method(standin.url, "4000000000000002")
     refused = stripe_client.post(
         "/v1/patients/P-SETUP-3/payment-methods", headers=staff, json={"payment_method": method}
@@ -116,8 +117,10 @@ def test_a_card_declined_when_set_up_is_402_and_nothing_is_saved(
 
 
 def test_a_setup_intent_of_another_patient_or_not_finished_is_refused(
-    stripe_client, staff, standin
+    stripe_client, staff, standin, open_invoice
 ) -> None:
+    open_invoice(card=None, patient_id="P-SETUP-4")
+    open_invoice(card=None, patient_id="P-SETUP-5")
     other = stripe_client.post("/v1/patients/P-SETUP-4/setup-intents", headers=staff).json
     browser_confirms_setup(standin, other["client_secret"], "4242424242424242")
     stolen = stripe_client.post(

@@ -43,6 +43,7 @@ def intent_object(
         "object": "payment_intent",
         "status": status,
         "amount": amount,
+        "amount_received": amount if status == "succeeded" else 0,
         "currency": "usd",
         "latest_charge": charge_id,
         "metadata": metadata,

@@ -21,6 +21,7 @@ def add_current_api_shapes(app: Any) -> None:
       `POST /v1/setup_intents/{id}/_authenticate`, as localstripe does for PaymentIntents;
     - Stripe's test card 4000002500003155 asks for authentication until it is set up for
       later use, and no more afterwards; 4000002760003184 asks for it every time;
+    - a PaymentIntent says what it collected (`amount_received`);
     - events are rendered in the emulated version (`api_version`).
     """
     from localstripe import resources
@@ -41,6 +42,10 @@ def add_current_api_shapes(app: Any) -> None:
         intent_init(self, **data)
 
     resources.PaymentIntent.__init__ = intent_init_with_allowed_types
+    # What Stripe collected: the whole amount once succeeded (no partial captures here).
+    resources.PaymentIntent.amount_received = property(
+        lambda self: self.amount if self.status == "succeeded" else 0
+    )
     _add_setup_intents_of_the_current_api(app, resources)
     event_init = resources.Event.__init__
 

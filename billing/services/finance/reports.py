@@ -15,6 +15,7 @@ from billing.adapters.models import Invoice, LedgerEntry, Refund, StripeBalanceT
 from billing.domain import credits, statuses
 from billing.domain.dates import UTC_ZONE, day_of, days_span, month_span
 from billing.domain.money import Money
+from billing.services.access import audit
 from billing.services.finance import packages
 from billing.services.finance.reconciliation import (
     STRIPE_CHARGES,
@@ -247,3 +248,23 @@ def fees_by_month(session: Session, period: Period) -> list[dict[str, Any]]:
         if fee.status in UNPAID:
             row["owed"] += fee.total - fee.amount_paid
     return [rows[key] for key in sorted(rows)]
+
+
+def stripe_mismatches(session: Session, period: Period) -> list[dict[str, Any]]:
+    """What Stripe reported of PaymentIntents that did not match the payments they named
+    (another currency or amount, another intent), kept instead of applied: for review."""
+    page = audit.list_events(
+        session,
+        limit=500,
+        action="stripe.mismatch",
+        occurred_gte=period.start,
+        occurred_lt=period.end,
+    )
+    return [
+        {
+            "occurred_at": row.occurred_at,
+            "payment_id": row.object_id,
+            **audit.as_dict(row)["details"],
+        }
+        for row in page.data
+    ]

@@ -23,7 +23,7 @@ from billing.adapters.outbox import Event, WebhookDelivery, WebhookEndpoint
 from billing.domain.errors import NotFound
 from billing.domain.events import ENABLED
 from billing.services.integrations import jobs
-from schemas.events import snapshot
+from schemas.events import event_object, snapshot
 
 PUBLISHED = "billing.events_published"  # session.info: tell the relay after the commit
 RELAY = "relay-events"
@@ -33,21 +33,22 @@ RELAY_TTL = timedelta(minutes=2)
 def publish(session: Session, event_type: str, kind: str, obj: Any) -> str:
     """In the caller's transaction: `obj` (a `kind` of resource) changed as `event_type`;
     the event's id."""
-    event = row(event_type, json.dumps(snapshot(kind, obj), default=str))
+    event = row(event_type, kind, snapshot(kind, obj))
     # Core on the session's connection: the ORM's bulk path costs more than the insert.
     session.connection().execute(insert(Event).values(**event))
     published(session)
     return str(event["public_id"])
 
 
-def row(event_type: str, object_json: str) -> dict[str, Any]:
+def row(event_type: str, kind: str, shown: dict[str, Any]) -> dict[str, Any]:
     """An event's columns, for a caller that writes the row in the statement of its change
-    (`object_json`: the resource as its endpoint shows it, as JSON text)."""
+    (`shown`: the `kind` of resource as its endpoint shows it). Every event is made here,
+    so every one carries only what schemas.events.WITHHELD leaves of the resource."""
     return {
         "public_id": new_id("evt"),
         "type": event_type,
         "created_at": utcnow(),
-        "data": '{"object": ' + object_json + "}",
+        "data": json.dumps({"object": event_object(kind, shown)}, default=str),
     }
 
 

@@ -11,21 +11,36 @@ from typing import Any
 from flask import Flask
 
 from billing.adapters.mail import mailer
+from billing.adapters.secrets_box import SecretBox
 from billing.adapters.webhook_sender import WebhookSender, networks
+from billing.config import production
 from billing.services.integrations.email_content import Links
 from billing.services.integrations.emails import Sending
 from billing.services.integrations.webhooks import Delivering
+
+
+def secret_box(config: Any) -> SecretBox:
+    """Webhook signing secrets: sealed under SECRET_KEY, opened with it or a retired one."""
+    return SecretBox(config["SECRET_KEY"], config.get("SECRET_KEY_FALLBACKS") or ())
 
 
 def delivering(config: Any) -> Delivering:
     timeout = float(config["WEBHOOK_TIMEOUT_SECONDS"])
     return Delivering(
         sender=WebhookSender(networks(config["WEBHOOK_ALLOWED_NETWORKS"]), timeout),
+        box=secret_box(config),
         retry_base_seconds=float(config["WEBHOOK_RETRY_BASE_SECONDS"]),
         retry_window=timedelta(hours=float(config["WEBHOOK_RETRY_HOURS"])),
         disable_after=timedelta(hours=float(config["WEBHOOK_DISABLE_AFTER_HOURS"])),
         lease=timedelta(seconds=timeout * 3 + 5),
     )
+
+
+def can_email(config: Any) -> bool:
+    """Whether an email queued now can reach a patient: it links to the pay page
+    (PUBLIC_BASE_URL), and production sends it by SMTP, never into a folder."""
+    by_smtp = bool(config.get("SMTP_URL")) or not production(config)
+    return bool(config.get("PUBLIC_BASE_URL")) and by_smtp
 
 
 def sending(app: Flask) -> Sending:

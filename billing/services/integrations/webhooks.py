@@ -5,6 +5,12 @@ A delivery is claimed with a lease before it is sent, so two workers never send 
 same time; a worker that dies mid-send lets its lease run out and another sends it
 again. Failures are retried after WEBHOOK_RETRY_BASE_SECONDS, doubling each time, for
 three days; an endpoint that has failed for three days is disabled, and an event says so.
+
+An endpoint is its client system's own: another client's is not found, not forbidden, so
+that none learns what others registered. Hearing events needs `events:read` as well as
+`webhooks:write`: an endpoint receives what the feed shows. Signing secrets are kept sealed
+and opened only to sign; one sealed under a retired SECRET_KEY (or before secrets were
+sealed) is sealed again under the current one when it is next opened.
 """
 
 from __future__ import annotations
@@ -12,12 +18,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import utcnow
 from billing.adapters.outbox import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from billing.adapters.secrets_box import SecretBox, UnreadableSecret
 from billing.adapters.webhook_sender import (
     IPNetwork,
     Sent,
@@ -26,7 +34,7 @@ from billing.adapters.webhook_sender import (
     check,
 )
 from billing.domain import signatures
-from billing.domain.errors import NotFound, field_error
+from billing.domain.errors import Conflict, Forbidden, NotFound, field_error
 from billing.domain.events import (
     ABANDONED,
     DELIVERED,
@@ -41,34 +49,69 @@ from billing.services.access import audit
 from billing.services.integrations import events
 
 HAND_OVER = "billing.deliveries_to_send"  # session.info: give these to workers after commit
+HEARING = "events:read"  # the scope that reads the feed: needed to have events sent too
+
+
+class Caller(Protocol):
+    """Who asks (billing.web.auth.Caller is one): the client system that owns what it
+    registers, and the scopes of the key it asks with."""
+
+    @property
+    def client(self) -> str: ...
+
+    @property
+    def scopes(self) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Delivering:
     sender: WebhookSender
+    box: SecretBox
     retry_base_seconds: float = 60.0
     retry_window: timedelta = timedelta(days=3)
     disable_after: timedelta = timedelta(days=3)
     lease: timedelta = timedelta(seconds=60)
 
 
+@dataclass(frozen=True, slots=True)
+class NewEndpoint:
+    """An endpoint just registered, and its signing secret in plain text: shown only now."""
+
+    endpoint: WebhookEndpoint
+    secret: str
+
+
+def _may_hear(caller: Caller) -> None:
+    if HEARING not in caller.scopes:
+        raise Forbidden(
+            "insufficient_scope",
+            f"Receiving events needs the {HEARING} scope as well as webhooks:write: an "
+            "endpoint hears what the event feed shows.",
+        )
+
+
 def create_endpoint(
     session: Session,
+    caller: Caller,
     url: str,
     event_types: list[str],
     allowed: list[IPNetwork],
+    box: SecretBox,
     description: str | None = None,
-) -> WebhookEndpoint:
-    """Register an endpoint; its signing secret is on the returned row, shown only now."""
+) -> NewEndpoint:
+    """Register an endpoint of the caller's client system."""
+    _may_hear(caller)
     try:
         check(url, allowed)
     except UnsafeDestination as error:
         raise field_error("unsafe_webhook_url", "url", str(error)) from None
+    secret = signatures.new_secret()
     endpoint = WebhookEndpoint(
+        owner_client=caller.client,
         url=url,
         event_types=",".join(event_types),
         description=description,
-        secret=signatures.new_secret(),
+        secret=box.seal(secret),
         status=ENABLED,
         created_at=utcnow(),
     )
@@ -76,29 +119,38 @@ def create_endpoint(
     session.flush()
     audit.record(session, "webhook_endpoint.created", "webhook_endpoint", endpoint.id, url=url)
     session.commit()
-    return endpoint
+    return NewEndpoint(endpoint, secret)
 
 
-def get_endpoint(session: Session, endpoint_id: str) -> WebhookEndpoint:
+def get_endpoint(session: Session, caller: Caller, endpoint_id: str) -> WebhookEndpoint:
+    """One of the caller's client's endpoints; another client's is not found either."""
     endpoint = session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.deleted_at is not None:
+    if (
+        endpoint is None
+        or endpoint.deleted_at is not None
+        or endpoint.owner_client != caller.client
+    ):
         raise NotFound("webhook_endpoint_not_found", f"No webhook endpoint {endpoint_id!r}.")
     return endpoint
 
 
-def list_endpoints(session: Session) -> list[WebhookEndpoint]:
+def list_endpoints(session: Session, caller: Caller) -> list[WebhookEndpoint]:
+    """The caller's client's endpoints, newest first."""
     return list(
         session.scalars(
             select(WebhookEndpoint)
-            .where(WebhookEndpoint.deleted_at.is_(None))
+            .where(
+                WebhookEndpoint.owner_client == caller.client,
+                WebhookEndpoint.deleted_at.is_(None),
+            )
             .order_by(WebhookEndpoint.created_at.desc())
         )
     )
 
 
-def delete_endpoint(session: Session, endpoint_id: str) -> WebhookEndpoint:
+def delete_endpoint(session: Session, caller: Caller, endpoint_id: str) -> WebhookEndpoint:
     """Stop sending to an endpoint; what it was still owed is abandoned."""
-    endpoint = get_endpoint(session, endpoint_id)
+    endpoint = get_endpoint(session, caller, endpoint_id)
     now = utcnow()
     endpoint.deleted_at = now
     _stop(session, endpoint, now, "deleted")
@@ -115,15 +167,19 @@ class DeliveryView:
 
 
 def list_deliveries(
-    session: Session, endpoint_id: str, limit: int = 50, starting_after: str | None = None
+    session: Session,
+    caller: Caller,
+    endpoint_id: str,
+    limit: int = 50,
+    starting_after: str | None = None,
 ) -> tuple[list[DeliveryView], bool]:
     """An endpoint's delivery log, newest first, each with every attempt made."""
-    get_endpoint(session, endpoint_id)
+    get_endpoint(session, caller, endpoint_id)
     statement = select(WebhookDelivery, Event).join(Event, Event.id == WebhookDelivery.event_id)
     statement = statement.where(WebhookDelivery.endpoint_id == endpoint_id)
     if starting_after:
         after = session.get(WebhookDelivery, starting_after)
-        if after is None:
+        if after is None or after.endpoint_id != endpoint_id:
             raise NotFound("delivery_not_found", f"No delivery {starting_after!r}.")
         statement = statement.where(
             (WebhookDelivery.created_at < after.created_at)
@@ -149,20 +205,28 @@ def _log(session: Session, delivery_id: str) -> list[WebhookAttempt]:
 
 
 def redeliver(
-    session: Session, event_id: str, endpoint_id: str | None = None
+    session: Session, caller: Caller, event_id: str, endpoint_id: str | None = None
 ) -> list[DeliveryView]:
-    """Send an event again now: to one endpoint, or to every enabled one that wants it."""
+    """Send an event again now, to the caller's client's endpoints that want its type: the
+    one named, or every enabled one."""
+    _may_hear(caller)
     event = events.get_event(session, event_id)
     if endpoint_id is not None:
-        targets = [get_endpoint(session, endpoint_id)]
+        targets = [get_endpoint(session, caller, endpoint_id)]
         if targets[0].status != ENABLED:
             raise field_error("webhook_endpoint_disabled", "endpoint_id", "It is disabled.")
+        if not targets[0].wants(event.type):
+            raise Conflict(
+                "event_not_subscribed",
+                f"Endpoint {endpoint_id} does not subscribe to {event.type} events; "
+                "it is sent only the types it asked for.",
+            )
     else:
-        targets = [e for e in list_endpoints(session) if e.status == ENABLED]
+        targets = [e for e in list_endpoints(session, caller) if e.status == ENABLED]
     made = [
         WebhookDelivery(endpoint_id=t.id, event_id=event.id, status=PENDING, attempts=0)
         for t in targets
-        if t.wants(event.type) or endpoint_id is not None
+        if t.wants(event.type)
     ]
     session.add_all(made)
     session.flush()
@@ -245,11 +309,16 @@ def deliver(session: Session, delivering: Delivering, delivery_id: str) -> str:
         )
         session.commit()
         return ABANDONED
+    try:
+        secret = _signing_secret(endpoint, delivering.box)
+    except UnreadableSecret as error:
+        session.commit()
+        return _record(session, delivering, delivery_id, lease_until, Sent(None, str(error), 0))
     body = body_of(event)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "clinic-billing-webhooks/1",
-        signatures.HEADER: signatures.sign(endpoint.secret, body, int(now.timestamp())),
+        signatures.HEADER: signatures.sign(secret, body, int(now.timestamp())),
         "Billing-Event-Id": event.public_id,
         "Billing-Delivery-Id": delivery_id,
     }
@@ -259,6 +328,28 @@ def deliver(session: Session, delivering: Delivering, delivery_id: str) -> str:
     if sent.ok and _delivered(session, delivery_id, endpoint.id, lease_until, sent):
         return DELIVERED
     return _record(session, delivering, delivery_id, lease_until, sent)
+
+
+def reseal_secrets(session: Session, box: SecretBox) -> int:
+    """Seal every endpoint's secret under the current SECRET_KEY (after a rotation, before
+    the old key leaves SECRET_KEY_FALLBACKS); how many were sealed again."""
+    resealed = 0
+    for endpoint in session.scalars(select(WebhookEndpoint).with_for_update()):
+        opened = box.open(endpoint.secret)
+        if opened.stale:
+            endpoint.secret = box.seal(opened.plain)
+            resealed += 1
+    session.commit()
+    return resealed
+
+
+def _signing_secret(endpoint: WebhookEndpoint, box: SecretBox) -> str:
+    """The endpoint's secret in plain text, sealed again under the current SECRET_KEY when it
+    was under a retired one or not sealed at all (committed with the delivery's claim)."""
+    opened = box.open(endpoint.secret)
+    if opened.stale:
+        endpoint.secret = box.seal(opened.plain)
+    return opened.plain
 
 
 def _delivered(

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.booking_models import Booking
-from billing.adapters.db import dialect_insert
+from billing.adapters.db import dialect_insert, lock_for_write
 from billing.adapters.models import Invoice, InvoiceCounter, InvoiceLine, Quote, utcnow
 from billing.domain import policy, pricing, statuses
 from billing.domain.dates import UTC_ZONE, day_of
@@ -39,6 +39,7 @@ def get_invoice(session: Session, invoice_id: str, for_update: bool = False) -> 
     statement = select(Invoice).where(Invoice.id == invoice_id)
     if for_update:
         # Lock and re-read: the session may hold an older copy of this row.
+        lock_for_write(session)
         statement = statement.with_for_update().execution_options(populate_existing=True)
     invoice = session.scalars(statement).one_or_none()
     if invoice is None:

@@ -45,7 +45,7 @@ from billing.services.idempotency import REPLAY_WAIT, IdempotencyRequest
 from billing.services.integrations import emails, events
 from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
-from billing.services.payments import overpayments, patients, refunds
+from billing.services.payments import mismatches, overpayments, patients, refunds
 
 log = logging.getLogger("billing.payments")
 
@@ -245,8 +245,9 @@ def apply_intent(
 ) -> Payment:
     """Commit what Stripe says of a payment's PaymentIntent; statuses never go backwards.
 
-    Money collected beyond what the invoice still owes is refunded at once (and by the
-    recovery job if that call fails).
+    Only the PaymentIntent made for the payment, in its currency and for its amount, is
+    applied (`mismatches`). Money collected beyond what the invoice still owes is refunded
+    at once (and by the recovery job if that call fails).
     """
     # Locks are taken invoice first, then its payment, everywhere: no deadlock with a
     # refund or a charge of the same invoice.
@@ -258,6 +259,11 @@ def apply_intent(
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
+    wrong = mismatches.mismatch(payment, intent)
+    if wrong is not None:  # not about this payment: applied to nothing
+        mismatches.keep(session, payment, intent, wrong)
+        session.commit()
+        return payment
     # An online payment that failed is not over: the patient may try another card on it.
     final = (SUCCEEDED, CANCELED) if payment.method == "online" else SETTLED
     if payment.status in final and intent.status != "succeeded":
@@ -277,7 +283,7 @@ def apply_intent(
         if before != SUCCEEDED and payment.save_card_consent and intent.payment_method_id:
             patients.keep_card(session, invoice, payment, intent.payment_method_id)
         if ledger.record(
-            session, invoice, ledger.CHARGE, intent.amount, str(intent.id), intent.charge_id
+            session, invoice, ledger.CHARGE, payment.amount, str(intent.id), intent.charge_id
         ):
             excess_refund = overpayments.reserve(session, invoice, payment)
     elif intent.status == "requires_action":

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.booking_models import CardConsent
 from billing.adapters.db import dialect_insert
-from billing.adapters.models import Patient, new_id, utcnow
+from billing.adapters.models import Invoice, Patient, QuoteLine, new_id, utcnow
 from billing.adapters.stripe_gateway import Card, SetupResult, StripeGateway
 from billing.domain.errors import Conflict, NotFound, PaymentRequired
 from billing.services.access import audit
@@ -33,6 +33,25 @@ def get_or_create_patient(session: Session, patient_id: str) -> Patient:
     )
     session.commit()
     return session.scalars(select(Patient).where(Patient.patient_id == patient_id)).one()
+
+
+def check_known(session: Session, patient_id: str) -> None:
+    """404 `patient_not_found` unless a quote or an invoice of the clinic names the
+    patient: no Stripe Customer is made for an id that nothing here has ever seen."""
+    known = any(
+        session.scalar(select(column).where(where == patient_id).limit(1))
+        for column, where in (
+            (Patient.id, Patient.patient_id),
+            (QuoteLine.id, QuoteLine.patient_id),
+            (Invoice.id, Invoice.patient_id),
+        )
+    )
+    session.commit()
+    if not known:
+        raise NotFound(
+            "patient_not_found",
+            f"No quote or invoice names patient {patient_id}: quote a booking for them first.",
+        )
 
 
 def ensure_customer(session: Session, gateway: StripeGateway, patient_id: str) -> Patient:
@@ -54,6 +73,7 @@ def ensure_customer(session: Session, gateway: StripeGateway, patient_id: str) -
 
 def start_setup_intent(session: Session, gateway: StripeGateway, patient_id: str) -> SetupResult:
     """A SetupIntent whose client secret lets the patient's browser set a card up."""
+    check_known(session, patient_id)
     patient = ensure_customer(session, gateway, patient_id)
     assert patient.stripe_customer_id is not None
     return gateway.create_setup_intent(patient.stripe_customer_id)
@@ -73,6 +93,7 @@ def save_card(
     the patient gave or none: the SetupIntent the patient's browser confirmed, or a
     PaymentMethod set up now through one. 402 `authentication_required` (with the
     SetupIntent's client secret) when the bank wants the patient to confirm the card."""
+    check_known(session, patient_id)
     patient = ensure_customer(session, gateway, patient_id)
     customer_id = patient.stripe_customer_id
     assert customer_id is not None

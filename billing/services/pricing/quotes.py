@@ -36,8 +36,8 @@ def get_quote(session: Session, quote_id: str) -> Quote:
 
 @dataclass(frozen=True, slots=True)
 class CreatedQuote:
-    """A quote just made: as the API shows it (`made`), and that as JSON text (`body`),
-    dumped once for both the response and its event."""
+    """A quote just made: as the API shows it (`made`), and that as JSON text (`body`);
+    its event carries less of it (schemas.events.WITHHELD)."""
 
     made: dict[str, Any]
     body: str
@@ -129,8 +129,9 @@ def create_quote(
     }
     # Written as Flask writes a response (sorted keys, compact), so that a replay of the
     # same Idempotency-Key, which Flask writes, answers the very same bytes.
-    body = jsontext.flask_compact(dump_new_quote(made))
-    event = events.row("quote.created", body)
+    shown = dump_new_quote(made)
+    body = jsontext.flask_compact(shown)
+    event = events.row("quote.created", "quote", shown)
     audits = [row for row in (_exemptions(quote, lines), _discounts(quote, lines)) if row]
     if alone:
         # One INSERT statement of the quote, its lines, its event and its audit rows:

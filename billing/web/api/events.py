@@ -11,7 +11,7 @@ from billing.services.integrations import events, webhooks
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER
 from billing.web.api.spec import WITH_A_BODY, problems
-from billing.web.auth import requires
+from billing.web.auth import current_key, requires
 from schemas.events import (
     EventListSchema,
     EventQuerySchema,
@@ -62,10 +62,11 @@ class RedeliverView(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(RedeliverRequestSchema())
     @blp.response(202, RedeliveryListSchema())
-    @problems(blp, *WITH_A_BODY, 404)
+    @problems(blp, *WITH_A_BODY, 404, 409)
     def post(self, body: dict[str, Any], event_id: str) -> dict[str, Any]:
-        """Send an event again, now: to one endpoint, or to every one that wants it."""
-        made = webhooks.redeliver(db.session(), event_id, body.get("endpoint_id"))
+        """Send an event again, now (needs events:read too): to one of your endpoints, or to
+        every one of them that wants its type."""
+        made = webhooks.redeliver(db.session(), current_key(), event_id, body.get("endpoint_id"))
         return {"data": [delivery_view(v) for v in made], "has_more": False}
 
 

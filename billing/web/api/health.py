@@ -12,6 +12,7 @@ from sqlalchemy import text
 from billing.adapters import db, metrics
 from billing.adapters.migrate import head_revision
 from billing.domain.errors import NotFound, Unauthorized
+from billing.web import limits
 from billing.web.problems import problem
 
 blp = Blueprint("health", __name__)
@@ -67,7 +68,11 @@ def prometheus_metrics() -> Response:
     token = current_app.config["METRICS_TOKEN"]
     if not token:
         raise NotFound("not_found", "No such resource.")
+    limits.refuse_after_failures("metrics")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    ):
+        limits.count_failure("metrics")
         raise Unauthorized("invalid_metrics_token", "Send `Authorization: Bearer <METRICS_TOKEN>`.")
     return metrics.exposition()

@@ -20,6 +20,7 @@ from billing.web.api.spec import WITH_A_BODY, problems
 from billing.web.auth import current_key, requires
 from billing.web.calendar import clinic_zone
 from billing.web.receipts import pdf_response
+from schemas.fields import EmptyBodySchema
 from schemas.invoices import (
     InvoiceListSchema,
     InvoiceQuerySchema,
@@ -107,8 +108,9 @@ class ReceiptView(MethodView):
 class VoidView(MethodView):
     @requires("invoices:write")
     @blp.doc(security=BEARER)
+    @blp.arguments(EmptyBodySchema())
     @blp.response(200, InvoiceSchema())
-    @problems(blp, 404, 409, 422, 502)
-    def post(self, invoice_id: str) -> Invoice:
+    @problems(blp, *WITH_A_BODY, 404, 409, 502)
+    def post(self, _body: dict[str, Any], invoice_id: str) -> Invoice:
         """Void an invoice on which nothing has been paid; its pay page stops collecting."""
         return online.void_invoice(db.session(), gateway, invoice_id)

@@ -12,6 +12,7 @@ from billing.adapters import db
 from billing.adapters.models import Payment, Refund
 from billing.adapters.providers import gateway
 from billing.adapters.stripe_gateway import Card
+from billing.services.integrations.settings import can_email
 from billing.services.invoicing import paylinks
 from billing.services.payments import charges as payments
 from billing.services.payments import patients, refunds
@@ -19,6 +20,7 @@ from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, public_url
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import requires
+from schemas.fields import EmptyBodySchema
 from schemas.invoices import (
     CardListSchema,
     CardPathSchema,
@@ -54,7 +56,7 @@ class PaymentsView(MethodView):
                 invoice_id,
                 timedelta(days=current_app.config["PAY_LINK_TTL_DAYS"]),
                 request,
-                email=body["send_email"],
+                email=body["send_email"] and can_email(current_app.config),
             )
             return {
                 "method": "online",
@@ -97,9 +99,10 @@ class SetupIntentsView(MethodView):
     @requires("payments:write")
     @blp.doc(security=BEARER)
     @patient_in_path()
+    @blp.arguments(EmptyBodySchema())
     @blp.response(201, SetupIntentSchema())
-    @problems(blp, *CALLS_STRIPE)
-    def post(self, patient_id: str) -> dict[str, str]:
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404)
+    def post(self, _body: dict[str, Any], patient_id: str) -> dict[str, str]:
         """Start saving a card: a SetupIntent whose client secret the patient's browser
         confirms with Stripe.js; then send its id to `payment-methods`."""
         setup = patients.start_setup_intent(db.session(), gateway(), patient_id)

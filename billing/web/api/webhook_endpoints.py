@@ -11,11 +11,12 @@ from billing.adapters import db
 from billing.adapters.outbox import WebhookEndpoint
 from billing.adapters.webhook_sender import networks
 from billing.services.integrations import webhooks
+from billing.services.integrations.settings import secret_box
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER
 from billing.web.api.events import delivery_view
 from billing.web.api.spec import WITH_A_BODY, problems
-from billing.web.auth import requires
+from billing.web.auth import current_key, requires
 from schemas.events import (
     DeliveryListSchema,
     DeliveryQuerySchema,
@@ -37,11 +38,18 @@ class EndpointsView(MethodView):
     @blp.arguments(WebhookEndpointRequestSchema())
     @blp.response(201, NewWebhookEndpointSchema())
     @problems(blp, *WITH_A_BODY)
-    def post(self, body: dict[str, Any]) -> WebhookEndpoint:
-        """Register an endpoint; its signing secret is in this answer and never again."""
-        allowed = networks(current_app.config["WEBHOOK_ALLOWED_NETWORKS"])
+    def post(self, body: dict[str, Any]) -> webhooks.NewEndpoint:
+        """Register an endpoint (needs events:read too); its signing secret is in this
+        answer and never again."""
+        config = current_app.config
         return webhooks.create_endpoint(
-            db.session(), body["url"], body["events"], allowed, body.get("description")
+            db.session(),
+            current_key(),
+            body["url"],
+            body["events"],
+            networks(config["WEBHOOK_ALLOWED_NETWORKS"]),
+            secret_box(config),
+            body.get("description"),
         )
 
     @requires("webhooks:write")
@@ -49,8 +57,8 @@ class EndpointsView(MethodView):
     @blp.response(200, WebhookEndpointListSchema())
     @problems(blp)
     def get(self) -> dict[str, Any]:
-        """Every endpoint, newest first."""
-        return {"data": webhooks.list_endpoints(db.session()), "has_more": False}
+        """Your client system's endpoints, newest first."""
+        return {"data": webhooks.list_endpoints(db.session(), current_key()), "has_more": False}
 
 
 @blp.route("/<endpoint_id>")
@@ -61,7 +69,7 @@ class EndpointView(MethodView):
     @problems(blp, 404)
     def get(self, endpoint_id: str) -> WebhookEndpoint:
         """One endpoint, and whether it is failing."""
-        return webhooks.get_endpoint(db.session(), endpoint_id)
+        return webhooks.get_endpoint(db.session(), current_key(), endpoint_id)
 
     @requires("webhooks:write")
     @blp.doc(security=BEARER)
@@ -69,7 +77,7 @@ class EndpointView(MethodView):
     @problems(blp, 404)
     def delete(self, endpoint_id: str) -> WebhookEndpoint:
         """Stop sending to an endpoint; what it was still owed is abandoned."""
-        return webhooks.delete_endpoint(db.session(), endpoint_id)
+        return webhooks.delete_endpoint(db.session(), current_key(), endpoint_id)
 
 
 @blp.route("/<endpoint_id>/deliveries")
@@ -81,5 +89,5 @@ class DeliveriesView(MethodView):
     @problems(blp, 404, 422)
     def get(self, query: dict[str, Any], endpoint_id: str) -> dict[str, Any]:
         """The delivery log: each event sent, newest first, with every attempt's answer."""
-        views, more = webhooks.list_deliveries(db.session(), endpoint_id, **query)
+        views, more = webhooks.list_deliveries(db.session(), current_key(), endpoint_id, **query)
         return {"data": [delivery_view(v) for v in views], "has_more": more}

@@ -50,6 +50,8 @@ def trail(user: StaffUser) -> Response:
     """Fifty events a page, filtered by action (or `invoice.` for a kind), actor or object."""
     filters = {name: request.args.get(name, "").strip()[:254] for name in FILTERS}
     starting_after = request.args.get("starting_after", type=int)
+    if starting_after is not None and not 0 <= starting_after < 2**63:
+        starting_after = None  # no event has such an id (and the database's ints end there)
     page = audit.list_events(
         db.session(),
         limit=PAGE_SIZE,

@@ -27,7 +27,7 @@ from billing.adapters import db
 from billing.adapters.models import StaffUser
 from billing.domain.dates import clinic_date
 from billing.domain.errors import NotFound
-from billing.domain.money import Money
+from billing.domain.money import CURRENCY_EXPONENTS, Money
 from billing.domain.pricing import SESSION_TYPES, session_name
 from billing.services.access import audit
 from billing.services.access.staff import authenticate_staff, end_sessions
@@ -44,12 +44,14 @@ from billing.web.limits import (
     login_account_limit,
     login_address_limit,
     on_breach_page,
+    retry_after,
 )
 from billing.web.pages import security_headers
+from schemas.fields import EARLIEST, LATEST
 from schemas.reports import MonthQuerySchema
 
 blp = Blueprint("finance", __name__, url_prefix="/finance")
-SESSION_HOURS = 8
+SESSION_HOURS = 12  # a session ends this long after sign-in, however busy it was
 
 
 def init_app(app: Flask) -> None:
@@ -82,7 +84,8 @@ def check_csrf() -> None:
     """Every form posted carries the session's CSRF token, or is refused."""
     if request.method == "POST":
         sent = request.form.get("csrf_token", "")
-        if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+        expected = str(session.get("csrf", ""))
+        if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
             abort(
                 render_page(
                     "finance/message.html",
@@ -96,7 +99,8 @@ def check_csrf() -> None:
 def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
     """The account behind the session, or off to sign in: when there is none, it is
     disabled, the session was ended (signed out or a new password, anywhere), or it was
-    idle longer than FINANCE_IDLE_MINUTES."""
+    idle longer than FINANCE_IDLE_MINUTES, or signed in more than SESSION_HOURS ago (the
+    cookie is refreshed on every page, so only this ends a session that never idles)."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -104,11 +108,13 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
         user = db.session().get(StaffUser, user_id) if user_id else None
         now = datetime.now(UTC).timestamp()
         idle = now - float(session.get("seen", 0))
+        age = now - float(session.get("since", 0))
         if (
             user is None
             or user.disabled_at is not None
             or session.get("version") != user.session_version
             or idle > current_app.config["FINANCE_IDLE_MINUTES"] * 60
+            or age > SESSION_HOURS * 3600
         ):
             session.clear()
             return redirect("/finance/login", code=303)
@@ -119,10 +125,28 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _too_many_attempts(_limit: object) -> Response:
+def _too_many_attempts(limit: Any) -> Response:
     return render_page(
-        "finance/login.html", 429, error="Too many attempts; wait a while and retry."
+        "finance/login.html",
+        429,
+        error=f"Too many sign-in attempts from this address. Try again in {_minutes(limit)}.",
     )
+
+
+def _account_locked(limit: Any) -> Response:
+    return render_page(
+        "finance/login.html",
+        429,
+        error="Too many wrong passwords for this account from this address: signing in "
+        f"from here is locked for {_minutes(limit)}. An administrator can set a new "
+        "password meanwhile.",
+        email=request.form.get("email", ""),
+    )
+
+
+def _minutes(limit: Any) -> str:
+    minutes = max(1, -(-int(retry_after(limit)) // 60))  # whole minutes, rounded up
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 @blp.route("/login", methods=["GET", "POST"])
@@ -133,7 +157,7 @@ def _too_many_attempts(_limit: object) -> Response:
     key_func=login_account,
     methods=["POST"],
     deduct_when=lambda response: response.status_code == 401,
-    on_breach=on_breach_page(_too_many_attempts),
+    on_breach=on_breach_page(_account_locked),
 )
 def login() -> Response:
     if request.method == "GET":
@@ -152,7 +176,7 @@ def login() -> Response:
     session.permanent = True
     session["staff_id"] = user.id
     session["version"] = user.session_version
-    session["seen"] = datetime.now(UTC).timestamp()
+    session["seen"] = session["since"] = datetime.now(UTC).timestamp()
     return redirect("/finance", code=303)  # type: ignore[return-value]  # Werkzeug's Response
 
 
@@ -192,6 +216,8 @@ def dashboard(user: StaffUser) -> Response:
         ],
         matched=len(report["matched"]),
         overpayments=report["overpayments"],
+        mismatches=finance.stripe_mismatches(db.session(), period),
+        known_currencies=CURRENCY_EXPONENTS,
         fees=finance.fees_by_month(db.session(), period),
         charts=[
             _chart([row for row in daily if row["currency"] == currency], start, end, currency)
@@ -263,6 +289,12 @@ def _period_args() -> tuple[date, date]:
         end = date.fromisoformat(request.args.get("to") or today.isoformat())
     except ValueError:
         abort(render_page("finance/message.html", 400, title="Bad dates", text="Use YYYY-MM-DD."))
+    if not (EARLIEST.date() <= start and end < LATEST.date()):
+        abort(
+            render_page(
+                "finance/message.html", 400, title="Bad dates", text="Pick days from 1900 to 8999."
+            )
+        )
     if end < start or (end - start).days > 400:
         abort(
             render_page(
