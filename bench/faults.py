@@ -4,8 +4,10 @@ gunicorn + a throwaway PostgreSQL database + the Stripe stand-in, with a fault-i
 proxy (bench/fault_proxy.py) between the service and the stand-in. It drives:
 
   copies     1,000 concurrent copies of one card-on-file payment (same Idempotency-Key)
-  payments   a worker killed (SIGKILL) at each step of a payment, and Stripe's reply lost,
-             delayed past the timeout, answered 500 or timed out
+  payments   a worker killed (SIGKILL) at each step of a payment (its call held before
+             Stripe, Stripe's answer held before our commit, and our answer held after
+             our commit before it is written), and Stripe's reply lost, delayed past the
+             timeout, answered 500 or timed out
   refunds    the same around a refund
   database   PostgreSQL connections terminated again and again while requests run
 
@@ -263,9 +265,7 @@ class Run:
     def provoke(self, kind: str, path: str, call: Callable[[], Any]) -> str:
         """Make `call` meet fault `kind` on its way to Stripe at `path`; what it answered."""
         if kind == "after_commit":
-            answer = call()
-            self.kill_workers()
-            return str(answer.status_code)
+            return self.killed_after_commit(call)
         fault = self.proxy.inject(Fault(kind, "POST", path, seconds=STRIPE_TIMEOUT + 1.0))
         answers: list[str] = []
 
@@ -283,6 +283,32 @@ class Run:
             self.kill_workers()
         fault.release.set()
         worker.join(60)
+        return answers[0] if answers else "no answer"
+
+    def killed_after_commit(self, call: Callable[[], Any]) -> str:
+        """The worker killed after our commit, before its answer is written (fault_app)."""
+        hold = Path(self.env["FAULT_HOLD_FILE"])
+        reached = Path(f"{hold}.reached")
+        reached.unlink(missing_ok=True)
+        hold.touch()
+        answers: list[str] = []
+
+        def run() -> None:
+            try:
+                answers.append(str(call().status_code))
+            except requests.RequestException:
+                answers.append("connection lost")
+
+        caller = threading.Thread(target=run)
+        caller.start()
+        deadline = time.monotonic() + 30
+        while not reached.exists():
+            if time.monotonic() > deadline:
+                raise BenchError("the request never reached the hold after our commit")
+            time.sleep(0.02)
+        hold.unlink()
+        self.kill_workers()
+        caller.join(60)
         return answers[0] if answers else "no answer"
 
     def payments(self) -> list[str]:
@@ -553,12 +579,17 @@ def run(args: argparse.Namespace, stack: ExitStack) -> int:
         "SECRET_KEY": "fault-run",
         "LOG_LEVEL": "INFO",
         "DB_POOL_SIZE": "10",
+        # The run calls far faster than a client system: no rate limits in its way.
+        "API_RATE_LIMIT": "1000000 per minute",
+        "AUTH_FAILURE_LIMIT": "1000000 per minute",
+        "FAULT_HOLD_FILE": str(Path(tempfile.gettempdir()) / f"billing-fault-hold-{os.getpid()}"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH), os.environ.get("PYTHONPATH")])),
     }
     log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="billing-faults-")))
     server = stack.enter_context(
         gunicorn(
             "faults",
-            "billing:create_app()",
+            "fault_app:create()",
             workers=args.workers,
             env=env,
             log_path=log_dir / "gunicorn.log",

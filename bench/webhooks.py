@@ -6,16 +6,21 @@ Run it on demand, never from the test suite:
     make bench-webhooks                     # or: .venv/bin/python bench/webhooks.py
     .venv/bin/python bench/webhooks.py --events 4000 --rate 100 --concurrency 4
 
-It needs the local PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379).
-It creates a throwaway database and a queue of its own, starts one Celery worker with
-`--concurrency` processes (4 by default) and a receiver that answers 200 and checks each
-signature, registers the receiver as a webhook endpoint for every event, then:
+It needs the local PostgreSQL (127.0.0.1:5432, user postgres) and a broker: RabbitMQ
+(127.0.0.1:5672, the production broker) by default, `--broker redis://...` for Redis.
+It creates a throwaway database and a queue of its own, starts two Celery workers with
+`--concurrency` processes each (4 by default; the first runs the scheduler too) and a
+receiver that answers 200 and checks each signature, registers the receiver as a webhook
+endpoint for every event, then:
 
 1. backlog: commits `--events` events (each in its own transaction, as requests would)
    without telling the workers, then tells them once, and measures deliveries per second
    from then to the last arrival: what the workers can send;
 2. paced: commits events at `--rate` a second for `--seconds`, and measures the latency
-   from each commit to its arrival at the receiver.
+   from each commit to its arrival at the receiver;
+3. a worker killed: the same pace, and the second worker SIGKILLed half way through (it
+   may hold the relay's lease or a delivery's); the latency of the events committed from
+   the kill on (p50, p99, max) says how long a dead holder holds deliveries back.
 
 Every event must arrive exactly once (at least once is promised; more would show as a
 repeat) with a good signature, or the run is not valid (exit 2).
@@ -62,7 +67,7 @@ from billing.services.integrations.settings import secret_box  # noqa: E402
 from billing.web.auth import Caller  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 
 
 class Arrivals:
@@ -104,6 +109,16 @@ class Arrivals:
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
+
+    def wait_for_all(self, event_ids: list[str], seconds: float) -> bool:
+        """Every one of `event_ids` arrived, within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self.lock:
+                if all(e in self.first for e in event_ids):
+                    return True
+            time.sleep(0.05)
+        return False
 
     def wait_for(self, count: int, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
@@ -147,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         upgrade(url)
         settings = {
             "DATABASE_URL": url,
-            "CELERY_BROKER_URL": args.redis,
+            "CELERY_BROKER_URL": args.broker,
             "TASK_QUEUE": queue,
             "WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
             "SECRET_KEY": "bench",
@@ -167,24 +182,10 @@ def run(args: argparse.Namespace) -> int:
             )
         arrivals = Arrivals(endpoint.secret)
         server = arrivals.serve(port)
-        worker = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("celery")),
-                "-A",
-                "billing.worker",
-                "worker",
-                "--pool=prefork",
-                f"--concurrency={args.concurrency}",
-                "-Q",
-                queue,
-                "--beat",
-                f"--schedule={Path('/tmp') / (queue + '-schedule')}",
-                "--loglevel=WARNING",
-            ],
-            env={**os.environ, **settings},
-            cwd=REPO,
-            start_new_session=True,
-        )
+        workers = [
+            start_worker(settings, args.concurrency, name, beat=name == "w1")
+            for name in ("w1", "w2")
+        ]
         try:
             time.sleep(args.warmup)
             print(f"backlog: {args.events} events committed, then one kick ...", flush=True)
@@ -198,29 +199,71 @@ def run(args: argparse.Namespace) -> int:
             paced_count = int(args.rate * args.seconds)
             print(f"paced: {paced_count} events at {args.rate:g}/s ...", flush=True)
             paced = publish(app, paced_count, args.rate)
-            if not arrivals.wait_for(len(committed) + len(paced), 120):
+            expected = len(committed) + len(paced)
+            if not arrivals.wait_for(expected, 120):
                 raise BenchError("not every paced event arrived")
             latency = [(arrivals.first[e] - at) * 1000 for e, at in paced.items()]
+            print(f"a worker killed: {paced_count} events at {args.rate:g}/s ...", flush=True)
+            killer = threading.Timer(args.seconds / 2, os.killpg, (workers[1].pid, signal.SIGKILL))
+            killer.start()
+            through = publish(app, paced_count, args.rate)
+            killed_at = time.time() - args.seconds / 2
+            if not arrivals.wait_for(expected + len(through), 120):
+                raise BenchError("not every event arrived after the worker was killed")
+            after_kill = [
+                (arrivals.first[e] - at) * 1000 for e, at in through.items() if at >= killed_at
+            ]
         finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(30)
+            for worker in workers:
+                if worker.poll() is None:
+                    os.killpg(worker.pid, signal.SIGTERM)
+                    worker.wait(30)
             server.shutdown()
             app.extensions["billing.db"].engine.dispose()
-    print(f"workers: 1 Celery worker, {args.concurrency} processes (prefork)")
+    broker = args.broker.split(":")[0]
+    print(f"workers: 2 Celery workers, {args.concurrency} processes each (prefork), {broker}")
     print(f"backlog: {burst_rate:,.0f} events delivered per second ({args.events} events)")
     print(
-        f"latency: commit to arrival p50 {statistics.median(latency):.0f} ms, "
-        f"p99 {percentile(latency, 0.99):.0f} ms, max {max(latency):.0f} ms "
-        f"({len(latency)} events at {args.rate:g}/s)"
+        f"latency: commit to arrival {summary(latency)} ({len(latency)} events at {args.rate:g}/s)"
     )
+    print(f"after a worker's SIGKILL: {summary(after_kill)} ({len(after_kill)} events)")
     print(f"repeats: {arrivals.repeats}, bad signatures: {arrivals.bad}")
     return EXIT_INVALID if arrivals.repeats or arrivals.bad else EXIT_MET
+
+
+def summary(latency: list[float]) -> str:
+    return (
+        f"p50 {statistics.median(latency):.0f} ms, p99 {percentile(latency, 0.99):.0f} ms, "
+        f"max {max(latency):.0f} ms"
+    )
+
+
+def start_worker(
+    settings: dict[str, str], concurrency: int, name: str, beat: bool
+) -> subprocess.Popen[bytes]:
+    command = [
+        str(Path(sys.executable).with_name("celery")),
+        "-A",
+        "billing.worker",
+        "worker",
+        "--pool=prefork",
+        f"--concurrency={concurrency}",
+        "-Q",
+        settings["TASK_QUEUE"],
+        f"--hostname={name}@%h",
+        "--loglevel=WARNING",
+    ]
+    if beat:
+        command += ["--beat", f"--schedule={Path('/tmp') / (settings['TASK_QUEUE'] + '-schedule')}"]
+    return subprocess.Popen(
+        command, env={**os.environ, **settings}, cwd=REPO, start_new_session=True
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES)
-    parser.add_argument("--redis", default=DEFAULT_REDIS)
+    parser.add_argument("--broker", default=DEFAULT_BROKER, help="RabbitMQ (amqp://) or Redis")
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=20.0)

@@ -18,6 +18,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -67,6 +68,19 @@ STRIPE_MISMATCHES = Counter(
     "any increase): kept for finance, nothing applied.",
     ["reason"],
 )
+
+
+DEPENDENCY_UP = Gauge(
+    "billing_dependency_up",
+    "1 when a dependency the service can do without (Redis) answered its last readiness "
+    "check, 0 when it did not: the service runs degraded meanwhile.",
+    ["dependency"],
+    multiprocess_mode="max",
+)
+
+
+def dependency_up(name: str, up: bool) -> None:
+    DEPENDENCY_UP.labels(name).set(1 if up else 0)
 
 
 def stripe_mismatch(reason: str) -> None:

@@ -1,13 +1,22 @@
 """The task queue: Celery, wired as Flask's documentation shows (each task runs in an app
-context), with Redis as the broker when REDIS_URL (or CELERY_BROKER_URL) is set.
+context). The broker is CELERY_BROKER_URL: RabbitMQ (`amqp://...`) in production, or
+Redis (REDIS_URL) where no RabbitMQ runs.
 
-With neither, `make run` runs a worker and the scheduler in its own process on an
-in-memory broker: what must survive a restart is in our tables (the outbox), which the
-scheduler's sweep sends again.
+A broker outage of any length costs only delay: workers reconnect every second or two,
+forever (Celery's own waits grow to 30 s, and it gives up after 100 tries); a commit's
+hint to the workers is skipped while the broker is away (a breaker), and the scheduler's
+sweep sends whatever is owed once it is back, from our own tables (the outbox). RabbitMQ
+is the broker to run: its transport hands a dead worker's unacknowledged tasks to another
+at once, and survives losing its connection, where kombu's Redis transport has been seen
+to stop consuming for good ("Couldn't ack", then an AttributeError).
+
+With no broker, `make run` runs a worker and the scheduler in its own process on an
+in-memory broker: what must survive a restart is in our tables, which the sweep resends.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -18,10 +27,12 @@ from typing import Any
 from celery import Celery, Task
 from celery.beat import EmbeddedService
 from celery.schedules import crontab
+from celery.worker.consumer import Consumer
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from billing.adapters import breakers
 from billing.services.integrations import emails, events, webhooks
 
 log = logging.getLogger("billing.queue")
@@ -58,7 +69,15 @@ def init_app(app: Flask) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 3600},
+        broker_connection_max_retries=None,  # never give up on the broker
+        broker_heartbeat=10,  # RabbitMQ: a silently dead link is noticed within seconds
+        worker_consumer="billing.adapters.queue:PromptConsumer",
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_transport_options={
+            "visibility_timeout": 3600,  # Redis: when an unacknowledged task is given again
+            "socket_timeout": 5,
+            "socket_connect_timeout": 5,
+        },
         beat_schedule=schedule(app.config),
         timezone="UTC",
         worker_hijack_root_logger=False,
@@ -70,13 +89,27 @@ def init_app(app: Flask) -> Celery:
     return celery
 
 
+class PromptConsumer(Consumer):  # type: ignore[misc]  # Celery ships no type hints
+    """Celery's consumer, trying the broker again every second or two while it is away
+    (Celery's own waits grow to 30 s: a worker could idle half a minute after the broker
+    came back)."""
+
+    def ensure_connected(self, conn: Any) -> Any:
+        conn.ensure_connection = functools.partial(
+            conn.ensure_connection, interval_start=0.5, interval_step=0.5, interval_max=2
+        )
+        return super().ensure_connected(conn)
+
+
 class Kicks:
     """After a commit that wrote events or emails, ask a worker to send them now (at most
-    every `gap` seconds a process; the scheduler's sweep catches anything else)."""
+    every `gap` seconds a process; the scheduler's sweep catches anything else). Only a
+    hint: with the broker away it is skipped at once (a breaker), never waited for."""
 
     def __init__(self, gap: float = 0.05) -> None:
         self.gap = gap
         self.last: dict[str, float] = {}
+        self.broker = breakers.breaker("broker")
 
     def __call__(self, session: Session) -> None:
         from billing import tasks
@@ -92,10 +125,12 @@ class Kicks:
                 self.last[flag] = time.monotonic()
                 self._send(task)
 
-    @staticmethod
-    def _send(task: Any, *args: object) -> None:
+    def _send(self, task: Any, *args: object) -> None:
         try:
-            task.delay(*args)
+            # No retries: a hint that waits would hold the request that committed.
+            self.broker.call(task.apply_async, args, retry=False)
+        except breakers.Open:
+            return  # the broker failed moments ago: the sweep sends it on its return
         except Exception as error:  # the broker away: the sweep sends it later
             log.warning("could not queue %s: %s", task.name, error)
 

@@ -242,3 +242,15 @@ def test_report_exports_name_who_took_them(
         ("clerk@example.org", download.headers["Content-Disposition"].split('"')[1]),
         ("finance-reports", "reconciliation-2026-11-01-2026-11-30.csv"),
     ]
+
+
+@pytest.mark.parametrize("app", ["postgresql"], indirect=True)
+def test_the_ledger_refuses_truncate_of_its_own_on_postgresql(
+    postgresql_url: str, app: Flask
+) -> None:
+    """Even with CASCADE (which would take the journal's postings with it)."""
+    with psycopg.connect(postgresql_url) as connection:
+        for statement in ("TRUNCATE ledger_entries", "TRUNCATE ledger_entries CASCADE"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute(statement)
+            connection.rollback()

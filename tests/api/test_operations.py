@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,13 +46,34 @@ def test_ready_when_migrated_to_the_code_and_not_before(tmp_path: Path) -> None:
     app.extensions["billing.db"].engine.dispose()
 
 
-def test_ready_only_while_the_configured_redis_answers(sqlite_url: str) -> None:
+def test_redis_down_is_degraded_but_ready_and_answers_fast(sqlite_url: str) -> None:
+    """Behind a load balancer that checks /readyz, a Redis outage must not take the
+    service out: it is reported, with a 200, and in /metrics; the next checks skip Redis
+    at once (its breaker is open) instead of waiting on its timeout."""
     gone = create_app(
-        {"TESTING": True, "DATABASE_URL": sqlite_url, "REDIS_URL": "redis://127.0.0.1:1/0"}
+        {
+            "TESTING": True,
+            "DATABASE_URL": sqlite_url,
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "METRICS_TOKEN": "t",
+        }
     )
-    answer = gone.test_client().get("/readyz")
-    assert answer.status_code == 503
-    assert answer.json["checks"]["redis"] == "unreachable"
+    client = gone.test_client()
+    answer = client.get("/readyz")
+    assert answer.status_code == 200, answer.json
+    assert answer.json["status"] == "degraded"
+    assert answer.json["details"]["redis"].startswith("unreachable")
+    assert answer.json["checks"] == {"database": "ok", "migrations": "ok"}
+    started = time.monotonic()
+    for _ in range(20):
+        assert client.get("/readyz").status_code == 200
+    assert time.monotonic() - started < 1.0  # no connect timeout per check
+    exposed = client.get("/metrics", headers={"Authorization": "Bearer t"}).get_data(as_text=True)
+    assert 'billing_dependency_up{dependency="redis"} 0.0' in exposed
+    assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_ready_and_not_degraded_while_redis_answers(sqlite_url: str) -> None:
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as error:
@@ -61,7 +83,7 @@ def test_ready_only_while_the_configured_redis_answers(sqlite_url: str) -> None:
     there = create_app({"TESTING": True, "DATABASE_URL": sqlite_url, "REDIS_URL": REDIS_URL})
     answer = there.test_client().get("/readyz")
     assert answer.status_code == 200, answer.json
-    assert answer.json["checks"]["redis"] == "ok"
+    assert (answer.json["status"], answer.json["details"]["redis"]) == ("ready", "ok")
 
 
 def test_metrics_are_not_served_without_a_token_configured(client: FlaskClient) -> None:

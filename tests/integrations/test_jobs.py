@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import update
@@ -39,6 +40,35 @@ def test_a_crashed_runner_s_lease_runs_out_and_the_job_is_taken_again(app: Flask
         assert jobs.take(session, "expire", timedelta(minutes=5)) is None
         time.sleep(0.3)
         assert jobs.take(session, "expire", timedelta(minutes=5)) is not None
+
+
+def test_a_dead_relay_holds_deliveries_back_ten_seconds_at_most(app: Flask) -> None:
+    """The relay's lease is short and renewed as it works: a relay killed while holding
+    it stops the next one for RELAY_TTL (10 s), not minutes."""
+    from billing.services.integrations.events import RELAY, RELAY_TTL
+
+    assert RELAY_TTL <= timedelta(seconds=10)
+    with app.app_context():
+        session = db.session()
+        started = utcnow()
+        dead = jobs.take(session, RELAY, RELAY_TTL, now=started)  # then it is SIGKILLed
+        assert dead is not None
+        assert jobs.take(session, RELAY, RELAY_TTL, now=started + timedelta(seconds=9)) is None
+        assert jobs.take(session, RELAY, RELAY_TTL, now=started + RELAY_TTL + timedelta(seconds=1))
+
+
+def test_a_runner_whose_lease_was_taken_over_commits_none_of_its_work(app: Flask) -> None:
+    """Renewing is saving progress: a runner that outlived its lease finds another holder
+    and its work rolls back (LeaseLost), so two relays never both make deliveries."""
+    with app.app_context():
+        session = db.session()
+        slow = jobs.take(session, "relay-test", timedelta(seconds=0.1))
+        assert slow is not None
+        time.sleep(0.2)
+        assert jobs.take(session, "relay-test", timedelta(minutes=1)) is not None  # took over
+        with pytest.raises(jobs.LeaseLost):
+            jobs.move_cursor(session, slow, "1:1")
+        session.rollback()
 
 
 def test_runners_starting_together_run_the_job_once(app: Flask) -> None:

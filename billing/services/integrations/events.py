@@ -27,7 +27,8 @@ from schemas.events import event_object, snapshot
 
 PUBLISHED = "billing.events_published"  # session.info: tell the relay after the commit
 RELAY = "relay-events"
-RELAY_TTL = timedelta(minutes=2)
+# Short: each batch renews it, and a relay that dies holds every delivery back this long.
+RELAY_TTL = timedelta(seconds=10)
 
 
 def publish(session: Session, event_type: str, kind: str, obj: Any) -> str:

@@ -3,6 +3,8 @@
 A job takes its lease (a row of job_leases) only when nobody holds it or its holder's
 lease ran out (a crashed worker); it gives it back when done. So beat schedulers on
 several machines, or a job that outlives its interval, never run one job twice at once.
+A job that saves its progress (`move_cursor`) renews its lease with it, so its lease can
+be short: a holder that dies stops everyone for no longer than that.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Lease:
     name: str
     holder: str
     cursor: str | None
+    ttl: timedelta
 
 
 def _holder() -> str:
@@ -49,7 +52,7 @@ def take(session: Session, name: str, ttl: timedelta, now: datetime | None = Non
         .returning(JobLease.cursor)
     ).one_or_none()
     session.commit()
-    return Lease(name, holder, taken[0]) if taken is not None else None
+    return Lease(name, holder, taken[0], ttl) if taken is not None else None
 
 
 def give_back(session: Session, lease: Lease, error: str | None = None) -> None:
@@ -68,13 +71,22 @@ def give_back(session: Session, lease: Lease, error: str | None = None) -> None:
     session.commit()
 
 
+class LeaseLost(RuntimeError):
+    """The lease ran out and another runner took it: this one's work must not commit."""
+
+
 def move_cursor(session: Session, lease: Lease, cursor: str) -> None:
-    """In the caller's transaction: how far the job got, saved with the work it did."""
-    session.execute(
+    """In the caller's transaction: how far the job got, saved with the work it did; the
+    lease lasts its ttl again from now (the holder is alive). LeaseLost, when another
+    runner holds it now: the caller's transaction then rolls back, its work undone."""
+    moved = session.execute(
         update(JobLease)
         .where(JobLease.name == lease.name, JobLease.holder == lease.holder)
-        .values(cursor=cursor)
-    )
+        .values(cursor=cursor, until=utcnow() + lease.ttl)
+        .returning(JobLease.name)
+    ).one_or_none()
+    if moved is None:
+        raise LeaseLost(f"the lease of {lease.name} was taken over")
     lease.cursor = cursor
 
 
