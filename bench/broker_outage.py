@@ -146,8 +146,8 @@ def main() -> int:
         help="seconds, comma-separated",
     )
     parser.add_argument("--between", type=float, default=10.0, help="seconds between outages")
-    parser.add_argument("--rate", type=float, default=20.0, help="events a second")
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=10.0, help="events a second")
+    parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--warmup", type=float, default=5.0)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, interrupt)
