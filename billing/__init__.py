@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -60,26 +61,16 @@ API_DOCS = {
 
 def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the app from the environment, with `config_overrides` on top (tests)."""
-    app = BillingApp(__name__)
-    app.config.update(API_DOCS)
-    app.config.update(config.from_env())
-    app.config.update(config_overrides or {})
-    app.config["CLINIC_ZONE"] = config.clinic_zone(app.config["CLINIC_TIMEZONE"])
-    app.config["JOURNAL_CHART"] = config.journal_chart(app.config["JOURNAL_ACCOUNTS"])
-    unsafe = config.unsafe_in_production(app.config)
-    if unsafe:
-        raise RuntimeError(
-            "refusing to start in production:\n" + "\n".join(f"- {line}" for line in unsafe)
-        )
-    if not app.config["STRIPE_SECRET_KEY"] and not app.config.get("TESTING"):
-        app.config.update(config.offline_stripe(app.instance_path))
-    if not app.config["SECRET_KEY"]:
-        app.config["SECRET_KEY"] = _instance_secret(app)
-    if not app.config["DATABASE_URL"]:
-        os.makedirs(app.instance_path, exist_ok=True)
-        app.config["DATABASE_URL"] = (
-            f"sqlite:///{os.path.join(app.instance_path, 'billing.sqlite3')}"
-        )
+    # The instance folder (the SQLite file, the development secret key, the offline Stripe
+    # stand-in's state, emails as files): `instance/` in a checkout unless set.
+    chosen = os.environ.get("BILLING_INSTANCE_PATH")
+    app = BillingApp(__name__, instance_path=os.path.abspath(chosen) if chosen else None)
+    try:
+        _configure(app, config_overrides)
+    except config.ConfigError as error:
+        if click.get_current_context(silent=True) is not None:  # the flask command line
+            raise click.ClickException(str(error)) from None
+        raise
     _configure_logging(app.config["LOG_LEVEL"])
 
     db.init_app(app, db.Database(app.config["DATABASE_URL"], app.config["DB_POOL_SIZE"]))
@@ -111,6 +102,30 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     if app.config.get("EMBEDDED_WORKER"):
         queue.run_embedded(celery, app.instance_path)
     return app
+
+
+def _configure(app: Flask, overrides: Mapping[str, Any] | None) -> None:
+    """The settings: the environment's, `overrides` on top; ConfigError when the service
+    cannot start with them."""
+    app.config.update(API_DOCS)
+    app.config.update(config.from_env())
+    app.config.update(overrides or {})
+    app.config["CLINIC_ZONE"] = config.clinic_zone(app.config["CLINIC_TIMEZONE"])
+    app.config["JOURNAL_CHART"] = config.journal_chart(app.config["JOURNAL_ACCOUNTS"])
+    unsafe = config.unsafe_in_production(app.config)
+    if unsafe:
+        raise config.ConfigError(
+            "refusing to start in production:\n" + "\n".join(f"- {line}" for line in unsafe)
+        )
+    if not app.config["STRIPE_SECRET_KEY"] and not app.config.get("TESTING"):
+        app.config.update(config.offline_stripe(app.instance_path))
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret(app)
+    if not app.config["DATABASE_URL"]:
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["DATABASE_URL"] = (
+            f"sqlite:///{os.path.join(app.instance_path, 'billing.sqlite3')}"
+        )
 
 
 def _instance_secret(app: Flask) -> str:

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import getpass
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
 import click
+from alembic.util import CommandError as AlembicError
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from billing.adapters import db, migrate, providers
 from billing.adapters.secrets_box import UnreadableSecret
+from billing.config import ConfigError
 from billing.domain.errors import ServiceError
 from billing.services.access import audit, keys, staff
 from billing.services.bookings import lifecycle
@@ -42,18 +47,36 @@ def _login_name() -> str:
 
 
 def by_operator(command: F) -> F:
-    """Changes a command makes are, in the audit trail, the operator's who typed it."""
+    """Changes a command makes are, in the audit trail, the operator's who typed it; what
+    goes wrong is one line on stderr and a non-zero exit, never a traceback."""
 
     @wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
-        with audit.acting(audit.Actor("operator", f"cli:{_login_name()}")):
+        with audit.acting(audit.Actor("operator", f"cli:{_login_name()}")), _one_line():
             return command(*args, **kwargs)
 
     return run  # type: ignore[return-value]  # wraps keeps the signature mypy cannot see
 
 
+@contextmanager
+def _one_line() -> Iterator[None]:
+    """The failures an operator can mend, each said in one line."""
+    try:
+        yield
+    except (ServiceError, UnreadableSecret, ConfigError, AlembicError) as error:
+        said = error.detail if isinstance(error, ServiceError) else str(error)
+        raise click.ClickException(said.strip().splitlines()[0]) from None
+    except DBAPIError as error:
+        where = make_url(current_app.config["DATABASE_URL"]).render_as_string(hide_password=True)
+        cause = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        unmigrated = "no such table" in cause or ("relation" in cause and "does not exist" in cause)
+        hint = " (not migrated? flask --app billing db upgrade)" if unmigrated else ""
+        raise click.ClickException(f"the database at {where} failed: {cause}{hint}") from None
+
+
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
+@by_operator
 def db_upgrade(revision: str) -> None:
     """Migrate the database to REVISION (default: head)."""
     migrate.upgrade(current_app.config["DATABASE_URL"], revision)
@@ -114,7 +137,7 @@ def keys_revoke(name: str) -> None:
 @payments_cli.command("reconcile-pending")
 @click.option(
     "--older-than",
-    type=int,
+    type=click.IntRange(min=0),
     default=120,
     show_default=True,
     help="Only payments and refunds idle this many seconds.",
@@ -122,12 +145,17 @@ def keys_revoke(name: str) -> None:
 @by_operator
 def payments_reconcile_pending(older_than: int) -> None:
     """Settle payments and refunds left pending or unknown by looking them up at Stripe."""
-    try:
-        recovered = recovery.reconcile_pending(
-            db.session(), providers.gateway(), timedelta(seconds=older_than)
-        )
-    except ServiceError as error:
-        raise click.ClickException(error.detail) from None
+    on_terminal = sys.stdout.isatty()
+
+    def on_each(done: int, total: int) -> None:
+        if on_terminal:  # progress for a person; nothing but the outcome in cron
+            click.echo(f"\r  {done} of {total} looked up at Stripe", nl=False)
+
+    recovered = recovery.reconcile_pending(
+        db.session(), providers.gateway(), timedelta(seconds=older_than), on_each
+    )
+    if on_terminal and (recovered.payments or recovered.refunds or recovered.errors):
+        click.echo()
     for payment in recovered.payments:
         click.echo(f"{payment.id} (invoice {payment.invoice_id}): {payment.status}")
     for refund in recovered.refunds:
@@ -166,10 +194,8 @@ def stripe_sync(since: datetime | None) -> None:
     on_terminal = sys.stdout.isatty()
 
     def on_page(seen: int, added: int) -> None:
-        if on_terminal:
+        if on_terminal:  # progress for a person; nothing but the summary in cron
             click.echo(f"\r  {seen} transactions read, {added} new", nl=False)
-        else:
-            click.echo(f"sync: {seen} transactions read, {added} new")
 
     try:
         result = stripe_sync_service.sync(

@@ -12,6 +12,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from billing.domain.journal import Account, chart_of_accounts
 
 
+class ConfigError(RuntimeError):
+    """A setting the service cannot start with; the message says which, and why."""
+
+
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name)
     if raw is None or raw == "":
@@ -19,7 +23,7 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise RuntimeError(f"{name} must be an integer, got {raw!r}") from None
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
 def _float(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -29,7 +33,7 @@ def _float(environ: Mapping[str, str], name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError:
-        raise RuntimeError(f"{name} must be a number, got {raw!r}") from None
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
 # Codes printed on receipts so patients can claim from an insurer or an HSA/FSA:
@@ -51,9 +55,9 @@ def _days(environ: Mapping[str, str], name: str, default: list[int]) -> list[int
     try:
         days = sorted({int(part) for part in raw.split(",") if part.strip()})
     except ValueError:
-        raise RuntimeError(f"{name} must be whole days, comma-separated, got {raw!r}") from None
+        raise ConfigError(f"{name} must be whole days, comma-separated, got {raw!r}") from None
     if not days or days[0] < 1:
-        raise RuntimeError(f"{name} must name days from 1 on, got {raw!r}")
+        raise ConfigError(f"{name} must name days from 1 on, got {raw!r}")
     return days
 
 
@@ -64,7 +68,7 @@ def _json(environ: Mapping[str, str], name: str, default: Any) -> Any:
     try:
         return json.loads(raw)
     except ValueError:
-        raise RuntimeError(f"{name} must be JSON, got {raw!r}") from None
+        raise ConfigError(f"{name} must be JSON, got {raw!r}") from None
 
 
 # Written by `make run` when it starts the local Stripe stand-in (development only).
@@ -109,7 +113,7 @@ def clinic_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # unknown, malformed, unreadable
-        raise RuntimeError(
+        raise ConfigError(
             f"CLINIC_TIMEZONE must be an IANA time zone name such as America/Los_Angeles, "
             f"got {name!r}"
         ) from None
@@ -120,7 +124,7 @@ def journal_chart(overrides: Any) -> dict[str, Account]:
     try:
         return chart_of_accounts(overrides)
     except ValueError as error:
-        raise RuntimeError(f"JOURNAL_ACCOUNTS: {error}") from None
+        raise ConfigError(f"JOURNAL_ACCOUNTS: {error}") from None
 
 
 def normalise_database_url(url: str) -> str:
@@ -189,6 +193,8 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # How often each process checks whether keys or prices changed elsewhere.
         "CACHE_CHECK_SECONDS": _float(env, "CACHE_CHECK_SECONDS", 0.5),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
+        # `json`: one JSON object per line (production); `text`: a line a person reads.
+        "LOG_FORMAT": env.get("LOG_FORMAT", "json").strip().lower(),
         "CLINIC_NAME": env.get("CLINIC_NAME", "Example Clinic"),
         # Whose calendar reports, the dashboard and invoice years follow; storage stays UTC.
         "CLINIC_TIMEZONE": env.get("CLINIC_TIMEZONE") or "UTC",

@@ -92,6 +92,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args()
+    # One line per request, the app's own, readable: not Werkzeug's access line beside it
+    # (nor its banner: the lines below say where the server is).
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    os.environ.setdefault("LOG_FORMAT", "text")
     overrides: dict[str, Any] = {}
     if not os.environ.get("STRIPE_SECRET_KEY"):
         overrides = offline_stripe(create_app().instance_path, args.port)

@@ -20,12 +20,14 @@ import functools
 import logging
 import threading
 import time
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
 from celery.beat import EmbeddedService
+from celery.exceptions import SecurityWarning
 from celery.schedules import crontab
 from celery.worker.consumer import Consumer
 from flask import Flask
@@ -36,7 +38,7 @@ from billing.adapters import breakers
 from billing.services.integrations import emails, events, webhooks
 
 log = logging.getLogger("billing.queue")
-MEMORY = "memory://"
+MEMORY = "memory://localhost/"  # a host named, or kombu says it assumed one
 
 
 def schedule(config: dict[str, Any]) -> dict[str, Any]:
@@ -147,7 +149,11 @@ def _forget(session: Session) -> None:
 
 
 def run_embedded(celery: Celery, instance_path: str) -> None:
-    """`make run`: a worker and the scheduler in threads of this process."""
+    """`make run`: a worker and the scheduler in threads of this process, quietly: the
+    process's own output stays its own (Celery would take print() over as its log), and a
+    developer running as root is not warned about a worker that only runs here."""
+    celery.conf.worker_redirect_stdouts = False
+    warnings.filterwarnings("ignore", category=SecurityWarning)
     worker = celery.Worker(
         pool="solo",
         concurrency=1,

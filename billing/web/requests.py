@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import Callable
 
-from flask import Flask, Request, Response, g, request
+from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from billing.domain.errors import BadRequest, NotFound, ServiceError, field_error
@@ -125,20 +125,24 @@ def _finish(response: Response) -> Response:
         return response
     api_key = g.get("api_key")
     rule = request.url_rule.rule if request.url_rule is not None else request.path
-    log.info(
-        json.dumps(
-            {
-                "event": "request",
-                "method": request.method,
-                # Pay links carry a secret token in the path: log the route instead.
-                "path": rule if "token" in rule else request.path,
-                "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - g.started) * 1000, 2),
-                "request_id": g.get("request_id"),
-                "api_key": api_key.name if api_key is not None else None,
-            }
+    line = {
+        "event": "request",
+        "method": request.method,
+        # Pay links carry a secret token in the path: log the route instead.
+        "path": rule if "token" in rule else request.path,
+        "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - g.started) * 1000, 2),
+        "request_id": g.get("request_id"),
+        "api_key": api_key.name if api_key is not None else None,
+    }
+    if current_app.config["LOG_FORMAT"] == "text":  # `make run`: for a person to read
+        who = f" ({line['api_key']})" if line["api_key"] else ""
+        log.info(
+            f"{line['method']} {line['path']} {line['status']} "
+            f"{line['duration_ms']:.1f} ms{who} [{line['request_id']}]"
         )
-    )
+    else:
+        log.info(json.dumps(line))
     return response
 
 

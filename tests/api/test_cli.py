@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from billing import create_app
@@ -105,3 +107,57 @@ def test_a_stand_in_left_behind_by_a_stopped_make_run_is_forgotten(tmp_path, cap
     assert offline_stripe(str(tmp_path)) == {}
     assert not share.exists()
     assert "has stopped" in capsys.readouterr().err
+
+
+def flask_command(*args: str, tmp_path: Any, **env: str) -> Any:
+    """`flask --app billing ARGS` as an operator types it, in an instance of its own."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    settings = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
+    settings |= {"BILLING_INSTANCE_PATH": str(tmp_path / "instance"), **env}
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("flask")), "--app", "billing", *args],
+        env=settings,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_missing_key_is_one_line_too(tmp_path: Any) -> None:
+    assert flask_command("db", "upgrade", tmp_path=tmp_path).returncode == 0
+    ran = flask_command("keys", "revoke", "nobody", tmp_path=tmp_path)
+    assert ran.returncode != 0 and ran.stderr.strip() == "Error: No key named 'nobody'."
+
+
+@pytest.mark.parametrize(
+    "args, env, says",
+    [
+        (("db", "upgrade", "no_such_revision"), {}, "no_such_revision"),
+        (
+            ("seed",),
+            {"DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/no_such_database_here"},
+            "no_such_database_here",
+        ),
+        (("seed",), {"CLINIC_TIMEZONE": "Mars/Phobos"}, "CLINIC_TIMEZONE"),
+        (("seed",), {"QUOTE_TTL_HOURS": "a day"}, "QUOTE_TTL_HOURS"),
+        (("payments", "reconcile-pending", "--older-than", "-5"), {}, "-5"),
+        (("keys", "create", "k", "--scopes", "no:such"), {}, "Unknown scopes"),
+        (("keys", "revoke", "nobody"), {}, "not migrated? flask --app billing db upgrade"),
+        (("stripe", "sync", "--since", "yesterday"), {}, "yesterday"),
+    ],
+)
+def test_every_cli_mistake_is_one_line_and_a_non_zero_exit(
+    tmp_path: Any, args: tuple[str, ...], env: dict[str, str], says: str
+) -> None:
+    ran = flask_command(*args, tmp_path=tmp_path, **env)
+    assert ran.returncode != 0
+    assert "Traceback" not in ran.stderr + ran.stdout
+    said = [line for line in ran.stderr.splitlines() if line.strip()]
+    assert says in ran.stderr
+    # click's usage lines for a bad option, or the error alone: never more than that
+    assert len([line for line in said if line.startswith("Error")]) == 1, ran.stderr
+    assert len(said) <= 3, ran.stderr

@@ -8,6 +8,7 @@ twice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -34,10 +35,14 @@ class Recovered:
 
 
 def reconcile_pending(
-    session: Session, gateway: StripeGateway, older_than: timedelta = STALE_AFTER
+    session: Session,
+    gateway: StripeGateway,
+    older_than: timedelta = STALE_AFTER,
+    on_each: Callable[[int, int], None] = lambda done, total: None,
 ) -> Recovered:
     """Settle payments left pending, unknown or in flight, and refunds left pending or
-    unknown, idle for `older_than`: look each up at Stripe and commit what it says."""
+    unknown, idle for `older_than`: look each up at Stripe and commit what it says
+    (`on_each(done, total)` after each, for a progress line)."""
     cutoff = utcnow() - older_than
     stuck_payments = list(
         session.scalars(
@@ -53,13 +58,16 @@ def reconcile_pending(
     )
     session.commit()
     settled_payments, settled_refunds, waiting, errors = [], [], [], []
-    for payment_id in stuck_payments:
+    total = len(stuck_payments) + len(stuck_refunds)
+    for done, payment_id in enumerate(stuck_payments, 1):
+        on_each(done, total)
         try:
             settled_payments.append(payments.resolve(session, gateway, payment_id))
         except ServiceError as error:
             session.rollback()
             errors.append(f"payment {payment_id}: {error.detail}")
-    for refund in stuck_refunds:
+    for done, refund in enumerate(stuck_refunds, len(stuck_payments) + 1):
+        on_each(done, total)
         try:
             resend = refund.kind == OVERPAYMENT  # money we owe goes back, whatever it takes
             settled = refunds.resolve(session, gateway, refund.id, resend)
