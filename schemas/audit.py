@@ -43,7 +43,10 @@ class AuditEventSchema(Schema):
         metadata={
             "description": "What changed: amounts in minor units beside their currency, ids, "
             "reasons; which keys depend on the action.",
-            "additionalProperties": {"anyOf": DETAIL_VALUES, "nullable": True},
+            # Null is a value of each kind (`nullable` only means something beside a type).
+            "additionalProperties": {
+                "anyOf": [{**kind, "nullable": True} for kind in DETAIL_VALUES]
+            },
         },
     )
 

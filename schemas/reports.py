@@ -101,7 +101,7 @@ class PairSchema(Schema):
     stripe_amount = fields.Integer(required=True, allow_none=True)
     stripe_fee = fields.Integer(required=True, allow_none=True)
     stripe_net = fields.Integer(required=True, allow_none=True)
-    stripe_currency = fields.String(required=True, allow_none=True)
+    stripe_currency = Currency(required=True, allow_none=True)
     stripe_created = fields.DateTime(required=True, allow_none=True)
 
 
@@ -115,15 +115,15 @@ class StripeMoneySchema(Schema):
 
 class DaySchema(StripeMoneySchema):
     day = fields.Date(required=True)
-    currency = fields.String(required=True)
+    currency = Currency(required=True)
 
 
 class PayoutSchema(StripeMoneySchema):
     payout_id = fields.String(required=True)
     payout_amount = fields.Integer(required=True)
     arrival_date = fields.DateTime(required=True, allow_none=True)
-    status = fields.String(required=True)
-    currency = fields.String(required=True)
+    status = typed("PayoutStatus", fields.String(required=True))
+    currency = Currency(required=True)
 
 
 class SessionTypeRevenueSchema(Schema):

@@ -247,6 +247,14 @@ TYPES: dict[str, dict[str, Any]] = {
         "charge", "refund", "dispute", description="Which way a ledger entry moved money."
     ),
     "ReportFormat": _closed("json", "csv", description="A report as JSON or as CSV."),
+    "PayoutStatus": _closed(
+        "paid",
+        "pending",
+        "in_transit",
+        "canceled",
+        "failed",
+        description="A Stripe payout's status, as Stripe gives it.",
+    ),
     "EventType": _closed(
         *EVENT_TYPES,
         description="What changed; more types may come, so ignore the ones you do not know.",

@@ -89,7 +89,8 @@ def _walk(where: str, name: str, schema: Schema) -> Iterator[tuple[str, str, Sch
             yield from _walk(where, f"{name}[]", schema[key])
     for key in ("allOf", "anyOf", "oneOf"):
         for part in schema.get(key, []):
-            yield from _walk(where, name, part)
+            if part.get("enum") != [None]:  # the "or null" branch is no value of its own
+                yield from _walk(where, name, part)
 
 
 def refers_to(schema: Schema) -> set[str]:

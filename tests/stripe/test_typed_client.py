@@ -158,6 +158,10 @@ def test_a_booking_system_quotes_through_the_typed_client(
     assert refused.status_code == 422 and isinstance(refused.parsed, m.Problem)
     assert refused.parsed.code == m.ErrorCode.FIRST_SESSION_MUST_BE_IV
     assert refused.parsed.code == "first_session_must_be_iv"
+    # The whole problem (RFC 9457), as a typed client reads it.
+    assert refused.parsed.type_ == "/problems/first_session_must_be_iv"
+    assert (refused.parsed.title, refused.parsed.status) == ("Unprocessable request", 422)
+    assert "no completed IV session" in refused.parsed.detail
     assert list(refused.parsed.errors.additional_properties) == ["patients.1"]
     assert "P-1004" in refused.parsed.errors["patients.1"][0]
 

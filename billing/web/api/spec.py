@@ -33,8 +33,9 @@ RETRY_AFTER = {
 
 # What every operation behind an API key can answer besides its own outcomes: a malformed
 # request (a NUL character in the query), no or a wrong key, a key without the scope, too
-# many requests, the database unreachable.
-BEHIND_A_KEY = (400, 401, 403, 429, 503)
+# many requests, a fault of ours (500 internal_error, as problem+json like every error),
+# the database unreachable.
+BEHIND_A_KEY = (400, 401, 403, 429, 500, 503)
 # Operations that read a JSON body: malformed JSON or a bad Idempotency-Key (400), a
 # body too large (413) or not JSON (415), a body that does not validate (422).
 WITH_A_BODY = (400, 413, 415, 422)
@@ -47,10 +48,9 @@ def link(path: str, method: str, **values: str) -> dict[str, Any]:
     """An OpenAPI link to the operation at `path`: "$response.body#/id" fills a parameter,
     "body:<field>" a field of the request body. Clients and fuzzers follow them from one
     step of the walk-through (quote, invoice, payment, refund) to the next."""
-    pointer = path.replace("~", "~0").replace("/", "~1")
     parameters = {k: v for k, v in values.items() if not v.startswith("body:")}
     body = {k: v[len("body:") :] for k, v in values.items() if v.startswith("body:")}
-    result: dict[str, Any] = {"operationRef": f"#/paths/{pointer}/{method}"}
+    result: dict[str, Any] = {"operationId": OPERATION_IDS[(path, method)]}
     if parameters:
         result["parameters"] = parameters
     if body:
@@ -108,6 +108,12 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
 
 # How apispec says "or null" beside a reference in OpenAPI 3.0.
 NULL_OBJECT = {"type": "object", "nullable": True}
+
+def only_null(type_: str) -> dict[str, Any]:
+    """The schema of null alone in OpenAPI 3.0.3, where `nullable` needs a `type` beside it
+    to mean anything: the "or null" branch of a nullable reference."""
+    return {"type": type_, "nullable": True, "enum": [None]}
+
 
 # What a property says of its one use, beside the type it refers to.
 USE_SITE = ("description", "readOnly", "nullable")
@@ -200,7 +206,7 @@ class TypesPlugin(BasePlugin):
 
     def schema_helper(self, name: str, definition: dict[str, Any], **_: Any) -> None:
         for key, value in definition.get("properties", {}).items():
-            definition["properties"][key] = self._refer(value)
+            definition["properties"][key] = self._refer(_wide(value))
 
     def path_helper(
         self,
@@ -221,7 +227,7 @@ class TypesPlugin(BasePlugin):
         for operation in (operations or {}).values():
             for parameter in operation.get("parameters", []):
                 if isinstance(parameter, dict) and isinstance(parameter.get("schema"), dict):
-                    parameter["schema"] = self._refer(parameter["schema"])
+                    parameter["schema"] = self._refer(_wide(parameter["schema"]))
 
     def _refer(self, schema: dict[str, Any]) -> dict[str, Any]:
         """`schema` with its type as a reference, keeping what it says of this one use."""
@@ -231,17 +237,31 @@ class TypesPlugin(BasePlugin):
         any_of = schema.get("anyOf", [])
         if len(any_of) == 2 and NULL_OBJECT in any_of:
             # apispec's nullable reference (OpenAPI 3.0), which generators turn into a
-            # second, empty model; `nullable` with `allOf` says the same to them.
-            rest = {k: v for k, v in schema.items() if k != "anyOf"}
-            return {**rest, "nullable": True, "allOf": [s for s in any_of if s != NULL_OBJECT]}
+            # second, empty model: the other branch is null itself.
+            refs = [s for s in any_of if s != NULL_OBJECT]
+            return {**schema, "anyOf": [*refs, only_null("object")]}
         name = schema.get("x-type")
         if name is None:
             return schema
         ref = self.spec.components.get_ref("schema", name)
         use: dict[str, Any] = {k: schema[k] for k in USE_SITE if k in schema}
         if schema.get("x-open-set"):
-            return {**use, "anyOf": [ref, {"type": TYPES[name]["type"]}]}
+            nullable = [only_null(TYPES[name]["type"])] if use.pop("nullable", False) else []
+            return {**use, "anyOf": [ref, {"type": TYPES[name]["type"]}, *nullable]}
+        if use.pop("nullable", False):
+            return {**use, "anyOf": [ref, only_null(TYPES[name]["type"])]}
         return {**use, "allOf": [ref]} if use else ref
+
+
+def _wide(schema: dict[str, Any]) -> dict[str, Any]:
+    """Money and counts are 64-bit: without a format, Java, Kotlin and C# generators make
+    an `integer` 32-bit, and a year of cents overflows it."""
+    if schema.get("type") == "integer" and "format" not in schema:
+        schema["format"] = "int64"
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            _wide(schema[key])
+    return schema
 
 
 class BillingApi(Api):  # type: ignore[misc]  # flask-smorest ships no type hints
@@ -249,6 +269,17 @@ class BillingApi(Api):  # type: ignore[misc]  # flask-smorest ships no type hint
     DEFAULT_ERROR_RESPONSE_NAME = None  # no catch-all: each operation lists its statuses
 
     def __init__(self, app: Any) -> None:
+        app.config.setdefault(
+            "API_SPEC_OPTIONS",
+            {
+                "servers": [{"url": "/", "description": "this service, where it answers"}],
+                "info": {
+                    "description": "The clinic's pricing and billing service: quotes, "
+                    "invoices, payments through Stripe, refunds, reports and events. "
+                    "Every error is application/problem+json with a stable `code`."
+                },
+            },
+        )
         super().__init__(app, spec_kwargs={"extra_plugins": [OperationsPlugin(), TypesPlugin()]})
 
     def _register_pagination_header(self) -> None:
