@@ -109,6 +109,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
 # How apispec says "or null" beside a reference in OpenAPI 3.0.
 NULL_OBJECT = {"type": "object", "nullable": True}
 
+
 def only_null(type_: str) -> dict[str, Any]:
     """The schema of null alone in OpenAPI 3.0.3, where `nullable` needs a `type` beside it
     to mean anything: the "or null" branch of a nullable reference."""
