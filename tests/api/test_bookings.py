@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text
 
 from billing.adapters import db
 from billing.adapters.models import ApiKey, AuditEvent, Invoice, PayLink
@@ -668,3 +668,87 @@ def test_two_quotes_of_a_new_booking_invoiced_at_once_never_fail(app: Flask, des
     assert booking["quote_id"] == quotes[1]["id"] or len(booking["invoices"]) == 1
     open_ones = [i for i in booking["invoices"] if i["status"] == "open"]
     assert len(open_ones) == 1  # one place, one invoice to pay
+
+
+@pytest.mark.postgresql
+@pytest.mark.parametrize("app", ["postgresql"], indirect=True)
+def test_a_requote_invoiced_while_the_older_quote_settles_is_never_voided(
+    app: Flask, desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worst moment, forced: the older quote's invoicing has read the booking and is
+    about to read its invoices when the newer quote's invoicing goes. Read apart, the older
+    would see the newer invoice beside a booking still naming the older quote, and void it."""
+    older, newer = (_quote(desk, "iv_individual", NEW).json["id"] for _ in range(2))
+    booking_read, newer_invoiced = threading.Event(), threading.Event()
+    settling = threading.local()
+    engine = app.extensions["billing.db"].engine
+    settle, create = lifecycle.settle, invoices.create_invoices
+
+    def marked_settle(*args: Any, **kwargs: Any) -> Any:
+        settling.on = True
+        try:
+            return settle(*args, **kwargs)
+        finally:
+            settling.on = False
+
+    def create_then_tell(session: Any, quote_id: str, *args: Any, **kwargs: Any) -> Any:
+        batch = create(session, quote_id, *args, **kwargs)
+        if quote_id == newer:
+            newer_invoiced.set()
+        return batch
+
+    def someone_waits_on_a_lock() -> bool:
+        with engine.connect() as watcher:
+            return bool(
+                watcher.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()"
+                    )
+                )
+            )
+
+    def pause_before_the_invoices(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        if (
+            threading.current_thread().name == "older"
+            and getattr(settling, "on", False)
+            and not booking_read.is_set()
+            and statement.lstrip().startswith("SELECT")
+            and "invoices.booking_id" in statement
+        ):
+            booking_read.set()  # the newer goes now: until it is invoiced, or waits on us
+            for _ in range(500):
+                if newer_invoiced.wait(timeout=0.02) or someone_waits_on_a_lock():
+                    break
+
+    monkeypatch.setattr(lifecycle, "settle", marked_settle)
+    monkeypatch.setattr(invoices, "create_invoices", create_then_tell)
+    answers: dict[str, Any] = {}
+
+    def invoice(name: str, quote_id: str) -> None:
+        if name == "newer":
+            assert booking_read.wait(timeout=20)
+        answers[name] = app.test_client().post(
+            "/v1/invoices", json={"quote_id": quote_id}, headers=desk.headers
+        )
+
+    threads = [
+        threading.Thread(target=invoice, args=(name, quote_id), name=name)
+        for name, quote_id in (("older", older), ("newer", newer))
+    ]
+    event.listen(engine, "before_cursor_execute", pause_before_the_invoices)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        event.remove(engine, "before_cursor_execute", pause_before_the_invoices)
+    assert booking_read.is_set()  # the moment happened
+    assert {n: a.status_code for n, a in answers.items()} == {"older": 201, "newer": 201}
+    booking = desk.get("BK-Q")
+    assert booking["quote_id"] == newer
+    assert {i["quote_id"]: i["status"] for i in booking["invoices"]} == {
+        older: "void",
+        newer: "open",
+    }

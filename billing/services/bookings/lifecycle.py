@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing.adapters.booking_models import Booking, Seat
+from billing.adapters.db import lock_for_write
 from billing.adapters.models import (
     Invoice,
     InvoiceLine,
@@ -360,6 +361,12 @@ def _fee_invoice(
 
 def settle(session: Session, settings: Settings, booking_id: str, api_key_id: int) -> BookingView:
     """Void or refund what no longer applies, collect new fees; safe to run again."""
+    # The booking, its places and its invoices read in one moment: a re-quote invoiced
+    # between reading the booking and reading its invoices would look superseded and be
+    # voided. Whatever was held is let go first, so the lock is the only thing waited on.
+    session.commit()
+    lock_for_write(session)
+    _locked(session, booking_id)
     view = get_booking(session, booking_id)
     session.commit()
     if view.booking.api_key_id != api_key_id:  # whom the settle job acts for, later
