@@ -1,4 +1,8 @@
-"""A small server-side SVG line chart: no script, nothing from a CDN."""
+"""A small server-side SVG line chart: no script, nothing from a CDN.
+
+The lines are drawn in SVG, which scales with the page; everything there is to read (the
+scale, the days, the legend) is HTML beside it, so it stays the page's own size on a
+phone where an SVG's text would shrink to a few pixels."""
 
 from __future__ import annotations
 
@@ -6,10 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-WIDTH, HEIGHT, PAD = 640, 260, 40
+WIDTH, HEIGHT, PAD = 640, 240, 8
 COLOURS = ["#23395d", "#c2410c", "#15803d", "#7c3aed"]
-AXIS = 'stroke="#9aa3b2"'
-SMALL = 'font-size="11" fill="#4a5468"'
+AXIS = 'stroke="#5f6877"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +28,11 @@ def line_chart(
     days: Sequence[str],
     series: Sequence[Series],
     amount: Callable[[int], str] = str,
+    key: str = "chart",
 ) -> str:
-    """An accessible SVG: a <title>, axes, one polyline per series and a legend."""
+    """A <figure>: the SVG lines (a named image, one titled polyline per series) and, as
+    text, the highest day's amount, the first and last day, and the legend. `key` makes
+    the ids unique when a page shows several charts."""
     top = max([max(s.values, default=0) for s in series] + [1])
     step = (WIDTH - 2 * PAD) / max(len(days) - 1, 1)
     base = HEIGHT - PAD
@@ -34,33 +40,37 @@ def line_chart(
     def point(index: int, value: int) -> str:
         return f"{PAD + index * step:.1f},{base - (value / top) * (HEIGHT - 2 * PAD):.1f}"
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT + 30}" '
-        'role="img" aria-labelledby="chart-title" class="chart">',
-        f'<title id="chart-title">{escape(title)}</title>',
+    title_id = f"{escape(key)}-title"
+    svg = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'preserveAspectRatio="none" role="img" aria-labelledby="{title_id}" class="chart">',
+        f'<title id="{title_id}">{escape(title)}</title>',
         f'<line x1="{PAD}" y1="{base}" x2="{WIDTH - PAD}" y2="{base}" {AXIS}/>',
         f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{base}" {AXIS}/>',
-        f'<text x="{PAD + 4}" y="{PAD + 12}" {SMALL}>max {escape(amount(top))}</text>',
     ]
-    if days:
-        parts.append(f'<text x="{PAD}" y="{base + 16}" {SMALL}>{escape(days[0])}</text>')
-        parts.append(
-            f'<text x="{WIDTH - PAD}" y="{base + 16}" {SMALL} text-anchor="end">'
-            f"{escape(days[-1])}</text>"
-        )
-    for number, item in enumerate(series):
+    legend = []
+    for item in series:
         colour = COLOURS[item.colour % len(COLOURS)]
         dash = ' stroke-dasharray="6 4"' if item.dashed else ""
         points = " ".join(point(i, v) for i, v in enumerate(item.values))
-        parts.append(
-            f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{points}">'
+        svg.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
+            f'vector-effect="non-scaling-stroke"{dash} points="{points}">'
             f"<title>{escape(item.label)}</title></polyline>"
         )
-        x, y = PAD + number * 150, HEIGHT + 10
-        parts.append(
-            f'<line x1="{x}" y1="{y}" x2="{x + 20}" y2="{y}" stroke="{colour}" '
-            f'stroke-width="2"{dash}/><text x="{x + 26}" y="{y + 4}" font-size="11" '
-            f'fill="#1d2433">{escape(item.label)}</text>'
+        legend.append(
+            '<li><svg class="swatch" viewBox="0 0 28 8" aria-hidden="true" focusable="false">'
+            f'<line x1="0" y1="4" x2="28" y2="4" stroke="{colour}" stroke-width="3"{dash}/>'
+            f"</svg>{escape(item.label)}</li>"
         )
-    parts.append("</svg>")
-    return "".join(parts)
+    svg.append("</svg>")
+    scale = f"Highest day {escape(amount(top))}" if any(any(s.values) for s in series) else ""
+    span = f"{escape(days[0])} to {escape(days[-1])}" if days else ""
+    return (
+        f'<figure class="chart" aria-labelledby="{title_id}-caption">'
+        f'<figcaption id="{title_id}-caption">{escape(title)}</figcaption>'
+        f'<p class="chart-scale">{" · ".join(p for p in (scale, span) if p)}</p>'
+        f"{''.join(svg)}"
+        f'<ul class="legend">{"".join(legend)}</ul>'
+        "</figure>"
+    )

@@ -205,9 +205,15 @@ def test_the_dashboards_button_closes_a_month_and_exports_its_journal(
     forged = client.post("/finance/books/close", data={"month": "2026-10"}, **HTTPS)
     assert forged.status_code == 400
     assert journal(client, finance, "2026-10").json["status"] == "open"
-    done = client.post(
+    asked = client.post(
         "/finance/books/close", data={"month": "2026-10", "csrf_token": token.group(1)}, **HTTPS
     )
+    assert asked.status_code == 200
+    question = asked.get_data(as_text=True)
+    assert "Close the books of October 2026?" in question and "cannot be undone" in question
+    assert journal(client, finance, "2026-10").json["status"] == "open"  # only asked
+    confirmed = {"month": "2026-10", "csrf_token": token.group(1), "confirmed": "yes"}
+    done = client.post("/finance/books/close", data=confirmed, **HTTPS)
     assert done.status_code == 200
     assert "October 2026 is closed" in done.get_data(as_text=True)
     page = client.get("/finance?from=2026-10-01&to=2026-10-31", **HTTPS).get_data(as_text=True)

@@ -7,42 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.npm import npm_package
+
 REDOCLY = "@redocly/cli@2.77.0"
-PREFIX = REPO / ".venv" / "npm"
-
-
-def redocly() -> Path:
-    npm = shutil.which("npm")
-    if npm is None:
-        if os.environ.get("CI"):
-            pytest.fail("npm is required under CI to lint the OpenAPI document")
-        pytest.skip("npm not found: the OpenAPI document is not linted")
-    binary = PREFIX / "node_modules" / ".bin" / "redocly"
-    if not binary.exists():
-        subprocess.run(
-            [
-                npm,
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--silent",
-                "--prefix",
-                str(PREFIX),
-                REDOCLY,
-            ],
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
-    return binary
 
 
 @pytest.mark.parametrize("app", ["sqlite"], indirect=True)
@@ -52,7 +25,15 @@ def test_the_document_has_no_error_by_redoclys_recommended_rules(
     document = tmp_path / "openapi.json"
     document.write_text(json.dumps(client.get("/openapi.json").json))
     linted = subprocess.run(
-        [str(redocly()), "lint", str(document), "--extends", "recommended", "--format", "json"],
+        [
+            str(npm_package(REDOCLY, ".bin/redocly")),
+            "lint",
+            str(document),
+            "--extends",
+            "recommended",
+            "--format",
+            "json",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+
+from billing.adapters import db
+from billing.adapters.models import Payment, StripeBalanceTransaction
+from billing.services.access.staff import create_staff_user
+from tests.e2e.finance_pages import EMAIL, PASSWORD
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 CHROMIUM_ARGS = [
@@ -76,3 +82,39 @@ def screenshot(request: pytest.FixtureRequest) -> Any:
         return path
 
     return take
+
+
+@pytest.fixture
+def books(stripe_app, stripe_client, staff, open_invoice, standin):
+    """Two paid invoices, one partly refunded, synced from Stripe; one charge then lost
+    from the Stripe copy, so the dashboard has a discrepancy to show."""
+    standin.reset()  # only this test's payments at Stripe
+    paid = []
+    for _ in range(2):
+        invoice_id = open_invoice()
+        response = stripe_client.post(
+            f"/v1/invoices/{invoice_id}/payments",
+            headers={**staff, "Idempotency-Key": f"pay-{invoice_id}"},
+            json={"method": "card_on_file"},
+        )
+        assert response.status_code == 201, response.json
+        paid.append(invoice_id)
+    stripe_client.post(
+        f"/v1/invoices/{paid[0]}/refunds",
+        headers={**staff, "Idempotency-Key": "refund-1"},
+        json={"amount": 10000, "reason": "shorter session"},
+    )
+    result = stripe_app.test_cli_runner().invoke(args=["stripe", "sync"])
+    assert result.exit_code == 0, result.output
+    with stripe_app.app_context():
+        session = db.session()
+        create_staff_user(session, EMAIL, PASSWORD)
+        lost = session.scalars(select(Payment).where(Payment.invoice_id == paid[1])).one()
+        txn = session.scalars(
+            select(StripeBalanceTransaction).where(
+                StripeBalanceTransaction.source == lost.stripe_charge_id
+            )
+        ).one()
+        session.delete(txn)
+        session.commit()
+    return paid

@@ -9,58 +9,12 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select
 
 from billing.adapters import db
-from billing.adapters.models import Payment, StripeBalanceTransaction
 from billing.services.access import keys
-from billing.services.access.staff import create_staff_user
+from tests.e2e.finance_pages import EMAIL, PASSWORD, sign_in
 
 pytestmark = pytest.mark.parametrize("stripe_app", ["sqlite"], indirect=True)
-EMAIL, PASSWORD = "finance@example-clinic.org", "correct horse battery staple"
-
-
-@pytest.fixture
-def books(stripe_app, stripe_client, staff, open_invoice, standin):
-    """Two paid invoices, one partly refunded, synced from Stripe; one charge then lost
-    from the Stripe copy, so the dashboard has a discrepancy to show."""
-    standin.reset()  # only this test's payments at Stripe
-    paid = []
-    for _ in range(2):
-        invoice_id = open_invoice()
-        response = stripe_client.post(
-            f"/v1/invoices/{invoice_id}/payments",
-            headers={**staff, "Idempotency-Key": f"pay-{invoice_id}"},
-            json={"method": "card_on_file"},
-        )
-        assert response.status_code == 201, response.json
-        paid.append(invoice_id)
-    stripe_client.post(
-        f"/v1/invoices/{paid[0]}/refunds",
-        headers={**staff, "Idempotency-Key": "refund-1"},
-        json={"amount": 10000, "reason": "shorter session"},
-    )
-    result = stripe_app.test_cli_runner().invoke(args=["stripe", "sync"])
-    assert result.exit_code == 0, result.output
-    with stripe_app.app_context():
-        session = db.session()
-        create_staff_user(session, EMAIL, PASSWORD)
-        lost = session.scalars(select(Payment).where(Payment.invoice_id == paid[1])).one()
-        txn = session.scalars(
-            select(StripeBalanceTransaction).where(
-                StripeBalanceTransaction.source == lost.stripe_charge_id
-            )
-        ).one()
-        session.delete(txn)
-        session.commit()
-    return paid
-
-
-def sign_in(page, base: str, password: str = PASSWORD) -> None:
-    page.goto(f"{base}/finance/login")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def test_wrong_password_is_refused(stripe_app, books, browser, screenshot) -> None:
@@ -249,10 +203,67 @@ def test_a_clerk_closes_a_month_with_the_dashboards_button(
         assert page.locator("p.closed-through").inner_text() == "No month is closed yet."
         page.get_by_label("Close the books of").fill(month)
         page.get_by_role("button", name="Close month").click()
-        page.get_by_role("heading", name=f"{last_year:%B %Y} is closed").wait_for()
+        name = f"{last_year:%B %Y}"
+        page.get_by_role("heading", name=f"Close the books of {name}?").wait_for()
+        assert "This cannot be undone." in page.locator("main").inner_text()
+        screenshot(page, "close-asked")
+        page.get_by_role("link", name="Keep it open").click()  # changed their mind
+        assert page.locator("p.closed-through").inner_text() == "No month is closed yet."
+        page.get_by_label("Close the books of").fill(month)
+        page.get_by_role("button", name="Close month").click()
+        page.get_by_role("button", name=f"Close {name}").click()
+        page.get_by_role("heading", name=f"{name} is closed").wait_for()
         page.get_by_role("link", name="Back to the dashboard").click()
         closed = page.locator("p.closed-through").inner_text()
         assert closed.startswith(f"Closed through {last_year:%B %Y}")
         screenshot(page, "dashboard-closed")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_finance_pages_read_well_at_a_desk_and_on_a_phone(
+    stripe_app, books, browser, screenshot, width
+) -> None:
+    base = stripe_app.config["LIVE_URL"]
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(page, base)
+        page.get_by_role("heading", name="Totals").wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        by_type = page.locator("table.by-type")
+        assert by_type.locator("thead").inner_text().split("\t")[:2] == ["Session type", "Currency"]
+        assert "USD" in by_type.locator("tbody").inner_text()
+        # The chart's words are the page's own text, as large as the rest of it.
+        legend = page.locator("figure.chart ul.legend li")
+        assert legend.all_inner_texts()[:2] == ["Individual IV gross", "Individual IV net"]
+        body_size = page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+        for words in (legend.first, page.locator("figure.chart .chart-scale").first):
+            assert words.evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= body_size
+            box = words.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+        assert re.fullmatch(
+            f"Highest day \\$[\\d,.]+ · {DAY} to {DAY}",
+            page.locator("figure.chart .chart-scale").first.inner_text(),
+        )
+        screenshot(page, "dashboard")
+
+        page.goto(f"{base}/finance/audit")
+        rows = page.locator("table.audit tbody tr")
+        assert rows.count() >= 2
+        region = page.get_by_role("region", name="Changes")
+        if width >= 1280:  # every column shows whole, with no scrolling sideways
+            assert region.evaluate("box => box.scrollWidth <= box.clientWidth")
+            for column in ("Details", "Request"):
+                header = page.get_by_role("columnheader", name=column).bounding_box()
+                assert header is not None and header["x"] + header["width"] <= width
+            request_id = rows.first.locator("td.request")
+            assert re.fullmatch("[0-9a-f]{32}", request_id.inner_text())
+            assert request_id.evaluate("td => td.scrollWidth <= td.clientWidth")
+        else:  # the table scrolls inside its region, which the keyboard reaches
+            region.focus()
+            assert region.evaluate("box => document.activeElement === box")
+        screenshot(page, "audit")
     finally:
         context.close()

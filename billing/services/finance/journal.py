@@ -94,6 +94,30 @@ def _stored(session: Session, month: str) -> MonthJournal:
     )
 
 
+def check_closable(
+    session: Session, month: str, zone: ZoneInfo, now: datetime | None = None
+) -> bool:
+    """Whether closing `month` would close it now (False: it is closed already); a Conflict
+    says why it cannot: it is not over, or an earlier month with money in it is open."""
+    through = closed_through(session)
+    if through is not None and month <= through:
+        return False
+    start, end = span_of_month(month, zone)
+    if end > (now or utcnow()):
+        raise Conflict(
+            "month_not_over", f"{month} is not over yet: it ends at {end.isoformat()} ({zone.key})."
+        )
+    if through is None or month != next_month(through):
+        earlier = _earliest_open_month(session, start, zone, through)
+        if earlier is not None:
+            raise Conflict(
+                "earlier_month_open",
+                f"Close {earlier} first: money moved in it and it is still open "
+                "(months close in order).",
+            )
+    return True
+
+
 def close_month(
     session: Session,
     month: str,
@@ -107,19 +131,7 @@ def close_month(
     through = closed_through(session)
     if through is not None and month <= through:
         return _closing_of(session, month)
-    start, end = span_of_month(month, zone)
-    if end > now:
-        raise Conflict(
-            "month_not_over", f"{month} is not over yet: it ends at {end.isoformat()} ({zone.key})."
-        )
-    if through is None or month != next_month(through):
-        earlier = _earliest_open_month(session, start, zone, through)
-        if earlier is not None:
-            raise Conflict(
-                "earlier_month_open",
-                f"Close {earlier} first: money moved in it and it is still open "
-                "(months close in order).",
-            )
+    check_closable(session, month, zone, now)
     items, ledger_ids, transaction_ids = _open_items(session, month, zone, through)
     made = journals(items, chart)
     actor = audit.current_actor().name[:254]

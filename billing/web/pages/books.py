@@ -39,10 +39,21 @@ def _month() -> str:
 @blp.post("/close")
 @signed_in
 def close(user: StaffUser) -> Response:
-    """Close a month: its journal is kept as it is now; what comes later goes to the next."""
-    month = _month()
+    """Close a month: its journal is kept as it is now; what comes later goes to the next.
+    Closing cannot be undone, so the first post asks; the second, confirmed, closes."""
+    month, session, zone = _month(), db.session(), clinic_zone()
     try:
-        closing = journal.close_month(db.session(), month, clinic_zone(), journal_chart())
+        if request.form.get("confirmed") != "yes" and journal.check_closable(session, month, zone):
+            preview = journal.month_journal(session, month, zone, journal_chart())
+            return render_page(
+                "finance/close_month.html",
+                200,
+                user=user,
+                month=month,
+                name=month_name(month),
+                entries=len(preview.journals),
+            )
+        closing = journal.close_month(session, month, zone, journal_chart())
     except Conflict as refusal:
         title = f"{month_name(month)} stays open"
         return render_page("finance/message.html", 409, user=user, title=title, text=refusal.detail)

@@ -322,6 +322,7 @@ def _chart(daily: list[dict[str, Any]], start: date, end: date, currency: str) -
         [clinic_date(date.fromisoformat(day)) for day in days],
         series,
         amount=lambda value: Money(value, currency).format(),
+        key=f"chart-{currency}",
     )
 
 
