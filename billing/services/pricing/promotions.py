@@ -10,6 +10,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing.adapters.db import lock_for_write
 from billing.adapters.models import Invoice, Quote, utcnow
 from billing.adapters.promotion_models import Promotion, Redemption
 from billing.domain import statuses
@@ -110,6 +111,7 @@ def redeem(
     code keeps the one it holds."""
     promotion = session.scalars(select(Promotion).where(Promotion.code == code.upper())).first()
     if promotion is not None and (promotion.max_redemptions or promotion.max_per_patient):
+        lock_for_write(session)  # SQLite ignores the row lock below: its write lock instead
         promotion = session.scalars(
             select(Promotion).where(Promotion.id == promotion.id).with_for_update()
         ).one()
