@@ -20,6 +20,7 @@ invariants. It prints a table of faults and invariants, and exits 1 if any faile
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -29,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -84,7 +86,10 @@ class Api:
     def __init__(self, base_url: str, key: str) -> None:
         self.base_url, self.key = base_url, key
         self.local = threading.local()
-        self.patients = iter(range(1, 1_000_000))
+        # Patients (and so bookings) numbered per client, under a tag of its own: two
+        # clients of one database never re-quote each other's bookings.
+        self.patients = itertools.count(1)
+        self.tag = uuid.uuid4().hex[:4]
 
     def call(self, method: str, path: str, body: Any = None, key: str | None = None) -> Any:
         session = getattr(self.local, "session", None) or requests.Session()
@@ -118,7 +123,7 @@ class Api:
 
     def open_invoice(self) -> dict[str, Any]:
         """An open IV invoice of a new patient with a card on file."""
-        answers = list(self._set_up(f"P-F{next(self.patients):05d}"))
+        answers = list(self._set_up(f"P-F{self.tag}{next(self.patients):05d}"))
         if len(answers) < 3 or answers[-1].status_code != 201:
             raise BenchError(f"could not set an invoice up: {answers[-1].text}")
         return dict(answers[1].json()["data"][0])
@@ -126,7 +131,7 @@ class Api:
     def attempt(self) -> list[str]:
         """Set an invoice up and charge it, until a step is refused: each step's status,
         and a 503's code."""
-        answers = list(self._set_up(f"P-D{next(self.patients):05d}"))
+        answers = list(self._set_up(f"P-D{self.tag}{next(self.patients):05d}"))
         seen = [_seen(answer) for answer in answers]
         if len(answers) == 3 and answers[-1].status_code == 201:
             invoice_id = answers[1].json()["data"][0]["id"]
