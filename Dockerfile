@@ -21,7 +21,9 @@ COPY docker-entrypoint.sh ./
 
 USER billing
 EXPOSE 8000
-# web: ready (database migrated, Redis answering); worker: answers a ping; beat: running.
+# web: ready (database reachable and migrated; Redis away is only degraded); worker:
+# answers a ping (a consumer that stopped fails it, and the orchestrator restarts it);
+# beat: running.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["./docker-entrypoint.sh", "healthcheck"]
 ENTRYPOINT ["./docker-entrypoint.sh"]

@@ -29,12 +29,14 @@ case "$role" in
         "billing:create_app()"
     ;;
   worker)
-    : "${REDIS_URL:?set REDIS_URL: the task queue's broker}"
+    : "${CELERY_BROKER_URL:=${REDIS_URL:?set CELERY_BROKER_URL (RabbitMQ, amqp://...) or REDIS_URL: the task queue's broker}}"
+    export CELERY_BROKER_URL
     exec celery -A billing.worker worker --loglevel INFO \
         --concurrency "${WORKER_CONCURRENCY:-4}"
     ;;
   beat)
-    : "${REDIS_URL:?set REDIS_URL: the task queue's broker}"
+    : "${CELERY_BROKER_URL:=${REDIS_URL:?set CELERY_BROKER_URL (RabbitMQ, amqp://...) or REDIS_URL: the task queue's broker}}"
+    export CELERY_BROKER_URL
     exec celery -A billing.worker beat --loglevel INFO --schedule /tmp/celerybeat-schedule
     ;;
   *)
