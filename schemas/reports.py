@@ -91,7 +91,9 @@ class PairSchema(Schema):
     invoice_number = typed("InvoiceNumber", fields.String(required=True, allow_none=True))
     kind = typed("LedgerKind", fields.String(required=True, allow_none=True))
     ledger_amount = fields.Integer(
-        required=True, allow_none=True, metadata={"description": "Signed: refunds negative."}
+        required=True,
+        allow_none=True,
+        metadata={"description": "Signed: refunds and disputes negative."},
     )
     ledger_currency = Currency(required=True, allow_none=True)
     occurred_at = fields.DateTime(required=True, allow_none=True)
@@ -107,7 +109,7 @@ class PairSchema(Schema):
 
 class StripeMoneySchema(Schema):
     gross = _money("Charges.")
-    refunds = _money("Refunds, as a positive amount.")
+    refunds = _money("Refunds, less those that failed, as a positive amount.")
     disputes = _money("Disputes, as a positive amount.")
     fees = _money("Stripe's fees.")
     net = _money("What reaches the bank: gross less refunds, disputes and fees.")
@@ -130,7 +132,7 @@ class SessionTypeRevenueSchema(Schema):
     session_type = typed("InvoiceSessionType", fields.String(required=True))
     currency = Currency(required=True)
     gross = _money("Charges.")
-    refunds = _money("Refunds.")
+    refunds = _money("Refunds, less those that failed.")
     revenue = _money("Charges less refunds.")
     sessions = fields.Integer(required=True, metadata={"description": "Sessions paid."})
 
@@ -150,7 +152,7 @@ class OverpaymentSchema(Schema):
 
 class LedgerMoneySchema(Schema):
     gross = _money("Charges.")
-    refunds = _money("Refunds.")
+    refunds = _money("Refunds, less those that failed.")
     disputes = _money("Disputes.")
 
 
@@ -220,7 +222,13 @@ class AgingSchema(Schema):
 
 class RefundRowSchema(Schema):
     stripe_refund_id = fields.String(required=True)
-    amount = fields.Integer(required=True)
+    amount = fields.Integer(
+        required=True,
+        metadata={
+            "description": "Minor units refunded; negative on the row of a refund that "
+            "failed after it was counted (its money came back, as Stripe's refund_failure)."
+        },
+    )
     currency = Currency(required=True)
     occurred_at = fields.DateTime(required=True)
     invoice_id = typed("InvoiceId", fields.String(required=True))

@@ -244,7 +244,13 @@ TYPES: dict[str, dict[str, Any]] = {
         "given back automatically; external: made in Stripe's dashboard.",
     ),
     "LedgerKind": _closed(
-        "charge", "refund", "dispute", description="Which way a ledger entry moved money."
+        "charge",
+        "refund",
+        "refund_failure",
+        "dispute",
+        description="Which way a ledger entry moved money; refund_failure: a refund that "
+        "failed after it was counted, its money back (Stripe's balance transaction of the "
+        "same type).",
     ),
     "ReportFormat": _closed("json", "csv", description="A report as JSON or as CSV."),
     "PayoutStatus": _closed(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    case,
     cast,
     func,
     select,
@@ -237,7 +238,8 @@ class InvoiceCounter(Base):
 
 
 class LedgerEntry(Base):
-    """An append-only money event: a charge, a refund or a dispute, once per Stripe object."""
+    """An append-only money event: a charge, a refund, a refund's failure (its money back)
+    or a dispute, once per Stripe object."""
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
@@ -263,7 +265,7 @@ class LedgerEntry(Base):
     stripe_object_id: Mapped[str] = mapped_column(String(255))
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), index=True)
     # The id Stripe's balance transaction names as its source: the charge of a
-    # charge, the refund of a refund, the dispute of a dispute.
+    # charge, the refund of a refund or of its failure, the dispute of a dispute.
     stripe_ref: Mapped[str | None] = mapped_column(String(255))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -272,6 +274,22 @@ class LedgerEntry(Base):
     invoice_number: Mapped[str | None] = mapped_column(String(16))
     session_type: Mapped[str | None] = mapped_column(String(32))
     invoice_total: Mapped[int | None]
+
+
+def _ledger_refunded(invoice_id: Any) -> Any:
+    """What an invoice's ledger says was refunded: refunds, less those that failed after
+    they were counted (entries of kind `refund_failure`)."""
+    refunded = case(
+        (LedgerEntry.kind == "refund", LedgerEntry.amount),
+        (LedgerEntry.kind == "refund_failure", -LedgerEntry.amount),
+        else_=0,
+    )
+    return (
+        select(cast(func.coalesce(func.sum(refunded), 0), BigInteger))
+        .where(LedgerEntry.invoice_id == invoice_id)
+        .correlate_except(LedgerEntry)
+        .scalar_subquery()
+    )
 
 
 def _ledger_sum(kind: str, invoice_id: Any) -> Any:
@@ -323,7 +341,7 @@ class Invoice(Base):
     disputed_at: Mapped[datetime | None]
     # Derived from the ledger, never stored: what was collected and what was given back.
     amount_paid: Mapped[int] = column_property(_ledger_sum("charge", id))
-    amount_refunded: Mapped[int] = column_property(_ledger_sum("refund", id))
+    amount_refunded: Mapped[int] = column_property(_ledger_refunded(id))
     lines: Mapped[list[InvoiceLine]] = relationship(
         order_by="InvoiceLine.position", lazy="selectin", cascade="all, delete-orphan"
     )

@@ -100,6 +100,7 @@ class RefundResult:
     status: str
     amount: int
     charge_id: str | None
+    failure_reason: str | None = None  # Stripe's, once a refund failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,6 +520,7 @@ def _refund(refund: Any) -> RefundResult:
         status=str(refund.status),
         amount=int(refund.amount),
         charge_id=_id_of(getattr(refund, "charge", None)),
+        failure_reason=getattr(refund, "failure_reason", None),
     )
 
 
@@ -643,18 +645,22 @@ def refunds_from_charge(obj: dict[str, Any]) -> list[tuple[RefundResult, str | N
     if not isinstance(refunds, dict) or refunds.get("has_more"):
         return None
     listed = refunds.get("data") or []
-    return [
-        (
-            RefundResult(
-                id=str(refund["id"]),
-                status=str(refund.get("status")),
-                amount=int(refund.get("amount") or 0),
-                charge_id=str(obj.get("id")),
-            ),
-            (refund.get("metadata") or {}).get("refund_id"),
-        )
-        for refund in listed
-    ]
+    return [refund_from_event({"charge": obj.get("id"), **refund}) for refund in listed]
+
+
+def refund_from_event(obj: dict[str, Any]) -> tuple[RefundResult, str | None]:
+    """A Refund as an event renders it (`charge.refund.updated`, `refund.updated`,
+    `refund.failed`, or listed in a Charge), with our refund id if it has one."""
+    return (
+        RefundResult(
+            id=str(obj["id"]),
+            status=str(obj.get("status")),
+            amount=int(obj.get("amount") or 0),
+            charge_id=object_id(obj.get("charge")),
+            failure_reason=obj.get("failure_reason") or None,
+        ),
+        (obj.get("metadata") or {}).get("refund_id"),
+    )
 
 
 def dispute_from_event(obj: dict[str, Any]) -> Dispute:

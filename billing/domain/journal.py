@@ -41,7 +41,7 @@ DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
     FEES: {"name": "Stripe Fees", "code": "6100"},
 }
 ACCOUNT_KEYS = tuple(DEFAULT_ACCOUNTS)
-ITEM_KINDS = ("charge", "refund", "dispute", "fee", "payout")
+ITEM_KINDS = ("charge", "refund", "refund_failure", "dispute", "fee", "payout")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +74,9 @@ def chart_of_accounts(overrides: Any) -> dict[str, Account]:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One thing that moved money, as the journal posts it: a charge, refund or dispute
-    of our ledger; a fee or payout of Stripe's balance (signed as Stripe signs them)."""
+    """One thing that moved money, as the journal posts it: a charge, refund, refund's
+    failure or dispute of our ledger; a fee or payout of Stripe's balance (signed as
+    Stripe signs them)."""
 
     kind: str
     day: date  # the clinic's day it is posted on
@@ -134,6 +135,8 @@ def _posting(item: Item) -> tuple[str, str, str, int]:
         return CLEARING, f"revenue_{session_type}", name, amount
     if item.kind == "refund":
         return REFUNDS, CLEARING, "Refunds", amount
+    if item.kind == "refund_failure":  # a refund that failed: its money back in Stripe
+        return CLEARING, REFUNDS, "Refunds failed", amount
     if item.kind == "dispute":
         return DISPUTES, CLEARING, "Disputes", amount
     if item.kind == "fee":

@@ -1,5 +1,5 @@
-"""Statuses: an invoice's (derived from the ledger, only ever moving forward), and those of
-one payment or refund attempt at Stripe."""
+"""Statuses: an invoice's (derived from the ledger, only ever moving forward, but for a
+refund that failed), and those of one payment or refund attempt at Stripe."""
 
 from __future__ import annotations
 
@@ -31,6 +31,15 @@ def advance(current: str, target: str) -> str:
     if current == VOID or target not in _RANK:
         return current
     return target if _RANK[target] > _RANK[current] else current
+
+
+def after_refund_failed(current: str, target: str) -> str:
+    """What a settled invoice reads once a refund that was counted failed: its money came
+    back, so it reads as that money says (refunded to partially refunded or paid), the one
+    move back among the settled statuses. Otherwise as `advance`."""
+    if current in SETTLED and target in SETTLED:
+        return target
+    return advance(current, target)
 
 
 def after_failed_attempt(current: str) -> str:

@@ -146,9 +146,14 @@ def aging_csv(report: dict[str, Any], zone: ZoneInfo) -> Response:
 
 def refunds_disputes_csv(report: dict[str, Any], period: reports.Period) -> Response:
     """Refunds and disputes as CSV, one a line in the order they happened, `kind` telling
-    which."""
+    which: a refund's failure (its money back, the amount negative) is `refund_failure`."""
     rows = [
-        {**row, "kind": "refund", "stripe_id": row["stripe_refund_id"]} for row in report["refunds"]
+        {
+            **row,
+            "kind": "refund_failure" if row["amount"] < 0 else "refund",
+            "stripe_id": row["stripe_refund_id"],
+        }
+        for row in report["refunds"]
     ] + [
         {**row, "kind": "dispute", "stripe_id": row["stripe_dispute_id"]}
         for row in report["disputes"]

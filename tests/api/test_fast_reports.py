@@ -25,11 +25,12 @@ START = datetime(2026, 10, 1, tzinfo=UTC)
 
 
 def _generate(app: Flask, rows: int, seed: int) -> None:
-    """Invoices with charges, refunds and disputes over October and its edges, Stripe's
-    copies of most (some a dollar off, some in another currency, some missing), Stripe
-    transactions the ledger never saw, times with and without microseconds; payouts (two
-    made at the same moment, one that carried nothing, one before October); invoices
-    charged twice, some of them once in September, and void invoices charged once."""
+    """Invoices with charges, refunds (some failed later) and disputes over October and
+    its edges, Stripe's copies of most (some a dollar off, some in another currency, some
+    missing), Stripe transactions the ledger never saw, times with and without
+    microseconds; payouts (two made at the same moment, one that carried nothing, one
+    before October); invoices charged twice, some of them once in September, and void
+    invoices charged once."""
     rng = random.Random(seed)
     invoices, ledger, stripe = [], [], []
     for n in range(rows):
@@ -95,6 +96,22 @@ def _generate(app: Flask, rows: int, seed: int) -> None:
         )
         if rng.random() < 0.05:  # a charge the ledger does not know
             stripe.append({**stripe[-1], "id": f"txn_x{n}", "source": f"ch_unknown_{n}"})
+        if kind == "refund" and rng.random() < 0.3:  # it failed: its money came back
+            failed_at = when + timedelta(days=rng.choice([0, 1, 5]), seconds=1)
+            ledger.append({**ledger[-1], "kind": "refund_failure", "occurred_at": failed_at})
+            if rng.random() < 0.9:
+                stripe.append(
+                    {
+                        **stripe[-1],
+                        "id": f"txn_f{n}",
+                        "type": "refund_failure",
+                        "source": ref,
+                        "amount": amount,
+                        "fee": 0,
+                        "net": amount,
+                        "created": failed_at,
+                    }
+                )
         if kind == "charge" and rng.random() < 0.1:  # voided, or charged again
             if rng.random() < 0.3:
                 invoices[-1]["status"] = "void"

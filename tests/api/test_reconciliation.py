@@ -691,6 +691,105 @@ def test_dispute_matches_stripes_adjustment_and_is_summed_as_a_dispute(
     assert disputed["invoice_number"] == invoice["number"]
 
 
+def test_a_refund_that_failed_matches_on_both_its_entries_and_reports_show_the_net_refund(
+    app, client, booking_system, finance
+) -> None:
+    """A refund counted while pending (Stripe's `refund`), then failed (our
+    `refund_failure`, Stripe's `refund_failure`, the money back): each entry matches its
+    own transaction though all four name the same refund, and every report counts only
+    the refund that stood."""
+    invoice = iv_invoice(client, booking_system, "P-REFUND-FAILED")
+    add_ledger(app, invoice, "charge", 50000, "ch_rf", "2026-07-02T10:00:00Z", copies=True)
+    add_stripe(
+        app,
+        "txn_rf_charge",
+        type="charge",
+        source="ch_rf",
+        amount=50000,
+        fee=1480,
+        created="2026-07-02T10:00:01Z",
+    )
+    refunded = add_ledger(app, invoice, "refund", 20000, "re_rf", "2026-07-03T10:00:00Z")
+    add_stripe(
+        app,
+        "txn_rf_refund",
+        type="refund",
+        source="re_rf",
+        amount=-20000,
+        created="2026-07-03T10:00:01Z",
+    )
+    add_ledger(app, invoice, "refund", 5000, "re_ok", "2026-07-04T10:00:00Z", copies=True)
+    add_stripe(
+        app,
+        "txn_ok_refund",
+        type="refund",
+        source="re_ok",
+        amount=-5000,
+        created="2026-07-04T10:00:01Z",
+    )
+    failed = add_ledger(
+        app, invoice, "refund_failure", 20000, "re_rf", "2026-07-06T10:00:00Z", copies=True
+    )
+    add_stripe(
+        app,
+        "txn_rf_failure",
+        type="refund_failure",
+        source="re_rf",
+        amount=20000,
+        created="2026-07-06T10:00:01Z",
+    )
+    july = {"from": "2026-07-01", "to": "2026-07-31"}
+
+    report = reconcile(client, finance, **july).json
+    assert all(report[status] == [] for status in DISCREPANCIES), report
+    assert len(report["matched"]) == 4
+    refund_row = one_row(report, "matched", "txn_rf_refund")
+    assert (refund_row["ledger_entry_id"], refund_row["kind"]) == (refunded, "refund")
+    assert refund_row["ledger_amount"] == refund_row["stripe_amount"] == -20000
+    failure_row = one_row(report, "matched", "txn_rf_failure")
+    assert (failure_row["ledger_entry_id"], failure_row["kind"]) == (failed, "refund_failure")
+    assert (failure_row["stripe_type"], failure_row["stripe_source"]) == ("refund_failure", "re_rf")
+    assert failure_row["ledger_amount"] == failure_row["stripe_amount"] == 20000
+    _, rows = csv_rows(client, finance, **july, format="csv")
+    assert sorted((r["status"], r["kind"], r["stripe_transaction_id"]) for r in rows) == [
+        ("matched", "charge", "txn_rf_charge"),
+        ("matched", "refund", "txn_ok_refund"),
+        ("matched", "refund", "txn_rf_refund"),
+        ("matched", "refund_failure", "txn_rf_failure"),
+    ]
+
+    totals = report["totals"]
+    assert totals["ledger"]["usd"] == {"gross": 50000, "refunds": 5000, "disputes": 0}
+    assert totals["stripe"]["usd"]["refunds"] == 5000
+    assert totals["stripe"]["usd"]["net"] == 50000 - 1480 - 5000
+    by_day = {row["day"]: row for row in report["by_day"]}
+    assert (by_day["2026-07-06"]["refunds"], by_day["2026-07-06"]["net"]) == (-20000, 20000)
+    (revenue,) = report["by_session_type"]
+    assert (revenue["gross"], revenue["refunds"], revenue["revenue"]) == (50000, 5000, 45000)
+
+    listed = client.get("/v1/reports/refunds-disputes", query_string=july, headers=finance)
+    assert listed.status_code == 200, listed.json
+    refunds = [(r["stripe_refund_id"], r["amount"]) for r in listed.json["refunds"]]
+    assert refunds == [("re_rf", 20000), ("re_ok", 5000), ("re_rf", -20000)]
+    assert sum(amount for _, amount in refunds) == 5000
+    exported = client.get(
+        "/v1/reports/refunds-disputes", query_string={**july, "format": "csv"}, headers=finance
+    )
+    lines = list(csv.DictReader(io.StringIO(exported.get_data(as_text=True))))
+    assert [(r["kind"], r["stripe_id"], r["amount"]) for r in lines] == [
+        ("refund", "re_rf", "20000"),
+        ("refund", "re_ok", "5000"),
+        ("refund_failure", "re_rf", "-20000"),
+    ]
+
+    month = client.get("/v1/reports/month-end?month=2026-07", headers=finance).json
+    assert (month["currencies"]["usd"]["collected"], month["currencies"]["usd"]["refunded"]) == (
+        50000,
+        5000,
+    )
+    assert all(count == 0 for count in month["discrepancies"].values())
+
+
 def test_totals_sum_each_side_over_the_period(client, finance, planted) -> None:
     totals = reconcile(client, finance).json["totals"]
     # The planted currency mismatch puts eur on Stripe's side only.

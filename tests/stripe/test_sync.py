@@ -217,6 +217,71 @@ def test_second_sync_adds_nothing(stripe_app, paid_and_refunded) -> None:
     assert stored_count(stripe_app) == before == 4
 
 
+def test_a_refund_the_cards_bank_returns_reconciles_as_matched_on_both_its_entries(
+    stripe_app, stripe_client, staff, finance, open_invoice, standin
+) -> None:
+    """Stripe's test card 4000000000005126: a refund of its charge is made, then fails
+    (the stand-in does what Stripe does). Our ledger has the refund and its failure,
+    Stripe's balance the refund and a refund_failure naming the same refund: each pairs
+    with its own, all matched, and the reports count nothing as refunded."""
+    invoice_id = open_invoice("4000000000005126")
+    pay(stripe_client, staff, invoice_id)
+    refund(stripe_client, staff, invoice_id, 10000)  # made: succeeded, for now
+
+    told = ("charge.refund.updated", "refund.updated", "refund.failed")
+
+    def failure_applied() -> bool:
+        with stripe_app.app_context():
+            session = db.session()
+            handled = session.scalars(
+                select(StripeEvent.type).where(
+                    StripeEvent.type.in_(told), StripeEvent.processed_at.is_not(None)
+                )
+            ).all()
+            (ours,) = session.scalars(select(Refund).where(Refund.invoice_id == invoice_id))
+            return sorted(handled) == sorted(told) and ours.status == "failed"
+
+    eventually(failure_applied)
+    with stripe_app.app_context():
+        (ours,) = db.session().scalars(select(Refund).where(Refund.invoice_id == invoice_id))
+        assert ours.failure_code == "expired_or_canceled_card"
+    invoice = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+    assert (invoice["status"], invoice["amount_refunded"]) == ("paid", 0)
+    at_stripe = stand_in_get(standin, f"/v1/refunds/{ours.stripe_refund_id}")
+    assert (at_stripe["status"], at_stripe["failure_reason"]) == (
+        "failed",
+        "expired_or_canceled_card",
+    )
+
+    assert run_cli(stripe_app).exit_code == 0
+    by_type = {row.type: row for row in stored(stripe_app).values()}
+    assert sorted(by_type) == ["charge", "refund", "refund_failure"]
+    assert (by_type["refund"].source, by_type["refund"].amount) == (ours.stripe_refund_id, -10000)
+    failure = by_type["refund_failure"]
+    assert (failure.source, failure.amount, failure.net) == (ours.stripe_refund_id, 10000, 10000)
+    assert at_stripe["failure_balance_transaction"] == failure.id
+
+    report = reconciliation(stripe_client, finance, today()).json
+    assert report["missing_in_stripe"] == report["missing_in_ledger"] == []
+    assert report["mismatched"] == []
+    matched = sorted(
+        (row["kind"], row["stripe_type"], row["ledger_amount"]) for row in report["matched"]
+    )
+    assert matched == [
+        ("charge", "charge", 50000),
+        ("refund", "refund", -10000),
+        ("refund_failure", "refund_failure", 10000),
+    ]
+    assert report["totals"]["ledger"] == {"usd": {"gross": 50000, "refunds": 0, "disputes": 0}}
+    assert report["totals"]["stripe"]["usd"]["refunds"] == 0
+    listed = stripe_client.get(
+        "/v1/reports/refunds-disputes",
+        query_string={"from": today(), "to": today()},
+        headers=finance,
+    ).json
+    assert sorted(row["amount"] for row in listed["refunds"]) == [-10000, 10000]
+
+
 # Interruption and resumption ---------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from billing.adapters import db
-from billing.adapters.models import Payment
+from billing.adapters.models import LedgerEntry, Payment, Refund
 from billing.adapters.stripe_gateway import Intent
 from billing.services.access import keys
 from billing.services.bookings import lifecycle
@@ -136,16 +136,6 @@ def test_card_on_file_is_refused_while_stripe_processes_the_pay_page_payment(
     assert list(at_stripe.values()) == ["succeeded"]  # the card on file's
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: after the refused card-on-file charge the invoice reads 'open' although Stripe "
-        "is processing its pay page's payment (whose row cancel_online's apply_intent set "
-        "to processing, keeping the invoice processing): charges._abandon then applies "
-        "after_failed_attempt, processing -> open, undoing what Stripe said along with the "
-        "abandoned charge's own step."
-    ),
-)
 def test_an_invoice_whose_pay_page_payment_is_processing_still_reads_processing(
     stripe_app: Flask, stripe_client: Any, staff: dict[str, str], open_invoice: Any
 ) -> None:
@@ -280,16 +270,6 @@ def test_a_refund_stripe_refuses_is_a_refund_failed_event_with_the_reason(
     assert (invoice["status"], invoice["amount_refunded"]) == ("paid", 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a refund Stripe reports pending is recorded as succeeded, with its ledger row; "
-        "when Stripe later reports it failed, apply_refund keeps it succeeded (it only "
-        "fails refunds not yet succeeded), so the invoice still counts the money as "
-        "refunded and no refund.failed event is published. Stripe's own event for the "
-        "change, charge.refund.updated, has no handler at all (it is stored and ignored)."
-    ),
-)
 @pytest.mark.parametrize("told_by", ["charge.refunded", "charge.refund.updated"])
 def test_a_pending_refund_that_then_fails_is_no_longer_counted_as_refunded(
     stripe_app: Flask,
@@ -325,6 +305,107 @@ def test_a_pending_refund_that_then_fails_is_no_longer_counted_as_refunded(
     assert (invoice["status"], invoice["amount_refunded"]) == ("paid", 0)
     (event,) = about(feed(stripe_app, stripe_client, "refund.failed"), invoice_id)
     assert event["data"]["object"]["id"] == ours.id
+
+
+def ledger_kinds(app: Flask, invoice_id: str) -> list[tuple[str, int, str]]:
+    """The invoice's ledger entries (kind, amount, Stripe object), oldest first."""
+    with app.app_context():
+        rows = db.session().execute(
+            select(LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.stripe_object_id)
+            .where(LedgerEntry.invoice_id == invoice_id)
+            .order_by(LedgerEntry.id)
+        )
+        return [(str(k), int(a), str(o)) for k, a, o in rows]
+
+
+def test_a_failed_refund_told_again_in_every_event_kind_and_late_changes_nothing_more(
+    stripe_app: Flask,
+    stripe_client: Any,
+    staff: dict[str, str],
+    open_invoice: Any,
+    proxy: Any,
+) -> None:
+    """A refund counted while pending, then failed: the failure told again, in each event
+    Stripe sends for it (charge.refunded, charge.refund.updated, refund.updated,
+    refund.failed), and the pending news arriving late, leave one refund.failed event, one
+    reversing ledger entry and the refund failed; its amount can be refunded again."""
+    invoice_id, payment = paid(stripe_client, staff, open_invoice)
+    total = payment["amount"]
+    proxy.fault = "down"
+    try:
+        assert refund(stripe_client, staff, invoice_id, total, "refund-held").status_code == 503
+    finally:
+        proxy.fault = None
+    (ours,) = refunds_of(stripe_app, invoice_id)
+    side = stripe_side(stripe_app, invoice_id, total)
+    pending = refund_at_stripe(side, ours.id, total, "pending")
+    told_pending = charge_refunded(side, pending)
+    assert deliver(stripe_client, told_pending).status_code == 200
+    counted = invoice_of(stripe_client, staff, invoice_id)
+    assert (counted["status"], counted["amount_refunded"]) == ("refunded", total)
+
+    failed = {**pending, "status": "failed", "failure_reason": "expired_or_canceled_card"}
+    told_failed = make_event("charge.refund.updated", failed)
+    for event in (
+        told_failed,
+        told_failed,  # the same event delivered twice
+        charge_refunded(side, failed),
+        make_event("refund.updated", failed),
+        make_event("refund.failed", failed),
+        make_event("charge.refund.updated", failed),
+        {**told_pending, "id": stripe_id("evt")},  # the pending news, late
+        make_event("refund.updated", pending),
+    ):
+        assert deliver(stripe_client, event).status_code == 200
+
+    assert ledger_kinds(stripe_app, invoice_id) == [
+        ("charge", total, side["intent"]),
+        ("refund", total, pending["id"]),
+        ("refund_failure", total, pending["id"]),
+    ]
+    assert ledger_of(stripe_app, invoice_id).refunded == 0
+    invoice = invoice_of(stripe_client, staff, invoice_id)
+    assert (invoice["status"], invoice["amount_refunded"]) == ("paid", 0)
+    (after,) = refunds_of(stripe_app, invoice_id)
+    assert (after.status, after.failure_code) == ("failed", "expired_or_canceled_card")
+    assert after.failure_message and "expired or cancelled" in after.failure_message
+    (event,) = about(feed(stripe_app, stripe_client, "refund.failed"), invoice_id)
+    assert event["data"]["object"]["id"] == ours.id
+    (succeeded,) = about(feed(stripe_app, stripe_client, "refund.succeeded"), invoice_id)
+    assert succeeded["data"]["object"]["id"] == ours.id  # when Stripe counted it, pending
+
+    again = refund(stripe_client, staff, invoice_id, total, "refund-again")
+    assert again.status_code == 201 and again.json["status"] == "succeeded", again.json
+    invoice = invoice_of(stripe_client, staff, invoice_id)
+    assert (invoice["status"], invoice["amount_refunded"]) == ("refunded", total)
+
+
+def test_a_partial_refund_that_fails_leaves_the_other_refund_counted(
+    stripe_app: Flask, stripe_client: Any, staff: dict[str, str], open_invoice: Any
+) -> None:
+    """Two partial refunds make the invoice refunded; one of them then fails: the invoice
+    reads partially refunded, by the other one's amount."""
+    invoice_id, payment = paid(stripe_client, staff, open_invoice)
+    total = payment["amount"]
+    first = refund(stripe_client, staff, invoice_id, total - 10000, "refund-first")
+    second = refund(stripe_client, staff, invoice_id, 10000, "refund-second")
+    assert first.status_code == second.status_code == 201, (first.json, second.json)
+    assert invoice_of(stripe_client, staff, invoice_id)["status"] == "refunded"
+    side = stripe_side(stripe_app, invoice_id, total)
+    with stripe_app.app_context():
+        made = db.session().get(Refund, first.json["id"])
+        assert made is not None and made.stripe_refund_id
+        failed = {
+            **refund_at_stripe(side, made.id, made.amount, "failed"),
+            "id": made.stripe_refund_id,
+        }
+
+    assert deliver(stripe_client, make_event("refund.failed", failed)).status_code == 200
+
+    invoice = invoice_of(stripe_client, staff, invoice_id)
+    assert (invoice["status"], invoice["amount_refunded"]) == ("partially_refunded", 10000)
+    (event,) = about(feed(stripe_app, stripe_client, "refund.failed"), invoice_id)
+    assert event["data"]["object"]["id"] == first.json["id"]
 
 
 # A paid no-show fee, when the no-show is corrected -------------------------------------------

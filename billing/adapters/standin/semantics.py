@@ -208,3 +208,78 @@ def add_stripe_semantics(app: Any) -> None:
     app.router.add_get("/v1/payment_intents/search", search_payment_intents)
     resource = app.router._resources.pop()
     app.router._resources.insert(0, resource)
+
+
+# Stripe's test card whose refunds fail: a refund of a charge made with it is made
+# (succeeded), and some time later the card's bank returns it (Stripe's docs, "Testing:
+# refunds"). Here "some time" is REFUND_FAILS_AFTER seconds.
+REFUND_FAILS = ("4000000000005126",)
+REFUND_FAILS_AFTER = 1.0
+
+
+def add_refund_failures() -> None:
+    """What Stripe does when a refund fails after it was made, which localstripe never
+    does: the Refund turns `failed` with a `failure_reason`; a balance transaction of type
+    `refund_failure` (source: the refund, amount positive: the money is back in the
+    balance) reverses the refund's own, and is the Refund's `failure_balance_transaction`;
+    the charge no longer counts it in `amount_refunded`; and the events
+    `charge.refund.updated`, `refund.updated` and `refund.failed` are sent. Only for
+    refunds of charges made with a card of REFUND_FAILS."""
+    from localstripe import resources
+    from localstripe.webhooks import schedule_webhook
+
+    refund_class = resources.Refund
+    if getattr(refund_class, "_billing_failures", False):
+        return
+    refund_class._billing_failures = True
+    refund_init = refund_class.__init__
+
+    def card_number(charge_id: str) -> str | None:
+        charge = resources.Charge._api_retrieve(charge_id)
+        source = getattr(charge, "payment_method", None) or getattr(charge, "source", None)
+        source_id = getattr(source, "id", source)
+        for kind in (resources.PaymentMethod, resources.Card):
+            found = resources.store.get(f"{kind.object}:{source_id}")
+            if found is not None:
+                return getattr(found, "_card_number", None)
+        return None
+
+    def fail(refund: Any) -> None:
+        if refund.status == "failed":
+            return
+        refund.status = "failed"
+        refund.failure_reason = "expired_or_canceled_card"
+        # localstripe makes only charges and refunds: made as a refund, then turned into
+        # what Stripe makes.
+        txn = resources.BalanceTransaction(
+            amount=-refund.amount,
+            currency=refund.currency,
+            description="REFUND FAILURE",
+            exchange_rate=1.0,
+            reporting_category="refund",
+            source=refund.id,
+            type="refund",
+        )
+        txn.amount, txn.type, txn.reporting_category = (
+            refund.amount,
+            "refund_failure",
+            "refund_failure",
+        )
+        refund.failure_balance_transaction = txn.id
+        for event_type in ("charge.refund.updated", "refund.updated", "refund.failed"):
+            schedule_webhook(resources.Event(event_type, refund))
+
+    def refund_init_that_may_fail(self: Any, *args: Any, **kwargs: Any) -> None:
+        refund_init(self, *args, **kwargs)
+        if card_number(self.charge) not in REFUND_FAILS:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not made in a request: nothing will fail it
+            return
+        loop.call_later(REFUND_FAILS_AFTER, fail, self)
+
+    refund_class.__init__ = refund_init_that_may_fail
+    resources.Charge.amount_refunded = property(
+        lambda self: sum(r.amount for r in self.refunds._list if r.status != "failed")
+    )

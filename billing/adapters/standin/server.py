@@ -24,6 +24,7 @@ from billing.adapters.standin.bridge import add_browser_bridge
 from billing.adapters.standin.rules import add_api_rules
 from billing.adapters.standin.semantics import (
     add_current_api_shapes,
+    add_refund_failures,
     add_saving_cards_with_payments,
     add_stripe_semantics,
 )
@@ -65,6 +66,7 @@ class StripeStandIn:
         add_stripe_semantics(server.app)
         add_current_api_shapes(server.app)
         add_saving_cards_with_payments()
+        add_refund_failures()
         if state_file is not None and state_file.exists():
             with open(state_file, "rb") as handle:
                 resources.store.update(pickle.load(handle))

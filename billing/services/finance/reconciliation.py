@@ -2,7 +2,9 @@
 
 The ledger and Stripe's balance transactions are joined on the Stripe object both name
 (the charge, refund or dispute), in a FULL OUTER JOIN, so each pair falls in exactly one
-of: matched, missing_in_stripe, missing_in_ledger, mismatched (amount or currency).
+of: matched, missing_in_stripe, missing_in_ledger, mismatched (amount or currency). A
+refund that failed names its refund twice on each side, a refund and its failure (our
+`refund_failure` entry, Stripe's `refund_failure` transaction): each pairs with its own.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from billing.adapters.models import (
 )
 from billing.domain.dates import UTC_ZONE, day_of
 from billing.domain.statuses import VOID
+from billing.services.invoicing.ledger import REFUND_FAILURE, refunded_net
 
 # Our ledger and Stripe may date the same charge a moment apart: pairs are looked for
 # this far outside the period, and kept when either side falls inside it.
@@ -33,7 +36,9 @@ SLACK = timedelta(days=3)
 STRIPE_CHARGES = ("charge", "payment")
 STRIPE_REFUNDS = ("refund", "payment_refund")
 STRIPE_DISPUTES = ("adjustment", "dispute")
-MATCHABLE = STRIPE_CHARGES + STRIPE_REFUNDS + STRIPE_DISPUTES
+# A refund that failed after Stripe counted it: the money back in the balance (positive).
+STRIPE_REFUND_FAILURES = ("refund_failure",)
+MATCHABLE = STRIPE_CHARGES + STRIPE_REFUNDS + STRIPE_REFUND_FAILURES + STRIPE_DISPUTES
 STATUSES = ("matched", "missing_in_stripe", "missing_in_ledger", "mismatched")
 CSV_COLUMNS = (
     "status",
@@ -74,13 +79,18 @@ class Period:
 
 def pairs(period: Period) -> Select[Any]:
     """Every ledger entry and Stripe transaction of the period, paired where they agree."""
-    signed = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=-LedgerEntry.amount)
+    signed = case(
+        (LedgerEntry.kind.in_(("charge", REFUND_FAILURE)), LedgerEntry.amount),
+        else_=-LedgerEntry.amount,
+    )
     ledger = (
         select(
             LedgerEntry.id.label("ledger_entry_id"),
             LedgerEntry.invoice_id,
             LedgerEntry.kind,
             LedgerEntry.stripe_ref.label("ref"),
+            # A refund and its failure name the same refund: each pairs with its own.
+            case((LedgerEntry.kind == REFUND_FAILURE, 1), else_=0).label("reversal"),
             signed.label("amount"),
             LedgerEntry.currency,
             LedgerEntry.occurred_at,
@@ -95,7 +105,15 @@ def pairs(period: Period) -> Select[Any]:
     txn = StripeBalanceTransaction
     stripe = (
         select(
-            txn.id, txn.source, txn.type, txn.amount, txn.fee, txn.net, txn.currency, txn.created
+            txn.id,
+            txn.source,
+            case((txn.type.in_(STRIPE_REFUND_FAILURES), 1), else_=0).label("reversal"),
+            txn.type,
+            txn.amount,
+            txn.fee,
+            txn.net,
+            txn.currency,
+            txn.created,
         )
         .where(
             txn.type.in_(MATCHABLE),
@@ -138,7 +156,13 @@ def pairs(period: Period) -> Select[Any]:
             stripe.c.currency.label("stripe_currency"),
             stripe.c.created.label("stripe_created"),
         )
-        .select_from(ledger.join(stripe, ledger.c.ref == stripe.c.source, full=True))
+        .select_from(
+            ledger.join(
+                stripe,
+                (ledger.c.ref == stripe.c.source) & (ledger.c.reversal == stripe.c.reversal),
+                full=True,
+            )
+        )
         .where(either_side_in)
         .order_by(
             func.coalesce(ledger.c.occurred_at, stripe.c.created),
@@ -253,7 +277,10 @@ def money_sum(value: Any, condition: Any = None) -> Any:
 def stripe_money(txn: type[StripeBalanceTransaction]) -> list[Any]:
     return [
         money_sum(txn.amount, txn.type.in_(STRIPE_CHARGES)).label("gross"),
-        money_sum(-txn.amount, txn.type.in_(STRIPE_REFUNDS)).label("refunds"),
+        # net of refunds that failed (their refund_failure gives the money back)
+        money_sum(-txn.amount, txn.type.in_(STRIPE_REFUNDS + STRIPE_REFUND_FAILURES)).label(
+            "refunds"
+        ),
         money_sum(-txn.amount, txn.type.in_(STRIPE_DISPUTES)).label("disputes"),
         money_sum(txn.fee).label("fees"),
         money_sum(txn.net, txn.type.in_(MATCHABLE)).label("net"),
@@ -302,9 +329,10 @@ def by_payout(session: Session, period: Period) -> list[dict[str, Any]]:
 
 
 def by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
-    """Revenue (charges less refunds) and sessions paid, per session type."""
+    """Revenue (charges less refunds, net of those that failed) and sessions paid, per
+    session type."""
     charges = money_sum(LedgerEntry.amount, LedgerEntry.kind == "charge")
-    refunds = money_sum(LedgerEntry.amount, LedgerEntry.kind == "refund")
+    refunds = money_sum(refunded_net(LedgerEntry.kind, LedgerEntry.amount))
     session_type = invoice_copy(
         LedgerEntry.session_type, Invoice.session_type, LedgerEntry.invoice_id
     ).label("session_type")
@@ -319,7 +347,8 @@ def by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
             func.count(func.distinct(charged)).label("sessions"),
         )
         .where(
-            in_period(period, LedgerEntry.occurred_at), LedgerEntry.kind.in_(("charge", "refund"))
+            in_period(period, LedgerEntry.occurred_at),
+            LedgerEntry.kind.in_(("charge", "refund", REFUND_FAILURE)),
         )
         .group_by(session_type, LedgerEntry.currency)
         .order_by(session_type)
@@ -347,7 +376,7 @@ def totals(session: Session, period: Period, counts: dict[str, int]) -> dict[str
             select(
                 LedgerEntry.currency,
                 ledger_sum("charge").label("gross"),
-                ledger_sum("refund").label("refunds"),
+                money_sum(refunded_net(LedgerEntry.kind, LedgerEntry.amount)).label("refunds"),
                 ledger_sum("dispute").label("disputes"),
             )
             .where(in_period(period, LedgerEntry.occurred_at))

@@ -19,10 +19,12 @@ from billing.services.access import audit
 from billing.services.finance import packages
 from billing.services.finance.reconciliation import (
     STRIPE_CHARGES,
+    STRIPE_REFUND_FAILURES,
     Period,
     money_sum,
     reconciliation,
 )
+from billing.services.invoicing.ledger import REFUND, REFUND_FAILURE
 
 AGING_BUCKETS = (("0-30", 0, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
 UNPAID = (statuses.OPEN, statuses.PROCESSING)
@@ -77,11 +79,16 @@ def aging(
 
 
 def refunds_and_disputes(session: Session, period: Period) -> dict[str, Any]:
-    """Refunds and disputes recorded in the period, with their invoices and reasons."""
+    """Refunds and disputes recorded in the period, with their invoices and reasons. A
+    refund that failed after it was counted is listed again when it failed, with its
+    amount negative (the money came back), so that the refunds sum to what was refunded."""
     refunds = session.execute(
         select(
             LedgerEntry.stripe_object_id.label("stripe_refund_id"),
-            LedgerEntry.amount,
+            case(
+                (LedgerEntry.kind == REFUND_FAILURE, -LedgerEntry.amount),
+                else_=LedgerEntry.amount,
+            ).label("amount"),
             LedgerEntry.currency,
             LedgerEntry.occurred_at,
             Invoice.id.label("invoice_id"),
@@ -91,8 +98,11 @@ def refunds_and_disputes(session: Session, period: Period) -> dict[str, Any]:
         )
         .join(Invoice, Invoice.id == LedgerEntry.invoice_id)
         .outerjoin(Refund, Refund.stripe_refund_id == LedgerEntry.stripe_object_id)
-        .where(LedgerEntry.kind == "refund", *_within(period, LedgerEntry.occurred_at))
-        .order_by(LedgerEntry.occurred_at)
+        .where(
+            LedgerEntry.kind.in_((REFUND, REFUND_FAILURE)),
+            *_within(period, LedgerEntry.occurred_at),
+        )
+        .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
     ).mappings()
     disputes = session.execute(
         select(
@@ -188,8 +198,11 @@ def day_range(first: date, last: date, zone: ZoneInfo = UTC_ZONE) -> Period:
 
 def daily_by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
     """Per clinic day, session type and currency: gross (charges) and net (after refunds,
-    disputes and Stripe's fees on the matching transactions)."""
-    signed = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=-LedgerEntry.amount)
+    net of those that failed, disputes and Stripe's fees on the matching transactions)."""
+    signed = case(
+        (LedgerEntry.kind.in_(("charge", REFUND_FAILURE)), LedgerEntry.amount),
+        else_=-LedgerEntry.amount,
+    )
     gross = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=0)
     fee = func.coalesce(StripeBalanceTransaction.fee, 0)
     day = clinic_day(LedgerEntry.occurred_at, period.zone)
@@ -204,7 +217,12 @@ def daily_by_session_type(session: Session, period: Period) -> list[dict[str, An
         .join(Invoice, Invoice.id == LedgerEntry.invoice_id)
         .outerjoin(
             StripeBalanceTransaction,
-            StripeBalanceTransaction.source == LedgerEntry.stripe_ref,
+            (StripeBalanceTransaction.source == LedgerEntry.stripe_ref)
+            # a refund and its failure name the same refund: each with its own
+            & (
+                (LedgerEntry.kind == REFUND_FAILURE)
+                == StripeBalanceTransaction.type.in_(STRIPE_REFUND_FAILURES)
+            ),
         )
         .where(*_within(period, LedgerEntry.occurred_at))
         .group_by(day, Invoice.session_type, LedgerEntry.currency)

@@ -1,4 +1,9 @@
-"""The append-only ledger: each Stripe charge, refund and dispute once, with the status change."""
+"""The append-only ledger: each Stripe charge, refund and dispute once, with the status change.
+
+A refund that fails after it was counted (Stripe counts a pending refund as refunded) is
+not undone: like Stripe's balance transaction of type `refund_failure`, a new entry of
+kind `refund_failure`, for the refund's amount and naming the same Stripe refund, gives
+the money back, and every sum of refunds is net of those."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from billing.services.integrations import emails, events
 from billing.services.packages import credits
 
 CHARGE, REFUND, DISPUTE = "charge", "refund", "dispute"
+REFUND_FAILURE = "refund_failure"  # a counted refund that failed: its money came back
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +41,10 @@ def record(
     stripe_charge_id: str | None = None,
     occurred_at: datetime | None = None,
 ) -> bool:
-    """Append one entry and move the invoice's status; False if it was already recorded."""
+    """Append one entry and move the invoice's status; False if it was already recorded.
+
+    A refund's failure moves a settled invoice back as far as its money says (refunded
+    to partially refunded or paid); nothing else moves a status back."""
     insert = dialect_insert(session)
     statement = (
         insert(LedgerEntry)
@@ -58,8 +67,14 @@ def record(
     )
     added = session.execute(statement).scalar_one_or_none() is not None
     if added:
-        settle(session, invoice)
+        settle(session, invoice, money_back=kind == REFUND_FAILURE)
     return added
+
+
+def refunded_net(kind: Any, amount: Any) -> Any:
+    """An entry's part of what was refunded, for SQL sums: a refund's amount, less a
+    refund failure's."""
+    return case((kind == REFUND, amount), (kind == REFUND_FAILURE, -amount), else_=0)
 
 
 def amounts(session: Session, invoice_id: str, before: datetime | None = None) -> Amounts:
@@ -74,29 +89,23 @@ def amounts(session: Session, invoice_id: str, before: datetime | None = None) -
         Refund.kind == "overpayment",
         Refund.stripe_refund_id.is_not(None),
     )
+    refunded = refunded_net(LedgerEntry.kind, LedgerEntry.amount)
     overpaid = func.coalesce(
-        func.sum(
-            case(
-                (
-                    (LedgerEntry.kind == REFUND)
-                    & LedgerEntry.stripe_object_id.in_(overpayment_refunds),
-                    LedgerEntry.amount,
-                )
-            )
-        ),
+        func.sum(case((LedgerEntry.stripe_object_id.in_(overpayment_refunds), refunded), else_=0)),
         0,
     )
-    entries = select(total(CHARGE), total(REFUND), total(DISPUTE), overpaid).where(
-        LedgerEntry.invoice_id == invoice_id
-    )
+    entries = select(
+        total(CHARGE), func.coalesce(func.sum(refunded), 0), total(DISPUTE), overpaid
+    ).where(LedgerEntry.invoice_id == invoice_id)
     if before is not None:
         entries = entries.where(LedgerEntry.occurred_at < before)
     paid, refunded, disputed, given_back = session.execute(entries).one()
     return Amounts(int(paid), int(refunded), int(disputed), int(given_back))
 
 
-def settle(session: Session, invoice: Invoice) -> None:
-    """Move the invoice forward to whatever its ledger now implies.
+def settle(session: Session, invoice: Invoice, money_back: bool = False) -> None:
+    """Move the invoice forward to whatever its ledger now implies; with `money_back` (a
+    refund failed), also back among the settled statuses.
 
     Money given back because it was collected twice counts neither as paid nor refunded.
     """
@@ -104,7 +113,11 @@ def settle(session: Session, invoice: Invoice) -> None:
     target = statuses.settled_status(
         invoice.total, money.paid - money.overpaid, money.refunded - money.overpaid
     )
-    if target is not None:
+    if target is None:
+        return
+    if money_back:
+        invoice.status = statuses.after_refund_failed(invoice.status, target)
+    else:
         invoice.status = statuses.advance(invoice.status, target)
 
 

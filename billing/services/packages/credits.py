@@ -152,29 +152,35 @@ def money_outside(
         return {}
     from billing.services.invoicing import ledger  # it activates packages: imports us
 
-    gone = LedgerEntry.kind.in_(("refund", "dispute"))
+    # A refund that failed gave nothing back: the sums below are net of its failure.
+    gone = LedgerEntry.kind.in_((ledger.REFUND, ledger.DISPUTE))
     outside = select(LedgerEntry.invoice_id, func.max(LedgerEntry.occurred_at)).where(
         LedgerEntry.invoice_id.in_(by_invoice), gone
     )
     credited = (
         select(CreditRefund.patient_package_id, func.sum(CreditRefund.amount))
         .join(Refund, Refund.id == CreditRefund.refund_id)
-        .where(
-            CreditRefund.patient_package_id.in_(by_invoice.values()),
-            Refund.status == SUCCEEDED,
-        )
+        .where(CreditRefund.patient_package_id.in_(by_invoice.values()))
     )
-    if before is not None:
+    if before is None:
+        credited = credited.where(Refund.status == SUCCEEDED)
+    else:
         outside = outside.where(LedgerEntry.occurred_at < before)
-        # the refunds of credits the ledger had by then, as the money they are weighed against
-        credited = credited.where(
-            select(LedgerEntry.id)
-            .where(
-                LedgerEntry.stripe_object_id == Refund.stripe_refund_id,
-                LedgerEntry.occurred_at < before,
+
+        def entry(kind: str) -> Any:
+            return (
+                select(LedgerEntry.id)
+                .where(
+                    LedgerEntry.kind == kind,
+                    LedgerEntry.stripe_object_id == Refund.stripe_refund_id,
+                    LedgerEntry.occurred_at < before,
+                )
+                .exists()
             )
-            .exists()
-        )
+
+        # the refunds of credits the ledger counted by then (and had not seen fail), as
+        # the money they are weighed against
+        credited = credited.where(entry(ledger.REFUND), ~entry(ledger.REFUND_FAILURE))
     when = dict(session.execute(outside.group_by(LedgerEntry.invoice_id)).all())
     left = {}
     for invoice_id, last in when.items():

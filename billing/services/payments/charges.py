@@ -79,7 +79,7 @@ def pay_with_card_on_file(
         return _replay(session, gateway, claim.replay_of)
 
     invoice = get_invoice(session, invoice_id, for_update=True)
-    check_payable(session, invoice)
+    check_payable(session, invoice, cancels_online=True)
     patient = session.scalars(
         select(Patient).where(Patient.patient_id == invoice.patient_id)
     ).first()
@@ -132,8 +132,13 @@ def outcome(payment: Payment) -> Payment:
     return payment
 
 
-def check_payable(session: Session, invoice: Invoice) -> None:
-    """Refuse (409) unless the invoice is open with no card-on-file charge in flight."""
+def check_payable(session: Session, invoice: Invoice, cancels_online: bool = False) -> None:
+    """Refuse (409) unless the invoice is open with no card-on-file charge in flight.
+
+    With `cancels_online` (the caller cancels the pay page's PaymentIntent at Stripe
+    before charging, and `cancel_online` refuses while Stripe is still processing it), an
+    invoice processing only the pay page's payment is not refused here: Stripe is asked.
+    """
     in_flight = session.scalars(
         select(Payment.id).where(
             Payment.invoice_id == invoice.id,
@@ -147,11 +152,28 @@ def check_payable(session: Session, invoice: Invoice) -> None:
             f"Payment {in_flight} for this invoice is still in progress.",
             extra={"payment_id": in_flight},
         )
-    if not statuses.is_payable(invoice.status):
+    if not statuses.is_payable(invoice.status) and not (
+        cancels_online and _processing_only_online(session, invoice)
+    ):
         raise Conflict(
             "invoice_not_payable", f"Invoice {invoice.number} is {invoice.status}, not open."
         )
     holds.check_not_held(session, invoice)
+
+
+def _processing_only_online(session: Session, invoice: Invoice) -> bool:
+    """Whether the invoice reads processing only because Stripe was processing its pay
+    page's payment when we last heard."""
+    if invoice.status != statuses.PROCESSING:
+        return False
+    online = session.scalars(
+        select(Payment.id).where(
+            Payment.invoice_id == invoice.id,
+            Payment.method == "online",
+            Payment.status == PROCESSING,
+        )
+    ).first()
+    return online is not None
 
 
 def cancel_online(session: Session, gateway: StripeGateway, invoice_id: str) -> None:
@@ -200,10 +222,27 @@ def _abandon(session: Session, payment_id: str, error: ServiceError) -> None:
     invoice = get_invoice(session, payment.invoice_id, for_update=True)
     payment.status = FAILED
     payment.failure_code, payment.failure_message = error.code, error.detail
-    invoice.status = statuses.after_failed_attempt(invoice.status)
+    invoice.status = _after_failed_attempt(session, invoice, payment)
     audit_payment(session, payment)
     session.commit()
     metrics.payment_outcome(payment.method, FAILED)
+
+
+def _after_failed_attempt(session: Session, invoice: Invoice, payment: Payment) -> str:
+    """The invoice's status once `payment` failed or was abandoned: open again, unless
+    another payment of it is still in progress (the pay page's, which Stripe is
+    processing; a card-on-file charge not yet settled), when it still reads processing."""
+    in_progress = session.scalars(
+        select(Payment.id).where(
+            Payment.invoice_id == invoice.id,
+            Payment.id != payment.id,
+            (Payment.status == PROCESSING)
+            | ((Payment.method == "card_on_file") & Payment.status.in_(IN_FLIGHT)),
+        )
+    ).first()
+    if in_progress is not None:
+        return invoice.status
+    return statuses.after_failed_attempt(invoice.status)
 
 
 def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
@@ -298,7 +337,7 @@ def apply_intent(
         payment.status = FAILED
         payment.failure_code = intent.failure_code or "card_declined"
         payment.failure_message = intent.failure_message or "The card was declined."
-        invoice.status = statuses.after_failed_attempt(invoice.status)
+        invoice.status = _after_failed_attempt(session, invoice, payment)
     if payment.status != before:
         audit_payment(session, payment)
         _ask_the_patient(session, invoice, payment)

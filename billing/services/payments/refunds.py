@@ -5,7 +5,8 @@ stand-in checks none of that; we do.
 Every refund in flight has an owner that settles it: the request; a replay of its key;
 the next refund of the same invoice, which looks unknown ones up at Stripe first; and
 `payments reconcile-pending`. A refund Stripe refused, or that never reached it, is
-marked failed and its amount is free again.
+marked failed and its amount is free again; so is one Stripe made and later reported
+failed (the card's bank returned it), whose money the ledger then counts back.
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
 
 RESERVING = (SUCCEEDED, PENDING, UNKNOWN)  # refunds whose amount is spoken for
+# Stripe's statuses of a refund it counts in the charge's amount_refunded.
+COUNTED_AT_STRIPE = ("succeeded", "pending")
+# Stripe's `failure_reason` of a refund, as finance reads it.
+FAILURE_REASONS = {
+    "expired_or_canceled_card": "The card was expired or cancelled",
+    "lost_or_stolen_card": "The card was reported lost or stolen",
+    "declined": "The card's bank declined the refund",
+    "insufficient_funds": "The clinic's Stripe balance could not cover the refund",
+    "charge_for_pending_refund_disputed": "The charge was disputed while the refund was pending",
+    "merchant_request": "The refund was cancelled at the clinic's request",
+}
 PENDING_AGAIN = {"status": PENDING}
 NEVER_SENT = {
     "status": FAILED,
@@ -188,7 +200,15 @@ def send(session: Session, gateway: StripeGateway, refund_id: str) -> Refund:
 
 
 def apply_refund(session: Session, refund_id: str, result: RefundResult) -> Refund:
-    """Commit Stripe's refund with its ledger row and the invoice's new status."""
+    """Commit what Stripe says of a refund, with its ledger entries and the invoice's new
+    status; any number of times, in any order.
+
+    Stripe counts a pending refund as refunded, and so do we: it is succeeded here, with
+    its ledger entry. A refund Stripe reports failed (the card's bank returned it; it may
+    have been pending or even succeeded before) is failed for good: as on Stripe's balance,
+    a `refund_failure` entry gives back what its `refund` entry counted, and the invoice
+    reads as its money then says. Stale news of it (pending, succeeded) changes nothing.
+    """
     invoice_id = session.scalars(select(Refund.invoice_id).where(Refund.id == refund_id)).one()
     invoice = get_invoice(session, invoice_id, for_update=True)  # invoice first, always
     refund = session.scalars(
@@ -199,10 +219,24 @@ def apply_refund(session: Session, refund_id: str, result: RefundResult) -> Refu
     ).one()
     refund.stripe_refund_id = refund.stripe_refund_id or result.id
     before = refund.status
-    if result.status in ("succeeded", "pending"):
+    if result.status in COUNTED_AT_STRIPE and not _failed_at_stripe(session, result.id):
         refund.status = SUCCEEDED
         refund.failure_code = refund.failure_message = None
         ledger.record(session, invoice, ledger.REFUND, result.amount, result.id, result.charge_id)
+    elif result.status == "failed" or (
+        result.status not in COUNTED_AT_STRIPE and _counted(session, result.id)
+    ):
+        # Stripe's balance has both: the refund when it was made, its failure now.
+        ledger.record(session, invoice, ledger.REFUND, result.amount, result.id, result.charge_id)
+        ledger.record(
+            session, invoice, ledger.REFUND_FAILURE, result.amount, result.id, result.charge_id
+        )
+        if before != FAILED or refund.failure_code in (None, NEVER_SENT["failure_code"]):
+            refund.failure_code = result.failure_reason or "refund_failed"
+            refund.failure_message = _failure_message(result.failure_reason)
+        refund.status = FAILED
+    elif result.status in COUNTED_AT_STRIPE:
+        pass  # stale: Stripe has since reported this refund failed
     elif refund.status != SUCCEEDED:
         refund.status = FAILED
         refund.failure_code = refund.failure_code or "refund_failed"
@@ -212,6 +246,30 @@ def apply_refund(session: Session, refund_id: str, result: RefundResult) -> Refu
     if refund.status != before:
         metrics.refund_outcome(refund.kind, refund.status)
     return refund
+
+
+def _counted(session: Session, stripe_refund_id: str) -> bool:
+    """Whether the ledger counted this Stripe refund as refunded."""
+    return _entry(session, ledger.REFUND, stripe_refund_id)
+
+
+def _failed_at_stripe(session: Session, stripe_refund_id: str) -> bool:
+    """Whether the ledger has this Stripe refund's failure: it stays failed."""
+    return _entry(session, ledger.REFUND_FAILURE, stripe_refund_id)
+
+
+def _entry(session: Session, kind: str, stripe_object_id: str) -> bool:
+    found = session.scalar(
+        select(LedgerEntry.id).where(
+            LedgerEntry.kind == kind, LedgerEntry.stripe_object_id == stripe_object_id
+        )
+    )
+    return found is not None
+
+
+def _failure_message(reason: str | None) -> str:
+    why = FAILURE_REASONS.get(reason or "", "Stripe could not return the money to the card")
+    return f"{why}; the refund failed and nothing was refunded."
 
 
 def _intent_of(session: Session, refund: Refund) -> str:

@@ -1,7 +1,8 @@
 """Stripe webhooks: each event stored once, handled in any order, any number of times.
 
 Every effect is idempotent (ledger rows are unique per Stripe object, statuses only
-move forward), so an event is marked processed only after its effect is committed.
+move forward, and a refund Stripe reported failed stays failed), so an event is marked
+processed only after its effect is committed.
 An event that names a payment we do not know yet is kept and retried later.
 """
 
@@ -21,10 +22,12 @@ from billing.adapters.db import dialect_insert
 from billing.adapters.models import Payment, Refund, StripeEvent, utcnow
 from billing.adapters.stripe_gateway import (
     Event,
+    RefundResult,
     StripeGateway,
     dispute_from_event,
     intent_from_event,
     object_id,
+    refund_from_event,
     refunds_from_charge,
 )
 from billing.services.access import audit
@@ -112,27 +115,49 @@ def _on_charge_refunded(session: Session, gateway: StripeGateway, obj: dict[str,
     if listed is None:
         listed = gateway.list_refunds(intent_id)
     for result, our_refund_id in listed:
-        refund = session.get(Refund, our_refund_id) if our_refund_id else None
-        if refund is None:
-            refund = session.scalars(
-                select(Refund).where(Refund.stripe_refund_id == result.id)
-            ).first()
-        if refund is None:  # made outside this service, e.g. in Stripe's dashboard
-            refund = Refund(
-                invoice_id=payment.invoice_id,
-                payment_id=payment.id,
-                amount=result.amount,
-                currency=payment.currency,
-                reason="refunded in Stripe",
-                kind="external",
-                status="pending",
-                stripe_refund_id=result.id,
-            )
-            session.add(refund)
-            session.flush()
-        session.commit()
-        refunds.apply_refund(session, refund.id, result)
+        _apply_refund(session, payment, result, our_refund_id)
     return True
+
+
+def _on_refund(session: Session, _gateway: StripeGateway, obj: dict[str, Any]) -> bool:
+    """One Refund's new status: `charge.refund.updated`, and in newer API versions
+    `refund.updated` and `refund.failed` (the same Refund object)."""
+    result, our_refund_id = refund_from_event(obj)
+    payment = _payment_for(session, object_id(obj.get("payment_intent")), None)
+    if payment is None and result.charge_id:
+        payment = session.scalars(
+            select(Payment).where(Payment.stripe_charge_id == result.charge_id)
+        ).first()
+    session.commit()
+    if payment is None:
+        return False
+    _apply_refund(session, payment, result, our_refund_id)
+    return True
+
+
+def _apply_refund(
+    session: Session, payment: Payment, result: RefundResult, our_refund_id: str | None
+) -> None:
+    """What Stripe says of one Refund of `payment`, applied to our refund of it (made for
+    it here when it was made outside this service, e.g. in Stripe's dashboard)."""
+    refund = session.get(Refund, our_refund_id) if our_refund_id else None
+    if refund is None:
+        refund = session.scalars(select(Refund).where(Refund.stripe_refund_id == result.id)).first()
+    if refund is None:  # made outside this service, e.g. in Stripe's dashboard
+        refund = Refund(
+            invoice_id=payment.invoice_id,
+            payment_id=payment.id,
+            amount=result.amount,
+            currency=payment.currency,
+            reason="refunded in Stripe",
+            kind="external",
+            status="pending",
+            stripe_refund_id=result.id,
+        )
+        session.add(refund)
+        session.flush()
+    session.commit()
+    refunds.apply_refund(session, refund.id, result)
 
 
 def _on_dispute_created(session: Session, _gateway: StripeGateway, obj: dict[str, Any]) -> bool:
@@ -198,5 +223,8 @@ HANDLERS: dict[str, Callable[[Session, StripeGateway, dict[str, Any]], bool]] = 
     "payment_intent.processing": _on_payment_intent,
     "payment_intent.canceled": _on_payment_intent,
     "charge.refunded": _on_charge_refunded,
+    "charge.refund.updated": _on_refund,
+    "refund.updated": _on_refund,
+    "refund.failed": _on_refund,
     "charge.dispute.created": _on_dispute_created,
 }
