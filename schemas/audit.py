@@ -11,7 +11,7 @@ from schemas.fields import UtcDateTime
 from schemas.types import typed
 
 # A detail is text, a number, a yes/no, or a list of records (an exemption per patient).
-DETAIL_VALUES = [
+DETAIL_VALUES: list[dict[str, Any]] = [
     {"type": "string"},
     {"type": "integer"},
     {"type": "boolean"},

@@ -248,9 +248,16 @@ def test_report_exports_name_who_took_them(
 def test_the_ledger_refuses_truncate_of_its_own_on_postgresql(
     postgresql_url: str, app: Flask
 ) -> None:
-    """Even with CASCADE (which would take the journal's postings with it)."""
+    """Not only because the journal's postings refer to it (and refuse TRUNCATE
+    themselves): with theirs out of the way, in a transaction rolled back, its own trigger
+    refuses, CASCADE or not."""
     with psycopg.connect(postgresql_url) as connection:
-        for statement in ("TRUNCATE ledger_entries", "TRUNCATE ledger_entries CASCADE"):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        for statement in ("TRUNCATE ledger_entries CASCADE", "TRUNCATE ledger_entries"):
+            connection.execute("DROP TRIGGER journal_postings_no_truncate ON journal_postings")
+            connection.execute(
+                "ALTER TABLE journal_postings DROP CONSTRAINT IF EXISTS "
+                "fk_journal_postings_ledger_entry_id"
+            )
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="ledger_entries"):
                 connection.execute(statement)
             connection.rollback()

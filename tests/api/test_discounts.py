@@ -181,6 +181,24 @@ def test_the_receipt_shows_the_discount(app, client, headers) -> None:
     assert "$500.00" in text and "Sliding-scale discount (30%)" in text and "-$150.00" in text
 
 
+def race_for(app: Flask, headers, code: str, *bookings: tuple[str, dict]) -> list[Any]:
+    """Quote every booking with `code` at the same moment; the answers."""
+    barrier = threading.Barrier(len(bookings))
+    answers: list[Any] = []
+
+    def one(booking: str, patient: dict) -> None:
+        local = app.test_client()
+        barrier.wait()
+        answers.append(quote(local, headers, patient, code=code, booking=booking))
+
+    threads = [threading.Thread(target=one, args=booking) for booking in bookings]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return answers
+
+
 @pytest.mark.parametrize("app", ["sqlite", "postgresql"], indirect=True)
 def test_two_quotes_racing_for_the_last_redemption_one_wins(app: Flask, client, headers) -> None:
     """On both databases: SQLite ignores the row lock, so the count is taken under its
@@ -189,22 +207,7 @@ def test_two_quotes_racing_for_the_last_redemption_one_wins(app: Flask, client, 
         code = f"WINTER{trial}"
         made = promotion(client, headers, code=code, percent_off=10, max_redemptions=1)
         assert made.status_code == 201, made.json
-        barrier = threading.Barrier(2)
-        answers: list[Any] = []
-
-        def race(booking: str, patient: dict, code: str = code) -> None:
-            local = app.test_client()
-            barrier.wait()
-            answers.append(quote(local, headers, patient, code=code, booking=booking))
-
-        threads = [
-            threading.Thread(target=race, args=(f"BK-A{trial}", ANA)),
-            threading.Thread(target=race, args=(f"BK-B{trial}", BEN)),
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        answers = race_for(app, headers, code, (f"BK-A{trial}", ANA), (f"BK-B{trial}", BEN))
         assert sorted(a.status_code for a in answers) == [201, 409], (trial, answers)
         assert [a.json["code"] for a in answers if a.status_code == 409] == ["promotion_exhausted"]
 
