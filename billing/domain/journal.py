@@ -15,15 +15,17 @@ from datetime import date
 from typing import Any
 
 from billing.domain.money import Money
+from billing.domain.policy import PACKAGE
 from billing.domain.pricing import SESSION_TYPES, session_name
 
 # The accounts a journal posts to, by key; the clinic names them (JOURNAL_ACCOUNTS).
-CLEARING, BANK, REFUNDS, DISPUTES, FEES = (
+CLEARING, BANK, REFUNDS, DISPUTES, FEES, PACKAGES = (
     "stripe_clearing",
     "bank",
     "refunds",
     "disputes",
     "stripe_fees",
+    "prepaid_packages",
 )
 DEFAULT_TAX_RATE = "Tax Exempt"
 DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
@@ -36,6 +38,8 @@ DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
         }
         for number, session_type in enumerate(SESSION_TYPES)
     },
+    # A package's price is sessions still owed: a liability until its credits are used.
+    PACKAGES: {"name": "Prepaid Packages", "code": "2400"},
     REFUNDS: {"name": "Patient Refunds", "code": "4900"},
     DISPUTES: {"name": "Card Disputes", "code": "4910"},
     FEES: {"name": "Stripe Fees", "code": "6100"},
@@ -129,6 +133,8 @@ class Journal:
 def _posting(item: Item) -> tuple[str, str, str, int]:
     """(debit account, credit account, description, amount) of one item."""
     amount = item.money.amount
+    if item.kind == "charge" and item.session_type == PACKAGE:
+        return CLEARING, PACKAGES, "Package sales", amount
     if item.kind == "charge":
         session_type = item.session_type or SESSION_TYPES[0]
         name = f"{session_name(session_type)} sessions"

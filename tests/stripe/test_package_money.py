@@ -5,7 +5,9 @@ back); its invoice is never refunded around its credits."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -89,6 +91,18 @@ def test_a_package_paid_by_card_is_refunded_pro_rata_and_never_more(
     )
     assert paid.status_code == 201 and paid.json["status"] == "succeeded", paid.json
     assert _credits(client, desk)["available"] == 6
+    # The month's journal posts the sale as sessions owed (it answered 500 before).
+    with stripe_app.app_context():
+        _, reports = keys.create_key(db.session(), "books", ["reports:read"])
+    month = datetime.now(ZoneInfo(stripe_app.config["CLINIC_TIMEZONE"])).strftime("%Y-%m")
+    journal = client.get(
+        f"/v1/reports/journal?month={month}", headers={"Authorization": f"Bearer {reports}"}
+    )
+    assert journal.status_code == 200, journal.json
+    lines = [line for entry in journal.json["journals"] for line in entry["lines"]]
+    assert {"account": "Prepaid Packages", "credit": 100000} in [
+        {"account": line["account_name"], "credit": line["credit"]} for line in lines
+    ]
 
     around = client.post(
         f"/v1/invoices/{invoice_id}/refunds",

@@ -29,7 +29,7 @@ items = st.builds(
     st.integers(min_value=0, max_value=30),
     st.integers(min_value=-(10**7), max_value=10**7),
     st.sampled_from(["usd", "cad", "jpy"]),
-    st.sampled_from(SESSION_TYPES),
+    st.sampled_from([*SESSION_TYPES, "package"]),
     st.booleans(),
 )
 
@@ -56,6 +56,8 @@ def test_each_kind_posts_against_the_stripe_clearing_account() -> None:
     day = date(2026, 10, 5)
     postings = [
         (Item("charge", day, Money(50000, "usd"), "im_group"), "revenue_im_group", "credit"),
+        # A package sold is sessions owed, not yet revenue.
+        (Item("charge", day, Money(270000, "usd"), "package"), "prepaid_packages", "credit"),
         (Item("refund", day, Money(1000, "usd")), "refunds", "debit"),
         (Item("dispute", day, Money(2000, "usd")), "disputes", "debit"),
         (Item("fee", day, Money(300, "usd")), "stripe_fees", "debit"),
