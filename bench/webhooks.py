@@ -250,7 +250,7 @@ def start_worker(
         f"--concurrency={concurrency}",
         "-Q",
         settings["TASK_QUEUE"],
-        f"--hostname={name}@%h",
+        f"--hostname={name}.{settings['TASK_QUEUE']}@%h",  # unique on a shared broker
         "--loglevel=WARNING",
     ]
     if beat:

@@ -17,6 +17,7 @@ class TcpProxy:
     _listener: socket.socket | None = None
     _live: set[socket.socket] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _hanging: bool = False
 
     def start(self) -> TcpProxy:
         listener = socket.socket()
@@ -33,12 +34,23 @@ class TcpProxy:
             listener, self._listener = self._listener, None
             live, self._live = self._live, set()
         if listener is not None:
-            listener.close()
+            _close(listener)  # shut down first: that wakes the thread blocked in accept()
         for connection in live:
             _close(connection)
 
     def restore(self) -> None:
         """The broker is back on the same address."""
+        if self._hanging:
+            self.cut()  # the silent listener goes, with the connections it held
+            self._hanging = False
+        self.start()
+
+    def hang(self) -> None:
+        """The server stops answering without closing anything (a host gone from the
+        network, a paused process): open connections are dropped, new ones are accepted
+        and then hear nothing, so a client without a short timeout waits."""
+        self.cut()
+        self._hanging = True
         self.start()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -47,6 +59,10 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # cut
+            if self._hanging:
+                with self._lock:
+                    self._live.add(client)  # held open, never answered, dropped at restore
+                continue
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
             except OSError:

@@ -85,7 +85,9 @@ class Workers:
         log = self.folder / f"{name}.log"
         command = [str(CELERY), "-A", "billing.worker", "worker", "--pool=prefork"]
         command += [f"--concurrency={concurrency}", "-Q", self.settings["TASK_QUEUE"]]
-        command += [f"--hostname={name}@%h", "--loglevel=INFO", f"--logfile={log}"]
+        # A node name of this run alone: runs sharing the broker never lock each other out.
+        command += [f"--hostname={name}.{self.settings['TASK_QUEUE']}@%h"]
+        command += ["--loglevel=INFO", f"--logfile={log}"]
         if beat:
             command += ["--beat", f"--schedule={self.folder / (name + '-schedule')}"]
         process = subprocess.Popen(
