@@ -188,8 +188,10 @@ def snapshot(kind: str, obj: Any) -> dict[str, Any]:
 #     IV exemptions (reason, approving clinician), or discounts' reasons and approvers
 #   invoice.created, invoice.paid, invoice.voided: the invoice; no patient name, nor its
 #     lines' discounts' reasons and approvers
-#   payment.succeeded, payment.failed, payment.requires_action: the payment; not the
-#     client secret that completes 3-D Secure, nor a pay link
+#   invoice.partially_paid: the invoice, as for invoice.paid
+#   payment.succeeded, payment.failed, payment.requires_action, payment.recorded,
+#     payment.reversed: the payment; not the client secret that completes 3-D Secure, a
+#     pay link, who recorded money received at the desk, nor why it was reversed
 #   refund.succeeded, refund.failed: the refund as its endpoint shows it
 #   dispute.created: the dispute as its endpoint shows it
 #   booking.cancelled, booking.attendance_marked: the booking and its seats; its invoices
@@ -205,7 +207,13 @@ WITHHELD: dict[str, tuple[str, ...]] = {
         *(f"lines.*.{path}" for path in _DISCOUNT_NOTES),
     ),
     "invoice": _INVOICE,
-    "payment": ("next_action.client_secret", "pay_url", "pay_url_expires_at"),
+    "payment": (
+        "next_action.client_secret",
+        "pay_url",
+        "pay_url_expires_at",
+        "recorded_by",
+        "reversal_reason",
+    ),
     "refund": (),
     "dispute": (),
     "booking": tuple(f"{part}.*.{path}" for part in ("invoices", "fees") for path in _INVOICE),

@@ -100,6 +100,31 @@ class Name(fields.String):
         return name
 
 
+class Text(fields.String):
+    """One line of text a person typed (a reference, a reason): 1 to `max_length`
+    characters, none of them a control character such as a line break."""
+
+    def __init__(self, max_length: int, **kwargs: Any) -> None:
+        metadata = {
+            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+            "minLength": 1,
+            "maxLength": max_length,
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(metadata=metadata, **kwargs)
+        self.max_length = max_length
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not text:
+            raise ValidationError("Must not be empty.")
+        if CONTROL.search(text):
+            raise ValidationError("Must not contain control characters such as line breaks.")
+        if len(text) > self.max_length:
+            raise ValidationError(f"Must be at most {self.max_length} characters.")
+        return text
+
+
 class Computed(fields.Nested):
     """A nested object (or, with many=True, a list of them) that a method of the schema
     computes from the object dumped; the OpenAPI document describes it as `nested`."""

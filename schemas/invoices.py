@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from billing.domain.statuses import INVOICE_STATUSES
 from schemas.discounts import DiscountSchema, discounts_of
-from schemas.fields import Computed, Currency, UtcDateTime, amount, identifier
+from schemas.fields import Computed, Currency, Text, UtcDateTime, amount, identifier
 from schemas.types import typed
 
 
@@ -63,6 +64,13 @@ class InvoiceSchema(Schema):
     total = fields.Integer(required=True)
     amount_paid = fields.Integer(required=True)
     amount_refunded = fields.Integer(required=True)
+    balance_due = fields.Integer(
+        required=True,
+        metadata={
+            "description": "What is still owed: the total less what was paid. Refunds do "
+            "not reopen it; a void invoice owes nothing."
+        },
+    )
     lines = fields.List(fields.Nested(InvoiceLineSchema), required=True)
     created_at = fields.DateTime(required=True)
     voided_at = fields.DateTime(required=True, allow_none=True)
@@ -89,20 +97,58 @@ class InvoicePathSchema(Schema):
     invoice_id = fields.String(required=True)
 
 
+RECEIVED_METHODS = ("cash", "check", "external")
+
+
 class PaymentRequestSchema(Schema):
     method = typed(
         "PaymentMethod",
-        fields.String(required=True, validate=validate.OneOf(["card_on_file", "online"])),
+        fields.String(
+            required=True,
+            validate=validate.OneOf(["card_on_file", "online", *RECEIVED_METHODS]),
+        ),
+    )
+    amount = amount(
+        metadata={
+            "description": "How much to collect, in minor units; by default all the invoice "
+            "still owes (`balance_due`). Never more than that.",
+            "example": 20000,
+        }
     )
     send_email = fields.Boolean(
         load_default=False,
         metadata={"description": "method online: also email the pay link to the patient."},
     )
+    reference = Text(
+        100,
+        metadata={
+            "description": "cash, check, external: the check's number (required for a "
+            "check) or the terminal's or processor's reference.",
+            "example": "1042",
+        },
+    )
+    received_at = UtcDateTime(
+        metadata={
+            "description": "cash, check, external: when the money came in; by "
+            "default now. Never in the future."
+        }
+    )
 
     @validates_schema
-    def _email_goes_with_a_link(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("send_email") and data.get("method") != "online":
+    def _fields_go_with_their_method(self, data: dict[str, Any], **_: Any) -> None:
+        method = data.get("method")
+        if data.get("send_email") and method != "online":
             raise ValidationError("Only a pay link (method online) is emailed.", "send_email")
+        for name in ("reference", "received_at"):
+            if name in data and method not in RECEIVED_METHODS:
+                raise ValidationError(
+                    "Only money received at the desk (cash, check, external) has this.", name
+                )
+        if method == "check" and not data.get("reference"):
+            raise ValidationError("Give the check's number.", "reference")
+        received = data.get("received_at")
+        if received is not None and received > datetime.now(UTC) + timedelta(minutes=5):
+            raise ValidationError("Must not be in the future.", "received_at")
 
 
 class NextActionSchema(Schema):
@@ -136,6 +182,21 @@ class PaymentSchema(Schema):
     )
     created_at = fields.DateTime(required=True)
     paid_at = fields.DateTime(allow_none=True)
+    reference = fields.String(
+        allow_none=True, metadata={"description": "cash, check, external: as recorded."}
+    )
+    received_at = fields.DateTime(
+        allow_none=True, metadata={"description": "cash, check, external: when it came in."}
+    )
+    recorded_by = fields.String(
+        allow_none=True,
+        metadata={"description": "cash, check, external: the key that recorded it."},
+    )
+    reversed_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "When money recorded as received was reversed (status reversed)."},
+    )
+    reversal_reason = fields.String(allow_none=True)
     pay_url = fields.String(
         metadata={"description": "method online: the patient's pay link", "format": "uri"}
     )
@@ -152,6 +213,15 @@ class PaymentSchema(Schema):
         if getattr(payment, "status", None) != "requires_action":
             return None
         return {"type": "authenticate", "client_secret": getattr(payment, "client_secret", "")}
+
+
+class ReversalRequestSchema(Schema):
+    reason = Text(500, required=True, metadata={"example": "check returned: insufficient funds"})
+
+
+class PaymentPathSchema(Schema):
+    invoice_id = fields.String(required=True)
+    payment_id = typed("PaymentId", fields.String(required=True, validate=validate.Length(max=32)))
 
 
 class RefundRequestSchema(Schema):

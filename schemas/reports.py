@@ -65,7 +65,13 @@ class MonthQuerySchema(MonthSchema):
 # themselves (a year of pairs is too many rows to pass through a schema); these say what
 # it holds, and the contract tests hold the two together.
 
-PAIR_STATUSES = ("matched", "missing_in_stripe", "missing_in_ledger", "mismatched")
+PAIR_STATUSES = (
+    "matched",
+    "missing_in_stripe",
+    "missing_in_ledger",
+    "mismatched",
+    "outside_stripe",
+)
 
 
 def _money(description: str) -> fields.Integer:
@@ -83,7 +89,8 @@ def _by_currency(schema: type[Schema], description: str) -> fields.Dict:
 
 class PairSchema(Schema):
     """A ledger entry and the Stripe balance transaction naming the same object; either
-    side is null when it is missing."""
+    side is null when it is missing. Money received at the desk (`outside_stripe`) has
+    no Stripe side."""
 
     status = fields.String(required=True, validate=validate.OneOf(PAIR_STATUSES))
     ledger_entry_id = fields.Integer(required=True, allow_none=True)
@@ -93,7 +100,7 @@ class PairSchema(Schema):
     ledger_amount = fields.Integer(
         required=True,
         allow_none=True,
-        metadata={"description": "Signed: refunds and disputes negative."},
+        metadata={"description": "Signed: refunds, disputes and reversals negative."},
     )
     ledger_currency = Currency(required=True, allow_none=True)
     occurred_at = fields.DateTime(required=True, allow_none=True)
@@ -131,7 +138,7 @@ class PayoutSchema(StripeMoneySchema):
 class SessionTypeRevenueSchema(Schema):
     session_type = typed("InvoiceSessionType", fields.String(required=True))
     currency = Currency(required=True)
-    gross = _money("Charges.")
+    gross = _money("Charges, and money received at the desk less reversals.")
     refunds = _money("Refunds, less those that failed.")
     revenue = _money("Charges less refunds.")
     sessions = fields.Integer(required=True, metadata={"description": "Sessions paid."})
@@ -151,9 +158,12 @@ class OverpaymentSchema(Schema):
 
 
 class LedgerMoneySchema(Schema):
-    gross = _money("Charges.")
+    gross = _money("Charges through Stripe.")
     refunds = _money("Refunds, less those that failed.")
     disputes = _money("Disputes.")
+    received = _money(
+        "Received at the desk outside Stripe (cash, checks, another terminal), less reversals."
+    )
 
 
 class PairCountsSchema(Schema):
@@ -161,6 +171,7 @@ class PairCountsSchema(Schema):
     missing_in_stripe = fields.Integer(required=True)
     missing_in_ledger = fields.Integer(required=True)
     mismatched = fields.Integer(required=True)
+    outside_stripe = fields.Integer(required=True)
     overpayments = fields.Integer(required=True)
 
 
@@ -176,6 +187,11 @@ class ReconciliationSchema(Schema):
     missing_in_stripe = fields.List(fields.Nested(PairSchema), required=True)
     missing_in_ledger = fields.List(fields.Nested(PairSchema), required=True)
     mismatched = fields.List(fields.Nested(PairSchema), required=True)
+    outside_stripe = fields.List(
+        fields.Nested(PairSchema),
+        required=True,
+        metadata={"description": "Money received at the desk and its reversals."},
+    )
     by_day = fields.List(fields.Nested(DaySchema), required=True)
     by_payout = fields.List(fields.Nested(PayoutSchema), required=True)
     by_session_type = fields.List(fields.Nested(SessionTypeRevenueSchema), required=True)
@@ -205,6 +221,7 @@ class AgingInvoiceSchema(Schema):
     number = typed("InvoiceNumber", fields.String(required=True))
     patient_id = typed("PatientId", fields.String(required=True))
     total = fields.Integer(required=True)
+    balance_due = _money("What it still owes: the total less what was paid.")
     currency = Currency(required=True)
     status = typed("InvoiceStatus", fields.String(required=True))
     created_at = fields.DateTime(required=True)
@@ -253,7 +270,11 @@ class RefundsDisputesSchema(Schema):
 
 class MonthCurrencySchema(Schema):
     billed = _money("Invoiced in the month (not void).")
-    collected = _money("Charged, in our ledger.")
+    collected = _money("Collected, in our ledger: charged through Stripe and received at the desk.")
+    received_outside_stripe = _money(
+        "Of that, received at the desk outside Stripe (cash, checks, another terminal), "
+        "less reversals."
+    )
     refunded = _money("Refunded, in our ledger.")
     disputed = _money("Disputed, in our ledger.")
     stripe_fees = _money("Stripe's fees.")

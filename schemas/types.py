@@ -60,6 +60,13 @@ ERROR_CODES = (
     "not_sent",
     "refund_exceeds_paid",
     "refund_failed",
+    "refund_outside_stripe",
+    "amount_exceeds_balance",
+    "amount_too_small",
+    "reference_required",
+    "received_before_invoice",
+    "payment_not_found",
+    "payment_not_reversible",
     "stripe_invalid_request",
     "stripe_error",
     "stripe_misconfigured",
@@ -214,7 +221,9 @@ TYPES: dict[str, dict[str, Any]] = {
     "InvoiceStatus": _closed(
         *INVOICE_STATUSES,
         description="open -> processing -> paid -> partially_refunded -> refunded, or "
-        "open -> void; only ever forward.",
+        "open -> void; partially_paid once part of it is paid, processing while a charge of "
+        "it is in flight. Forward as money arrives; back only when money counted turns out "
+        "not to be there (a refund that failed, a check that bounced).",
     ),
     "InvoiceKind": _closed(
         *INVOICE_KINDS,
@@ -232,7 +241,12 @@ TYPES: dict[str, dict[str, Any]] = {
     "PaymentMethod": _closed(
         "card_on_file",
         "online",
-        description="card_on_file: charge the saved card now; online: a pay link for the patient.",
+        "cash",
+        "check",
+        "external",
+        description="card_on_file: charge the saved card now; online: a pay link for the "
+        "patient; cash, check, external (another terminal or processor): money the front "
+        "desk received outside Stripe, recorded as it arrived (scope payments:record).",
     ),
     "PaymentStatus": _closed(*PAYMENT_STATUSES, description="Where one payment attempt is."),
     "RefundStatus": _closed(*REFUND_STATUSES, description="Where one refund is."),
@@ -248,9 +262,12 @@ TYPES: dict[str, dict[str, Any]] = {
         "refund",
         "refund_failure",
         "dispute",
+        "received",
+        "reversal",
         description="Which way a ledger entry moved money; refund_failure: a refund that "
         "failed after it was counted, its money back (Stripe's balance transaction of the "
-        "same type).",
+        "same type); received: money the desk received outside Stripe (cash, a check, "
+        "another terminal); reversal: money received that never arrived (a bounced check).",
     ),
     "ReportFormat": _closed("json", "csv", description="A report as JSON or as CSV."),
     "PayoutStatus": _closed(

@@ -267,6 +267,9 @@ class LedgerEntry(Base):
     # The id Stripe's balance transaction names as its source: the charge of a
     # charge, the refund of a refund or of its failure, the dispute of a dispute.
     stripe_ref: Mapped[str | None] = mapped_column(String(255))
+    # Money received outside Stripe (kinds `received` and `reversal`): how it came, cash,
+    # check or external; null for Stripe's money.
+    method: Mapped[str | None] = mapped_column(String(16))
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Copies of the invoice's (they never change), so reports need not look it up; null
@@ -292,11 +295,18 @@ def _ledger_refunded(invoice_id: Any) -> Any:
     )
 
 
-def _ledger_sum(kind: str, invoice_id: Any) -> Any:
+def _ledger_paid(invoice_id: Any) -> Any:
+    """What an invoice's ledger says was paid: Stripe's charges and the money staff
+    received, less what of that never arrived (entries of kind `reversal`)."""
+    paid = case(
+        (LedgerEntry.kind.in_(("charge", "received")), LedgerEntry.amount),
+        (LedgerEntry.kind == "reversal", -LedgerEntry.amount),
+        else_=0,
+    )
     return (
         # PostgreSQL sums a bigint as numeric: cast back so Python sees an int.
-        select(cast(func.coalesce(func.sum(LedgerEntry.amount), 0), BigInteger))
-        .where(LedgerEntry.invoice_id == invoice_id, LedgerEntry.kind == kind)
+        select(cast(func.coalesce(func.sum(paid), 0), BigInteger))
+        .where(LedgerEntry.invoice_id == invoice_id)
         .correlate_except(LedgerEntry)
         .scalar_subquery()
     )
@@ -340,11 +350,19 @@ class Invoice(Base):
     voided_at: Mapped[datetime | None]
     disputed_at: Mapped[datetime | None]
     # Derived from the ledger, never stored: what was collected and what was given back.
-    amount_paid: Mapped[int] = column_property(_ledger_sum("charge", id))
+    amount_paid: Mapped[int] = column_property(_ledger_paid(id))
     amount_refunded: Mapped[int] = column_property(_ledger_refunded(id))
     lines: Mapped[list[InvoiceLine]] = relationship(
         order_by="InvoiceLine.position", lazy="selectin", cascade="all, delete-orphan"
     )
+
+    @property
+    def balance_due(self) -> int:
+        """What is still owed: the total less what was paid (refunds do not reopen it; a
+        void invoice owes nothing)."""
+        if self.status == "void":
+            return 0
+        return max(0, self.total - self.amount_paid)
 
 
 class InvoiceLine(Base):
@@ -373,7 +391,8 @@ class InvoiceLine(Base):
 
 
 class Payment(Base):
-    """One attempt to collect an invoice through Stripe; committed before Stripe is called."""
+    """One attempt to collect (part of) an invoice through Stripe, committed before Stripe
+    is called; or money staff received outside Stripe, recorded as it arrived."""
 
     __tablename__ = "payments"
 
@@ -401,6 +420,14 @@ class Payment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     paid_at: Mapped[datetime | None]
+    # Money staff received outside Stripe (methods cash, check, external): the check's
+    # number or the terminal's reference, when it came in, and who recorded it.
+    reference: Mapped[str | None] = mapped_column(String(100))
+    received_at: Mapped[datetime | None]
+    recorded_by: Mapped[str | None] = mapped_column(String(254))
+    # ... and, when it never arrived after all (a check that bounced), when and why.
+    reversed_at: Mapped[datetime | None]
+    reversal_reason: Mapped[str | None] = mapped_column(String(500))
     invoice: Mapped[Invoice] = relationship()
 
 

@@ -14,6 +14,7 @@ SCOPES = frozenset(
         "invoices:read",
         "invoices:write",
         "payments:write",
+        "payments:record",
         "refunds:write",
         "reports:read",
         "catalog:write",

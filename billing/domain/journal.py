@@ -27,9 +27,14 @@ CLEARING, BANK, REFUNDS, DISPUTES, FEES, PACKAGES = (
     "stripe_fees",
     "prepaid_packages",
 )
+# Money received at the desk: cash and checks wait to be banked; another terminal's or
+# processor's money is cleared through its own account, as Stripe's is.
+UNDEPOSITED, OTHER_CLEARING = "undeposited_funds", "other_processor_clearing"
 DEFAULT_TAX_RATE = "Tax Exempt"
 DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
     CLEARING: {"name": "Stripe Clearing", "code": "1250"},
+    UNDEPOSITED: {"name": "Undeposited Funds", "code": "1200"},
+    OTHER_CLEARING: {"name": "Other Processor Clearing", "code": "1260"},
     BANK: {"name": "Business Checking", "code": "1000"},
     **{
         f"revenue_{session_type}": {
@@ -45,7 +50,16 @@ DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
     FEES: {"name": "Stripe Fees", "code": "6100"},
 }
 ACCOUNT_KEYS = tuple(DEFAULT_ACCOUNTS)
-ITEM_KINDS = ("charge", "refund", "refund_failure", "dispute", "fee", "payout")
+ITEM_KINDS = (
+    "charge",
+    "received",
+    "reversal",
+    "refund",
+    "refund_failure",
+    "dispute",
+    "fee",
+    "payout",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +93,15 @@ def chart_of_accounts(overrides: Any) -> dict[str, Account]:
 @dataclass(frozen=True, slots=True)
 class Item:
     """One thing that moved money, as the journal posts it: a charge, refund, refund's
-    failure or dispute of our ledger; a fee or payout of Stripe's balance (signed as
-    Stripe signs them)."""
+    failure or dispute of our ledger, or money received at the desk and its reversal; a
+    fee or payout of Stripe's balance (signed as Stripe signs them)."""
 
     kind: str
     day: date  # the clinic's day it is posted on
     money: Money
-    session_type: str | None = None  # a charge's
+    session_type: str | None = None  # a charge's, or money received's
     late_for: str | None = None  # the closed month it is dated in, when it came too late
+    method: str | None = None  # money received: cash, check or external
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +148,20 @@ class Journal:
 def _posting(item: Item) -> tuple[str, str, str, int]:
     """(debit account, credit account, description, amount) of one item."""
     amount = item.money.amount
-    if item.kind == "charge" and item.session_type == PACKAGE:
-        return CLEARING, PACKAGES, "Package sales", amount
-    if item.kind == "charge":
-        session_type = item.session_type or SESSION_TYPES[0]
-        name = f"{session_name(session_type)} sessions"
-        return CLEARING, f"revenue_{session_type}", name, amount
+    if item.kind in ("charge", "received", "reversal"):
+        into = CLEARING
+        if item.kind != "charge":
+            into = OTHER_CLEARING if item.method == "external" else UNDEPOSITED
+        if item.session_type == PACKAGE:
+            earned, name = PACKAGES, "Package sales"
+        else:
+            session_type = item.session_type or SESSION_TYPES[0]
+            earned, name = f"revenue_{session_type}", f"{session_name(session_type)} sessions"
+        if item.kind == "received":
+            name += f", received ({item.method or 'cash'})"
+        if item.kind == "reversal":  # money received that never arrived: taken back out
+            return earned, into, f"{name}, reversed ({item.method or 'cash'})", amount
+        return into, earned, name, amount
     if item.kind == "refund":
         return REFUNDS, CLEARING, "Refunds", amount
     if item.kind == "refund_failure":  # a refund that failed: its money back in Stripe

@@ -1,18 +1,22 @@
-"""Statuses: an invoice's (derived from the ledger, only ever moving forward, but for a
-refund that failed), and those of one payment or refund attempt at Stripe."""
+"""Statuses: an invoice's (derived from the ledger: forward as money arrives, back only
+when money the ledger counted turns out not to be there, a refund that failed or a check
+that bounced), and those of one payment or refund attempt."""
 
 from __future__ import annotations
 
 OPEN = "open"
+PARTIALLY_PAID = "partially_paid"  # some of it paid, the rest still owed
 PROCESSING = "processing"
 PAID = "paid"
 PARTIALLY_REFUNDED = "partially_refunded"
 REFUNDED = "refunded"
 VOID = "void"
-INVOICE_STATUSES = (OPEN, PROCESSING, PAID, PARTIALLY_REFUNDED, REFUNDED, VOID)
+INVOICE_STATUSES = (OPEN, PARTIALLY_PAID, PROCESSING, PAID, PARTIALLY_REFUNDED, REFUNDED, VOID)
 SETTLED = (PAID, PARTIALLY_REFUNDED, REFUNDED)  # money was collected: a receipt exists
+PAYABLE = (OPEN, PARTIALLY_PAID)  # money still owed, and no charge of it in flight
+UNPAID = (OPEN, PARTIALLY_PAID, PROCESSING)  # money still owed
 
-_RANK = {OPEN: 0, PROCESSING: 1, PAID: 2, PARTIALLY_REFUNDED: 3, REFUNDED: 4}
+_RANK = {OPEN: 0, PARTIALLY_PAID: 1, PROCESSING: 2, PAID: 3, PARTIALLY_REFUNDED: 4, REFUNDED: 5}
 
 
 def settled_status(total: int, paid: int, refunded: int) -> str | None:
@@ -42,13 +46,22 @@ def after_refund_failed(current: str, target: str) -> str:
     return advance(current, target)
 
 
-def after_failed_attempt(current: str) -> str:
-    """A declined or abandoned payment leaves a processing invoice open again."""
-    return OPEN if current == PROCESSING else current
+def owing(paid: int, in_flight: bool) -> str:
+    """The status of an invoice still owed money: processing while a charge of it is in
+    flight, else partially paid once anything was, else open."""
+    if in_flight:
+        return PROCESSING
+    return PARTIALLY_PAID if paid > 0 else OPEN
+
+
+def after_failed_attempt(current: str, paid: int = 0) -> str:
+    """A declined or abandoned payment leaves a processing invoice payable again: open,
+    or partially paid when part of it was paid before."""
+    return owing(paid, in_flight=False) if current == PROCESSING else current
 
 
 def is_payable(status: str) -> bool:
-    return status == OPEN
+    return status in PAYABLE
 
 
 # One payment or refund attempt. "processing" is shared with invoices: Stripe has it.
@@ -59,6 +72,7 @@ AWAITING_PATIENT = "awaiting_patient"  # an online payment: the pay page holds i
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELED = "canceled"  # an online payment whose PaymentIntent we cancelled at Stripe
+REVERSED = "reversed"  # money recorded by staff that never arrived (a check that bounced)
 PAYMENT_STATUSES = (
     PENDING,
     UNKNOWN,
@@ -68,5 +82,6 @@ PAYMENT_STATUSES = (
     SUCCEEDED,
     FAILED,
     CANCELED,
+    REVERSED,
 )
 REFUND_STATUSES = (PENDING, UNKNOWN, SUCCEEDED, FAILED)

@@ -147,6 +147,13 @@ def authenticate() -> None:
         )
 
 
+def check_scope(scope: str, what: str) -> None:
+    """Inside a view that several scopes may call: refuse (403) unless this request's key
+    holds `scope`, the one `what` (e.g. "recording cash") needs."""
+    if scope not in current_key().scopes:
+        raise Forbidden("insufficient_scope", f"This key lacks the scope {what} needs: {scope}.")
+
+
 def _caller(key_hash: str) -> Caller | None:
     cache: SharedCache[str, Caller] = current_app.extensions["billing.key_cache"]
     caller = cache.lookup(db.session(), key_hash)

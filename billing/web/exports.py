@@ -55,6 +55,7 @@ AGING_COLUMNS = (
     "age_days",
     "bucket",
     "total",
+    "balance_due",
     "currency",
 )
 REFUNDS_DISPUTES_COLUMNS = (
@@ -73,6 +74,7 @@ MONTH_END_COLUMNS = (
     "currency",
     "billed",
     "collected",
+    "received_outside_stripe",
     "refunded",
     "disputed",
     "stripe_fees",

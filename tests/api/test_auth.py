@@ -85,6 +85,14 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("POST", "/v1/invoices/{invoice_id}/void", ("invoices:write",), None),
     ("GET", "/v1/invoices/{invoice_id}/receipt.pdf", ("invoices:read",), "paid"),
     ("POST", "/v1/invoices/{invoice_id}/payments", ("payments:write",), STRIPE),
+    # Money received at the desk has a scope of its own.
+    ("POST", "/v1/invoices/{invoice_id}/payments", ("payments:record",), {"method": "cash"}),
+    (
+        "POST",
+        "/v1/invoices/{invoice_id}/payments/{payment_id}/reversals",
+        ("payments:record",),
+        {"reason": "check returned"},
+    ),
     ("POST", "/v1/invoices/{invoice_id}/refunds", ("refunds:write",), STRIPE),
     ("POST", "/v1/patients/{patient_id}/setup-intents", ("payments:write",), STRIPE),
     ("POST", "/v1/patients/{patient_id}/payment-methods", ("payments:write",), STRIPE),
@@ -184,6 +192,13 @@ def _call(client, method, template, body, headers, make_key, booking):
         ids["invoice_id"] = invoices.json["data"][0]["id"]
         if body == "paid":
             _mark_paid(client.application, ids["invoice_id"])
+    if "{payment_id}" in template:
+        recorded = client.post(
+            f"/v1/invoices/{ids['invoice_id']}/payments",
+            json={"method": "check", "reference": "1001"},
+            headers={**make_key("payments:record"), "Idempotency-Key": "matrix-check"},
+        )
+        ids["payment_id"] = recorded.json["id"]
     if "{event_id}" in template:
         _quote_id(client, make_key, booking)
         wait_until_settled(client.application)

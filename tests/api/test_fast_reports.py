@@ -22,13 +22,14 @@ from billing.web.exports import csv_lines, jsonable
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.parametrize("app", ["postgresql"], indirect=True)]
 START = datetime(2026, 10, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
 
 
 def _generate(app: Flask, rows: int, seed: int) -> None:
-    """Invoices with charges, refunds (some failed later) and disputes over October and
-    its edges, Stripe's copies of most (some a dollar off, some in another currency, some
-    missing), Stripe transactions the ledger never saw, times with and without
-    microseconds; payouts (two made at the same moment, one that carried nothing, one
+    """Invoices with charges, refunds (some failed later), disputes and money received at
+    the desk (some of it reversed) over October and its edges, Stripe's copies of most
+    (some a dollar off, some in another currency, some missing), Stripe transactions the
+    ledger never saw, times with and without microseconds; payouts (two made at the same moment, one that carried nothing, one
     before October); invoices charged twice, some of them once in September, and void
     invoices charged once."""
     rng = random.Random(seed)
@@ -58,6 +59,24 @@ def _generate(app: Flask, rows: int, seed: int) -> None:
                 "updated_at": when,
             }
         )
+        if rng.random() < 0.08:  # cash or a check at the desk: nothing at Stripe
+            paid = f"pay_{n}"
+            received = {
+                "invoice_id": invoice_id,
+                "kind": "received",
+                "amount": amount,
+                "currency": currency,
+                "stripe_object_id": paid,
+                "stripe_charge_id": None,
+                "stripe_ref": None,
+                "method": rng.choice(["cash", "check", "external"]),
+                "occurred_at": when,
+                "created_at": when,
+            }
+            ledger.append(received)
+            if rng.random() < 0.3:  # the check bounced
+                ledger.append({**received, "kind": "reversal", "occurred_at": when + DAY})
+            continue
         kind = rng.choice(["charge", "charge", "refund", "dispute"])
         ref = f"{kind[:2]}_{n}"
         ledger.append(
@@ -69,6 +88,7 @@ def _generate(app: Flask, rows: int, seed: int) -> None:
                 "stripe_object_id": ref,
                 "stripe_charge_id": ref if kind == "charge" else None,
                 "stripe_ref": ref,
+                "method": None,
                 "occurred_at": when,
                 "created_at": when,
             }

@@ -36,6 +36,7 @@ TOP_LEVEL_KEYS = {
     "missing_in_stripe",
     "missing_in_ledger",
     "mismatched",
+    "outside_stripe",
     "by_day",
     "by_payout",
     "by_session_type",
@@ -43,7 +44,7 @@ TOP_LEVEL_KEYS = {
     "totals",
 }
 DISCREPANCIES = ("missing_in_stripe", "missing_in_ledger", "mismatched")
-LISTS = ("matched", *DISCREPANCIES)
+LISTS = ("matched", *DISCREPANCIES, "outside_stripe")
 REPORT_ENDPOINTS = (
     "/v1/reports/reconciliation?from=2026-10-01&to=2026-10-31",
     "/v1/reports/aging",
@@ -432,6 +433,7 @@ def test_every_pair_falls_in_exactly_the_list_it_was_planted_for(client, finance
         "missing_in_stripe": 1,
         "missing_in_ledger": 1,
         "mismatched": 2,
+        "outside_stripe": 0,
         "overpayments": 0,
     }
 
@@ -759,7 +761,12 @@ def test_a_refund_that_failed_matches_on_both_its_entries_and_reports_show_the_n
     ]
 
     totals = report["totals"]
-    assert totals["ledger"]["usd"] == {"gross": 50000, "refunds": 5000, "disputes": 0}
+    assert totals["ledger"]["usd"] == {
+        "gross": 50000,
+        "refunds": 5000,
+        "disputes": 0,
+        "received": 0,
+    }
     assert totals["stripe"]["usd"]["refunds"] == 5000
     assert totals["stripe"]["usd"]["net"] == 50000 - 1480 - 5000
     by_day = {row["day"]: row for row in report["by_day"]}
@@ -794,8 +801,9 @@ def test_totals_sum_each_side_over_the_period(client, finance, planted) -> None:
     totals = reconcile(client, finance).json["totals"]
     # The planted currency mismatch puts eur on Stripe's side only.
     assert totals["currencies"] == ["eur", "usd"]
-    usd = {"gross": 6 * 50000 - 2 * 25000, "refunds": 10000, "disputes": 0}
-    assert totals["ledger"] == {"eur": {"gross": 0, "refunds": 0, "disputes": 0}, "usd": usd}
+    usd = {"gross": 6 * 50000 - 2 * 25000, "refunds": 10000, "disputes": 0, "received": 0}
+    nothing = {"gross": 0, "refunds": 0, "disputes": 0, "received": 0}
+    assert totals["ledger"] == {"eur": nothing, "usd": usd}
     assert (totals["stripe"]["usd"]["refunds"], totals["stripe"]["usd"]["disputes"]) == (10000, 0)
 
 

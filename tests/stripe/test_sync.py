@@ -200,7 +200,9 @@ def test_synced_day_reconciles_in_the_json_report_too(
     assert len(report["matched"]) == 4
     assert report["missing_in_stripe"] == report["missing_in_ledger"] == []
     assert report["mismatched"] == []
-    assert report["totals"]["ledger"] == {"usd": {"gross": 150000, "refunds": 10000, "disputes": 0}}
+    assert report["totals"]["ledger"] == {
+        "usd": {"gross": 150000, "refunds": 10000, "disputes": 0, "received": 0}
+    }
     assert report["totals"]["stripe"]["usd"]["gross"] == 150000
     assert report["totals"]["stripe"]["usd"]["refunds"] == 10000
 
@@ -272,7 +274,9 @@ def test_a_refund_the_cards_bank_returns_reconciles_as_matched_on_both_its_entri
         ("refund", "refund", -10000),
         ("refund_failure", "refund_failure", 10000),
     ]
-    assert report["totals"]["ledger"] == {"usd": {"gross": 50000, "refunds": 0, "disputes": 0}}
+    assert report["totals"]["ledger"] == {
+        "usd": {"gross": 50000, "refunds": 0, "disputes": 0, "received": 0}
+    }
     assert report["totals"]["stripe"]["usd"]["refunds"] == 0
     listed = stripe_client.get(
         "/v1/reports/refunds-disputes",

@@ -78,6 +78,29 @@ def test_each_kind_posts_against_the_stripe_clearing_account() -> None:
         )
 
 
+def test_money_received_at_the_desk_posts_to_undeposited_funds_or_its_processor() -> None:
+    day = date(2026, 10, 5)
+
+    def posted(item: Item) -> set[tuple[str, str, int, int]]:
+        (journal,) = journals([item], CHART)
+        return {(ln.account.key, ln.description, ln.debit, ln.credit) for ln in journal.lines}
+
+    cash = Item("received", day, Money(20000, "usd"), "iv_individual", method="cash")
+    assert posted(cash) == {
+        ("undeposited_funds", "Individual IV sessions, received (cash)", 20000, 0),
+        ("revenue_iv_individual", "Individual IV sessions, received (cash)", 0, 20000),
+    }
+    terminal = Item("received", day, Money(5000, "usd"), "im_group", method="external")
+    assert ("other_processor_clearing", "Group IM sessions, received (external)", 5000, 0) in (
+        posted(terminal)
+    )
+    bounced = Item("reversal", day, Money(20000, "usd"), "iv_individual", method="check")
+    assert posted(bounced) == {
+        ("revenue_iv_individual", "Individual IV sessions, reversed (check)", 20000, 0),
+        ("undeposited_funds", "Individual IV sessions, reversed (check)", 0, 20000),
+    }
+
+
 def test_a_late_item_says_which_closed_month_it_belongs_to() -> None:
     late = Item("refund", date(2026, 11, 1), Money(500, "usd"), late_for="2026-10")
     on_time = Item("refund", date(2026, 11, 1), Money(700, "usd"))

@@ -47,7 +47,12 @@ from billing.services.payments import charges, online, refunds
 CLOCK_SKEW = timedelta(minutes=5)  # a caller's clock may run a little ahead of ours
 CHECK_IN = timedelta(hours=2)  # attendance may be marked this long before the start
 # An invoice that no longer applies still holds money (or may still collect it).
-GIVE_BACK = (statuses.OPEN, statuses.PAID, statuses.PARTIALLY_REFUNDED)
+GIVE_BACK = (
+    statuses.OPEN,
+    statuses.PARTIALLY_PAID,
+    statuses.PAID,
+    statuses.PARTIALLY_REFUNDED,
+)
 GIVE_BACK_ATTEMPTS = 3  # refunds Stripe refused before a person must look (refunds report)
 
 
@@ -460,8 +465,9 @@ def _why(booking: Booking, seat: Seat | None) -> str:
 def _give_back(
     session: Session, settings: Settings, invoice: Invoice, api_key_id: int, reason: str
 ) -> None:
-    """Void an unpaid invoice, refund a paid one in full; a payment in flight is left for
-    the next settle (its pay page can no longer start one: the invoice is held)."""
+    """Void an unpaid invoice, refund a paid one in full; a partly paid one is refunded,
+    then voided once nothing is left to refund. A payment in flight is left for the next
+    settle (its pay page can no longer start one: the invoice is held)."""
     invoice = invoices.get_invoice(session, invoice.id)
     if credits.paid_by_credits(invoice):  # no money moved: the credits are returned
         credits.give_back(session, invoice, utcnow(), reason)
@@ -471,9 +477,12 @@ def _give_back(
         session.commit()  # Stripe keeps refusing: the refunds report shows it to finance
         return
     try:
-        if invoice.status == statuses.OPEN:
+        partly_given_back = invoice.status == statuses.PARTIALLY_PAID and (
+            refunds.left_to_refund(session, invoice).amount == 0
+        )
+        if invoice.status == statuses.OPEN or partly_given_back:
             online.void_invoice(session, settings.gateway, invoice.id)
-        elif invoice.status in (statuses.PAID, statuses.PARTIALLY_REFUNDED):
+        elif invoice.status in (statuses.PARTIALLY_PAID, *statuses.SETTLED):
             left = refunds.left_to_refund(session, invoice)
             # Ours in flight (Stripe was away): the same key again replays it, sending it
             # to Stripe under its own idempotency key, so it is made once.
@@ -500,7 +509,7 @@ def _give_back(
 
 def _stop_pay_page(session: Session, settings: Settings, invoice: Invoice) -> None:
     """A held invoice's pay page must not collect: cancel its PaymentIntent at Stripe."""
-    if invoice.status != statuses.OPEN:
+    if invoice.status not in statuses.PAYABLE:
         return
     try:
         charges.cancel_online(session, settings.gateway(), invoice.id)

@@ -178,6 +178,7 @@ def _unposted_ledger() -> Any:
             LedgerEntry.amount,
             LedgerEntry.currency,
             LedgerEntry.occurred_at.label("at"),
+            LedgerEntry.method,
             Invoice.session_type,
         )
         .join(Invoice, Invoice.id == LedgerEntry.invoice_id)
@@ -218,7 +219,9 @@ def _open_items(
     ).mappings()
     items: list[Item] = []
 
-    def item(kind: str, row: Any, amount: int, session_type: str | None = None) -> Item:
+    def item(
+        kind: str, row: Any, amount: int, session_type: str | None = None, method: str | None = None
+    ) -> Item:
         late = row["at"] < start
         return Item(
             kind,
@@ -226,11 +229,12 @@ def _open_items(
             Money(int(amount), row["currency"]),
             session_type,
             month_of(row["at"], zone) if late else None,
+            method,
         )
 
     ledger_ids = []
     for row in ledger_rows:
-        items.append(item(row["kind"], row, row["amount"], row["session_type"]))
+        items.append(item(row["kind"], row, row["amount"], row["session_type"], row["method"]))
         ledger_ids.append(int(row["id"]))
     transaction_ids = []
     for row in stripe_rows:

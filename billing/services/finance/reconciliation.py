@@ -5,6 +5,9 @@ The ledger and Stripe's balance transactions are joined on the Stripe object bot
 of: matched, missing_in_stripe, missing_in_ledger, mismatched (amount or currency). A
 refund that failed names its refund twice on each side, a refund and its failure (our
 `refund_failure` entry, Stripe's `refund_failure` transaction): each pairs with its own.
+Money the front desk received outside Stripe (cash, checks, another terminal) and its
+reversals have nothing at Stripe to pair with: they are listed as `outside_stripe`, never
+as missing.
 """
 
 from __future__ import annotations
@@ -28,7 +31,13 @@ from billing.adapters.models import (
 )
 from billing.domain.dates import UTC_ZONE, day_of
 from billing.domain.statuses import VOID
-from billing.services.invoicing.ledger import REFUND_FAILURE, refunded_net
+from billing.services.invoicing.ledger import (
+    RECEIVED,
+    REFUND_FAILURE,
+    REVERSAL,
+    paid_net,
+    refunded_net,
+)
 
 # Our ledger and Stripe may date the same charge a moment apart: pairs are looked for
 # this far outside the period, and kept when either side falls inside it.
@@ -39,7 +48,8 @@ STRIPE_DISPUTES = ("adjustment", "dispute")
 # A refund that failed after Stripe counted it: the money back in the balance (positive).
 STRIPE_REFUND_FAILURES = ("refund_failure",)
 MATCHABLE = STRIPE_CHARGES + STRIPE_REFUNDS + STRIPE_REFUND_FAILURES + STRIPE_DISPUTES
-STATUSES = ("matched", "missing_in_stripe", "missing_in_ledger", "mismatched")
+STATUSES = ("matched", "missing_in_stripe", "missing_in_ledger", "mismatched", "outside_stripe")
+OUTSIDE = (RECEIVED, REVERSAL)  # ledger entries of money that never went through Stripe
 CSV_COLUMNS = (
     "status",
     "ledger_entry_id",
@@ -80,7 +90,7 @@ class Period:
 def pairs(period: Period) -> Select[Any]:
     """Every ledger entry and Stripe transaction of the period, paired where they agree."""
     signed = case(
-        (LedgerEntry.kind.in_(("charge", REFUND_FAILURE)), LedgerEntry.amount),
+        (LedgerEntry.kind.in_(("charge", REFUND_FAILURE, RECEIVED)), LedgerEntry.amount),
         else_=-LedgerEntry.amount,
     )
     ledger = (
@@ -123,6 +133,7 @@ def pairs(period: Period) -> Select[Any]:
         .subquery("s")
     )
     status = case(
+        (ledger.c.kind.in_(OUTSIDE), literal("outside_stripe")),
         (stripe.c.id.is_(None), literal("missing_in_stripe")),
         (ledger.c.ledger_entry_id.is_(None), literal("missing_in_ledger")),
         (
@@ -208,19 +219,20 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
     charges = (
         select(
             LedgerEntry.invoice_id,
-            money_sum(LedgerEntry.amount).label("collected"),
+            money_sum(paid_net(LedgerEntry.kind, LedgerEntry.amount)).label("collected"),
             last_charge_at.label("last_charge_at"),
             # The invoice's total as its entries copied it; -1 when one was written
             # without the copy, which makes the invoice a candidate below.
             func.min(func.coalesce(LedgerEntry.invoice_total, -1)).label("total_copy"),
         )
         .where(
-            LedgerEntry.kind == "charge",
+            LedgerEntry.kind.in_(("charge", *OUTSIDE)),
             # Only invoices charged in the period can have their last charge in it: the
             # index on occurred_at finds them, rather than summing every charge ever.
             LedgerEntry.invoice_id.in_(
                 select(LedgerEntry.invoice_id).where(
-                    LedgerEntry.kind == "charge", in_period(period, LedgerEntry.occurred_at)
+                    LedgerEntry.kind.in_(("charge", RECEIVED)),
+                    in_period(period, LedgerEntry.occurred_at),
                 )
             ),
         )
@@ -331,12 +343,12 @@ def by_payout(session: Session, period: Period) -> list[dict[str, Any]]:
 def by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
     """Revenue (charges less refunds, net of those that failed) and sessions paid, per
     session type."""
-    charges = money_sum(LedgerEntry.amount, LedgerEntry.kind == "charge")
+    charges = money_sum(paid_net(LedgerEntry.kind, LedgerEntry.amount))
     refunds = money_sum(refunded_net(LedgerEntry.kind, LedgerEntry.amount))
     session_type = invoice_copy(
         LedgerEntry.session_type, Invoice.session_type, LedgerEntry.invoice_id
     ).label("session_type")
-    charged = case((LedgerEntry.kind == "charge", LedgerEntry.invoice_id))
+    charged = case((LedgerEntry.kind.in_(("charge", RECEIVED)), LedgerEntry.invoice_id))
     rows = session.execute(
         select(
             session_type,
@@ -348,7 +360,7 @@ def by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
         )
         .where(
             in_period(period, LedgerEntry.occurred_at),
-            LedgerEntry.kind.in_(("charge", "refund", REFUND_FAILURE)),
+            LedgerEntry.kind.in_(("charge", "refund", REFUND_FAILURE, *OUTSIDE)),
         )
         .group_by(session_type, LedgerEntry.currency)
         .order_by(session_type)
@@ -378,13 +390,17 @@ def totals(session: Session, period: Period, counts: dict[str, int]) -> dict[str
                 ledger_sum("charge").label("gross"),
                 money_sum(refunded_net(LedgerEntry.kind, LedgerEntry.amount)).label("refunds"),
                 ledger_sum("dispute").label("disputes"),
+                # Received at the desk, less reversals: beside Stripe's, never in it.
+                money_sum(
+                    paid_net(LedgerEntry.kind, LedgerEntry.amount), LedgerEntry.kind.in_(OUTSIDE)
+                ).label("received"),
             )
             .where(in_period(period, LedgerEntry.occurred_at))
             .group_by(LedgerEntry.currency)
         )
     )
     currencies = sorted(set(ledger) | set(stripe))
-    no_ledger = dict.fromkeys(("gross", "refunds", "disputes"), 0)
+    no_ledger = dict.fromkeys(("gross", "refunds", "disputes", "received"), 0)
     no_stripe = dict.fromkeys(("gross", "refunds", "disputes", "fees", "net"), 0)
     return {
         "currencies": currencies,

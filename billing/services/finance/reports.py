@@ -24,10 +24,15 @@ from billing.services.finance.reconciliation import (
     money_sum,
     reconciliation,
 )
-from billing.services.invoicing.ledger import REFUND, REFUND_FAILURE
+from billing.services.invoicing.ledger import (
+    RECEIVED,
+    REFUND,
+    REFUND_FAILURE,
+    paid_net,
+)
 
 AGING_BUCKETS = (("0-30", 0, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
-UNPAID = (statuses.OPEN, statuses.PROCESSING)
+UNPAID = statuses.UNPAID
 
 
 def bucket_of(age_days: int) -> str:
@@ -40,7 +45,8 @@ def bucket_of(age_days: int) -> str:
 def aging(
     session: Session, now: datetime | None = None, zone: ZoneInfo = UTC_ZONE
 ) -> dict[str, Any]:
-    """Every unpaid invoice with its age in the clinic's days, and the totals per bucket."""
+    """Every unpaid invoice with its age in the clinic's days and what it still owes
+    (`balance_due`), and what the invoices of each bucket owe."""
     now = now or utcnow()
     today = day_of(now, zone)
     rows = session.execute(
@@ -52,6 +58,7 @@ def aging(
             Invoice.currency,
             Invoice.status,
             Invoice.created_at,
+            (Invoice.total - Invoice.amount_paid).label("balance_due"),
         )
         .where(Invoice.status.in_(UNPAID))
         .order_by(Invoice.created_at)
@@ -66,7 +73,7 @@ def aging(
         counts[bucket] += 1
         currency = row["currency"]
         owed[bucket][currency] = owed[bucket].get(currency, Money.zero(currency)) + Money(
-            row["total"], currency
+            row["balance_due"], currency
         )
     buckets = {
         name: {
@@ -128,7 +135,9 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
     billed = _counted_by_currency(
         session, Invoice.status != statuses.VOID, *_within(period, Invoice.created_at)
     )
-    owed = _counted_by_currency(session, Invoice.status.in_(UNPAID), Invoice.created_at < end)
+    owed = _counted_by_currency(
+        session, Invoice.status.in_(UNPAID), Invoice.created_at < end, owed=True
+    )
     txn = StripeBalanceTransaction
     fees = {
         str(currency): int(fee)
@@ -145,7 +154,7 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
         set(totals["currencies"]) | set(billed) | set(owed) | set(fees) | set(credit_figures)
     )
     no_credits = {"half_credits_redeemed": 0, "credit_value": 0, "deferred_revenue": 0}
-    none = {"gross": 0, "refunds": 0, "disputes": 0, "net": 0}
+    none = {"gross": 0, "refunds": 0, "disputes": 0, "received": 0, "net": 0}
     return {
         "month": f"{year:04d}-{month:02d}",
         "invoices_issued": sum(count for count, _ in billed.values()),
@@ -153,7 +162,9 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
         "currencies": {
             currency: {
                 "billed": billed.get(currency, (0, 0))[1],
-                "collected": totals["ledger"].get(currency, none)["gross"],
+                "collected": totals["ledger"].get(currency, none)["gross"]
+                + totals["ledger"].get(currency, none)["received"],
+                "received_outside_stripe": totals["ledger"].get(currency, none)["received"],
                 "refunded": totals["ledger"].get(currency, none)["refunds"],
                 "disputed": totals["ledger"].get(currency, none)["disputes"],
                 "stripe_fees": int(fees.get(currency, 0)),
@@ -177,10 +188,14 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
     }
 
 
-def _counted_by_currency(session: Session, *conditions: Any) -> dict[str, tuple[int, int]]:
-    """Invoices matching `conditions`: (how many, their total) per currency."""
+def _counted_by_currency(
+    session: Session, *conditions: Any, owed: bool = False
+) -> dict[str, tuple[int, int]]:
+    """Invoices matching `conditions`: (how many, their total) per currency; with `owed`,
+    what they still owe instead of their total."""
+    amount = Invoice.total - Invoice.amount_paid if owed else Invoice.total
     rows = session.execute(
-        select(Invoice.currency, func.count(), money_sum(Invoice.total))
+        select(Invoice.currency, func.count(), money_sum(amount))
         .where(*conditions)
         .group_by(Invoice.currency)
     )
@@ -200,10 +215,10 @@ def daily_by_session_type(session: Session, period: Period) -> list[dict[str, An
     """Per clinic day, session type and currency: gross (charges) and net (after refunds,
     net of those that failed, disputes and Stripe's fees on the matching transactions)."""
     signed = case(
-        (LedgerEntry.kind.in_(("charge", REFUND_FAILURE)), LedgerEntry.amount),
+        (LedgerEntry.kind.in_(("charge", REFUND_FAILURE, RECEIVED)), LedgerEntry.amount),
         else_=-LedgerEntry.amount,
     )
-    gross = case((LedgerEntry.kind == "charge", LedgerEntry.amount), else_=0)
+    gross = paid_net(LedgerEntry.kind, LedgerEntry.amount)  # money received at the desk too
     fee = func.coalesce(StripeBalanceTransaction.fee, 0)
     day = clinic_day(LedgerEntry.occurred_at, period.zone)
     rows = session.execute(

@@ -78,7 +78,7 @@ def queue_reminders(
         statement = (
             select(Invoice)
             .where(
-                Invoice.status == statuses.OPEN,
+                Invoice.status.in_(statuses.PAYABLE),
                 Invoice.patient_email.is_not(None),
                 Invoice.created_at <= newest,
                 ~disputing,  # no payment reminders while the patient disputes a bill

@@ -1,9 +1,11 @@
-"""The append-only ledger: each Stripe charge, refund and dispute once, with the status change.
+"""The append-only ledger: each Stripe charge, refund and dispute once, and the money staff
+received outside Stripe (cash, a check, another terminal), with the status change.
 
-A refund that fails after it was counted (Stripe counts a pending refund as refunded) is
-not undone: like Stripe's balance transaction of type `refund_failure`, a new entry of
-kind `refund_failure`, for the refund's amount and naming the same Stripe refund, gives
-the money back, and every sum of refunds is net of those."""
+Nothing in it is undone. A refund that fails after it was counted (Stripe counts a
+pending refund as refunded) gets, like Stripe's balance transaction of type
+`refund_failure`, a new entry of kind `refund_failure` naming the same Stripe refund; a
+payment received at the desk that never arrives (a check that bounced) gets a `reversal`
+naming the same payment. Every sum is net of those."""
 
 from __future__ import annotations
 
@@ -22,6 +24,9 @@ from billing.services.packages import credits
 
 CHARGE, REFUND, DISPUTE = "charge", "refund", "dispute"
 REFUND_FAILURE = "refund_failure"  # a counted refund that failed: its money came back
+RECEIVED = "received"  # money staff received outside Stripe: cash, a check, a terminal
+REVERSAL = "reversal"  # money received that never arrived after all (a bounced check)
+MONEY_BACK = (REFUND_FAILURE, REVERSAL)  # entries that may move a status back
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +45,18 @@ def record(
     stripe_object_id: str,
     stripe_charge_id: str | None = None,
     occurred_at: datetime | None = None,
+    method: str | None = None,
 ) -> bool:
     """Append one entry and move the invoice's status; False if it was already recorded.
+    Money received outside Stripe names our payment (`stripe_object_id`) and its
+    `method`, and no Stripe object.
 
-    A refund's failure moves a settled invoice back as far as its money says (refunded
-    to partially refunded or paid); nothing else moves a status back."""
+    A refund's failure or a reversal moves the invoice back as far as its money says;
+    nothing else moves a status back."""
+    # The Stripe object its balance transaction names: none for money received outside.
+    ref = stripe_charge_id if kind == CHARGE else stripe_object_id
+    if kind in (RECEIVED, REVERSAL):
+        ref = None
     insert = dialect_insert(session)
     statement = (
         insert(LedgerEntry)
@@ -55,7 +67,8 @@ def record(
             currency=invoice.currency,
             stripe_object_id=stripe_object_id,
             stripe_charge_id=stripe_charge_id,
-            stripe_ref=stripe_charge_id if kind == CHARGE else stripe_object_id,
+            stripe_ref=ref,
+            method=method,
             occurred_at=occurred_at or utcnow(),
             created_at=utcnow(),
             invoice_number=invoice.number,
@@ -67,8 +80,14 @@ def record(
     )
     added = session.execute(statement).scalar_one_or_none() is not None
     if added:
-        settle(session, invoice, money_back=kind == REFUND_FAILURE)
+        settle(session, invoice, money_back=kind in MONEY_BACK)
     return added
+
+
+def paid_net(kind: Any, amount: Any) -> Any:
+    """An entry's part of what was paid, for SQL sums: a charge's or money received, less
+    a reversal's."""
+    return case((kind.in_((CHARGE, RECEIVED)), amount), (kind == REVERSAL, -amount), else_=0)
 
 
 def refunded_net(kind: Any, amount: Any) -> Any:
@@ -94,9 +113,10 @@ def amounts(session: Session, invoice_id: str, before: datetime | None = None) -
         func.sum(case((LedgerEntry.stripe_object_id.in_(overpayment_refunds), refunded), else_=0)),
         0,
     )
-    entries = select(
-        total(CHARGE), func.coalesce(func.sum(refunded), 0), total(DISPUTE), overpaid
-    ).where(LedgerEntry.invoice_id == invoice_id)
+    paid = func.coalesce(func.sum(paid_net(LedgerEntry.kind, LedgerEntry.amount)), 0)
+    entries = select(paid, func.coalesce(func.sum(refunded), 0), total(DISPUTE), overpaid).where(
+        LedgerEntry.invoice_id == invoice_id
+    )
     if before is not None:
         entries = entries.where(LedgerEntry.occurred_at < before)
     paid, refunded, disputed, given_back = session.execute(entries).one()
@@ -110,10 +130,13 @@ def settle(session: Session, invoice: Invoice, money_back: bool = False) -> None
     Money given back because it was collected twice counts neither as paid nor refunded.
     """
     money = amounts(session, invoice.id)
-    target = statuses.settled_status(
-        invoice.total, money.paid - money.overpaid, money.refunded - money.overpaid
-    )
+    paid = money.paid - money.overpaid
+    target = statuses.settled_status(invoice.total, paid, money.refunded - money.overpaid)
     if target is None:
+        # Still owed: partially paid once anything was. A charge in flight keeps it
+        # processing (its outcome moves it on); a void invoice stays void.
+        if invoice.status not in (statuses.VOID, statuses.PROCESSING):
+            invoice.status = statuses.owing(paid, in_flight=False)
         return
     if money_back:
         invoice.status = statuses.after_refund_failed(invoice.status, target)

@@ -54,7 +54,7 @@ def create_pay_link(
         session.commit()
         return _issued(session, secret, link)
     invoice = get_invoice(session, invoice_id, for_update=True)
-    if invoice.status not in (statuses.OPEN, statuses.PROCESSING):
+    if invoice.status not in statuses.UNPAID:
         raise Conflict(
             "invoice_not_payable", f"Invoice {invoice.number} is {invoice.status}, not open."
         )

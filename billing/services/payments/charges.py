@@ -19,15 +19,16 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters import metrics
 from billing.adapters.models import Invoice, Patient, Payment, utcnow
 from billing.adapters.stripe_gateway import Card, Intent, StripeGateway
 from billing.domain import statuses
-from billing.domain.errors import Conflict, PaymentRequired, ServiceError
+from billing.domain.errors import Conflict, PaymentRequired, ServiceError, field_error
 from billing.domain.events import PAYMENT_EVENTS
+from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
 from billing.domain.statuses import (
     AWAITING_PATIENT,
     CANCELED,
@@ -70,9 +71,11 @@ def pay_with_card_on_file(
     invoice_id: str,
     request: IdempotencyRequest,
     card_allowed: Callable[[Session, str, str], bool] | None = None,
+    amount: int | None = None,
 ) -> Payment:
-    """Charge the patient's saved card off-session for the whole invoice; with
-    `card_allowed`, only a card it allows (checked under the invoice's lock)."""
+    """Charge the patient's saved card off-session for `amount` (by default all the
+    invoice still owes); with `card_allowed`, only a card it allows (checked under the
+    invoice's lock)."""
     claim = idempotency.claim(session, request, "payment")
     if claim.replay_of is not None:
         session.commit()
@@ -80,6 +83,7 @@ def pay_with_card_on_file(
 
     invoice = get_invoice(session, invoice_id, for_update=True)
     check_payable(session, invoice, cancels_online=True)
+    amount = check_amount(session, invoice, amount)
     patient = session.scalars(
         select(Patient).where(Patient.patient_id == invoice.patient_id)
     ).first()
@@ -99,7 +103,7 @@ def pay_with_card_on_file(
         invoice_id=invoice.id,
         method="card_on_file",
         status=PENDING,
-        amount=invoice.total,
+        amount=amount,
         currency=invoice.currency,
         stripe_customer_id=patient.stripe_customer_id,
         stripe_payment_method_id=patient.default_payment_method_id,
@@ -159,6 +163,52 @@ def check_payable(session: Session, invoice: Invoice, cancels_online: bool = Fal
             "invoice_not_payable", f"Invoice {invoice.number} is {invoice.status}, not open."
         )
     holds.check_not_held(session, invoice)
+
+
+def collectable_now(session: Session, invoice: Invoice, online_counts: bool = True) -> Money:
+    """What may still be collected on the invoice now: its balance due, less what charges
+    in flight may still collect (a card on file being charged; the pay page's payment
+    Stripe is processing, unless not `online_counts`: the caller cancels it at Stripe
+    first, or is refused)."""
+    charging = (Payment.method == "card_on_file") & Payment.status.in_(IN_FLIGHT)
+    if online_counts:
+        charging = charging | ((Payment.method == "online") & (Payment.status == PROCESSING))
+    in_flight = session.scalar(
+        select(func.coalesce(func.sum(Payment.amount), 0)).where(
+            Payment.invoice_id == invoice.id, charging
+        )
+    )
+    session.refresh(invoice, ["amount_paid"])
+    due = Money(invoice.balance_due, invoice.currency)
+    return due - Money(min(int(in_flight or 0), due.amount), invoice.currency)
+
+
+def check_amount(session: Session, invoice: Invoice, amount: int | None) -> int:
+    """The amount to charge the card on file: `amount`, or by default all that may be
+    collected now (the pay page's payment is cancelled at Stripe first); refused (422)
+    beyond that, or below the least Stripe charges."""
+    collectable = collectable_now(session, invoice, online_counts=False)
+    if collectable.amount <= 0:
+        raise Conflict(
+            "invoice_not_payable", f"Invoice {invoice.number} owes nothing now ({invoice.status})."
+        )
+    if amount is None:
+        return collectable.amount
+    if amount > collectable.amount:
+        raise field_error(
+            "amount_exceeds_balance",
+            "amount",
+            f"At most {collectable.amount} can be collected on invoice {invoice.number} now.",
+        )
+    least = STRIPE_MINIMUM_CHARGE.get(invoice.currency, 0)
+    if amount < least and amount != collectable.amount:
+        raise field_error(
+            "amount_too_small",
+            "amount",
+            f"Stripe charges at least {least} {invoice.currency}; pay all {collectable.amount}"
+            " or more at a time.",
+        )
+    return amount
 
 
 def _processing_only_online(session: Session, invoice: Invoice) -> bool:
@@ -222,16 +272,17 @@ def _abandon(session: Session, payment_id: str, error: ServiceError) -> None:
     invoice = get_invoice(session, payment.invoice_id, for_update=True)
     payment.status = FAILED
     payment.failure_code, payment.failure_message = error.code, error.detail
-    invoice.status = _after_failed_attempt(session, invoice, payment)
+    invoice.status = _after_attempt(session, invoice, payment)
     audit_payment(session, payment)
     session.commit()
     metrics.payment_outcome(payment.method, FAILED)
 
 
-def _after_failed_attempt(session: Session, invoice: Invoice, payment: Payment) -> str:
-    """The invoice's status once `payment` failed or was abandoned: open again, unless
-    another payment of it is still in progress (the pay page's, which Stripe is
-    processing; a card-on-file charge not yet settled), when it still reads processing."""
+def _after_attempt(session: Session, invoice: Invoice, payment: Payment) -> str:
+    """The invoice's status once `payment` is over (failed, abandoned, or paid part of
+    it): payable again (open, or partially paid), unless another payment of it is still in
+    progress (the pay page's, which Stripe is processing; a card-on-file charge not yet
+    settled), when it still reads processing."""
     in_progress = session.scalars(
         select(Payment.id).where(
             Payment.invoice_id == invoice.id,
@@ -242,7 +293,7 @@ def _after_failed_attempt(session: Session, invoice: Invoice, payment: Payment) 
     ).first()
     if in_progress is not None:
         return invoice.status
-    return statuses.after_failed_attempt(invoice.status)
+    return statuses.after_failed_attempt(invoice.status, ledger.amounts(session, invoice.id).paid)
 
 
 def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
@@ -325,6 +376,8 @@ def apply_intent(
             session, invoice, ledger.CHARGE, payment.amount, str(intent.id), intent.charge_id
         ):
             excess_refund = overpayments.reserve(session, invoice, payment)
+        if invoice.status == statuses.PROCESSING:  # part of it paid: what is left is payable
+            invoice.status = _after_attempt(session, invoice, payment)
     elif intent.status == "requires_action":
         payment.status = REQUIRES_ACTION
         payment.client_secret = intent.client_secret
@@ -337,17 +390,27 @@ def apply_intent(
         payment.status = FAILED
         payment.failure_code = intent.failure_code or "card_declined"
         payment.failure_message = intent.failure_message or "The card was declined."
-        invoice.status = _after_failed_attempt(session, invoice, payment)
+        invoice.status = _after_attempt(session, invoice, payment)
     if payment.status != before:
         audit_payment(session, payment)
         _ask_the_patient(session, invoice, payment)
-    ledger.announce_paid(session, invoice, invoice_before)
+    announce(session, invoice, invoice_before)
     session.commit()
     if payment.status != before:
         metrics.payment_outcome(payment.method, payment.status)
     if excess_refund is not None:
         _give_back(session, gateway, excess_refund)
     return payment
+
+
+def announce(session: Session, invoice: Invoice, status_before: str) -> None:
+    """In the caller's transaction: other systems hear that an invoice was partly paid
+    (each time money leaves it partly paid), or paid."""
+    if invoice.status == statuses.PARTIALLY_PAID and status_before != invoice.status:
+        session.flush()
+        session.refresh(invoice, ["amount_paid", "amount_refunded"])
+        events.publish(session, "invoice.partially_paid", "invoice", invoice)
+    ledger.announce_paid(session, invoice, status_before)
 
 
 def card_for_receipt(gateway: StripeGateway, payment: Payment, intent: Intent) -> Card | None:

@@ -19,11 +19,12 @@ from billing.domain.statuses import AWAITING_PATIENT, FAILED, REQUIRES_ACTION
 from billing.services.access import audit
 from billing.services.integrations import events
 from billing.services.invoicing.invoices import get_invoice
-from billing.services.payments import patients
+from billing.services.payments import patients, refunds
 from billing.services.payments.charges import (
     audit_payment,
     cancel_online,
     check_payable,
+    collectable_now,
     get_payment,
 )
 
@@ -39,6 +40,7 @@ def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: s
     """
     invoice = get_invoice(session, invoice_id, for_update=True)
     check_payable(session, invoice)
+    owed = collectable_now(session, invoice).amount
     payment = session.scalars(
         select(Payment)
         .where(
@@ -48,12 +50,22 @@ def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: s
         )
         .order_by(Payment.created_at.desc())
     ).first()
+    if payment is not None and payment.amount != owed:
+        # Part of the invoice was paid another way since this intent was made for the
+        # rest: it would now collect too much. Cancelled at Stripe; a new one is made.
+        stale = payment
+        session.commit()
+        cancel_online(session, gateway, invoice.id)
+        invoice = get_invoice(session, invoice_id, for_update=True)
+        check_payable(session, invoice)
+        owed = collectable_now(session, invoice).amount
+        payment = None if get_payment(session, stale.id).status == statuses.CANCELED else stale
     if payment is None:
         payment = Payment(
             invoice_id=invoice.id,
             method="online",
             status=AWAITING_PATIENT,
-            amount=invoice.total,
+            amount=owed,
             currency=invoice.currency,
         )
         session.add(payment)
@@ -144,7 +156,9 @@ def choose_to_save_card(
 def void_invoice(
     session: Session, gateway: Callable[[], StripeGateway], invoice_id: str
 ) -> Invoice:
-    """Void an invoice while nothing has been paid; voiding twice is harmless.
+    """Void an invoice while nothing has been paid (or all that was paid through Stripe has
+    been refunded); voiding twice is harmless. Money received at the desk on it stays
+    listed as collected on a void invoice until it is given back.
 
     The pay page's PaymentIntent is cancelled at Stripe first, so a page left open can no
     longer collect; if the patient paid first, the invoice is paid and cannot be voided.
@@ -157,7 +171,13 @@ def void_invoice(
             raise Conflict(
                 "payment_in_progress", "A payment is in progress; it cannot be voided now."
             )
-        if invoice.status != statuses.OPEN:
+        if invoice.status == statuses.PARTIALLY_PAID:
+            if refunds.left_to_refund(session, invoice).amount > 0:
+                raise Conflict(
+                    "invoice_paid",
+                    f"Invoice {invoice.number} has been paid in part; refund that first.",
+                )
+        elif invoice.status != statuses.OPEN:
             raise Conflict(
                 "invoice_paid", f"Invoice {invoice.number} has been paid; refund it instead."
             )

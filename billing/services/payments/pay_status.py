@@ -82,7 +82,9 @@ def pay_status(session: Session, invoice: Invoice) -> PayStatus:
         )
         .limit(1)
     )
-    payable = invoice.status == statuses.OPEN and charging is None and not _held(session, invoice)
+    payable = (
+        statuses.is_payable(invoice.status) and charging is None and not _held(session, invoice)
+    )
     return PayStatus(invoice.status, payable, online)
 
 

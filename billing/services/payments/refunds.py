@@ -33,6 +33,7 @@ from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
 
 RESERVING = (SUCCEEDED, PENDING, UNKNOWN)  # refunds whose amount is spoken for
+STRIPE_METHODS = ("card_on_file", "online")  # payments a Stripe refund can give back
 # Stripe's statuses of a refund it counts in the charge's amount_refunded.
 COUNTED_AT_STRIPE = ("succeeded", "pending")
 # Stripe's `failure_reason` of a refund, as finance reads it.
@@ -90,6 +91,12 @@ def refund_invoice(
         )
     payment, left = _most_refundable(session, invoice.id, invoice.currency)
     if payment is None or payment.stripe_payment_intent_id is None:
+        if invoice.amount_paid > 0:
+            raise Conflict(
+                "refund_outside_stripe",
+                f"Invoice {invoice.number} was paid at the desk (cash, check or another "
+                "terminal), not through Stripe: give that money back the way it came.",
+            )
         raise Conflict("invoice_not_paid", f"Invoice {invoice.number} has no payment to refund.")
     if left < Money(amount, invoice.currency):
         raise field_error("refund_exceeds_paid", "amount", _refusal(session, invoice, left))
@@ -142,9 +149,13 @@ def _most_refundable(
 ) -> tuple[Payment | None, Money]:
     """The invoice's charge with the most left to give back (an invoice collected twice has
     two charges, one of them given back already)."""
-    paid = session.scalars(
+    paid = session.scalars(  # what Stripe collected: money received at the desk goes back there
         select(Payment)
-        .where(Payment.invoice_id == invoice_id, Payment.status == SUCCEEDED)
+        .where(
+            Payment.invoice_id == invoice_id,
+            Payment.status == SUCCEEDED,
+            Payment.method.in_(STRIPE_METHODS),
+        )
         .order_by(Payment.paid_at)
     ).all()
     best: tuple[Payment | None, Money] = (None, Money.zero(currency))

@@ -15,11 +15,11 @@ from billing.adapters.stripe_gateway import Card
 from billing.services.integrations.settings import can_email
 from billing.services.invoicing import paylinks
 from billing.services.payments import charges as payments
-from billing.services.payments import patients, refunds
+from billing.services.payments import patients, received, refunds
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, public_url
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
-from billing.web.auth import requires
+from billing.web.auth import check_scope, requires
 from schemas.fields import EmptyBodySchema
 from schemas.invoices import (
     CardListSchema,
@@ -27,10 +27,12 @@ from schemas.invoices import (
     CardRequestSchema,
     CardSchema,
     PatientPathSchema,
+    PaymentPathSchema,
     PaymentRequestSchema,
     PaymentSchema,
     RefundRequestSchema,
     RefundSchema,
+    ReversalRequestSchema,
     SetupIntentSchema,
 )
 
@@ -40,15 +42,29 @@ REQUIRED_KEY = [{**IDEMPOTENCY_HEADER, "required": True}]
 
 @blp.route("/invoices/<invoice_id>/payments")
 class PaymentsView(MethodView):
-    @requires("payments:write")
+    @requires("payments:write", "payments:record")
     @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
     @blp.arguments(PaymentRequestSchema())
     @blp.response(201, PaymentSchema())
     @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
     def post(self, body: dict[str, Any], invoice_id: str) -> Payment | dict[str, Any]:
-        """Charge the card on file (402 when declined), or make a pay link for the patient."""
+        """Collect all or part of what the invoice owes: charge the card on file (402 when
+        declined), make a pay link for the patient (`payments:write`), or record money the
+        desk received as cash, a check or through another terminal (`payments:record`)."""
         request = idempotency_request(required=True)
         assert request is not None
+        if body["method"] in received.RECEIVED_METHODS:
+            check_scope("payments:record", "recording money received at the desk")
+            return received.record_payment(
+                db.session(),
+                invoice_id,
+                body["method"],
+                body.get("amount"),
+                body.get("reference"),
+                body.get("received_at"),
+                request,
+            )
+        check_scope("payments:write", "charging a card or making a pay link")
         if body["method"] == "online":
             issued = paylinks.create_pay_link(
                 db.session(),
@@ -70,7 +86,28 @@ class PaymentsView(MethodView):
                 "created_at": issued.link.created_at,
                 "email_queued": issued.emailed,
             }
-        return payments.pay_with_card_on_file(db.session(), gateway(), invoice_id, request)
+        return payments.pay_with_card_on_file(
+            db.session(), gateway(), invoice_id, request, amount=body.get("amount")
+        )
+
+
+@blp.route("/invoices/<invoice_id>/payments/<payment_id>/reversals")
+class ReversalsView(MethodView):
+    @requires("payments:record")
+    @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
+    @blp.arguments(PaymentPathSchema(), location="path", as_kwargs=True)
+    @blp.arguments(ReversalRequestSchema())
+    @blp.response(201, PaymentSchema())
+    @problems(blp, *WITH_A_BODY, 404, 409)
+    def post(self, body: dict[str, Any], invoice_id: str, payment_id: str) -> Payment:
+        """Money recorded as received that never arrived (a check that bounced): reverse
+        it. What it paid is owed again; the payment reads `reversed`. Reversing twice
+        changes nothing; a payment made through Stripe is refunded instead (409)."""
+        request = idempotency_request(required=True)
+        assert request is not None
+        return received.reverse_payment(
+            db.session(), invoice_id, payment_id, body["reason"], request
+        )
 
 
 @blp.route("/invoices/<invoice_id>/refunds")

@@ -77,6 +77,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/invoices/{invoice_id}/receipt.pdf", "get"): "getReceipt",
     ("/v1/invoices/{invoice_id}/void", "post"): "voidInvoice",
     ("/v1/invoices/{invoice_id}/payments", "post"): "payInvoice",
+    ("/v1/invoices/{invoice_id}/payments/{payment_id}/reversals", "post"): "reversePayment",
     ("/v1/invoices/{invoice_id}/refunds", "post"): "refundInvoice",
     ("/v1/bookings/{booking_id}", "get"): "getBooking",
     ("/v1/quotes/{quote_id}/estimate", "get"): "getEstimate",
@@ -126,6 +127,7 @@ PATH_TYPES = {
     "patient_id": "PatientId",
     "booking_id": "BookingId",
     "payment_method_id": "PaymentMethodId",
+    "payment_id": "PaymentId",
     "event_id": "EventId",
     "endpoint_id": "WebhookEndpointId",
 }
@@ -161,6 +163,12 @@ LINKS: dict[tuple[str, str, str], dict[str, Any]] = {
         ),
     },
     ("/v1/invoices/{invoice_id}/payments", "post", "201"): {
+        "ReversePayment": link(
+            "/v1/invoices/{invoice_id}/payments/{payment_id}/reversals",
+            "post",
+            invoice_id="$response.body#/invoice_id",
+            payment_id="$response.body#/id",
+        ),
         "RefundInvoice": link(
             "/v1/invoices/{invoice_id}/refunds", "post", invoice_id="$response.body#/invoice_id"
         ),

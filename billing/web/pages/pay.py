@@ -22,7 +22,7 @@ from flask import (
 )
 
 from billing.adapters import db
-from billing.adapters.models import Invoice
+from billing.adapters.models import Invoice, Payment
 from billing.adapters.providers import gateway
 from billing.domain import statuses
 from billing.domain.errors import ServiceError
@@ -133,7 +133,7 @@ def page(token: str) -> Response:
     waited = _waited(request.args.get("submitted"))
     intent_id = request.args.get("payment_intent") if waited is not None else None
     outcome = None
-    if invoice.status == statuses.OPEN or invoice.status == statuses.PROCESSING:
+    if invoice.status in statuses.UNPAID:
         outcome = attempt_outcome(session, gateway(), invoice, intent_id)
         invoice = open_pay_link(session, signing_keys(), token)
     if invoice.status in statuses.SETTLED:
@@ -142,23 +142,29 @@ def page(token: str) -> Response:
         return _message("Invoice cancelled", VOID_TEXT.format(number=invoice.number), 200)
     bank = awaiting_the_bank(session, invoice) if waited is None else None
     if bank is not None:  # the saved card's charge: the patient confirms it here
-        return _pay_form(invoice, str(bank.client_secret), authenticate=True)
+        return _pay_form(invoice, bank, authenticate=True)
     if outcome == ON_ITS_WAY or invoice.status == statuses.PROCESSING:
         return _waiting(token, waited or 0, intent_id)
     payment = online.start_online_payment(session, gateway(), invoice.id)
     not_charged = intent_id is not None and outcome == NOT_CHARGED_NOW
-    return _pay_form(invoice, str(payment.client_secret), not_charged=not_charged)
+    return _pay_form(invoice, payment, not_charged=not_charged)
 
 
 def _pay_form(
-    invoice: Invoice, client_secret: str, authenticate: bool = False, not_charged: bool = False
+    invoice: Invoice, payment: Payment, authenticate: bool = False, not_charged: bool = False
 ) -> Response:
-    """The card form; or, to confirm a charge of the saved card, only a button."""
+    """The card form for `payment` (what is left to pay); or, to confirm a charge of the
+    saved card, only a button."""
+    client_secret = str(payment.client_secret)
     return make_response(
         render_template(
             "pay/pay.html",
             invoice=invoice,
             total=Money(invoice.total, invoice.currency).format(),
+            paid=Money(invoice.amount_paid, invoice.currency).format()
+            if invoice.amount_paid
+            else None,
+            due=Money(payment.amount, invoice.currency).format(),
             lines=[
                 row
                 for line in invoice.lines
