@@ -144,8 +144,6 @@ class PaymentRequestSchema(Schema):
                 raise ValidationError(
                     "Only money received at the desk (cash, check, external) has this.", name
                 )
-        if method == "check" and not data.get("reference"):
-            raise ValidationError("Give the check's number.", "reference")
         received = data.get("received_at")
         if received is not None and received > datetime.now(UTC) + timedelta(minutes=5):
             raise ValidationError("Must not be in the future.", "received_at")

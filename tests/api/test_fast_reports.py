@@ -29,9 +29,9 @@ def _generate(app: Flask, rows: int, seed: int) -> None:
     """Invoices with charges, refunds (some failed later), disputes and money received at
     the desk (some of it reversed) over October and its edges, Stripe's copies of most
     (some a dollar off, some in another currency, some missing), Stripe transactions the
-    ledger never saw, times with and without microseconds; payouts (two made at the same moment, one that carried nothing, one
-    before October); invoices charged twice, some of them once in September, and void
-    invoices charged once."""
+    ledger never saw, times with and without microseconds; payouts (two made at the same
+    moment, one that carried nothing, one before October); invoices charged twice, some
+    of them once in September, and void invoices charged once."""
     rng = random.Random(seed)
     invoices, ledger, stripe = [], [], []
     for n in range(rows):

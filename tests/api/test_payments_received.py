@@ -123,7 +123,10 @@ def test_what_is_not_owed_is_refused_with_the_field(client, desk, booking, make_
     assert too_much.status_code == 422 and too_much.json["code"] == "amount_exceeds_balance"
     assert "amount" in too_much.json["errors"]
     no_number = receive(client, desk, invoice["id"], "k2", method="check")
-    assert no_number.status_code == 422 and "reference" in no_number.json["errors"]
+    assert no_number.status_code == 422 and no_number.json["code"] == "reference_required"
+    assert "reference" in no_number.json["errors"]
+    numbered = receive(client, desk, invoice["id"], "k2", method="check", reference="1", amount=1)
+    assert numbered.status_code == 201, numbered.json  # the refusal did not keep the key
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     later = receive(client, desk, invoice["id"], "k3", received_at=future)
     assert later.status_code == 422 and "received_at" in later.json["errors"]

@@ -85,6 +85,37 @@ def test_patient_pays_by_card_and_sees_the_receipt(
     assert download.value.suggested_filename.startswith("receipt-")
 
 
+def test_after_cash_at_the_desk_the_page_shows_and_takes_only_the_balance(
+    stripe_client, staff, open_invoice, phone, screenshot, standin
+) -> None:
+    from tests.stripe.test_untested_paths import key
+
+    invoice_id = open_invoice(card=None)
+    link = pay_url(stripe_client, staff, invoice_id)
+    desk = key(stripe_client.application, "payments:record")
+    cash = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/payments",
+        json={"method": "cash", "amount": 20000},
+        headers={**desk, "Idempotency-Key": f"cash-{invoice_id}"},
+    )
+    assert cash.status_code == 201, cash.json
+
+    phone.goto(link)
+    paid = phone.get_by_role("row", name="Paid so far")
+    due = phone.get_by_role("row", name="Balance due")
+    assert "$200.00" in paid.inner_text() and "$300.00" in due.inner_text()
+    screenshot(phone, "1-balance")
+    enter_card(phone, "4242424242424242")
+    phone.get_by_role("button", name="Pay $300.00").click()
+    phone.wait_for_url("**submitted=1*")
+    eventually(lambda: status_of(stripe_client, staff, invoice_id) == "paid")
+    phone.get_by_text("Paid — thank you").wait_for()
+    screenshot(phone, "2-paid")
+    invoice = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+    assert (invoice["amount_paid"], invoice["balance_due"]) == (50000, 0)
+    assert charges(stripe_client.application, invoice_id) == 1  # the card's $300 only
+
+
 def test_declined_card_shows_why_and_another_card_pays_once(
     stripe_client, staff, open_invoice, phone, screenshot, standin
 ) -> None:
