@@ -160,6 +160,14 @@ def unsafe_in_production(config: Mapping[str, Any]) -> list[str]:
             f"SECRET_KEY must be at least {MIN_SECRET_BYTES} random bytes, not an example "
             '(e.g. SECRET_KEY="$(openssl rand -base64 48)").'
         )
+    for retired in config.get("SECRET_KEY_FALLBACKS") or ():
+        # A retired key still opens sessions and pay links: as strong as the key, or out.
+        if len(str(retired).encode()) < MIN_SECRET_BYTES or str(retired).lower() in EXAMPLE_SECRETS:
+            problems.append(
+                f"SECRET_KEY_FALLBACKS holds a key under {MIN_SECRET_BYTES} bytes or an example:"
+                " a retired key still signs in, so it must be as strong as SECRET_KEY."
+            )
+            break
     if not config.get("STRIPE_SECRET_KEY"):
         problems.append("STRIPE_SECRET_KEY is not set: payments cannot be taken.")
     if not config.get("STRIPE_WEBHOOK_SECRET"):

@@ -224,7 +224,7 @@ class PaymentPathSchema(Schema):
 
 class RefundRequestSchema(Schema):
     amount = amount(required=True, metadata={"example": 10000})
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = Text(500, required=True, metadata={"example": "session shortened"})
 
 
 class RefundSchema(Schema):

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
-from schemas.fields import Currency, Name, StrictInteger, amount, identifier
+from schemas.fields import Currency, Name, StrictInteger, Text, amount, identifier
 from schemas.invoices import InvoiceSchema, RefundSchema
 from schemas.types import typed
 
@@ -145,7 +145,7 @@ class PatientPackagePathSchema(Schema):
 
 
 class CreditRefundRequestSchema(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    reason = Text(500, required=True, metadata={"example": "moving away"})
 
 
 class CreditRefundSchema(Schema):

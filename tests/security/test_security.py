@@ -123,6 +123,26 @@ def test_head_is_answered_as_get_for_the_keyholder_only(client: Any, make_key: A
         assert client.get("/v1/invoices", headers=headers).status_code == status
 
 
+def test_a_head_of_an_export_writes_nothing_and_a_get_is_in_the_audit_trail(
+    client: Any, make_key: Any
+) -> None:
+    reports, auditor = make_key("reports:read"), make_key("audit:read")
+
+    def exports() -> int:
+        found = client.get(
+            "/v1/audit-events", query_string={"action": "report.exported"}, headers=auditor
+        )
+        assert found.status_code == 200, found.json
+        return len(found.json["data"])
+
+    path = "/v1/reports/aging?format=csv"
+    head = client.head(path, headers=reports)
+    assert head.status_code == 200 and head.mimetype == "text/csv"
+    assert exports() == 0
+    assert client.get(path, headers=reports).status_code == 200
+    assert exports() == 1
+
+
 def test_options_needs_a_key_and_says_nothing_more(client: Any, make_key: Any) -> None:
     assert client.options("/v1/invoices").status_code == 401
     allowed = client.options("/v1/invoices", headers=make_key("catalog:write"))
@@ -161,6 +181,7 @@ SAFE = {
     [
         ({"SECRET_KEY": "a"}, "SECRET_KEY must be at least 32"),
         ({"SECRET_KEY": "change-me"}, "SECRET_KEY must be at least 32"),
+        ({"SECRET_KEY_FALLBACKS": ["k" * 48, "a"]}, "SECRET_KEY_FALLBACKS holds a key under 32"),
         ({"STRIPE_WEBHOOK_SECRET": ""}, "STRIPE_WEBHOOK_SECRET is not set"),
         ({"PUBLIC_BASE_URL": ""}, "PUBLIC_BASE_URL must be"),
         ({"PUBLIC_BASE_URL": "http://pay.example-clinic.com"}, "PUBLIC_BASE_URL must be"),
@@ -288,16 +309,24 @@ def test_a_body_nested_thousands_deep_is_a_400(client: Any, make_key: Any) -> No
     [
         "created_gte=9999-12-31T23:59:59-23:00",
         "created_lt=0001-01-01T00:00:00%2B01:00",
-        "created_gte=8999-12-31T23:59:59Z",
+        "created_gte=9000-01-01T00:00:00Z",
     ],
 )
 def test_times_at_the_ends_of_the_calendar_are_a_422(
     client: Any, make_key: Any, query: str
 ) -> None:
     answer = client.get(f"/v1/invoices?{query}", headers=make_key("invoices:read"))
-    assert answer.status_code in (200, 422), answer.json
-    if answer.status_code == 422:
-        assert answer.json["code"] == "validation_error"
+    assert answer.status_code == 422 and answer.json["code"] == "validation_error", answer.json
+    assert list(answer.json["errors"]) == [query.split("=")[0]]
+
+
+def test_a_far_time_inside_the_calendar_is_answered_with_nothing(
+    client: Any, make_key: Any
+) -> None:
+    answer = client.get(
+        "/v1/invoices?created_gte=8999-12-31T23:59:59Z", headers=make_key("invoices:read")
+    )
+    assert answer.status_code == 200 and answer.json["data"] == []
 
 
 def test_audit_times_at_the_ends_of_the_calendar_are_a_422(client: Any, make_key: Any) -> None:
