@@ -64,3 +64,33 @@ def test_it_remembers_a_bounded_number(count: int) -> None:
     for function in functions:
         assert app.ensure_sync(function) is function
     assert len(app._is_sync) == BillingApp.MAX_REMEMBERED
+
+
+@pytest.mark.parametrize("pinned", ["", "2025-01-27.acacia"])
+def test_the_stripe_api_version_setting_reaches_the_client_and_is_said_at_start(
+    pinned: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """STRIPE_API_VERSION reaches the client (or the SDK's own is used) and the log says
+    which, warning when it is not the one the SDK's types describe."""
+    from flask import Flask
+
+    from billing.adapters import providers
+    from billing.adapters.stripe_gateway import SDK_API_VERSION
+
+    app = Flask(__name__)
+    app.config.update(
+        STRIPE_SECRET_KEY="sk_test_x",
+        STRIPE_WEBHOOK_SECRET="whsec_x",
+        STRIPE_API_BASE="",
+        STRIPE_TIMEOUT_SECONDS=5,
+        STRIPE_MAX_NETWORK_RETRIES=0,
+        STRIPE_API_VERSION=pinned,
+    )
+    with caplog.at_level("INFO", logger="billing.stripe"):
+        providers.init_app(app)
+    expected = pinned or SDK_API_VERSION
+    assert app.extensions["billing.stripe"].api_version == expected
+    assert app.config["STRIPE_API_VERSION"] == expected  # what /readyz shows
+    [said] = [r for r in caplog.records if r.name == "billing.stripe"]
+    assert said.getMessage().startswith(f"stripe: API version {expected}")
+    assert said.levelname == ("WARNING" if pinned else "INFO")
