@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from billing.domain.journal import Account, chart_of_accounts
+from billing.domain.money import CURRENCY_EXPONENTS
 
 
 class ConfigError(RuntimeError):
@@ -69,6 +70,22 @@ def _json(environ: Mapping[str, str], name: str, default: Any) -> Any:
         return json.loads(raw)
     except ValueError:
         raise ConfigError(f"{name} must be JSON, got {raw!r}") from None
+
+
+def _minor_amounts(
+    environ: Mapping[str, str], name: str, default: dict[str, int]
+) -> dict[str, int]:
+    """A JSON object of amounts per currency, each in that currency's minor unit."""
+    found = _json(environ, name, default)
+    if not isinstance(found, dict) or not all(
+        currency in CURRENCY_EXPONENTS and type(amount) is int and amount > 0
+        for currency, amount in found.items()
+    ):
+        raise ConfigError(
+            f"{name} must be a JSON object of positive whole amounts in each currency's minor"
+            f' unit, such as {{"usd": 5000}}; got {environ.get(name)!r}'
+        )
+    return found
 
 
 # Written by `make run` when it starts the local Stripe stand-in (development only).
@@ -272,6 +289,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # A bill this far above a Good Faith Estimate may be disputed, per currency in its
         # minor unit; a currency not named: 400 of its major units.
         "ESTIMATE_DISPUTE_THRESHOLDS": _json(env, "ESTIMATE_DISPUTE_THRESHOLDS", {"usd": 40000}),
+        # The least a patient may choose to pay at a time on the pay page, per currency in
+        # its minor unit; in a currency not named the page takes the whole balance only.
+        "PAY_PAGE_MINIMUMS": _minor_amounts(env, "PAY_PAGE_MINIMUMS", {"usd": 5000}),
         # The accounting journal's accounts: names (QuickBooks) and codes (Xero) per key,
         # over the defaults of billing/domain/journal.py.
         "JOURNAL_ACCOUNTS": _json(env, "JOURNAL_ACCOUNTS", {}),

@@ -111,7 +111,9 @@ class PaymentRequestSchema(Schema):
     amount = amount(
         metadata={
             "description": "How much to collect, in minor units; by default all the invoice "
-            "still owes (`balance_due`). Never more than that.",
+            "still owes (`balance_due`). Never more than that. For `online`, the pay page "
+            "opens asking for this much (at least the clinic's PAY_PAGE_MINIMUMS for the "
+            "currency); the patient may still change it.",
             "example": 20000,
         }
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,9 @@ STRIPE_MINIMUM_CHARGE: dict[str, int] = {
 # The largest amount the service accepts for a price or a charge, in minor units.
 # Well above any session price, well below anything that could overflow.
 MAX_AMOUNT = 10_000_000
+
+
+_TYPED = re.compile(r"(?P<major>[0-9]+)(?:\.(?P<minor>[0-9]*))?")
 
 
 class CurrencyMismatch(ValueError):
@@ -130,6 +134,20 @@ class Money:
         sign = "-" if self.amount < 0 else ""
         major, minor = divmod(abs(self.amount), 10**exponent)
         return f"{sign}{major}" + (f".{minor:0{exponent}d}" if exponent else "")
+
+    @classmethod
+    def parse(cls, text: str, currency: str) -> Money | None:
+        """What a person typed in major units (`150`, `150.5`, `$1,250.00`) as Money; None
+        when it is not a positive amount of `currency` (more decimals than it has, letters,
+        a sign)."""
+        exponent = CURRENCY_EXPONENTS[currency]
+        cleaned = text.strip().removeprefix(_SYMBOLS.get(currency, "\0")).replace(",", "")
+        found = _TYPED.fullmatch(cleaned.strip())
+        if found is None or len(found["minor"] or "") > exponent or len(found["major"]) > 12:
+            return None
+        minor = (found["minor"] or "").ljust(exponent, "0")
+        amount = int(found["major"]) * 10**exponent + int(minor or 0)
+        return cls(amount, currency) if amount > 0 else None
 
     def format(self) -> str:
         """For people: `$250.00`, `¥5000`, `1,250.00 CHF`."""

@@ -85,6 +85,47 @@ def test_patient_pays_by_card_and_sees_the_receipt(
     assert download.value.suggested_filename.startswith("receipt-")
 
 
+def test_the_patient_pays_part_now_and_the_rest_later_never_below_the_minimum(
+    stripe_client, staff, open_invoice, phone, screenshot, standin
+) -> None:
+    invoice_id = open_invoice(card=None)
+    link = pay_url(stripe_client, staff, invoice_id)
+    phone.goto(link)
+    amount = phone.get_by_label("Amount to pay now")
+    assert amount.input_value() == "500.00"
+    assert phone.get_by_text("at least $50.00").is_visible()
+
+    amount.fill("20")  # below the clinic's minimum: said, and all of it asked again
+    phone.get_by_role("button", name="Change amount").click()
+    phone.get_by_text("Enter an amount of at least $50.00").wait_for()
+    assert phone.get_by_role("button", name="Pay $500.00").is_visible()
+    screenshot(phone, "1-too-little")
+
+    phone.get_by_label("Amount to pay now").fill("150")
+    phone.get_by_role("button", name="Change amount").click()
+    pay_part = phone.get_by_role("button", name="Pay $150.00")
+    pay_part.wait_for()
+    screenshot(phone, "2-part")
+    enter_card(phone, "4242424242424242")
+    pay_part.click()
+    phone.wait_for_url("**submitted=1*")
+    eventually(lambda: status_of(stripe_client, staff, invoice_id) == "partially_paid")
+    phone.get_by_text("Thank you: your payment was received").wait_for()  # then the rest
+    assert "$150.00" in phone.get_by_role("row", name="Paid so far").inner_text()
+    assert "$350.00" in phone.get_by_role("row", name="Balance due").inner_text()
+    screenshot(phone, "3-rest")
+
+    enter_card(phone, "4242424242424242")
+    phone.get_by_role("button", name="Pay $350.00").click()
+    phone.wait_for_url("**submitted=1*")
+    eventually(lambda: status_of(stripe_client, staff, invoice_id) == "paid")
+    phone.get_by_text("Paid — thank you").wait_for()
+    invoice = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+    assert (invoice["amount_paid"], invoice["balance_due"]) == (50000, 0)
+    assert charges(stripe_client.application, invoice_id) == 2
+    assert intents_at_stripe(standin, invoice_id) == 3  # the first, for all, was cancelled
+
+
 def test_after_cash_at_the_desk_the_page_shows_and_takes_only_the_balance(
     stripe_client, staff, open_invoice, phone, screenshot, standin
 ) -> None:

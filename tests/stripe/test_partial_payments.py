@@ -160,3 +160,44 @@ def test_many_partial_charges_at_once_never_collect_beyond_the_total(
     status, paid, due = money(stripe_client, staff, invoice_id)
     assert (paid, due) == (collected, 50000 - collected)
     assert status == ("paid" if collected == 50000 else "partially_paid")
+
+
+def test_a_pay_link_for_part_opens_asking_for_that_part_within_the_clinics_rules(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Any, standin: Any
+) -> None:
+    invoice_id = open_invoice(None)
+
+    def link(amount: int, idem: str) -> Any:
+        return stripe_client.post(
+            f"/v1/invoices/{invoice_id}/payments",
+            json={"method": "online", "amount": amount},
+            headers={**staff, "Idempotency-Key": idem},
+        )
+
+    below = link(4999, "l1")  # PAY_PAGE_MINIMUMS: $50.00 at least
+    assert below.status_code == 422 and below.json["code"] == "amount_too_small"
+    assert "amount" in below.json["errors"]
+    beyond = link(50001, "l2")
+    assert beyond.status_code == 422 and beyond.json["code"] == "amount_exceeds_balance"
+
+    made = link(12500, "l3")
+    assert made.status_code == 201, made.json
+    assert made.json["amount"] == 12500 and made.json["pay_url"].endswith("?amount=125.00")
+    page = stripe_client.get("/" + made.json["pay_url"].split("/", 3)[3])
+    assert page.status_code == 200 and b"Pay $125.00" in page.data
+    assert intents(standin, invoice_id) == [(12500, "requires_payment_method")]
+
+    # The patient changes it to all of it: that intent is cancelled, one for all is made.
+    path = "/" + made.json["pay_url"].split("/", 3)[3].split("?")[0]
+    whole = stripe_client.get(path, query_string={"amount": "500"})
+    assert whole.status_code == 200 and b"Pay $500.00" in whole.data
+    assert sorted(intents(standin, invoice_id)) == [
+        (12500, "canceled"),
+        (50000, "requires_payment_method"),
+    ]
+    # Nonsense or too much is said on the page, which asks for the balance.
+    for typed in ("12,50.x", "-5", "600", "49.99", "1e3", "0.001"):
+        odd = stripe_client.get(path, query_string={"amount": typed})
+        assert odd.status_code == 200 and b"Enter an amount of at least $50.00" in odd.data, typed
+        assert b"Pay $500.00" in odd.data
+    assert len(intents(standin, invoice_id)) == 2  # nothing more made at Stripe

@@ -89,3 +89,37 @@ def test_format_for_people(money: Money, text: str) -> None:
 
 def test_zero_decimal_currency_is_not_scaled() -> None:
     assert Money(MAX_AMOUNT, "jpy").format() == "¥10,000,000"
+
+
+@pytest.mark.parametrize(
+    ("typed", "currency", "amount"),
+    [
+        ("150", "usd", 15000),
+        ("150.5", "usd", 15050),
+        (" $1,250.00 ", "usd", 125000),
+        ("5.", "usd", 500),
+        ("5000", "jpy", 5000),
+    ],
+)
+def test_what_a_patient_types_is_read_in_major_units(
+    typed: str, currency: str, amount: int
+) -> None:
+    assert Money.parse(typed, currency) == Money(amount, currency)
+
+
+@pytest.mark.parametrize(
+    ("typed", "currency"),
+    [("1.234", "usd"), ("-5", "usd"), ("0", "usd"), ("1e3", "usd"), ("", "usd"), ("50.5", "jpy")],
+)
+def test_what_is_not_an_amount_is_none(typed: str, currency: str) -> None:
+    assert Money.parse(typed, currency) is None
+
+
+def test_pay_page_minimums_are_whole_amounts_per_known_currency() -> None:
+    from billing.config import ConfigError, from_env
+
+    assert from_env({})["PAY_PAGE_MINIMUMS"] == {"usd": 5000}
+    assert from_env({"PAY_PAGE_MINIMUMS": '{"eur": 2000}'})["PAY_PAGE_MINIMUMS"] == {"eur": 2000}
+    for wrong in ('{"usd": 50.0}', '{"xxx": 5}', '{"usd": 0}', "[5000]", '{"usd": true}'):
+        with pytest.raises(ConfigError, match="PAY_PAGE_MINIMUMS"):
+            from_env({"PAY_PAGE_MINIMUMS": wrong})

@@ -183,30 +183,37 @@ def collectable_now(session: Session, invoice: Invoice, online_counts: bool = Tr
     return due - Money(min(int(in_flight or 0), due.amount), invoice.currency)
 
 
-def check_amount(session: Session, invoice: Invoice, amount: int | None) -> int:
-    """The amount to charge the card on file: `amount`, or by default all that may be
-    collected now (the pay page's payment is cancelled at Stripe first); refused (422)
-    beyond that, or below the least Stripe charges."""
+def check_amount(
+    session: Session, invoice: Invoice, amount: int | None, least: int | None = None
+) -> int:
+    """The amount to charge the card on file or on the pay page: `amount`, or by default
+    all that may be collected now (the pay page's payment is cancelled at Stripe first).
+    Refused (422) beyond that, or below `least` (the clinic's minimum for a part, if
+    any) or the least Stripe charges, unless it is all that is owed."""
     collectable = collectable_now(session, invoice, online_counts=False)
     if collectable.amount <= 0:
         raise Conflict(
             "invoice_not_payable", f"Invoice {invoice.number} owes nothing now ({invoice.status})."
         )
+    return part_of(invoice, collectable.amount, amount, least)
+
+
+def part_of(invoice: Invoice, owed: int, amount: int | None, least: int | None = None) -> int:
+    """`amount` (by default all of `owed`) if it may be collected of `owed` at once."""
     if amount is None:
-        return collectable.amount
-    if amount > collectable.amount:
+        return owed
+    if amount > owed:
         raise field_error(
             "amount_exceeds_balance",
             "amount",
-            f"At most {collectable.amount} can be collected on invoice {invoice.number} now.",
+            f"At most {owed} can be collected on invoice {invoice.number} now.",
         )
-    least = STRIPE_MINIMUM_CHARGE.get(invoice.currency, 0)
-    if amount < least and amount != collectable.amount:
+    least = max(least or 0, STRIPE_MINIMUM_CHARGE.get(invoice.currency, 0))
+    if amount < least and amount != owed:
         raise field_error(
             "amount_too_small",
             "amount",
-            f"Stripe charges at least {least} {invoice.currency}; pay all {collectable.amount}"
-            " or more at a time.",
+            f"At least {least} {invoice.currency} at a time, or all {owed} that is owed.",
         )
     return amount
 

@@ -15,6 +15,7 @@ from billing.adapters.models import Invoice, PayLink, Payment, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import statuses
 from billing.domain.errors import Conflict
+from billing.domain.money import Money
 from billing.domain.statuses import AWAITING_PATIENT, FAILED, REQUIRES_ACTION
 from billing.services.access import audit
 from billing.services.integrations import events
@@ -26,21 +27,30 @@ from billing.services.payments.charges import (
     check_payable,
     collectable_now,
     get_payment,
+    part_of,
 )
 
 REUSABLE = (AWAITING_PATIENT, REQUIRES_ACTION, FAILED)  # the patient may try again on it
 VOID_ATTEMPTS = 3  # a pay page that keeps making intents while we void is refused after this
 
 
-def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: str) -> Payment:
-    """The invoice's online payment with a client secret for the pay page; made once.
+def start_online_payment(
+    session: Session,
+    gateway: StripeGateway,
+    invoice_id: str,
+    amount: int | None = None,
+    least: int | None = None,
+) -> Payment:
+    """The invoice's online payment with a client secret for the pay page: for all it
+    owes, or the `amount` the patient chose (at least `least`, the clinic's minimum, and
+    never more than the balance: 422 otherwise). Made once per amount.
 
     A patient whose card was declined tries again on the same PaymentIntent. Refused
     (409) unless the invoice is open with no other charge in flight.
     """
     invoice = get_invoice(session, invoice_id, for_update=True)
     check_payable(session, invoice)
-    owed = collectable_now(session, invoice).amount
+    owed = part_of(invoice, collectable_now(session, invoice).amount, amount, least)
     payment = session.scalars(
         select(Payment)
         .where(
@@ -52,13 +62,14 @@ def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: s
     ).first()
     if payment is not None and payment.amount != owed:
         # Part of the invoice was paid another way since this intent was made for the
-        # rest: it would now collect too much. Cancelled at Stripe; a new one is made.
+        # rest (it would now collect too much), or the patient chose another amount.
+        # Cancelled at Stripe; a new one is made.
         stale = payment
         session.commit()
         cancel_online(session, gateway, invoice.id)
         invoice = get_invoice(session, invoice_id, for_update=True)
         check_payable(session, invoice)
-        owed = collectable_now(session, invoice).amount
+        owed = part_of(invoice, collectable_now(session, invoice).amount, amount, least)
         payment = None if get_payment(session, stale.id).status == statuses.CANCELED else stale
     if payment is None:
         payment = Payment(
@@ -98,6 +109,22 @@ def start_online_payment(session: Session, gateway: StripeGateway, invoice_id: s
         gateway.cancel_payment_intent(intent.id)
         raise Conflict("invoice_not_payable", "This invoice can no longer be paid online.")
     return payment
+
+
+def check_link_amount(
+    session: Session, invoice_id: str, amount: int, minimums: dict[str, int]
+) -> Money:
+    """A pay link that asks for part of the balance (`amount`): as the pay page would take
+    it from the patient, at least the clinic's minimum for the currency (`minimums`; all
+    of it in a currency with none) and never more than the balance; 422 otherwise."""
+    invoice = get_invoice(session, invoice_id)
+    try:
+        check_payable(session, invoice)
+        owed = collectable_now(session, invoice).amount
+        least = minimums.get(invoice.currency, owed)
+        return Money(part_of(invoice, owed, amount, least), invoice.currency)
+    finally:
+        session.rollback()
 
 
 def choose_to_save_card(

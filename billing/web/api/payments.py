@@ -15,7 +15,7 @@ from billing.adapters.stripe_gateway import Card
 from billing.services.integrations.settings import can_email
 from billing.services.invoicing import paylinks
 from billing.services.payments import charges as payments
-from billing.services.payments import patients, received, refunds
+from billing.services.payments import online, patients, received, refunds
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, public_url
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
@@ -66,6 +66,14 @@ class PaymentsView(MethodView):
             )
         check_scope("payments:write", "charging a card or making a pay link")
         if body["method"] == "online":
+            part = None
+            if body.get("amount") is not None:  # the page opens asking for that much
+                part = online.check_link_amount(
+                    db.session(),
+                    invoice_id,
+                    body["amount"],
+                    current_app.config["PAY_PAGE_MINIMUMS"],
+                )
             issued = paylinks.create_pay_link(
                 db.session(),
                 current_app.config["SECRET_KEY"],
@@ -78,10 +86,11 @@ class PaymentsView(MethodView):
                 "method": "online",
                 "invoice_id": issued.invoice.id,
                 "status": "awaiting_patient",
-                "amount": issued.invoice.total,
+                "amount": part.amount if part else issued.invoice.balance_due,
                 "currency": issued.invoice.currency,
                 "invoice": issued.invoice,
-                "pay_url": public_url(f"/pay/{issued.token}"),
+                "pay_url": public_url(f"/pay/{issued.token}")
+                + (f"?amount={part.major_units()}" if part else ""),
                 "pay_url_expires_at": issued.link.expires_at,
                 "created_at": issued.link.created_at,
                 "email_queued": issued.emailed,

@@ -34,6 +34,7 @@ from billing.services.payments import online
 from billing.services.payments.pay_status import (
     NOT_CHARGED_NOW,
     ON_ITS_WAY,
+    PAID,
     attempt_outcome,
     awaiting_the_bank,
     pay_status,
@@ -56,6 +57,10 @@ UNPAYABLE_TEXT = {
 
 
 HELD_TEXT = "Your booking has changed, so this invoice cannot be paid here now."
+# The patient chose how much to pay now: refused, the page asks for all of it again.
+PART_REFUSED = ("amount_too_small", "amount_exceeds_balance")
+PART_TEXT = "Enter an amount of at least {least}, and no more than the balance due."
+THANKS_TEXT = "Thank you: your payment was received. The rest is still due."
 # A cancelled invoice may have been replaced by another (a changed booking): never say
 # that nothing is owed, which the patient may read as "nothing at all".
 VOID_TEXT = (
@@ -145,16 +150,58 @@ def page(token: str) -> Response:
         return _pay_form(invoice, bank, authenticate=True)
     if outcome == ON_ITS_WAY or invoice.status == statuses.PROCESSING:
         return _waiting(token, waited or 0, intent_id)
-    payment = online.start_online_payment(session, gateway(), invoice.id)
+    least = current_app.config["PAY_PAGE_MINIMUMS"].get(invoice.currency)
+    chosen, problem = (None, None) if outcome == PAID else _chosen(invoice, least)
+    try:
+        payment = online.start_online_payment(session, gateway(), invoice.id, chosen, least)
+    except ServiceError as error:
+        if error.code not in PART_REFUSED:
+            raise
+        payment = online.start_online_payment(session, gateway(), invoice.id)
+        problem = PART_TEXT
     not_charged = intent_id is not None and outcome == NOT_CHARGED_NOW
-    return _pay_form(invoice, payment, not_charged=not_charged)
+    return _pay_form(
+        invoice,
+        payment,
+        not_charged=not_charged,
+        part=_part(invoice, least, problem),
+        thanks=outcome == PAID,
+    )
+
+
+def _chosen(invoice: Invoice, least: int | None) -> tuple[int | None, str | None]:
+    """The amount the patient asked to pay now (`?amount=150.00`), or why it cannot be."""
+    typed = request.args.get("amount")
+    if typed is None or least is None:
+        return None, None
+    chosen = Money.parse(typed[:32], invoice.currency)
+    return (chosen.amount, None) if chosen is not None else (None, PART_TEXT)
+
+
+def _part(invoice: Invoice, least: int | None, problem: str | None) -> dict[str, str] | None:
+    """The "pay part of it" field, when the clinic lets patients pay this invoice in
+    parts (`PAY_PAGE_MINIMUMS`) and more than the least is owed."""
+    balance = invoice.balance_due
+    if least is None or balance <= least:
+        return None
+    return {
+        "least": Money(least, invoice.currency).format(),
+        "balance": Money(balance, invoice.currency).format(),
+        "problem": problem.format(least=Money(least, invoice.currency).format()) if problem else "",
+    }
 
 
 def _pay_form(
-    invoice: Invoice, payment: Payment, authenticate: bool = False, not_charged: bool = False
+    invoice: Invoice,
+    payment: Payment,
+    authenticate: bool = False,
+    not_charged: bool = False,
+    part: dict[str, str] | None = None,
+    thanks: bool = False,
 ) -> Response:
-    """The card form for `payment` (what is left to pay); or, to confirm a charge of the
-    saved card, only a button."""
+    """The card form for `payment` (all that is left to pay, or the part the patient
+    chose, with the field to choose it); or, to confirm a charge of the saved card, only
+    a button."""
     client_secret = str(payment.client_secret)
     return make_response(
         render_template(
@@ -164,7 +211,11 @@ def _pay_form(
             paid=Money(invoice.amount_paid, invoice.currency).format()
             if invoice.amount_paid
             else None,
+            balance=Money(invoice.balance_due, invoice.currency).format(),
             due=Money(payment.amount, invoice.currency).format(),
+            due_major=Money(payment.amount, invoice.currency).major_units(),
+            part=part,
+            thanks=THANKS_TEXT if thanks else None,
             lines=[
                 row
                 for line in invoice.lines
