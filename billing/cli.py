@@ -30,12 +30,27 @@ from billing.services.payments import recovery
 from billing.services.pricing import catalog
 from billing.web import auth
 
-db_cli = AppGroup("db", help="Database schema (Alembic).")
-keys_cli = AppGroup("keys", help="API keys for client systems.")
-payments_cli = AppGroup("payments", help="Payments through Stripe.")
-stripe_cli = AppGroup("stripe", help="Stripe's own records, for finance.")
-staff_cli = AppGroup("staff", help="Finance staff accounts for /finance.")
-webhooks_cli = AppGroup("webhooks", help="Webhooks to client systems.")
+
+class OneLineGroup(AppGroup):
+    """A group whose commands, given a wrong option or argument, say so in one line
+    (with where to read more) rather than click's usage block."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            if error.ctx is None:
+                raise
+            path = error.ctx.command_path.replace("flask ", "flask --app billing ", 1)
+            raise click.UsageError(f"{error.format_message()} (see {path} --help)") from None
+
+
+db_cli = OneLineGroup("db", help="Database schema (Alembic).")
+keys_cli = OneLineGroup("keys", help="API keys for client systems.")
+payments_cli = OneLineGroup("payments", help="Payments through Stripe.")
+stripe_cli = OneLineGroup("stripe", help="Stripe's own records, for finance.")
+staff_cli = OneLineGroup("staff", help="Finance staff accounts for /finance.")
+webhooks_cli = OneLineGroup("webhooks", help="Webhooks to client systems.")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
