@@ -66,6 +66,10 @@ def test_the_pay_page_and_what_it_turns_into(
     page.goto(url)
     page.get_by_role("heading", name="Pay invoice").wait_for()
     found = violations(page)
+    page.get_by_label("Amount to pay now").fill("20")  # below the minimum: said by the field
+    page.get_by_role("button", name="Change amount").click()
+    page.get_by_text("Enter an amount of at least").wait_for()
+    found += violations(page)
     enter_card(page, "4000000000000341")  # declined: the page says so
     page.get_by_role("button", name="Pay $500.00").click()
     page.get_by_role("alert").filter(has_text="declined").wait_for()
@@ -97,6 +101,8 @@ def test_the_finance_pages(stripe_app, stripe_client, staff, books, page, violat
     page.goto(f"{base}/finance/invoices/{books[0]}")
     found += violations(page)
     page.goto(f"{base}/finance/audit")
+    found += violations(page)
+    page.goto(f"{base}/finance/invoices/in_no_such_invoice")  # the pages that say something
     found += violations(page)
     assert found == [], "\n".join(found)
 

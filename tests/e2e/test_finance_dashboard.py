@@ -249,6 +249,17 @@ def test_the_finance_pages_read_well_at_a_desk_and_on_a_phone(
         )
         screenshot(page, "dashboard")
 
+        # Closing a month asks first, and the question reads whole at this width.
+        page.get_by_label("Close the books of").fill(f"{datetime.now(UTC).year - 1}-02")
+        page.get_by_role("button", name="Close month").click()
+        keep = page.get_by_role("link", name="Keep it open")
+        keep.wait_for()
+        assert page.get_by_text("This cannot be undone.").is_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        screenshot(page, "close-asked")
+        keep.click()
+        page.get_by_role("heading", name="Totals").wait_for()
+
         page.goto(f"{base}/finance/audit")
         rows = page.locator("table.audit tbody tr")
         assert rows.count() >= 2
