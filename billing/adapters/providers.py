@@ -43,6 +43,12 @@ def init_app(app: Flask) -> None:
         )
 
 
+def gateway_if_configured() -> StripeGateway | None:
+    """The configured gateway, or None when no Stripe key is set."""
+    configured: StripeGateway | None = current_app.extensions.get("billing.stripe")
+    return configured
+
+
 def gateway() -> StripeGateway:
     """The configured gateway, or a clear 503 when no Stripe key is set."""
     configured: StripeGateway | None = current_app.extensions.get("billing.stripe")

@@ -201,3 +201,21 @@ def test_a_pay_link_for_part_opens_asking_for_that_part_within_the_clinics_rules
         assert odd.status_code == 200 and b"Enter an amount of at least $50.00" in odd.data, typed
         assert b"Pay $500.00" in odd.data
     assert len(intents(standin, invoice_id)) == 2  # nothing more made at Stripe
+
+
+def test_cash_after_the_patient_just_paid_online_is_refused_and_the_payment_counted(
+    stripe_app: Flask, stripe_client: Any, staff: dict[str, str], open_invoice: Any, standin: Any
+) -> None:
+    """The patient paid on the pay page a moment ago; Stripe's webhook is not here yet.
+    The desk's cash would collect twice: the pay page's intent is asked first."""
+    desk = key(stripe_app, "payments:record")
+    invoice_id = open_invoice(None)
+    secret = open_pay_page(stripe_client, staff, invoice_id)
+    assert patient_confirms(standin, secret).get("status") == "succeeded"
+    cash = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/payments",
+        json={"method": "cash", "amount": 10000},
+        headers={**desk, "Idempotency-Key": "cash-late"},
+    )
+    assert cash.status_code == 409 and cash.json["code"] == "invoice_not_payable", cash.json
+    assert money(stripe_client, staff, invoice_id) == ("paid", 50000, 0)  # counted at once

@@ -233,6 +233,19 @@ def _processing_only_online(session: Session, invoice: Invoice) -> bool:
     return online is not None
 
 
+def has_live_online(session: Session, invoice_id: str) -> bool:
+    """Whether the invoice's pay page holds a PaymentIntent the patient could still pay."""
+    live = session.scalars(
+        select(Payment.id).where(
+            Payment.invoice_id == invoice_id,
+            Payment.method == "online",
+            Payment.status.not_in((SUCCEEDED, CANCELED)),  # a declined card may try again
+        )
+    ).first()
+    session.commit()
+    return live is not None
+
+
 def cancel_online(session: Session, gateway: StripeGateway, invoice_id: str) -> None:
     """Cancel the pay page's PaymentIntent at Stripe before the invoice is collected otherwise.
 

@@ -3,9 +3,11 @@ processor (`external`). Recorded as it arrived, in the ledger at once; never edi
 payment that never arrives after all (a check that bounced) is reversed by a recorded
 reversal, which reopens what it paid.
 
-Like a card, it never collects beyond what the invoice still owes: the amount is checked
-under the invoice's lock against the balance due, less what a charge in flight (a card on
-file being charged, the pay page's payment Stripe is processing) may still collect.
+Like a card, it never collects beyond what the invoice still owes: the pay page's
+PaymentIntent is cancelled at Stripe first (the patient may have just paid with it: then
+409, and the payment is in the ledger), and the amount is checked under the invoice's lock
+against the balance due, less what a charge in flight (a card on file being charged, the
+pay page's payment Stripe is processing) may still collect.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import Invoice, Payment, utcnow
+from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import statuses
 from billing.domain.errors import Conflict, NotFound, field_error
 from billing.domain.money import Money
@@ -30,8 +33,10 @@ from billing.services.invoicing.invoices import get_invoice
 from billing.services.payments.charges import (
     announce,
     audit_payment,
+    cancel_online,
     collectable_now,
     get_payment,
+    has_live_online,
 )
 
 RECEIVED_METHODS = ("cash", "check", "external")
@@ -41,6 +46,7 @@ EARLIEST_BEFORE = timedelta(days=1)
 
 def record_payment(
     session: Session,
+    gateway: StripeGateway | None,
     invoice_id: str,
     method: str,
     amount: int | None,
@@ -49,7 +55,14 @@ def record_payment(
     request: IdempotencyRequest,
 ) -> Payment:
     """Record money received at the desk against an invoice (`amount`: by default what it
-    still owes); the payment, succeeded, its money in the ledger."""
+    still owes); the payment, succeeded, its money in the ledger. The pay page stands
+    aside first, through `gateway` (without one, a live pay page is 409)."""
+    if has_live_online(session, invoice_id):
+        if gateway is None:
+            raise Conflict(
+                "payment_in_progress", "The pay page is open and Stripe cannot be reached."
+            )
+        cancel_online(session, gateway, invoice_id)
     claim = idempotency.claim(session, request, "payment")
     if claim.replay_of is not None:
         payment = get_payment(session, claim.replay_of)

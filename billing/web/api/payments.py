@@ -10,7 +10,7 @@ from flask.views import MethodView
 
 from billing.adapters import db
 from billing.adapters.models import Payment, Refund
-from billing.adapters.providers import gateway
+from billing.adapters.providers import gateway, gateway_if_configured
 from billing.adapters.stripe_gateway import Card
 from billing.services.integrations.settings import can_email
 from billing.services.invoicing import paylinks
@@ -57,6 +57,7 @@ class PaymentsView(MethodView):
             check_scope("payments:record", "recording money received at the desk")
             return received.record_payment(
                 db.session(),
+                gateway_if_configured(),
                 invoice_id,
                 body["method"],
                 body.get("amount"),
