@@ -55,6 +55,7 @@ def sweep() -> int:
     session = db.session()
     relay_events()
     due = webhooks.due(session)
+    webhooks.resending(session, due)
     for delivery_id in due:
         deliver_webhook.delay(delivery_id)
     for message_id in emails.due(session):

@@ -250,3 +250,28 @@ def test_a_deleted_endpoint_hears_no_more(
     assert receiver.received == []
     assert client.get(f"/v1/webhook-endpoints/{endpoint['id']}", headers=hooks).status_code == 404
     assert client.get("/v1/webhook-endpoints", headers=hooks).json["data"] == []
+
+
+def test_a_delivery_whose_message_was_lost_is_queued_again_in_seconds_but_not_over_and_over(
+    app: Flask, client: FlaskClient, hooks: dict[str, str], receiver: Receiver, booking: Any
+) -> None:
+    """The broker went away as the relay handed a delivery to it: the sweep finds it
+    `FRESH_GRACE` (5 s) after it was made, not half a minute; queued again, it waits
+    another 5 s before the sweep would queue it once more (a backlog is not multiplied)."""
+    from datetime import UTC, datetime
+
+    register(client, hooks, receiver, events=["quote.created"])
+    quote(client, hooks, booking)
+    wait_until_settled(app)
+    with app.app_context():
+        session = db.session()
+        events.relay(session)  # made, and its message lost: nobody sends it
+        now = datetime.now(UTC)
+        assert webhooks.due(session, now=now) == []  # it may still be on its way
+        [lost] = webhooks.due(session, now=now + webhooks.FRESH_GRACE)
+        webhooks.resending(session, [lost])
+        assert webhooks.due(session, now=datetime.now(UTC) + timedelta(seconds=1)) == []
+        later = datetime.now(UTC) + webhooks.FRESH_GRACE + timedelta(seconds=1)
+        assert webhooks.due(session, now=later) == [lost]
+        assert webhooks.deliver(session, delivering(app.config), lost) == "succeeded"
+    assert len(receiver.accepted()) == 1

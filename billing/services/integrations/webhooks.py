@@ -236,19 +236,28 @@ def redeliver(
     return [DeliveryView(d, event, []) for d in made]
 
 
+FRESH_GRACE = timedelta(seconds=5)
+
+
 def due(
     session: Session,
     now: datetime | None = None,
     limit: int = 500,
-    fresh_grace: timedelta = timedelta(seconds=30),
+    fresh_grace: timedelta = FRESH_GRACE,
 ) -> list[str]:
     """Deliveries whose (next) attempt is due, or whose worker went away mid-send. A new
     one is handed to a worker when it is made, so it counts only once `fresh_grace` has
-    passed without its first attempt (a lost message), not to be queued twice."""
+    passed without its first attempt (its message lost as the broker went away), and
+    then once per `fresh_grace` at most (`resending` marks it): a backlog is not queued
+    over and over."""
     now = now or utcnow()
     waiting = (WebhookDelivery.status == PENDING) & (WebhookDelivery.next_attempt_at <= now)
     retry = waiting & (WebhookDelivery.attempts > 0)
-    lost = waiting & (WebhookDelivery.created_at <= now - fresh_grace)
+    lost = (
+        waiting
+        & (WebhookDelivery.created_at <= now - fresh_grace)
+        & or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now)
+    )
     stranded = (WebhookDelivery.status == DELIVERING) & (WebhookDelivery.lease_until < now)
     return list(
         session.scalars(
@@ -258,6 +267,20 @@ def due(
             .limit(limit)
         )
     )
+
+
+def resending(
+    session: Session, delivery_ids: list[str], fresh_grace: timedelta = FRESH_GRACE
+) -> None:
+    """`due`'s deliveries are being queued again: a waiting one is not again for
+    `fresh_grace` (its lease, unused while it waits, says so; a worker's claim ignores it)."""
+    if delivery_ids:
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id.in_(delivery_ids), WebhookDelivery.status == PENDING)
+            .values(lease_until=utcnow() + fresh_grace)
+        )
+    session.commit()
 
 
 def body_of(event: Event) -> bytes:
