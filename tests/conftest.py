@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -12,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from billing import create_app
 from billing.adapters import db
@@ -59,14 +61,23 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def _empty_tables(app: Flask) -> None:
+def _empty_tables(app: Flask, attempts: int = 5) -> None:
+    """Every table emptied. A Stripe webhook the stand-in sent late may be writing the
+    same rows as the test ends: a deadlock with it is retried, not a failed teardown."""
     engine = app.extensions["billing.db"].engine
-    with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            # Between tests only: the ledger's append-only trigger would refuse the DELETE.
-            connection.execute(text("SET LOCAL session_replication_role = replica"))
-        for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(text(f"DELETE FROM {table.name}"))
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as connection:
+                if engine.dialect.name == "postgresql":
+                    # Between tests only: the ledger's append-only trigger would refuse it.
+                    connection.execute(text("SET LOCAL session_replication_role = replica"))
+                for table in reversed(Base.metadata.sorted_tables):
+                    connection.execute(text(f"DELETE FROM {table.name}"))
+            return
+        except OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 @pytest.fixture
