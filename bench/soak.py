@@ -66,6 +66,8 @@ from billing.config import normalise_database_url  # noqa: E402
 from tests.integrations.tcp_proxy import TcpProxy  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Resident memory may grow this much from the middle of the run to its end, no more.
+GROWTH = 0.15
 SCOPES = (
     "quotes:write,invoices:read,invoices:write,payments:write,refunds:write,"
     "events:read,webhooks:write,reports:read"
@@ -286,10 +288,25 @@ def run(args: argparse.Namespace, stack: ExitStack) -> int:
     run_checks = Run(args, database_url, api, servers[0], None, Stripe(standin), env)
     run_checks.recover()
     invoices = soak.invoices + second.invoices
-    run_checks.money_checks(f"{len(invoices)} invoices paid in the soak", invoices, refunds=False)
-    five_hundreds = sum(
-        Path(s.log_path).read_text(errors="replace").count('"status": 500') for s in servers
+    # Refunds too (the soak makes them), but the rest is left paid: the run's books stay
+    # as the traffic left them, for a look afterwards.
+    run_checks.stripe.preload()
+    run_checks.money_checks(
+        f"{len(invoices)} invoices paid in the soak", invoices, refunds=True, refund_the_rest=False
     )
+    logs = [Path(s.log_path).read_text(errors="replace") for s in servers]
+    five_hundreds = sum(
+        log.count('"status": 500') + log.count("Error handling request") for log in logs
+    )
+    for role in sorted(memory["start"]):
+        middle, end = memory["middle"].get(role, 0), memory["end"].get(role, 0)
+        run_checks.check(
+            "resident memory",
+            1,
+            f"{role}: flat in the second half (end within {GROWTH:.0%} of the middle)",
+            end <= middle * (1 + GROWTH),
+            f"{middle / 1024:.0f} -> {end / 1024:.0f} MiB",
+        )
     print(f"\nanswers: {dict(soak.answers + second.answers)}")
     for kind, text in {**soak.details, **second.details}.items():
         print(f"  first {kind}: {text}")
