@@ -35,6 +35,7 @@ limiter = Limiter(key_func=get_remote_address)
 API_LIMITER = "billing.api_limiter"
 API_RESET = "billing_api_limit_reset"  # flask.g: when a refused caller may come back
 STORAGE_RETRY_SECONDS = 5.0  # after a storage failure, count in memory this long
+REDIS_TIMEOUT = 0.5  # seconds: a limit's round trip to Redis is a millisecond when it answers
 
 
 class MemoryCounters(MemoryStorage):
@@ -66,7 +67,7 @@ class MemoryCounters(MemoryStorage):
 def _storage(uri: str) -> Storage:
     if uri.startswith("memory://"):
         return MemoryCounters()
-    storage = storage_from_string(uri)
+    storage = storage_from_string(uri, **storage_options(uri))
     assert isinstance(storage, Storage)
     return storage
 
@@ -162,8 +163,19 @@ PAGES_WITH_LIMITS = ("pay", "finance")  # the blueprints with Flask-Limiter's li
 API_BLUEPRINTS: set[str] = set()
 
 
+def storage_options(uri: str) -> dict[str, float]:
+    """A Redis that stops answering costs a request this long at most, not the client's
+    default of seconds (then the breaker skips it for STORAGE_RETRY_SECONDS)."""
+    if uri.startswith(("redis://", "rediss://")):
+        return {"socket_timeout": REDIS_TIMEOUT, "socket_connect_timeout": REDIS_TIMEOUT}
+    return {}
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_OPTIONS", storage_options(app.config["RATELIMIT_STORAGE_URI"])
+    )
     # A sliding window counter: two counters per caller, O(1) a request in Redis or in
     # memory, within a small error of the exact moving window (which keeps a timestamp
     # per request and, in memory, copied that list a hundred times a second).

@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -14,7 +15,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from billing import create_app
+from billing.adapters import db
 from billing.adapters.migrate import head_revision, upgrade
+from billing.services.access import keys
+from billing.services.pricing import catalog
+from tests.conftest import _empty_tables
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "metrics-secret-token"
@@ -142,3 +147,41 @@ def test_too_many_calls_with_one_key_are_a_429_with_retry_after(
     assert refused.json["code"] == "rate_limited"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert client.get("/v1/catalog", headers=other).status_code == 200  # per key
+
+
+def test_a_silent_redis_costs_a_quote_half_a_second_once_not_seconds_each(
+    sqlite_url: str, booking: Any
+) -> None:
+    """Redis accepts connections and never answers (a paused server, a host gone from
+    the network): the first request waits the limiter's 0.5 s socket timeout, the next
+    ones skip Redis while its breaker is open."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts (the kernel does), never reads nor answers
+    try:
+        port = silent.getsockname()[1]
+        app = create_app(
+            {
+                "TESTING": True,
+                "DATABASE_URL": sqlite_url,
+                "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            }
+        )
+        _empty_tables(app)
+        with app.app_context():
+            catalog.seed_default(db.session())
+            _, plain = keys.create_key(db.session(), "silent-redis", ["quotes:write"])
+        client, headers = app.test_client(), {"Authorization": f"Bearer {plain}"}
+        took = []
+        for n in range(5):
+            started = time.monotonic()
+            answer = client.post("/v1/quotes", json=booking(booking_id=f"BK-S{n}"), headers=headers)
+            took.append(time.monotonic() - started)
+            assert answer.status_code == 201, answer.json
+        assert took[0] < 1.5, took  # one timeout of 0.5 s, not the client's default
+        assert max(took[1:]) < 0.4, took  # then Redis is skipped
+        _empty_tables(app)
+    finally:
+        silent.close()
