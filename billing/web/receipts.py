@@ -42,10 +42,15 @@ class Receipt:
     amount_refunded: str | None
     payment_date: str | None
     card: str | None
+    # Each payment (date, how, amount) when there were several or not all by card, and
+    # what is still owed when the bill was paid in part.
+    payments: list[tuple[str, str, str]] = field(default_factory=list)
+    balance_due: str | None = None
 
 
-def build_receipt(invoice: Invoice, payment: Payment | None, config: dict[str, Any]) -> Receipt:
+def build_receipt(invoice: Invoice, payments: list[Payment], config: dict[str, Any]) -> Receipt:
     """What the receipt says, formatted for people."""
+    payment = payments[0] if payments else None
     codes: dict[str, list[str]] = config["BILLING_CODES"]
     zone = config["CLINIC_ZONE"]
 
@@ -85,7 +90,32 @@ def build_receipt(invoice: Invoice, payment: Payment | None, config: dict[str, A
         amount_refunded=money(invoice.amount_refunded) if invoice.amount_refunded else None,
         payment_date=clinic_date(paid_at, zone=zone) if paid_at else None,
         card=card,
+        payments=[
+            (
+                clinic_date(each.paid_at, zone=zone) if each.paid_at else "",
+                how(each),
+                money(each.amount),
+            )
+            for each in payments
+        ]
+        if len(payments) > 1 or (payment is not None and payment.card_last4 is None)
+        else [],
+        balance_due=money(invoice.balance_due) if invoice.balance_due > 0 else None,
     )
+
+
+def how(payment: Payment) -> str:
+    """How a payment was made, as a patient reads it on a receipt."""
+    if payment.card_last4:
+        return f"{(payment.card_brand or 'card').title()} ending {payment.card_last4}"
+    reference = f" {payment.reference}" if payment.reference else ""
+    if payment.method == "cash":
+        return "Cash"
+    if payment.method == "check":
+        return f"Check{reference}"
+    if payment.method == "external":
+        return f"Card at the desk{reference}"
+    return "Card"
 
 
 def _paid_with_credits(line: InvoiceLine, money: Callable[[int], str]) -> list[tuple[str, str]]:
@@ -136,15 +166,24 @@ def render_pdf(receipt: Receipt) -> bytes:
     rows = [("Total", receipt.total), ("Amount paid", receipt.amount_paid)]
     if receipt.amount_refunded:
         rows.append(("Refunded", receipt.amount_refunded))
+    if receipt.balance_due:
+        rows.append(("Balance due", receipt.balance_due))
     for label, value in rows:
         pdf.cell(140, 7, text(label))
         pdf.cell(0, 7, text(value), align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font(font, size=10)
-    if receipt.payment_date:
-        pdf.cell(0, 6, text(f"Paid on {receipt.payment_date}"), new_x="LMARGIN", new_y="NEXT")
-    if receipt.card:
-        pdf.cell(0, 6, text(f"Card: {receipt.card}"), new_x="LMARGIN", new_y="NEXT")
+    if receipt.payments:
+        pdf.cell(0, 6, text("Payments"), new_x="LMARGIN", new_y="NEXT")
+        for day, way, amount in receipt.payments:
+            pdf.cell(40, 6, text(f"    {day}"))
+            pdf.cell(100, 6, text(way))
+            pdf.cell(0, 6, text(amount), align="R", new_x="LMARGIN", new_y="NEXT")
+    else:
+        if receipt.payment_date:
+            pdf.cell(0, 6, text(f"Paid on {receipt.payment_date}"), new_x="LMARGIN", new_y="NEXT")
+        if receipt.card:
+            pdf.cell(0, 6, text(f"Card: {receipt.card}"), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 
@@ -165,9 +204,9 @@ def pdf_text(font: str) -> Callable[[str], str]:
     return str if font == "DejaVu" else latin1
 
 
-def pdf_response(invoice: Invoice, payment: Payment | None) -> Response:
+def pdf_response(invoice: Invoice, payments: list[Payment]) -> Response:
     """The receipt PDF as a download named after the invoice."""
-    body = render_pdf(build_receipt(invoice, payment, current_app.config))
+    body = render_pdf(build_receipt(invoice, payments, current_app.config))
     response = Response(body, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'attachment; filename="receipt-{invoice.number}.pdf"'
     return response

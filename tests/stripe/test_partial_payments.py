@@ -11,7 +11,7 @@ import requests
 from flask import Flask
 
 from tests.fixtures_stripe import eventually
-from tests.stripe.collect import intents_of, open_pay_page, patient_confirms
+from tests.stripe.collect import intents_of, open_pay_page, patient_confirms, pay_link
 from tests.stripe.test_untested_paths import invoice_of, key
 
 
@@ -219,3 +219,35 @@ def test_cash_after_the_patient_just_paid_online_is_refused_and_the_payment_coun
     )
     assert cash.status_code == 409 and cash.json["code"] == "invoice_not_payable", cash.json
     assert money(stripe_client, staff, invoice_id) == ("paid", 50000, 0)  # counted at once
+
+
+def test_the_receipt_lists_each_part_and_what_is_still_owed(
+    stripe_app: Flask, stripe_client: Any, staff: dict[str, str], open_invoice: Any
+) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    desk = key(stripe_app, "payments:record")
+    invoice_id = open_invoice("pm_card_visa")
+
+    def receipt() -> str:
+        answer = stripe_client.get(f"/v1/invoices/{invoice_id}/receipt.pdf", headers=staff)
+        assert answer.status_code == 200, answer.json
+        return "".join(p.extract_text() for p in PdfReader(io.BytesIO(answer.data)).pages)
+
+    assert charge(stripe_client, staff, invoice_id, "hsa", amount=20000).status_code == 201
+    text = receipt()  # paid in part: a receipt for what was paid, and the balance
+    assert "Balance due" in text and "$300.00" in text and "Visa ending 4242" in text
+    link = pay_link(stripe_client, staff, invoice_id)
+    check = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/payments",
+        json={"method": "check", "reference": "1042"},
+        headers={**desk, "Idempotency-Key": "check"},
+    )
+    assert check.status_code == 201, check.json
+    text = receipt()
+    assert "Balance due" not in text
+    assert "Payments" in text and "Check 1042" in text and "$200.00" in text
+    page = stripe_client.get(link + "/receipt")
+    assert b"Check 1042" in page.data and b"Visa ending 4242" in page.data

@@ -15,21 +15,25 @@ from billing.domain.statuses import SUCCEEDED
 from billing.services.invoicing.invoices import get_invoice
 
 
-def receipt_payment(session: Session, invoice_id: str) -> Payment | None:
-    """The payment that collected the invoice, if any (the first: a second was given back)."""
-    return session.scalars(
-        select(Payment)
-        .where(Payment.invoice_id == invoice_id, Payment.status == SUCCEEDED)
-        .order_by(Payment.paid_at)
-    ).first()
+def receipt_payments(session: Session, invoice_id: str) -> list[Payment]:
+    """The payments that collected the invoice, first first: by card, at the desk, each
+    part of a split bill (a reversed one collected nothing and is left out)."""
+    return list(
+        session.scalars(
+            select(Payment)
+            .where(Payment.invoice_id == invoice_id, Payment.status == SUCCEEDED)
+            .order_by(Payment.paid_at, Payment.id)
+        )
+    )
 
 
-def paid_invoice(session: Session, invoice_id: str) -> tuple[Invoice, Payment | None]:
-    """An invoice that has a receipt (money was collected), with the payment that paid it."""
+def paid_invoice(session: Session, invoice_id: str) -> tuple[Invoice, list[Payment]]:
+    """An invoice that has a receipt (money was collected, all or part of what it owes),
+    with the payments that collected it."""
     invoice = get_invoice(session, invoice_id)
-    if invoice.status not in statuses.SETTLED:
+    if invoice.status not in (*statuses.SETTLED, statuses.PARTIALLY_PAID):
         raise Conflict("invoice_not_paid", f"Invoice {invoice.number} has not been paid.")
-    return invoice, receipt_payment(session, invoice.id)
+    return invoice, receipt_payments(session, invoice.id)
 
 
 @dataclass(frozen=True, slots=True)

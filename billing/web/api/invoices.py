@@ -98,7 +98,8 @@ class ReceiptView(MethodView):
     )
     @problems(blp, 404, 409)
     def get(self, invoice_id: str) -> Response:
-        """The receipt (superbill) of a paid invoice, as a PDF."""
+        """The receipt (superbill) of an invoice paid in all or in part, as a PDF: each
+        payment, and what is still due."""
         response = pdf_response(*receipts.paid_invoice(db.session(), invoice_id))
         response.mimetype = request.accept_mimetypes.best_match(RECEIPT_TYPES, RECEIPT_TYPES[0])
         return response

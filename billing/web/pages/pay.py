@@ -29,7 +29,7 @@ from billing.domain.errors import ServiceError
 from billing.domain.money import Money
 from billing.services.access import audit
 from billing.services.invoicing.paylinks import open_pay_link
-from billing.services.invoicing.receipts import receipt_payment
+from billing.services.invoicing.receipts import receipt_payments
 from billing.services.payments import online
 from billing.services.payments.pay_status import (
     NOT_CHARGED_NOW,
@@ -334,15 +334,15 @@ def receipt_pdf(token: str) -> Response:
     invoice = open_pay_link(session, signing_keys(), token)
     if invoice.status not in statuses.SETTLED:
         return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]  # Werkzeug's Response
-    return pdf_response(invoice, receipt_payment(session, invoice.id))
+    return pdf_response(invoice, receipt_payments(session, invoice.id))
 
 
 def _receipt_page(token: str, invoice: Invoice) -> Response:
-    payment = receipt_payment(db.session(), invoice.id)
+    payments = receipt_payments(db.session(), invoice.id)
     return make_response(
         render_template(
             "pay/receipt.html",
-            receipt=build_receipt(invoice, payment, current_app.config),
+            receipt=build_receipt(invoice, payments, current_app.config),
             pdf_url=f"/pay/{token}/receipt.pdf",
             clinic_name=current_app.config["CLINIC_NAME"],
         )
