@@ -34,6 +34,20 @@ from tests.stripe.events import deliver, make_event
 
 CARDS = {"works": "4242424242424242", "declined": "4000000000000341"}
 SETTLED = ("paid", "partially_refunded", "refunded")
+EVENT_OF = {  # the webhook Stripe sends for a PaymentIntent in this state
+    "succeeded": "payment_intent.succeeded",
+    "requires_payment_method": "payment_intent.payment_failed",
+    "canceled": "payment_intent.canceled",
+}
+
+
+def stripe_sends(client: Any, intents: list[dict[str, Any]], which: int, copies: int) -> None:
+    """Stripe's webhook for one of the invoice's intents, as it stands, `copies` times."""
+    if intents:
+        intent = intents[which % len(intents)]
+        event = make_event(EVENT_OF.get(intent["status"], "payment_intent.created"), intent)
+        for _ in range(copies):
+            assert deliver(client, event).status_code == 200
 
 
 def test_no_interleaving_collects_more_than_the_invoice(
@@ -86,18 +100,7 @@ def test_no_interleaving_collects_more_than_the_invoice(
 
         @rule(which=st.integers(0, 5), copies=st.integers(1, 3))
         def stripe_delivers_an_event(self, which: int, copies: int) -> None:
-            intents = self.intents()
-            if not intents:
-                return
-            intent = intents[which % len(intents)]
-            kind = {
-                "succeeded": "payment_intent.succeeded",
-                "requires_payment_method": "payment_intent.payment_failed",
-                "canceled": "payment_intent.canceled",
-            }.get(intent["status"], "payment_intent.created")
-            event = make_event(kind, intent)
-            for _ in range(copies):
-                assert deliver(stripe_client, event).status_code == 200
+            stripe_sends(stripe_client, self.intents(), which, copies)
 
         @invariant()
         def never_more_than_the_invoice(self) -> None:
@@ -239,16 +242,7 @@ def test_no_interleaving_of_parts_cards_and_desk_money_collects_beyond_what_is_o
 
         @rule(which=st.integers(0, 5), copies=st.integers(1, 3))
         def stripe_delivers_an_event(self, which: int, copies: int) -> None:
-            intents = intents_of(standin, self.invoice_id)
-            if intents:
-                intent = intents[which % len(intents)]
-                kind = {
-                    "succeeded": "payment_intent.succeeded",
-                    "requires_payment_method": "payment_intent.payment_failed",
-                    "canceled": "payment_intent.canceled",
-                }.get(intent["status"], "payment_intent.created")
-                for _ in range(copies):
-                    assert deliver(stripe_client, make_event(kind, intent)).status_code == 200
+            stripe_sends(stripe_client, intents_of(standin, self.invoice_id), which, copies)
 
         @invariant()
         def never_beyond_what_is_owed(self) -> None:

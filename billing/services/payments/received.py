@@ -65,9 +65,7 @@ def record_payment(
         cancel_online(session, gateway, invoice_id)
     claim = idempotency.claim(session, request, "payment")
     if claim.replay_of is not None:
-        payment = get_payment(session, claim.replay_of)
-        session.commit()
-        return payment
+        return _replayed(session, claim.replay_of)
     invoice = get_invoice(session, invoice_id, for_update=True)
     if invoice.status == statuses.VOID:
         raise Conflict("invoice_not_payable", f"Invoice {invoice.number} is void.")
@@ -126,6 +124,13 @@ def record_payment(
     return payment
 
 
+def _replayed(session: Session, payment_id: str) -> Payment:
+    """The payment a replayed Idempotency-Key made the first time."""
+    payment = get_payment(session, payment_id)
+    session.commit()
+    return payment
+
+
 def reverse_payment(
     session: Session, invoice_id: str, payment_id: str, reason: str, request: IdempotencyRequest
 ) -> Payment:
@@ -134,9 +139,7 @@ def reverse_payment(
     changes nothing; a payment made through Stripe is refunded instead."""
     claim = idempotency.claim(session, request, "payment")
     if claim.replay_of is not None:
-        payment = get_payment(session, claim.replay_of)
-        session.commit()
-        return payment
+        return _replayed(session, claim.replay_of)
     invoice = get_invoice(session, invoice_id, for_update=True)
     found = session.scalars(
         select(Payment)
