@@ -18,8 +18,9 @@ feed read; the month's reconciliation report. Faults, spread over the run:
   all along  100 PostgreSQL connections terminated, evenly spaced
 
 At the end: money (ledger = Stripe per invoice, never charged twice, never refunded more
-than paid), no 500 in the instances' logs, every event in the feed delivered, and the
-resident memory (RSS) of every process at the start, the middle and the end.
+than paid, each refund made once and settled), no 500 in the instances' logs, every
+event in the feed delivered, and the resident memory (RSS) of every process at the
+start, the middle and the end, flat in the second half (within 15 %).
 """
 
 from __future__ import annotations
