@@ -185,6 +185,7 @@ def test_a_pay_link_for_part_opens_asking_for_that_part_within_the_clinics_rules
     assert made.json["amount"] == 12500 and made.json["pay_url"].endswith("?amount=125.00")
     page = stripe_client.get("/" + made.json["pay_url"].split("/", 3)[3])
     assert page.status_code == 200 and b"Pay $125.00" in page.data
+    assert b"submitted=1&amp;amount=125.00" in page.data  # back from the bank: the same part
     assert intents(standin, invoice_id) == [(12500, "requires_payment_method")]
 
     # The patient changes it to all of it: that intent is cancelled, one for all is made.

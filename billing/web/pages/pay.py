@@ -203,6 +203,7 @@ def _pay_form(
     chose, with the field to choose it); or, to confirm a charge of the saved card, only
     a button."""
     client_secret = str(payment.client_secret)
+    due_major = Money(payment.amount, invoice.currency).major_units()
     return make_response(
         render_template(
             "pay/pay.html",
@@ -213,7 +214,7 @@ def _pay_form(
             else None,
             balance=Money(invoice.balance_due, invoice.currency).format(),
             due=Money(payment.amount, invoice.currency).format(),
-            due_major=Money(payment.amount, invoice.currency).major_units(),
+            due_major=due_major,
             part=part,
             thanks=THANKS_TEXT if thanks else None,
             lines=[
@@ -237,7 +238,9 @@ def _pay_form(
             authenticate=authenticate,
             publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
             stripe_js_url=current_app.config["STRIPE_JS_URL"],
-            return_url=f"{request.path}?submitted=1",
+            # Back from the bank with the card not charged, the form asks for the same part.
+            return_url=f"{request.path}?submitted=1"
+            + (f"&amount={due_major}" if payment.amount < invoice.balance_due else ""),
             status_url=f"{request.path}/status",
             save_card_url=f"{request.path}/save-card",
             save_card_consent=save_card_consent(),
