@@ -252,3 +252,18 @@ def test_the_receipt_lists_each_part_and_what_is_still_owed(
     assert "Payments" in text and "Check 1042" in text and "$200.00" in text
     page = stripe_client.get(link + "/receipt")
     assert b"Check 1042" in page.data and b"Visa ending 4242" in page.data
+
+
+def test_a_page_opened_for_another_amount_after_the_patient_paid_shows_the_receipt(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Any, standin: Any
+) -> None:
+    """The patient paid all of it; Stripe's webhook is not here yet; the page is opened
+    again asking for a part. Its old PaymentIntent is found paid: the receipt, no error."""
+    invoice_id = open_invoice(None)
+    path = pay_link(stripe_client, staff, invoice_id)
+    secret = open_pay_page(stripe_client, staff, invoice_id)
+    assert patient_confirms(standin, secret).get("status") == "succeeded"
+    again = stripe_client.get(path, query_string={"amount": "100"})
+    assert again.status_code == 200, again.data[:500]
+    assert b"Paid" in again.data and b"Pay $100.00" not in again.data
+    assert money(stripe_client, staff, invoice_id) == ("paid", 50000, 0)

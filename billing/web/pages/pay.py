@@ -155,6 +155,12 @@ def page(token: str) -> Response:
     try:
         payment = online.start_online_payment(session, gateway(), invoice.id, chosen, least)
     except ServiceError as error:
+        if error.code == "invoice_not_payable":
+            # The page's last PaymentIntent turned out to have been paid (its webhook was
+            # still on its way): the receipt, not an error.
+            invoice = open_pay_link(session, signing_keys(), token)
+            if invoice.status in statuses.SETTLED:
+                return _receipt_page(token, invoice)
         if error.code not in PART_REFUSED:
             raise
         payment = online.start_online_payment(session, gateway(), invoice.id)
