@@ -63,6 +63,7 @@ ERROR_CODES = (
     "refund_outside_stripe",
     "amount_exceeds_balance",
     "amount_too_small",
+    "remainder_too_small",
     "reference_required",
     "received_before_invoice",
     "payment_not_found",

@@ -91,12 +91,10 @@ def build_receipt(invoice: Invoice, payments: list[Payment], config: dict[str, A
         payment_date=clinic_date(paid_at, zone=zone) if paid_at else None,
         card=card,
         payments=[
-            (
-                clinic_date(each.paid_at, zone=zone) if each.paid_at else "",
-                how(each),
-                money(each.amount),
-            )
+            (clinic_date(when, zone=zone) if when else "", how(each), money(each.amount))
             for each in payments
+            # Money taken at the desk is dated when it came in, not when it was typed in.
+            for when in [each.received_at or each.paid_at]
         ]
         if len(payments) > 1 or (payment is not None and payment.card_last4 is None)
         else [],

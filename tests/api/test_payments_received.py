@@ -269,3 +269,18 @@ def test_money_at_the_desk_shows_outside_stripe_in_every_report(
     undeposited = [line for line in lines if line["account_name"] == "Undeposited Funds"]
     assert sum(line["debit"] - line["credit"] for line in undeposited) == 20000
     assert cash["id"]
+
+
+def test_each_part_is_announced_and_no_part_leaves_less_than_a_card_can_pay(
+    app: Flask, client, desk, booking, make_key
+) -> None:
+    invoice = new_invoice(client, desk, booking)
+    assert receive(client, desk, invoice["id"], "p1", amount=10000).status_code == 201
+    assert receive(client, desk, invoice["id"], "p2", amount=10000).status_code == 201
+    partly = events_of(app, client, make_key, "invoice.partially_paid")
+    assert sorted(e["data"]["object"]["balance_due"] for e in partly) == [30000, 40000]
+    crumbs = receive(client, desk, invoice["id"], "p3", amount=29980)  # would leave 20 cents
+    assert crumbs.status_code == 422 and crumbs.json["code"] == "remainder_too_small"
+    assert "amount" in crumbs.json["errors"]
+    assert receive(client, desk, invoice["id"], "p4", amount=29950).status_code == 201
+    assert money(client, desk, invoice["id"]) == ("partially_paid", 49950, 50)

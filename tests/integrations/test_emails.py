@@ -232,3 +232,26 @@ def test_without_a_mail_server_each_email_is_a_file_and_the_log_says_where(
     assert str(written) in caplog.text
     assert "rae@example.org" not in caplog.text  # no addresses in the log
     assert invoice["number"] in written.read_text()
+
+
+def test_a_partly_paid_invoice_is_reminded_of_what_is_still_owed(
+    mailing: Flask,
+    inbox: Inbox,
+    make_key: Callable[..., dict[str, str]],
+    desk: dict[str, str],
+    booking: Callable[..., Any],
+) -> None:
+    client = mailing.test_client()
+    invoice = invoice_for(client, desk, booking, "rae@example.org")
+    cash = client.post(
+        f"/v1/invoices/{invoice['id']}/payments",
+        json={"method": "cash", "amount": 20000},
+        headers={**make_key("payments:record"), "Idempotency-Key": "cash"},
+    )
+    assert cash.status_code == 201 and cash.json["invoice_status"] == "partially_paid"
+    age(mailing, invoice["id"], 3.1)
+    assert remind(mailing) == 1
+    send_due(mailing)
+    [message] = inbox.to("rae@example.org")
+    text, html = parts(message)
+    assert "$300.00" in text and "$300.00" in html and "$500.00" not in text

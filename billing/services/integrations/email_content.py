@@ -120,7 +120,10 @@ def render(session: Session, links: Links, kind: str, invoice: Invoice) -> Conte
     words = {
         "number": invoice.number,
         "clinic": links.clinic_name,
-        "amount": Money(invoice.total, invoice.currency).format(),
+        # What is still owed: a patient who paid part is asked for the rest, not all again.
+        "amount": Money(
+            invoice.total if kind == "receipt" else invoice.balance_due, invoice.currency
+        ).format(),
     }
     context = {
         "clinic": links.clinic_name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import Invoice, LedgerEntry, Payment, Refund
@@ -22,7 +22,7 @@ def receipt_payments(session: Session, invoice_id: str) -> list[Payment]:
         session.scalars(
             select(Payment)
             .where(Payment.invoice_id == invoice_id, Payment.status == SUCCEEDED)
-            .order_by(Payment.paid_at, Payment.id)
+            .order_by(func.coalesce(Payment.received_at, Payment.paid_at), Payment.id)
         )
     )
 

@@ -215,7 +215,21 @@ def part_of(invoice: Invoice, owed: int, amount: int | None, least: int | None =
             "amount",
             f"At least {least} {invoice.currency} at a time, or all {owed} that is owed.",
         )
+    check_remainder(invoice, owed, amount)
     return amount
+
+
+def check_remainder(invoice: Invoice, owed: int, amount: int) -> None:
+    """What a part leaves owed is 0, or enough for a card to pay (Stripe's minimum): never
+    a few cents only cash could settle."""
+    left, card_least = owed - amount, STRIPE_MINIMUM_CHARGE.get(invoice.currency, 0)
+    if 0 < left < card_least:
+        raise field_error(
+            "remainder_too_small",
+            "amount",
+            f"That would leave {left} {invoice.currency} owed, less than a card can pay"
+            f" ({card_least}): take all {owed}, or at most {owed - card_least}.",
+        )
 
 
 def _processing_only_online(session: Session, invoice: Invoice) -> bool:
@@ -242,7 +256,6 @@ def has_live_online(session: Session, invoice_id: str) -> bool:
             Payment.status.not_in((SUCCEEDED, CANCELED)),  # a declined card may try again
         )
     ).first()
-    session.commit()
     return live is not None
 
 
@@ -383,6 +396,7 @@ def apply_intent(
     if intent.id and not payment.stripe_payment_intent_id:
         payment.stripe_payment_intent_id = intent.id
     excess_refund = None
+    moved = False  # money came in now (a ledger entry written)
     if intent.status == "succeeded":
         payment.status = SUCCEEDED
         payment.stripe_charge_id = intent.charge_id or payment.stripe_charge_id
@@ -392,9 +406,10 @@ def apply_intent(
             payment.card_brand, payment.card_last4 = card.brand, card.last4
         if before != SUCCEEDED and payment.save_card_consent and intent.payment_method_id:
             patients.keep_card(session, invoice, payment, intent.payment_method_id)
-        if ledger.record(
+        moved = ledger.record(
             session, invoice, ledger.CHARGE, payment.amount, str(intent.id), intent.charge_id
-        ):
+        )
+        if moved:
             excess_refund = overpayments.reserve(session, invoice, payment)
         if invoice.status == statuses.PROCESSING:  # part of it paid: what is left is payable
             invoice.status = _after_attempt(session, invoice, payment)
@@ -414,7 +429,7 @@ def apply_intent(
     if payment.status != before:
         audit_payment(session, payment)
         _ask_the_patient(session, invoice, payment)
-    announce(session, invoice, invoice_before)
+    announce(session, invoice, invoice_before, moved)
     session.commit()
     if payment.status != before:
         metrics.payment_outcome(payment.method, payment.status)
@@ -423,10 +438,10 @@ def apply_intent(
     return payment
 
 
-def announce(session: Session, invoice: Invoice, status_before: str) -> None:
+def announce(session: Session, invoice: Invoice, status_before: str, moved: bool = False) -> None:
     """In the caller's transaction: other systems hear that an invoice was partly paid
-    (each time money leaves it partly paid), or paid."""
-    if invoice.status == statuses.PARTIALLY_PAID and status_before != invoice.status:
+    (each time money, `moved` now, leaves it partly paid), or paid."""
+    if invoice.status == statuses.PARTIALLY_PAID and (moved or status_before != invoice.status):
         session.flush()
         session.refresh(invoice, ["amount_paid", "amount_refunded"])
         events.publish(session, "invoice.partially_paid", "invoice", invoice)

@@ -34,12 +34,14 @@ from billing.services.payments.charges import (
     announce,
     audit_payment,
     cancel_online,
+    check_remainder,
     collectable_now,
     get_payment,
     has_live_online,
 )
 
 RECEIVED_METHODS = ("cash", "check", "external")
+STAND_ASIDE_ATTEMPTS = 3  # a pay page that keeps making intents meanwhile: 409 after this
 # Money handed over at check-in may come in a little before the invoice is made; no more.
 EARLIEST_BEFORE = timedelta(days=1)
 
@@ -57,16 +59,23 @@ def record_payment(
     """Record money received at the desk against an invoice (`amount`: by default what it
     still owes); the payment, succeeded, its money in the ledger. The pay page stands
     aside first, through `gateway` (without one, a live pay page is 409)."""
-    if has_live_online(session, invoice_id):
+    for _ in range(STAND_ASIDE_ATTEMPTS):
+        claim = idempotency.claim(session, request, "payment")
+        if claim.replay_of is not None:  # answered as the first time, pay page or not
+            return _replayed(session, claim.replay_of)
+        invoice = get_invoice(session, invoice_id, for_update=True)
+        if not has_live_online(session, invoice.id):  # under the invoice's lock
+            break
+        # The pay page holds a PaymentIntent the patient could still pay: it is cancelled
+        # at Stripe first, outside the lock (409 if the patient just paid), then again.
+        session.rollback()
         if gateway is None:
             raise Conflict(
                 "payment_in_progress", "The pay page is open and Stripe cannot be reached."
             )
         cancel_online(session, gateway, invoice_id)
-    claim = idempotency.claim(session, request, "payment")
-    if claim.replay_of is not None:
-        return _replayed(session, claim.replay_of)
-    invoice = get_invoice(session, invoice_id, for_update=True)
+    else:
+        raise Conflict("payment_in_progress", "The pay page keeps starting payments; try again.")
     if invoice.status == statuses.VOID:
         raise Conflict("invoice_not_payable", f"Invoice {invoice.number} is void.")
     holds.check_not_held(session, invoice)
@@ -83,6 +92,7 @@ def record_payment(
             f"At most {collectable.amount} can be received on invoice {invoice.number}"
             f" ({_owed_words(invoice, collectable)}).",
         )
+    check_remainder(invoice, collectable.amount, amount)
     if method == "check" and not reference:
         raise field_error("reference_required", "reference", "Give the check's number.")
     now = utcnow()
@@ -118,7 +128,7 @@ def record_payment(
     )
     audit_payment(session, payment, "payment.recorded")
     events.publish(session, "payment.recorded", "payment", payment)
-    announce(session, invoice, status_before)
+    announce(session, invoice, status_before, moved=True)
     idempotency.complete(session, claim, payment.id)
     session.commit()
     return payment

@@ -58,7 +58,8 @@ UNPAYABLE_TEXT = {
 
 HELD_TEXT = "Your booking has changed, so this invoice cannot be paid here now."
 # The patient chose how much to pay now: refused, the page asks for all of it again.
-PART_REFUSED = ("amount_too_small", "amount_exceeds_balance")
+PART_REFUSED = ("amount_too_small", "amount_exceeds_balance", "remainder_too_small")
+LEAVES_TOO_LITTLE = "Pay all of it, or leave enough to pay by card later."
 PART_TEXT = "Enter an amount of at least {least}, and no more than the balance due."
 THANKS_TEXT = "Thank you: your payment was received. The rest is still due."
 # A cancelled invoice may have been replaced by another (a changed booking): never say
@@ -164,7 +165,7 @@ def page(token: str) -> Response:
         if error.code not in PART_REFUSED:
             raise
         payment = online.start_online_payment(session, gateway(), invoice.id)
-        problem = PART_TEXT
+        problem = LEAVES_TOO_LITTLE if error.code == "remainder_too_small" else PART_TEXT
     not_charged = intent_id is not None and outcome == NOT_CHARGED_NOW
     return _pay_form(
         invoice,
