@@ -307,3 +307,39 @@ def test_a_fee_that_no_longer_applies_cannot_be_paid_even_before_it_is_voided(
         settings = lifecycle.settings_from(stripe_app.config, lambda: _gateway(stripe_app))
         assert lifecycle.settle_pending(db.session(), settings) == ["BK-P-2006"]
     assert stripe_client.get(f"/v1/invoices/{fee['id']}", headers=desk).json["status"] == "void"
+
+
+def test_a_cancelled_session_paid_by_card_and_cash_refunds_the_card_and_is_void_once(
+    stripe_app, stripe_client, desk, proxy, standin
+) -> None:
+    """The card part goes back through Stripe; the cash is the desk's to give back by hand
+    (the invoice void, listed among the overpayments); the settle job then has nothing to
+    do, rather than visiting the booking again on every run."""
+    from billing.services.bookings import lifecycle
+    from tests.stripe.test_untested_paths import key
+
+    invoice = _book(stripe_client, desk, "P-2011", in_days(1))
+    _save(stripe_client, desk, "P-2011", "pm_card_visa")
+    card = stripe_client.post(
+        f"/v1/invoices/{invoice['id']}/payments",
+        headers={**desk, "Idempotency-Key": "pay-2011"},
+        json={"method": "card_on_file", "amount": 30000},
+    )
+    assert card.status_code == 201, card.json
+    cash = stripe_client.post(
+        f"/v1/invoices/{invoice['id']}/payments",
+        headers={**key(stripe_app, "payments:record"), "Idempotency-Key": "cash-2011"},
+        json={"method": "cash"},
+    )
+    assert cash.status_code == 201 and cash.json["invoice_status"] == "paid", cash.json
+
+    cancelled = _cancel(stripe_client, desk, "P-2011", "cancel-2011", "clinic")
+    assert cancelled.status_code == 200, cancelled.json
+    with stripe_app.app_context():
+        settings = lifecycle.settings_from(stripe_app.config, lambda: _gateway(stripe_app))
+        lifecycle.settle_pending(db.session(), settings)
+        assert lifecycle.settle_pending(db.session(), settings) == []  # nothing left to do
+    after = stripe_client.get(f"/v1/invoices/{invoice['id']}", headers=desk).json
+    assert after["status"] == "void" and after["amount_refunded"] == 30000
+    assert collected_at_stripe(standin, invoice["id"]) == (30000, 30000)
+    assert len(proxy.calls("POST", "/v1/refunds")) == 1

@@ -42,7 +42,7 @@ from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.invoicing import invoices, paylinks
 from billing.services.packages import credits
-from billing.services.payments import charges, online, refunds
+from billing.services.payments import charges, online, received, refunds
 
 CLOCK_SKEW = timedelta(minutes=5)  # a caller's clock may run a little ahead of ours
 CHECK_IN = timedelta(hours=2)  # attendance may be marked this long before the start
@@ -477,10 +477,7 @@ def _give_back(
         session.commit()  # Stripe keeps refusing: the refunds report shows it to finance
         return
     try:
-        partly_given_back = invoice.status == statuses.PARTIALLY_PAID and (
-            refunds.left_to_refund(session, invoice).amount == 0
-        )
-        if invoice.status == statuses.OPEN or partly_given_back:
+        if invoice.status == statuses.OPEN:
             online.void_invoice(session, settings.gateway, invoice.id)
         elif invoice.status in (statuses.PARTIALLY_PAID, *statuses.SETTLED):
             left = refunds.left_to_refund(session, invoice)
@@ -493,8 +490,16 @@ def _give_back(
                 )
             ).first()
             amount = left.amount or in_flight or 0
+            # Nothing (more) to give back through Stripe: what the desk took is given back
+            # by hand, the invoice void (finance's overpayments list it until then).
+            given_back = amount == 0 and (
+                invoice.status == statuses.PARTIALLY_PAID
+                or received.desk_money(session, invoice.id) > 0
+            )
             session.commit()
-            if amount > 0:
+            if given_back:
+                online.void_invoice(session, settings.gateway, invoice.id)
+            elif amount > 0:
                 refunds.refund_invoice(
                     session,
                     settings.gateway(),

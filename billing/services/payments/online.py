@@ -29,6 +29,7 @@ from billing.services.payments.charges import (
     get_payment,
     part_of,
 )
+from billing.services.payments.received import desk_money
 
 REUSABLE = (AWAITING_PATIENT, REQUIRES_ACTION, FAILED)  # the patient may try again on it
 VOID_ATTEMPTS = 3  # a pay page that keeps making intents while we void is refused after this
@@ -198,7 +199,8 @@ def void_invoice(
             raise Conflict(
                 "payment_in_progress", "A payment is in progress; it cannot be voided now."
             )
-        if invoice.status == statuses.PARTIALLY_PAID:
+        at_the_desk = invoice.status in statuses.SETTLED and desk_money(session, invoice.id) > 0
+        if invoice.status == statuses.PARTIALLY_PAID or at_the_desk:
             if refunds.left_to_refund(session, invoice).amount > 0:
                 raise Conflict(
                     "invoice_paid",

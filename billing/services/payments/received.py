@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billing.adapters.models import Invoice, Payment, utcnow
+from billing.adapters.models import Invoice, LedgerEntry, Payment, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import statuses
 from billing.domain.errors import Conflict, NotFound, field_error
@@ -132,6 +132,16 @@ def record_payment(
     idempotency.complete(session, claim, payment.id)
     session.commit()
     return payment
+
+
+def desk_money(session: Session, invoice_id: str) -> int:
+    """What the desk received on the invoice outside Stripe, less what was reversed."""
+    found = session.scalar(
+        select(func.coalesce(func.sum(ledger.paid_net(LedgerEntry.kind, LedgerEntry.amount)), 0))
+        .where(LedgerEntry.invoice_id == invoice_id)
+        .where(LedgerEntry.kind.in_((ledger.RECEIVED, ledger.REVERSAL)))
+    )
+    return int(found or 0)
 
 
 def _replayed(session: Session, payment_id: str) -> Payment:
