@@ -4,6 +4,7 @@ each payment collected; many partial charges at once never beyond the total."""
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -267,3 +268,22 @@ def test_a_page_opened_for_another_amount_after_the_patient_paid_shows_the_recei
     assert again.status_code == 200, again.data[:500]
     assert b"Paid" in again.data and b"Pay $100.00" not in again.data
     assert money(stripe_client, staff, invoice_id) == ("paid", 50000, 0)
+
+
+def test_a_pay_link_for_part_replayed_after_it_was_paid_answers_as_the_first_time(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Any, standin: Any
+) -> None:
+    invoice_id = open_invoice(None)
+    body = {"method": "online", "amount": 30000}
+    headers = {**staff, "Idempotency-Key": "part-link"}
+    made = stripe_client.post(f"/v1/invoices/{invoice_id}/payments", json=body, headers=headers)
+    assert made.status_code == 201, made.json
+    page = stripe_client.get("/" + made.json["pay_url"].split("/", 3)[3])  # the patient
+    assert b"Pay $300.00" in page.data
+    secret = re.search(rb'data-client-secret="([^"]+)"', page.data)
+    assert secret is not None
+    assert patient_confirms(standin, secret.group(1).decode()).get("status") == "succeeded"
+    eventually(lambda: money(stripe_client, staff, invoice_id) == ("partially_paid", 30000, 20000))
+    again = stripe_client.post(f"/v1/invoices/{invoice_id}/payments", json=body, headers=headers)
+    assert again.status_code == 201, again.json
+    assert (again.json["pay_url"], again.json["amount"]) == (made.json["pay_url"], 30000)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,10 +43,12 @@ def create_pay_link(
     request: IdempotencyRequest,
     email: bool = False,
     once: bool = False,
+    check: Callable[[Session, Invoice], None] | None = None,
 ) -> IssuedLink:
     """A new link for an open invoice; a replayed Idempotency-Key returns the same link.
     With `once`, an invoice that has a link already keeps it (and its email): asked for
-    by two callers at once (two keys settling one fee), it gets one."""
+    by two callers at once (two keys settling one fee), it gets one. `check` may refuse a
+    new link, under the invoice's lock (a replay is answered as the first time)."""
     claim = idempotency.claim(session, request, "pay_link")
     if claim.replay_of is not None:
         link = session.get(PayLink, claim.replay_of)
@@ -59,6 +61,8 @@ def create_pay_link(
             "invoice_not_payable", f"Invoice {invoice.number} is {invoice.status}, not open."
         )
     holds.check_not_held(session, invoice)
+    if check is not None:
+        check(session, invoice)
     if once:  # under the invoice's lock: whoever came first made it
         first = session.scalars(
             select(PayLink)

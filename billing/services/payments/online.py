@@ -15,7 +15,6 @@ from billing.adapters.models import Invoice, PayLink, Payment, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import statuses
 from billing.domain.errors import Conflict
-from billing.domain.money import Money
 from billing.domain.statuses import AWAITING_PATIENT, FAILED, REQUIRES_ACTION
 from billing.services.access import audit
 from billing.services.integrations import events
@@ -112,20 +111,18 @@ def start_online_payment(
     return payment
 
 
-def check_link_amount(
-    session: Session, invoice_id: str, amount: int, minimums: dict[str, int]
-) -> Money:
-    """A pay link that asks for part of the balance (`amount`): as the pay page would take
-    it from the patient, at least the clinic's minimum for the currency (`minimums`; all
-    of it in a currency with none) and never more than the balance; 422 otherwise."""
-    invoice = get_invoice(session, invoice_id)
-    try:
+def link_part_check(amount: int, minimums: dict[str, int]) -> Callable[[Session, Invoice], None]:
+    """For a pay link that asks for part of the balance (`amount`): taken as the pay page
+    would take it from the patient, at least the clinic's minimum for the currency
+    (`minimums`; all of it in a currency with none) and never more than the balance;
+    422 otherwise."""
+
+    def check(session: Session, invoice: Invoice) -> None:
         check_payable(session, invoice)
         owed = collectable_now(session, invoice).amount
-        least = minimums.get(invoice.currency, owed)
-        return Money(part_of(invoice, owed, amount, least), invoice.currency)
-    finally:
-        session.rollback()
+        part_of(invoice, owed, amount, minimums.get(invoice.currency, owed))
+
+    return check
 
 
 def choose_to_save_card(

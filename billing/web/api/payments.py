@@ -12,6 +12,7 @@ from billing.adapters import db
 from billing.adapters.models import Payment, Refund
 from billing.adapters.providers import gateway, gateway_if_configured
 from billing.adapters.stripe_gateway import Card
+from billing.domain.money import Money
 from billing.services.integrations.settings import can_email
 from billing.services.invoicing import paylinks
 from billing.services.payments import charges as payments
@@ -67,14 +68,7 @@ class PaymentsView(MethodView):
             )
         check_scope("payments:write", "charging a card or making a pay link")
         if body["method"] == "online":
-            part = None
-            if body.get("amount") is not None:  # the page opens asking for that much
-                part = online.check_link_amount(
-                    db.session(),
-                    invoice_id,
-                    body["amount"],
-                    current_app.config["PAY_PAGE_MINIMUMS"],
-                )
+            part = body.get("amount")  # the page opens asking for that much
             issued = paylinks.create_pay_link(
                 db.session(),
                 current_app.config["SECRET_KEY"],
@@ -82,16 +76,20 @@ class PaymentsView(MethodView):
                 timedelta(days=current_app.config["PAY_LINK_TTL_DAYS"]),
                 request,
                 email=body["send_email"] and can_email(current_app.config),
+                check=None
+                if part is None
+                else online.link_part_check(part, current_app.config["PAY_PAGE_MINIMUMS"]),
             )
+            shown = Money(part, issued.invoice.currency) if part is not None else None
             return {
                 "method": "online",
                 "invoice_id": issued.invoice.id,
                 "status": "awaiting_patient",
-                "amount": part.amount if part else issued.invoice.balance_due,
+                "amount": part if part is not None else issued.invoice.balance_due,
                 "currency": issued.invoice.currency,
                 "invoice": issued.invoice,
                 "pay_url": public_url(f"/pay/{issued.token}")
-                + (f"?amount={part.major_units()}" if part else ""),
+                + (f"?amount={shown.major_units()}" if shown else ""),
                 "pay_url_expires_at": issued.link.expires_at,
                 "created_at": issued.link.created_at,
                 "email_queued": issued.emailed,
