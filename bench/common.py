@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 from urllib.parse import urlsplit
@@ -52,3 +54,18 @@ def ignore_interrupts() -> None:
     """Let the clean-up finish even if Ctrl-C is pressed again."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def run_bench(parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], int]) -> int:
+    """Parse the arguments and run: Ctrl-C stops the run in order (exit 130), an invalid
+    run says why (exit 2)."""
+    args = parser.parse_args()
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        return run(args)
+    except BenchError as error:
+        print(f"invalid run: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        ignore_interrupts()
+        return EXIT_INTERRUPTED

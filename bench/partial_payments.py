@@ -39,12 +39,9 @@ if str(REPO) not in sys.path:
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 from common import (  # noqa: E402
-    EXIT_INTERRUPTED,
-    EXIT_INVALID,
     EXIT_MET,
     BenchError,
-    ignore_interrupts,
-    interrupt,
+    run_bench,
     throwaway_database,
 )
 from faults import Stripe  # noqa: E402
@@ -236,18 +233,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    import signal
-
-    signal.signal(signal.SIGINT, interrupt)
-    try:
-        return run(args)
-    except BenchError as error:
-        print(f"invalid run: {error}", file=sys.stderr)
-        return EXIT_INVALID
-    except KeyboardInterrupt:
-        ignore_interrupts()
-        return EXIT_INTERRUPTED
+    return run_bench(parser, run)
 
 
 if __name__ == "__main__":

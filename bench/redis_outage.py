@@ -36,12 +36,8 @@ if str(REPO) not in sys.path:
 
 import requests  # noqa: E402
 from common import (  # noqa: E402
-    EXIT_INTERRUPTED,
-    EXIT_INVALID,
     EXIT_MET,
-    BenchError,
-    ignore_interrupts,
-    interrupt,
+    run_bench,
     throwaway_database,
 )
 from quotes import gunicorn, prepare_database  # noqa: E402
@@ -142,18 +138,7 @@ def main() -> int:
     parser.add_argument("--quotes", type=int, default=400, help="quotes per phase")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--probe-wait", type=float, default=6.0, help="seconds before `back`")
-    args = parser.parse_args()
-    import signal
-
-    signal.signal(signal.SIGINT, interrupt)
-    try:
-        return run(args)
-    except BenchError as error:
-        print(f"invalid run: {error}", file=sys.stderr)
-        return EXIT_INVALID
-    except KeyboardInterrupt:
-        ignore_interrupts()
-        return EXIT_INTERRUPTED
+    return run_bench(parser, run)
 
 
 if __name__ == "__main__":
