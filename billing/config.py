@@ -62,6 +62,14 @@ def _days(environ: Mapping[str, str], name: str, default: list[int]) -> list[int
     return days
 
 
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first by default)."""
+    raw = environ.get(name, choices[0]).strip().lower()
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _json(environ: Mapping[str, str], name: str, default: Any) -> Any:
     raw = environ.get(name)
     if not raw:
@@ -292,6 +300,10 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # The least a patient may choose to pay at a time on the pay page, per currency in
         # its minor unit; in a currency not named the page takes the whole balance only.
         "PAY_PAGE_MINIMUMS": _minor_amounts(env, "PAY_PAGE_MINIMUMS", {"usd": 5000}),
+        # Money paid beyond what an invoice owes (paid twice, paid after it was void, a
+        # credit note on a paid bill): kept as the patient's credit, which pays their next
+        # bills, or refunded to the card (money received at the desk is kept as credit).
+        "OVERPAYMENTS": _choice(env, "OVERPAYMENTS", ("credit", "refund")),
         # The accounting journal's accounts: names (QuickBooks) and codes (Xero) per key,
         # over the defaults of billing/domain/journal.py.
         "JOURNAL_ACCOUNTS": _json(env, "JOURNAL_ACCOUNTS", {}),

@@ -17,7 +17,7 @@ from billing.services.bookings import lifecycle
 from billing.services.finance import stripe_sync as stripe_sync_service
 from billing.services.integrations import emails, events, expiry, jobs, webhooks
 from billing.services.integrations.settings import delivering, sending
-from billing.services.payments import recovery
+from billing.services.payments import received, recovery
 
 log = logging.getLogger("billing.tasks")
 
@@ -95,6 +95,12 @@ def settle_bookings() -> None:
     """Cancelled places and re-quoted bookings whose money has not followed yet."""
     settings = lifecycle.settings_from(current_app.config, providers.gateway)
     _exclusively("settle-bookings", 4, lambda: lifecycle.settle_pending(db.session(), settings))
+
+
+@shared_task(name="billing.apply_credit")
+def apply_credit() -> None:
+    """Patients' credit pays their oldest open invoices."""
+    _exclusively("apply-credit", 4, lambda: received.apply_all_credit(db.session()))
 
 
 @shared_task(name="billing.expire")

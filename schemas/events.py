@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from billing.domain.events import EVENT_TYPES
 from schemas.bookings import BookingSchema
-from schemas.invoices import InvoiceSchema, PaymentSchema, RefundSchema
+from schemas.invoices import AdjustmentSchema, InvoiceSchema, PaymentSchema, RefundSchema
 from schemas.quotes import QuoteSchema
 from schemas.types import typed
 
@@ -166,6 +166,7 @@ SNAPSHOTS: dict[str, Schema] = {
     "quote": QuoteSchema(),
     "invoice": InvoiceSchema(),
     "payment": PaymentSchema(),
+    "credit_note": AdjustmentSchema(),
     "refund": RefundSchema(),
     "dispute": DisputeSchema(),
     "webhook_endpoint": WebhookEndpointSchema(),
@@ -188,7 +189,10 @@ def snapshot(kind: str, obj: Any) -> dict[str, Any]:
 #     IV exemptions (reason, approving clinician), or discounts' reasons and approvers
 #   invoice.created, invoice.paid, invoice.voided: the invoice; no patient name, nor its
 #     lines' discounts' reasons and approvers
-#   invoice.partially_paid: the invoice, as for invoice.paid
+#   invoice.partially_paid, invoice.written_off: the invoice, as for invoice.paid
+#   credit_note.created: the credit note and its invoice; not its reason, who approved
+#     it or which key made it, nor the invoice's patient name
+#   credit.applied: the payment (method account_credit), as for payment.recorded
 #   payment.succeeded, payment.failed, payment.requires_action, payment.recorded,
 #     payment.reversed: the payment; not the client secret that completes 3-D Secure, a
 #     pay link, who recorded money received at the desk, nor why it was reversed
@@ -213,6 +217,12 @@ WITHHELD: dict[str, tuple[str, ...]] = {
         "pay_url_expires_at",
         "recorded_by",
         "reversal_reason",
+    ),
+    "credit_note": (
+        "reason",
+        "approved_by",
+        "created_by",
+        *(f"invoice.{path}" for path in _INVOICE),
     ),
     "refund": (),
     "dispute": (),

@@ -64,11 +64,18 @@ class InvoiceSchema(Schema):
     total = fields.Integer(required=True)
     amount_paid = fields.Integer(required=True)
     amount_refunded = fields.Integer(required=True)
+    amount_credited = fields.Integer(
+        required=True, metadata={"description": "What credit notes took off the total."}
+    )
+    amount_written_off = fields.Integer(
+        required=True, metadata={"description": "What write-offs closed without collecting."}
+    )
     balance_due = fields.Integer(
         required=True,
         metadata={
-            "description": "What is still owed: the total less what was paid. Refunds do "
-            "not reopen it; a void invoice owes nothing."
+            "description": "What is still owed: the total less credit notes, write-offs and "
+            "what was paid (the patient's credit applied counts as paid). Refunds do not "
+            "reopen it; a void invoice owes nothing."
         },
     )
     lines = fields.List(fields.Nested(InvoiceLineSchema), required=True)
@@ -98,6 +105,7 @@ class InvoicePathSchema(Schema):
 
 
 RECEIVED_METHODS = ("cash", "check", "external")
+RECORDED_METHODS = (*RECEIVED_METHODS, "account_credit")
 
 
 class PaymentRequestSchema(Schema):
@@ -105,7 +113,7 @@ class PaymentRequestSchema(Schema):
         "PaymentMethod",
         fields.String(
             required=True,
-            validate=validate.OneOf(["card_on_file", "online", *RECEIVED_METHODS]),
+            validate=validate.OneOf(["card_on_file", "online", *RECORDED_METHODS]),
         ),
     )
     amount = amount(
@@ -113,7 +121,8 @@ class PaymentRequestSchema(Schema):
             "description": "How much to collect, in minor units; by default all the invoice "
             "still owes (`balance_due`). Never more than that. For `online`, the pay page "
             "opens asking for this much (at least the clinic's PAY_PAGE_MINIMUMS for the "
-            "currency); the patient may still change it.",
+            "currency); the patient may still change it. For `account_credit`, by default "
+            "as much of the patient's credit as pays it.",
             "example": 20000,
         }
     )
@@ -357,3 +366,59 @@ class CardSchema(Schema):
 class CardListSchema(Schema):
     data = fields.List(fields.Nested(CardSchema), required=True)
     has_more = fields.Boolean(required=True)
+
+
+class CreditNoteRequestSchema(Schema):
+    amount = amount(
+        required=True,
+        metadata={"description": "What to take off the invoice, in minor units.", "example": 5000},
+    )
+    reason = Text(500, required=True, metadata={"example": "session shortened to 30 minutes"})
+    approved_by = Text(200, required=True, metadata={"example": "Dr. Rivera"})
+
+
+class WriteOffRequestSchema(Schema):
+    amount = amount(
+        metadata={
+            "description": "What to write off, in minor units; by default all that is still "
+            "owed (`balance_due`), never more.",
+            "example": 5000,
+        }
+    )
+    category = typed(
+        "WriteOffCategory",
+        fields.String(
+            required=True,
+            validate=validate.OneOf(("bad_debt", "small_balance", "hardship", "other")),
+        ),
+    )
+    reason = Text(500, required=True, metadata={"example": "patient moved away; no reply"})
+    approved_by = Text(200, required=True, metadata={"example": "M. Chen, finance"})
+
+
+class AdjustmentSchema(Schema):
+    """A credit note or a write-off of one invoice; never edited."""
+
+    id = typed("AdjustmentId", fields.String(required=True))
+    number = typed("AdjustmentNumber", fields.String(required=True))
+    kind = typed("AdjustmentKind", fields.String(required=True))
+    invoice_id = typed("InvoiceId", fields.String(required=True))
+    amount = fields.Integer(required=True)
+    currency = Currency(required=True)
+    category = typed(
+        "WriteOffCategory",
+        fields.String(required=True, allow_none=True, metadata={"description": "A write-off's."}),
+    )
+    reason = fields.String(required=True)
+    approved_by = fields.String(required=True)
+    created_by = fields.String(required=True, metadata={"description": "The key that made it."})
+    refunded = fields.Integer(
+        required=True,
+        metadata={"description": "A credit note's: what of the money paid went back to cards."},
+    )
+    to_credit = fields.Integer(
+        required=True,
+        metadata={"description": "A credit note's: what of the money paid became credit."},
+    )
+    invoice = fields.Nested(InvoiceSchema, required=True)
+    created_at = fields.DateTime(required=True)

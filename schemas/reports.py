@@ -153,6 +153,7 @@ class OverpaymentSchema(Schema):
     collected = fields.Integer(required=True)
     excess = _money("Collected beyond what the invoice owes.")
     given_back = _money("Already refunded to the card.")
+    kept_as_credit = _money("Kept as the patient's credit instead (OVERPAYMENTS=credit).")
     outstanding = _money("Still to give back.")
     last_charge_at = fields.DateTime(required=True)
 
@@ -289,6 +290,11 @@ class MonthCurrencySchema(Schema):
     deferred_revenue = _money(
         "Paid package credits not yet used, refunded or expired, at the month's end."
     )
+    credit_notes = _money("Taken off invoices by credit notes made in the month.")
+    written_off = _money("Written off in the month: owed, and never to be collected.")
+    credit_kept = _money("Paid beyond what invoices owe and kept as patients' credit in the month.")
+    credit_applied = _money("Patients' credit that paid invoices in the month.")
+    credit_held = _money("Patients' credit not yet applied at the month's end.")
 
 
 class RevenueRowSchema(Schema):

@@ -119,6 +119,11 @@ ERROR_CODES = (
     "no_unused_credits",
     "refund_package_credits",
     "package_not_applicable",
+    "no_credit",
+    "amount_exceeds_credit",
+    "amount_exceeds_invoice",
+    "invoice_not_adjustable",
+    "refund_in_progress",
 )
 
 
@@ -149,6 +154,9 @@ TYPES: dict[str, dict[str, Any]] = {
     "QuoteId": _our_id("qt", "A quote's id"),
     "InvoiceId": _our_id("in", "An invoice's id"),
     "PaymentId": _our_id("pay", "A payment's id"),
+    "AdjustmentId": _our_id(
+        "cn", "A credit note's id (`cn_`), or a write-off's (`wo_`)", "(cn|wo)"
+    ),
     "RefundId": _our_id("rf", "A refund's id (`rfo_` for an overpayment given back)", "rfo?"),
     "EventId": _our_id("evt", "An event's id"),
     "EstimateId": _our_id("est", "A Good Faith Estimate's id"),
@@ -165,6 +173,14 @@ TYPES: dict[str, dict[str, Any]] = {
         "description": "The invoice's number for people: the year and a sequence without gaps.",
         "example": "2026-000123",
     },
+    "AdjustmentNumber": {
+        "type": "string",
+        "pattern": r"^\d{4}-\d{6}-(CN|WO)\d+$",
+        "description": "A credit note's or write-off's number: its invoice's, then CN or WO and "
+        "its sequence on that invoice.",
+        "example": "2026-000123-CN1",
+    },
+    "AccountMovementId": _our_id("mv", "A movement of a patient's credit"),
     "BookingId": _caller_id("The booking system's id of the booking", "BK-2026-0412"),
     "PatientId": _caller_id("The booking system's id of the patient", "P-1001"),
     "PaymentMethodId": {
@@ -223,8 +239,10 @@ TYPES: dict[str, dict[str, Any]] = {
         *INVOICE_STATUSES,
         description="open -> processing -> paid -> partially_refunded -> refunded, or "
         "open -> void; partially_paid once part of it is paid, processing while a charge of "
-        "it is in flight. Forward as money arrives; back only when money counted turns out "
-        "not to be there (a refund that failed, a check that bounced).",
+        "it is in flight; written_off once a write-off closed what was still owed. Forward "
+        "as money arrives; back only when money counted turns out not to be there (a refund "
+        "that failed, a check that bounced). A credit note that leaves nothing owed makes "
+        "it paid.",
     ),
     "InvoiceKind": _closed(
         *INVOICE_KINDS,
@@ -245,9 +263,12 @@ TYPES: dict[str, dict[str, Any]] = {
         "cash",
         "check",
         "external",
+        "account_credit",
         description="card_on_file: charge the saved card now; online: a pay link for the "
         "patient; cash, check, external (another terminal or processor): money the front "
-        "desk received outside Stripe, recorded as it arrived (scope payments:record).",
+        "desk received outside Stripe, recorded as it arrived (scope payments:record); "
+        "account_credit: the patient's credit applied to the invoice (scope "
+        "payments:record).",
     ),
     "PaymentStatus": _closed(*PAYMENT_STATUSES, description="Where one payment attempt is."),
     "RefundStatus": _closed(*REFUND_STATUSES, description="Where one refund is."),
@@ -265,10 +286,34 @@ TYPES: dict[str, dict[str, Any]] = {
         "dispute",
         "received",
         "reversal",
+        "to_credit",
+        "from_credit",
         description="Which way a ledger entry moved money; refund_failure: a refund that "
         "failed after it was counted, its money back (Stripe's balance transaction of the "
         "same type); received: money the desk received outside Stripe (cash, a check, "
-        "another terminal); reversal: money received that never arrived (a bounced check).",
+        "another terminal); reversal: money received that never arrived (a bounced check); "
+        "to_credit: money paid beyond what the invoice owes, kept as the patient's credit; "
+        "from_credit: the patient's credit applied to the invoice.",
+    ),
+    "AdjustmentKind": _closed(
+        "credit_note",
+        "write_off",
+        description="credit_note: lowers what an invoice owes (money paid beyond it goes "
+        "back or to the patient's credit); write_off: a balance the clinic will not collect.",
+    ),
+    "WriteOffCategory": _closed(
+        "bad_debt",
+        "small_balance",
+        "hardship",
+        "other",
+        description="Why a balance was written off.",
+    ),
+    "AccountMovementKind": _closed(
+        "overpayment",
+        "credit_note",
+        "applied",
+        description="overpayment: paid beyond an invoice, kept as credit; credit_note: a "
+        "credit note's money kept as credit; applied: credit that paid an invoice.",
     ),
     "ReportFormat": _closed("json", "csv", description="A report as JSON or as CSV."),
     "PayoutStatus": _closed(

@@ -182,14 +182,23 @@ def stripe_client(stripe_app: Flask) -> Any:
 
 @pytest.fixture
 def staff(stripe_app: Flask) -> dict[str, str]:
-    """A key with every scope, for setting scenes up."""
+    """A key with the scopes of the desk and finance, for setting scenes up."""
     from billing.services.access import keys
 
     with stripe_app.app_context():
         _, plain = keys.create_key(
             db.session(),
             "staff",
-            ["quotes:write", "invoices:read", "invoices:write", "payments:write", "refunds:write"],
+            [
+                "quotes:write",
+                "invoices:read",
+                "invoices:write",
+                "invoices:adjust",
+                "payments:write",
+                "payments:record",
+                "refunds:write",
+                "reports:read",
+            ],
         )
     return {"Authorization": f"Bearer {plain}"}
 
@@ -245,13 +254,17 @@ def open_invoice(
     """An open IV invoice for a patient whose card on file is `card` (a pm_ id or a number)."""
     counter = iter(range(1, 1000))
 
-    def make(card: str | None = "pm_card_visa", patient_id: str | None = None) -> str:
+    def make(
+        card: str | None = "pm_card_visa",
+        patient_id: str | None = None,
+        booking_id: str | None = None,
+    ) -> str:
         patient_id = patient_id or f"P-{next(counter):04d}"
         quote = stripe_client.post(
             "/v1/quotes",
             headers=staff,
             json={
-                "booking_id": f"BK-{patient_id}",
+                "booking_id": booking_id or f"BK-{patient_id}",
                 "session_type": "iv_individual",
                 "scheduled_at": in_days(5),
                 "currency": "usd",

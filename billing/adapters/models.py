@@ -296,11 +296,12 @@ def _ledger_refunded(invoice_id: Any) -> Any:
 
 
 def _ledger_paid(invoice_id: Any) -> Any:
-    """What an invoice's ledger says was paid: Stripe's charges and the money staff
-    received, less what of that never arrived (entries of kind `reversal`)."""
+    """What an invoice's ledger says was paid: Stripe's charges, the money staff received
+    and the patient's credit applied to it, less what of that never arrived (entries of
+    kind `reversal`) or was moved to the patient's credit (`to_credit`)."""
     paid = case(
-        (LedgerEntry.kind.in_(("charge", "received")), LedgerEntry.amount),
-        (LedgerEntry.kind == "reversal", -LedgerEntry.amount),
+        (LedgerEntry.kind.in_(("charge", "received", "from_credit")), LedgerEntry.amount),
+        (LedgerEntry.kind.in_(("reversal", "to_credit")), -LedgerEntry.amount),
         else_=0,
     )
     return (
@@ -308,6 +309,40 @@ def _ledger_paid(invoice_id: Any) -> Any:
         select(cast(func.coalesce(func.sum(paid), 0), BigInteger))
         .where(LedgerEntry.invoice_id == invoice_id)
         .correlate_except(LedgerEntry)
+        .scalar_subquery()
+    )
+
+
+class InvoiceAdjustment(Base):
+    """What lowers what an issued invoice owes without editing it: a credit note (a
+    correction: what was paid beyond the new amount goes back or to the patient's credit)
+    or a write-off (a balance the clinic will not collect). Never edited or deleted."""
+
+    __tablename__ = "invoice_adjustments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    number: Mapped[str] = mapped_column(String(24), unique=True)  # CN-2026-000001, WO-...
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # credit_note or write_off
+    amount: Mapped[int]
+    currency: Mapped[str] = mapped_column(String(3))
+    category: Mapped[str | None] = mapped_column(String(24))  # a write-off's: bad_debt, ...
+    reason: Mapped[str] = mapped_column(String(500))
+    approved_by: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A credit note's: what of the money already paid went back to cards, and to credit.
+    refunded: Mapped[int] = mapped_column(default=0, server_default="0")
+    to_credit: Mapped[int] = mapped_column(default=0, server_default="0")
+    invoice: Mapped[Invoice] = relationship(lazy="joined")
+
+
+def _adjusted(invoice_id: Any, kind: str) -> Any:
+    """The sum of an invoice's credit notes or write-offs (`kind`)."""
+    return (
+        select(cast(func.coalesce(func.sum(InvoiceAdjustment.amount), 0), BigInteger))
+        .where(InvoiceAdjustment.invoice_id == invoice_id, InvoiceAdjustment.kind == kind)
+        .correlate_except(InvoiceAdjustment)
         .scalar_subquery()
     )
 
@@ -352,17 +387,31 @@ class Invoice(Base):
     # Derived from the ledger, never stored: what was collected and what was given back.
     amount_paid: Mapped[int] = column_property(_ledger_paid(id))
     amount_refunded: Mapped[int] = column_property(_ledger_refunded(id))
+    # What credit notes and write-offs took off what it owes. Writing the invoice's row
+    # does not change them (expire_on_flush would leave them unloaded after a refresh of
+    # other attributes); they are refreshed where an adjustment is made.
+    amount_credited: Mapped[int] = column_property(
+        _adjusted(id, "credit_note"), expire_on_flush=False
+    )
+    amount_written_off: Mapped[int] = column_property(
+        _adjusted(id, "write_off"), expire_on_flush=False
+    )
     lines: Mapped[list[InvoiceLine]] = relationship(
         order_by="InvoiceLine.position", lazy="selectin", cascade="all, delete-orphan"
     )
 
     @property
+    def amount_owed(self) -> int:
+        """The total less what credit notes and write-offs took off it."""
+        return self.total - self.amount_credited - self.amount_written_off
+
+    @property
     def balance_due(self) -> int:
-        """What is still owed: the total less what was paid (refunds do not reopen it; a
-        void invoice owes nothing)."""
+        """What is still owed: the total less credit notes, write-offs and what was paid
+        (refunds do not reopen it; a void invoice owes nothing)."""
         if self.status == "void":
             return 0
-        return max(0, self.total - self.amount_paid)
+        return max(0, self.amount_owed - self.amount_paid)
 
 
 class InvoiceLine(Base):
@@ -582,6 +631,7 @@ class AuditEvent(Base):
 
 # The outbox's and the bookings' tables share this Base: importing them registers them.
 from billing.adapters import (  # noqa: E402, F401
+    account_models,
     booking_models,
     credit_models,
     estimate_models,

@@ -15,6 +15,7 @@ SCOPES = frozenset(
         "invoices:write",
         "payments:write",
         "payments:record",
+        "invoices:adjust",
         "refunds:write",
         "reports:read",
         "catalog:write",

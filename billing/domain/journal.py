@@ -30,6 +30,8 @@ CLEARING, BANK, REFUNDS, DISPUTES, FEES, PACKAGES = (
 # Money received at the desk: cash and checks wait to be banked; another terminal's or
 # processor's money is cleared through its own account, as Stripe's is.
 UNDEPOSITED, OTHER_CLEARING = "undeposited_funds", "other_processor_clearing"
+# Money paid beyond what invoices owe, kept for the patient: owed to them until applied.
+PATIENT_CREDIT = "patient_credit"
 DEFAULT_TAX_RATE = "Tax Exempt"
 DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
     CLEARING: {"name": "Stripe Clearing", "code": "1250"},
@@ -45,6 +47,7 @@ DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
     },
     # A package's price is sessions still owed: a liability until its credits are used.
     PACKAGES: {"name": "Prepaid Packages", "code": "2400"},
+    PATIENT_CREDIT: {"name": "Patient Credit Balances", "code": "2300"},
     REFUNDS: {"name": "Patient Refunds", "code": "4900"},
     DISPUTES: {"name": "Card Disputes", "code": "4910"},
     FEES: {"name": "Stripe Fees", "code": "6100"},
@@ -57,6 +60,8 @@ ITEM_KINDS = (
     "refund",
     "refund_failure",
     "dispute",
+    "to_credit",
+    "from_credit",
     "fee",
     "payout",
 )
@@ -152,16 +157,19 @@ def _posting(item: Item) -> tuple[str, str, str, int]:
         into = CLEARING
         if item.kind != "charge":
             into = OTHER_CLEARING if item.method == "external" else UNDEPOSITED
-        if item.session_type == PACKAGE:
-            earned, name = PACKAGES, "Package sales"
-        else:
-            session_type = item.session_type or SESSION_TYPES[0]
-            earned, name = f"revenue_{session_type}", f"{session_name(session_type)} sessions"
+        earned, name = _earned(item.session_type)
         if item.kind == "received":
             name += f", received ({item.method or 'cash'})"
         if item.kind == "reversal":  # money received that never arrived: taken back out
             return earned, into, f"{name}, reversed ({item.method or 'cash'})", amount
         return into, earned, name, amount
+    if item.kind in ("to_credit", "from_credit"):
+        # Money paid on an invoice moved to the patient's credit (no longer earned by
+        # it), or credit that paid an invoice (earned now); no money moved anywhere.
+        earned, name = _earned(item.session_type)
+        if item.kind == "to_credit":
+            return earned, PATIENT_CREDIT, f"{name}, kept as patient credit", amount
+        return PATIENT_CREDIT, earned, f"{name}, paid from patient credit", amount
     if item.kind == "refund":
         return REFUNDS, CLEARING, "Refunds", amount
     if item.kind == "refund_failure":  # a refund that failed: its money back in Stripe
@@ -177,6 +185,14 @@ def _posting(item: Item) -> tuple[str, str, str, int]:
             return CLEARING, BANK, "Payouts returned", amount
         return BANK, CLEARING, "Payouts to the bank", -amount
     raise ValueError(f"unknown item kind {item.kind!r}")
+
+
+def _earned(session_type: str | None) -> tuple[str, str]:
+    """The account an invoice's money is earned in, and how its lines read."""
+    if session_type == PACKAGE:
+        return PACKAGES, "Package sales"
+    session_type = session_type or SESSION_TYPES[0]
+    return f"revenue_{session_type}", f"{session_name(session_type)} sessions"
 
 
 def journals(items: Iterable[Item], chart: Mapping[str, Account]) -> list[Journal]:

@@ -11,7 +11,18 @@ PAID = "paid"
 PARTIALLY_REFUNDED = "partially_refunded"
 REFUNDED = "refunded"
 VOID = "void"
-INVOICE_STATUSES = (OPEN, PARTIALLY_PAID, PROCESSING, PAID, PARTIALLY_REFUNDED, REFUNDED, VOID)
+WRITTEN_OFF = "written_off"  # what was still owed was written off: nothing more is collected
+INVOICE_STATUSES = (
+    OPEN,
+    PARTIALLY_PAID,
+    PROCESSING,
+    PAID,
+    PARTIALLY_REFUNDED,
+    REFUNDED,
+    VOID,
+    WRITTEN_OFF,
+)
+CLOSED = (VOID, WRITTEN_OFF)  # final: no money is collected on them any more
 SETTLED = (PAID, PARTIALLY_REFUNDED, REFUNDED)  # money was collected: a receipt exists
 PAYABLE = (OPEN, PARTIALLY_PAID)  # money still owed, and no charge of it in flight
 UNPAID = (OPEN, PARTIALLY_PAID, PROCESSING)  # money still owed
@@ -20,7 +31,10 @@ _RANK = {OPEN: 0, PARTIALLY_PAID: 1, PROCESSING: 2, PAID: 3, PARTIALLY_REFUNDED:
 
 
 def settled_status(total: int, paid: int, refunded: int) -> str | None:
-    """The status the ledger's money implies, or None while nothing has been collected."""
+    """The status the ledger's money implies, or None while nothing has been collected.
+    `total` is what is owed after credit notes: one that leaves nothing owed settles it."""
+    if total <= 0 and paid <= 0:
+        return PAID
     if paid <= 0 or paid < total:
         return None
     if refunded >= paid:
@@ -31,8 +45,9 @@ def settled_status(total: int, paid: int, refunded: int) -> str | None:
 
 
 def advance(current: str, target: str) -> str:
-    """`target` if it lies ahead of `current`, else `current`; void is final."""
-    if current == VOID or target not in _RANK:
+    """`target` if it lies ahead of `current`, else `current`; void and written off are
+    final."""
+    if current in CLOSED or target not in _RANK:
         return current
     return target if _RANK[target] > _RANK[current] else current
 

@@ -46,6 +46,9 @@ class Receipt:
     # what is still owed when the bill was paid in part.
     payments: list[tuple[str, str, str]] = field(default_factory=list)
     balance_due: str | None = None
+    # What credit notes and write-offs took off the total ("-$150.00"), when anything.
+    credited: str | None = None
+    written_off: str | None = None
 
 
 def build_receipt(invoice: Invoice, payments: list[Payment], config: dict[str, Any]) -> Receipt:
@@ -99,6 +102,8 @@ def build_receipt(invoice: Invoice, payments: list[Payment], config: dict[str, A
         if len(payments) > 1 or (payment is not None and payment.card_last4 is None)
         else [],
         balance_due=money(invoice.balance_due) if invoice.balance_due > 0 else None,
+        credited=money(-invoice.amount_credited) if invoice.amount_credited else None,
+        written_off=money(-invoice.amount_written_off) if invoice.amount_written_off else None,
     )
 
 
@@ -113,6 +118,8 @@ def how(payment: Payment) -> str:
         return f"Check{reference}"
     if payment.method == "external":
         return f"Card at the desk{reference}"
+    if payment.method == "account_credit":
+        return "Account credit"
     return "Card"
 
 
@@ -161,7 +168,12 @@ def render_pdf(receipt: Receipt) -> bytes:
             pdf.cell(0, 7, text(amount), align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     pdf.set_font(font, size=11)
-    rows = [("Total", receipt.total), ("Amount paid", receipt.amount_paid)]
+    rows = [("Total", receipt.total)]
+    if receipt.credited:
+        rows.append(("Credit notes", receipt.credited))
+    if receipt.written_off:
+        rows.append(("Written off", receipt.written_off))
+    rows.append(("Amount paid", receipt.amount_paid))
     if receipt.amount_refunded:
         rows.append(("Refunded", receipt.amount_refunded))
     if receipt.balance_due:

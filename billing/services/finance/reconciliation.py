@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import BigInteger, Select, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from billing.adapters.account_models import AccountMovement
 from billing.adapters.db import clinic_day
 from billing.adapters.models import (
     Invoice,
@@ -32,9 +33,11 @@ from billing.adapters.models import (
 from billing.domain.dates import UTC_ZONE, day_of
 from billing.domain.statuses import VOID
 from billing.services.invoicing.ledger import (
+    FROM_CREDIT,
     RECEIVED,
     REFUND_FAILURE,
     REVERSAL,
+    TO_CREDIT,
     paid_net,
     refunded_net,
 )
@@ -109,6 +112,8 @@ def pairs(period: Period) -> Select[Any]:
         .where(
             LedgerEntry.occurred_at >= period.start - SLACK,
             LedgerEntry.occurred_at < period.end + SLACK,
+            # Moves between an invoice and the patient's credit are no money of anyone's.
+            LedgerEntry.kind.not_in((TO_CREDIT, FROM_CREDIT)),
         )
         .subquery("l")
     )
@@ -257,8 +262,16 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
         .group_by(Refund.invoice_id)
         .subquery()
     )
+    # What was kept as the patient's credit instead (OVERPAYMENTS=credit): not owed back.
+    kept = (
+        select(AccountMovement.invoice_id, money_sum(AccountMovement.amount).label("kept"))
+        .where(AccountMovement.kind == "overpayment")
+        .group_by(AccountMovement.invoice_id)
+        .subquery()
+    )
     owed = case((Invoice.status == VOID, 0), else_=Invoice.total)
     returned = func.coalesce(given_back.c.given_back, 0)
+    kept_as_credit = func.coalesce(kept.c.kept, 0)
     rows = session.execute(
         select(
             Invoice.id.label("invoice_id"),
@@ -269,11 +282,15 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
             candidates.c.collected,
             cast(candidates.c.collected - owed, BigInteger).label("excess"),
             cast(returned, BigInteger).label("given_back"),
-            cast(candidates.c.collected - owed - returned, BigInteger).label("outstanding"),
+            cast(kept_as_credit, BigInteger).label("kept_as_credit"),
+            cast(candidates.c.collected - owed - returned - kept_as_credit, BigInteger).label(
+                "outstanding"
+            ),
             candidates.c.last_charge_at,
         )
         .join(candidates, candidates.c.invoice_id == Invoice.id)
         .outerjoin(given_back, given_back.c.invoice_id == Invoice.id)
+        .outerjoin(kept, kept.c.invoice_id == Invoice.id)
         .where(candidates.c.collected > owed)
         .order_by(candidates.c.last_charge_at, Invoice.id)
     ).mappings()

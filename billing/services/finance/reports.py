@@ -11,7 +11,14 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from billing.adapters.db import clinic_day
-from billing.adapters.models import Invoice, LedgerEntry, Refund, StripeBalanceTransaction, utcnow
+from billing.adapters.models import (
+    Invoice,
+    InvoiceAdjustment,
+    LedgerEntry,
+    Refund,
+    StripeBalanceTransaction,
+    utcnow,
+)
 from billing.domain import credits, statuses
 from billing.domain.dates import UTC_ZONE, day_of, days_span, month_span
 from billing.domain.money import Money
@@ -25,9 +32,11 @@ from billing.services.finance.reconciliation import (
     reconciliation,
 )
 from billing.services.invoicing.ledger import (
+    FROM_CREDIT,
     RECEIVED,
     REFUND,
     REFUND_FAILURE,
+    TO_CREDIT,
     paid_net,
 )
 
@@ -40,6 +49,53 @@ def bucket_of(age_days: int) -> str:
         if age_days >= low and (high is None or age_days <= high):
             return name
     return AGING_BUCKETS[0][0]
+
+
+def owed_now() -> Any:
+    """What an invoice still owes, in SQL: its total less credit notes, write-offs and
+    what was paid."""
+    return (
+        Invoice.total - Invoice.amount_credited - Invoice.amount_written_off - Invoice.amount_paid
+    )
+
+
+def _adjusted_in(session: Session, period: Period) -> dict[str, dict[str, int]]:
+    """Credit notes and write-offs made in the period, and credit kept from and applied
+    to invoices (the ledger's `to_credit`, `from_credit`), per currency; and the credit
+    held at its end."""
+    found: dict[str, dict[str, int]] = {}
+
+    def put(currency: str, name: str, amount: Any) -> None:
+        found.setdefault(currency, dict.fromkeys(ADJUSTMENT_FIGURES, 0))[name] = int(amount or 0)
+
+    for currency, kind, amount in session.execute(
+        select(
+            InvoiceAdjustment.currency, InvoiceAdjustment.kind, money_sum(InvoiceAdjustment.amount)
+        )
+        .where(*_within(period, InvoiceAdjustment.created_at))
+        .group_by(InvoiceAdjustment.currency, InvoiceAdjustment.kind)
+    ):
+        put(currency, "credit_notes" if kind == "credit_note" else "written_off", amount)
+    for currency, kind, amount in session.execute(
+        select(LedgerEntry.currency, LedgerEntry.kind, money_sum(LedgerEntry.amount))
+        .where(
+            LedgerEntry.kind.in_((TO_CREDIT, FROM_CREDIT)),
+            *_within(period, LedgerEntry.occurred_at),
+        )
+        .group_by(LedgerEntry.currency, LedgerEntry.kind)
+    ):
+        put(currency, "credit_kept" if kind == TO_CREDIT else "credit_applied", amount)
+    held = case((LedgerEntry.kind == TO_CREDIT, LedgerEntry.amount), else_=-LedgerEntry.amount)
+    for currency, amount in session.execute(
+        select(LedgerEntry.currency, money_sum(held))
+        .where(LedgerEntry.kind.in_((TO_CREDIT, FROM_CREDIT)), LedgerEntry.occurred_at < period.end)
+        .group_by(LedgerEntry.currency)
+    ):
+        put(currency, "credit_held", amount)
+    return found
+
+
+ADJUSTMENT_FIGURES = ("credit_notes", "written_off", "credit_kept", "credit_applied", "credit_held")
 
 
 def aging(
@@ -58,7 +114,7 @@ def aging(
             Invoice.currency,
             Invoice.status,
             Invoice.created_at,
-            (Invoice.total - Invoice.amount_paid).label("balance_due"),
+            owed_now().label("balance_due"),
         )
         .where(Invoice.status.in_(UNPAID))
         .order_by(Invoice.created_at)
@@ -150,8 +206,15 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
     report = reconciliation(session, period)
     totals = report["totals"]
     credit_figures = packages.package_figures(session, period)
+    adjusted = _adjusted_in(session, period)
+    no_adjustments = dict.fromkeys(ADJUSTMENT_FIGURES, 0)
     currencies = sorted(
-        set(totals["currencies"]) | set(billed) | set(owed) | set(fees) | set(credit_figures)
+        set(totals["currencies"])
+        | set(billed)
+        | set(owed)
+        | set(fees)
+        | set(credit_figures)
+        | set(adjusted)
     )
     no_credits = {"half_credits_redeemed": 0, "credit_value": 0, "deferred_revenue": 0}
     none = {"gross": 0, "refunds": 0, "disputes": 0, "received": 0, "net": 0}
@@ -175,6 +238,7 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
                 ),
                 "credit_redemption_value": credit_figures.get(currency, no_credits)["credit_value"],
                 "deferred_revenue": credit_figures.get(currency, no_credits)["deferred_revenue"],
+                **adjusted.get(currency, no_adjustments),
             }
             for currency in currencies
         },
@@ -193,7 +257,7 @@ def _counted_by_currency(
 ) -> dict[str, tuple[int, int]]:
     """Invoices matching `conditions`: (how many, their total) per currency; with `owed`,
     what they still owe instead of their total."""
-    amount = Invoice.total - Invoice.amount_paid if owed else Invoice.total
+    amount = owed_now() if owed else Invoice.total
     rows = session.execute(
         select(Invoice.currency, func.count(), money_sum(amount))
         .where(*conditions)

@@ -26,6 +26,10 @@ CHARGE, REFUND, DISPUTE = "charge", "refund", "dispute"
 REFUND_FAILURE = "refund_failure"  # a counted refund that failed: its money came back
 RECEIVED = "received"  # money staff received outside Stripe: cash, a check, a terminal
 REVERSAL = "reversal"  # money received that never arrived after all (a bounced check)
+# Between the invoice and the patient's credit: money paid beyond what it owes kept as
+# credit (`to_credit`), and credit applied to it (`from_credit`). Neither is new money.
+TO_CREDIT, FROM_CREDIT = "to_credit", "from_credit"
+OUTSIDE_STRIPE_KINDS = (RECEIVED, REVERSAL, TO_CREDIT, FROM_CREDIT)  # no Stripe object
 MONEY_BACK = (REFUND_FAILURE, REVERSAL)  # entries that may move a status back
 
 
@@ -55,7 +59,7 @@ def record(
     nothing else moves a status back."""
     # The Stripe object its balance transaction names: none for money received outside.
     ref = stripe_charge_id if kind == CHARGE else stripe_object_id
-    if kind in (RECEIVED, REVERSAL):
+    if kind in OUTSIDE_STRIPE_KINDS:
         ref = None
     insert = dialect_insert(session)
     statement = (
@@ -90,6 +94,16 @@ def paid_net(kind: Any, amount: Any) -> Any:
     return case((kind.in_((CHARGE, RECEIVED)), amount), (kind == REVERSAL, -amount), else_=0)
 
 
+def applied_net(kind: Any, amount: Any) -> Any:
+    """An entry's part of what was paid on the invoice, for SQL sums: as `paid_net`, and
+    the patient's credit applied to it, less what of it was moved to that credit."""
+    return case(
+        (kind.in_((CHARGE, RECEIVED, FROM_CREDIT)), amount),
+        (kind.in_((REVERSAL, TO_CREDIT)), -amount),
+        else_=0,
+    )
+
+
 def refunded_net(kind: Any, amount: Any) -> Any:
     """An entry's part of what was refunded, for SQL sums: a refund's amount, less a
     refund failure's."""
@@ -113,7 +127,7 @@ def amounts(session: Session, invoice_id: str, before: datetime | None = None) -
         func.sum(case((LedgerEntry.stripe_object_id.in_(overpayment_refunds), refunded), else_=0)),
         0,
     )
-    paid = func.coalesce(func.sum(paid_net(LedgerEntry.kind, LedgerEntry.amount)), 0)
+    paid = func.coalesce(func.sum(applied_net(LedgerEntry.kind, LedgerEntry.amount)), 0)
     entries = select(paid, func.coalesce(func.sum(refunded), 0), total(DISPUTE), overpaid).where(
         LedgerEntry.invoice_id == invoice_id
     )
@@ -131,11 +145,16 @@ def settle(session: Session, invoice: Invoice, money_back: bool = False) -> None
     """
     money = amounts(session, invoice.id)
     paid = money.paid - money.overpaid
-    target = statuses.settled_status(invoice.total, paid, money.refunded - money.overpaid)
+    session.refresh(invoice, ["amount_credited", "amount_written_off"])
+    owed = invoice.amount_owed
+    if invoice.amount_written_off > 0 and paid >= owed and invoice.status != statuses.VOID:
+        invoice.status = statuses.WRITTEN_OFF  # its balance closed by a write-off
+        return
+    target = statuses.settled_status(owed, paid, money.refunded - money.overpaid)
     if target is None:
         # Still owed: partially paid once anything was. A charge in flight keeps it
-        # processing (its outcome moves it on); a void invoice stays void.
-        if invoice.status not in (statuses.VOID, statuses.PROCESSING):
+        # processing (its outcome moves it on); a closed invoice stays closed.
+        if invoice.status not in (*statuses.CLOSED, statuses.PROCESSING):
             invoice.status = statuses.owing(paid, in_flight=False)
         return
     if money_back:

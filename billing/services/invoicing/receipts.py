@@ -31,7 +31,10 @@ def paid_invoice(session: Session, invoice_id: str) -> tuple[Invoice, list[Payme
     """An invoice that has a receipt (money was collected, all or part of what it owes),
     with the payments that collected it."""
     invoice = get_invoice(session, invoice_id)
-    if invoice.status not in (*statuses.SETTLED, statuses.PARTIALLY_PAID):
+    part_paid = (statuses.PARTIALLY_PAID, statuses.WRITTEN_OFF)
+    if invoice.status not in statuses.SETTLED and not (
+        invoice.status in part_paid and invoice.amount_paid > 0
+    ):
         raise Conflict("invoice_not_paid", f"Invoice {invoice.number} has not been paid.")
     return invoice, receipt_payments(session, invoice.id)
 

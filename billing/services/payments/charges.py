@@ -46,7 +46,7 @@ from billing.services.idempotency import REPLAY_WAIT, IdempotencyRequest
 from billing.services.integrations import emails, events
 from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
-from billing.services.payments import mismatches, overpayments, patients, refunds
+from billing.services.payments import account, mismatches, overpayments, patients, refunds
 
 log = logging.getLogger("billing.payments")
 
@@ -409,7 +409,9 @@ def apply_intent(
         moved = ledger.record(
             session, invoice, ledger.CHARGE, payment.amount, str(intent.id), intent.charge_id
         )
-        if moved:
+        if moved and account.keeps_overpayments():  # applied to open bills by a job
+            account.keep_excess(session, invoice, payment)
+        elif moved:
             excess_refund = overpayments.reserve(session, invoice, payment)
         if invoice.status == statuses.PROCESSING:  # part of it paid: what is left is payable
             invoice.status = _after_attempt(session, invoice, payment)

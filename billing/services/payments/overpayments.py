@@ -31,7 +31,8 @@ def excess(session: Session, invoice: Invoice) -> Money:
     less what is already being given back."""
     currency = invoice.currency
     collected = Money(ledger.amounts(session, invoice.id).paid, currency)
-    owed = Money(0 if invoice.status == statuses.VOID else invoice.total, currency)
+    session.refresh(invoice, ["amount_credited", "amount_written_off"])
+    owed = Money(0 if invoice.status == statuses.VOID else invoice.amount_owed, currency)
     returning = session.scalar(
         select(func.coalesce(func.sum(Refund.amount), 0)).where(
             Refund.invoice_id == invoice.id,

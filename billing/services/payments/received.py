@@ -12,24 +12,27 @@ pay page's payment Stripe is processing) may still collect.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from billing.adapters.account_models import AccountBalance
 from billing.adapters.models import Invoice, LedgerEntry, Payment, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import statuses
-from billing.domain.errors import Conflict, NotFound, field_error
+from billing.domain.errors import Conflict, NotFound, ServiceError, field_error
 from billing.domain.money import Money
 from billing.domain.statuses import REVERSED, SUCCEEDED
 from billing.services import idempotency
 from billing.services.access import audit
 from billing.services.bookings import holds
-from billing.services.idempotency import IdempotencyRequest
+from billing.services.idempotency import Claim, IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
+from billing.services.payments import account
 from billing.services.payments.charges import (
     announce,
     audit_payment,
@@ -40,7 +43,11 @@ from billing.services.payments.charges import (
     has_live_online,
 )
 
+log = logging.getLogger("billing.payments")
+
 RECEIVED_METHODS = ("cash", "check", "external")
+CREDIT_METHOD = "account_credit"  # the patient's credit, applied by staff or on its own
+RECORDED_METHODS = (*RECEIVED_METHODS, CREDIT_METHOD)  # recorded, never sent to Stripe
 STAND_ASIDE_ATTEMPTS = 3  # a pay page that keeps making intents meanwhile: 409 after this
 # Money handed over at check-in may come in a little before the invoice is made; no more.
 EARLIEST_BEFORE = timedelta(days=1)
@@ -54,44 +61,36 @@ def record_payment(
     amount: int | None,
     reference: str | None,
     received_at: datetime | None,
-    request: IdempotencyRequest,
+    request: IdempotencyRequest | None,
 ) -> Payment:
-    """Record money received at the desk against an invoice (`amount`: by default what it
-    still owes); the payment, succeeded, its money in the ledger. The pay page stands
-    aside first, through `gateway` (without one, a live pay page is 409)."""
-    for _ in range(STAND_ASIDE_ATTEMPTS):
-        claim = idempotency.claim(session, request, "payment")
-        if claim.replay_of is not None:  # answered as the first time, pay page or not
-            return _replayed(session, claim.replay_of)
-        invoice = get_invoice(session, invoice_id, for_update=True)
-        if not has_live_online(session, invoice.id):  # under the invoice's lock
-            break
-        # The pay page holds a PaymentIntent the patient could still pay: it is cancelled
-        # at Stripe first, outside the lock (409 if the patient just paid), then again.
-        session.rollback()
-        if gateway is None:
-            raise Conflict(
-                "payment_in_progress", "The pay page is open and Stripe cannot be reached."
-            )
-        cancel_online(session, gateway, invoice_id)
-    else:
-        raise Conflict("payment_in_progress", "The pay page keeps starting payments; try again.")
-    if invoice.status == statuses.VOID:
-        raise Conflict("invoice_not_payable", f"Invoice {invoice.number} is void.")
+    """Record money received at the desk against an invoice, or apply the patient's credit
+    to it (`account_credit`); `amount`: by default what it still owes (or, of credit, as
+    much as there is). The payment, succeeded, its money in the ledger. The pay page
+    stands aside first, through `gateway` (without one, a live pay page is 409)."""
+    claim, invoice = locked_without_pay_page(session, gateway, invoice_id, request, "payment")
+    if invoice is None:  # a replay: answered as the first time, pay page or not
+        assert claim is not None and claim.replay_of is not None
+        return _replayed(session, claim.replay_of)
+    if invoice.status in statuses.CLOSED:
+        raise Conflict("invoice_not_payable", f"Invoice {invoice.number} is {invoice.status}.")
     holds.check_not_held(session, invoice)
     collectable = collectable_now(session, invoice)
-    amount = collectable.amount if amount is None else amount
     if collectable.amount <= 0:
         raise Conflict(
             "invoice_not_payable", f"Invoice {invoice.number} owes nothing ({invoice.status})."
         )
-    if amount > collectable.amount:
+    if amount is not None and amount > collectable.amount:
         raise field_error(
             "amount_exceeds_balance",
             "amount",
             f"At most {collectable.amount} can be received on invoice {invoice.number}"
             f" ({_owed_words(invoice, collectable)}).",
         )
+    if method == CREDIT_METHOD:
+        if amount is not None:
+            check_remainder(invoice, collectable.amount, amount)
+        amount = account.use_credit(session, invoice, amount, collectable.amount)
+    amount = collectable.amount if amount is None else amount
     check_remainder(invoice, collectable.amount, amount)
     if method == "check" and not reference:
         raise field_error("reference_required", "reference", "Give the check's number.")
@@ -117,21 +116,115 @@ def record_payment(
     session.add(payment)
     session.flush()
     status_before = invoice.status
+    kind = ledger.FROM_CREDIT if method == CREDIT_METHOD else ledger.RECEIVED
     ledger.record(
-        session,
-        invoice,
-        ledger.RECEIVED,
-        amount,
-        payment.id,
-        occurred_at=payment.received_at,
-        method=method,
+        session, invoice, kind, amount, payment.id, occurred_at=payment.received_at, method=method
     )
-    audit_payment(session, payment, "payment.recorded")
-    events.publish(session, "payment.recorded", "payment", payment)
+    if method == CREDIT_METHOD:
+        account.record_applied(session, invoice, payment)
+        audit_payment(session, payment, "credit.applied")
+        events.publish(session, "credit.applied", "payment", payment)
+    else:
+        audit_payment(session, payment, "payment.recorded")
+        events.publish(session, "payment.recorded", "payment", payment)
     announce(session, invoice, status_before, moved=True)
-    idempotency.complete(session, claim, payment.id)
+    if claim is not None:
+        idempotency.complete(session, claim, payment.id)
     session.commit()
     return payment
+
+
+def locked_without_pay_page(
+    session: Session,
+    gateway: StripeGateway | None,
+    invoice_id: str,
+    request: IdempotencyRequest | None,
+    resource_type: str,
+) -> tuple[Claim | None, Invoice | None]:
+    """The request's idempotency claim, and the invoice locked with no pay page open on
+    it: the pay page's PaymentIntent is cancelled at Stripe first, through `gateway`
+    (409 if the patient has just paid with it; without a gateway, 409 while it is open).
+    No invoice when the request is a replay."""
+    for _ in range(STAND_ASIDE_ATTEMPTS):
+        claim = idempotency.claim(session, request, resource_type) if request else None
+        if claim is not None and claim.replay_of is not None:
+            return claim, None
+        invoice = get_invoice(session, invoice_id, for_update=True)
+        if not has_live_online(session, invoice.id):  # under the invoice's lock
+            return claim, invoice
+        # The pay page holds a PaymentIntent the patient could still pay: it is cancelled
+        # at Stripe first, outside the lock, then the invoice is locked again.
+        session.rollback()
+        if gateway is None:
+            raise Conflict(
+                "payment_in_progress", "The pay page is open and Stripe cannot be reached."
+            )
+        cancel_online(session, gateway, invoice_id)
+    raise Conflict("payment_in_progress", "The pay page keeps starting payments; try again.")
+
+
+def apply_credit_automatically(session: Session, invoice_id: str, credit: int) -> Payment | None:
+    """Apply as much of `credit` to the invoice as pays it (never leaving less owed than a
+    card can pay); None when it owes nothing now or the pay page is open."""
+    invoice = get_invoice(session, invoice_id, for_update=True)
+    if has_live_online(session, invoice.id) or not statuses.is_payable(invoice.status):
+        session.rollback()
+        return None
+    part = account.automatic_part(
+        collectable_now(session, invoice).amount, credit, invoice.currency
+    )
+    session.rollback()
+    if part <= 0:
+        return None
+    return record_payment(session, None, invoice_id, CREDIT_METHOD, part, None, None, None)
+
+
+def apply_all_credit(session: Session) -> int:
+    """The scheduled job: every patient's credit pays their oldest open invoices in its
+    currency; how much was applied."""
+    owners = session.execute(
+        select(AccountBalance.patient_id, AccountBalance.currency)
+        .join(
+            Invoice,
+            (Invoice.patient_id == AccountBalance.patient_id)
+            & (Invoice.currency == AccountBalance.currency),
+        )
+        .where(AccountBalance.credit > 0, Invoice.status.in_(statuses.PAYABLE))
+        .distinct()
+    ).all()
+    session.commit()
+    return sum(apply_oldest(session, patient_id, currency) for patient_id, currency in owners)
+
+
+def apply_oldest(session: Session, patient_id: str, currency: str) -> int:
+    """Apply the patient's credit in `currency` to their open invoices, oldest first (by
+    date of service), each in its own transaction; how much was applied. Never fails its
+    caller: credit left unapplied stays on the account for staff to apply."""
+    applied = 0
+    owing = session.scalars(
+        select(Invoice.id)
+        .where(
+            Invoice.patient_id == patient_id,
+            Invoice.currency == currency,
+            Invoice.status.in_(statuses.PAYABLE),
+        )
+        .order_by(Invoice.scheduled_at, Invoice.created_at)
+    ).all()
+    session.commit()
+    for invoice_id in owing:
+        credit = account.credit_of(session, patient_id, currency)
+        session.commit()
+        if credit <= 0:
+            break
+        try:
+            payment = apply_credit_automatically(session, invoice_id, credit)
+        except ServiceError as error:
+            session.rollback()
+            log.info("credit not applied to invoice %s: %s", invoice_id, error.detail)
+            continue
+        if payment is not None:
+            applied += payment.amount
+    return applied
 
 
 def desk_money(session: Session, invoice_id: str) -> int:
@@ -170,6 +263,11 @@ def reverse_payment(
     if found is None:
         raise NotFound("payment_not_found", f"No payment {payment_id!r} on this invoice.")
     payment = found
+    if payment.method == CREDIT_METHOD:
+        raise Conflict(
+            "payment_not_reversible",
+            f"Payment {payment.id} applied the patient's credit: a credit note gives it back.",
+        )
     if payment.method not in RECEIVED_METHODS:
         raise Conflict(
             "payment_not_reversible",

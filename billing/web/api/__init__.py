@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from billing.web.api import (
+    accounts,
     audit,
     bookings,
     books,
@@ -37,6 +38,7 @@ def init_app(app: Flask) -> BillingApi:
         bookings.blp,
         estimates.blp,
         payments.blp,
+        accounts.blp,
         packages.blp,
         reports.blp,
         books.blp,

@@ -50,11 +50,12 @@ class PaymentsView(MethodView):
     @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
     def post(self, body: dict[str, Any], invoice_id: str) -> Payment | dict[str, Any]:
         """Collect all or part of what the invoice owes: charge the card on file (402 when
-        declined), make a pay link for the patient (`payments:write`), or record money the
-        desk received as cash, a check or through another terminal (`payments:record`)."""
+        declined), make a pay link for the patient (`payments:write`), record money the
+        desk received as cash, a check or through another terminal, or apply the
+        patient's credit (`account_credit`) (`payments:record`)."""
         request = idempotency_request(required=True)
         assert request is not None
-        if body["method"] in received.RECEIVED_METHODS:
+        if body["method"] in received.RECORDED_METHODS:
             check_scope("payments:record", "recording money received at the desk")
             return received.record_payment(
                 db.session(),

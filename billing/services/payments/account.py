@@ -1,0 +1,228 @@
+"""A patient's account: credit (money that is theirs and owed to no invoice) per currency,
+and what they owe.
+
+Credit comes from money paid beyond what an invoice owes (a pay page and the desk that
+both collected, a payment on a void invoice, a credit note on a paid bill), when the
+clinic keeps overpayments as credit (`OVERPAYMENTS=credit`, the default; `refund` sends
+card money back instead). It moves out of the invoice in the ledger (`to_credit`) and into
+the account in the same transaction; it is then applied to the patient's oldest open
+invoices in that currency, and staff may apply it to any (payment method
+`account_credit`), which moves it into that invoice (`from_credit`). Taking credit is one
+UPDATE that asks for at least as much as it takes, so it never goes below zero and two
+applications of the last of it give one success, on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, has_app_context
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from billing.adapters.account_models import AccountBalance, AccountMovement
+from billing.adapters.db import dialect_insert
+from billing.adapters.models import Invoice, Payment, new_id, utcnow
+from billing.domain import statuses
+from billing.domain.errors import Conflict, field_error
+from billing.domain.money import STRIPE_MINIMUM_CHARGE
+from billing.services.access import audit
+from billing.services.invoicing import ledger
+from billing.services.payments import overpayments
+
+CREDIT, REFUND = "credit", "refund"
+OVERPAYMENT_CHOICES = (CREDIT, REFUND)
+# Movements: into the account from an invoice, out of it into one.
+OVERPAYMENT, CREDIT_NOTE, APPLIED = "overpayment", "credit_note", "applied"
+
+
+def keeps_overpayments() -> bool:
+    """Whether money paid beyond an invoice stays with the patient as credit (the
+    clinic's OVERPAYMENTS setting; `credit` outside an app too)."""
+    if not has_app_context():
+        return True
+    return bool(current_app.config.get("OVERPAYMENTS", CREDIT) == CREDIT)
+
+
+def credit_of(session: Session, patient_id: str, currency: str) -> int:
+    found = session.scalar(
+        select(AccountBalance.credit).where(
+            AccountBalance.patient_id == patient_id, AccountBalance.currency == currency
+        )
+    )
+    return int(found or 0)
+
+
+def move_to_credit(
+    session: Session,
+    invoice: Invoice,
+    amount: int,
+    kind: str,
+    note: str,
+    payment_id: str | None = None,
+    adjustment_id: str | None = None,
+) -> AccountMovement:
+    """In the caller's transaction (the invoice locked): `amount` of what was paid on the
+    invoice leaves it (ledger `to_credit`) and becomes the patient's credit."""
+    movement = AccountMovement(
+        id=new_id("mv"),
+        patient_id=invoice.patient_id,
+        currency=invoice.currency,
+        amount=amount,
+        kind=kind,
+        invoice_id=invoice.id,
+        payment_id=payment_id,
+        adjustment_id=adjustment_id,
+        note=note[:500],
+        created_at=utcnow(),
+    )
+    session.add(movement)
+    insert = dialect_insert(session)
+    session.execute(
+        insert(AccountBalance)
+        .values(
+            patient_id=invoice.patient_id,
+            currency=invoice.currency,
+            credit=amount,
+            updated_at=utcnow(),
+        )
+        .on_conflict_do_update(
+            index_elements=["patient_id", "currency"],
+            set_={"credit": AccountBalance.credit + amount, "updated_at": utcnow()},
+        )
+    )
+    ledger.record(session, invoice, ledger.TO_CREDIT, amount, movement.id)
+    audit.record(
+        session,
+        "credit.added",
+        "patient",
+        invoice.patient_id,
+        amount=amount,
+        currency=invoice.currency,
+        invoice_id=invoice.id,
+        kind=kind,
+        movement_id=movement.id,
+    )
+    return movement
+
+
+def keep_excess(session: Session, invoice: Invoice, payment: Payment) -> int:
+    """After `payment`'s money reached the ledger (the invoice locked): what it collected
+    beyond what the invoice owes becomes the patient's credit. How much moved."""
+    amount = min(overpayments.excess(session, invoice).amount, payment.amount)
+    if amount <= 0:
+        return 0
+    move_to_credit(
+        session,
+        invoice,
+        amount,
+        OVERPAYMENT,
+        f"Paid beyond invoice {invoice.number} ({invoice.status}); kept as credit.",
+        payment_id=payment.id,
+    )
+    return amount
+
+
+def take(session: Session, patient_id: str, currency: str, amount: int) -> bool:
+    """Take `amount` of the patient's credit, if they have that much: one conditional
+    UPDATE, so two takers of the last of it cannot both succeed."""
+    taken = session.execute(
+        update(AccountBalance)
+        .where(
+            AccountBalance.patient_id == patient_id,
+            AccountBalance.currency == currency,
+            AccountBalance.credit >= amount,
+        )
+        .values(credit=AccountBalance.credit - amount, updated_at=utcnow())
+        .returning(AccountBalance.patient_id)
+    ).scalar_one_or_none()
+    return taken is not None
+
+
+def use_credit(session: Session, invoice: Invoice, amount: int | None, collectable: int) -> int:
+    """In the caller's transaction, under the invoice's lock: take what of the patient's
+    credit pays the invoice now (`amount`, by default as much as it and `collectable`
+    allow). Refused when there is none, or less than asked."""
+    credit = credit_of(session, invoice.patient_id, invoice.currency)
+    if credit <= 0:
+        raise Conflict(
+            "no_credit", f"Patient {invoice.patient_id} has no credit in {invoice.currency}."
+        )
+    if amount is None:
+        amount = min(credit, collectable)
+    if amount > credit:
+        raise field_error(
+            "amount_exceeds_credit",
+            "amount",
+            f"Patient {invoice.patient_id} has {credit} {invoice.currency} of credit.",
+        )
+    if not take(session, invoice.patient_id, invoice.currency, amount):
+        raise Conflict("no_credit", "The patient's credit was used meanwhile; ask again.")
+    return amount
+
+
+def record_applied(session: Session, invoice: Invoice, payment: Payment) -> None:
+    """The movement out of the account for a payment of method `account_credit`."""
+    session.add(
+        AccountMovement(
+            id=new_id("mv"),
+            patient_id=invoice.patient_id,
+            currency=invoice.currency,
+            amount=-payment.amount,
+            kind=APPLIED,
+            invoice_id=invoice.id,
+            payment_id=payment.id,
+            note=f"Applied to invoice {invoice.number}.",
+            created_at=utcnow(),
+        )
+    )
+
+
+def automatic_part(collectable: int, credit: int, currency: str) -> int:
+    """What credit pays of `collectable` on its own: all it can, but never leaving less
+    owed than a card can pay (Stripe's minimum) unless it leaves nothing."""
+    amount = min(collectable, credit)
+    least = STRIPE_MINIMUM_CHARGE.get(currency, 0)
+    if 0 < collectable - amount < least:
+        amount = collectable - least
+    return max(amount, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    patient_id: str
+    balances: list[dict[str, object]]
+    open_invoices: list[Invoice]
+    movements: list[AccountMovement]
+
+
+def account(session: Session, patient_id: str, movements: int = 100) -> AccountView:
+    """What the patient owes and holds, per currency: open invoices with their balance
+    due, credit, and the latest movements of credit (newest first)."""
+    invoices = session.scalars(
+        select(Invoice)
+        .where(
+            Invoice.patient_id == patient_id,
+            Invoice.status.in_(statuses.UNPAID),
+        )
+        .order_by(Invoice.scheduled_at, Invoice.created_at)
+    ).all()
+    credits = session.scalars(
+        select(AccountBalance).where(AccountBalance.patient_id == patient_id)
+    ).all()
+    moved = session.scalars(
+        select(AccountMovement)
+        .where(AccountMovement.patient_id == patient_id)
+        .order_by(AccountMovement.created_at.desc(), AccountMovement.id)
+        .limit(movements)
+    ).all()
+    currencies = sorted({i.currency for i in invoices} | {c.currency for c in credits})
+    balances: list[dict[str, object]] = []
+    for currency in currencies:
+        owed = sum(i.balance_due for i in invoices if i.currency == currency)
+        credit = sum(c.credit for c in credits if c.currency == currency)
+        balances.append(
+            {"currency": currency, "owed": owed, "credit": credit, "balance": owed - credit}
+        )
+    session.commit()
+    return AccountView(patient_id, balances, list(invoices), list(moved))

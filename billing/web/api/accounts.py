@@ -1,0 +1,92 @@
+"""Credit notes and write-offs of an invoice, and a patient's account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+
+from billing.adapters import db
+from billing.adapters.models import InvoiceAdjustment
+from billing.adapters.providers import gateway_if_configured
+from billing.services.payments import account, adjustments
+from billing.web.api.blueprint import Blueprint
+from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
+from billing.web.api.payments import patient_in_path
+from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
+from billing.web.auth import requires
+from schemas.accounts import AccountSchema
+from schemas.invoices import AdjustmentSchema, CreditNoteRequestSchema, WriteOffRequestSchema
+
+blp = Blueprint(
+    "accounts",
+    __name__,
+    url_prefix="/v1",
+    description="Credit notes, write-offs and patients' accounts",
+)
+REQUIRED_KEY = [{**IDEMPOTENCY_HEADER, "required": True}]
+
+
+@blp.route("/invoices/<invoice_id>/credit-notes")
+class CreditNotesView(MethodView):
+    @requires("invoices:adjust")
+    @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
+    @blp.arguments(CreditNoteRequestSchema())
+    @blp.response(201, AdjustmentSchema())
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
+    def post(self, body: dict[str, Any], invoice_id: str) -> InvoiceAdjustment:
+        """Lower what an issued invoice owes (it is never edited). What was already paid
+        beyond the new amount goes back to the cards it came from, or stays with the
+        patient as credit, as the clinic's OVERPAYMENTS setting says (money received at
+        the desk always becomes credit)."""
+        request = idempotency_request(required=True)
+        assert request is not None
+        return adjustments.credit_note(
+            db.session(),
+            gateway_if_configured(),
+            invoice_id,
+            body["amount"],
+            body["reason"],
+            body["approved_by"],
+            request,
+        )
+
+
+@blp.route("/invoices/<invoice_id>/write-offs")
+class WriteOffsView(MethodView):
+    @requires("invoices:adjust")
+    @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
+    @blp.arguments(WriteOffRequestSchema())
+    @blp.response(201, AdjustmentSchema())
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
+    def post(self, body: dict[str, Any], invoice_id: str) -> InvoiceAdjustment:
+        """Write off what an invoice still owes (by default all of it): a balance the
+        clinic will not collect. Once nothing is owed the invoice reads `written_off` and
+        takes no more payments."""
+        request = idempotency_request(required=True)
+        assert request is not None
+        return adjustments.write_off(
+            db.session(),
+            gateway_if_configured(),
+            invoice_id,
+            body.get("amount"),
+            body["category"],
+            body["reason"],
+            body["approved_by"],
+            request,
+        )
+
+
+@blp.route("/patients/<patient_id>/account")
+class AccountView(MethodView):
+    @requires("invoices:read")
+    @blp.doc(security=BEARER)
+    @patient_in_path()
+    @blp.response(200, AccountSchema())
+    @problems(blp)
+    def get(self, patient_id: str) -> account.AccountView:
+        """What the patient owes (open invoices, each with its balance due) and the credit
+        they hold, per currency, with the latest movements of that credit. Credit pays
+        their oldest open invoices within a minute; staff may apply it to any with the
+        payment method `account_credit`."""
+        return account.account(db.session(), patient_id)

@@ -1,0 +1,146 @@
+"""Card money beyond what an invoice owes, against the Stripe stand-in: kept as the
+patient's credit by default (and paying their next bill), or refunded to the card when
+the clinic says so; a credit note on a bill paid by card gives the difference back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from billing.adapters import db
+from billing.services.finance.reconciliation import STATUSES
+from billing.services.payments import charges as payments
+from billing.services.payments import received
+from tests.fixtures_stripe import eventually
+from tests.stripe.collect import (
+    charge_card_on_file,
+    collected_at_stripe,
+    ledger_of,
+    open_pay_page,
+    patient_confirms,
+    refunds_of,
+)
+from tests.stripe.events import deliver, make_event
+
+
+def invoice(client, staff, invoice_id):
+    return client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+
+
+def test_money_collected_twice_is_kept_as_credit_and_pays_the_next_bill(
+    stripe_client, stripe_app, staff, open_invoice, standin, monkeypatch
+):
+    first = open_invoice(patient_id="P-9001")
+    secret = open_pay_page(stripe_client, staff, first)
+    monkeypatch.setattr(payments, "cancel_online", lambda *_args: None)  # the race
+    assert charge_card_on_file(stripe_client, staff, first, "desk").status_code == 201
+    monkeypatch.undo()
+    online_intent = patient_confirms(standin, secret)
+    assert online_intent["status"] == "succeeded"
+    for _ in range(2):  # delivered twice: kept once
+        event = make_event("payment_intent.succeeded", online_intent)
+        assert deliver(stripe_client, event).status_code == 200
+
+    total = invoice(stripe_client, staff, first)["total"]
+    account = eventually(
+        lambda: (
+            (found := stripe_client.get("/v1/patients/P-9001/account", headers=staff).json)[
+                "balances"
+            ]
+            and found
+        )
+    )
+    assert account["balances"] == [
+        {"currency": "usd", "owed": 0, "credit": total, "balance": -total}
+    ]
+    after = invoice(stripe_client, staff, first)
+    assert (after["status"], after["amount_paid"], after["amount_refunded"]) == ("paid", total, 0)
+    assert collected_at_stripe(standin, first) == (2 * total, 0)  # nothing went back
+    assert refunds_of(stripe_app, first) == []
+    money = ledger_of(stripe_app, first)
+    assert (money.paid, money.refunded) == (total, 0)  # charges less what became credit
+
+    # The next bill is paid from the credit, without a card.
+    second = open_invoice(card=None, patient_id="P-9001-b")
+    moved = stripe_client.post(
+        f"/v1/invoices/{second}/payments",
+        headers={**staff, "Idempotency-Key": "apply"},
+        json={"method": "account_credit"},
+    )
+    assert (moved.status_code, moved.json["code"]) == (409, "no_credit")  # another patient
+    third = open_invoice(card=None, patient_id="P-9001", booking_id="BK-P-9001-next")
+    with stripe_app.app_context():
+        assert received.apply_all_credit(db.session()) == total
+    paid = invoice(stripe_client, staff, third)
+    assert (paid["status"], paid["amount_paid"], paid["balance_due"]) == ("paid", total, 0)
+    assert collected_at_stripe(standin, third) == (0, 0)
+    later = stripe_client.get("/v1/patients/P-9001/account", headers=staff).json
+    assert later["balances"][0]["credit"] == 0
+    assert [m["kind"] for m in later["movements"]] == ["applied", "overpayment"]
+
+    # Reconciliation lists the two charges, not the moves to and from credit; finance
+    # sees the money collected twice as kept, nothing owed back.
+    today = datetime.now(UTC).date().isoformat()
+    report = stripe_client.get(
+        "/v1/reports/reconciliation", query_string={"from": today, "to": today}, headers=staff
+    ).json
+    rows = [row for name in STATUSES for row in report[name]]
+    assert sorted(row["kind"] for row in rows if row["kind"]) == ["charge", "charge"]
+    [over] = report["overpayments"]
+    assert (over["invoice_id"], over["excess"], over["kept_as_credit"], over["outstanding"]) == (
+        first,
+        total,
+        total,
+        0,
+    )
+
+
+def test_a_credit_note_on_a_card_paid_bill_refunds_the_difference_when_the_clinic_refunds(
+    stripe_client, stripe_app, staff, open_invoice, standin, monkeypatch
+):
+    monkeypatch.setitem(stripe_app.config, "OVERPAYMENTS", "refund")
+    invoice_id = open_invoice(patient_id="P-9101")
+    assert charge_card_on_file(stripe_client, staff, invoice_id, "desk").status_code == 201
+    total = invoice(stripe_client, staff, invoice_id)["total"]
+    note = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/credit-notes",
+        headers={**staff, "Idempotency-Key": "cn"},
+        json={"amount": 15000, "reason": "session shortened", "approved_by": "Dr. Rivera"},
+    )
+    assert note.status_code == 201, note.json
+    assert (note.json["refunded"], note.json["to_credit"]) == (15000, 0)
+    after = eventually(
+        lambda: (
+            (found := invoice(stripe_client, staff, invoice_id))["amount_paid"] == total and found
+        )
+    )
+    assert (after["status"], after["amount_credited"], after["balance_due"]) == ("paid", 15000, 0)
+    assert collected_at_stripe(standin, invoice_id) == (total, 15000)
+    assert [(r.kind, r.amount, r.status) for r in refunds_of(stripe_app, invoice_id)] == [
+        ("overpayment", 15000, "succeeded")
+    ]
+    # What is left to refund is what the patient paid for the corrected bill.
+    too_much = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/refunds",
+        headers={**staff, "Idempotency-Key": "r"},
+        json={"amount": total - 15000 + 1, "reason": "goodwill"},
+    )
+    assert too_much.status_code == 422
+
+
+def test_a_credit_note_on_a_card_paid_bill_keeps_the_difference_as_credit_by_default(
+    stripe_client, stripe_app, staff, open_invoice, standin
+):
+    invoice_id = open_invoice(patient_id="P-9201")
+    assert charge_card_on_file(stripe_client, staff, invoice_id, "desk").status_code == 201
+    note = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/credit-notes",
+        headers={**staff, "Idempotency-Key": "cn"},
+        json={"amount": 15000, "reason": "session shortened", "approved_by": "Dr. Rivera"},
+    )
+    assert note.status_code == 201, note.json
+    assert (note.json["refunded"], note.json["to_credit"]) == (0, 15000)
+    assert note.json["invoice"]["status"] == "paid"
+    total = note.json["invoice"]["total"]
+    assert collected_at_stripe(standin, invoice_id) == (total, 0)
+    account = stripe_client.get("/v1/patients/P-9201/account", headers=staff).json
+    assert account["balances"][0]["credit"] == 15000
