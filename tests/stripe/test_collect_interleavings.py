@@ -284,3 +284,161 @@ def test_no_interleaving_of_parts_cards_and_desk_money_collects_beyond_what_is_o
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
         ),
     )
+
+
+def credit_held(app: Any, patient_id: str) -> int:
+    from billing.adapters import db
+    from billing.services.payments import account
+
+    with app.app_context():
+        return account.credit_of(db.session(), patient_id, "usd")
+
+
+def test_no_interleaving_of_corrections_and_credit_loses_or_makes_a_cent(
+    stripe_app: Any, stripe_client: Any, staff: dict[str, str], open_invoice: Any, standin: Any
+) -> None:
+    """Two bills of one patient: parts by card and in cash, checks that bounce, refunds,
+    credit notes, write-offs, the patient's credit applied by staff and by the job, and
+    Stripe's webhooks, in any order and duplicated. After every step, for each bill: what
+    it kept (paid less refunded) never exceeds what it owes after credit notes and
+    write-offs, and equals it once it reads paid; the balance due is what is owed less
+    what was paid; the patient's credit is never negative. At the end, Stripe's money and
+    the desk's equal what the bills kept plus the credit the patient holds."""
+    from billing.adapters import db
+    from billing.services.payments import received
+
+    keys = itertools.count()
+    patients = itertools.count()
+
+    class Corrections(RuleBasedStateMachine):
+        @initialize()
+        def two_open_bills(self) -> None:
+            self.patient = f"P-CR{next(patients):03d}"
+            self.bills = [
+                open_invoice(patient_id=self.patient, booking_id=f"BK-{self.patient}-{n}")
+                for n in range(2)
+            ]
+            self.total = self.invoice(0)["total"]
+            self.cash: list[tuple[int, str]] = []
+            self.secrets: list[str] = []
+            # The first is paid by card: a credit note on it has money to give back.
+            paid = self.post(0, "payments", {"method": "card_on_file"})
+            assert paid.status_code == 201, paid.json
+
+        def invoice(self, which: int) -> dict[str, Any]:
+            bill = self.bills[which % 2]
+            return dict(stripe_client.get(f"/v1/invoices/{bill}", headers=staff).json)
+
+        def post(self, which: int, path: str, body: dict[str, Any]) -> Any:
+            return stripe_client.post(
+                f"/v1/invoices/{self.bills[which % 2]}/{path}",
+                headers={**staff, "Idempotency-Key": f"c{next(keys)}"},
+                json=body,
+            )
+
+        def part(self, share: int | None) -> dict[str, Any]:
+            return {"amount": self.total // share} if share else {}
+
+        @rule(which=st.integers(0, 1), share=st.sampled_from([None, 2, 5]))
+        def desk_charges_the_card(self, which: int, share: int | None) -> None:
+            answer = self.post(which, "payments", {"method": "card_on_file", **self.part(share)})
+            assert answer.status_code in (201, 402, 409, 422), answer.json
+
+        @rule(which=st.integers(0, 1), share=st.sampled_from([None, 4, 10]))
+        def desk_receives_a_check(self, which: int, share: int | None) -> None:
+            body = {"method": "check", "reference": "77", **self.part(share)}
+            answer = self.post(which, "payments", body)
+            assert answer.status_code in (201, 409, 422), answer.json
+            if answer.status_code == 201:
+                self.cash.append((which, answer.json["id"]))
+
+        @rule(pick=st.integers(0, 5))
+        def a_check_bounces(self, pick: int) -> None:
+            if self.cash:
+                which, payment = self.cash[pick % len(self.cash)]
+                answer = self.post(which, f"payments/{payment}/reversals", {"reason": "returned"})
+                assert answer.status_code == 201, answer.json
+
+        @rule(which=st.integers(0, 1), share=st.sampled_from([2, 5, 10]))
+        def finance_issues_a_credit_note(self, which: int, share: int) -> None:
+            body = {"amount": self.total // share, "reason": "r", "approved_by": "a"}
+            answer = self.post(which, "credit-notes", body)
+            assert answer.status_code in (201, 409, 422), answer.json
+
+        @rule(which=st.integers(0, 1), share=st.sampled_from([None, 10]))
+        def finance_writes_off(self, which: int, share: int | None) -> None:
+            body = {"category": "bad_debt", "reason": "r", "approved_by": "a", **self.part(share)}
+            answer = self.post(which, "write-offs", body)
+            assert answer.status_code in (201, 409, 422), answer.json
+
+        @rule(which=st.integers(0, 1), share=st.sampled_from([None, 10]))
+        def desk_applies_credit(self, which: int, share: int | None) -> None:
+            body = {"method": "account_credit", **self.part(share)}
+            answer = self.post(which, "payments", body)
+            assert answer.status_code in (201, 409, 422), answer.json
+
+        @rule()
+        def the_job_applies_credit(self) -> None:
+            with stripe_app.app_context():
+                received.apply_all_credit(db.session())
+
+        @rule(which=st.integers(0, 1), share=st.sampled_from([2, 5]))
+        def desk_refunds(self, which: int, share: int) -> None:
+            body = {"amount": self.total // share, "reason": "interleaving"}
+            answer = self.post(which, "refunds", body)
+            assert answer.status_code in (201, 409, 422), answer.json
+
+        @rule(which=st.integers(0, 1))
+        def patient_opens_the_pay_page(self, which: int) -> None:
+            if self.invoice(which)["status"] in ("open", "partially_paid"):
+                self.secrets.append(open_pay_page(stripe_client, staff, self.bills[which]))
+
+        @rule(page=st.integers(0, 5))
+        def patient_presses_pay(self, page: int) -> None:
+            if self.secrets:
+                patient_confirms(standin, self.secrets[-1 - page % len(self.secrets)])
+
+        @rule(which=st.integers(0, 1), pick=st.integers(0, 5), copies=st.integers(1, 3))
+        def stripe_delivers_an_event(self, which: int, pick: int, copies: int) -> None:
+            stripe_sends(stripe_client, intents_of(standin, self.bills[which]), pick, copies)
+
+        @invariant()
+        def every_cent_in_its_place(self) -> None:
+            if not hasattr(self, "bills"):
+                return
+            for which in (0, 1):
+                invoice = self.invoice(which)
+                owed = invoice["total"] - invoice["amount_credited"] - invoice["amount_written_off"]
+                money = ledger_of(stripe_app, self.bills[which])
+                kept = money.paid - money.refunded
+                assert kept <= owed, (invoice, money)
+                if invoice["status"] in ("open", "partially_paid"):
+                    assert invoice["balance_due"] == owed - invoice["amount_paid"], invoice
+                if invoice["status"] == "paid":
+                    assert money.paid - money.overpaid == owed, (invoice, money)
+                    assert invoice["balance_due"] == 0, invoice
+            assert credit_held(stripe_app, self.patient) >= 0
+
+        def teardown(self) -> None:
+            if not hasattr(self, "bills"):
+                return
+            real, kept = 0, 0
+            for bill in self.bills:
+                for intent in intents_of(standin, bill):
+                    if intent["status"] == "succeeded":
+                        deliver(stripe_client, make_event("payment_intent.succeeded", intent))
+                paid, refunded = collected_at_stripe(standin, bill)
+                real += paid - refunded + desk_money(stripe_app, bill)
+                money = ledger_of(stripe_app, bill)
+                kept += money.paid - money.refunded
+            assert real == kept + credit_held(stripe_app, self.patient), (real, kept)
+
+    run_state_machine_as_test(
+        Corrections,
+        settings=settings(
+            max_examples=int(os.environ.get("INTERLEAVING_EXAMPLES", "20")),
+            stateful_step_count=12,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        ),
+    )
