@@ -105,7 +105,7 @@ class InvoicePathSchema(Schema):
 
 
 RECEIVED_METHODS = ("cash", "check", "external")
-RECORDED_METHODS = (*RECEIVED_METHODS, "account_credit")
+RECORDED_METHODS = (*RECEIVED_METHODS, "account_credit", "gift_card")
 
 
 class PaymentRequestSchema(Schema):
@@ -121,8 +121,8 @@ class PaymentRequestSchema(Schema):
             "description": "How much to collect, in minor units; by default all the invoice "
             "still owes (`balance_due`). Never more than that. For `online`, the pay page "
             "opens asking for this much (at least the clinic's PAY_PAGE_MINIMUMS for the "
-            "currency); the patient may still change it. For `account_credit`, by default "
-            "as much of the patient's credit as pays it.",
+            "currency); the patient may still change it. For `account_credit` and "
+            "`gift_card`, by default as much of the credit or the card as pays it.",
             "example": 20000,
         }
     )
@@ -144,6 +144,13 @@ class PaymentRequestSchema(Schema):
             "default now. Never in the future."
         }
     )
+    code = fields.String(
+        validate=validate.Length(min=1, max=40),
+        metadata={
+            "description": "gift_card: the gift card's code.",
+            "example": "GC-7KQ2-M9XD-4TWA",
+        },
+    )
 
     @validates_schema
     def _fields_go_with_their_method(self, data: dict[str, Any], **_: Any) -> None:
@@ -155,6 +162,8 @@ class PaymentRequestSchema(Schema):
                 raise ValidationError(
                     "Only money received at the desk (cash, check, external) has this.", name
                 )
+        if "code" in data and method != "gift_card":
+            raise ValidationError("Only a gift card (method gift_card) has a code.", "code")
         received = data.get("received_at")
         if received is not None and received > datetime.now(UTC) + timedelta(minutes=5):
             raise ValidationError("Must not be in the future.", "received_at")

@@ -15,6 +15,7 @@ from billing.domain.policy import (
     BOOKING_STATES,
     CANCELLED_BY,
     FEE_REASONS,
+    GIFT_CARD,
     INVOICE_KINDS,
     PACKAGE,
 )
@@ -124,6 +125,14 @@ ERROR_CODES = (
     "amount_exceeds_invoice",
     "invoice_not_adjustable",
     "refund_in_progress",
+    "gift_card_not_found",
+    "gift_card_not_paid",
+    "gift_card_expired",
+    "gift_card_used",
+    "gift_card_not_applicable",
+    "amount_exceeds_gift_card",
+    "code_required",
+    "expires_in_past",
 )
 
 
@@ -181,6 +190,7 @@ TYPES: dict[str, dict[str, Any]] = {
         "example": "2026-000123-CN1",
     },
     "AccountMovementId": _our_id("mv", "A movement of a patient's credit"),
+    "GiftCardId": _our_id("gc", "A gift card's id (not its code)"),
     "BookingId": _caller_id("The booking system's id of the booking", "BK-2026-0412"),
     "PatientId": _caller_id("The booking system's id of the patient", "P-1001"),
     "PaymentMethodId": {
@@ -208,7 +218,9 @@ TYPES: dict[str, dict[str, Any]] = {
     "InvoiceSessionType": _closed(
         *SESSION_TYPES,
         PACKAGE,
-        description="The session an invoice is for, or package: a package of credits sold.",
+        GIFT_CARD,
+        description="The session an invoice is for, or package: a package of credits sold, "
+        "or gift_card: a gift card sold.",
     ),
     "PackageStatus": _closed(
         "awaiting_payment",
@@ -247,7 +259,8 @@ TYPES: dict[str, dict[str, Any]] = {
     "InvoiceKind": _closed(
         *INVOICE_KINDS,
         description="session: a patient's session of a booking; fee: a late-cancellation or "
-        "no-show fee; package: a package of credits sold to a patient.",
+        "no-show fee; package: a package of credits sold to a patient; gift_card: a gift "
+        "card sold.",
     ),
     "FeeReason": _closed(*FEE_REASONS, description="Why a fee invoice was made."),
     "Attendance": _closed(*ATTENDANCE, description="Whether the patient came to the session."),
@@ -264,11 +277,12 @@ TYPES: dict[str, dict[str, Any]] = {
         "check",
         "external",
         "account_credit",
+        "gift_card",
         description="card_on_file: charge the saved card now; online: a pay link for the "
         "patient; cash, check, external (another terminal or processor): money the front "
         "desk received outside Stripe, recorded as it arrived (scope payments:record); "
-        "account_credit: the patient's credit applied to the invoice (scope "
-        "payments:record).",
+        "account_credit: the patient's credit applied to the invoice; gift_card: a gift "
+        "card's code (scope payments:record).",
     ),
     "PaymentStatus": _closed(*PAYMENT_STATUSES, description="Where one payment attempt is."),
     "RefundStatus": _closed(*REFUND_STATUSES, description="Where one refund is."),
@@ -288,12 +302,23 @@ TYPES: dict[str, dict[str, Any]] = {
         "reversal",
         "to_credit",
         "from_credit",
+        "gift_card",
         description="Which way a ledger entry moved money; refund_failure: a refund that "
         "failed after it was counted, its money back (Stripe's balance transaction of the "
         "same type); received: money the desk received outside Stripe (cash, a check, "
         "another terminal); reversal: money received that never arrived (a bounced check); "
         "to_credit: money paid beyond what the invoice owes, kept as the patient's credit; "
-        "from_credit: the patient's credit applied to the invoice.",
+        "from_credit: the patient's credit applied to the invoice; gift_card: a gift card "
+        "paid part of the invoice.",
+    ),
+    "GiftCardStatus": _closed(
+        "awaiting_payment",
+        "active",
+        "used",
+        "expired",
+        "refunded",
+        description="awaiting_payment: its invoice is not paid yet; active: it can be spent; "
+        "used: nothing is left; expired; refunded: what was left went back to its buyer.",
     ),
     "AdjustmentKind": _closed(
         "credit_note",

@@ -1,11 +1,12 @@
 """A patient's account: money that is theirs and not owed to an invoice (credit), per
-currency, and every movement of it."""
+currency, and every movement of it; and gift cards, money anyone holding the code may
+spend."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.adapters.models import Base, new_id, utcnow
@@ -43,4 +44,20 @@ class AccountMovement(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-__all__ = ["AccountBalance", "AccountMovement"]
+class GiftCard(Base):
+    """A gift card sold as an invoice (kind `gift_card`): usable once that invoice is paid,
+    on any invoice, until `expires_at` if it has one. Only its code's SHA-256 is kept (the
+    code is shown once, when it is sold); what is left on it is its amount less what paid
+    invoices and what was refunded to its buyer, counted under the lock of its invoice."""
+
+    __tablename__ = "gift_cards"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("gc"))
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    last4: Mapped[str] = mapped_column(String(4))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    purchaser_patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), unique=True)
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -296,11 +296,14 @@ def _ledger_refunded(invoice_id: Any) -> Any:
 
 
 def _ledger_paid(invoice_id: Any) -> Any:
-    """What an invoice's ledger says was paid: Stripe's charges, the money staff received
-    and the patient's credit applied to it, less what of that never arrived (entries of
-    kind `reversal`) or was moved to the patient's credit (`to_credit`)."""
+    """What an invoice's ledger says was paid: Stripe's charges, the money staff received,
+    the patient's credit and gift cards applied to it, less what of that never arrived
+    (entries of kind `reversal`) or was moved to the patient's credit (`to_credit`)."""
     paid = case(
-        (LedgerEntry.kind.in_(("charge", "received", "from_credit")), LedgerEntry.amount),
+        (
+            LedgerEntry.kind.in_(("charge", "received", "from_credit", "gift_card")),
+            LedgerEntry.amount,
+        ),
         (LedgerEntry.kind.in_(("reversal", "to_credit")), -LedgerEntry.amount),
         else_=0,
     )

@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from billing.domain.money import Money
-from billing.domain.policy import PACKAGE
+from billing.domain.policy import GIFT_CARD, PACKAGE
 from billing.domain.pricing import SESSION_TYPES, session_name
 
 # The accounts a journal posts to, by key; the clinic names them (JOURNAL_ACCOUNTS).
@@ -32,6 +32,8 @@ CLEARING, BANK, REFUNDS, DISPUTES, FEES, PACKAGES = (
 UNDEPOSITED, OTHER_CLEARING = "undeposited_funds", "other_processor_clearing"
 # Money paid beyond what invoices owe, kept for the patient: owed to them until applied.
 PATIENT_CREDIT = "patient_credit"
+# Gift cards sold and not yet spent: owed to whoever holds them.
+GIFT_CARDS = "gift_cards"
 DEFAULT_TAX_RATE = "Tax Exempt"
 DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
     CLEARING: {"name": "Stripe Clearing", "code": "1250"},
@@ -48,6 +50,7 @@ DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
     # A package's price is sessions still owed: a liability until its credits are used.
     PACKAGES: {"name": "Prepaid Packages", "code": "2400"},
     PATIENT_CREDIT: {"name": "Patient Credit Balances", "code": "2300"},
+    GIFT_CARDS: {"name": "Gift Card Liability", "code": "2350"},
     REFUNDS: {"name": "Patient Refunds", "code": "4900"},
     DISPUTES: {"name": "Card Disputes", "code": "4910"},
     FEES: {"name": "Stripe Fees", "code": "6100"},
@@ -62,6 +65,7 @@ ITEM_KINDS = (
     "dispute",
     "to_credit",
     "from_credit",
+    "gift_card",
     "fee",
     "payout",
 )
@@ -170,6 +174,9 @@ def _posting(item: Item) -> tuple[str, str, str, int]:
         if item.kind == "to_credit":
             return earned, PATIENT_CREDIT, f"{name}, kept as patient credit", amount
         return PATIENT_CREDIT, earned, f"{name}, paid from patient credit", amount
+    if item.kind == "gift_card":  # a gift card sold earlier paid it: earned now
+        earned, name = _earned(item.session_type)
+        return GIFT_CARDS, earned, f"{name}, paid by gift card", amount
     if item.kind == "refund":
         return REFUNDS, CLEARING, "Refunds", amount
     if item.kind == "refund_failure":  # a refund that failed: its money back in Stripe
@@ -191,6 +198,8 @@ def _earned(session_type: str | None) -> tuple[str, str]:
     """The account an invoice's money is earned in, and how its lines read."""
     if session_type == PACKAGE:
         return PACKAGES, "Package sales"
+    if session_type == GIFT_CARD:
+        return GIFT_CARDS, "Gift card sales"
     session_type = session_type or SESSION_TYPES[0]
     return f"revenue_{session_type}", f"{session_name(session_type)} sessions"
 

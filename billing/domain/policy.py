@@ -32,7 +32,8 @@ BOOKING_STATES = (ACTIVE, BELOW_MINIMUM, CANCELLED)
 SESSION = "session"
 FEE = "fee"
 PACKAGE = "package"  # a package of credits sold to a patient (its session_type too)
-INVOICE_KINDS = (SESSION, FEE, PACKAGE)
+GIFT_CARD = "gift_card"  # a gift card sold (its session_type too)
+INVOICE_KINDS = (SESSION, FEE, PACKAGE, GIFT_CARD)
 
 # Billing codes of invoice lines: a session's, and each fee's own.
 BILLING_CODES = {
@@ -41,6 +42,7 @@ BILLING_CODES = {
     LATE_CANCELLATION: "FEE-LATE-CANCEL",
     NO_SHOW: "FEE-NO-SHOW",
     PACKAGE: "KET-PKG",
+    GIFT_CARD: "GIFT-CARD",
 }
 FEE_DESCRIPTIONS = {
     LATE_CANCELLATION: "Late cancellation fee",

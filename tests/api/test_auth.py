@@ -107,6 +107,13 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
         {"category": "bad_debt", "reason": "no reply", "approved_by": "M. Chen"},
     ),
     ("GET", "/v1/patients/{patient_id}/account", ("invoices:read",), None),
+    (
+        "POST",
+        "/v1/gift-cards",
+        ("invoices:write",),
+        {"amount": 5000, "currency": "usd", "purchaser_patient_id": "P-1001", "name": "Ana"},
+    ),
+    ("GET", "/v1/gift-cards/{code}", ("invoices:read",), None),
     ("POST", "/v1/patients/{patient_id}/setup-intents", ("payments:write",), STRIPE),
     ("POST", "/v1/patients/{patient_id}/payment-methods", ("payments:write",), STRIPE),
     ("GET", "/v1/patients/{patient_id}/payment-methods", ("payments:write",), STRIPE),
@@ -218,6 +225,18 @@ def _call(client, method, template, body, headers, make_key, booking):
         ids["event_id"] = client.get("/v1/events", headers=make_key("events:read")).json["data"][0][
             "id"
         ]
+    if "{code}" in template:
+        sold = client.post(
+            "/v1/gift-cards",
+            json={
+                "amount": 5000,
+                "currency": "usd",
+                "purchaser_patient_id": "P-1001",
+                "name": "Ana",
+            },
+            headers={**make_key("invoices:write"), "Idempotency-Key": "matrix-gift"},
+        )
+        ids["code"] = sold.json["code"]
     if "{endpoint_id}" in template:
         ids["endpoint_id"] = _endpoint_of(client.application, headers)
     payload = None if body in ("paid", "estimated") else body

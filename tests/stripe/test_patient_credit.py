@@ -1,6 +1,7 @@
 """Card money beyond what an invoice owes, against the Stripe stand-in: kept as the
 patient's credit by default (and paying their next bill), or refunded to the card when
-the clinic says so; a credit note on a bill paid by card gives the difference back."""
+the clinic says so; a credit note on a bill paid by card gives the difference back; a gift
+card's buyer gets back only what is left on it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from billing.adapters import db
 from billing.services.finance.reconciliation import STATUSES
 from billing.services.payments import charges as payments
 from billing.services.payments import received
-from tests.fixtures_stripe import eventually
+from tests.fixtures_stripe import eventually, save_card
 from tests.stripe.collect import (
     charge_card_on_file,
     collected_at_stripe,
@@ -144,3 +145,44 @@ def test_a_credit_note_on_a_card_paid_bill_keeps_the_difference_as_credit_by_def
     assert collected_at_stripe(standin, invoice_id) == (total, 0)
     account = stripe_client.get("/v1/patients/P-9201/account", headers=staff).json
     assert account["balances"][0]["credit"] == 15000
+
+
+def test_only_what_is_left_on_a_gift_card_goes_back_to_its_buyer(
+    stripe_client, stripe_app, staff, open_invoice, standin
+):
+    sold = stripe_client.post(
+        "/v1/gift-cards",
+        headers={**staff, "Idempotency-Key": "gift"},
+        json={
+            "amount": 10000,
+            "currency": "usd",
+            "purchaser_patient_id": "P-9301",
+            "name": "Ines Moreau",
+        },
+    )
+    assert sold.status_code == 201, sold.json
+    save_card(stripe_client, staff, standin.url, "P-9301", "pm_card_visa")
+    paid = charge_card_on_file(stripe_client, staff, sold.json["invoice_id"], "buy")
+    assert paid.status_code == 201, paid.json
+    someone = open_invoice(card=None, patient_id="P-9302")
+    spent = stripe_client.post(
+        f"/v1/invoices/{someone}/payments",
+        headers={**staff, "Idempotency-Key": "spend"},
+        json={"method": "gift_card", "code": sold.json["code"], "amount": 3000},
+    )
+    assert spent.status_code == 201, spent.json
+
+    def refund(key: str, amount: int):
+        return stripe_client.post(
+            f"/v1/invoices/{sold.json['invoice_id']}/refunds",
+            headers={**staff, "Idempotency-Key": key},
+            json={"amount": amount, "reason": "the gift was not wanted"},
+        )
+
+    too_much = refund("r1", 8000)
+    assert (too_much.status_code, too_much.json["code"]) == (422, "refund_exceeds_paid")
+    assert refund("r2", 7000).status_code == 201
+    card = stripe_client.get(f"/v1/gift-cards/{sold.json['code']}", headers=staff).json
+    assert (card["balance"], card["status"]) == (0, "refunded")
+    assert collected_at_stripe(standin, sold.json["invoice_id"]) == (10000, 7000)
+    assert collected_at_stripe(standin, someone) == (0, 0)  # the gift card paid, not a card

@@ -33,11 +33,10 @@ from billing.adapters.models import (
 from billing.domain.dates import UTC_ZONE, day_of
 from billing.domain.statuses import VOID
 from billing.services.invoicing.ledger import (
-    FROM_CREDIT,
+    MOVES,
     RECEIVED,
     REFUND_FAILURE,
     REVERSAL,
-    TO_CREDIT,
     paid_net,
     refunded_net,
 )
@@ -113,7 +112,7 @@ def pairs(period: Period) -> Select[Any]:
             LedgerEntry.occurred_at >= period.start - SLACK,
             LedgerEntry.occurred_at < period.end + SLACK,
             # Moves between an invoice and the patient's credit are no money of anyone's.
-            LedgerEntry.kind.not_in((TO_CREDIT, FROM_CREDIT)),
+            LedgerEntry.kind.not_in(MOVES),
         )
         .subquery("l")
     )

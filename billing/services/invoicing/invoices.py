@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -11,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.booking_models import Booking
 from billing.adapters.db import dialect_insert, lock_for_write
-from billing.adapters.models import Invoice, InvoiceCounter, InvoiceLine, Quote, utcnow
+from billing.adapters.models import Invoice, InvoiceCounter, InvoiceLine, Quote, QuoteLine, utcnow
 from billing.domain import policy, pricing, statuses
 from billing.domain.dates import UTC_ZONE, day_of
-from billing.domain.errors import Conflict, NotFound
+from billing.domain.errors import Conflict, NotFound, field_error
 from billing.services.access import audit
 from billing.services.bookings import seats
 from billing.services.integrations import events
@@ -45,6 +46,28 @@ def get_invoice(session: Session, invoice_id: str, for_update: bool = False) -> 
     if invoice is None:
         raise NotFound("invoice_not_found", f"No invoice {invoice_id!r}.")
     return invoice
+
+
+def patient_for_invoice(
+    session: Session, patient_id: str, body: dict[str, Any]
+) -> tuple[str, str | None]:
+    """The name (and email) for an invoice without a quote (a package's, a gift card's):
+    given, or as the patient's last quote had it."""
+    if body.get("name"):
+        return body["name"], body.get("email")
+    last = session.execute(
+        select(QuoteLine.patient_name, QuoteLine.patient_email)
+        .where(QuoteLine.patient_id == patient_id)
+        .order_by(QuoteLine.id.desc())
+        .limit(1)
+    ).first()
+    if last is None:
+        raise field_error(
+            "patient_name_required",
+            "name",
+            f"Patient {patient_id} has not been quoted before: give the name for the invoice.",
+        )
+    return last[0], body.get("email") or last[1]
 
 
 def create_invoices(

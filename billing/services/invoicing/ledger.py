@@ -29,7 +29,9 @@ REVERSAL = "reversal"  # money received that never arrived after all (a bounced 
 # Between the invoice and the patient's credit: money paid beyond what it owes kept as
 # credit (`to_credit`), and credit applied to it (`from_credit`). Neither is new money.
 TO_CREDIT, FROM_CREDIT = "to_credit", "from_credit"
-OUTSIDE_STRIPE_KINDS = (RECEIVED, REVERSAL, TO_CREDIT, FROM_CREDIT)  # no Stripe object
+GIFT_CARD = "gift_card"  # a gift card (sold and paid for earlier) paid part of the invoice
+OUTSIDE_STRIPE_KINDS = (RECEIVED, REVERSAL, TO_CREDIT, FROM_CREDIT, GIFT_CARD)  # no Stripe object
+MOVES = (TO_CREDIT, FROM_CREDIT, GIFT_CARD)  # money that was already the clinic's: no new money
 MONEY_BACK = (REFUND_FAILURE, REVERSAL)  # entries that may move a status back
 
 
@@ -98,7 +100,7 @@ def applied_net(kind: Any, amount: Any) -> Any:
     """An entry's part of what was paid on the invoice, for SQL sums: as `paid_net`, and
     the patient's credit applied to it, less what of it was moved to that credit."""
     return case(
-        (kind.in_((CHARGE, RECEIVED, FROM_CREDIT)), amount),
+        (kind.in_((CHARGE, RECEIVED, FROM_CREDIT, GIFT_CARD)), amount),
         (kind.in_((REVERSAL, TO_CREDIT)), -amount),
         else_=0,
     )

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.credit_models import CreditRefund, Package, PatientPackage
-from billing.adapters.models import IdempotencyKey, Invoice, InvoiceLine, QuoteLine, Refund, utcnow
+from billing.adapters.models import IdempotencyKey, Invoice, InvoiceLine, Refund, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import credits as credit_rules
 from billing.domain import policy, statuses
@@ -107,7 +107,7 @@ def sell(
             session.commit()
             return get_patient_package(session, patient_id, claim.replay_of)
     package = current_package(session, body["code"])
-    name, email = _patient(session, patient_id, body)
+    name, email = invoices.patient_for_invoice(session, patient_id, body)
     number = invoices.next_numbers(session, day_of(now, zone).year, 1)[0]
     invoice = Invoice(
         number=number,
@@ -167,25 +167,6 @@ def sell(
         idempotency.complete(session, claim, sold.id)
     session.commit()
     return sold
-
-
-def _patient(session: Session, patient_id: str, body: dict[str, Any]) -> tuple[str, str | None]:
-    """The name (and email) for the invoice: given, or as the patient's last quote had it."""
-    if body.get("name"):
-        return body["name"], body.get("email")
-    last = session.execute(
-        select(QuoteLine.patient_name, QuoteLine.patient_email)
-        .where(QuoteLine.patient_id == patient_id)
-        .order_by(QuoteLine.id.desc())
-        .limit(1)
-    ).first()
-    if last is None:
-        raise field_error(
-            "patient_name_required",
-            "name",
-            f"Patient {patient_id} has not been quoted before: give the name for the invoice.",
-        )
-    return last[0], body.get("email") or last[1]
 
 
 def get_patient_package(session: Session, patient_id: str, package_id: str) -> PatientPackage:

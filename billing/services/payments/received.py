@@ -32,7 +32,7 @@ from billing.services.idempotency import Claim, IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
-from billing.services.payments import account
+from billing.services.payments import account, gift_cards
 from billing.services.payments.charges import (
     announce,
     audit_payment,
@@ -47,7 +47,9 @@ log = logging.getLogger("billing.payments")
 
 RECEIVED_METHODS = ("cash", "check", "external")
 CREDIT_METHOD = "account_credit"  # the patient's credit, applied by staff or on its own
-RECORDED_METHODS = (*RECEIVED_METHODS, CREDIT_METHOD)  # recorded, never sent to Stripe
+GIFT_CARD_METHOD = gift_cards.METHOD  # a gift card's code, at the desk or on the pay page
+# Recorded, never sent to Stripe.
+RECORDED_METHODS = (*RECEIVED_METHODS, CREDIT_METHOD, GIFT_CARD_METHOD)
 STAND_ASIDE_ATTEMPTS = 3  # a pay page that keeps making intents meanwhile: 409 after this
 # Money handed over at check-in may come in a little before the invoice is made; no more.
 EARLIEST_BEFORE = timedelta(days=1)
@@ -62,11 +64,13 @@ def record_payment(
     reference: str | None,
     received_at: datetime | None,
     request: IdempotencyRequest | None,
+    code: str | None = None,
 ) -> Payment:
-    """Record money received at the desk against an invoice, or apply the patient's credit
-    to it (`account_credit`); `amount`: by default what it still owes (or, of credit, as
-    much as there is). The payment, succeeded, its money in the ledger. The pay page
-    stands aside first, through `gateway` (without one, a live pay page is 409)."""
+    """Record money received at the desk against an invoice, apply the patient's credit to
+    it (`account_credit`) or a gift card (`gift_card`, its `code`); `amount`: by default
+    what it still owes (of credit or a gift card, as much as they pay). The payment,
+    succeeded, its money in the ledger. The pay page stands aside first, through
+    `gateway` (without one, a live pay page is 409)."""
     claim, invoice = locked_without_pay_page(session, gateway, invoice_id, request, "payment")
     if invoice is None:  # a replay: answered as the first time, pay page or not
         assert claim is not None and claim.replay_of is not None
@@ -86,10 +90,17 @@ def record_payment(
             f"At most {collectable.amount} can be received on invoice {invoice.number}"
             f" ({_owed_words(invoice, collectable)}).",
         )
+    if amount is not None:
+        check_remainder(invoice, collectable.amount, amount)
+    card_id = None
     if method == CREDIT_METHOD:
-        if amount is not None:
-            check_remainder(invoice, collectable.amount, amount)
         amount = account.use_credit(session, invoice, amount, collectable.amount)
+    elif method == GIFT_CARD_METHOD:
+        asked = amount
+        card, amount = gift_cards.use(session, invoice, code, amount, collectable.amount)
+        if asked is None:  # all the card pays, leaving nothing or what a card can pay
+            amount = account.automatic_part(collectable.amount, amount, invoice.currency)
+        card_id = card.id
     amount = collectable.amount if amount is None else amount
     check_remainder(invoice, collectable.amount, amount)
     if method == "check" and not reference:
@@ -108,7 +119,7 @@ def record_payment(
         status=SUCCEEDED,
         amount=amount,
         currency=invoice.currency,
-        reference=reference,
+        reference=card_id or reference,
         received_at=received_at or now,
         recorded_by=audit.current_actor().name[:254],
         paid_at=now,
@@ -116,7 +127,9 @@ def record_payment(
     session.add(payment)
     session.flush()
     status_before = invoice.status
-    kind = ledger.FROM_CREDIT if method == CREDIT_METHOD else ledger.RECEIVED
+    kind = {CREDIT_METHOD: ledger.FROM_CREDIT, GIFT_CARD_METHOD: ledger.GIFT_CARD}.get(
+        method, ledger.RECEIVED
+    )
     ledger.record(
         session, invoice, kind, amount, payment.id, occurred_at=payment.received_at, method=method
     )
@@ -263,10 +276,11 @@ def reverse_payment(
     if found is None:
         raise NotFound("payment_not_found", f"No payment {payment_id!r} on this invoice.")
     payment = found
-    if payment.method == CREDIT_METHOD:
+    if payment.method in (CREDIT_METHOD, GIFT_CARD_METHOD):
         raise Conflict(
             "payment_not_reversible",
-            f"Payment {payment.id} applied the patient's credit: a credit note gives it back.",
+            f"Payment {payment.id} was paid with credit or a gift card: a credit note gives"
+            " it back.",
         )
     if payment.method not in RECEIVED_METHODS:
         raise Conflict(

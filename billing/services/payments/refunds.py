@@ -23,7 +23,7 @@ from billing.adapters.stripe_gateway import RefundResult, StripeGateway
 from billing.domain.errors import Conflict, ServiceError, Unprocessable, field_error
 from billing.domain.events import REFUND_EVENTS
 from billing.domain.money import Money
-from billing.domain.policy import PACKAGE
+from billing.domain.policy import GIFT_CARD, PACKAGE
 from billing.domain.statuses import FAILED, PENDING, SUCCEEDED, UNKNOWN
 from billing.services import idempotency
 from billing.services.access import audit
@@ -31,6 +31,7 @@ from billing.services.idempotency import REPLAY_WAIT, STALE_AFTER, IdempotencyRe
 from billing.services.integrations import events
 from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
+from billing.services.payments import gift_cards
 
 RESERVING = (SUCCEEDED, PENDING, UNKNOWN)  # refunds whose amount is spoken for
 STRIPE_METHODS = ("card_on_file", "online")  # payments a Stripe refund can give back
@@ -89,6 +90,15 @@ def refund_invoice(
             f"Invoice {invoice.number} sold a package: refund its unused credits with "
             "POST /v1/patients/{patient_id}/packages/{package_id}/refunds.",
         )
+    if invoice.kind == GIFT_CARD:  # only what is left on the card goes back to its buyer
+        unused = gift_cards.balance(session, gift_cards.of_invoice(session, invoice.id))
+        if amount > unused:
+            raise field_error(
+                "refund_exceeds_paid",
+                "amount",
+                f"Invoice {invoice.number} sold a gift card with {unused} left on it; what was"
+                " spent cannot be refunded.",
+            )
     payment, left = _most_refundable(session, invoice.id, invoice.currency)
     if payment is None or payment.stripe_payment_intent_id is None:
         if invoice.amount_paid > 0:

@@ -1,4 +1,4 @@
-"""Credit notes and write-offs of an invoice, and a patient's account."""
+"""Credit notes and write-offs of an invoice, a patient's account, and gift cards."""
 
 from __future__ import annotations
 
@@ -9,20 +9,22 @@ from flask.views import MethodView
 from billing.adapters import db
 from billing.adapters.models import InvoiceAdjustment
 from billing.adapters.providers import gateway_if_configured
-from billing.services.payments import account, adjustments
+from billing.services.payments import account, adjustments, gift_cards
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
 from billing.web.api.payments import patient_in_path
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import requires
+from billing.web.calendar import clinic_zone
 from schemas.accounts import AccountSchema
+from schemas.gift_cards import GiftCardPathSchema, GiftCardRequestSchema, GiftCardSchema
 from schemas.invoices import AdjustmentSchema, CreditNoteRequestSchema, WriteOffRequestSchema
 
 blp = Blueprint(
     "accounts",
     __name__,
     url_prefix="/v1",
-    description="Credit notes, write-offs and patients' accounts",
+    description="Credit notes, write-offs, patients' accounts and gift cards",
 )
 REQUIRED_KEY = [{**IDEMPOTENCY_HEADER, "required": True}]
 
@@ -90,3 +92,34 @@ class AccountView(MethodView):
         their oldest open invoices within a minute; staff may apply it to any with the
         payment method `account_credit`."""
         return account.account(db.session(), patient_id)
+
+
+@blp.route("/gift-cards")
+class GiftCardsView(MethodView):
+    @requires("invoices:write")
+    @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
+    @blp.arguments(GiftCardRequestSchema())
+    @blp.response(201, GiftCardSchema())
+    @problems(blp, *WITH_A_BODY, 409)
+    def post(self, body: dict[str, Any]) -> gift_cards.GiftCardView:
+        """Sell a gift card: the answer holds its `code`, shown this once (only a hash is
+        kept: give it to the buyer now), and the `invoice_id` the buyer pays. It can be
+        spent once that invoice is paid, on any invoice, by whoever holds the code."""
+        request = idempotency_request(required=True)
+        assert request is not None
+        return gift_cards.sell(db.session(), body, request, zone=clinic_zone())
+
+
+@blp.route("/gift-cards/<code>")
+class GiftCardView(MethodView):
+    @requires("invoices:read")
+    @blp.doc(security=BEARER)
+    @blp.arguments(GiftCardPathSchema(), location="path", as_kwargs=True)
+    @blp.response(200, GiftCardSchema())
+    @problems(blp, 404)
+    def get(self, code: str) -> gift_cards.GiftCardView:
+        """A gift card by its code: what is left on it and whether it can be spent."""
+        session = db.session()
+        found = gift_cards.view(session, gift_cards.find(session, code))
+        session.commit()
+        return found

@@ -52,7 +52,8 @@ class PaymentsView(MethodView):
         """Collect all or part of what the invoice owes: charge the card on file (402 when
         declined), make a pay link for the patient (`payments:write`), record money the
         desk received as cash, a check or through another terminal, or apply the
-        patient's credit (`account_credit`) (`payments:record`)."""
+        patient's credit (`account_credit`) or a gift card (`gift_card` with its `code`)
+        (`payments:record`)."""
         request = idempotency_request(required=True)
         assert request is not None
         if body["method"] in received.RECORDED_METHODS:
@@ -66,6 +67,7 @@ class PaymentsView(MethodView):
                 body.get("reference"),
                 body.get("received_at"),
                 request,
+                code=body.get("code"),
             )
         check_scope("payments:write", "charging a card or making a pay link")
         if body["method"] == "online":
