@@ -120,6 +120,8 @@ def how(payment: Payment) -> str:
         return f"Card at the desk{reference}"
     if payment.method == "account_credit":
         return "Account credit"
+    if payment.method == "gift_card":
+        return "Gift card"
     return "Card"
 
 

@@ -157,6 +157,52 @@ def test_after_cash_at_the_desk_the_page_shows_and_takes_only_the_balance(
     assert charges(stripe_client.application, invoice_id) == 1  # the card's $300 only
 
 
+def test_a_gift_card_pays_first_and_a_card_the_rest(
+    stripe_client, staff, open_invoice, phone, screenshot, standin
+) -> None:
+    sold = stripe_client.post(
+        "/v1/gift-cards",
+        json={"amount": 15000, "currency": "usd", "purchaser_patient_id": "P-GIFT", "name": "Ann"},
+        headers={**staff, "Idempotency-Key": "gift-browser"},
+    )
+    assert sold.status_code == 201, sold.json
+    bought = stripe_client.post(
+        f"/v1/invoices/{sold.json['invoice_id']}/payments",
+        json={"method": "cash"},
+        headers={**staff, "Idempotency-Key": "gift-browser-cash"},
+    )
+    assert bought.status_code == 201, bought.json
+    invoice_id = open_invoice(card=None)
+    phone.goto(pay_url(stripe_client, staff, invoice_id))
+
+    code = phone.get_by_label("Gift card code")
+    code.fill("GC-2222-3333-4444")  # no such card: said, nothing changes
+    phone.get_by_role("button", name="Use gift card").click()
+    phone.get_by_text("No gift card has that code.").wait_for()
+    assert phone.get_by_role("button", name="Pay $500.00").is_visible()
+    screenshot(phone, "1-unknown-code")
+
+    phone.get_by_label("Gift card code").fill(sold.json["code"].lower())
+    phone.get_by_role("button", name="Use gift card").click()
+    phone.get_by_text("Your gift card was applied.").wait_for()
+    assert "$150.00" in phone.get_by_role("row", name="Paid so far").inner_text()
+    assert "$350.00" in phone.get_by_role("row", name="Balance due").inner_text()
+    pay_rest = phone.get_by_role("button", name="Pay $350.00")
+    assert pay_rest.is_visible()
+    screenshot(phone, "2-applied")
+
+    enter_card(phone, "4242424242424242")
+    pay_rest.click()
+    phone.wait_for_url("**submitted=1*")
+    eventually(lambda: status_of(stripe_client, staff, invoice_id) == "paid")
+    phone.get_by_text("Paid — thank you").wait_for()
+    phone.get_by_text("Gift card").first.wait_for()  # the receipt lists both payments
+    screenshot(phone, "3-receipt")
+    assert charges(stripe_client.application, invoice_id) == 1  # the card paid $350 only
+    card = stripe_client.get(f"/v1/gift-cards/{sold.json['code']}", headers=staff).json
+    assert (card["balance"], card["status"]) == (0, "used")
+
+
 def test_declined_card_shows_why_and_another_card_pays_once(
     stripe_client, staff, open_invoice, phone, screenshot, standin
 ) -> None:

@@ -30,7 +30,7 @@ from billing.domain.money import Money
 from billing.services.access import audit
 from billing.services.invoicing.paylinks import open_pay_link
 from billing.services.invoicing.receipts import receipt_payments
-from billing.services.payments import online
+from billing.services.payments import online, received
 from billing.services.payments.pay_status import (
     NOT_CHARGED_NOW,
     ON_ITS_WAY,
@@ -62,6 +62,17 @@ PART_REFUSED = ("amount_too_small", "amount_exceeds_balance", "remainder_too_sma
 LEAVES_TOO_LITTLE = "Pay all of it, or leave enough to pay by card later."
 PART_TEXT = "Enter an amount of at least {least}, and no more than the balance due."
 THANKS_TEXT = "Thank you: your payment was received. The rest is still due."
+# A gift card's code typed on the page: what happened, in the patient's words.
+GIFT_CARD_TEXT = {
+    "applied": "Your gift card was applied.",
+    "gift_card_not_found": "No gift card has that code. Check it and try again.",
+    "code_required": "Enter the gift card's code.",
+    "gift_card_used": "Nothing is left on that gift card.",
+    "gift_card_expired": "That gift card has expired.",
+    "gift_card_not_paid": "That gift card has not been paid for yet.",
+    "gift_card_not_applicable": "That gift card cannot pay this invoice.",
+}
+GIFT_CARD_FAILED = "The gift card could not be used just now. Try again, or call the clinic."
 # A cancelled invoice may have been replaced by another (a changed booking): never say
 # that nothing is owed, which the patient may read as "nothing at all".
 VOID_TEXT = (
@@ -167,13 +178,45 @@ def page(token: str) -> Response:
         payment = online.start_online_payment(session, gateway(), invoice.id)
         problem = LEAVES_TOO_LITTLE if error.code == "remainder_too_small" else PART_TEXT
     not_charged = intent_id is not None and outcome == NOT_CHARGED_NOW
+    said = request.args.get("gift_card")
     return _pay_form(
         invoice,
         payment,
         not_charged=not_charged,
         part=_part(invoice, least, problem),
         thanks=outcome == PAID,
+        gift_card=None if said is None else GIFT_CARD_TEXT.get(said[:40], GIFT_CARD_FAILED),
+        gift_card_ok=said == "applied",
     )
+
+
+@blp.post("/<token>/gift-card")
+def use_gift_card(token: str) -> Response:
+    """The patient typed a gift card's code: as much of it as pays the invoice is applied
+    (the page's PaymentIntent is cancelled at Stripe first), then the page again, for the
+    rest or the receipt."""
+    session = db.session()
+    invoice = open_pay_link(session, signing_keys(), token)
+    code = str(request.form.get("code", ""))[:40].strip()
+    said = "applied"
+    try:
+        received.record_payment(
+            session,
+            gateway(),
+            invoice.id,
+            received.GIFT_CARD_METHOD,
+            None,
+            None,
+            None,
+            None,
+            code=code,
+        )
+    except ServiceError as error:
+        session.rollback()
+        if error.code in ON_HOLD:
+            raise
+        said = error.code if error.code in GIFT_CARD_TEXT else "failed"
+    return redirect(f"/pay/{token}?{urlencode({'gift_card': said})}", code=303)  # type: ignore[return-value]  # Werkzeug's Response
 
 
 def _chosen(invoice: Invoice, least: int | None) -> tuple[int | None, str | None]:
@@ -205,6 +248,8 @@ def _pay_form(
     not_charged: bool = False,
     part: dict[str, str] | None = None,
     thanks: bool = False,
+    gift_card: str | None = None,
+    gift_card_ok: bool = False,
 ) -> Response:
     """The card form for `payment` (all that is left to pay, or the part the patient
     chose, with the field to choose it); or, to confirm a charge of the saved card, only
@@ -250,6 +295,9 @@ def _pay_form(
             + (f"&amount={due_major}" if payment.amount < invoice.balance_due else ""),
             status_url=f"{request.path}/status",
             save_card_url=f"{request.path}/save-card",
+            gift_card_url=f"{request.path}/gift-card",
+            gift_card=gift_card,
+            gift_card_ok=gift_card_ok,
             save_card_consent=save_card_consent(),
             notice=NOT_CHARGED_TEXT if not_charged else None,
             clinic_name=current_app.config["CLINIC_NAME"],
