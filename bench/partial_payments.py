@@ -12,7 +12,10 @@ recorded never exceeds the total; the answers that were refused say why (422
 Stripe's charges; and the invoice's `balance_due` is the total less what was paid.
 
 A second part spends the last $50.00 of an invoice: `--payments` cash and card requests
-of exactly $50.00 at once, of which exactly one must succeed.
+of exactly $50.00 at once, of which exactly one must succeed. A third spends the last
+$50.00 of a gift card, and a fourth the last $50.00 of a patient's credit: `--uses`
+requests at once (20 by default), each on an invoice of its own; exactly one must
+succeed, and the invoices together must be paid exactly $50.00.
 
 Exit 0 when every round holds, 1 otherwise, 2 on an invalid run.
 """
@@ -51,7 +54,7 @@ from billing.adapters.migrate import normalise_database_url, upgrade  # noqa: E4
 from billing.adapters.standin import StripeStandIn  # noqa: E402
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-SCOPES = "quotes:write,invoices:read,invoices:write,payments:write,payments:record"
+SCOPES = "quotes:write,invoices:read,invoices:write,invoices:adjust,payments:write,payments:record"
 TOTAL = 50000
 
 
@@ -69,10 +72,10 @@ class Desk:
         url = self.base_url + path
         return session.request(method, url, json=body, headers=headers, timeout=120)
 
-    def open_invoice(self, patient: str) -> str:
+    def open_invoice(self, patient: str, booking_id: str | None = None) -> str:
         when = (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0).isoformat()
         booking = {
-            "booking_id": f"BK-{patient}",
+            "booking_id": booking_id or f"BK-{patient}",
             "session_type": "iv_individual",
             "scheduled_at": when,
             "currency": "usd",
@@ -105,6 +108,85 @@ def at_once(desk: Desk, invoice_id: str, bodies: list[dict[str, Any]]) -> list[A
     for thread in threads:
         thread.join(180)
     return answers
+
+
+def each_at_once(desk: Desk, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """Each (invoice, body) POSTed to that invoice's payments from its own thread, all at
+    one moment."""
+    barrier = threading.Barrier(len(calls))
+    answers: list[Any] = [None] * len(calls)
+
+    def pay(n: int) -> None:
+        invoice_id, body = calls[n]
+        barrier.wait()
+        answers[n] = desk.call(
+            "POST", f"/v1/invoices/{invoice_id}/payments", body, idem=uuid.uuid4().hex
+        )
+
+    threads = [threading.Thread(target=pay, args=(n,)) for n in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    return answers
+
+
+def last_fifty(desk: Desk, tag: str, uses: int) -> list[str]:
+    """The last $50.00 of a gift card, then of a patient's credit, asked for `uses` times
+    at once, each on its own invoice: what went wrong, if anything."""
+    wrong: list[str] = []
+    sold = desk.call(
+        "POST",
+        "/v1/gift-cards",
+        {"amount": 10000, "currency": "usd", "purchaser_patient_id": f"P-G{tag}", "name": "Buyer"},
+        idem=uuid.uuid4().hex,
+    ).json()
+    desk.call(
+        "POST", f"/v1/invoices/{sold['invoice_id']}/payments", {"method": "cash"}, uuid.uuid4().hex
+    )
+    first = desk.open_invoice(f"P-G{tag}x")
+    spend = {"method": "gift_card", "code": sold["code"], "amount": 5000}
+    if (
+        desk.call("POST", f"/v1/invoices/{first}/payments", spend, uuid.uuid4().hex).status_code
+        != 201
+    ):
+        raise BenchError("could not spend the gift card's first $50.00")
+    targets = [desk.open_invoice(f"P-G{tag}{n:03d}") for n in range(uses)]
+    began = time.perf_counter()
+    answers = each_at_once(desk, [(t, spend) for t in targets])
+    took = time.perf_counter() - began
+    said = Counter(outcome(a) for a in answers)
+    left = desk.call("GET", f"/v1/gift-cards/{sold['code']}").json()["balance"]
+    paid = sum(desk.call("GET", f"/v1/invoices/{t}").json()["amount_paid"] for t in targets)
+    print(f"        a gift card's last $50.00, {uses} uses at once in {took:.1f} s: {dict(said)}")
+    if said.get("201", 0) != 1 or left != 0 or paid != 5000:
+        wrong.append(f"gift card: {said.get('201', 0)} winners, {left} left, {paid} paid")
+
+    patient = f"P-C{tag}"
+    source = desk.open_invoice(patient, f"BK-{patient}-source")
+    desk.call("POST", f"/v1/invoices/{source}/payments", {"method": "cash"}, uuid.uuid4().hex)
+    note = {"amount": 5000, "reason": "bench", "approved_by": "bench"}
+    if (
+        desk.call("POST", f"/v1/invoices/{source}/credit-notes", note, uuid.uuid4().hex).status_code
+        != 201
+    ):
+        raise BenchError("could not give the patient $50.00 of credit")
+    targets = [desk.open_invoice(patient, f"BK-{patient}-{n:03d}") for n in range(uses)]
+    apply = {"method": "account_credit", "amount": 5000}
+    began = time.perf_counter()
+    answers = each_at_once(desk, [(t, apply) for t in targets])
+    took = time.perf_counter() - began
+    said = Counter(outcome(a) for a in answers)
+    account = desk.call("GET", f"/v1/patients/{patient}/account").json()
+    left = sum(b["credit"] for b in account["balances"])
+    paid = sum(desk.call("GET", f"/v1/invoices/{t}").json()["amount_paid"] for t in targets)
+    print(
+        f"        a patient's last $50.00 of credit, {uses} uses at once in {took:.1f} s:"
+        f" {dict(said)}"
+    )
+    if said.get("201", 0) != 1 or left != 0 or paid != 5000:
+        wrong.append(f"credit: {said.get('201', 0)} winners, {left} left, {paid} paid")
+    return wrong
 
 
 def outcome(answer: Any) -> str:
@@ -222,6 +304,7 @@ def run(args: argparse.Namespace) -> int:
                     failures += wrong
                     if winners != 1:
                         failures.append(f"the last $50.00 had {winners} winners")
+                    failures += last_fifty(desk, f"{tag}{round_:03d}", args.uses)
     print("\n" + ("every round held" if not failures else f"FAILED: {failures}"))
     return EXIT_MET if not failures else 1
 
@@ -232,6 +315,9 @@ def main() -> int:
     parser.add_argument("--payments", type=int, default=50, help="requests at once")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--uses", type=int, default=20, help="uses of a gift card's or credit's last $50 at once"
+    )
     parser.add_argument("--seed", type=int, default=1)
     return run_bench(parser, run)
 

@@ -222,7 +222,9 @@ class AgingInvoiceSchema(Schema):
     number = typed("InvoiceNumber", fields.String(required=True))
     patient_id = typed("PatientId", fields.String(required=True))
     total = fields.Integer(required=True)
-    balance_due = _money("What it still owes: the total less what was paid.")
+    balance_due = _money(
+        "What it still owes: the total less credit notes, write-offs and what was paid."
+    )
     currency = Currency(required=True)
     status = typed("InvoiceStatus", fields.String(required=True))
     created_at = fields.DateTime(required=True)
@@ -232,10 +234,21 @@ class AgingInvoiceSchema(Schema):
     )
 
 
+class AgingCreditSchema(Schema):
+    patient_id = typed("PatientId", fields.String(required=True))
+    currency = Currency(required=True)
+    credit = _money("Money of the patient's that no invoice owes: the clinic owes it.")
+
+
 class AgingSchema(Schema):
     as_of = fields.DateTime(required=True)
     buckets = fields.Nested(AgingBucketsSchema, required=True)
     invoices = fields.List(fields.Nested(AgingInvoiceSchema), required=True)
+    credits = fields.List(
+        fields.Nested(AgingCreditSchema),
+        required=True,
+        metadata={"description": "Patients' credit balances, apart from what is owed."},
+    )
 
 
 class RefundRowSchema(Schema):

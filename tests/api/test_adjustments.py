@@ -83,7 +83,7 @@ def account_of(client, desk, patient: str) -> dict[str, Any]:
 
 
 def test_a_credit_note_lowers_what_is_owed_and_money_paid_beyond_it_becomes_credit(
-    client, desk, booking
+    client, desk, booking, make_key
 ) -> None:
     invoice = bill(client, desk, booking, "P-8001", "BK-8001")
     assert cash(client, desk, invoice["id"], "k1", 20000).status_code == 201
@@ -97,6 +97,8 @@ def test_a_credit_note_lowers_what_is_owed_and_money_paid_beyond_it_becomes_cred
     assert second.status_code == 201, second.json
     assert (second.json["number"], second.json["to_credit"]) == (invoice["number"] + "-CN2", 10000)
     assert shown(client, desk, invoice["id"]) == ("paid", 10000, 40000, 0)
+    aging = client.get("/v1/reports/aging", headers=make_key("reports:read")).json
+    assert aging["credits"] == [{"patient_id": "P-8001", "currency": "usd", "credit": 10000}]
     account = account_of(client, desk, "P-8001")
     assert account["balances"] == [
         {"currency": "usd", "owed": 0, "credit": 10000, "balance": -10000}
@@ -231,6 +233,14 @@ def test_a_write_off_closes_the_balance_and_takes_no_more_money(
 ) -> None:
     invoice = bill(client, desk, booking, "P-8301", "BK-8301")
     assert cash(client, desk, invoice["id"], "k1", 10000).status_code == 201
+    link = post(
+        client,
+        make_key("payments:write"),
+        f"/v1/invoices/{invoice['id']}/payments",
+        "l",
+        method="online",
+    )
+    assert link.status_code == 201, link.json
     too_much = write_off(client, desk, invoice["id"], "k2", amount=40001)
     assert (too_much.status_code, too_much.json["code"]) == (422, "amount_exceeds_balance")
     small = write_off(client, desk, invoice["id"], "k3", amount=1000, category="small_balance")
@@ -246,6 +256,8 @@ def test_a_write_off_closes_the_balance_and_takes_no_more_money(
         40000,
         0,
     )
+    page = client.get("/" + link.json["pay_url"].split("/", 3)[3])
+    assert page.status_code == 200 and b"has nothing left to pay" in page.data
     refused = cash(client, desk, invoice["id"], "k5", 1000)
     assert (refused.status_code, refused.json["code"]) == (409, "invoice_not_payable")
     again = credit_note(client, desk, invoice["id"], "k6", 1000)

@@ -173,3 +173,20 @@ def test_uses_of_a_cards_last_50_dollars_at_once_give_one_success(
     assert card_of(client, desk, code)["balance"] == 0
     paid = [client.get(f"/v1/invoices/{b['id']}", headers=desk).json["amount_paid"] for b in bills]
     assert sorted(paid) == [0, 0, 0, 0, 5000]
+
+
+def test_what_a_gift_card_paid_on_a_cancelled_bill_becomes_the_patients_credit(
+    client, desk, booking
+) -> None:
+    code = paid_card(client, desk, "g6")
+    patient_bill = bill(client, desk, booking, "P-8701")
+    used = pay(client, desk, patient_bill["id"], "p1", method="gift_card", code=code)
+    assert used.status_code == 201, used.json
+    voided = client.post(f"/v1/invoices/{patient_bill['id']}/void", headers=desk)
+    assert voided.status_code == 200, voided.json
+    assert voided.json["status"] == "void"
+    account = client.get("/v1/patients/P-8701/account", headers=desk).json
+    assert account["balances"] == [
+        {"currency": "usd", "owed": 0, "credit": 10000, "balance": -10000}
+    ]
+    assert [m["kind"] for m in account["movements"]] == ["overpayment"]

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from billing.adapters.account_models import AccountBalance
 from billing.adapters.db import clinic_day
 from billing.adapters.models import (
     Invoice,
@@ -138,7 +139,17 @@ def aging(
         }
         for name in counts
     }
-    return {"as_of": now, "buckets": buckets, "invoices": invoices}
+    credits = session.execute(
+        select(AccountBalance.patient_id, AccountBalance.currency, AccountBalance.credit)
+        .where(AccountBalance.credit > 0)
+        .order_by(AccountBalance.patient_id, AccountBalance.currency)
+    ).mappings()
+    return {
+        "as_of": now,
+        "buckets": buckets,
+        "invoices": invoices,
+        "credits": [dict(row) for row in credits],
+    }
 
 
 def refunds_and_disputes(session: Session, period: Period) -> dict[str, Any]:

@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app, has_app_context
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.account_models import AccountBalance, AccountMovement
 from billing.adapters.db import dialect_insert
-from billing.adapters.models import Invoice, Payment, new_id, utcnow
+from billing.adapters.models import Invoice, LedgerEntry, Payment, new_id, utcnow
 from billing.domain import statuses
 from billing.domain.errors import Conflict, field_error
 from billing.domain.money import STRIPE_MINIMUM_CHARGE
@@ -121,6 +121,32 @@ def keep_excess(session: Session, invoice: Invoice, payment: Payment) -> int:
         payment_id=payment.id,
     )
     return amount
+
+
+def keep_what_a_void_invoice_holds(session: Session, invoice: Invoice) -> int:
+    """In the caller's transaction, as the invoice is voided: what it still holds becomes
+    the patient's credit: all of it when the clinic keeps overpayments as credit, else
+    what credit and gift cards paid (cash is then given back by hand). How much."""
+    money = ledger.amounts(session, invoice.id)
+    held = money.paid - money.refunded  # Stripe's part was refunded before a void
+    if not keeps_overpayments():
+        not_cash = session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.invoice_id == invoice.id,
+                LedgerEntry.kind.in_((ledger.FROM_CREDIT, ledger.GIFT_CARD)),
+            )
+        )
+        held = min(held, int(not_cash or 0))
+    if held <= 0:
+        return 0
+    move_to_credit(
+        session,
+        invoice,
+        held,
+        OVERPAYMENT,
+        f"Paid on invoice {invoice.number}, which was cancelled; kept as credit.",
+    )
+    return held
 
 
 def take(session: Session, patient_id: str, currency: str, amount: int) -> bool:

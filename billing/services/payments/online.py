@@ -19,7 +19,7 @@ from billing.domain.statuses import AWAITING_PATIENT, FAILED, REQUIRES_ACTION
 from billing.services.access import audit
 from billing.services.integrations import events
 from billing.services.invoicing.invoices import get_invoice
-from billing.services.payments import patients, refunds
+from billing.services.payments import account, patients, refunds
 from billing.services.payments.charges import (
     audit_payment,
     cancel_online,
@@ -182,8 +182,10 @@ def void_invoice(
     session: Session, gateway: Callable[[], StripeGateway], invoice_id: str
 ) -> Invoice:
     """Void an invoice while nothing has been paid (or all that was paid through Stripe has
-    been refunded); voiding twice is harmless. Money received at the desk on it stays
-    listed as collected on a void invoice until it is given back.
+    been refunded); voiding twice is harmless. What the patient's credit or a gift card
+    paid of it becomes the patient's credit; so does money received at the desk when the
+    clinic keeps overpayments as credit (otherwise it stays listed as collected on a void
+    invoice until it is given back by hand).
 
     The pay page's PaymentIntent is cancelled at Stripe first, so a page left open can no
     longer collect; if the patient paid first, the invoice is paid and cannot be voided.
@@ -249,6 +251,7 @@ def _void(session: Session, invoice: Invoice) -> Invoice:
         .values(revoked_at=invoice.voided_at)
     )
     audit.record(session, "invoice.voided", "invoice", invoice.id, number=invoice.number)
+    account.keep_what_a_void_invoice_holds(session, invoice)
     events.publish(session, "invoice.voided", "invoice", invoice)
     session.commit()
     return invoice

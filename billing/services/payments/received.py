@@ -241,11 +241,17 @@ def apply_oldest(session: Session, patient_id: str, currency: str) -> int:
 
 
 def desk_money(session: Session, invoice_id: str) -> int:
-    """What the desk received on the invoice outside Stripe, less what was reversed."""
+    """What the desk received on the invoice outside Stripe, less what was reversed, and
+    what the patient's credit and gift cards paid of it: money no Stripe refund gives
+    back."""
     found = session.scalar(
-        select(func.coalesce(func.sum(ledger.paid_net(LedgerEntry.kind, LedgerEntry.amount)), 0))
+        select(func.coalesce(func.sum(ledger.applied_net(LedgerEntry.kind, LedgerEntry.amount)), 0))
         .where(LedgerEntry.invoice_id == invoice_id)
-        .where(LedgerEntry.kind.in_((ledger.RECEIVED, ledger.REVERSAL)))
+        .where(
+            LedgerEntry.kind.in_(
+                (ledger.RECEIVED, ledger.REVERSAL, ledger.FROM_CREDIT, ledger.GIFT_CARD)
+            )
+        )
     )
     return int(found or 0)
 

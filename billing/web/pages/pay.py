@@ -50,6 +50,7 @@ NOT_CHARGED_TEXT = "This card was not charged. Try again, or use another card."
 UNPAYABLE_TEXT = {
     statuses.PROCESSING: "A payment for this invoice is already being processed.",
     statuses.VOID: "This invoice was cancelled; it can no longer be paid here.",
+    statuses.WRITTEN_OFF: "This invoice has nothing left to pay.",
     statuses.PAID: "This invoice is already paid. Reload this page for the receipt.",
     statuses.PARTIALLY_REFUNDED: "This invoice is already paid. Reload this page for the receipt.",
     statuses.REFUNDED: "This invoice is already paid. Reload this page for the receipt.",
@@ -62,6 +63,7 @@ PART_REFUSED = ("amount_too_small", "amount_exceeds_balance", "remainder_too_sma
 LEAVES_TOO_LITTLE = "Pay all of it, or leave enough to pay by card later."
 PART_TEXT = "Enter an amount of at least {least}, and no more than the balance due."
 THANKS_TEXT = "Thank you: your payment was received. The rest is still due."
+CLOSED_TEXT = "Invoice {number} has nothing left to pay. Thank you."
 # A gift card's code typed on the page: what happened, in the patient's words.
 GIFT_CARD_TEXT = {
     "applied": "Your gift card was applied.",
@@ -157,6 +159,8 @@ def page(token: str) -> Response:
         return _receipt_page(token, invoice)
     if invoice.status == statuses.VOID:
         return _message("Invoice cancelled", VOID_TEXT.format(number=invoice.number), 200)
+    if invoice.status == statuses.WRITTEN_OFF:
+        return _message("Nothing to pay", CLOSED_TEXT.format(number=invoice.number), 200)
     bank = awaiting_the_bank(session, invoice) if waited is None else None
     if bank is not None:  # the saved card's charge: the patient confirms it here
         return _pay_form(invoice, bank, authenticate=True)
