@@ -337,8 +337,10 @@ TYPES: dict[str, dict[str, Any]] = {
         "overpayment",
         "credit_note",
         "applied",
+        "taken_back",
         description="overpayment: paid beyond an invoice, kept as credit; credit_note: a "
-        "credit note's money kept as credit; applied: credit that paid an invoice.",
+        "credit note's money kept as credit; applied: credit that paid an invoice; "
+        "taken_back: credit that came from a payment that never arrived (a bounced check).",
     ),
     "ReportFormat": _closed("json", "csv", description="A report as JSON or as CSV."),
     "PayoutStatus": _closed(

@@ -177,6 +177,10 @@ def _posting(item: Item) -> tuple[str, str, str, int]:
     if item.kind == "gift_card":  # a gift card sold earlier paid it: earned now
         earned, name = _earned(item.session_type)
         return GIFT_CARDS, earned, f"{name}, paid by gift card", amount
+    if item.kind == "refund" and item.session_type == GIFT_CARD:  # to its buyer: unsold
+        return GIFT_CARDS, CLEARING, "Gift cards refunded", amount
+    if item.kind == "refund_failure" and item.session_type == GIFT_CARD:
+        return CLEARING, GIFT_CARDS, "Gift card refunds failed", amount
     if item.kind == "refund":
         return REFUNDS, CLEARING, "Refunds", amount
     if item.kind == "refund_failure":  # a refund that failed: its money back in Stripe

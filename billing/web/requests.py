@@ -128,8 +128,9 @@ def _finish(response: Response) -> Response:
     line = {
         "event": "request",
         "method": request.method,
-        # Pay links carry a secret token in the path: log the route instead.
-        "path": rule if "token" in rule else request.path,
+        # Pay links carry a secret token in the path, a gift card its code (which anyone
+        # may spend): log the route instead.
+        "path": rule if "token" in rule or "<code>" in rule else request.path,
         "status": response.status_code,
         "duration_ms": round((time.perf_counter() - g.started) * 1000, 2),
         "request_id": g.get("request_id"),

@@ -296,3 +296,63 @@ def test_a_credit_note_that_leaves_nothing_owed_settles_an_unpaid_bill(
     assert whole.status_code == 201, whole.json
     assert shown(client, desk, invoice["id"]) == ("paid", 0, 50000, 0)
     assert account_of(client, desk, "P-8401")["balances"] == []
+
+
+def test_a_partial_write_off_then_full_payment_reads_paid(client, desk, booking) -> None:
+    invoice = bill(client, desk, booking, "P-8501", "BK-8501")
+    off = write_off(client, desk, invoice["id"], "k1", amount=1000, category="small_balance")
+    assert off.status_code == 201, off.json
+    assert cash(client, desk, invoice["id"], "k2", 49000).status_code == 201
+    assert shown(client, desk, invoice["id"]) == ("paid", 49000, 0, 0)
+
+
+def test_a_check_that_bounces_takes_back_the_credit_it_became_and_reopens_a_write_off(
+    client, desk, booking, make_key
+) -> None:
+    invoice = bill(client, desk, booking, "P-8601", "BK-8601")
+    check = post(
+        client,
+        desk,
+        f"/v1/invoices/{invoice['id']}/payments",
+        "k1",
+        method="check",
+        reference="501",
+    )
+    assert check.status_code == 201, check.json
+    assert credit_note(client, desk, invoice["id"], "k2", 20000).status_code == 201
+    assert account_of(client, desk, "P-8601")["balances"][0]["credit"] == 20000
+    bounced = post(
+        client,
+        desk,
+        f"/v1/invoices/{invoice['id']}/payments/{check.json['id']}/reversals",
+        "k3",
+        reason="returned",
+    )
+    assert bounced.status_code == 201, bounced.json
+    account = account_of(client, desk, "P-8601")
+    assert account["balances"][0]["credit"] == 0
+    assert [m["kind"] for m in account["movements"]][0] == "taken_back"
+    assert shown(client, desk, invoice["id"]) == ("open", 0, 20000, 30000)
+
+    # A written-off bill whose check bounces is owed again, and can be collected.
+    other = bill(client, desk, booking, "P-8602", "BK-8602")
+    part = post(
+        client,
+        desk,
+        f"/v1/invoices/{other['id']}/payments",
+        "k4",
+        method="check",
+        reference="502",
+        amount=10000,
+    )
+    assert write_off(client, desk, other["id"], "k5").status_code == 201
+    post(
+        client,
+        desk,
+        f"/v1/invoices/{other['id']}/payments/{part.json['id']}/reversals",
+        "k6",
+        reason="returned",
+    )
+    now = client.get(f"/v1/invoices/{other['id']}", headers=desk).json
+    assert (now["status"], now["balance_due"]) == ("open", 10000)
+    assert cash(client, desk, other["id"], "k7", 10000).status_code == 201

@@ -127,10 +127,17 @@ def test_a_gift_card_is_sold_paid_for_and_spent_on_someone_elses_bill(
 
 
 def test_a_gift_card_cannot_buy_a_gift_card_and_an_expired_one_is_refused(
-    app: Flask, client, desk, booking
+    app: Flask, client, desk, booking, make_key
 ) -> None:
     code = paid_card(client, desk, "g2")
     other = sell(client, desk, "g3")
+    adjuster = make_key("invoices:adjust")
+    note = client.post(
+        f"/v1/invoices/{other.json['invoice_id']}/credit-notes",
+        json={"amount": 10000, "reason": "free", "approved_by": "x"},
+        headers={**adjuster, "Idempotency-Key": "cn"},
+    )
+    assert (note.status_code, note.json["code"]) == (409, "invoice_not_adjustable")
     refused = pay(client, desk, other.json["invoice_id"], "p1", method="gift_card", code=code)
     assert (refused.status_code, refused.json["code"]) == (409, "gift_card_not_applicable")
     past = sell(client, desk, "g4", expires_at=(datetime.now(UTC) - timedelta(days=1)).isoformat())

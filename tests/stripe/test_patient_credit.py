@@ -145,6 +145,14 @@ def test_a_credit_note_on_a_card_paid_bill_keeps_the_difference_as_credit_by_def
     assert collected_at_stripe(standin, invoice_id) == (total, 0)
     account = stripe_client.get("/v1/patients/P-9201/account", headers=staff).json
     assert account["balances"][0]["credit"] == 15000
+    # The $150 is the patient's credit now: the card gets back only what the bill holds.
+    refund = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/refunds",
+        headers={**staff, "Idempotency-Key": "r-all"},
+        json={"amount": total, "reason": "cancelled"},
+    )
+    assert (refund.status_code, refund.json["code"]) == (422, "refund_exceeds_paid")
+    assert collected_at_stripe(standin, invoice_id) == (total, 0)
 
 
 def test_only_what_is_left_on_a_gift_card_goes_back_to_its_buyer(

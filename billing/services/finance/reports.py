@@ -34,6 +34,7 @@ from billing.services.finance.reconciliation import (
 )
 from billing.services.invoicing.ledger import (
     FROM_CREDIT,
+    MOVES,
     RECEIVED,
     REFUND,
     REFUND_FAILURE,
@@ -314,7 +315,11 @@ def daily_by_session_type(session: Session, period: Period) -> list[dict[str, An
                 == StripeBalanceTransaction.type.in_(STRIPE_REFUND_FAILURES)
             ),
         )
-        .where(*_within(period, LedgerEntry.occurred_at))
+        .where(
+            *_within(period, LedgerEntry.occurred_at),
+            # Moves to and from credit and gift cards: no money came in or went out.
+            LedgerEntry.kind.not_in(MOVES),
+        )
         .group_by(day, Invoice.session_type, LedgerEntry.currency)
         .order_by(day)
     ).mappings()

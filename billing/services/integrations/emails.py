@@ -145,9 +145,9 @@ def send(session: Session, sending: Sending, message_id: str) -> str:
     if claimed is None or message is None:
         return message.status if message else "missing"
     invoice = session.get(Invoice, message.invoice_id) if message.invoice_id else None
-    settled = invoice is not None and invoice.status in (*statuses.SETTLED, statuses.VOID)
+    settled = invoice is not None and invoice.status in (*statuses.SETTLED, *statuses.CLOSED)
     if invoice is None or (message.kind in ASKS_TO_PAY and settled):
-        return _finish(session, message_id, "skipped")  # paid or void meanwhile
+        return _finish(session, message_id, "skipped")  # paid, void or written off meanwhile
     content = email_content.render(session, sending.links, message.kind, invoice)
     session.commit()  # a pay link made for it is kept, whatever the mail server says
     try:

@@ -139,6 +139,19 @@ def amounts(session: Session, invoice_id: str, before: datetime | None = None) -
     return Amounts(int(paid), int(refunded), int(disputed), int(given_back))
 
 
+def held(session: Session, invoice_id: str) -> int:
+    """What the clinic holds of what was paid on the invoice: paid (less what moved to
+    the patient's credit), less refunds (those still in flight too) and disputes."""
+    money = amounts(session, invoice_id)
+    in_flight = session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.invoice_id == invoice_id,
+            Refund.status.in_((statuses.PENDING, statuses.UNKNOWN)),
+        )
+    )
+    return money.paid - money.refunded - money.disputed - int(in_flight or 0)
+
+
 def settle(session: Session, invoice: Invoice, money_back: bool = False) -> None:
     """Move the invoice forward to whatever its ledger now implies; with `money_back` (a
     refund failed), also back among the settled statuses.
@@ -149,8 +162,9 @@ def settle(session: Session, invoice: Invoice, money_back: bool = False) -> None
     paid = money.paid - money.overpaid
     session.refresh(invoice, ["amount_credited", "amount_written_off"])
     owed = invoice.amount_owed
-    if invoice.amount_written_off > 0 and paid >= owed and invoice.status != statuses.VOID:
-        invoice.status = statuses.WRITTEN_OFF  # its balance closed by a write-off
+    if invoice.status == statuses.WRITTEN_OFF:
+        if money_back and paid < owed:  # a check that bounced: owed again, collectable
+            invoice.status = statuses.owing(paid, in_flight=False)
         return
     target = statuses.settled_status(owed, paid, money.refunded - money.overpaid)
     if target is None:

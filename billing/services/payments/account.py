@@ -34,6 +34,7 @@ CREDIT, REFUND = "credit", "refund"
 OVERPAYMENT_CHOICES = (CREDIT, REFUND)
 # Movements: into the account from an invoice, out of it into one.
 OVERPAYMENT, CREDIT_NOTE, APPLIED = "overpayment", "credit_note", "applied"
+TAKEN_BACK = "taken_back"  # credit from money that never arrived (a check that bounced)
 
 
 def keeps_overpayments() -> bool:
@@ -127,8 +128,7 @@ def keep_what_a_void_invoice_holds(session: Session, invoice: Invoice) -> int:
     """In the caller's transaction, as the invoice is voided: what it still holds becomes
     the patient's credit: all of it when the clinic keeps overpayments as credit, else
     what credit and gift cards paid (cash is then given back by hand). How much."""
-    money = ledger.amounts(session, invoice.id)
-    held = money.paid - money.refunded  # Stripe's part was refunded before a void
+    held = ledger.held(session, invoice.id)  # Stripe's part was refunded before a void
     if not keeps_overpayments():
         not_cash = session.scalar(
             select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
@@ -147,6 +147,45 @@ def keep_what_a_void_invoice_holds(session: Session, invoice: Invoice) -> int:
         f"Paid on invoice {invoice.number}, which was cancelled; kept as credit.",
     )
     return held
+
+
+def take_back(session: Session, invoice: Invoice, payment_id: str) -> int:
+    """In the caller's transaction, after a reversal (a check that bounced) left the
+    invoice holding less than nothing, because what the check paid had already become
+    the patient's credit: that credit is taken back into the invoice, as much as is left
+    of it. What could not be (already spent) is in the audit trail for finance; how much."""
+    short = -ledger.held(session, invoice.id)
+    if short <= 0:
+        return 0
+    back = min(short, credit_of(session, invoice.patient_id, invoice.currency))
+    if back > 0 and take(session, invoice.patient_id, invoice.currency, back):
+        movement = AccountMovement(
+            id=new_id("mv"),
+            patient_id=invoice.patient_id,
+            currency=invoice.currency,
+            amount=-back,
+            kind=TAKEN_BACK,
+            invoice_id=invoice.id,
+            payment_id=payment_id,
+            note=f"Payment {payment_id} on invoice {invoice.number} never arrived.",
+            created_at=utcnow(),
+        )
+        session.add(movement)
+        ledger.record(session, invoice, ledger.FROM_CREDIT, back, movement.id)
+        short -= back
+    if short > 0:
+        audit.record(
+            session,
+            "credit.short",
+            "patient",
+            invoice.patient_id,
+            amount=short,
+            currency=invoice.currency,
+            invoice_id=invoice.id,
+            payment_id=payment_id,
+            reason="the credit it became was spent before the payment was reversed",
+        )
+    return short
 
 
 def take(session: Session, patient_id: str, currency: str, amount: int) -> bool:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.models import Invoice, InvoiceAdjustment, Payment, Refund, new_id, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
-from billing.domain import statuses
+from billing.domain import policy, statuses
 from billing.domain.errors import Conflict, ServiceError, field_error
 from billing.services import idempotency
 from billing.services.access import audit
@@ -54,6 +54,7 @@ def credit_note(
     assert claim is not None  # a request always has its key
     if invoice is None:
         return _replayed(session, claim)
+    _adjustable(invoice)
     if invoice.status in statuses.CLOSED:
         raise Conflict("invoice_not_adjustable", f"Invoice {invoice.number} is {invoice.status}.")
     _nothing_in_flight(session, invoice)
@@ -66,9 +67,7 @@ def credit_note(
         )
     status_before = invoice.status
     note = _adjustment(session, invoice, CREDIT_NOTE, amount, reason, approved_by, None)
-    money = ledger.amounts(session, invoice.id)
-    kept = money.paid - money.refunded  # what the clinic holds of what was paid on it
-    beyond = max(0, kept - invoice.amount_owed)
+    beyond = max(0, ledger.held(session, invoice.id) - invoice.amount_owed)
     to_send: list[str] = []
     if beyond and not account.keeps_overpayments():
         to_send = _refund_to_cards(session, invoice, note, beyond)
@@ -124,6 +123,7 @@ def write_off(
     assert claim is not None  # a request always has its key
     if invoice is None:
         return _replayed(session, claim)
+    _adjustable(invoice)
     if not statuses.is_payable(invoice.status) and invoice.status != statuses.PROCESSING:
         raise Conflict(
             "invoice_not_payable", f"Invoice {invoice.number} owes nothing ({invoice.status})."
@@ -140,6 +140,8 @@ def write_off(
     status_before = invoice.status
     written = _adjustment(session, invoice, WRITE_OFF, amount, reason, approved_by, category)
     ledger.settle(session, invoice)
+    if invoice.balance_due == 0:  # the write-off closed it (a later payment never does)
+        invoice.status = statuses.WRITTEN_OFF
     audit.record(
         session,
         "invoice.written_off",
@@ -205,6 +207,17 @@ def _adjustment(
     session.flush()
     session.refresh(invoice, ["amount_credited", "amount_written_off", "amount_paid"])
     return made
+
+
+def _adjustable(invoice: Invoice) -> None:
+    """A package's or a gift card's invoice sold something that outlives it (credits, a
+    card's value): it is refunded through that instead, never corrected."""
+    if invoice.kind in (policy.PACKAGE, policy.GIFT_CARD):
+        raise Conflict(
+            "invoice_not_adjustable",
+            f"Invoice {invoice.number} sold a {invoice.kind.replace('_', ' ')}: refund what is"
+            " unused of it instead.",
+        )
 
 
 def _nothing_in_flight(session: Session, invoice: Invoice) -> None:

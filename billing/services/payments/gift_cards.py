@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing.adapters.account_models import GiftCard
-from billing.adapters.models import Invoice, InvoiceLine, Payment, Refund, utcnow
+from billing.adapters.models import Invoice, InvoiceLine, Payment, utcnow
 from billing.domain import policy, statuses
 from billing.domain.dates import UTC_ZONE, day_of
 from billing.domain.errors import Conflict, NotFound, field_error
@@ -30,14 +30,13 @@ from billing.services import idempotency
 from billing.services.access import audit
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
-from billing.services.invoicing import invoices
+from billing.services.invoicing import invoices, ledger
 from billing.services.invoicing.invoices import get_invoice, patient_for_invoice
 
 METHOD = "gift_card"
 # 12 characters of 32 (no 0/O, 1/I/L): 60 bits, read aloud or typed from a card.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 GROUPS, GROUP = 3, 4
-RESERVED = (statuses.SUCCEEDED, statuses.PENDING, statuses.UNKNOWN)  # refunds spoken for
 
 
 def new_code() -> str:
@@ -168,8 +167,9 @@ def view(session: Session, card: GiftCard) -> GiftCardView:
 
 
 def balance(session: Session, card: GiftCard) -> int:
-    """What is left on the card: its amount less what it paid and what went back to its
-    buyer (refunds of its invoice not failed)."""
+    """What is left on the card: its value (once paid for: no more than its invoice still
+    holds, after refunds to its buyer, those in flight too, and disputes) less what it
+    paid."""
     spent = session.scalar(
         select(func.coalesce(func.sum(Payment.amount), 0)).where(
             Payment.method == METHOD,
@@ -177,12 +177,11 @@ def balance(session: Session, card: GiftCard) -> int:
             Payment.status == statuses.SUCCEEDED,
         )
     )
-    refunded = session.scalar(
-        select(func.coalesce(func.sum(Refund.amount), 0)).where(
-            Refund.invoice_id == card.invoice_id, Refund.status.in_(RESERVED)
-        )
-    )
-    return card.amount - int(spent or 0) - int(refunded or 0)
+    sold = session.scalar(select(Invoice.status).where(Invoice.id == card.invoice_id))
+    value = card.amount
+    if sold in statuses.SETTLED:
+        value = min(value, ledger.held(session, card.invoice_id))
+    return value - int(spent or 0)
 
 
 def _status(card: GiftCard, invoice: Invoice, left: int) -> str:

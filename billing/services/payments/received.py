@@ -100,6 +100,13 @@ def record_payment(
         card, amount = gift_cards.use(session, invoice, code, amount, collectable.amount)
         if asked is None:  # all the card pays, leaving nothing or what a card can pay
             amount = account.automatic_part(collectable.amount, amount, invoice.currency)
+            if amount <= 0:
+                raise field_error(
+                    "remainder_too_small",
+                    "code",
+                    "The gift card holds less than it would leave owed, and a card cannot pay"
+                    " so little: pay it all another way.",
+                )
         card_id = card.id
     amount = collectable.amount if amount is None else amount
     check_remainder(invoice, collectable.amount, amount)
@@ -307,6 +314,7 @@ def reverse_payment(
             occurred_at=payment.reversed_at,
             method=payment.method,
         )
+        account.take_back(session, invoice, payment.id)
         audit_payment(session, payment, "payment.reversed")
         events.publish(session, "payment.reversed", "payment", payment)
         if status_before in statuses.SETTLED and invoice.status not in statuses.SETTLED:

@@ -100,6 +100,9 @@ def refund_invoice(
                 " spent cannot be refunded.",
             )
     payment, left = _most_refundable(session, invoice.id, invoice.currency)
+    # Never more than the invoice holds: what a credit note or a cancellation moved to
+    # the patient's credit is not the card's to get back as well.
+    left = min(left, Money(max(0, ledger.held(session, invoice.id)), invoice.currency))
     if payment is None or payment.stripe_payment_intent_id is None:
         if invoice.amount_paid > 0:
             raise Conflict(
@@ -150,8 +153,9 @@ def refundable(session: Session, payment: Payment) -> Money:
 
 
 def left_to_refund(session: Session, invoice: Invoice) -> Money:
-    """What the invoice's payments could still give back."""
-    return _most_refundable(session, invoice.id, invoice.currency)[1]
+    """What the invoice's payments could still give back (never more than it holds)."""
+    left = _most_refundable(session, invoice.id, invoice.currency)[1]
+    return min(left, Money(max(0, ledger.held(session, invoice.id)), invoice.currency))
 
 
 def _most_refundable(

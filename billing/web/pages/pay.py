@@ -73,6 +73,7 @@ GIFT_CARD_TEXT = {
     "gift_card_expired": "That gift card has expired.",
     "gift_card_not_paid": "That gift card has not been paid for yet.",
     "gift_card_not_applicable": "That gift card cannot pay this invoice.",
+    "remainder_too_small": "That gift card would leave too little to pay by card: pay by card.",
 }
 GIFT_CARD_FAILED = "The gift card could not be used just now. Try again, or call the clinic."
 # A cancelled invoice may have been replaced by another (a changed booking): never say
