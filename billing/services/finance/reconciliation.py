@@ -268,9 +268,15 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
         .group_by(AccountMovement.invoice_id)
         .subquery()
     )
-    owed = case((Invoice.status == VOID, 0), else_=Invoice.total)
+    owed = case(
+        (Invoice.status == VOID, 0),
+        else_=Invoice.total - Invoice.amount_credited - Invoice.amount_written_off,
+    )
     returned = func.coalesce(given_back.c.given_back, 0)
     kept_as_credit = func.coalesce(kept.c.kept, 0)
+    # What credit or a gift card paid of a void invoice went back to credit with the rest.
+    left = candidates.c.collected - owed - returned - kept_as_credit
+    outstanding = case((left < 0, 0), else_=left)
     rows = session.execute(
         select(
             Invoice.id.label("invoice_id"),
@@ -282,9 +288,7 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
             cast(candidates.c.collected - owed, BigInteger).label("excess"),
             cast(returned, BigInteger).label("given_back"),
             cast(kept_as_credit, BigInteger).label("kept_as_credit"),
-            cast(candidates.c.collected - owed - returned - kept_as_credit, BigInteger).label(
-                "outstanding"
-            ),
+            cast(outstanding, BigInteger).label("outstanding"),
             candidates.c.last_charge_at,
         )
         .join(candidates, candidates.c.invoice_id == Invoice.id)
