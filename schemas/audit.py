@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from billing.services.access.audit import ACTOR_TYPES
+from billing.domain.access import ACTOR_TYPES
 from schemas.fields import UtcDateTime
 from schemas.types import typed
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from marshmallow import fields
 
+from billing.domain.access import ACTOR_TYPES
+from billing.domain.errors import HTTP_CODES
 from billing.domain.events import DELIVERY_STATUSES, ENDPOINT_STATUSES, EVENT_TYPES
 from billing.domain.journal import ACCOUNT_KEYS
 from billing.domain.money import CURRENCY_EXPONENTS
@@ -21,8 +23,6 @@ from billing.domain.policy import (
 )
 from billing.domain.pricing import SESSION_TYPES
 from billing.domain.statuses import INVOICE_STATUSES, PAYMENT_STATUSES, REFUND_STATUSES
-from billing.services.access.audit import ACTOR_TYPES
-from billing.web.problems import HTTP_CODES
 from schemas.fields import IDENTIFIER
 
 # The codes of the service's own refusals. A card decline (402) carries Stripe's decline

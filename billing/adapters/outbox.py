@@ -11,6 +11,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.adapters.models import Base, new_id, utcnow
 
+# What a transaction leaves in `session.info` for the queue to act on after it commits:
+# events for the relay, emails for a worker, webhook deliveries to hand to workers.
+EVENTS_PUBLISHED = "billing.events_published"
+EMAILS_QUEUED = "billing.emails_queued"
+DELIVERIES_TO_SEND = "billing.deliveries_to_send"
+
 
 class Event(Base):
     """Something another system may care about: `type` and the resource as the API shows it,

@@ -35,7 +35,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from billing.adapters import breakers
-from billing.services.integrations import emails, events, webhooks
+from billing.adapters.outbox import DELIVERIES_TO_SEND, EMAILS_QUEUED, EVENTS_PUBLISHED
 
 log = logging.getLogger("billing.queue")
 MEMORY = "memory://localhost/"  # a host named, or kombu says it assumed one
@@ -117,11 +117,11 @@ class Kicks:
     def __call__(self, session: Session) -> None:
         from billing import tasks
 
-        for delivery_id in session.info.pop(webhooks.HAND_OVER, []):
+        for delivery_id in session.info.pop(DELIVERIES_TO_SEND, []):
             self._send(tasks.deliver_webhook, delivery_id)
         for flag, task in (
-            (events.PUBLISHED, tasks.relay_events),
-            (emails.PUBLISHED, tasks.send_emails),
+            (EVENTS_PUBLISHED, tasks.relay_events),
+            (EMAILS_QUEUED, tasks.send_emails),
         ):
             wrote = session.info.pop(flag, False)
             if wrote and time.monotonic() - self.last.get(flag, 0) >= self.gap:
@@ -145,7 +145,7 @@ def kick_after_commit(factory: sessionmaker[Session]) -> None:
 
 
 def _forget(session: Session) -> None:
-    for flag in (events.PUBLISHED, emails.PUBLISHED, webhooks.HAND_OVER):
+    for flag in (EVENTS_PUBLISHED, EMAILS_QUEUED, DELIVERIES_TO_SEND):
         session.info.pop(flag, None)
 
 

@@ -27,6 +27,8 @@ SCOPES = frozenset(
     }
 )
 ANY_KEY = "*"  # any valid key may call the endpoint
+# Who did something, in the audit trail.
+ACTOR_TYPES = ("api_key", "staff", "operator", "patient", "stripe", "system", "anonymous")
 
 
 def hash_key(key: str) -> str:

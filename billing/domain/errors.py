@@ -64,3 +64,18 @@ class BadGateway(ServiceError):
 
 class ServiceUnavailable(ServiceError):
     status, title = 503, "Service unavailable"
+
+
+# Stable codes for failures raised by Flask or Werkzeug rather than by our services.
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}

@@ -9,24 +9,10 @@ from flask import Flask, Response, g, json
 from sqlalchemy import exc as sql
 from werkzeug.exceptions import HTTPException
 
-from billing.domain.errors import ServiceError
+from billing.domain.errors import HTTP_CODES, ServiceError
 from billing.web import limits
 
 log = logging.getLogger("billing.errors")
-
-# Stable codes for failures raised by Flask or Werkzeug rather than by our services.
-HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "rate_limited",
-}
 
 
 def problem(

@@ -20,7 +20,7 @@ from billing.adapters.credit_models import CreditHold
 from billing.adapters.models import Invoice, utcnow
 from billing.services.finance.packages import package_figures
 from billing.services.finance.reconciliation import Period
-from billing.services.invoicing import ledger
+from billing.services.invoicing import ledger, paid
 from billing.services.packages import credits
 from tests.conftest import in_days, in_hours
 
@@ -55,7 +55,7 @@ def pay(app: Flask, invoice_id: str) -> None:
         assert invoice is not None
         before = invoice.status
         ledger.record(session, invoice, ledger.CHARGE, invoice.total, f"ch_{invoice.id}")
-        ledger.announce_paid(session, invoice, before)
+        paid.announce_paid(session, invoice, before)
         session.commit()
 
 

@@ -21,8 +21,6 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.models import AuditEvent, utcnow
 
-ACTOR_TYPES = ("api_key", "staff", "operator", "patient", "stripe", "system", "anonymous")
-
 
 @dataclass(frozen=True, slots=True)
 class Actor:

@@ -19,12 +19,12 @@ from billing.adapters.db import dialect_insert
 from billing.adapters.estimate_models import BillDispute
 from billing.adapters.mail import Mail, Mailer
 from billing.adapters.models import Invoice, new_id, utcnow
-from billing.adapters.outbox import EmailMessage
+from billing.adapters.outbox import EMAILS_QUEUED, EmailMessage
 from billing.domain import statuses
 from billing.services.bookings import holds
 from billing.services.integrations import email_content
 
-PUBLISHED = "billing.emails_queued"  # session.info: tell a worker after the commit
+PUBLISHED = EMAILS_QUEUED  # session.info: tell a worker after the commit
 PAY_LINK, RECEIPT, REMINDER, ACTION_NEEDED = "pay_link", "receipt", "reminder", "action_needed"
 # These ask the patient to pay: pointless once the invoice is paid or void.
 ASKS_TO_PAY = (PAY_LINK, REMINDER, ACTION_NEEDED)

@@ -19,13 +19,13 @@ from sqlalchemy import ColumnElement, func, insert, select, text, true, tuple_
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import new_id, utcnow
-from billing.adapters.outbox import Event, WebhookDelivery, WebhookEndpoint
+from billing.adapters.outbox import EVENTS_PUBLISHED, Event, WebhookDelivery, WebhookEndpoint
 from billing.domain.errors import NotFound
 from billing.domain.events import ENABLED
 from billing.services.integrations import jobs
 from schemas.events import event_object, snapshot
 
-PUBLISHED = "billing.events_published"  # session.info: tell the relay after the commit
+PUBLISHED = EVENTS_PUBLISHED  # session.info: tell the relay after the commit
 RELAY = "relay-events"
 # Short: each batch renews it, and a relay that dies holds every delivery back this long.
 RELAY_TTL = timedelta(seconds=10)

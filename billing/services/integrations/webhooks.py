@@ -24,7 +24,13 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import utcnow
-from billing.adapters.outbox import Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from billing.adapters.outbox import (
+    DELIVERIES_TO_SEND,
+    Event,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from billing.adapters.secrets_box import SecretBox, UnreadableSecret
 from billing.adapters.webhook_sender import (
     IPNetwork,
@@ -48,7 +54,7 @@ from billing.domain.events import (
 from billing.services.access import audit
 from billing.services.integrations import events
 
-HAND_OVER = "billing.deliveries_to_send"  # session.info: give these to workers after commit
+HAND_OVER = DELIVERIES_TO_SEND  # session.info: give these to workers after commit
 HEARING = "events:read"  # the scope that reads the feed: needed to have events sent too
 
 

@@ -19,7 +19,7 @@ from billing.domain.errors import Conflict, NotFound, field_error
 from billing.services.access import audit
 from billing.services.bookings import seats
 from billing.services.integrations import events
-from billing.services.invoicing import ledger
+from billing.services.invoicing import paid
 from billing.services.packages import credits
 from billing.services.pricing import promotions
 
@@ -166,7 +166,7 @@ def create_invoices(
         )
         events.publish(session, "invoice.created", "invoice", invoice)
         if invoice.status == statuses.PAID:
-            ledger.announce_paid(session, invoice, statuses.OPEN)
+            paid.announce_paid(session, invoice, statuses.OPEN)
     session.commit()
     return InvoiceBatch(invoices, created=True)
 

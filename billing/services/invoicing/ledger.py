@@ -19,8 +19,6 @@ from sqlalchemy.orm import Session
 from billing.adapters.db import dialect_insert
 from billing.adapters.models import Invoice, LedgerEntry, Refund, utcnow
 from billing.domain import statuses
-from billing.services.integrations import emails, events
-from billing.services.packages import credits
 
 CHARGE, REFUND, DISPUTE = "charge", "refund", "dispute"
 REFUND_FAILURE = "refund_failure"  # a counted refund that failed: its money came back
@@ -177,15 +175,3 @@ def settle(session: Session, invoice: Invoice, money_back: bool = False) -> None
         invoice.status = statuses.after_refund_failed(invoice.status, target)
     else:
         invoice.status = statuses.advance(invoice.status, target)
-
-
-def announce_paid(session: Session, invoice: Invoice, status_before: str) -> None:
-    """In the caller's transaction, once an invoice has just been paid: other systems hear
-    `invoice.paid`, and the patient is sent the receipt."""
-    if status_before in statuses.SETTLED or invoice.status not in statuses.SETTLED:
-        return
-    session.flush()
-    session.refresh(invoice, ["amount_paid", "amount_refunded"])
-    credits.activate(session, invoice, utcnow())
-    events.publish(session, "invoice.paid", "invoice", invoice)
-    emails.queue(session, emails.RECEIPT, invoice, f"receipt:{invoice.id}")

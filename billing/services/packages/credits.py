@@ -24,6 +24,7 @@ from billing.domain.errors import Conflict
 from billing.domain.statuses import PENDING, SUCCEEDED, UNKNOWN
 from billing.services.access import audit
 from billing.services.integrations import events
+from billing.services.invoicing import ledger
 
 RESERVING = (SUCCEEDED, PENDING, UNKNOWN)  # a refund's amount is spoken for
 
@@ -150,8 +151,6 @@ def money_outside(
     by_invoice = {p.invoice_id: p.id for p in packages if p.paid_at is not None}
     if not by_invoice:
         return {}
-    from billing.services.invoicing import ledger  # it activates packages: imports us
-
     # A refund that failed gave nothing back: the sums below are net of its failure.
     gone = LedgerEntry.kind.in_((ledger.REFUND, ledger.DISPUTE))
     outside = select(LedgerEntry.invoice_id, func.max(LedgerEntry.occurred_at)).where(

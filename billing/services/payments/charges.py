@@ -44,7 +44,7 @@ from billing.services.access import audit
 from billing.services.bookings import holds
 from billing.services.idempotency import REPLAY_WAIT, IdempotencyRequest
 from billing.services.integrations import emails, events
-from billing.services.invoicing import ledger
+from billing.services.invoicing import ledger, paid
 from billing.services.invoicing.invoices import get_invoice
 from billing.services.payments import account, mismatches, overpayments, patients, refunds
 
@@ -447,7 +447,7 @@ def announce(session: Session, invoice: Invoice, status_before: str, moved: bool
         session.flush()
         session.refresh(invoice, ["amount_paid", "amount_refunded"])
         events.publish(session, "invoice.partially_paid", "invoice", invoice)
-    ledger.announce_paid(session, invoice, status_before)
+    paid.announce_paid(session, invoice, status_before)
 
 
 def card_for_receipt(gateway: StripeGateway, payment: Payment, intent: Intent) -> Card | None:
