@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from schemas.fields import Currency
+from schemas.fields import Currency, Text, amount
 from schemas.invoices import InvoiceSchema
 from schemas.types import typed
 
@@ -49,3 +49,9 @@ class AccountSchema(Schema):
         required=True,
         metadata={"description": "The latest 100 movements of credit, newest first."},
     )
+
+
+class AccountRefundRequestSchema(Schema):
+    amount = amount(required=True, metadata={"example": 5000})
+    currency = Currency(required=True)
+    reason = Text(500, required=True, metadata={"example": "the patient asked for it back"})

@@ -338,9 +338,11 @@ TYPES: dict[str, dict[str, Any]] = {
         "credit_note",
         "applied",
         "taken_back",
+        "refunded",
         description="overpayment: paid beyond an invoice, kept as credit; credit_note: a "
         "credit note's money kept as credit; applied: credit that paid an invoice; "
-        "taken_back: credit that came from a payment that never arrived (a bounced check).",
+        "taken_back: credit that came from a payment that never arrived (a bounced check); "
+        "refunded: credit given back to the card it came from.",
     ),
     "ReportFormat": _closed("json", "csv", description="A report as JSON or as CSV."),
     "PayoutStatus": _closed(

@@ -107,6 +107,7 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
         {"category": "bad_debt", "reason": "no reply", "approved_by": "M. Chen"},
     ),
     ("GET", "/v1/patients/{patient_id}/account", ("invoices:read",), None),
+    ("POST", "/v1/patients/{patient_id}/account/refunds", ("refunds:write",), STRIPE),
     (
         "POST",
         "/v1/gift-cards",
@@ -161,7 +162,8 @@ ALONG = {
 }
 
 
-STRIPE_BODIES = {
+STRIPE_BODIES = {  # the first whose key ends the path
+    "account/refunds": {"amount": 100, "currency": "usd", "reason": "asked for"},
     "packages/{package_id}/refunds": {"reason": "moving away"},
     "payments": {"method": "card_on_file"},
     "refunds": {"amount": 100, "reason": "duplicate booking"},

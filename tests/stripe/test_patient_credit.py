@@ -154,6 +154,31 @@ def test_a_credit_note_on_a_card_paid_bill_keeps_the_difference_as_credit_by_def
     assert (refund.status_code, refund.json["code"]) == (422, "refund_exceeds_paid")
     assert collected_at_stripe(standin, invoice_id) == (total, 0)
 
+    # Asked for, the credit goes back to that card: never more than there is.
+    def refund_credit(key: str, amount: int):
+        return stripe_client.post(
+            "/v1/patients/P-9201/account/refunds",
+            headers={**staff, "Idempotency-Key": key},
+            json={"amount": amount, "currency": "usd", "reason": "asked for it back"},
+        )
+
+    back = refund_credit("rc1", 10000)
+    assert back.status_code == 201, back.json
+    assert (back.json["status"], back.json["amount"], back.json["invoice_status"]) == (
+        "succeeded",
+        10000,
+        "paid",
+    )
+    assert refund_credit("rc1", 10000).json["id"] == back.json["id"]  # a replay: the same
+    more = refund_credit("rc2", 10000)
+    assert (more.status_code, more.json["code"]) == (422, "refund_exceeds_paid")
+    assert collected_at_stripe(standin, invoice_id) == (total, 10000)
+    account = stripe_client.get("/v1/patients/P-9201/account", headers=staff).json
+    assert account["balances"][0]["credit"] == 5000
+    assert account["movements"][0]["kind"] == "refunded"
+    after = invoice(stripe_client, staff, invoice_id)
+    assert (after["status"], after["balance_due"]) == ("paid", 0)
+
 
 def test_only_what_is_left_on_a_gift_card_goes_back_to_its_buyer(
     stripe_client, stripe_app, staff, open_invoice, standin

@@ -17,18 +17,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app, has_app_context
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.account_models import AccountBalance, AccountMovement
 from billing.adapters.db import dialect_insert
-from billing.adapters.models import Invoice, LedgerEntry, Payment, new_id, utcnow
+from billing.adapters.models import Invoice, LedgerEntry, Payment, Refund, new_id, utcnow
+from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import statuses
-from billing.domain.errors import Conflict, field_error
+from billing.domain.errors import Conflict, ServiceError, field_error
 from billing.domain.money import STRIPE_MINIMUM_CHARGE
+from billing.services import idempotency
 from billing.services.access import audit
+from billing.services.idempotency import IdempotencyRequest
 from billing.services.invoicing import ledger
-from billing.services.payments import overpayments
+from billing.services.invoicing.invoices import get_invoice
+from billing.services.payments import overpayments, refunds
 
 CREDIT, REFUND = "credit", "refund"
 OVERPAYMENT_CHOICES = (CREDIT, REFUND)
@@ -291,3 +295,119 @@ def account(session: Session, patient_id: str, movements: int = 100) -> AccountV
         )
     session.commit()
     return AccountView(patient_id, balances, list(invoices), list(moved))
+
+
+REFUNDED = "refunded"  # credit given back to the card it came from
+
+
+def refund_credit(
+    session: Session,
+    gateway: StripeGateway,
+    patient_id: str,
+    currency: str,
+    amount: int,
+    reason: str,
+    request: IdempotencyRequest,
+) -> Refund:
+    """Give `amount` of the patient's credit back to a card it came from: a card payment
+    of an invoice whose overpayment or credit note made the credit, never more than that
+    invoice gave to credit nor than the payment can still give back. The credit moves
+    back into that invoice and goes out as its refund (kind `overpayment`), so the invoice
+    reads as before; a refund Stripe refuses puts the credit back."""
+    claim = idempotency.claim(session, request, "refund")
+    if claim.replay_of is not None:
+        found = session.get_one(Refund, claim.replay_of)
+        session.commit()
+        return found
+    source = _refund_source(session, patient_id, currency, amount)
+    invoice = get_invoice(session, source.invoice_id, for_update=True)
+    if not take(session, patient_id, currency, amount):
+        raise Conflict(
+            "no_credit", f"Patient {patient_id} has less than {amount} {currency} of credit."
+        )
+    movement = AccountMovement(
+        id=new_id("mv"),
+        patient_id=patient_id,
+        currency=currency,
+        amount=-amount,
+        kind=REFUNDED,
+        invoice_id=invoice.id,
+        payment_id=source.id,
+        note=f"Refunded to the card that paid invoice {invoice.number}: {reason}"[:500],
+        created_at=utcnow(),
+    )
+    session.add(movement)
+    ledger.record(session, invoice, ledger.FROM_CREDIT, amount, movement.id)
+    refund = Refund(
+        invoice_id=invoice.id,
+        payment_id=source.id,
+        amount=amount,
+        currency=currency,
+        reason=reason,
+        kind=overpayments.OVERPAYMENT,
+        status=statuses.PENDING,
+    )
+    session.add(refund)
+    session.flush()
+    refunds.audit_refund(session, refund, "refund.created", reason=reason, of="credit")
+    idempotency.complete(session, claim, refund.id)
+    session.commit()
+    try:
+        refunds.send(session, gateway, refund.id)
+    except ServiceError as error:
+        if error.outcome_unknown:  # settled later by asking Stripe; the credit stays out
+            raise
+        invoice = get_invoice(session, refund.invoice_id, for_update=True)
+        move_to_credit(
+            session,
+            invoice,
+            amount,
+            OVERPAYMENT,
+            f"Refund {refund.id} was refused by Stripe; the credit is kept.",
+            payment_id=source.id,
+        )
+        session.commit()
+        raise
+    return refunds.get_refund(session, refund.id)
+
+
+def _refund_source(session: Session, patient_id: str, currency: str, amount: int) -> Payment:
+    """The newest card payment that can give `amount` of the patient's credit back."""
+    gave = (
+        select(
+            AccountMovement.invoice_id,
+            func.sum(
+                case(
+                    (AccountMovement.kind.in_((OVERPAYMENT, CREDIT_NOTE)), AccountMovement.amount),
+                    (AccountMovement.kind == REFUNDED, AccountMovement.amount),
+                    else_=0,
+                )
+            ).label("left"),
+        )
+        .where(AccountMovement.patient_id == patient_id, AccountMovement.currency == currency)
+        .group_by(AccountMovement.invoice_id)
+        .subquery()
+    )
+    candidates = session.execute(
+        select(Payment, gave.c.left)
+        .join(gave, gave.c.invoice_id == Payment.invoice_id)
+        .where(
+            Payment.method.in_(refunds.STRIPE_METHODS),
+            Payment.status == statuses.SUCCEEDED,
+            gave.c.left > 0,
+        )
+        .order_by(Payment.paid_at.desc(), Payment.id)
+    ).all()
+    most = 0
+    for payment, left in candidates:
+        source: Payment = payment
+        can = min(int(left), refunds.refundable(session, source).amount)
+        if can >= amount:
+            return source
+        most = max(most, can)
+    raise field_error(
+        "refund_exceeds_paid",
+        "amount",
+        f"At most {most} {currency} of the patient's credit can go back to one card at a time"
+        " (credit from cash or a gift card is not refunded to a card).",
+    )

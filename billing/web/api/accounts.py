@@ -7,8 +7,8 @@ from typing import Any
 from flask.views import MethodView
 
 from billing.adapters import db
-from billing.adapters.models import InvoiceAdjustment
-from billing.adapters.providers import gateway_if_configured
+from billing.adapters.models import InvoiceAdjustment, Refund
+from billing.adapters.providers import gateway, gateway_if_configured
 from billing.services.payments import account, adjustments, gift_cards
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
@@ -16,9 +16,14 @@ from billing.web.api.payments import patient_in_path
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import requires
 from billing.web.calendar import clinic_zone
-from schemas.accounts import AccountSchema
+from schemas.accounts import AccountRefundRequestSchema, AccountSchema
 from schemas.gift_cards import GiftCardPathSchema, GiftCardRequestSchema, GiftCardSchema
-from schemas.invoices import AdjustmentSchema, CreditNoteRequestSchema, WriteOffRequestSchema
+from schemas.invoices import (
+    AdjustmentSchema,
+    CreditNoteRequestSchema,
+    RefundSchema,
+    WriteOffRequestSchema,
+)
 
 blp = Blueprint(
     "accounts",
@@ -123,3 +128,29 @@ class GiftCardView(MethodView):
         found = gift_cards.view(session, gift_cards.find(session, code))
         session.commit()
         return found
+
+
+@blp.route("/patients/<patient_id>/account/refunds")
+class AccountRefundsView(MethodView):
+    @requires("refunds:write")
+    @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
+    @patient_in_path()
+    @blp.arguments(AccountRefundRequestSchema())
+    @blp.response(201, RefundSchema())
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 409)
+    def post(self, body: dict[str, Any], patient_id: str) -> Refund:
+        """Give part or all of the patient's credit back to a card it came from (the card
+        that paid an invoice whose overpayment or credit note made the credit), never more
+        than that payment can give back: one card per refund. Credit from cash or a gift
+        card is not refunded to a card."""
+        request = idempotency_request(required=True)
+        assert request is not None
+        return account.refund_credit(
+            db.session(),
+            gateway(),
+            patient_id,
+            body["currency"],
+            body["amount"],
+            body["reason"],
+            request,
+        )
