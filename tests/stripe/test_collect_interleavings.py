@@ -298,8 +298,8 @@ def test_no_interleaving_of_corrections_and_credit_loses_or_makes_a_cent(
     stripe_app: Any, stripe_client: Any, staff: dict[str, str], open_invoice: Any, standin: Any
 ) -> None:
     """Two bills of one patient: parts by card and in cash, checks that bounce, refunds,
-    credit notes, write-offs, the patient's credit applied by staff and by the job, and
-    Stripe's webhooks, in any order and duplicated. After every step, for each bill: what
+    credit notes, write-offs, the patient's credit applied by staff and by the job or
+    refunded on request, and Stripe's webhooks, in any order and duplicated. After every step, for each bill: what
     it kept (paid less refunded) never exceeds what it owes after credit notes and
     write-offs, and equals it once it reads paid; the balance due is what is owed less
     what was paid; the patient's credit is never negative. At the end, Stripe's money and
@@ -375,6 +375,15 @@ def test_no_interleaving_of_corrections_and_credit_loses_or_makes_a_cent(
         def desk_applies_credit(self, which: int, share: int | None) -> None:
             body = {"method": "account_credit", **self.part(share)}
             answer = self.post(which, "payments", body)
+            assert answer.status_code in (201, 409, 422), answer.json
+
+        @rule(share=st.sampled_from([10, 20]))
+        def patient_asks_for_credit_back(self, share: int) -> None:
+            answer = stripe_client.post(
+                f"/v1/patients/{self.patient}/account/refunds",
+                headers={**staff, "Idempotency-Key": f"c{next(keys)}"},
+                json={"amount": self.total // share, "currency": "usd", "reason": "asked"},
+            )
             assert answer.status_code in (201, 409, 422), answer.json
 
         @rule()
