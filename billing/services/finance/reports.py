@@ -356,10 +356,10 @@ def fees_by_month(session: Session, period: Period) -> list[dict[str, Any]]:
         row["charged"] += fee.amount_paid - fee.amount_refunded
         if fee.status == statuses.VOID:
             row["waived"] += fee.total
-        else:
-            row["waived"] += fee.amount_refunded
+        else:  # refunded, lowered by a credit note or written off: not collected
+            row["waived"] += fee.amount_refunded + fee.amount_credited + fee.amount_written_off
         if fee.status in UNPAID:
-            row["owed"] += fee.total - fee.amount_paid
+            row["owed"] += fee.balance_due
     return [rows[key] for key in sorted(rows)]
 
 

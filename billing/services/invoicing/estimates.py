@@ -246,12 +246,13 @@ def _package_sessions(course: Course, quote: Quote) -> int:
 def variance(session: Session, thresholds: dict[str, int]) -> dict[str, Any]:
     """Patients billed at least the dispute threshold ($400.00 for usd) above an estimate,
     per currency: what was estimated, what was billed for its items (session invoices,
-    less what was refunded of them), and by how much it is over."""
+    less credit notes, write-offs and what was refunded of them), and by how much it is
+    over."""
     report: dict[str, Any] = {}
     for estimate in session.scalars(select(Estimate).order_by(Estimate.issued_at, Estimate.id)):
         billed = Money.sum(
             [
-                Money(invoice.total, invoice.currency)
+                Money(invoice.amount_owed, invoice.currency)  # less credit notes, write-offs
                 - Money(_given_back(session, invoice), invoice.currency)
                 for invoice in session.scalars(_billed_for(session, estimate))
             ],
