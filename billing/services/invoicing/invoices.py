@@ -70,6 +70,51 @@ def patient_for_invoice(
     return last[0], body.get("email") or last[1]
 
 
+def sale_invoice(
+    session: Session,
+    patient_id: str,
+    body: dict[str, Any],
+    kind: str,
+    description: str,
+    amount: int,
+    currency: str,
+    now: datetime,
+    zone: ZoneInfo = UTC_ZONE,
+) -> Invoice:
+    """An invoice without a quote for something sold to a patient (a package, a gift
+    card; `kind` is its session type too): one line, open, numbered in the clinic's
+    year. The name and email are the body's, or as the patient's last quote had them."""
+    name, email = patient_for_invoice(session, patient_id, body)
+    invoice = Invoice(
+        number=next_numbers(session, day_of(now, zone).year, 1)[0],
+        quote_id=None,
+        booking_id=None,
+        patient_id=patient_id,
+        patient_name=name,
+        patient_email=email,
+        session_type=kind,
+        scheduled_at=now,
+        currency=currency,
+        total=amount,
+        status=statuses.OPEN,
+        kind=kind,
+        created_at=now,
+        updated_at=now,
+        lines=[
+            InvoiceLine(
+                position=0,
+                description=description,
+                session_type=kind,
+                billing_code=policy.BILLING_CODES[kind],
+                amount=amount,
+            )
+        ],
+    )
+    session.add(invoice)
+    session.flush()
+    return invoice
+
+
 def create_invoices(
     session: Session, quote_id: str, now: datetime | None = None, zone: ZoneInfo = UTC_ZONE
 ) -> InvoiceBatch:

@@ -12,11 +12,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.credit_models import CreditRefund, Package, PatientPackage
-from billing.adapters.models import IdempotencyKey, Invoice, InvoiceLine, Refund, utcnow
+from billing.adapters.models import IdempotencyKey, Refund, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import credits as credit_rules
-from billing.domain import policy, statuses
-from billing.domain.dates import UTC_ZONE, day_of
+from billing.domain import policy
+from billing.domain.dates import UTC_ZONE
 from billing.domain.errors import Conflict, NotFound, ServiceError, field_error
 from billing.domain.money import Money
 from billing.services import idempotency
@@ -107,35 +107,17 @@ def sell(
             session.commit()
             return get_patient_package(session, patient_id, claim.replay_of)
     package = current_package(session, body["code"])
-    name, email = invoices.patient_for_invoice(session, patient_id, body)
-    number = invoices.next_numbers(session, day_of(now, zone).year, 1)[0]
-    invoice = Invoice(
-        number=number,
-        quote_id=None,
-        booking_id=None,
-        patient_id=patient_id,
-        patient_name=name,
-        patient_email=email,
-        session_type=policy.PACKAGE,
-        scheduled_at=now,
-        currency=package.currency,
-        total=package.amount,
-        status=statuses.OPEN,
-        kind=policy.PACKAGE,
-        created_at=now,
-        updated_at=now,
-        lines=[
-            InvoiceLine(
-                position=0,
-                description=f"{package.name} ({package.iv_credits} IV credits)",
-                session_type=policy.PACKAGE,
-                billing_code=policy.BILLING_CODES[policy.PACKAGE],
-                amount=package.amount,
-            )
-        ],
+    invoice = invoices.sale_invoice(
+        session,
+        patient_id,
+        body,
+        policy.PACKAGE,
+        f"{package.name} ({package.iv_credits} IV credits)",
+        package.amount,
+        package.currency,
+        now,
+        zone,
     )
-    session.add(invoice)
-    session.flush()
     sold = PatientPackage(
         patient_id=patient_id,
         package_id=package.id,

@@ -21,9 +21,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from billing.adapters.account_models import GiftCard
-from billing.adapters.models import Invoice, InvoiceLine, Payment, utcnow
+from billing.adapters.models import Invoice, Payment, utcnow
 from billing.domain import policy, statuses
-from billing.domain.dates import UTC_ZONE, day_of
+from billing.domain.dates import UTC_ZONE
 from billing.domain.errors import Conflict, NotFound, field_error
 from billing.domain.money import Money
 from billing.services import idempotency
@@ -31,7 +31,7 @@ from billing.services.access import audit
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.invoicing import invoices, ledger
-from billing.services.invoicing.invoices import get_invoice, patient_for_invoice
+from billing.services.invoicing.invoices import get_invoice
 
 METHOD = "gift_card"
 # 12 characters of 32 (no 0/O, 1/I/L): 60 bits, read aloud or typed from a card.
@@ -84,40 +84,23 @@ def sell(
         session.commit()
         return view(session, card)
     buyer = body["purchaser_patient_id"]
-    name, email = patient_for_invoice(session, buyer, body)
     expires_at = body.get("expires_at")
     if expires_at is not None and expires_at <= now:
         raise field_error("expires_in_past", "expires_at", "A gift card must expire later.")
     code = new_code()
     amount, currency = body["amount"], body["currency"]
     shown = Money(amount, currency).format()
-    invoice = Invoice(
-        number=invoices.next_numbers(session, day_of(now, zone).year, 1)[0],
-        quote_id=None,
-        booking_id=None,
-        patient_id=buyer,
-        patient_name=name,
-        patient_email=email,
-        session_type=policy.GIFT_CARD,
-        scheduled_at=now,
-        currency=currency,
-        total=amount,
-        status=statuses.OPEN,
-        kind=policy.GIFT_CARD,
-        created_at=now,
-        updated_at=now,
-        lines=[
-            InvoiceLine(
-                position=0,
-                description=f"Gift card of {shown} ending {code[-4:]}",
-                session_type=policy.GIFT_CARD,
-                billing_code=policy.BILLING_CODES[policy.GIFT_CARD],
-                amount=amount,
-            )
-        ],
+    invoice = invoices.sale_invoice(
+        session,
+        buyer,
+        body,
+        policy.GIFT_CARD,
+        f"Gift card of {shown} ending {code[-4:]}",
+        amount,
+        currency,
+        now,
+        zone,
     )
-    session.add(invoice)
-    session.flush()
     card = GiftCard(
         code_hash=code_hash(code),
         last4=code[-4:],
