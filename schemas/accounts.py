@@ -33,6 +33,7 @@ class AccountMovementSchema(Schema):
     invoice_id = typed("InvoiceId", fields.String(required=True, allow_none=True))
     payment_id = typed("PaymentId", fields.String(required=True, allow_none=True))
     adjustment_id = typed("AdjustmentId", fields.String(required=True, allow_none=True))
+    refund_id = typed("RefundId", fields.String(required=True, allow_none=True))
     note = fields.String(required=True)
     created_at = fields.DateTime(required=True)
 

@@ -339,10 +339,12 @@ TYPES: dict[str, dict[str, Any]] = {
         "applied",
         "taken_back",
         "refunded",
+        "restored",
         description="overpayment: paid beyond an invoice, kept as credit; credit_note: a "
         "credit note's money kept as credit; applied: credit that paid an invoice; "
         "taken_back: credit that came from a payment that never arrived (a bounced check); "
-        "refunded: credit given back to the card it came from.",
+        "refunded: credit given back to the card it came from; restored: that refund "
+        "failed, and the credit is back.",
     ),
     "ReportFormat": _closed("json", "csv", description="A report as JSON or as CSV."),
     "PayoutStatus": _closed(

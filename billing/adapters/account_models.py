@@ -40,6 +40,7 @@ class AccountMovement(Base):
     invoice_id: Mapped[str | None] = mapped_column(String(32), index=True)
     payment_id: Mapped[str | None] = mapped_column(String(32))
     adjustment_id: Mapped[str | None] = mapped_column(String(32))
+    refund_id: Mapped[str | None] = mapped_column(String(32))  # credit refunded, or restored
     note: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

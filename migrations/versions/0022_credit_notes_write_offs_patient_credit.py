@@ -65,6 +65,7 @@ def upgrade() -> None:
         sa.Column("invoice_id", sa.String(length=32), nullable=True),
         sa.Column("payment_id", sa.String(length=32), nullable=True),
         sa.Column("adjustment_id", sa.String(length=32), nullable=True),
+        sa.Column("refund_id", sa.String(length=32), nullable=True),
         sa.Column("note", sa.String(length=500), nullable=False),
         sa.Column("created_at", WHEN, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_account_movements")),

@@ -299,9 +299,9 @@ def test_no_interleaving_of_corrections_and_credit_loses_or_makes_a_cent(
 ) -> None:
     """Two bills of one patient: parts by card and in cash, checks that bounce, refunds,
     credit notes, write-offs, the patient's credit applied by staff and by the job or
-    refunded on request, and Stripe's webhooks, in any order and duplicated. After every step, for each bill: what
-    it kept (paid less refunded) never exceeds what it owes after credit notes and
-    write-offs, and equals it once it reads paid; the balance due is what is owed less
+    refunded on request, and Stripe's webhooks, in any order and duplicated. After every
+    step, for each bill: what it kept (paid less refunded) never exceeds what it owes
+    after credit notes and write-offs, and equals it once it reads paid; the balance due is what is owed less
     what was paid; the patient's credit is never negative. At the end, Stripe's money and
     the desk's equal what the bills kept plus the credit the patient holds."""
     from billing.adapters import db

@@ -219,3 +219,47 @@ def test_only_what_is_left_on_a_gift_card_goes_back_to_its_buyer(
     assert (card["balance"], card["status"]) == (0, "refunded")
     assert collected_at_stripe(standin, sold.json["invoice_id"]) == (10000, 7000)
     assert collected_at_stripe(standin, someone) == (0, 0)  # the gift card paid, not a card
+
+
+def test_credit_refunded_to_a_card_comes_back_when_stripe_reports_the_refund_failed(
+    stripe_client, stripe_app, staff, open_invoice, standin, proxy
+):
+    """The call refunding credit was lost; Stripe then says that refund failed (the card
+    was closed): the credit is the patient's again, once, and the bill reads as before."""
+    from tests.stripe.test_untested_paths import (
+        charge_refunded,
+        refund_at_stripe,
+        stripe_side,
+    )
+
+    invoice_id = open_invoice(patient_id="P-9401")
+    assert charge_card_on_file(stripe_client, staff, invoice_id, "desk").status_code == 201
+    note = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/credit-notes",
+        headers={**staff, "Idempotency-Key": "cn"},
+        json={"amount": 10000, "reason": "shortened", "approved_by": "Dr. Rivera"},
+    )
+    assert note.status_code == 201, note.json
+    proxy.fault = "down"
+    try:
+        lost = stripe_client.post(
+            "/v1/patients/P-9401/account/refunds",
+            headers={**staff, "Idempotency-Key": "rc"},
+            json={"amount": 10000, "currency": "usd", "reason": "asked for it back"},
+        )
+    finally:
+        proxy.fault = None
+    assert lost.status_code == 503, lost.json
+    account = stripe_client.get("/v1/patients/P-9401/account", headers=staff).json
+    assert account["balances"][0]["credit"] == 0  # on its way to the card, or so it seems
+    (ours,) = refunds_of(stripe_app, invoice_id)
+
+    side = stripe_side(stripe_app, invoice_id, 10000)
+    failed = refund_at_stripe(side, ours.id, 10000, "failed")
+    for _ in range(2):  # told twice: the credit comes back once
+        assert deliver(stripe_client, charge_refunded(side, failed)).status_code == 200
+    account = stripe_client.get("/v1/patients/P-9401/account", headers=staff).json
+    assert account["balances"][0]["credit"] == 10000
+    assert [m["kind"] for m in account["movements"]][:2] == ["restored", "refunded"]
+    bill = invoice(stripe_client, staff, invoice_id)
+    assert (bill["status"], bill["balance_due"], bill["amount_refunded"]) == ("paid", 0, 0)

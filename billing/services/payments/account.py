@@ -15,9 +15,10 @@ applications of the last of it give one success, on PostgreSQL and SQLite alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.account_models import AccountBalance, AccountMovement
@@ -25,7 +26,7 @@ from billing.adapters.db import dialect_insert
 from billing.adapters.models import Invoice, LedgerEntry, Payment, Refund, new_id, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import statuses
-from billing.domain.errors import Conflict, ServiceError, field_error
+from billing.domain.errors import Conflict, field_error
 from billing.domain.money import STRIPE_MINIMUM_CHARGE
 from billing.services import idempotency
 from billing.services.access import audit
@@ -66,6 +67,7 @@ def move_to_credit(
     note: str,
     payment_id: str | None = None,
     adjustment_id: str | None = None,
+    refund_id: str | None = None,
 ) -> AccountMovement:
     """In the caller's transaction (the invoice locked): `amount` of what was paid on the
     invoice leaves it (ledger `to_credit`) and becomes the patient's credit."""
@@ -78,6 +80,7 @@ def move_to_credit(
         invoice_id=invoice.id,
         payment_id=payment_id,
         adjustment_id=adjustment_id,
+        refund_id=refund_id,
         note=note[:500],
         created_at=utcnow(),
     )
@@ -298,6 +301,7 @@ def account(session: Session, patient_id: str, movements: int = 100) -> AccountV
 
 
 REFUNDED = "refunded"  # credit given back to the card it came from
+RESTORED = "restored"  # ... and back, when that refund failed
 
 
 def refund_credit(
@@ -313,31 +317,22 @@ def refund_credit(
     of an invoice whose overpayment or credit note made the credit, never more than that
     invoice gave to credit nor than the payment can still give back. The credit moves
     back into that invoice and goes out as its refund (kind `overpayment`), so the invoice
-    reads as before; a refund Stripe refuses puts the credit back."""
+    reads as before; a refund that fails, now or later, puts the credit back in the
+    transaction that marks it failed."""
     claim = idempotency.claim(session, request, "refund")
     if claim.replay_of is not None:
-        found = session.get_one(Refund, claim.replay_of)
         session.commit()
-        return found
-    source = _refund_source(session, patient_id, currency, amount)
-    invoice = get_invoice(session, source.invoice_id, for_update=True)
+        return refunds.replayed(session, gateway, claim.replay_of)
+    chosen = _refund_source(session, patient_id, currency, amount)
+    invoice = get_invoice(session, chosen.invoice_id, for_update=True)
+    source = session.get_one(Payment, chosen.id)
+    # Counted again under the lock: a refund of the same credit meanwhile took its share.
+    if _card_can_take(session, patient_id, currency, source) < amount:
+        raise Conflict("refund_in_progress", "Another refund used this card's share; ask again.")
     if not take(session, patient_id, currency, amount):
         raise Conflict(
             "no_credit", f"Patient {patient_id} has less than {amount} {currency} of credit."
         )
-    movement = AccountMovement(
-        id=new_id("mv"),
-        patient_id=patient_id,
-        currency=currency,
-        amount=-amount,
-        kind=REFUNDED,
-        invoice_id=invoice.id,
-        payment_id=source.id,
-        note=f"Refunded to the card that paid invoice {invoice.number}: {reason}"[:500],
-        created_at=utcnow(),
-    )
-    session.add(movement)
-    ledger.record(session, invoice, ledger.FROM_CREDIT, amount, movement.id)
     refund = Refund(
         invoice_id=invoice.id,
         payment_id=source.id,
@@ -349,47 +344,88 @@ def refund_credit(
     )
     session.add(refund)
     session.flush()
+    movement = AccountMovement(
+        id=new_id("mv"),
+        patient_id=patient_id,
+        currency=currency,
+        amount=-amount,
+        kind=REFUNDED,
+        invoice_id=invoice.id,
+        payment_id=source.id,
+        refund_id=refund.id,
+        note=f"Refunded to the card that paid invoice {invoice.number}: {reason}"[:500],
+        created_at=utcnow(),
+    )
+    session.add(movement)
+    ledger.record(session, invoice, ledger.FROM_CREDIT, amount, movement.id)
     refunds.audit_refund(session, refund, "refund.created", reason=reason, of="credit")
     idempotency.complete(session, claim, refund.id)
     session.commit()
-    try:
-        refunds.send(session, gateway, refund.id)
-    except ServiceError as error:
-        if error.outcome_unknown:  # settled later by asking Stripe; the credit stays out
-            raise
-        invoice = get_invoice(session, refund.invoice_id, for_update=True)
-        move_to_credit(
-            session,
-            invoice,
-            amount,
-            OVERPAYMENT,
-            f"Refund {refund.id} was refused by Stripe; the credit is kept.",
-            payment_id=source.id,
+    return refunds.outcome(refunds.send(session, gateway, refund.id))
+
+
+def restore_refunded_credit(session: Session, refund: Refund) -> None:
+    """In the transaction that marks `refund` failed: if it gave back the patient's
+    credit, that credit comes back, once."""
+    if refund.kind != overpayments.OVERPAYMENT:
+        return
+    given = session.scalar(
+        select(AccountMovement).where(
+            AccountMovement.refund_id == refund.id, AccountMovement.kind == REFUNDED
         )
-        session.commit()
-        raise
-    return refunds.get_refund(session, refund.id)
+    )
+    back = session.scalar(
+        select(AccountMovement.id).where(
+            AccountMovement.refund_id == refund.id, AccountMovement.kind == RESTORED
+        )
+    )
+    if given is None or back is not None:
+        return
+    invoice = get_invoice(session, refund.invoice_id, for_update=True)
+    move_to_credit(
+        session,
+        invoice,
+        refund.amount,
+        RESTORED,
+        f"Refund {refund.id} of credit failed; the credit is kept.",
+        payment_id=refund.payment_id,
+        refund_id=refund.id,
+    )
+
+
+refunds.ON_FAILED.append(restore_refunded_credit)
+
+
+def _gave_to_credit(patient_id: str, currency: str) -> Any:
+    """Per invoice, what its money made of the patient's credit and is still credit to
+    refund to its cards: overpayments and credit notes, less what was refunded from it
+    (back when that failed) or taken back (a check that bounced)."""
+    return (
+        select(
+            AccountMovement.invoice_id,
+            func.sum(AccountMovement.amount).label("left"),
+        )
+        .where(
+            AccountMovement.patient_id == patient_id,
+            AccountMovement.currency == currency,
+            AccountMovement.kind.in_((OVERPAYMENT, CREDIT_NOTE, REFUNDED, RESTORED, TAKEN_BACK)),
+        )
+        .group_by(AccountMovement.invoice_id)
+        .subquery()
+    )
+
+
+def _card_can_take(session: Session, patient_id: str, currency: str, payment: Payment) -> int:
+    gave = _gave_to_credit(patient_id, currency)
+    left = session.scalar(select(gave.c.left).where(gave.c.invoice_id == payment.invoice_id))
+    return min(int(left or 0), refunds.refundable(session, payment).amount)
 
 
 def _refund_source(session: Session, patient_id: str, currency: str, amount: int) -> Payment:
     """The newest card payment that can give `amount` of the patient's credit back."""
-    gave = (
-        select(
-            AccountMovement.invoice_id,
-            func.sum(
-                case(
-                    (AccountMovement.kind.in_((OVERPAYMENT, CREDIT_NOTE)), AccountMovement.amount),
-                    (AccountMovement.kind == REFUNDED, AccountMovement.amount),
-                    else_=0,
-                )
-            ).label("left"),
-        )
-        .where(AccountMovement.patient_id == patient_id, AccountMovement.currency == currency)
-        .group_by(AccountMovement.invoice_id)
-        .subquery()
-    )
-    candidates = session.execute(
-        select(Payment, gave.c.left)
+    gave = _gave_to_credit(patient_id, currency)
+    candidates = session.scalars(
+        select(Payment)
         .join(gave, gave.c.invoice_id == Payment.invoice_id)
         .where(
             Payment.method.in_(refunds.STRIPE_METHODS),
@@ -399,11 +435,10 @@ def _refund_source(session: Session, patient_id: str, currency: str, amount: int
         .order_by(Payment.paid_at.desc(), Payment.id)
     ).all()
     most = 0
-    for payment, left in candidates:
-        source: Payment = payment
-        can = min(int(left), refunds.refundable(session, source).amount)
+    for payment in candidates:
+        can = _card_can_take(session, patient_id, currency, payment)
         if can >= amount:
-            return source
+            return payment
         most = max(most, can)
     raise field_error(
         "refund_exceeds_paid",

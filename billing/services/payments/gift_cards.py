@@ -179,6 +179,26 @@ def _status(card: GiftCard, invoice: Invoice, left: int) -> str:
     return "active"
 
 
+def check_code(session: Session, code: str | None) -> None:
+    """Before anything else is done for it: refuse a code no card has, or a card that
+    cannot pay now (checked again under the lock when it is used)."""
+    if not code:
+        raise field_error("code_required", "code", "Give the gift card's code.")
+    card = find(session, code)
+    state = view(session, card).status
+    session.rollback()
+    if state in REFUSALS:
+        raise Conflict(*REFUSALS[state])
+
+
+REFUSALS = {
+    "awaiting_payment": ("gift_card_not_paid", "The gift card has not been paid for yet."),
+    "expired": ("gift_card_expired", "The gift card has expired."),
+    "used": ("gift_card_used", "Nothing is left on the gift card."),
+    "refunded": ("gift_card_used", "Nothing is left on the gift card."),
+}
+
+
 def use(
     session: Session, invoice: Invoice, code: str | None, amount: int | None, owed: int
 ) -> tuple[GiftCard, int]:

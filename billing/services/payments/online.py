@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.models import Invoice, PayLink, Payment, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
-from billing.domain import statuses
+from billing.domain import policy, statuses
 from billing.domain.errors import Conflict
 from billing.domain.statuses import AWAITING_PATIENT, FAILED, REQUIRES_ACTION
 from billing.services.access import audit
@@ -197,6 +197,12 @@ def void_invoice(
         if invoice.status == statuses.PROCESSING:
             raise Conflict(
                 "payment_in_progress", "A payment is in progress; it cannot be voided now."
+            )
+        if invoice.kind in (policy.PACKAGE, policy.GIFT_CARD) and invoice.amount_paid > 0:
+            raise Conflict(
+                "invoice_paid",
+                f"Invoice {invoice.number} sold a {invoice.kind.replace('_', ' ')} and was paid:"
+                " refund what is unused of it instead.",
             )
         at_the_desk = invoice.status in statuses.SETTLED and desk_money(session, invoice.id) > 0
         if invoice.status == statuses.PARTIALLY_PAID or at_the_desk:

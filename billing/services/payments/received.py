@@ -71,6 +71,10 @@ def record_payment(
     what it still owes (of credit or a gift card, as much as they pay). The payment,
     succeeded, its money in the ledger. The pay page stands aside first, through
     `gateway` (without one, a live pay page is 409)."""
+    if method == GIFT_CARD_METHOD and request is None:
+        # The pay page: a code that cannot pay costs no PaymentIntent (a request with an
+        # Idempotency-Key is checked after its key, so that a replay answers as before).
+        gift_cards.check_code(session, code)
     claim, invoice = locked_without_pay_page(session, gateway, invoice_id, request, "payment")
     if invoice is None:  # a replay: answered as the first time, pay page or not
         assert claim is not None and claim.replay_of is not None

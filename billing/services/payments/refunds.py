@@ -12,6 +12,7 @@ failed (the card's bank returned it), whose money the ledger then counts back.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -47,6 +48,9 @@ FAILURE_REASONS = {
     "merchant_request": "The refund was cancelled at the clinic's request",
 }
 PENDING_AGAIN = {"status": PENDING}
+# Called in the transaction that marks a refund failed (its invoice locked or not yet):
+# what else must follow, such as credit that was refunded coming back (payments.account).
+ON_FAILED: list[Callable[[Session, Refund], None]] = []
 NEVER_SENT = {
     "status": FAILED,
     "failure_code": "not_sent",
@@ -260,11 +264,13 @@ def apply_refund(session: Session, refund_id: str, result: RefundResult) -> Refu
             refund.failure_code = result.failure_reason or "refund_failed"
             refund.failure_message = _failure_message(result.failure_reason)
         refund.status = FAILED
+        _failed(session, refund)
     elif result.status in COUNTED_AT_STRIPE:
         pass  # stale: Stripe has since reported this refund failed
     elif refund.status != SUCCEEDED:
         refund.status = FAILED
         refund.failure_code = refund.failure_code or "refund_failed"
+        _failed(session, refund)
     if refund.status != before:
         audit_refund(session, refund, f"refund.{refund.status}")
     session.commit()
@@ -320,9 +326,21 @@ def _fail(session: Session, refund_id: str, code: str, message: str) -> None:
     if failed:
         refund = get_refund(session, refund_id)
         audit_refund(session, refund, "refund.failed")
+        _failed(session, refund)
     session.commit()
     if failed:
         metrics.refund_outcome(refund.kind, FAILED)
+
+
+def _failed(session: Session, refund: Refund) -> None:
+    for follow in ON_FAILED:
+        follow(session, refund)
+
+
+def replayed(session: Session, gateway: StripeGateway, refund_id: str) -> Refund:
+    """A replayed request's refund, as the first answer was (waited for, settled at
+    Stripe if it was left unknown, its failure raised)."""
+    return _replay(session, gateway, refund_id)
 
 
 def audit_refund(session: Session, refund: Refund, action: str, **details: Any) -> None:
