@@ -301,9 +301,10 @@ def test_no_interleaving_of_corrections_and_credit_loses_or_makes_a_cent(
     credit notes, write-offs, the patient's credit applied by staff and by the job or
     refunded on request, and Stripe's webhooks, in any order and duplicated. After every
     step, for each bill: what it kept (paid less refunded) never exceeds what it owes
-    after credit notes and write-offs, and equals it once it reads paid; the balance due is what is owed less
-    what was paid; the patient's credit is never negative. At the end, Stripe's money and
-    the desk's equal what the bills kept plus the credit the patient holds."""
+    after credit notes and write-offs, and equals it once it reads paid; the balance due
+    is what is owed less what was paid; the patient's credit is never negative. At the
+    end, Stripe's money and the desk's equal what the bills kept plus the patient's
+    credit."""
     from billing.adapters import db
     from billing.services.payments import received
 
