@@ -356,3 +356,23 @@ def test_a_check_that_bounces_takes_back_the_credit_it_became_and_reopens_a_writ
     now = client.get(f"/v1/invoices/{other['id']}", headers=desk).json
     assert (now["status"], now["balance_due"]) == ("open", 10000)
     assert cash(client, desk, other["id"], "k7", 10000).status_code == 201
+
+
+def test_the_dashboard_shows_corrections_and_patients_credit(
+    app: Flask, client, desk, booking
+) -> None:
+    from tests.api.test_finance_sessions import HTTPS, PASSWORD, sign_in
+
+    invoice = bill(client, desk, booking, "P-8701", "BK-8701")
+    assert cash(client, desk, invoice["id"], "k1", 50000).status_code == 201
+    assert credit_note(client, desk, invoice["id"], "k2", 7500).status_code == 201
+    with app.app_context():
+        from billing.services.access.staff import create_staff_user
+
+        create_staff_user(db.session(), "lead@example.org", PASSWORD)
+    browser = app.test_client()
+    assert sign_in(browser, email="lead@example.org") == 303
+    page = browser.get("/finance", **HTTPS).get_data(as_text=True)
+    section = page.split('id="corrections-heading"')[1].split("</section>")[0]
+    cells = [c for c in section.split("<td>")[1:]]
+    assert [c.split("</td>")[0] for c in cells] == ["$75.00", "$0.00", "$75.00", "$0.00", "$75.00"]

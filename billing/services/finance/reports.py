@@ -61,7 +61,7 @@ def owed_now() -> Any:
     )
 
 
-def _adjusted_in(session: Session, period: Period) -> dict[str, dict[str, int]]:
+def adjustments_in(session: Session, period: Period) -> dict[str, dict[str, int]]:
     """Credit notes and write-offs made in the period, and credit kept from and applied
     to invoices (the ledger's `to_credit`, `from_credit`), per currency; and the credit
     held at its end."""
@@ -218,7 +218,7 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
     report = reconciliation(session, period)
     totals = report["totals"]
     credit_figures = packages.package_figures(session, period)
-    adjusted = _adjusted_in(session, period)
+    adjusted = adjustments_in(session, period)
     no_adjustments = dict.fromkeys(ADJUSTMENT_FIGURES, 0)
     currencies = sorted(
         set(totals["currencies"])

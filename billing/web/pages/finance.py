@@ -219,6 +219,7 @@ def dashboard(user: StaffUser) -> Response:
         mismatches=finance.stripe_mismatches(db.session(), period),
         known_currencies=CURRENCY_EXPONENTS,
         fees=finance.fees_by_month(db.session(), period),
+        corrections=sorted(finance.adjustments_in(db.session(), period).items()),
         charts=[
             _chart([row for row in daily if row["currency"] == currency], start, end, currency)
             for currency in sorted({row["currency"] for row in daily}) or ["usd"]
