@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
-from billing.domain.policy import CancellationPolicy, Fee
+from billing.domain.policy import DEPOSIT_FOR, CancellationPolicy, DepositRule, Fee
 from billing.domain.pricing import (
     DESCRIPTIONS,
     IM_GROUP,
@@ -30,8 +30,31 @@ class FeeSchema(Schema):
     )
 
 
+class DepositSchema(Schema):
+    """Part of a session's price paid when booking: a percentage of the line or an amount."""
+
+    percent = fields.Integer(
+        attribute="fee.percent",
+        required=True,
+        allow_none=True,
+        metadata={"description": "Of the line."},
+    )
+    amount = fields.Integer(
+        attribute="fee.amount",
+        required=True,
+        allow_none=True,
+        metadata={"description": "In the minor unit; never more than the line."},
+    )
+    applies_to = typed("DepositFor", fields.String(required=True))
+    no_shows = fields.Integer(
+        required=True,
+        metadata={"description": "applies_to no_shows: this many no-shows in 12 months or more."},
+    )
+
+
 class CancellationPolicySchema(Schema):
-    """What cancelling late or missing a session costs, as this price version sets it."""
+    """What cancelling late or missing a session costs, as this price version sets it,
+    and the deposit it asks when booking (null: none)."""
 
     notice_hours = fields.Integer(
         required=True,
@@ -39,6 +62,7 @@ class CancellationPolicySchema(Schema):
     )
     late_cancellation_fee = fields.Nested(FeeSchema, attribute="late_cancellation", required=True)
     no_show_fee = fields.Nested(FeeSchema, attribute="no_show", required=True)
+    deposit = fields.Nested(DepositSchema, required=True, allow_none=True)
 
 
 class FeeRequestSchema(Schema):
@@ -57,10 +81,42 @@ class FeeRequestSchema(Schema):
         return Fee(percent=data.get("percent"), amount=data.get("amount"))
 
 
+class DepositRequestSchema(Schema):
+    """Exactly one of `percent` (of the line) and `amount` (minor units), and who is asked:
+    `everyone`, `new_patients` (no IV session before) or `no_shows` (at least `no_shows`
+    no-shows in the last 12 months, 1 by default)."""
+
+    percent = StrictInteger(validate=validate.Range(min=1, max=100))
+    amount = amount()
+    applies_to = typed(
+        "DepositFor", fields.String(required=True, validate=validate.OneOf(DEPOSIT_FOR))
+    )
+    no_shows = StrictInteger(validate=validate.Range(min=1, max=100))
+
+    @validates_schema
+    def _one_of(self, data: dict[str, Any], **_: Any) -> None:
+        if ("percent" in data) == ("amount" in data):
+            raise ValidationError("Give exactly one of `percent` and `amount`.", "percent")
+        if "no_shows" in data and data.get("applies_to") != "no_shows":
+            raise ValidationError("Only a deposit for no_shows counts them.", "no_shows")
+
+    @post_load
+    def _rule(self, data: dict[str, Any], **_: Any) -> DepositRule:
+        return DepositRule(
+            Fee(percent=data.get("percent"), amount=data.get("amount")),
+            data["applies_to"],
+            data.get("no_shows", 1),
+        )
+
+
 class CancellationPolicyRequestSchema(Schema):
     notice_hours = StrictInteger(required=True, validate=validate.Range(min=0, max=24 * 30))
     late_cancellation_fee = fields.Nested(FeeRequestSchema, required=True)
     no_show_fee = fields.Nested(FeeRequestSchema, required=True)
+    deposit = fields.Nested(
+        DepositRequestSchema,
+        metadata={"description": "Omitted: no deposit is asked when booking."},
+    )
 
     @post_load
     def _policy(self, data: dict[str, Any], **_: Any) -> CancellationPolicy:
@@ -68,6 +124,7 @@ class CancellationPolicyRequestSchema(Schema):
             notice_hours=data["notice_hours"],
             late_cancellation=data["late_cancellation_fee"],
             no_show=data["no_show_fee"],
+            deposit=data.get("deposit"),
         )
 
 

@@ -64,6 +64,17 @@ class InvoiceSchema(Schema):
     total = fields.Integer(required=True)
     amount_paid = fields.Integer(required=True)
     amount_refunded = fields.Integer(required=True)
+    deposit = fields.Integer(
+        required=True,
+        metadata={"description": "The deposit its quote asked when booking (0: none)."},
+    )
+    deposit_due = fields.Integer(
+        required=True,
+        metadata={
+            "description": "What of the deposit is still to pay: collect it like any payment "
+            "(`amount`), by card, pay link or at the desk."
+        },
+    )
     amount_credited = fields.Integer(
         required=True, metadata={"description": "What credit notes took off the total."}
     )

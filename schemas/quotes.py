@@ -105,6 +105,13 @@ class QuoteLineSchema(Schema):
         required=True,
         metadata={"description": "IV credits that pay the line (0.5 for a group seat)."},
     )
+    deposit = fields.Integer(
+        required=True,
+        metadata={
+            "description": "What of `amount` the patient pays when booking, as the price "
+            "version's cancellation policy asks (0: no deposit); part of the invoice."
+        },
+    )
 
     def _discounts(self, line: Any) -> list[dict[str, Any]]:
         return discounts_of(line)
@@ -158,6 +165,7 @@ def dump_new_quote(quote: dict[str, Any]) -> dict[str, Any]:
                 "discounts": discounts_of(line),
                 "iv_exemption": _dumped_exemption(line["iv_exemption"]),
                 "credits_used": float(line["credits_used"]),
+                "deposit": line["deposit"],
             }
             for line in quote["lines"]
         ],

@@ -16,6 +16,7 @@ from billing.domain.policy import (
     ATTENDANCE,
     BOOKING_STATES,
     CANCELLED_BY,
+    DEPOSIT_FOR,
     FEE_REASONS,
     GIFT_CARD,
     INVOICE_KINDS,
@@ -310,6 +311,11 @@ TYPES: dict[str, dict[str, Any]] = {
         "to_credit: money paid beyond what the invoice owes, kept as the patient's credit; "
         "from_credit: the patient's credit applied to the invoice; gift_card: a gift card "
         "paid part of the invoice.",
+    ),
+    "DepositFor": _closed(
+        *DEPOSIT_FOR,
+        description="Who is asked for a deposit when booking: everyone; new_patients (no IV "
+        "session before); no_shows (that many no-shows in the last 12 months).",
     ),
     "GiftCardStatus": _closed(
         "awaiting_payment",

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 from billing.domain.money import Money
-from billing.domain.policy import CancellationPolicy, Fee
+from billing.domain.policy import CancellationPolicy, DepositRule, Fee
 
 
 def utcnow() -> datetime:
@@ -111,6 +111,13 @@ class PriceVersion(Base):
     late_cancellation_fee_amount: Mapped[int | None]
     no_show_fee_percent: Mapped[int | None] = mapped_column(Integer)
     no_show_fee_amount: Mapped[int | None]
+    # A deposit asked when booking (none without `deposit_for`): a percentage of the line
+    # or an amount, from everyone, new patients, or patients with `deposit_no_shows`
+    # no-shows in 12 months.
+    deposit_for: Mapped[str | None] = mapped_column(String(16))
+    deposit_percent: Mapped[int | None] = mapped_column(Integer)
+    deposit_amount: Mapped[int | None]
+    deposit_no_shows: Mapped[int | None] = mapped_column(Integer)
 
     @property
     def iv_individual(self) -> Money:
@@ -124,6 +131,13 @@ class PriceVersion(Base):
                 self.late_cancellation_fee_percent, self.late_cancellation_fee_amount
             ),
             no_show=Fee(self.no_show_fee_percent, self.no_show_fee_amount),
+            deposit=None
+            if self.deposit_for is None
+            else DepositRule(
+                Fee(self.deposit_percent, self.deposit_amount),
+                self.deposit_for,
+                self.deposit_no_shows or 1,
+            ),
         )
 
 
@@ -179,6 +193,7 @@ class QuoteLine(Base):
     sliding_amount: Mapped[int] = mapped_column(default=0, server_default="0")
     promotion_amount: Mapped[int] = mapped_column(default=0, server_default="0")
     credit_units: Mapped[int] = mapped_column(default=0, server_default="0")  # half-credits
+    deposit: Mapped[int] = mapped_column(default=0, server_default="0")  # asked when booking
     quote: Mapped[Quote] = relationship(back_populates="lines")
 
     @property
@@ -383,6 +398,7 @@ class Invoice(Base):
     status: Mapped[str] = mapped_column(String(24), index=True)
     kind: Mapped[str] = mapped_column(String(16), default="session", server_default="session")
     fee_reason: Mapped[str | None] = mapped_column(String(32))  # late_cancellation, no_show
+    deposit: Mapped[int] = mapped_column(default=0, server_default="0")  # its quote line's
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     voided_at: Mapped[datetime | None]
@@ -402,6 +418,11 @@ class Invoice(Base):
     lines: Mapped[list[InvoiceLine]] = relationship(
         order_by="InvoiceLine.position", lazy="selectin", cascade="all, delete-orphan"
     )
+
+    @property
+    def deposit_due(self) -> int:
+        """What of the deposit asked when booking is still to pay (nothing once paid)."""
+        return min(max(0, self.deposit - self.amount_paid), self.balance_due)
 
     @property
     def amount_owed(self) -> int:

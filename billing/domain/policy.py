@@ -66,11 +66,37 @@ class Fee:
         return min(fee, line)
 
 
+# Who is asked for a deposit when booking: everyone, patients new to the clinic (no IV
+# session before), or patients who missed at least `no_shows` sessions in 12 months.
+DEPOSIT_FOR = ("everyone", "new_patients", "no_shows")
+NO_SHOW_MEMORY = timedelta(days=365)
+
+
+@dataclass(frozen=True, slots=True)
+class DepositRule:
+    """Part of a session's price paid when booking: a percentage of the line or an amount
+    (never more than the line), from the patients `applies_to` names."""
+
+    fee: Fee
+    applies_to: str
+    no_shows: int = 1  # applies_to no_shows: this many or more in 12 months
+
+    def of(self, line: Money, prior_iv_sessions: int, recent_no_shows: int) -> Money:
+        """The deposit a patient with this history is asked for on `line` (zero: none)."""
+        asked = (
+            self.applies_to == "everyone"
+            or (self.applies_to == "new_patients" and prior_iv_sessions == 0)
+            or (self.applies_to == "no_shows" and recent_no_shows >= self.no_shows)
+        )
+        return self.fee.of(line) if asked else Money.zero(line.currency)
+
+
 @dataclass(frozen=True, slots=True)
 class CancellationPolicy:
     notice_hours: int
     late_cancellation: Fee
     no_show: Fee
+    deposit: DepositRule | None = None
 
     def is_late(self, cancelled_at: datetime, scheduled_at: datetime) -> bool:
         """Less notice than the policy asks: instants compared, whatever their zones."""

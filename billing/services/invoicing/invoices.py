@@ -154,6 +154,7 @@ def create_invoices(
             scheduled_at=quote.scheduled_at,
             currency=quote.currency,
             total=line.amount,
+            deposit=line.deposit,
             # Paid with credits: nothing to collect, it is paid as it is made.
             status=statuses.PAID if line.credit_units else statuses.OPEN,
             kind=policy.SESSION,

@@ -124,6 +124,10 @@ def create_price_version(
         late_cancellation_fee_amount=policy.late_cancellation.amount,
         no_show_fee_percent=policy.no_show.percent,
         no_show_fee_amount=policy.no_show.amount,
+        deposit_for=policy.deposit.applies_to if policy.deposit else None,
+        deposit_percent=policy.deposit.fee.percent if policy.deposit else None,
+        deposit_amount=policy.deposit.fee.amount if policy.deposit else None,
+        deposit_no_shows=policy.deposit.no_shows if policy.deposit else None,
     )
     session.add(price)
     audit.record(

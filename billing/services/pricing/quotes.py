@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from billing.adapters import db, jsontext
+from billing.adapters.booking_models import Booking, Seat
 from billing.adapters.models import AuditEvent, Quote, QuoteLine, new_id, utcnow
 from billing.adapters.outbox import Event
 from billing.domain import credits as credit_rules
-from billing.domain import discounts, pricing
+from billing.domain import discounts, policy, pricing
 from billing.domain.errors import NotFound, field_error
 from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
 from billing.services import idempotency
@@ -109,9 +110,12 @@ def create_quote(
         "expires_at": expires_at,
         "promotion_code": booking.get("promotion_code", "").upper() or None,
     }
+    deposits = _deposits(session, price.policy.deposit, patients, priced, paying, now)
     lines = [
-        _line(quote_id, position, patient, line, booking["session_type"], units * paid)
-        for position, (patient, line, paid) in enumerate(zip(patients, priced, paying, strict=True))
+        _line(quote_id, position, patient, line, booking["session_type"], units * paid, deposit)
+        for position, (patient, line, paid, deposit) in enumerate(
+            zip(patients, priced, paying, deposits, strict=True)
+        )
     ]
     # Plain data, dumped like a Quote: no ORM objects on the hot path.
     made = {
@@ -312,18 +316,18 @@ _INSERT_IN_ONE = text(
                                  prior_iv_sessions, iv_exemption_reason,
                                  iv_exemption_approved_by, description, amount, base_amount,
                                  sliding_percent, sliding_reason, sliding_approved_by,
-                                 sliding_amount, promotion_amount, credit_units)
+                                 sliding_amount, promotion_amount, credit_units, deposit)
         SELECT :id, line.position, line.patient_id, line.patient_name, line.patient_email,
                line.prior_iv_sessions, line.iv_exemption_reason, line.iv_exemption_approved_by,
                line.description, line.amount, line.base_amount, line.sliding_percent,
                line.sliding_reason, line.sliding_approved_by, line.sliding_amount,
-               line.promotion_amount, line.credit_units
+               line.promotion_amount, line.credit_units, line.deposit
         FROM json_to_recordset(CAST(:lines AS json)) AS line(
             position int, patient_id text, patient_name text, patient_email text,
             prior_iv_sessions int, iv_exemption_reason text, iv_exemption_approved_by text,
             description text, amount bigint, base_amount bigint, sliding_percent int,
             sliding_reason text, sliding_approved_by text, sliding_amount bigint,
-            promotion_amount bigint, credit_units int), relaxed
+            promotion_amount bigint, credit_units int, deposit bigint), relaxed
     ),
     new_event AS (
         INSERT INTO events (public_id, type, created_at, data)
@@ -361,6 +365,43 @@ def _in_one_parameters(
     }
 
 
+def _deposits(
+    session: Session,
+    rule: policy.DepositRule | None,
+    patients: list[dict[str, Any]],
+    priced: list[discounts.DiscountedLine],
+    paying: list[bool],
+    now: datetime,
+) -> list[int]:
+    """The deposit each patient is asked for when booking, as the price version says
+    (none for a place paid with credits); no-shows are counted only when the rule asks."""
+    if rule is None:
+        return [0] * len(patients)
+    missed: dict[str, int] = {}
+    if rule.applies_to == "no_shows":
+        ids = [patient["patient_id"] for patient in patients]
+        missed = dict(
+            session.execute(
+                select(Seat.patient_id, func.count())
+                .join(Booking, Booking.booking_id == Seat.booking_id)
+                .where(
+                    Seat.patient_id.in_(ids),
+                    Seat.attendance == policy.NO_SHOW,
+                    Booking.scheduled_at >= now - policy.NO_SHOW_MEMORY,
+                )
+                .group_by(Seat.patient_id)
+            ).all()
+        )
+    return [
+        0
+        if credits_pay
+        else rule.of(
+            line.net, patient.get("prior_iv_sessions", 0), missed.get(patient["patient_id"], 0)
+        ).amount
+        for patient, line, credits_pay in zip(patients, priced, paying, strict=True)
+    ]
+
+
 def _line(
     quote_id: str,
     position: int,
@@ -368,6 +409,7 @@ def _line(
     line: discounts.DiscountedLine,
     session_type: str,
     credit_units: int,
+    deposit: int = 0,
 ) -> dict[str, Any]:
     exemption = patient.get("iv_exemption") or {}
     discount = patient.get("discount") or {}
@@ -389,6 +431,7 @@ def _line(
         "sliding_amount": line.sliding.amount,
         "promotion_amount": line.promotion.amount,
         "credit_units": credit_units,
+        "deposit": deposit,
     }
 
 
