@@ -375,6 +375,7 @@ def test_the_policy_is_versioned_with_the_price_and_locked_by_the_quote(desk) ->
         "notice_hours": 24,
         "late_cancellation_fee": {"percent": None, "amount": 4000},
         "no_show_fee": {"percent": 100, "amount": None},
+        "deposit": None,
     }
     assert made.json["cancellation_policy"] == policy
     catalog = desk.client.get("/v1/catalog", headers=desk.headers).json

@@ -55,6 +55,7 @@ def lines(draw: st.DrawFn, promotion_code: str | None) -> dict[str, object]:
         "iv_exemption": exemption,
         "promotion_code": promotion_code,
         "credits_used": units / 2,
+        "deposit": draw(st.integers(0, 10**6)),
     }
 
 
