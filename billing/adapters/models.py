@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 from billing.domain.money import Money
@@ -424,9 +425,9 @@ class Invoice(Base):
         """What of the deposit asked when booking is still to pay (nothing once paid)."""
         return min(max(0, self.deposit - self.amount_paid), self.balance_due)
 
-    @property
+    @hybrid_property
     def amount_owed(self) -> int:
-        """The total less what credit notes and write-offs took off it."""
+        """The total less what credit notes and write-offs took off it (in SQL too)."""
         return self.total - self.amount_credited - self.amount_written_off
 
     @property

@@ -268,10 +268,7 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
         .group_by(AccountMovement.invoice_id)
         .subquery()
     )
-    owed = case(
-        (Invoice.status == VOID, 0),
-        else_=Invoice.total - Invoice.amount_credited - Invoice.amount_written_off,
-    )
+    owed = case((Invoice.status == VOID, 0), else_=Invoice.amount_owed)
     returned = func.coalesce(given_back.c.given_back, 0)
     kept_as_credit = func.coalesce(kept.c.kept, 0)
     # What credit or a gift card paid of a void invoice went back to credit with the rest.

@@ -56,9 +56,7 @@ def bucket_of(age_days: int) -> str:
 def owed_now() -> Any:
     """What an invoice still owes, in SQL: its total less credit notes, write-offs and
     what was paid."""
-    return (
-        Invoice.total - Invoice.amount_credited - Invoice.amount_written_off - Invoice.amount_paid
-    )
+    return Invoice.amount_owed - Invoice.amount_paid
 
 
 def adjustments_in(session: Session, period: Period) -> dict[str, dict[str, int]]:

@@ -27,7 +27,7 @@ from billing.adapters.models import Invoice, LedgerEntry, Payment, Refund, new_i
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import statuses
 from billing.domain.errors import Conflict, field_error
-from billing.domain.money import STRIPE_MINIMUM_CHARGE
+from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
 from billing.services import idempotency
 from billing.services.access import audit
 from billing.services.idempotency import IdempotencyRequest
@@ -35,8 +35,7 @@ from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
 from billing.services.payments import overpayments, refunds
 
-CREDIT, REFUND = "credit", "refund"
-OVERPAYMENT_CHOICES = (CREDIT, REFUND)
+CREDIT = "credit"  # OVERPAYMENTS: keep money paid beyond an invoice (or `refund` it)
 # Movements: into the account from an invoice, out of it into one.
 OVERPAYMENT, CREDIT_NOTE, APPLIED = "overpayment", "credit_note", "applied"
 TAKEN_BACK = "taken_back"  # credit from money that never arrived (a check that bounced)
@@ -59,8 +58,7 @@ def credit_of(session: Session, patient_id: str, currency: str) -> int:
     return int(found or 0)
 
 
-def move_to_credit(
-    session: Session,
+def _movement(
     invoice: Invoice,
     amount: int,
     kind: str,
@@ -69,9 +67,8 @@ def move_to_credit(
     adjustment_id: str | None = None,
     refund_id: str | None = None,
 ) -> AccountMovement:
-    """In the caller's transaction (the invoice locked): `amount` of what was paid on the
-    invoice leaves it (ledger `to_credit`) and becomes the patient's credit."""
-    movement = AccountMovement(
+    """One signed change of the invoice's patient's credit, naming what caused it."""
+    return AccountMovement(
         id=new_id("mv"),
         patient_id=invoice.patient_id,
         currency=invoice.currency,
@@ -84,6 +81,21 @@ def move_to_credit(
         note=note[:500],
         created_at=utcnow(),
     )
+
+
+def move_to_credit(
+    session: Session,
+    invoice: Invoice,
+    amount: int,
+    kind: str,
+    note: str,
+    payment_id: str | None = None,
+    adjustment_id: str | None = None,
+    refund_id: str | None = None,
+) -> AccountMovement:
+    """In the caller's transaction (the invoice locked): `amount` of what was paid on the
+    invoice leaves it (ledger `to_credit`) and becomes the patient's credit."""
+    movement = _movement(invoice, amount, kind, note, payment_id, adjustment_id, refund_id)
     session.add(movement)
     insert = dialect_insert(session)
     session.execute(
@@ -166,16 +178,12 @@ def take_back(session: Session, invoice: Invoice, payment_id: str) -> int:
         return 0
     back = min(short, credit_of(session, invoice.patient_id, invoice.currency))
     if back > 0 and take(session, invoice.patient_id, invoice.currency, back):
-        movement = AccountMovement(
-            id=new_id("mv"),
-            patient_id=invoice.patient_id,
-            currency=invoice.currency,
-            amount=-back,
-            kind=TAKEN_BACK,
-            invoice_id=invoice.id,
+        movement = _movement(
+            invoice,
+            -back,
+            TAKEN_BACK,
+            f"Payment {payment_id} on invoice {invoice.number} never arrived.",
             payment_id=payment_id,
-            note=f"Payment {payment_id} on invoice {invoice.number} never arrived.",
-            created_at=utcnow(),
         )
         session.add(movement)
         ledger.record(session, invoice, ledger.FROM_CREDIT, back, movement.id)
@@ -235,19 +243,8 @@ def use_credit(session: Session, invoice: Invoice, amount: int | None, collectab
 
 def record_applied(session: Session, invoice: Invoice, payment: Payment) -> None:
     """The movement out of the account for a payment of method `account_credit`."""
-    session.add(
-        AccountMovement(
-            id=new_id("mv"),
-            patient_id=invoice.patient_id,
-            currency=invoice.currency,
-            amount=-payment.amount,
-            kind=APPLIED,
-            invoice_id=invoice.id,
-            payment_id=payment.id,
-            note=f"Applied to invoice {invoice.number}.",
-            created_at=utcnow(),
-        )
-    )
+    note = f"Applied to invoice {invoice.number}."
+    session.add(_movement(invoice, -payment.amount, APPLIED, note, payment_id=payment.id))
 
 
 def automatic_part(collectable: int, credit: int, currency: str) -> int:
@@ -291,10 +288,19 @@ def account(session: Session, patient_id: str, movements: int = 100) -> AccountV
     currencies = sorted({i.currency for i in invoices} | {c.currency for c in credits})
     balances: list[dict[str, object]] = []
     for currency in currencies:
-        owed = sum(i.balance_due for i in invoices if i.currency == currency)
-        credit = sum(c.credit for c in credits if c.currency == currency)
+        owed = Money.sum(
+            [Money(i.balance_due, currency) for i in invoices if i.currency == currency], currency
+        )
+        credit = Money.sum(
+            [Money(c.credit, currency) for c in credits if c.currency == currency], currency
+        )
         balances.append(
-            {"currency": currency, "owed": owed, "credit": credit, "balance": owed - credit}
+            {
+                "currency": currency,
+                "owed": owed.amount,
+                "credit": credit.amount,
+                "balance": (owed - credit).amount,
+            }
         )
     session.commit()
     return AccountView(patient_id, balances, list(invoices), list(moved))
@@ -344,17 +350,13 @@ def refund_credit(
     )
     session.add(refund)
     session.flush()
-    movement = AccountMovement(
-        id=new_id("mv"),
-        patient_id=patient_id,
-        currency=currency,
-        amount=-amount,
-        kind=REFUNDED,
-        invoice_id=invoice.id,
+    movement = _movement(
+        invoice,
+        -amount,
+        REFUNDED,
+        f"Refunded to the card that paid invoice {invoice.number}: {reason}",
         payment_id=source.id,
         refund_id=refund.id,
-        note=f"Refunded to the card that paid invoice {invoice.number}: {reason}"[:500],
-        created_at=utcnow(),
     )
     session.add(movement)
     ledger.record(session, invoice, ledger.FROM_CREDIT, amount, movement.id)

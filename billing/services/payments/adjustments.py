@@ -28,7 +28,7 @@ from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.invoicing import ledger
 from billing.services.payments import account, refunds
-from billing.services.payments.charges import IN_FLIGHT, announce
+from billing.services.payments.charges import announce, check_nothing_charging
 from billing.services.payments.overpayments import OVERPAYMENT
 from billing.services.payments.received import locked_without_pay_page
 
@@ -84,17 +84,11 @@ def credit_note(
         )
         note.to_credit = left
     ledger.settle(session, invoice)
-    audit.record(
+    _audited(
         session,
         "credit_note.created",
-        "invoice",
-        invoice.id,
+        note,
         credit_note_id=note.id,
-        number=note.number,
-        amount=amount,
-        currency=invoice.currency,
-        reason=reason,
-        approved_by=approved_by,
         refunded=note.refunded,
         to_credit=note.to_credit,
     )
@@ -142,19 +136,7 @@ def write_off(
     ledger.settle(session, invoice)
     if invoice.balance_due == 0:  # the write-off closed it (a later payment never does)
         invoice.status = statuses.WRITTEN_OFF
-    audit.record(
-        session,
-        "invoice.written_off",
-        "invoice",
-        invoice.id,
-        write_off_id=written.id,
-        number=written.number,
-        amount=amount,
-        currency=invoice.currency,
-        category=category,
-        reason=reason,
-        approved_by=approved_by,
-    )
+    _audited(session, "invoice.written_off", written, write_off_id=written.id, category=category)
     if invoice.status == statuses.WRITTEN_OFF and status_before != invoice.status:
         session.flush()
         session.refresh(invoice)
@@ -162,17 +144,6 @@ def write_off(
     idempotency.complete(session, claim, written.id)
     session.commit()
     return written
-
-
-def of_invoice(session: Session, invoice_id: str) -> list[InvoiceAdjustment]:
-    """An invoice's credit notes and write-offs, oldest first."""
-    return list(
-        session.scalars(
-            select(InvoiceAdjustment)
-            .where(InvoiceAdjustment.invoice_id == invoice_id)
-            .order_by(InvoiceAdjustment.created_at, InvoiceAdjustment.number)
-        )
-    )
 
 
 def _adjustment(
@@ -209,6 +180,22 @@ def _adjustment(
     return made
 
 
+def _audited(session: Session, action: str, made: InvoiceAdjustment, **details: object) -> None:
+    """The adjustment in its invoice's audit trail: what, how much, why and who approved."""
+    audit.record(
+        session,
+        action,
+        "invoice",
+        made.invoice_id,
+        **details,
+        number=made.number,
+        amount=made.amount,
+        currency=made.currency,
+        reason=made.reason,
+        approved_by=made.approved_by,
+    )
+
+
 def _adjustable(invoice: Invoice) -> None:
     """A package's or a gift card's invoice sold something that outlives it (credits, a
     card's value): it is refunded through that instead, never corrected."""
@@ -222,19 +209,7 @@ def _adjustable(invoice: Invoice) -> None:
 
 def _nothing_in_flight(session: Session, invoice: Invoice) -> None:
     """409 while a charge or a refund of the invoice is still in progress."""
-    charging = session.scalar(
-        select(Payment.id).where(
-            Payment.invoice_id == invoice.id,
-            Payment.method.in_(refunds.STRIPE_METHODS),
-            Payment.status.in_(IN_FLIGHT),
-        )
-    )
-    if charging is not None:
-        raise Conflict(
-            "payment_in_progress",
-            f"Payment {charging} of this invoice is still in progress.",
-            extra={"payment_id": charging},
-        )
+    check_nothing_charging(session, invoice.id, refunds.STRIPE_METHODS)
     refunding = session.scalar(
         select(Refund.id).where(
             Refund.invoice_id == invoice.id,

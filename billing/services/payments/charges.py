@@ -136,17 +136,12 @@ def outcome(payment: Payment) -> Payment:
     return payment
 
 
-def check_payable(session: Session, invoice: Invoice, cancels_online: bool = False) -> None:
-    """Refuse (409) unless the invoice is open with no card-on-file charge in flight.
-
-    With `cancels_online` (the caller cancels the pay page's PaymentIntent at Stripe
-    before charging, and `cancel_online` refuses while Stripe is still processing it), an
-    invoice processing only the pay page's payment is not refused here: Stripe is asked.
-    """
+def check_nothing_charging(session: Session, invoice_id: str, methods: tuple[str, ...]) -> None:
+    """Refuse (409) while a charge of the invoice by one of `methods` is in flight."""
     in_flight = session.scalars(
         select(Payment.id).where(
-            Payment.invoice_id == invoice.id,
-            Payment.method == "card_on_file",
+            Payment.invoice_id == invoice_id,
+            Payment.method.in_(methods),
             Payment.status.in_(IN_FLIGHT),
         )
     ).first()
@@ -156,6 +151,16 @@ def check_payable(session: Session, invoice: Invoice, cancels_online: bool = Fal
             f"Payment {in_flight} for this invoice is still in progress.",
             extra={"payment_id": in_flight},
         )
+
+
+def check_payable(session: Session, invoice: Invoice, cancels_online: bool = False) -> None:
+    """Refuse (409) unless the invoice is open with no card-on-file charge in flight.
+
+    With `cancels_online` (the caller cancels the pay page's PaymentIntent at Stripe
+    before charging, and `cancel_online` refuses while Stripe is still processing it), an
+    invoice processing only the pay page's payment is not refused here: Stripe is asked.
+    """
+    check_nothing_charging(session, invoice.id, ("card_on_file",))
     if not statuses.is_payable(invoice.status) and not (
         cancels_online and _processing_only_online(session, invoice)
     ):

@@ -182,21 +182,10 @@ def _status(card: GiftCard, invoice: Invoice, left: int) -> str:
 def check_code(session: Session, code: str | None) -> None:
     """Before anything else is done for it: refuse a code no card has, or a card that
     cannot pay now (checked again under the lock when it is used)."""
-    if not code:
-        raise field_error("code_required", "code", "Give the gift card's code.")
-    card = find(session, code)
-    state = view(session, card).status
+    card = find(session, _given(code))
+    found = view(session, card)
     session.rollback()
-    if state in REFUSALS:
-        raise Conflict(*REFUSALS[state])
-
-
-REFUSALS = {
-    "awaiting_payment": ("gift_card_not_paid", "The gift card has not been paid for yet."),
-    "expired": ("gift_card_expired", "The gift card has expired."),
-    "used": ("gift_card_used", "Nothing is left on the gift card."),
-    "refunded": ("gift_card_used", "Nothing is left on the gift card."),
-}
+    _refuse(card, found.status)
 
 
 def use(
@@ -206,11 +195,10 @@ def use(
     invoice now (`amount`, by default as much as it has up to `owed`), its own invoice
     locked so that no other use or refund counts the same money. Refused when the card
     cannot pay that."""
-    if not code:
-        raise field_error("code_required", "code", "Give the gift card's code.")
+    given = _given(code)
     if invoice.kind == policy.GIFT_CARD:
         raise Conflict("gift_card_not_applicable", "A gift card cannot pay for a gift card.")
-    card = find(session, code)
+    card = find(session, given)
     if card.currency != invoice.currency:
         raise Conflict(
             "gift_card_not_applicable",
@@ -218,15 +206,25 @@ def use(
         )
     sold = get_invoice(session, card.invoice_id, for_update=True)
     left = balance(session, card)
-    state = _status(card, sold, left)
-    if state == "awaiting_payment":
-        raise Conflict("gift_card_not_paid", "The gift card has not been paid for yet.")
-    if state == "expired":
-        raise Conflict("gift_card_expired", f"The gift card expired on {card.expires_at:%Y-%m-%d}.")
-    if left <= 0:
-        raise Conflict("gift_card_used", "Nothing is left on the gift card.")
+    _refuse(card, _status(card, sold, left))
     if amount is None:
         return card, min(left, owed)
     if amount > left:
         raise field_error("amount_exceeds_gift_card", "amount", f"The gift card has {left} left.")
     return card, amount
+
+
+def _given(code: str | None) -> str:
+    if not code:
+        raise field_error("code_required", "code", "Give the gift card's code.")
+    return code
+
+
+def _refuse(card: GiftCard, status: str) -> None:
+    """409 for a card that cannot pay: not paid for, expired, or nothing left on it."""
+    if status == "awaiting_payment":
+        raise Conflict("gift_card_not_paid", "The gift card has not been paid for yet.")
+    if status == "expired":
+        raise Conflict("gift_card_expired", f"The gift card expired on {card.expires_at:%Y-%m-%d}.")
+    if status in ("used", "refunded"):
+        raise Conflict("gift_card_used", "Nothing is left on the gift card.")

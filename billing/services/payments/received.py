@@ -50,6 +50,8 @@ CREDIT_METHOD = "account_credit"  # the patient's credit, applied by staff or on
 GIFT_CARD_METHOD = gift_cards.METHOD  # a gift card's code, at the desk or on the pay page
 # Recorded, never sent to Stripe.
 RECORDED_METHODS = (*RECEIVED_METHODS, CREDIT_METHOD, GIFT_CARD_METHOD)
+# The ledger's entry for each: money received, or money that was already the clinic's.
+LEDGER_KINDS = {CREDIT_METHOD: ledger.FROM_CREDIT, GIFT_CARD_METHOD: ledger.GIFT_CARD}
 STAND_ASIDE_ATTEMPTS = 3  # a pay page that keeps making intents meanwhile: 409 after this
 # Money handed over at check-in may come in a little before the invoice is made; no more.
 EARLIEST_BEFORE = timedelta(days=1)
@@ -96,23 +98,7 @@ def record_payment(
         )
     if amount is not None:
         check_remainder(invoice, collectable.amount, amount)
-    card_id = None
-    if method == CREDIT_METHOD:
-        amount = account.use_credit(session, invoice, amount, collectable.amount)
-    elif method == GIFT_CARD_METHOD:
-        asked = amount
-        card, amount = gift_cards.use(session, invoice, code, amount, collectable.amount)
-        if asked is None:  # all the card pays, leaving nothing or what a card can pay
-            amount = account.automatic_part(collectable.amount, amount, invoice.currency)
-            if amount <= 0:
-                raise field_error(
-                    "remainder_too_small",
-                    "code",
-                    "The gift card holds less than it would leave owed, and a card cannot pay"
-                    " so little: pay it all another way.",
-                )
-        card_id = card.id
-    amount = collectable.amount if amount is None else amount
+    amount, reference = _taken(session, invoice, method, amount, reference, code, collectable)
     check_remainder(invoice, collectable.amount, amount)
     if method == "check" and not reference:
         raise field_error("reference_required", "reference", "Give the check's number.")
@@ -130,7 +116,7 @@ def record_payment(
         status=SUCCEEDED,
         amount=amount,
         currency=invoice.currency,
-        reference=card_id or reference,
+        reference=reference,
         received_at=received_at or now,
         recorded_by=audit.current_actor().name[:254],
         paid_at=now,
@@ -138,24 +124,49 @@ def record_payment(
     session.add(payment)
     session.flush()
     status_before = invoice.status
-    kind = {CREDIT_METHOD: ledger.FROM_CREDIT, GIFT_CARD_METHOD: ledger.GIFT_CARD}.get(
-        method, ledger.RECEIVED
-    )
+    kind = LEDGER_KINDS.get(method, ledger.RECEIVED)
     ledger.record(
         session, invoice, kind, amount, payment.id, occurred_at=payment.received_at, method=method
     )
     if method == CREDIT_METHOD:
         account.record_applied(session, invoice, payment)
-        audit_payment(session, payment, "credit.applied")
-        events.publish(session, "credit.applied", "payment", payment)
-    else:
-        audit_payment(session, payment, "payment.recorded")
-        events.publish(session, "payment.recorded", "payment", payment)
+    action = "credit.applied" if method == CREDIT_METHOD else "payment.recorded"
+    audit_payment(session, payment, action)
+    events.publish(session, action, "payment", payment)
     announce(session, invoice, status_before, moved=True)
     if claim is not None:
         idempotency.complete(session, claim, payment.id)
     session.commit()
     return payment
+
+
+def _taken(
+    session: Session,
+    invoice: Invoice,
+    method: str,
+    amount: int | None,
+    reference: str | None,
+    code: str | None,
+    collectable: Money,
+) -> tuple[int, str | None]:
+    """What the payment is (by default what may be collected now, or all the patient's
+    credit or gift card pays of it), taken from its source: the patient's credit, or a
+    gift card (then named as the payment's reference); and the reference."""
+    if method == CREDIT_METHOD:
+        return account.use_credit(session, invoice, amount, collectable.amount), reference
+    if method == GIFT_CARD_METHOD:
+        card, part = gift_cards.use(session, invoice, code, amount, collectable.amount)
+        if amount is None:  # all the card pays, leaving nothing or what a card can pay
+            part = account.automatic_part(collectable.amount, part, invoice.currency)
+            if part <= 0:
+                raise field_error(
+                    "remainder_too_small",
+                    "code",
+                    "The gift card holds less than it would leave owed, and a card cannot pay"
+                    " so little: pay it all another way.",
+                )
+        return part, card.id
+    return (collectable.amount if amount is None else amount), reference
 
 
 def locked_without_pay_page(
