@@ -64,6 +64,14 @@ class InvoiceSchema(Schema):
     total = fields.Integer(required=True)
     amount_paid = fields.Integer(required=True)
     amount_refunded = fields.Integer(required=True)
+    amount_processing = fields.Integer(
+        required=True,
+        metadata={
+            "description": "What payments Stripe is still processing would pay: a bank debit "
+            "(ACH) is processing for up to four business days. Not yet paid: "
+            "`balance_due` still counts it."
+        },
+    )
     deposit = fields.Integer(
         required=True,
         metadata={"description": "The deposit its quote asked when booking (0: none)."},
@@ -124,7 +132,7 @@ class PaymentRequestSchema(Schema):
         "PaymentMethod",
         fields.String(
             required=True,
-            validate=validate.OneOf(["card_on_file", "online", *RECORDED_METHODS]),
+            validate=validate.OneOf(["card_on_file", "bank_debit", "online", *RECORDED_METHODS]),
         ),
     )
     amount = amount(
@@ -201,8 +209,21 @@ class PaymentSchema(Schema):
     status = typed("PaymentStatus", fields.String(required=True))
     amount = fields.Integer(required=True)
     currency = Currency(required=True)
-    card_brand = fields.String(allow_none=True)
+    card_brand = fields.String(
+        allow_none=True, metadata={"description": "The card's brand, or the bank's name."}
+    )
     card_last4 = fields.String(allow_none=True)
+    source = typed(
+        "PaymentSource",
+        fields.String(
+            allow_none=True,
+            metadata={
+                "description": "What Stripe collected it from, once known: card or "
+                "us_bank_account (a bank debit: processing for days, and it may come back "
+                "after it succeeded, then `returned`)."
+            },
+        ),
+    )
     failure_code = fields.String(allow_none=True)
     failure_message = fields.String(allow_none=True)
     next_action = Computed("_next_action", NextActionSchema, required=True, allow_none=True)
@@ -359,6 +380,64 @@ class CardRequestSchema(Schema):
             raise ValidationError("Send setup_intent or payment_method, not both.", "setup_intent")
         if "setup_intent" not in data and "payment_method" not in data:
             raise ValidationError("Send setup_intent (or payment_method).", "setup_intent")
+
+
+class MandateSchema(Schema):
+    """The patient's authorization to debit their bank account (ACH), as Nacha's rules ask
+    it kept: the words they accepted, when, and how: `online` (their address and browser
+    required) or `offline` (a form signed at the desk)."""
+
+    text = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=2000),
+        metadata={
+            "example": "I authorize Lumen Clinic to debit my account for the amounts of my "
+            "invoices when they are due. I can revoke this by telling the clinic."
+        },
+    )
+    accepted = fields.String(required=True, validate=validate.OneOf(["online", "offline"]))
+    agreed_at = UtcDateTime(metadata={"description": "When it was accepted; by default now."})
+    ip_address = fields.IP(metadata={"description": "online: the patient's IP address."})
+    user_agent = fields.String(
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": "online: the patient's browser."},
+    )
+
+    @validates_schema
+    def _online_says_where(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if data.get("accepted") == "online":
+            for name in ("ip_address", "user_agent"):
+                if name not in data:
+                    raise ValidationError("An online acceptance says where it came from.", name)
+
+    @post_load
+    def _plain_address(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        if "ip_address" in data:
+            data["ip_address"] = str(data["ip_address"])
+        return data
+
+
+class BankAccountRequestSchema(Schema):
+    """A US bank account PaymentMethod made by Stripe.js (Financial Connections), with the
+    patient's mandate."""
+
+    payment_method = typed(
+        "PaymentMethodId",
+        fields.String(
+            required=True,
+            validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,250}$", error="Must be a pm_... id."),
+        ),
+    )
+    mandate = fields.Nested(MandateSchema, required=True)
+
+
+class BankAccountSchema(Schema):
+    """A saved bank account: never more than the bank's name and the last four digits."""
+
+    id = typed("PaymentMethodId", fields.String(required=True))
+    bank_name = fields.String(required=True, metadata={"example": "STRIPE TEST BANK"})
+    last4 = fields.String(required=True, metadata={"example": "6789"})
+    mandate = fields.String(required=True, metadata={"description": "Stripe's mandate id."})
 
 
 class CardConsentSchema(Schema):

@@ -57,6 +57,9 @@ ERROR_CODES = (
     "invoice_not_paid",
     "invoice_paid",
     "no_card_on_file",
+    "no_bank_account",
+    "not_a_bank_account",
+    "bank_debit_usd_only",
     "payment_in_progress",
     "card_declined",
     "not_sent",
@@ -273,19 +276,28 @@ TYPES: dict[str, dict[str, Any]] = {
     ),
     "PaymentMethod": _closed(
         "card_on_file",
+        "bank_debit",
         "online",
         "cash",
         "check",
         "external",
         "account_credit",
         "gift_card",
-        description="card_on_file: charge the saved card now; online: a pay link for the "
+        description="card_on_file: charge the saved card now; bank_debit: debit the saved "
+        "US bank account (ACH, under its mandate; processing for days); online: a pay "
+        "link for the "
         "patient; cash, check, external (another terminal or processor): money the front "
         "desk received outside Stripe, recorded as it arrived (scope payments:record); "
         "account_credit: the patient's credit applied to the invoice; gift_card: a gift "
         "card's code (scope payments:record).",
     ),
     "PaymentStatus": _closed(*PAYMENT_STATUSES, description="Where one payment attempt is."),
+    "PaymentSource": _closed(
+        "card",
+        "us_bank_account",
+        description="What Stripe collected a payment from: a card, or a US bank account "
+        "(ACH Direct Debit).",
+    ),
     "RefundStatus": _closed(*REFUND_STATUSES, description="Where one refund is."),
     "RefundKind": _closed(
         "requested",
@@ -301,6 +313,7 @@ TYPES: dict[str, dict[str, Any]] = {
         "dispute",
         "received",
         "reversal",
+        "bank_return",
         "to_credit",
         "from_credit",
         "gift_card",
@@ -308,6 +321,8 @@ TYPES: dict[str, dict[str, Any]] = {
         "failed after it was counted, its money back (Stripe's balance transaction of the "
         "same type); received: money the desk received outside Stripe (cash, a check, "
         "another terminal); reversal: money received that never arrived (a bounced check); "
+        "bank_return: a bank debit (ACH) that came back after it succeeded (Stripe's "
+        "dispute of it), owed again; "
         "to_credit: money paid beyond what the invoice owes, kept as the patient's credit; "
         "from_credit: the patient's credit applied to the invoice; gift_card: a gift card "
         "paid part of the invoice.",

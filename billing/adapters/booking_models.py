@@ -73,6 +73,9 @@ class CardConsent(Base):
     setup_intent_id: Mapped[str | None] = mapped_column(String(255))
     invoice_id: Mapped[str | None] = mapped_column(String(32))
     hsa_fsa: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A bank account's: the mandate Stripe keeps of the patient's acceptance, which each
+    # debit names.
+    mandate_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     removed_at: Mapped[datetime | None]
 

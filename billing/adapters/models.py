@@ -20,8 +20,10 @@ from sqlalchemy import (
     UniqueConstraint,
     case,
     cast,
+    column,
     func,
     select,
+    table,
     text,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -241,6 +243,10 @@ class Patient(Base):
     default_payment_method_id: Mapped[str | None] = mapped_column(String(255))
     default_card_brand: Mapped[str | None] = mapped_column(String(32))
     default_card_last4: Mapped[str | None] = mapped_column(String(4))
+    # A US bank account set up for debits under a mandate (ACH), beside the card on file.
+    bank_payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    bank_name: Mapped[str | None] = mapped_column(String(64))
+    bank_last4: Mapped[str | None] = mapped_column(String(4))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -314,13 +320,14 @@ def _ledger_refunded(invoice_id: Any) -> Any:
 def _ledger_paid(invoice_id: Any) -> Any:
     """What an invoice's ledger says was paid: Stripe's charges, the money staff received,
     the patient's credit and gift cards applied to it, less what of that never arrived
-    (entries of kind `reversal`) or was moved to the patient's credit (`to_credit`)."""
+    (entries of kind `reversal`, or `bank_return`: a bank debit that came back) or was moved
+    to the patient's credit (`to_credit`)."""
     paid = case(
         (
             LedgerEntry.kind.in_(("charge", "received", "from_credit", "gift_card")),
             LedgerEntry.amount,
         ),
-        (LedgerEntry.kind.in_(("reversal", "to_credit")), -LedgerEntry.amount),
+        (LedgerEntry.kind.in_(("reversal", "bank_return", "to_credit")), -LedgerEntry.amount),
         else_=0,
     )
     return (
@@ -354,6 +361,18 @@ class InvoiceAdjustment(Base):
     refunded: Mapped[int] = mapped_column(default=0, server_default="0")
     to_credit: Mapped[int] = mapped_column(default=0, server_default="0")
     invoice: Mapped[Invoice] = relationship(lazy="joined")
+
+
+def _processing(invoice_id: Any) -> Any:
+    """What an invoice's payments that Stripe is processing would pay (a bank debit: for
+    days). The payments table is named here as a plain table: it is mapped further down."""
+    payments = table("payments", column("invoice_id"), column("status"), column("amount"))
+    return (
+        select(cast(func.coalesce(func.sum(payments.c.amount), 0), BigInteger))
+        .where(payments.c.invoice_id == invoice_id, payments.c.status == "processing")
+        .correlate_except(payments)
+        .scalar_subquery()
+    )
 
 
 def _adjusted(invoice_id: Any, kind: str) -> Any:
@@ -407,6 +426,7 @@ class Invoice(Base):
     # Derived from the ledger, never stored: what was collected and what was given back.
     amount_paid: Mapped[int] = column_property(_ledger_paid(id))
     amount_refunded: Mapped[int] = column_property(_ledger_refunded(id))
+    amount_processing: Mapped[int] = column_property(_processing(id))
     # What credit notes and write-offs took off what it owes. Writing the invoice's row
     # does not change them (expire_on_flush would leave them unloaded after a refresh of
     # other attributes); they are refreshed where an adjustment is made.
@@ -484,8 +504,11 @@ class Payment(Base):
     stripe_payment_method_id: Mapped[str | None] = mapped_column(String(255))
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(String(500))
-    card_brand: Mapped[str | None] = mapped_column(String(32))
+    card_brand: Mapped[str | None] = mapped_column(String(32))  # or the bank's name
     card_last4: Mapped[str | None] = mapped_column(String(4))
+    # What Stripe collected it from, once known: "card" or "us_bank_account" (a debit that
+    # is processing for days, and may come back after it succeeded).
+    source: Mapped[str | None] = mapped_column(String(24))
     # An online payment whose patient ticked "save this card": the words they agreed to.
     save_card_consent: Mapped[str | None] = mapped_column(Text)
     save_card_agreed_at: Mapped[datetime | None]

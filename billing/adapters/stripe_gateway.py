@@ -7,7 +7,8 @@ our own row, so a retry never creates a second object at Stripe.
 Every request is built from stripe-python's own params types (`PaymentIntentCreateParams`
 and friends), which are generated for one API version: the client pins that version
 (`STRIPE_API_VERSION`, by default the SDK's own), so mypy checks each request against what
-that version of Stripe accepts. Cards only, the way the pinned version asks for it:
+that version of Stripe accepts. Cards, and US bank accounts (ACH Direct Debit, under a
+mandate) where the clinic takes them, the way the pinned version asks for it:
 `allowed_payment_method_types`, never the removed `payment_method_types`.
 """
 
@@ -55,6 +56,7 @@ class Card:
     last4: str
     exp_month: int
     exp_year: int
+    kind: str = "card"  # or "us_bank_account": then brand is the bank's name, no expiry
 
 
 log = logging.getLogger("billing.stripe")
@@ -64,6 +66,19 @@ SDK_API_VERSION: str = stripe.api_version
 WEBHOOK_TOLERANCE_SECONDS = 300
 # Card payments only, on every PaymentIntent and SetupIntent (no redirects off our pages).
 CARDS_ONLY: list[str] = ["card"]
+BANK_ACCOUNT = "us_bank_account"  # ACH Direct Debit: US dollars only, under a mandate
+CARDS_AND_BANKS: list[str] = ["card", BANK_ACCOUNT]
+
+
+@dataclass(frozen=True, slots=True)
+class MandateAcceptance:
+    """How the patient accepted a bank debit mandate: online (when, from which address and
+    browser) or offline (a form signed at the desk)."""
+
+    online: bool
+    accepted_at: datetime | None = None
+    ip_address: str | None = None
+    user_agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +90,7 @@ class SetupResult:
     customer_id: str | None
     payment_method_id: str | None
     client_secret: str
+    mandate_id: str | None = None  # a bank account's: what later debits are made under
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +222,27 @@ class StripeGateway:
             )
         return _setup(intent)
 
+    def set_up_bank_account(
+        self, customer_id: str, payment_method_id: str, acceptance: MandateAcceptance
+    ) -> SetupResult:
+        """Set up a US bank account (a PaymentMethod made by Stripe.js, linked through
+        Financial Connections) for later debits: a SetupIntent confirmed now with the
+        patient's acceptance of the mandate, which Stripe keeps (`mandate_id`)."""
+        params: SetupIntentCreateParams = {
+            "customer": customer_id,
+            "payment_method": payment_method_id,
+            "confirm": True,
+            "usage": "off_session",
+            "allowed_payment_method_types": [BANK_ACCOUNT],
+            "mandate_data": {"customer_acceptance": _acceptance(acceptance)},
+        }
+        with _translated("set_up_bank_account"):
+            intent = self.client.v1.setup_intents.create(
+                params=params,
+                options={"idempotency_key": f"setup-{customer_id}-{payment_method_id}"},
+            )
+        return _setup(intent)
+
     def retrieve_setup_intent(self, setup_intent_id: str) -> SetupResult:
         with _translated("retrieve_setup_intent"):
             return _setup(self.client.v1.setup_intents.retrieve(setup_intent_id))
@@ -264,14 +301,51 @@ class StripeGateway:
             return _declined(error, amount, currency, payment_id)
         return _intent(intent)
 
-    def create_online_intent(
-        self, *, payment_id: str, invoice_ref: str, amount: int, currency: str
+    def debit_bank_account(
+        self,
+        *,
+        payment_id: str,
+        invoice_ref: str,
+        amount: int,
+        currency: str,
+        customer_id: str,
+        payment_method_id: str,
+        mandate_id: str,
     ) -> Intent:
-        """A PaymentIntent the patient's browser confirms with Stripe.js (its client secret)."""
+        """Debit a US bank account set up earlier, under its mandate: Stripe answers
+        `processing`, and days later the outcome arrives as an event."""
         params: PaymentIntentCreateParams = {
             "amount": amount,
             "currency": currency,
-            "allowed_payment_method_types": CARDS_ONLY,
+            "customer": customer_id,
+            "payment_method": payment_method_id,
+            "allowed_payment_method_types": [BANK_ACCOUNT],
+            "mandate": mandate_id,
+            "confirm": True,
+            "off_session": True,
+            "metadata": {"payment_id": payment_id, "invoice_ref": invoice_ref},
+        }
+        with _translated("debit_bank_account"):
+            intent = self.client.v1.payment_intents.create(
+                params=params, options={"idempotency_key": f"payment-{payment_id}"}
+            )
+        return _intent(intent)
+
+    def create_online_intent(
+        self,
+        *,
+        payment_id: str,
+        invoice_ref: str,
+        amount: int,
+        currency: str,
+        bank_accounts: bool = False,
+    ) -> Intent:
+        """A PaymentIntent the patient's browser confirms with Stripe.js (its client secret):
+        by card, or also from a US bank account with `bank_accounts` (US dollars only)."""
+        params: PaymentIntentCreateParams = {
+            "amount": amount,
+            "currency": currency,
+            "allowed_payment_method_types": CARDS_AND_BANKS if bank_accounts else CARDS_ONLY,
             "metadata": {"payment_id": payment_id, "invoice_ref": invoice_ref},
         }
         with _translated("create_online_intent"):
@@ -560,10 +634,40 @@ def _setup(intent: Any) -> SetupResult:
         customer_id=object_id(getattr(intent, "customer", None)),
         payment_method_id=object_id(getattr(intent, "payment_method", None)),
         client_secret=str(intent.client_secret),
+        mandate_id=object_id(getattr(intent, "mandate", None)),
     )
 
 
+def _acceptance(acceptance: MandateAcceptance) -> Any:
+    """Stripe's `customer_acceptance` of a mandate."""
+    accepted_at = int(acceptance.accepted_at.timestamp()) if acceptance.accepted_at else None
+    if acceptance.online:
+        return {
+            "type": "online",
+            **({"accepted_at": accepted_at} if accepted_at else {}),
+            "online": {
+                "ip_address": acceptance.ip_address or "",
+                "user_agent": acceptance.user_agent or "",
+            },
+        }
+    return {
+        "type": "offline",
+        "offline": {},
+        **({"accepted_at": accepted_at} if accepted_at else {}),
+    }
+
+
 def _card(method: Any) -> Card:
+    if str(getattr(method, "type", "card")) == BANK_ACCOUNT:
+        bank = method.us_bank_account
+        return Card(
+            id=str(method.id),
+            brand=str(bank.bank_name or "Bank account"),
+            last4=str(bank.last4),
+            exp_month=0,
+            exp_year=0,
+            kind=BANK_ACCOUNT,
+        )
     card = method.card
     return Card(
         id=str(method.id),
@@ -615,6 +719,7 @@ class Dispute:
     amount: int
     charge_id: str | None
     payment_intent_id: str | None
+    reason: str | None = None
 
 
 def intent_from_event(obj: dict[str, Any]) -> Intent:
@@ -669,6 +774,7 @@ def dispute_from_event(obj: dict[str, Any]) -> Dispute:
         amount=int(obj.get("amount") or 0),
         charge_id=object_id(obj.get("charge")),
         payment_intent_id=object_id(obj.get("payment_intent")),
+        reason=obj.get("reason"),
     )
 
 

@@ -17,6 +17,8 @@ EVENT_TYPES = (
     "payment.succeeded",
     "payment.failed",
     "payment.requires_action",
+    "payment.processing",
+    "payment.returned",
     "refund.succeeded",
     "refund.failed",
     "dispute.created",
@@ -29,6 +31,8 @@ PAYMENT_EVENTS = {
     "succeeded": "payment.succeeded",
     "failed": "payment.failed",
     "requires_action": "payment.requires_action",
+    "processing": "payment.processing",
+    "returned": "payment.returned",
 }
 REFUND_EVENTS = {"succeeded": "refund.succeeded", "failed": "refund.failed"}
 

@@ -60,6 +60,7 @@ ITEM_KINDS = (
     "charge",
     "received",
     "reversal",
+    "bank_return",
     "refund",
     "refund_failure",
     "dispute",
@@ -167,6 +168,9 @@ def _posting(item: Item) -> tuple[str, str, str, int]:
         if item.kind == "reversal":  # money received that never arrived: taken back out
             return earned, into, f"{name}, reversed ({item.method or 'cash'})", amount
         return into, earned, name, amount
+    if item.kind == "bank_return":  # a bank debit that came back: no longer earned
+        earned, name = _earned(item.session_type)
+        return earned, CLEARING, f"{name}, bank debit returned", amount
     if item.kind in ("to_credit", "from_credit"):
         # Money paid on an invoice moved to the patient's credit (no longer earned by
         # it), or credit that paid an invoice (earned now); no money moved anywhere.

@@ -88,6 +88,7 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELED = "canceled"  # an online payment whose PaymentIntent we cancelled at Stripe
 REVERSED = "reversed"  # money recorded by staff that never arrived (a check that bounced)
+RETURNED = "returned"  # a bank debit (ACH) that came back after it succeeded
 PAYMENT_STATUSES = (
     PENDING,
     UNKNOWN,
@@ -98,5 +99,6 @@ PAYMENT_STATUSES = (
     FAILED,
     CANCELED,
     REVERSED,
+    RETURNED,
 )
 REFUND_STATUSES = (PENDING, UNKNOWN, SUCCEEDED, FAILED)

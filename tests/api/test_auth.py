@@ -118,6 +118,7 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("POST", "/v1/patients/{patient_id}/setup-intents", ("payments:write",), STRIPE),
     ("POST", "/v1/patients/{patient_id}/payment-methods", ("payments:write",), STRIPE),
     ("GET", "/v1/patients/{patient_id}/payment-methods", ("payments:write",), STRIPE),
+    ("POST", "/v1/patients/{patient_id}/bank-accounts", ("payments:write",), STRIPE),
     (
         "DELETE",
         "/v1/patients/{patient_id}/payment-methods/{payment_method_id}",
@@ -168,6 +169,10 @@ STRIPE_BODIES = {  # the first whose key ends the path
     "payments": {"method": "card_on_file"},
     "refunds": {"amount": 100, "reason": "duplicate booking"},
     "payment-methods": {"payment_method": "pm_card_visa"},
+    "bank-accounts": {
+        "payment_method": "pm_card_visa",
+        "mandate": {"text": "I authorize debits.", "accepted": "offline"},
+    },
 }
 
 

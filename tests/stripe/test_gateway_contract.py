@@ -25,6 +25,7 @@ from tests.fixtures_stripe import eventually
 from tests.stripe.collect import charge_card_on_file, open_pay_page, patient_confirms, pay_link
 from tests.stripe.contract import ContractBroken, check_params
 from tests.stripe.events import deliver, make_event
+from tests.stripe.test_bank_debit import save_bank_account
 from tests.stripe.test_saving_cards import browser_confirms_setup
 from tests.stripe.test_sync import stand_in_post
 
@@ -106,6 +107,16 @@ def test_every_gateway_method_as_the_services_call_it_keeps_to_the_sdks_types(
     charge = {"id": payment.stripe_charge_id, "object": "charge", "amount": 50000}
     charge |= {"payment_intent": payment.stripe_payment_intent_id, "amount_refunded": 1000}
     assert deliver(stripe_client, make_event("charge.refunded", charge)).status_code == 200
+
+    # A bank account saved under a mandate, and debited.
+    bank_debited = open_invoice(card=None, patient_id="P-C5")
+    save_bank_account(stripe_client, staff, standin, "P-C5", "000123456789")
+    debited = stripe_client.post(
+        f"/v1/invoices/{bank_debited}/payments",
+        headers={**staff, "Idempotency-Key": "b-1"},
+        json={"method": "bank_debit"},
+    )
+    assert debited.status_code == 201, debited.json
 
     # Recovery: a refund whose answer was lost, a payment older than Stripe's 24 h keys.
     lost_payment = open_invoice("pm_card_visa", patient_id="P-C4")

@@ -75,6 +75,7 @@ def _add_setup_intents_of_the_current_api(app: Any, resources: Any) -> None:
         if allowed_payment_method_types is not None:
             data["payment_method_types"] = allowed_payment_method_types
         setup = cls(**data)
+        setup._mandate_data = mandate_data  # a bank account's mandate (banks.py)
         if payment_method is not None and resources.try_convert_to_bool(confirm):
             cls._api_confirm(setup.id, payment_method=payment_method)
         elif payment_method is not None:
@@ -114,7 +115,10 @@ def _add_setup_intents_of_the_current_api(app: Any, resources: Any) -> None:
     asks = resources.PaymentMethod._requires_authentication
 
     def asks_until_set_up(self: Any) -> bool:
-        if getattr(self, "_billing_set_up", False) and self._card_number in SET_UP_ONCE:
+        if (
+            getattr(self, "_billing_set_up", False)
+            and getattr(self, "_card_number", None) in SET_UP_ONCE
+        ):
             return False
         return bool(asks(self))
 

@@ -20,6 +20,7 @@ import urllib.request
 import warnings
 from pathlib import Path
 
+from billing.adapters.standin.banks import add_bank_debits
 from billing.adapters.standin.bridge import add_browser_bridge
 from billing.adapters.standin.rules import add_api_rules
 from billing.adapters.standin.semantics import (
@@ -67,6 +68,7 @@ class StripeStandIn:
         add_current_api_shapes(server.app)
         add_saving_cards_with_payments()
         add_refund_failures()
+        add_bank_debits()  # after the current API's shapes, which it builds on
         if state_file is not None and state_file.exists():
             with open(state_file, "rb") as handle:
                 resources.store.update(pickle.load(handle))

@@ -406,7 +406,9 @@ def totals(session: Session, period: Period, counts: dict[str, int]) -> dict[str
                 LedgerEntry.currency,
                 ledger_sum("charge").label("gross"),
                 money_sum(refunded_net(LedgerEntry.kind, LedgerEntry.amount)).label("refunds"),
-                ledger_sum("dispute").label("disputes"),
+                money_sum(  # a bank debit's return is Stripe's dispute of it
+                    LedgerEntry.amount, LedgerEntry.kind.in_(("dispute", "bank_return"))
+                ).label("disputes"),
                 # Received at the desk, less reversals: beside Stripe's, never in it.
                 money_sum(
                     paid_net(LedgerEntry.kind, LedgerEntry.amount), LedgerEntry.kind.in_(OUTSIDE)

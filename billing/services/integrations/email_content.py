@@ -68,6 +68,20 @@ WORDING = {
         "Pay {amount}",
         "",
     ),
+    "bank_debit_failed": (
+        "Your bank payment for invoice {number} did not go through",
+        "Your bank did not pay invoice {number} from your account: nothing was taken. "
+        "{amount} is still owed. You can pay securely online.",
+        "Pay {amount}",
+        "",
+    ),
+    "bank_debit_returned": (
+        "Your bank returned a payment for invoice {number}",
+        "Your bank sent back a payment you made from your account for invoice {number}, "
+        "after it had gone through. {amount} is owed again. You can pay securely online.",
+        "Pay {amount}",
+        "",
+    ),
     "receipt": (
         "Receipt for invoice {number} from {clinic}",
         "Thank you: we received your payment of {amount} for invoice {number}.",

@@ -26,8 +26,10 @@ from billing.services.integrations import email_content
 
 PUBLISHED = EMAILS_QUEUED  # session.info: tell a worker after the commit
 PAY_LINK, RECEIPT, REMINDER, ACTION_NEEDED = "pay_link", "receipt", "reminder", "action_needed"
+# A bank debit that failed while processing, or came back after it succeeded.
+BANK_DEBIT_FAILED, BANK_DEBIT_RETURNED = "bank_debit_failed", "bank_debit_returned"
 # These ask the patient to pay: pointless once the invoice is paid or void.
-ASKS_TO_PAY = (PAY_LINK, REMINDER, ACTION_NEEDED)
+ASKS_TO_PAY = (PAY_LINK, REMINDER, ACTION_NEEDED, BANK_DEBIT_FAILED, BANK_DEBIT_RETURNED)
 LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 8
 

@@ -24,13 +24,16 @@ CHARGE, REFUND, DISPUTE = "charge", "refund", "dispute"
 REFUND_FAILURE = "refund_failure"  # a counted refund that failed: its money came back
 RECEIVED = "received"  # money staff received outside Stripe: cash, a check, a terminal
 REVERSAL = "reversal"  # money received that never arrived after all (a bounced check)
+# A bank debit (ACH) that came back after it succeeded: Stripe's dispute of it, which is
+# final; what it paid is owed again (a card's dispute leaves the invoice paid).
+BANK_RETURN = "bank_return"
 # Between the invoice and the patient's credit: money paid beyond what it owes kept as
 # credit (`to_credit`), and credit applied to it (`from_credit`). Neither is new money.
 TO_CREDIT, FROM_CREDIT = "to_credit", "from_credit"
 GIFT_CARD = "gift_card"  # a gift card (sold and paid for earlier) paid part of the invoice
 OUTSIDE_STRIPE_KINDS = (RECEIVED, REVERSAL, TO_CREDIT, FROM_CREDIT, GIFT_CARD)  # no Stripe object
 MOVES = (TO_CREDIT, FROM_CREDIT, GIFT_CARD)  # money that was already the clinic's: no new money
-MONEY_BACK = (REFUND_FAILURE, REVERSAL)  # entries that may move a status back
+MONEY_BACK = (REFUND_FAILURE, REVERSAL, BANK_RETURN)  # entries that may move a status back
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +93,12 @@ def record(
 
 def paid_net(kind: Any, amount: Any) -> Any:
     """An entry's part of what was paid, for SQL sums: a charge's or money received, less
-    a reversal's."""
-    return case((kind.in_((CHARGE, RECEIVED)), amount), (kind == REVERSAL, -amount), else_=0)
+    a reversal's or a bank debit's return."""
+    return case(
+        (kind.in_((CHARGE, RECEIVED)), amount),
+        (kind.in_((REVERSAL, BANK_RETURN)), -amount),
+        else_=0,
+    )
 
 
 def applied_net(kind: Any, amount: Any) -> Any:
@@ -99,7 +106,7 @@ def applied_net(kind: Any, amount: Any) -> Any:
     the patient's credit applied to it, less what of it was moved to that credit."""
     return case(
         (kind.in_((CHARGE, RECEIVED, FROM_CREDIT, GIFT_CARD)), amount),
-        (kind.in_((REVERSAL, TO_CREDIT)), -amount),
+        (kind.in_((REVERSAL, BANK_RETURN, TO_CREDIT)), -amount),
         else_=0,
     )
 

@@ -23,8 +23,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters import metrics
+from billing.adapters.booking_models import CardConsent
 from billing.adapters.models import Invoice, Patient, Payment, utcnow
-from billing.adapters.stripe_gateway import Card, Intent, StripeGateway
+from billing.adapters.stripe_gateway import BANK_ACCOUNT, Card, Dispute, Intent, StripeGateway
 from billing.domain import statuses
 from billing.domain.errors import Conflict, PaymentRequired, ServiceError, field_error
 from billing.domain.events import PAYMENT_EVENTS
@@ -36,6 +37,7 @@ from billing.domain.statuses import (
     PENDING,
     PROCESSING,
     REQUIRES_ACTION,
+    RETURNED,
     SUCCEEDED,
     UNKNOWN,
 )
@@ -51,6 +53,8 @@ from billing.services.payments import account, mismatches, overpayments, patient
 log = logging.getLogger("billing.payments")
 
 IN_FLIGHT = (PENDING, UNKNOWN, REQUIRES_ACTION, PROCESSING)  # a charge not yet settled
+CARD_ON_FILE, BANK_DEBIT = "card_on_file", "bank_debit"
+OFF_SESSION = (CARD_ON_FILE, BANK_DEBIT)  # charges we send while the patient is away
 SETTLED = (SUCCEEDED, FAILED, CANCELED)
 KEYS_KEPT = timedelta(hours=23)  # Stripe keeps an idempotency key 24 h; keep a margin
 # Failures recorded on a charge that was never sent, answered again on a replay as 409s.
@@ -76,6 +80,33 @@ def pay_with_card_on_file(
     """Charge the patient's saved card off-session for `amount` (by default all the
     invoice still owes); with `card_allowed`, only a card it allows (checked under the
     invoice's lock)."""
+    return _pay_off_session(
+        session, gateway, invoice_id, request, CARD_ON_FILE, amount, card_allowed
+    )
+
+
+def pay_by_bank_debit(
+    session: Session,
+    gateway: StripeGateway,
+    invoice_id: str,
+    request: IdempotencyRequest,
+    amount: int | None = None,
+) -> Payment:
+    """Debit the patient's saved US bank account under its mandate (ACH) for `amount` (by
+    default all the invoice still owes). Stripe answers `processing`: the payment and the
+    invoice read so for days, until Stripe says the debit succeeded or failed."""
+    return _pay_off_session(session, gateway, invoice_id, request, BANK_DEBIT, amount)
+
+
+def _pay_off_session(
+    session: Session,
+    gateway: StripeGateway,
+    invoice_id: str,
+    request: IdempotencyRequest,
+    method: str,
+    amount: int | None,
+    card_allowed: Callable[[Session, str, str], bool] | None = None,
+) -> Payment:
     claim = idempotency.claim(session, request, "payment")
     if claim.replay_of is not None:
         session.commit()
@@ -83,32 +114,43 @@ def pay_with_card_on_file(
 
     invoice = get_invoice(session, invoice_id, for_update=True)
     check_payable(session, invoice, cancels_online=True)
+    if method == BANK_DEBIT and invoice.currency != "usd":
+        raise field_error(
+            "bank_debit_usd_only",
+            "method",
+            f"Bank debits (ACH) are in US dollars only; invoice {invoice.number} is in "
+            f"{invoice.currency.upper()}.",
+        )
     amount = check_amount(session, invoice, amount)
     patient = session.scalars(
         select(Patient).where(Patient.patient_id == invoice.patient_id)
     ).first()
-    if patient is None or not patient.default_payment_method_id or not patient.stripe_customer_id:
-        raise Conflict(
-            "no_card_on_file",
-            f"Patient {invoice.patient_id} has no saved card; save one or send a pay link.",
+    saved = _saved_for(patient, method)
+    if patient is None or saved is None or not patient.stripe_customer_id:
+        code, what = (
+            ("no_bank_account", "bank account")
+            if method == BANK_DEBIT
+            else ("no_card_on_file", "card")
         )
-    if card_allowed is not None and not card_allowed(
-        session, invoice.patient_id, patient.default_payment_method_id
-    ):
+        raise Conflict(
+            code, f"Patient {invoice.patient_id} has no saved {what}; save one or send a pay link."
+        )
+    if card_allowed is not None and not card_allowed(session, invoice.patient_id, saved[0]):
         raise Conflict(
             "no_card_on_file",
             f"Patient {invoice.patient_id}'s card on file was not saved with consent to this.",
         )
     payment = Payment(
         invoice_id=invoice.id,
-        method="card_on_file",
+        method=method,
         status=PENDING,
         amount=amount,
         currency=invoice.currency,
         stripe_customer_id=patient.stripe_customer_id,
-        stripe_payment_method_id=patient.default_payment_method_id,
-        card_brand=patient.default_card_brand,
-        card_last4=patient.default_card_last4,
+        stripe_payment_method_id=saved[0],
+        card_brand=saved[1],
+        card_last4=saved[2],
+        source=BANK_ACCOUNT if method == BANK_DEBIT else "card",
     )
     session.add(payment)
     invoice.status = statuses.advance(invoice.status, statuses.PROCESSING)
@@ -122,6 +164,19 @@ def pay_with_card_on_file(
         _abandon(session, payment.id, error)
         raise
     return outcome(_send(session, gateway, payment.id))
+
+
+def _saved_for(patient: Patient | None, method: str) -> tuple[str, str | None, str | None] | None:
+    """The patient's saved payment method for `method`: its id, brand (or bank) and last4."""
+    if patient is None:
+        return None
+    if method == BANK_DEBIT:
+        if patient.bank_payment_method_id is None:
+            return None
+        return patient.bank_payment_method_id, patient.bank_name, patient.bank_last4
+    if patient.default_payment_method_id is None:
+        return None
+    return patient.default_payment_method_id, patient.default_card_brand, patient.default_card_last4
 
 
 def outcome(payment: Payment) -> Payment:
@@ -160,7 +215,7 @@ def check_payable(session: Session, invoice: Invoice, cancels_online: bool = Fal
     before charging, and `cancel_online` refuses while Stripe is still processing it), an
     invoice processing only the pay page's payment is not refused here: Stripe is asked.
     """
-    check_nothing_charging(session, invoice.id, ("card_on_file",))
+    check_nothing_charging(session, invoice.id, OFF_SESSION)
     if not statuses.is_payable(invoice.status) and not (
         cancels_online and _processing_only_online(session, invoice)
     ):
@@ -175,7 +230,7 @@ def collectable_now(session: Session, invoice: Invoice, online_counts: bool = Tr
     in flight may still collect (a card on file being charged; the pay page's payment
     Stripe is processing, unless not `online_counts`: the caller cancels it at Stripe
     first, or is refused)."""
-    charging = (Payment.method == "card_on_file") & Payment.status.in_(IN_FLIGHT)
+    charging = Payment.method.in_(OFF_SESSION) & Payment.status.in_(IN_FLIGHT)
     if online_counts:
         charging = charging | ((Payment.method == "online") & (Payment.status == PROCESSING))
     in_flight = session.scalar(
@@ -326,7 +381,7 @@ def _after_attempt(session: Session, invoice: Invoice, payment: Payment) -> str:
             Payment.invoice_id == invoice.id,
             Payment.id != payment.id,
             (Payment.status == PROCESSING)
-            | ((Payment.method == "card_on_file") & Payment.status.in_(IN_FLIGHT)),
+            | (Payment.method.in_(OFF_SESSION) & Payment.status.in_(IN_FLIGHT)),
         )
     ).first()
     if in_progress is not None:
@@ -345,16 +400,29 @@ def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
             .where(Invoice.id == payment.invoice_id)
         ).one()
         customer_id, method_id = patient.stripe_customer_id, patient.default_payment_method_id
+    consent = session.get(CardConsent, str(method_id))
+    mandate_id = consent.mandate_id if consent is not None else None
     session.commit()  # no transaction stays open across the call to Stripe
     try:
-        intent = gateway.charge_card_on_file(
-            payment_id=payment.id,
-            invoice_ref=payment.invoice_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            customer_id=str(customer_id),
-            payment_method_id=str(method_id),
-        )
+        if payment.method == BANK_DEBIT:
+            intent = gateway.debit_bank_account(
+                payment_id=payment.id,
+                invoice_ref=payment.invoice_id,
+                amount=payment.amount,
+                currency=payment.currency,
+                customer_id=str(customer_id),
+                payment_method_id=str(method_id),
+                mandate_id=str(mandate_id),
+            )
+        else:
+            intent = gateway.charge_card_on_file(
+                payment_id=payment.id,
+                invoice_ref=payment.invoice_id,
+                amount=payment.amount,
+                currency=payment.currency,
+                customer_id=str(customer_id),
+                payment_method_id=str(method_id),
+            )
     except ServiceError as error:
         if not error.outcome_unknown:  # Stripe answered: nothing was charged
             _abandon(session, payment.id, error)
@@ -394,10 +462,14 @@ def apply_intent(
         return payment
     # An online payment that failed is not over: the patient may try another card on it.
     final = (SUCCEEDED, CANCELED) if payment.method == "online" else SETTLED
-    if payment.status in final and intent.status != "succeeded":
-        session.commit()
+    if payment.status == RETURNED or (payment.status in final and intent.status != "succeeded"):
+        session.commit()  # a returned bank debit stays so, whatever its PaymentIntent says
         return payment
     before, invoice_before = payment.status, invoice.status
+    if card is not None:  # what the patient paid with on the pay page, now known
+        payment.source = card.kind
+        if payment.card_last4 is None:
+            payment.card_brand, payment.card_last4 = card.brand, card.last4
     if intent.id and not payment.stripe_payment_intent_id:
         payment.stripe_payment_intent_id = intent.id
     excess_refund = None
@@ -407,8 +479,6 @@ def apply_intent(
         payment.stripe_charge_id = intent.charge_id or payment.stripe_charge_id
         payment.paid_at = payment.paid_at or utcnow()
         payment.failure_code = payment.failure_message = None
-        if card is not None and payment.card_last4 is None:
-            payment.card_brand, payment.card_last4 = card.brand, card.last4
         if before != SUCCEEDED and payment.save_card_consent and intent.payment_method_id:
             patients.keep_card(session, invoice, payment, intent.payment_method_id)
         moved = ledger.record(
@@ -445,6 +515,32 @@ def apply_intent(
     return payment
 
 
+def bank_debit_returned(
+    session: Session, invoice: Invoice, payment_id: str, dispute: Dispute
+) -> None:
+    """In the caller's transaction, under the invoice's lock: a bank debit that succeeded
+    came back (an ACH return, which Stripe reports as a dispute, final). What it paid is
+    owed again: the invoice reopens, the payment reads `returned`, finance hears it
+    (`payment.returned`, the audit trail; reconciliation pairs it with Stripe's dispute)
+    and the patient is emailed a pay link. Once, however often Stripe says it."""
+    if not ledger.record(
+        session, invoice, ledger.BANK_RETURN, dispute.amount, dispute.id, dispute.charge_id
+    ):
+        return
+    payment = session.scalars(
+        select(Payment).where(Payment.id == payment_id).with_for_update()
+    ).one()
+    payment.status = RETURNED
+    payment.failure_code = "bank_return"
+    payment.failure_message = (
+        f"The bank returned {Money(dispute.amount, invoice.currency)} after the debit "
+        f"succeeded ({dispute.reason or 'no reason given'})."
+    )
+    audit_payment(session, payment)
+    emails.queue(session, emails.BANK_DEBIT_RETURNED, invoice, f"returned:{payment.id}")
+    metrics.payment_outcome(payment.method, RETURNED)
+
+
 def announce(session: Session, invoice: Invoice, status_before: str, moved: bool = False) -> None:
     """In the caller's transaction: other systems hear that an invoice was partly paid
     (each time money, `moved` now, leaves it partly paid), or paid."""
@@ -456,9 +552,14 @@ def announce(session: Session, invoice: Invoice, status_before: str, moved: bool
 
 
 def card_for_receipt(gateway: StripeGateway, payment: Payment, intent: Intent) -> Card | None:
-    """The card a succeeded payment was made with, when we do not know it yet (the pay
-    page's card is entered in Stripe's form): asked of Stripe, outside any transaction."""
-    if intent.status == "succeeded" and payment.card_last4 is None and intent.payment_method_id:
+    """The card (or bank account) a payment that succeeded, or that Stripe is processing, was
+    made with, when we do not know it yet (the pay page's is entered in Stripe's form):
+    asked of Stripe, outside any transaction."""
+    if (
+        intent.status in ("succeeded", "processing")
+        and payment.card_last4 is None
+        and intent.payment_method_id
+    ):
         return gateway.card_of(intent.payment_method_id)
     return None
 
@@ -482,13 +583,18 @@ def audit_payment(session: Session, payment: Payment, action: str | None = None)
 
 
 def _ask_the_patient(session: Session, invoice: Invoice, payment: Payment) -> None:
-    """An off-session charge the bank wants confirmed, or declined: the patient is emailed
-    a pay link at once, so nobody at the front desk has to chase it."""
-    if payment.method != "card_on_file" or payment.status not in (REQUIRES_ACTION, FAILED):
+    """An off-session charge the bank wants confirmed, or declined, or a bank debit that
+    failed days later (the patient has long left the pay page): the patient is emailed a
+    pay link at once, so nobody at the front desk has to chase it."""
+    by_bank = payment.source == BANK_ACCOUNT
+    if payment.method not in OFF_SESSION and not by_bank:
+        return
+    if payment.status not in (REQUIRES_ACTION, FAILED):
         return
     if payment.failure_code in (*CONFLICTS, "not_sent"):
         return  # nothing the patient can do: the charge never reached their bank
-    emails.queue(session, emails.ACTION_NEEDED, invoice, f"action:{payment.id}")
+    kind = emails.BANK_DEBIT_FAILED if by_bank else emails.ACTION_NEEDED
+    emails.queue(session, kind, invoice, f"action:{payment.id}")
 
 
 def _give_back(session: Session, gateway: StripeGateway, refund_id: str) -> None:
@@ -552,7 +658,7 @@ def resolve(session: Session, gateway: StripeGateway, payment_id: str) -> Paymen
         intent = gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)
         card = card_for_receipt(gateway, payment, intent)
         return apply_intent(session, gateway, payment.id, intent, card)
-    if payment.method == "card_on_file" and utcnow() - payment.created_at < KEYS_KEPT:
+    if payment.method in OFF_SESSION and utcnow() - payment.created_at < KEYS_KEPT:
         # The same create with the same key: Stripe answers with the PaymentIntent it made
         # then, or makes it now if the first call never arrived.
         if _take_over(session, payment):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from billing.adapters.booking_models import CardConsent
 from billing.adapters.db import dialect_insert
 from billing.adapters.models import Invoice, Patient, QuoteLine, new_id, utcnow
-from billing.adapters.stripe_gateway import Card, SetupResult, StripeGateway
+from billing.adapters.stripe_gateway import Card, MandateAcceptance, SetupResult, StripeGateway
 from billing.domain.errors import Conflict, NotFound, PaymentRequired
 from billing.services.access import audit
 
@@ -147,6 +147,75 @@ def save_card(
     )
     session.commit()
     return card
+
+
+def save_bank_account(
+    session: Session,
+    gateway: StripeGateway,
+    patient_id: str,
+    payment_method_id: str,
+    mandate: dict[str, Any],
+) -> Card:
+    """Make a US bank account (a PaymentMethod Stripe.js made, linked through Financial
+    Connections) the patient's bank account on file, set up at Stripe for debits under the
+    mandate the patient accepted: its text, when, and online (address and browser) or
+    on a form signed at the desk. Every debit names that mandate."""
+    check_known(session, patient_id)
+    patient = ensure_customer(session, gateway, patient_id)
+    customer_id = patient.stripe_customer_id
+    assert customer_id is not None
+    acceptance = MandateAcceptance(
+        online=mandate["accepted"] == "online",
+        accepted_at=mandate.get("agreed_at"),
+        ip_address=mandate.get("ip_address"),
+        user_agent=mandate.get("user_agent"),
+    )
+    setup = gateway.set_up_bank_account(customer_id, payment_method_id, acceptance)
+    account = gateway.card_of(_set_up_method(setup))
+    if account.kind != "us_bank_account" or setup.mandate_id is None:
+        raise Conflict(
+            "not_a_bank_account",
+            f"PaymentMethod {payment_method_id} is not a US bank account set up with a mandate.",
+        )
+    session.execute(
+        update(Patient)
+        .where(Patient.id == patient.id)
+        .values(
+            bank_payment_method_id=account.id,
+            bank_name=account.brand,
+            bank_last4=account.last4,
+        )
+    )
+    session.merge(
+        CardConsent(
+            payment_method_id=account.id,
+            patient_id=patient_id,
+            consent_text=mandate["text"],
+            agreed_at=mandate.get("agreed_at") or utcnow(),
+            ip_address=mandate.get("ip_address"),
+            user_agent=mandate.get("user_agent"),
+            setup_intent_id=setup.id,
+            invoice_id=None,
+            hsa_fsa=False,
+            mandate_id=setup.mandate_id,
+            created_at=utcnow(),
+            removed_at=None,
+        )
+    )
+    audit.record(
+        session,
+        "bank_account.saved",
+        "patient",
+        patient_id,
+        payment_method_id=account.id,
+        setup_intent_id=setup.id,
+        mandate_id=setup.mandate_id,
+        accepted=mandate["accepted"],
+        consent_text=mandate["text"],
+        ip_address=mandate.get("ip_address"),
+    )
+    session.commit()
+    return account
 
 
 def _set_up_method(setup: SetupResult) -> str:

@@ -77,7 +77,7 @@ def pay_status(session: Session, invoice: Invoice) -> PayStatus:
         select(Payment.id)
         .where(
             Payment.invoice_id == invoice.id,
-            Payment.method == "card_on_file",
+            Payment.method.in_(charges.OFF_SESSION),
             Payment.status.in_(IN_FLIGHT),
         )
         .limit(1)

@@ -21,6 +21,7 @@ from billing.adapters import metrics
 from billing.adapters.db import dialect_insert
 from billing.adapters.models import Payment, Refund, StripeEvent, utcnow
 from billing.adapters.stripe_gateway import (
+    BANK_ACCOUNT,
     Event,
     RefundResult,
     StripeGateway,
@@ -171,6 +172,10 @@ def _on_dispute_created(session: Session, _gateway: StripeGateway, obj: dict[str
         session.commit()
         return False
     invoice = get_invoice(session, payment.invoice_id, for_update=True)
+    if payment.source == BANK_ACCOUNT:  # a bank debit's return: final, and owed again
+        payments.bank_debit_returned(session, invoice, payment.id, dispute)
+        session.commit()
+        return True
     if ledger.record(
         session, invoice, ledger.DISPUTE, dispute.amount, dispute.id, dispute.charge_id
     ):

@@ -23,6 +23,8 @@ from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import check_scope, requires
 from schemas.fields import EmptyBodySchema
 from schemas.invoices import (
+    BankAccountRequestSchema,
+    BankAccountSchema,
     CardListSchema,
     CardPathSchema,
     CardRequestSchema,
@@ -50,7 +52,8 @@ class PaymentsView(MethodView):
     @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
     def post(self, body: dict[str, Any], invoice_id: str) -> Payment | dict[str, Any]:
         """Collect all or part of what the invoice owes: charge the card on file (402 when
-        declined), make a pay link for the patient (`payments:write`), record money the
+        declined), debit the saved bank account (`bank_debit`: 201 `processing`, for days),
+        make a pay link for the patient (`payments:write`), record money the
         desk received as cash, a check or through another terminal, or apply the
         patient's credit (`account_credit`) or a gift card (`gift_card` with its `code`)
         (`payments:record`)."""
@@ -70,6 +73,10 @@ class PaymentsView(MethodView):
                 code=body.get("code"),
             )
         check_scope("payments:write", "charging a card or making a pay link")
+        if body["method"] == "bank_debit":
+            return payments.pay_by_bank_debit(
+                db.session(), gateway(), invoice_id, request, amount=body.get("amount")
+            )
         if body["method"] == "online":
             part = body.get("amount")  # the page opens asking for that much
             issued = paylinks.create_pay_link(
@@ -196,6 +203,31 @@ class PaymentMethodsView(MethodView):
         cards = patients.list_cards(session, gateway(), patient_id)
         consents = patients.consents(session, patient_id)
         return {"data": [_card(card, default_id, consents) for card in cards], "has_more": False}
+
+
+@blp.route("/patients/<patient_id>/bank-accounts")
+class BankAccountsView(MethodView):
+    @requires("payments:write")
+    @blp.doc(security=BEARER)
+    @patient_in_path()
+    @blp.arguments(BankAccountRequestSchema())
+    @blp.response(201, BankAccountSchema())
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
+    def post(self, body: dict[str, Any], patient_id: str) -> dict[str, Any]:
+        """Make a US bank account (a PaymentMethod Stripe.js made through Financial
+        Connections) the patient's bank account on file, set up at Stripe under the mandate
+        the patient accepted; then `bank_debit` payments debit it (US dollars only)."""
+        session = db.session()
+        account = patients.save_bank_account(
+            session, gateway(), patient_id, body["payment_method"], body["mandate"]
+        )
+        consent = patients.consents(session, patient_id)[account.id]
+        return {
+            "id": account.id,
+            "bank_name": account.brand,
+            "last4": account.last4,
+            "mandate": consent.mandate_id,
+        }
 
 
 @blp.route("/patients/<patient_id>/payment-methods/<payment_method_id>")

@@ -96,6 +96,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/patients/{patient_id}/payment-methods", "post"): "saveCard",
     ("/v1/patients/{patient_id}/payment-methods", "get"): "listCards",
     ("/v1/patients/{patient_id}/payment-methods/{payment_method_id}", "delete"): "removeCard",
+    ("/v1/patients/{patient_id}/bank-accounts", "post"): "saveBankAccount",
     ("/v1/reports/reconciliation", "get"): "getReconciliation",
     ("/v1/reports/aging", "get"): "getAging",
     ("/v1/reports/refunds-disputes", "get"): "getRefundsAndDisputes",

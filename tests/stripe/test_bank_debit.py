@@ -1,0 +1,254 @@
+"""Bank debits (ACH, Stripe's `us_bank_account`) against the stand-in, which emulates
+Stripe's test accounts: a debit is processing (for days at Stripe, about a second and a
+half here), then succeeds, fails, or succeeds and comes back later (a dispute, final).
+The invoice shows what is processing; a failure or a return leaves it owed, tells the
+patient (an email with a pay link) and finance (an event, the audit trail, reconciliation).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from billing.adapters import db
+from billing.adapters.models import AuditEvent, Payment
+from billing.adapters.outbox import EmailMessage, Event
+from billing.services.finance import stripe_sync
+from billing.services.finance.reconciliation import STATUSES
+from tests.conftest import in_days
+from tests.fixtures_stripe import SECRET_KEY, eventually
+from tests.stripe.collect import charge_card_on_file, ledger_of
+
+MANDATE = {
+    "text": "I authorize the clinic to debit my account for my invoices when they are due.",
+    "accepted": "offline",
+}
+
+
+def bank_payment_method(standin_url: str, account_number: str) -> str:
+    """A us_bank_account PaymentMethod, as Stripe.js makes one through Financial Connections."""
+    data = urllib.parse.urlencode(
+        {
+            "type": "us_bank_account",
+            "billing_details[name]": "Ana Ruiz",
+            "us_bank_account[routing_number]": "110000000",
+            "us_bank_account[account_number]": account_number,
+            "us_bank_account[account_holder_type]": "individual",
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{standin_url}/v1/payment_methods",
+        data=data,
+        headers={"Authorization": f"Bearer {SECRET_KEY}"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return str(json.loads(answer.read())["id"])
+
+
+def save_bank_account(client, staff, standin, patient_id, account_number):
+    saved = client.post(
+        f"/v1/patients/{patient_id}/bank-accounts",
+        headers=staff,
+        json={
+            "payment_method": bank_payment_method(standin.url, account_number),
+            "mandate": MANDATE,
+        },
+    )
+    assert saved.status_code == 201, saved.json
+    return saved.json
+
+
+def open_invoice_emailed(client, staff, patient_id):
+    """An open IV invoice in US dollars for a patient the clinic can email."""
+    quote = client.post(
+        "/v1/quotes",
+        headers=staff,
+        json={
+            "booking_id": f"BK-{patient_id}",
+            "session_type": "iv_individual",
+            "scheduled_at": in_days(5),
+            "currency": "usd",
+            "patients": [
+                {"patient_id": patient_id, "name": "Ana Ruiz", "email": "ana@example.com"}
+            ],
+        },
+    ).json
+    made = client.post("/v1/invoices", headers=staff, json={"quote_id": quote["id"]})
+    assert made.status_code == 201, made.json
+    return made.json["data"][0]["id"]
+
+
+def debit(client, staff, invoice_id, key):
+    return client.post(
+        f"/v1/invoices/{invoice_id}/payments",
+        headers={**staff, "Idempotency-Key": key},
+        json={"method": "bank_debit"},
+    )
+
+
+def invoice(client, staff, invoice_id):
+    return client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+
+
+def payment(app, invoice_id):
+    with app.app_context():
+        [only] = db.session().scalars(select(Payment).where(Payment.invoice_id == invoice_id))
+        return {
+            "id": only.id,
+            "status": only.status,
+            "failure_code": only.failure_code,
+            "source": only.source,
+        }
+
+
+def emails_of(app, invoice_id):
+    with app.app_context():
+        return [
+            m.kind
+            for m in db.session().scalars(
+                select(EmailMessage)
+                .where(EmailMessage.invoice_id == invoice_id)
+                .order_by(EmailMessage.created_at)
+            )
+        ]
+
+
+def told(app, payment_id):
+    """What finance hears of a payment: audit actions, and the events other systems get."""
+    with app.app_context():
+        session = db.session()
+        actions = {
+            e.action for e in session.scalars(select(AuditEvent)) if e.object_id == payment_id
+        }
+        sent = {
+            e.type
+            for e in session.scalars(select(Event).where(Event.type.like("payment.%")))
+            if json.loads(e.data)["object"].get("id") == payment_id
+        }
+        return actions, sent
+
+
+def test_a_bank_debit_is_processing_then_pays_the_invoice(
+    stripe_client, stripe_app, staff, open_invoice, standin
+):
+    invoice_id = open_invoice(card="pm_card_visa", patient_id="P-ACH1")
+    saved = save_bank_account(stripe_client, staff, standin, "P-ACH1", "000123456789")
+    assert (saved["bank_name"], saved["last4"]) == ("STRIPE TEST BANK", "6789")
+    assert saved["mandate"].startswith("mandate_")
+    total = invoice(stripe_client, staff, invoice_id)["total"]
+
+    made = debit(stripe_client, staff, invoice_id, "ach-1")
+    assert made.status_code == 201, made.json
+    assert (made.json["method"], made.json["status"], made.json["source"]) == (
+        "bank_debit",
+        "processing",
+        "us_bank_account",
+    )
+    shown = invoice(stripe_client, staff, invoice_id)
+    assert (shown["status"], shown["amount_processing"], shown["balance_due"]) == (
+        "processing",
+        total,
+        total,
+    )
+    # Nothing else collects it while the bank is deciding: not the card, not another debit.
+    assert charge_card_on_file(stripe_client, staff, invoice_id, "card").status_code == 409
+    again = debit(stripe_client, staff, invoice_id, "ach-2")
+    assert (again.status_code, again.json["code"]) == (409, "payment_in_progress")
+    assert debit(stripe_client, staff, invoice_id, "ach-1").json["id"] == made.json["id"]
+
+    paid = eventually(
+        lambda: (found := invoice(stripe_client, staff, invoice_id))["status"] == "paid" and found
+    )
+    assert (paid["amount_paid"], paid["amount_processing"], paid["balance_due"]) == (total, 0, 0)
+    assert payment(stripe_app, invoice_id)["status"] == "succeeded"
+
+
+def test_a_failed_bank_debit_leaves_the_bill_owed_and_asks_the_patient_to_pay(
+    stripe_client, stripe_app, staff, standin
+):
+    invoice_id = open_invoice_emailed(stripe_client, staff, "P-ACH2")
+    save_bank_account(stripe_client, staff, standin, "P-ACH2", "000222222227")
+    assert debit(stripe_client, staff, invoice_id, "ach").json["status"] == "processing"
+
+    failed = eventually(
+        lambda: (found := payment(stripe_app, invoice_id))["status"] == "failed" and found
+    )
+    assert failed["failure_code"] == "insufficient_funds"
+    after = invoice(stripe_client, staff, invoice_id)
+    assert (after["status"], after["amount_paid"], after["amount_processing"]) == ("open", 0, 0)
+    assert after["balance_due"] == after["total"]
+    assert emails_of(stripe_app, invoice_id) == ["bank_debit_failed"]
+    actions, sent = told(stripe_app, failed["id"])
+    assert {"payment.processing", "payment.failed"} <= actions
+    assert {"payment.processing", "payment.failed"} <= sent
+
+
+def test_a_bank_debit_that_comes_back_after_it_succeeded_is_owed_again(
+    stripe_client, stripe_app, staff, standin
+):
+    invoice_id = open_invoice_emailed(stripe_client, staff, "P-ACH3")
+    save_bank_account(stripe_client, staff, standin, "P-ACH3", "000555555559")
+    assert debit(stripe_client, staff, invoice_id, "ach").status_code == 201
+    total = invoice(stripe_client, staff, invoice_id)["total"]
+    eventually(lambda: invoice(stripe_client, staff, invoice_id)["status"] == "paid")
+
+    returned = eventually(
+        lambda: (found := payment(stripe_app, invoice_id))["status"] == "returned" and found
+    )
+    assert returned["failure_code"] == "bank_return"
+    actions, sent = told(stripe_app, returned["id"])
+    assert "payment.returned" in actions and "payment.returned" in sent
+    owed = invoice(stripe_client, staff, invoice_id)
+    assert (owed["status"], owed["amount_paid"], owed["balance_due"]) == ("open", 0, total)
+    money = ledger_of(stripe_app, invoice_id)
+    assert (money.paid, money.refunded, money.disputed) == (0, 0, 0)
+    assert emails_of(stripe_app, invoice_id)[-1] == "bank_debit_returned"
+    # Nothing can be refunded of money that came back.
+    refund = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/refunds",
+        headers={**staff, "Idempotency-Key": "rf"},
+        json={"amount": 100, "reason": "goodwill"},
+    )
+    assert refund.status_code == 409
+
+    # Finance: the return pairs with Stripe's dispute transaction, the charge with its own.
+    with stripe_app.app_context():
+        stripe_sync.sync(db.session(), stripe_app.extensions["billing.stripe"])
+    today = datetime.now(UTC).date().isoformat()
+    report = stripe_client.get(
+        "/v1/reports/reconciliation", query_string={"from": today, "to": today}, headers=staff
+    ).json
+    mine = {
+        row["kind"]: name
+        for name in STATUSES
+        for row in report[name]
+        if row["invoice_id"] == invoice_id
+    }
+    assert mine == {"charge": "matched", "bank_return": "matched"}
+
+
+def test_bank_debits_are_in_us_dollars_from_a_saved_account_only(
+    stripe_client, staff, open_invoice, standin
+):
+    invoice_id = open_invoice(card=None, patient_id="P-ACH4")
+    none_saved = debit(stripe_client, staff, invoice_id, "ach")
+    assert (none_saved.status_code, none_saved.json["code"]) == (409, "no_bank_account")
+    online = stripe_client.post(
+        "/v1/patients/P-ACH4/bank-accounts",
+        headers=staff,
+        json={
+            "payment_method": bank_payment_method(standin.url, "000123456789"),
+            "mandate": {"text": "I authorize it.", "accepted": "online"},
+        },
+    )
+    assert (online.status_code, online.json["code"]) == (422, "validation_error")
+    card = stripe_client.post(
+        "/v1/patients/P-ACH4/bank-accounts",
+        headers=staff,
+        json={"payment_method": "pm_card_visa", "mandate": MANDATE},
+    )
+    assert (card.status_code, card.json["code"]) == (422, "stripe_invalid_request")
+    assert "does not allow" in card.json["detail"]
