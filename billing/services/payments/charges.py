@@ -127,13 +127,15 @@ def _pay_off_session(
     ).first()
     saved = _saved_for(patient, method)
     if patient is None or saved is None or not patient.stripe_customer_id:
-        code, what = (
-            ("no_bank_account", "bank account")
-            if method == BANK_DEBIT
-            else ("no_card_on_file", "card")
-        )
+        if method == BANK_DEBIT:
+            raise Conflict(
+                "no_bank_account",
+                f"Patient {invoice.patient_id} has no saved bank account; save one with its "
+                "mandate, or send a pay link.",
+            )
         raise Conflict(
-            code, f"Patient {invoice.patient_id} has no saved {what}; save one or send a pay link."
+            "no_card_on_file",
+            f"Patient {invoice.patient_id} has no saved card; save one or send a pay link.",
         )
     if card_allowed is not None and not card_allowed(session, invoice.patient_id, saved[0]):
         raise Conflict(
