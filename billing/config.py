@@ -304,6 +304,10 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # credit note on a paid bill): kept as the patient's credit, which pays their next
         # bills, or refunded to the card (money received at the desk is kept as credit).
         "OVERPAYMENTS": _choice(env, "OVERPAYMENTS", ("credit", "refund")),
+        # The pay page also offers a US bank account (ACH Direct Debit) on invoices in US
+        # dollars: turn on once ACH is activated on the Stripe account (Stripe refuses a
+        # PaymentIntent naming a payment method type the account has not activated).
+        "PAY_PAGE_BANK_DEBIT": _choice(env, "PAY_PAGE_BANK_DEBIT", ("off", "on")) == "on",
         # The accounting journal's accounts: names (QuickBooks) and codes (Xero) per key,
         # over the defaults of billing/domain/journal.py.
         "JOURNAL_ACCOUNTS": _json(env, "JOURNAL_ACCOUNTS", {}),

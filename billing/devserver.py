@@ -63,6 +63,7 @@ def offline_stripe(instance_path: str, port: int) -> dict[str, Any]:
         "STRIPE_WEBHOOK_SECRET": webhook_secret,
         "STRIPE_PUBLISHABLE_KEY": "pk_test_offline",
         "STRIPE_JS_URL": f"{standin.url}/js.stripe.com/v3/",
+        "PAY_PAGE_BANK_DEBIT": True,  # the stand-in takes Stripe's test bank accounts
     }
     # So that `flask --app billing stripe sync` and friends, run beside `make run`,
     # reach the same stand-in (billing.config.offline_stripe reads it).

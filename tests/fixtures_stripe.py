@@ -154,6 +154,7 @@ def stripe_app(
             # The tests call far faster than any client system; the limits have their own.
             "API_RATE_LIMIT": "1000000 per minute",
             "PAY_RATE_LIMIT_PER_MINUTE": 1_000_000,
+            "PAY_PAGE_BANK_DEBIT": True,
         }
     )
     # Every request to Stripe in every Stripe test is checked against the SDK's own types.

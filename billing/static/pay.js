@@ -1,5 +1,7 @@
-// The pay page's card form: Stripe.js's Payment Element and confirmPayment, as Stripe
-// documents (the PaymentIntent offers cards only, so the element shows card fields).
+// The pay page's form: Stripe.js's Payment Element and confirmPayment, as Stripe
+// documents. The PaymentIntent says what the element offers: cards, and on invoices in US
+// dollars where the clinic takes them, US bank accounts (the element then links the
+// account and shows the debit mandate; the payment is "processing" for days).
 // The card number goes from this page to Stripe, never to our servers. Whether the
 // invoice is paid is decided by our server from Stripe (its webhook, or asked about the
 // PaymentIntent this script names on return), not by this script:

@@ -61,9 +61,7 @@ def build_receipt(invoice: Invoice, payments: list[Payment], config: dict[str, A
         return Money(amount, invoice.currency).format()
 
     paid_at = payment.paid_at if payment is not None else None
-    card = None
-    if payment is not None and payment.card_last4:
-        card = f"{(payment.card_brand or 'card').title()} ending {payment.card_last4}"
+    card = how(payment) if payment is not None and payment.card_last4 else None
     return Receipt(
         clinic_name=config["CLINIC_NAME"],
         clinic_address=config["CLINIC_ADDRESS"],
@@ -109,6 +107,8 @@ def build_receipt(invoice: Invoice, payments: list[Payment], config: dict[str, A
 
 def how(payment: Payment) -> str:
     """How a payment was made, as a patient reads it on a receipt."""
+    if payment.card_last4 and payment.source == "us_bank_account":
+        return f"Bank account ending {payment.card_last4} ({payment.card_brand or 'bank'})"
     if payment.card_last4:
         return f"{(payment.card_brand or 'card').title()} ending {payment.card_last4}"
     reference = f" {payment.reference}" if payment.reference else ""

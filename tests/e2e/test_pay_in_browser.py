@@ -398,3 +398,39 @@ def test_the_patient_confirms_a_saved_card_charge_their_bank_held_from_the_email
     phone.get_by_text("Paid — thank you").wait_for()
     screenshot(phone, "2-receipt")
     assert charges(stripe_app, invoice_id) == 1
+
+
+def test_a_patient_pays_from_a_bank_account_and_the_page_says_it_takes_days(
+    stripe_client, staff, open_invoice, phone, screenshot, monkeypatch
+) -> None:
+    from billing.adapters.standin import banks
+
+    monkeypatch.setattr(banks, "BANK_SETTLES_AFTER", 4.0)  # time to look while processing
+    invoice_id = open_invoice(card=None)
+    phone.goto(pay_url(stripe_client, staff, invoice_id))
+    assert phone.get_by_text("Card or bank account").is_visible()
+    phone.get_by_label("US bank account").check()
+    phone.get_by_label("Account holder name", exact=True).fill("Ana Ruiz")
+    phone.get_by_label("Routing number", exact=True).fill("110000000")
+    phone.get_by_label("Account number", exact=True).fill("000123456789")
+    screenshot(phone, "1-bank-account")
+    phone.get_by_role("button", name="Pay $500.00").click()
+
+    phone.get_by_role("heading", name="Bank payment in progress").wait_for()
+    assert phone.get_by_text("up to four business days").is_visible()
+    shown = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+    assert (shown["status"], shown["amount_processing"], shown["amount_paid"]) == (
+        "processing",
+        50000,
+        0,
+    )
+    screenshot(phone, "2-processing")
+    phone.reload()  # the patient comes back the next day: still nothing to pay twice
+    assert phone.get_by_role("heading", name="Bank payment in progress").is_visible()
+    assert phone.get_by_role("button", name="Pay $500.00").count() == 0
+
+    eventually(lambda: status_of(stripe_client, staff, invoice_id) == "paid")
+    phone.reload()
+    phone.get_by_text("Paid — thank you").wait_for()
+    assert phone.get_by_text("Bank account ending 6789").first.is_visible()
+    screenshot(phone, "3-receipt")

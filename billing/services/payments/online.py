@@ -40,10 +40,12 @@ def start_online_payment(
     invoice_id: str,
     amount: int | None = None,
     least: int | None = None,
+    bank_accounts: bool = False,
 ) -> Payment:
     """The invoice's online payment with a client secret for the pay page: for all it
     owes, or the `amount` the patient chose (at least `least`, the clinic's minimum, and
-    never more than the balance: 422 otherwise). Made once per amount.
+    never more than the balance: 422 otherwise). Made once per amount. By card; with
+    `bank_accounts`, also from a US bank account when the invoice is in US dollars.
 
     A patient whose card was declined tries again on the same PaymentIntent. Refused
     (409) unless the invoice is open with no other charge in flight.
@@ -90,6 +92,7 @@ def start_online_payment(
         invoice_ref=invoice.id,
         amount=payment.amount,
         currency=payment.currency,
+        bank_accounts=bank_accounts and payment.currency == "usd",
     )
     kept = session.execute(
         update(Payment)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import Invoice, Payment
-from billing.adapters.stripe_gateway import StripeGateway
+from billing.adapters.stripe_gateway import BANK_ACCOUNT, StripeGateway
 from billing.domain import statuses
 from billing.domain.errors import ServiceError
 from billing.services.bookings import holds
@@ -59,6 +59,21 @@ def awaiting_the_bank(session: Session, invoice: Invoice) -> Payment | None:
             Payment.method == "card_on_file",
             Payment.status == statuses.REQUIRES_ACTION,
             Payment.client_secret.is_not(None),
+        )
+        .order_by(Payment.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+def bank_debit_processing(session: Session, invoice: Invoice) -> Payment | None:
+    """A payment from the patient's bank account that the bank is still deciding on (ACH:
+    up to four business days), on the pay page or debited by the clinic."""
+    return session.scalars(
+        select(Payment)
+        .where(
+            Payment.invoice_id == invoice.id,
+            Payment.status == statuses.PROCESSING,
+            (Payment.method == charges.BANK_DEBIT) | (Payment.source == BANK_ACCOUNT),
         )
         .order_by(Payment.created_at.desc())
         .limit(1)

@@ -37,6 +37,7 @@ from billing.services.payments.pay_status import (
     PAID,
     attempt_outcome,
     awaiting_the_bank,
+    bank_debit_processing,
     pay_status,
 )
 from billing.web.limits import limiter, on_breach_page, pay_limit
@@ -64,6 +65,11 @@ LEAVES_TOO_LITTLE = "Pay all of it, or leave enough to pay by card later."
 PART_TEXT = "Enter an amount of at least {least}, and no more than the balance due."
 THANKS_TEXT = "Thank you: your payment was received. The rest is still due."
 CLOSED_TEXT = "Invoice {number} has nothing left to pay. Thank you."
+BANK_DEBIT_TEXT = (
+    "Thank you. Your payment of {amount} from your bank account is on its way: bank "
+    "payments take up to four business days. Nothing more is needed from you now; we will "
+    "email you if your bank does not pay it. Please do not pay again."
+)
 # A gift card's code typed on the page: what happened, in the patient's words.
 GIFT_CARD_TEXT = {
     "applied": "Your gift card was applied.",
@@ -165,12 +171,18 @@ def page(token: str) -> Response:
     bank = awaiting_the_bank(session, invoice) if waited is None else None
     if bank is not None:  # the saved card's charge: the patient confirms it here
         return _pay_form(invoice, bank, authenticate=True)
+    debit = bank_debit_processing(session, invoice)
+    if debit is not None:  # days, not seconds: nothing to wait for on this page
+        amount = Money(debit.amount, debit.currency).format()
+        return _message("Bank payment in progress", BANK_DEBIT_TEXT.format(amount=amount), 200)
     if outcome == ON_ITS_WAY or invoice.status == statuses.PROCESSING:
         return _waiting(token, waited or 0, intent_id)
     least = current_app.config["PAY_PAGE_MINIMUMS"].get(invoice.currency)
     chosen, problem = (None, None) if outcome == PAID else _chosen(invoice, least)
     try:
-        payment = online.start_online_payment(session, gateway(), invoice.id, chosen, least)
+        payment = online.start_online_payment(
+            session, gateway(), invoice.id, chosen, least, bank_accounts=_banks()
+        )
     except ServiceError as error:
         if error.code == "invoice_not_payable":
             # The page's last PaymentIntent turned out to have been paid (its webhook was
@@ -180,7 +192,9 @@ def page(token: str) -> Response:
                 return _receipt_page(token, invoice)
         if error.code not in PART_REFUSED:
             raise
-        payment = online.start_online_payment(session, gateway(), invoice.id)
+        payment = online.start_online_payment(
+            session, gateway(), invoice.id, bank_accounts=_banks()
+        )
         problem = LEAVES_TOO_LITTLE if error.code == "remainder_too_small" else PART_TEXT
     not_charged = intent_id is not None and outcome == NOT_CHARGED_NOW
     said = request.args.get("gift_card")
@@ -222,6 +236,11 @@ def use_gift_card(token: str) -> Response:
             raise
         said = error.code if error.code in GIFT_CARD_TEXT else "failed"
     return redirect(f"/pay/{token}?{urlencode({'gift_card': said})}", code=303)  # type: ignore[return-value]  # Werkzeug's Response
+
+
+def _banks() -> bool:
+    """Whether the pay page offers a US bank account beside cards (US dollars only)."""
+    return bool(current_app.config["PAY_PAGE_BANK_DEBIT"])
 
 
 def _chosen(invoice: Invoice, least: int | None) -> tuple[int | None, str | None]:
@@ -293,6 +312,7 @@ def _pay_form(
             ],
             client_secret=client_secret,
             authenticate=authenticate,
+            bank_accounts=_banks() and invoice.currency == "usd",
             publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
             stripe_js_url=current_app.config["STRIPE_JS_URL"],
             # Back from the bank with the card not charged, the form asks for the same part.
