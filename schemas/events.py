@@ -193,9 +193,10 @@ def snapshot(kind: str, obj: Any) -> dict[str, Any]:
 #   credit_note.created: the credit note and its invoice; not its reason, who approved
 #     it or which key made it, nor the invoice's patient name
 #   credit.applied: the payment (method account_credit), as for payment.recorded
-#   payment.succeeded, payment.failed, payment.requires_action, payment.recorded,
-#     payment.reversed: the payment; not the client secret that completes 3-D Secure, a
-#     pay link, who recorded money received at the desk, nor why it was reversed
+#   payment.succeeded, payment.failed, payment.requires_action, payment.processing,
+#     payment.returned, payment.recorded, payment.reversed: the payment; not the client
+#     secret that completes 3-D Secure, a pay link, who recorded money received at the
+#     desk, nor why it was reversed
 #   refund.succeeded, refund.failed: the refund as its endpoint shows it
 #   dispute.created: the dispute as its endpoint shows it
 #   booking.cancelled, booking.attendance_marked: the booking and its seats; its invoices

@@ -270,6 +270,16 @@ class RefundRowSchema(Schema):
 
 class DisputeRowSchema(Schema):
     stripe_dispute_id = fields.String(required=True)
+    kind = typed(
+        "LedgerKind",
+        fields.String(
+            required=True,
+            metadata={
+                "description": "dispute: a card's (the invoice stays paid); bank_return: a "
+                "bank debit that came back after it succeeded (owed again)."
+            },
+        ),
+    )
     amount = fields.Integer(required=True)
     currency = Currency(required=True)
     occurred_at = fields.DateTime(required=True)

@@ -148,7 +148,8 @@ def aging_csv(report: dict[str, Any], zone: ZoneInfo) -> Response:
 
 def refunds_disputes_csv(report: dict[str, Any], period: reports.Period) -> Response:
     """Refunds and disputes as CSV, one a line in the order they happened, `kind` telling
-    which: a refund's failure (its money back, the amount negative) is `refund_failure`."""
+    which: a refund's failure (its money back, the amount negative) is `refund_failure`, a
+    bank debit that came back `bank_return`."""
     rows = [
         {
             **row,
@@ -156,10 +157,7 @@ def refunds_disputes_csv(report: dict[str, Any], period: reports.Period) -> Resp
             "stripe_id": row["stripe_refund_id"],
         }
         for row in report["refunds"]
-    ] + [
-        {**row, "kind": "dispute", "stripe_id": row["stripe_dispute_id"]}
-        for row in report["disputes"]
-    ]
+    ] + [{**row, "stripe_id": row["stripe_dispute_id"]} for row in report["disputes"]]
     rows.sort(key=lambda row: row["occurred_at"])
     name = f"refunds-disputes-{_days(period)}.csv"
     return _attachment(csv_lines(rows, REFUNDS_DISPUTES_COLUMNS), name)

@@ -11,6 +11,8 @@ import json
 import urllib.request
 from datetime import UTC, datetime
 
+import pytest
+import stripe
 from sqlalchemy import select
 
 from billing.adapters import db
@@ -228,6 +230,12 @@ def test_a_bank_debit_that_comes_back_after_it_succeeded_is_owed_again(
         if row["invoice_id"] == invoice_id
     }
     assert mine == {"charge": "matched", "bank_return": "matched"}
+    listed = stripe_client.get(
+        "/v1/reports/refunds-disputes", query_string={"from": today, "to": today}, headers=staff
+    ).json["disputes"]
+    assert [(d["kind"], d["amount"]) for d in listed if d["invoice_id"] == invoice_id] == [
+        ("bank_return", total)
+    ]
 
 
 def test_bank_debits_are_in_us_dollars_from_a_saved_account_only(
@@ -252,3 +260,31 @@ def test_bank_debits_are_in_us_dollars_from_a_saved_account_only(
     )
     assert (card.status_code, card.json["code"]) == (422, "stripe_invalid_request")
     assert "does not allow" in card.json["detail"]
+
+
+def test_the_stand_in_refuses_the_bank_debits_stripe_refuses(standin):
+    client = stripe.StripeClient(SECRET_KEY, base_addresses={"api": standin.url})
+    base: dict = {
+        "amount": 5000,
+        "currency": "usd",
+        "payment_method": "pm_usBankAccount_success",
+        "confirm": True,
+        "allowed_payment_method_types": ["us_bank_account"],
+    }
+    accepted = {"customer_acceptance": {"type": "offline", "offline": {}}}
+    refusals = {
+        "no mandate": (base, "parameter_missing"),
+        "euros": ({**base, "currency": "eur", "mandate_data": accepted}, None),
+        "cards only": (
+            {**base, "allowed_payment_method_types": ["card"], "mandate_data": accepted},
+            None,
+        ),
+    }
+    for name, (params, code) in refusals.items():
+        with pytest.raises(stripe.InvalidRequestError) as refused:
+            client.v1.payment_intents.create(params=params)
+        assert refused.value.http_status == 400, name
+        if code:
+            assert refused.value.code == code
+    made = client.v1.payment_intents.create(params={**base, "mandate_data": accepted})
+    assert made.status == "processing"

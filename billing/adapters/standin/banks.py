@@ -2,7 +2,8 @@
 (stand-in side only, like the semantics beside it).
 
 - A PaymentMethod of type `us_bank_account` made from a routing and an account number
-  (Stripe's test numbers, below), with the account holder's name required; it counts as
+  (Stripe's test numbers, below), with the account holder's name required, or named by
+  one of Stripe's test ids (`pm_usBankAccount_success`, ...); it counts as
   verified, as an account linked through Financial Connections is (no micro-deposits).
 - It is set up for later debits only with a mandate: a SetupIntent confirmed with it needs
   `mandate_data` and answers with the `mandate` it made; a PaymentIntent confirmed with it
@@ -42,6 +43,15 @@ TEST_ACCOUNTS: dict[str, tuple[str, str] | str | None] = {
     "000555555559": DISPUTED,
 }
 BANK = "us_bank_account"
+# Stripe's test PaymentMethods for bank accounts, by the account each stands for.
+TEST_TOKENS = {
+    "pm_usBankAccount_success": "000123456789",
+    "pm_usBankAccount_accountClosed": "000111111113",
+    "pm_usBankAccount_noAccount": "000111111116",
+    "pm_usBankAccount_insufficientFunds": "000222222227",
+    "pm_usBankAccount_debitNotAuthorized": "000333333335",
+    "pm_usBankAccount_dispute": "000555555559",
+}
 
 
 def add_bank_debits() -> None:
@@ -81,17 +91,8 @@ def add_bank_debits() -> None:
         txn.type, txn.reporting_category, txn.source = "adjustment", "dispute", self.id
         self.balance_transactions = [txn.id]
 
-    stripe_object = resources.StripeObject
-    mandate_class = type(
-        "Mandate",
-        (stripe_object,),
-        {"object": "mandate", "_id_prefix": "mandate_", "__init__": mandate_init},
-    )
-    dispute_class = type(
-        "Dispute",
-        (stripe_object,),
-        {"object": "dispute", "_id_prefix": "du_", "__init__": dispute_init},
-    )
+    mandate_class = _stand_in_class("Mandate", "mandate", "mandate_", mandate_init)
+    dispute_class = _stand_in_class("Dispute", "dispute", "du_", dispute_init)
 
     method_init = method_class.__init__
 
@@ -132,6 +133,22 @@ def add_bank_debits() -> None:
         }
 
     method_class.__init__ = method_init_with_banks
+    test_article = method_class._try_get_canonical_test_article.__func__
+
+    def test_articles_with_banks(cls: Any, id: str) -> Any:
+        if id in TEST_TOKENS:
+            return cls(
+                type=BANK,
+                billing_details={"name": "Jenny Rosen"},
+                us_bank_account={
+                    "routing_number": TEST_ROUTING_NUMBER,
+                    "account_number": TEST_TOKENS[id],
+                    "account_holder_type": "individual",
+                },
+            )
+        return test_article(cls, id)
+
+    method_class._try_get_canonical_test_article = classmethod(test_articles_with_banks)
 
     # Mandates: a SetupIntent or PaymentIntent confirmed with a bank account needs one.
     def mandate_for(obj: Any, method: Any) -> str:
@@ -272,3 +289,14 @@ def add_bank_debits() -> None:
         schedule_webhook(resources.Event("charge.dispute.created", dispute_class(charge)))
 
     charge_class._initialize_charge = initialize_bank_debits
+
+
+def _stand_in_class(name: str, kind: str, prefix: str, init: Any) -> Any:
+    """A localstripe object class made at run time, and kept as this module's `name` so
+    that the stand-in's state file (a pickle) can name it."""
+    from localstripe import resources
+
+    attributes = {"object": kind, "_id_prefix": prefix, "__init__": init, "__module__": __name__}
+    made = type(name, (resources.StripeObject,), attributes)
+    globals()[name] = made
+    return made

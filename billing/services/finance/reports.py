@@ -180,6 +180,7 @@ def refunds_and_disputes(session: Session, period: Period) -> dict[str, Any]:
     disputes = session.execute(
         select(
             LedgerEntry.stripe_object_id.label("stripe_dispute_id"),
+            LedgerEntry.kind,
             LedgerEntry.amount,
             LedgerEntry.currency,
             LedgerEntry.occurred_at,
@@ -187,7 +188,10 @@ def refunds_and_disputes(session: Session, period: Period) -> dict[str, Any]:
             Invoice.number.label("invoice_number"),
         )
         .join(Invoice, Invoice.id == LedgerEntry.invoice_id)
-        .where(LedgerEntry.kind == "dispute", *_within(period, LedgerEntry.occurred_at))
+        .where(  # a bank debit's return is Stripe's dispute of it
+            LedgerEntry.kind.in_(("dispute", "bank_return")),
+            *_within(period, LedgerEntry.occurred_at),
+        )
         .order_by(LedgerEntry.occurred_at)
     ).mappings()
     return {"refunds": [dict(r) for r in refunds], "disputes": [dict(d) for d in disputes]}
