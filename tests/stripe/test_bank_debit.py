@@ -22,7 +22,7 @@ from billing.services.finance import stripe_sync
 from billing.services.finance.reconciliation import STATUSES
 from tests.conftest import in_days
 from tests.fixtures_stripe import SECRET_KEY, eventually
-from tests.stripe.collect import charge_card_on_file, ledger_of
+from tests.stripe.collect import charge_card_on_file, ledger_of, open_pay_page, pay_link
 
 MANDATE = {
     "text": "I authorize the clinic to debit my account for my invoices when they are due.",
@@ -288,3 +288,38 @@ def test_the_stand_in_refuses_the_bank_debits_stripe_refuses(standin):
             assert refused.value.code == code
     made = client.v1.payment_intents.create(params={**base, "mandate_data": accepted})
     assert made.status == "processing"
+
+
+def patient_pays_from_bank(standin, client_secret, account_number):
+    """What Stripe.js does when the patient pays from a bank account on the pay page."""
+    bank = {"name": "Ana Ruiz", "routing_number": "110000000", "account_number": account_number}
+    body = json.dumps({"client_secret": client_secret, "bank": bank, "user_agent": "test"})
+    request = urllib.request.Request(
+        f"{standin.url}/_config/bridge/confirm_bank_payment", data=body.encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def test_a_pay_page_bank_payment_that_fails_days_later_emails_the_patient(
+    stripe_client, stripe_app, staff, standin
+):
+    invoice_id = open_invoice_emailed(stripe_client, staff, "P-ACH5")
+    secret = open_pay_page(stripe_client, staff, invoice_id)
+    assert patient_pays_from_bank(standin, secret, "000111111113")["status"] == "processing"
+    processing = eventually(
+        lambda: (found := payment(stripe_app, invoice_id))["status"] == "processing" and found
+    )
+    assert processing["source"] == "us_bank_account"  # known before the bank decides
+    page = stripe_client.get(pay_link(stripe_client, staff, invoice_id))
+    assert b"Bank payment in progress" in page.data and b"payment-form" not in page.data
+
+    failed = eventually(
+        lambda: (found := payment(stripe_app, invoice_id))["status"] == "failed" and found
+    )
+    assert failed["failure_code"] == "account_closed"
+    assert invoice(stripe_client, staff, invoice_id)["status"] == "open"
+    assert emails_of(stripe_app, invoice_id) == ["bank_debit_failed"]
+    # The page takes a payment again: the same PaymentIntent, another way to pay.
+    page = stripe_client.get(pay_link(stripe_client, staff, invoice_id))
+    assert b"payment-form" in page.data
