@@ -504,7 +504,7 @@ class Payment(Base):
     stripe_payment_method_id: Mapped[str | None] = mapped_column(String(255))
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(String(500))
-    card_brand: Mapped[str | None] = mapped_column(String(32))  # or the bank's name
+    card_brand: Mapped[str | None] = mapped_column(String(64))  # or the bank's name
     card_last4: Mapped[str | None] = mapped_column(String(4))
     # What Stripe collected it from, once known: "card" or "us_bank_account" (a debit that
     # is processing for days, and may come back after it succeeded).

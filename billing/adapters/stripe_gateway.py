@@ -662,7 +662,7 @@ def _card(method: Any) -> Card:
         bank = method.us_bank_account
         return Card(
             id=str(method.id),
-            brand=str(bank.bank_name or "Bank account"),
+            brand=str(bank.bank_name or "Bank account")[:64],
             last4=str(bank.last4),
             exp_month=0,
             exp_year=0,

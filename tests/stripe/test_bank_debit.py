@@ -22,7 +22,15 @@ from billing.services.finance import stripe_sync
 from billing.services.finance.reconciliation import STATUSES
 from tests.conftest import in_days
 from tests.fixtures_stripe import SECRET_KEY, eventually
-from tests.stripe.collect import charge_card_on_file, ledger_of, open_pay_page, pay_link
+from tests.stripe.collect import (
+    charge_card_on_file,
+    ledger_of,
+    open_pay_page,
+    patient_confirms,
+    pay_link,
+)
+from tests.stripe.events import deliver, make_event, stripe_id
+from tests.stripe.test_webhooks import dispute_object
 
 MANDATE = {
     "text": "I authorize the clinic to debit my account for my invoices when they are due.",
@@ -320,6 +328,62 @@ def test_a_pay_page_bank_payment_that_fails_days_later_emails_the_patient(
     assert failed["failure_code"] == "account_closed"
     assert invoice(stripe_client, staff, invoice_id)["status"] == "open"
     assert emails_of(stripe_app, invoice_id) == ["bank_debit_failed"]
-    # The page takes a payment again: the same PaymentIntent, another way to pay.
+    # The page takes a payment again: the same PaymentIntent, another way to pay; the
+    # receipt then names the card, not the bank account that failed.
     page = stripe_client.get(pay_link(stripe_client, staff, invoice_id))
     assert b"payment-form" in page.data
+    assert patient_confirms(standin, secret)["status"] == "succeeded"
+    paid = eventually(
+        lambda: (found := payment(stripe_app, invoice_id))["status"] == "succeeded" and found
+    )
+    assert paid["source"] == "card"
+    receipt = stripe_client.get(pay_link(stripe_client, staff, invoice_id) + "/receipt")
+    assert b"Visa ending 4242" in receipt.data and b"Bank account" not in receipt.data
+
+
+def test_credit_made_of_a_bank_debit_that_comes_back_is_taken_back(
+    stripe_client, stripe_app, staff, standin, monkeypatch
+):
+    from billing.adapters.standin import banks
+
+    monkeypatch.setattr(banks, "BANK_RETURNS_AFTER", 5.0)  # time for a credit note first
+    invoice_id = open_invoice_emailed(stripe_client, staff, "P-ACH6")
+    save_bank_account(stripe_client, staff, standin, "P-ACH6", "000555555559")
+    assert debit(stripe_client, staff, invoice_id, "ach").status_code == 201
+    eventually(lambda: invoice(stripe_client, staff, invoice_id)["status"] == "paid")
+    note = stripe_client.post(
+        f"/v1/invoices/{invoice_id}/credit-notes",
+        headers={**staff, "Idempotency-Key": "cn"},
+        json={"amount": 10000, "reason": "session shortened", "approved_by": "Dr. Rivera"},
+    )
+    assert note.status_code == 201, note.json
+    account = stripe_client.get("/v1/patients/P-ACH6/account", headers=staff).json
+    assert account["balances"][0]["credit"] == 10000  # paid beyond what it now owes
+
+    eventually(lambda: payment(stripe_app, invoice_id)["status"] == "returned", timeout=15)
+    owed = invoice(stripe_client, staff, invoice_id)
+    assert (owed["amount_paid"], owed["balance_due"]) == (0, owed["total"] - 10000)
+    account = stripe_client.get("/v1/patients/P-ACH6/account", headers=staff).json
+    assert account["balances"][0]["credit"] == 0  # never spent on the next bill
+
+
+def test_a_return_heard_before_the_debit_succeeded_waits_for_it(
+    stripe_client, stripe_app, staff, standin
+):
+    invoice_id = open_invoice_emailed(stripe_client, staff, "P-ACH7")
+    save_bank_account(stripe_client, staff, standin, "P-ACH7", "000123456789")
+    made = debit(stripe_client, staff, invoice_id, "ach").json
+    with stripe_app.app_context():
+        intent_id = db.session().get(Payment, made["id"]).stripe_payment_intent_id
+    early = dispute_object(stripe_id("du"), stripe_id("ch"), intent_id)
+    assert deliver(stripe_client, make_event("charge.dispute.created", early)).status_code == 200
+    assert payment(stripe_app, invoice_id)["status"] == "processing"  # not returned yet
+
+    returned = eventually(
+        lambda: (found := payment(stripe_app, invoice_id))["status"] == "returned" and found
+    )
+    assert returned["failure_code"] == "bank_return"
+    owed = invoice(stripe_client, staff, invoice_id)
+    assert (owed["status"], owed["amount_paid"], owed["balance_due"]) == ("open", 0, owed["total"])
+    money = ledger_of(stripe_app, invoice_id)
+    assert money.returned == owed["total"]

@@ -13,8 +13,8 @@
   seconds, standing in for Stripe's up to four business days; then it succeeds, or fails
   as the account says (the PaymentIntent back to `requires_payment_method` with its
   `last_payment_error`, event `payment_intent.payment_failed`).
-- An account that succeeds and is then disputed (Stripe's 000555555559): as BANK_SETTLES_AFTER
-  later again, a Dispute (ACH disputes are final: `lost`) with its balance transaction
+- An account that succeeds and is then disputed (Stripe's 000555555559): BANK_RETURNS_AFTER
+  seconds later, a Dispute (ACH disputes are final: `lost`) with its balance transaction
   (type `adjustment`, the amount taken back out), and the event `charge.dispute.created`.
 """
 
@@ -25,6 +25,7 @@ import re
 from typing import Any
 
 BANK_SETTLES_AFTER = 1.5
+BANK_RETURNS_AFTER = 1.5  # after it succeeded, for an account that disputes it
 TEST_ROUTING_NUMBER = "110000000"
 DISPUTED = "disputed"
 # Stripe's test accounts (with routing number 110000000) and what becomes of a debit.
@@ -282,7 +283,7 @@ def add_bank_debits() -> None:
         if on_success:
             on_success()
         if outcome == DISPUTED:
-            asyncio.get_running_loop().call_later(BANK_SETTLES_AFTER, dispute, charge)
+            asyncio.get_running_loop().call_later(BANK_RETURNS_AFTER, dispute, charge)
 
     def dispute(charge: Any) -> None:
         charge.disputed = True

@@ -33,6 +33,7 @@ from billing.adapters.models import (
 from billing.domain.dates import UTC_ZONE, day_of
 from billing.domain.statuses import VOID
 from billing.services.invoicing.ledger import (
+    BANK_RETURN,
     MOVES,
     RECEIVED,
     REFUND_FAILURE,
@@ -230,7 +231,8 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
             func.min(func.coalesce(LedgerEntry.invoice_total, -1)).label("total_copy"),
         )
         .where(
-            LedgerEntry.kind.in_(("charge", *OUTSIDE)),
+            # Less a bank debit that came back: the clinic never kept it.
+            LedgerEntry.kind.in_(("charge", BANK_RETURN, *OUTSIDE)),
             # Only invoices charged in the period can have their last charge in it: the
             # index on occurred_at finds them, rather than summing every charge ever.
             LedgerEntry.invoice_id.in_(
@@ -377,7 +379,7 @@ def by_session_type(session: Session, period: Period) -> list[dict[str, Any]]:
         )
         .where(
             in_period(period, LedgerEntry.occurred_at),
-            LedgerEntry.kind.in_(("charge", "refund", REFUND_FAILURE, *OUTSIDE)),
+            LedgerEntry.kind.in_(("charge", "refund", REFUND_FAILURE, BANK_RETURN, *OUTSIDE)),
         )
         .group_by(session_type, LedgerEntry.currency)
         .order_by(session_type)

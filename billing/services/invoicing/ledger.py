@@ -42,6 +42,7 @@ class Amounts:
     refunded: int
     disputed: int
     overpaid: int = 0  # collected beyond the invoice and refunded for that reason
+    returned: int = 0  # bank debits that came back after they succeeded (not in `paid`)
 
 
 def record(
@@ -135,13 +136,13 @@ def amounts(session: Session, invoice_id: str, before: datetime | None = None) -
         0,
     )
     paid = func.coalesce(func.sum(applied_net(LedgerEntry.kind, LedgerEntry.amount)), 0)
-    entries = select(paid, func.coalesce(func.sum(refunded), 0), total(DISPUTE), overpaid).where(
-        LedgerEntry.invoice_id == invoice_id
-    )
+    entries = select(
+        paid, func.coalesce(func.sum(refunded), 0), total(DISPUTE), overpaid, total(BANK_RETURN)
+    ).where(LedgerEntry.invoice_id == invoice_id)
     if before is not None:
         entries = entries.where(LedgerEntry.occurred_at < before)
-    paid, refunded, disputed, given_back = session.execute(entries).one()
-    return Amounts(int(paid), int(refunded), int(disputed), int(given_back))
+    paid, refunded, disputed, given_back, returned = session.execute(entries).one()
+    return Amounts(int(paid), int(refunded), int(disputed), int(given_back), int(returned))
 
 
 def held(session: Session, invoice_id: str) -> int:

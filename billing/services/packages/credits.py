@@ -144,7 +144,8 @@ def money_outside(
     session: Session, packages: Sequence[PatientPackage], before: datetime | None = None
 ) -> dict[str, datetime]:
     """The packages whose invoice gave money back other than through a refund of their
-    credits (a refund made in Stripe's dashboard, a dispute), and when: their credits no
+    credits (a refund made in Stripe's dashboard, a dispute, a bank debit that came back),
+    and when: their credits no
     longer stand on money the clinic holds, so those not yet used or held are withdrawn.
     With `before`, as the ledger stood then (a month-end report of a closed month reads
     the same whatever came after)."""
@@ -152,7 +153,7 @@ def money_outside(
     if not by_invoice:
         return {}
     # A refund that failed gave nothing back: the sums below are net of its failure.
-    gone = LedgerEntry.kind.in_((ledger.REFUND, ledger.DISPUTE))
+    gone = LedgerEntry.kind.in_((ledger.REFUND, ledger.DISPUTE, ledger.BANK_RETURN))
     outside = select(LedgerEntry.invoice_id, func.max(LedgerEntry.occurred_at)).where(
         LedgerEntry.invoice_id.in_(by_invoice), gone
     )
@@ -185,7 +186,7 @@ def money_outside(
     for invoice_id, last in when.items():
         # Less money collected twice and given back.
         money = ledger.amounts(session, invoice_id, before)
-        left[invoice_id] = (money.refunded - money.overpaid + money.disputed, last)
+        left[invoice_id] = (money.refunded - money.overpaid + money.disputed + money.returned, last)
     if not left:
         return {}
     by_credits = dict(session.execute(credited.group_by(CreditRefund.patient_package_id)).all())

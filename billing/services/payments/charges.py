@@ -137,6 +137,12 @@ def _pay_off_session(
             "no_card_on_file",
             f"Patient {invoice.patient_id} has no saved card; save one or send a pay link.",
         )
+    if method == BANK_DEBIT and _mandate_of(session, saved[0]) is None:
+        raise Conflict(
+            "no_bank_account",
+            f"Patient {invoice.patient_id}'s bank account has no mandate on file; save it "
+            "again with the patient's authorization.",
+        )
     if card_allowed is not None and not card_allowed(session, invoice.patient_id, saved[0]):
         raise Conflict(
             "no_card_on_file",
@@ -166,6 +172,12 @@ def _pay_off_session(
         _abandon(session, payment.id, error)
         raise
     return outcome(_send(session, gateway, payment.id))
+
+
+def _mandate_of(session: Session, payment_method_id: str) -> str | None:
+    """The mandate a saved bank account is debited under (None: not saved with one)."""
+    consent = session.get(CardConsent, payment_method_id)
+    return consent.mandate_id if consent is not None and consent.removed_at is None else None
 
 
 def _saved_for(patient: Patient | None, method: str) -> tuple[str, str | None, str | None] | None:
@@ -402,8 +414,7 @@ def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
             .where(Invoice.id == payment.invoice_id)
         ).one()
         customer_id, method_id = patient.stripe_customer_id, patient.default_payment_method_id
-    consent = session.get(CardConsent, str(method_id))
-    mandate_id = consent.mandate_id if consent is not None else None
+    mandate_id = _mandate_of(session, str(method_id))
     session.commit()  # no transaction stays open across the call to Stripe
     try:
         if payment.method == BANK_DEBIT:
@@ -470,8 +481,7 @@ def apply_intent(
     before, invoice_before = payment.status, invoice.status
     if card is not None:  # what the patient paid with on the pay page, now known
         payment.source = card.kind
-        if payment.card_last4 is None:
-            payment.card_brand, payment.card_last4 = card.brand, card.last4
+        payment.card_brand, payment.card_last4 = card.brand, card.last4
     if intent.id and not payment.stripe_payment_intent_id:
         payment.stripe_payment_intent_id = intent.id
     excess_refund = None
@@ -481,7 +491,8 @@ def apply_intent(
         payment.stripe_charge_id = intent.charge_id or payment.stripe_charge_id
         payment.paid_at = payment.paid_at or utcnow()
         payment.failure_code = payment.failure_message = None
-        if before != SUCCEEDED and payment.save_card_consent and intent.payment_method_id:
+        saves = payment.save_card_consent and payment.source != BANK_ACCOUNT  # a card only
+        if before != SUCCEEDED and saves and intent.payment_method_id:
             patients.keep_card(session, invoice, payment, intent.payment_method_id)
         moved = ledger.record(
             session, invoice, ledger.CHARGE, payment.amount, str(intent.id), intent.charge_id
@@ -539,6 +550,7 @@ def bank_debit_returned(
         f"succeeded ({dispute.reason or 'no reason given'})."
     )
     audit_payment(session, payment)
+    account.take_back(session, invoice, payment.id)  # had it become the patient's credit
     emails.queue(session, emails.BANK_DEBIT_RETURNED, invoice, f"returned:{payment.id}")
     metrics.payment_outcome(payment.method, RETURNED)
 
@@ -559,8 +571,10 @@ def card_for_receipt(gateway: StripeGateway, payment: Payment, intent: Intent) -
     asked of Stripe, outside any transaction."""
     if (
         intent.status in ("succeeded", "processing")
-        and payment.card_last4 is None
+        # the pay page's: a first try may have been another card or a bank account
+        and (payment.card_last4 is None or payment.method == "online")
         and intent.payment_method_id
+        and intent.status != payment.status
     ):
         return gateway.card_of(intent.payment_method_id)
     return None

@@ -287,7 +287,8 @@ def remove_card(
     consent = session.get(CardConsent, payment_method_id)
     patient = session.scalars(select(Patient).where(Patient.patient_id == patient_id)).first()
     kept = consent is not None and consent.patient_id == patient_id and consent.removed_at is None
-    known = patient is not None and (kept or patient.default_payment_method_id == payment_method_id)
+    on_file = (patient.default_payment_method_id, patient.bank_payment_method_id) if patient else ()
+    known = patient is not None and (kept or payment_method_id in on_file)
     session.commit()
     if not known or patient is None:
         raise NotFound(
@@ -299,6 +300,11 @@ def remove_card(
         update(Patient)
         .where(Patient.id == patient.id, Patient.default_payment_method_id == payment_method_id)
         .values(default_payment_method_id=None, default_card_brand=None, default_card_last4=None)
+    )
+    session.execute(  # a bank account on file is removed the same way
+        update(Patient)
+        .where(Patient.id == patient.id, Patient.bank_payment_method_id == payment_method_id)
+        .values(bank_payment_method_id=None, bank_name=None, bank_last4=None)
     )
     if consent is not None:
         session.execute(

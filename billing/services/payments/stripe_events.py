@@ -31,6 +31,7 @@ from billing.adapters.stripe_gateway import (
     refund_from_event,
     refunds_from_charge,
 )
+from billing.domain.statuses import SUCCEEDED
 from billing.services.access import audit
 from billing.services.integrations import events
 from billing.services.invoicing import ledger
@@ -173,6 +174,9 @@ def _on_dispute_created(session: Session, _gateway: StripeGateway, obj: dict[str
         return False
     invoice = get_invoice(session, payment.invoice_id, for_update=True)
     if payment.source == BANK_ACCOUNT:  # a bank debit's return: final, and owed again
+        if payment.status != SUCCEEDED:  # its success not heard yet: that comes first
+            session.commit()
+            return False
         payments.bank_debit_returned(session, invoice, payment.id, dispute)
         session.commit()
         return True

@@ -68,7 +68,10 @@ CLOSED_TEXT = "Invoice {number} has nothing left to pay. Thank you."
 BANK_DEBIT_TEXT = (
     "Thank you. Your payment of {amount} from your bank account is on its way: bank "
     "payments take up to four business days. Nothing more is needed from you now; we will "
-    "email you if your bank does not pay it. Please do not pay again."
+    "email you if your bank does not pay it. Please do not pay it again."
+)
+BANK_DEBIT_REST_TEXT = (
+    " The rest of the bill, {rest}, can be paid here once your bank has paid this."
 )
 # A gift card's code typed on the page: what happened, in the patient's words.
 GIFT_CARD_TEXT = {
@@ -174,7 +177,11 @@ def page(token: str) -> Response:
     debit = bank_debit_processing(session, invoice)
     if debit is not None:  # days, not seconds: nothing to wait for on this page
         amount = Money(debit.amount, debit.currency).format()
-        return _message("Bank payment in progress", BANK_DEBIT_TEXT.format(amount=amount), 200)
+        text = BANK_DEBIT_TEXT.format(amount=amount)
+        rest = invoice.balance_due - invoice.amount_processing
+        if rest > 0:  # a part: the rest is paid here once the bank has paid this
+            text += BANK_DEBIT_REST_TEXT.format(rest=Money(rest, invoice.currency).format())
+        return _message("Bank payment in progress", text, 200)
     if outcome == ON_ITS_WAY or invoice.status == statuses.PROCESSING:
         return _waiting(token, waited or 0, intent_id)
     least = current_app.config["PAY_PAGE_MINIMUMS"].get(invoice.currency)
