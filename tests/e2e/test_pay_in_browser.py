@@ -405,7 +405,7 @@ def test_a_patient_pays_from_a_bank_account_and_the_page_says_it_takes_days(
 ) -> None:
     from billing.adapters.standin import banks
 
-    monkeypatch.setattr(banks, "BANK_SETTLES_AFTER", 4.0)  # time to look while processing
+    monkeypatch.setattr(banks, "BANK_SETTLES_AFTER", 3.0)  # time to look while processing
     invoice_id = open_invoice(card=None)
     phone.goto(pay_url(stripe_client, staff, invoice_id))
     assert phone.get_by_text("Card or bank account").is_visible()

@@ -32,6 +32,15 @@ from tests.stripe.collect import (
 from tests.stripe.events import deliver, make_event, stripe_id
 from tests.stripe.test_webhooks import dispute_object
 
+@pytest.fixture(autouse=True)
+def banks_decide_quickly(monkeypatch):
+    """Days at Stripe, half a second here (a test that needs longer says so)."""
+    from billing.adapters.standin import banks
+
+    monkeypatch.setattr(banks, "BANK_SETTLES_AFTER", 0.5)
+    monkeypatch.setattr(banks, "BANK_RETURNS_AFTER", 0.5)
+
+
 MANDATE = {
     "text": "I authorize the clinic to debit my account for my invoices when they are due.",
     "accepted": "offline",
@@ -310,8 +319,11 @@ def patient_pays_from_bank(standin, client_secret, account_number):
 
 
 def test_a_pay_page_bank_payment_that_fails_days_later_emails_the_patient(
-    stripe_client, stripe_app, staff, standin
+    stripe_client, stripe_app, staff, standin, monkeypatch
 ):
+    from billing.adapters.standin import banks
+
+    monkeypatch.setattr(banks, "BANK_SETTLES_AFTER", 2.5)  # time to look while processing
     invoice_id = open_invoice_emailed(stripe_client, staff, "P-ACH5")
     secret = open_pay_page(stripe_client, staff, invoice_id)
     assert patient_pays_from_bank(standin, secret, "000111111113")["status"] == "processing"
@@ -346,7 +358,7 @@ def test_credit_made_of_a_bank_debit_that_comes_back_is_taken_back(
 ):
     from billing.adapters.standin import banks
 
-    monkeypatch.setattr(banks, "BANK_RETURNS_AFTER", 5.0)  # time for a credit note first
+    monkeypatch.setattr(banks, "BANK_RETURNS_AFTER", 3.0)  # time for a credit note first
     invoice_id = open_invoice_emailed(stripe_client, staff, "P-ACH6")
     save_bank_account(stripe_client, staff, standin, "P-ACH6", "000555555559")
     assert debit(stripe_client, staff, invoice_id, "ach").status_code == 201
