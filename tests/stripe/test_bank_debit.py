@@ -32,6 +32,7 @@ from tests.stripe.collect import (
 from tests.stripe.events import deliver, make_event, stripe_id
 from tests.stripe.test_webhooks import dispute_object
 
+
 @pytest.fixture(autouse=True)
 def banks_decide_quickly(monkeypatch):
     """Days at Stripe, half a second here (a test that needs longer says so)."""

@@ -296,31 +296,81 @@ def credit_held(app: Any, patient_id: str) -> int:
         return account.credit_of(db.session(), patient_id, "usd")
 
 
+def bank_returns_at_stripe(bill_intents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The disputes (for a bank debit: its return) the stand-in made of these intents."""
+    from localstripe import resources
+
+    ids = {intent["id"] for intent in bill_intents}
+    return [
+        found._export()
+        for key, found in list(resources.store.items())
+        if key.startswith("dispute:") and found.payment_intent in ids
+    ]
+
+
+def by_bank(intent: dict[str, Any]) -> bool:
+    charge = intent.get("latest_charge")
+    details = charge.get("payment_method_details") if isinstance(charge, dict) else None
+    return bool(details) and details.get("type") == "us_bank_account"
+
+
+def wait_for_the_banks(standin: Any, bills: list[str], returned: bool) -> None:
+    """Until no bank debit of the bills is still processing at the stand-in, and (from an
+    account whose debits come back: `returned`) each that succeeded has come back."""
+    from tests.fixtures_stripe import eventually
+
+    def settled() -> bool:
+        for bill in bills:
+            intents = intents_of(standin, bill)
+            if any(i["status"] == "processing" for i in intents):
+                return False
+            debits = [i for i in intents if i["status"] == "succeeded" and by_bank(i)]
+            if returned and len(bank_returns_at_stripe(debits)) < len(debits):
+                return False
+        return True
+
+    eventually(settled)
+
+
 def test_no_interleaving_of_corrections_and_credit_loses_or_makes_a_cent(
-    stripe_app: Any, stripe_client: Any, staff: dict[str, str], open_invoice: Any, standin: Any
+    stripe_app: Any,
+    stripe_client: Any,
+    staff: dict[str, str],
+    open_invoice: Any,
+    standin: Any,
+    monkeypatch: Any,
 ) -> None:
-    """Two bills of one patient: parts by card and in cash, checks that bounce, refunds,
-    credit notes, write-offs, the patient's credit applied by staff and by the job or
-    refunded on request, and Stripe's webhooks, in any order and duplicated. After every
-    step, for each bill: what it kept (paid less refunded) never exceeds what it owes
-    after credit notes and write-offs, and equals it once it reads paid; the balance due
-    is what is owed less what was paid; the patient's credit is never negative. At the
-    end, Stripe's money and the desk's equal what the bills kept plus the patient's
-    credit."""
+    """Two bills of one patient: parts by card, by bank debit and in cash, checks that
+    bounce, bank debits that succeed and come back, refunds, credit notes, write-offs,
+    the patient's credit applied by staff and by the job or refunded on request, and
+    Stripe's webhooks, in any order and duplicated. After every step, for each bill: what
+    it kept (paid less refunded) never exceeds what it owes after credit notes and
+    write-offs, and equals it once it reads paid; the balance due is what is owed less
+    what was paid; the patient's credit is never negative. At the end, Stripe's money
+    (less what the banks took back) and the desk's equal what the bills kept plus the
+    patient's credit."""
     from billing.adapters import db
+    from billing.adapters.standin import banks
     from billing.services.payments import received
+    from tests.stripe.test_bank_debit import save_bank_account
+
+    monkeypatch.setattr(banks, "BANK_SETTLES_AFTER", 0.2)  # within a few steps
+    monkeypatch.setattr(banks, "BANK_RETURNS_AFTER", 0.2)
 
     keys = itertools.count()
     patients = itertools.count()
 
     class Corrections(RuleBasedStateMachine):
-        @initialize()
-        def two_open_bills(self) -> None:
+        @initialize(account=st.sampled_from(["000123456789", "000555555559"]))
+        def two_open_bills(self, account: str) -> None:
             self.patient = f"P-CR{next(patients):03d}"
             self.bills = [
                 open_invoice(patient_id=self.patient, booking_id=f"BK-{self.patient}-{n}")
                 for n in range(2)
             ]
+            # A bank account too: its debits succeed, or succeed and come back.
+            save_bank_account(stripe_client, staff, standin, self.patient, account)
+            self.returned = account == "000555555559"
             self.total = self.invoice(0)["total"]
             self.cash: list[tuple[int, str]] = []
             self.secrets: list[str] = []
@@ -346,6 +396,11 @@ def test_no_interleaving_of_corrections_and_credit_loses_or_makes_a_cent(
         def desk_charges_the_card(self, which: int, share: int | None) -> None:
             answer = self.post(which, "payments", {"method": "card_on_file", **self.part(share)})
             assert answer.status_code in (201, 402, 409, 422), answer.json
+
+        @rule(which=st.integers(0, 1), share=st.sampled_from([None, 2, 5]))
+        def desk_debits_the_bank(self, which: int, share: int | None) -> None:
+            answer = self.post(which, "payments", {"method": "bank_debit", **self.part(share)})
+            assert answer.status_code in (201, 409, 422), answer.json
 
         @rule(which=st.integers(0, 1), share=st.sampled_from([None, 4, 10]))
         def desk_receives_a_check(self, which: int, share: int | None) -> None:
@@ -435,12 +490,18 @@ def test_no_interleaving_of_corrections_and_credit_loses_or_makes_a_cent(
             if not hasattr(self, "bills"):
                 return
             real, kept = 0, 0
+            wait_for_the_banks(standin, self.bills, self.returned)
             for bill in self.bills:
-                for intent in intents_of(standin, bill):
+                intents = intents_of(standin, bill)
+                for intent in intents:
                     if intent["status"] == "succeeded":
                         deliver(stripe_client, make_event("payment_intent.succeeded", intent))
+                returned = bank_returns_at_stripe(intents)
+                for dispute in returned:  # Stripe's own copy may still be on its way
+                    deliver(stripe_client, make_event("charge.dispute.created", dispute))
                 paid, refunded = collected_at_stripe(standin, bill)
-                real += paid - refunded + desk_money(stripe_app, bill)
+                real += paid - refunded - sum(d["amount"] for d in returned)
+                real += desk_money(stripe_app, bill)
                 money = ledger_of(stripe_app, bill)
                 kept += money.paid - money.refunded
             assert real == kept + credit_held(stripe_app, self.patient), (real, kept)
