@@ -332,7 +332,17 @@ class SetupIntentSchema(Schema):
     client_secret = fields.String(required=True)
 
 
-class ConsentSchema(Schema):
+class FromAnAddress(Schema):
+    """A consent given from an IP address, kept as text."""
+
+    @post_load
+    def _plain_address(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
+        if "ip_address" in data:
+            data["ip_address"] = str(data["ip_address"])
+        return data
+
+
+class ConsentSchema(FromAnAddress):
     """What the patient agreed to when the card was saved, word for word, and when; with
     the address and browser it was given from (Stripe's customer acceptance), if known."""
 
@@ -343,12 +353,6 @@ class ConsentSchema(Schema):
         validate=validate.Length(min=1, max=500),
         metadata={"description": "The patient's browser when agreeing."},
     )
-
-    @post_load
-    def _plain_address(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
-        if "ip_address" in data:
-            data["ip_address"] = str(data["ip_address"])
-        return data
 
 
 class CardRequestSchema(Schema):
@@ -382,7 +386,7 @@ class CardRequestSchema(Schema):
             raise ValidationError("Send setup_intent (or payment_method).", "setup_intent")
 
 
-class MandateSchema(Schema):
+class MandateSchema(FromAnAddress):
     """The patient's authorization to debit their bank account (ACH), as Nacha's rules ask
     it kept: the words they accepted, when, and how: `online` (their address and browser
     required) or `offline` (a form signed at the desk)."""
@@ -409,12 +413,6 @@ class MandateSchema(Schema):
             for name in ("ip_address", "user_agent"):
                 if name not in data:
                     raise ValidationError("An online acceptance says where it came from.", name)
-
-    @post_load
-    def _plain_address(self, data: dict[str, Any], **_kwargs: Any) -> dict[str, Any]:
-        if "ip_address" in data:
-            data["ip_address"] = str(data["ip_address"])
-        return data
 
 
 class BankAccountRequestSchema(Schema):

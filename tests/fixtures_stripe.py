@@ -206,12 +206,16 @@ def staff(stripe_app: Flask) -> dict[str, str]:
 
 def card_payment_method(standin_url: str, number: str) -> str:
     """A PaymentMethod made at the stand-in from a test card number, as Stripe.js would."""
-    data = (
-        f"type=card&card[number]={number}&card[exp_month]=12&card[exp_year]=2034&card[cvc]=123"
-    ).encode()
+    card = {"number": number, "exp_month": "12", "exp_year": "2034", "cvc": "123"}
+    return payment_method(standin_url, "card", card)
+
+
+def payment_method(standin_url: str, kind: str, details: dict[str, str], **more: str) -> str:
+    """A PaymentMethod of `kind` made at the stand-in, as Stripe.js would make it."""
+    form = {"type": kind, **{f"{kind}[{k}]": v for k, v in details.items()}, **more}
     request = urllib.request.Request(
         f"{standin_url}/v1/payment_methods",
-        data=data,
+        data=urllib.parse.urlencode(form).encode(),
         headers={"Authorization": f"Bearer {SECRET_KEY}"},
     )
     with urllib.request.urlopen(request, timeout=5) as answer:

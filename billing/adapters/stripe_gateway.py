@@ -281,25 +281,11 @@ class StripeGateway:
     ) -> Intent:
         """Charge a card set up earlier, off-session (an unscheduled charge of a stored
         card); a decline comes back as an Intent with status "failed"."""
-        params: PaymentIntentCreateParams = {
-            "amount": amount,
-            "currency": currency,
-            "customer": customer_id,
-            "payment_method": payment_method_id,
-            "allowed_payment_method_types": CARDS_ONLY,
-            "payment_method_options": {"card": {"stored_credential_usage": "unscheduled"}},
-            "confirm": True,
-            "off_session": True,
-            "metadata": {"payment_id": payment_id, "invoice_ref": invoice_ref},
-        }
-        try:
-            with _translated("charge_card_on_file", cards_raise=False):
-                intent = self.client.v1.payment_intents.create(
-                    params=params, options={"idempotency_key": f"payment-{payment_id}"}
-                )
-        except stripe.CardError as error:
-            return _declined(error, amount, currency, payment_id)
-        return _intent(intent)
+        params = _off_session(payment_id, invoice_ref, amount, currency, customer_id)
+        params["payment_method"] = payment_method_id
+        params["allowed_payment_method_types"] = CARDS_ONLY
+        params["payment_method_options"] = {"card": {"stored_credential_usage": "unscheduled"}}
+        return self._create_off_session("charge_card_on_file", params, payment_id)
 
     def debit_bank_account(
         self,
@@ -314,21 +300,23 @@ class StripeGateway:
     ) -> Intent:
         """Debit a US bank account set up earlier, under its mandate: Stripe answers
         `processing`, and days later the outcome arrives as an event."""
-        params: PaymentIntentCreateParams = {
-            "amount": amount,
-            "currency": currency,
-            "customer": customer_id,
-            "payment_method": payment_method_id,
-            "allowed_payment_method_types": [BANK_ACCOUNT],
-            "mandate": mandate_id,
-            "confirm": True,
-            "off_session": True,
-            "metadata": {"payment_id": payment_id, "invoice_ref": invoice_ref},
-        }
-        with _translated("debit_bank_account"):
-            intent = self.client.v1.payment_intents.create(
-                params=params, options={"idempotency_key": f"payment-{payment_id}"}
-            )
+        params = _off_session(payment_id, invoice_ref, amount, currency, customer_id)
+        params["payment_method"] = payment_method_id
+        params["allowed_payment_method_types"] = [BANK_ACCOUNT]
+        params["mandate"] = mandate_id
+        return self._create_off_session("debit_bank_account", params, payment_id)
+
+    def _create_off_session(
+        self, operation: str, params: PaymentIntentCreateParams, payment_id: str
+    ) -> Intent:
+        """A PaymentIntent confirmed while the patient is away, keyed by our payment."""
+        try:
+            with _translated(operation, cards_raise=False):
+                intent = self.client.v1.payment_intents.create(
+                    params=params, options={"idempotency_key": f"payment-{payment_id}"}
+                )
+        except stripe.CardError as error:
+            return _declined(error, params["amount"], params["currency"], payment_id)
         return _intent(intent)
 
     def create_online_intent(
@@ -636,6 +624,20 @@ def _setup(intent: Any) -> SetupResult:
         client_secret=str(intent.client_secret),
         mandate_id=object_id(getattr(intent, "mandate", None)),
     )
+
+
+def _off_session(
+    payment_id: str, invoice_ref: str, amount: int, currency: str, customer_id: str
+) -> PaymentIntentCreateParams:
+    """What every PaymentIntent confirmed while the patient is away says."""
+    return {
+        "amount": amount,
+        "currency": currency,
+        "customer": customer_id,
+        "confirm": True,
+        "off_session": True,
+        "metadata": {"payment_id": payment_id, "invoice_ref": invoice_ref},
+    }
 
 
 def _acceptance(acceptance: MandateAcceptance) -> Any:

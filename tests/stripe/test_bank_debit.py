@@ -21,7 +21,7 @@ from billing.adapters.outbox import EmailMessage, Event
 from billing.services.finance import stripe_sync
 from billing.services.finance.reconciliation import STATUSES
 from tests.conftest import in_days
-from tests.fixtures_stripe import SECRET_KEY, eventually
+from tests.fixtures_stripe import SECRET_KEY, eventually, payment_method
 from tests.stripe.collect import (
     charge_card_on_file,
     ledger_of,
@@ -50,22 +50,14 @@ MANDATE = {
 
 def bank_payment_method(standin_url: str, account_number: str) -> str:
     """A us_bank_account PaymentMethod, as Stripe.js makes one through Financial Connections."""
-    data = urllib.parse.urlencode(
-        {
-            "type": "us_bank_account",
-            "billing_details[name]": "Ana Ruiz",
-            "us_bank_account[routing_number]": "110000000",
-            "us_bank_account[account_number]": account_number,
-            "us_bank_account[account_holder_type]": "individual",
-        }
-    ).encode()
-    request = urllib.request.Request(
-        f"{standin_url}/v1/payment_methods",
-        data=data,
-        headers={"Authorization": f"Bearer {SECRET_KEY}"},
+    account = {
+        "routing_number": "110000000",
+        "account_number": account_number,
+        "account_holder_type": "individual",
+    }
+    return payment_method(
+        standin_url, "us_bank_account", account, **{"billing_details[name]": "Ana Ruiz"}
     )
-    with urllib.request.urlopen(request, timeout=5) as answer:
-        return str(json.loads(answer.read())["id"])
 
 
 def save_bank_account(client, staff, standin, patient_id, account_number):

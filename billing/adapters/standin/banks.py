@@ -24,6 +24,8 @@ import asyncio
 import re
 from typing import Any
 
+from billing.adapters.standin.semantics import balance_transaction
+
 BANK_SETTLES_AFTER = 1.5
 BANK_RETURNS_AFTER = 1.5  # after it succeeded, for an account that disputes it
 TEST_ROUTING_NUMBER = "110000000"
@@ -78,18 +80,10 @@ def add_bank_debits() -> None:
         self.charge, self.payment_intent = charge.id, charge.payment_intent
         self.reason, self.status = "debit_not_authorized", "lost"  # ACH disputes are final
         self.metadata = {}
-        # localstripe makes only charge and refund transactions: made as one, then turned
-        # into what Stripe makes for a dispute.
-        txn = resources.BalanceTransaction(
-            amount=-charge.amount,
-            currency=charge.currency,
-            description="Dispute",
-            exchange_rate=1.0,
-            reporting_category="refund",
-            source=charge.id,
-            type="refund",
+        # The money taken back out of the balance, naming the dispute.
+        txn = balance_transaction(
+            -charge.amount, charge.currency, "Dispute", self.id, "adjustment", "dispute", charge.id
         )
-        txn.type, txn.reporting_category, txn.source = "adjustment", "dispute", self.id
         self.balance_transactions = [txn.id]
 
     mandate_class = _stand_in_class("Mandate", "mandate", "mandate_", mandate_init)

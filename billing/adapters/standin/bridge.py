@@ -162,6 +162,19 @@ def add_browser_bridge(app: Any, base_url: str) -> None:
             )
         return response
 
+    async def confirm_with(stripe: Any, intent_id: str, form: dict[str, str]) -> Any:
+        """What Stripe.js does with what the patient typed: a PaymentMethod made of it (the
+        form), then the PaymentIntent confirmed with it; Stripe's answer either way."""
+        async with stripe.post("/v1/payment_methods", data=form) as answer:
+            method = await answer.json()
+        if answer.status != 200:
+            return web.json_response(method, status=answer.status)
+        update = {"payment_method": method["id"]}
+        async with stripe.post(f"/v1/payment_intents/{intent_id}", data=update) as answer:
+            await answer.read()
+        async with stripe.post(f"/v1/payment_intents/{intent_id}/confirm") as answer:
+            return web.json_response(await answer.json(), status=answer.status)
+
     async def confirm_card_payment(request: Any) -> Any:
         data = json.loads(await request.text())
         secret = str(data.get("client_secret", ""))
@@ -175,15 +188,7 @@ def add_browser_bridge(app: Any, base_url: str) -> None:
             _allow_another_try(intent_id)
             card["number"] = re.sub(r"[\s-]", "", str(card.get("number", "")))
             form = {"type": "card", **{f"card[{k}]": str(v) for k, v in card.items()}}
-            async with stripe.post("/v1/payment_methods", data=form) as answer:
-                method = await answer.json()
-            if answer.status != 200:
-                return web.json_response(method, status=answer.status)
-            update = {"payment_method": method["id"]}
-            async with stripe.post(f"/v1/payment_intents/{intent_id}", data=update) as answer:
-                await answer.read()
-            async with stripe.post(f"/v1/payment_intents/{intent_id}/confirm") as answer:
-                return web.json_response(await answer.json(), status=answer.status)
+            return await confirm_with(stripe, intent_id, form)
 
     async def payment_method_types(request: Any) -> Any:
         """What the PaymentIntent of a client secret allows, as the Payment Element knows."""
@@ -228,15 +233,7 @@ def add_browser_bridge(app: Any, base_url: str) -> None:
             "us_bank_account[account_holder_type]": "individual",
         }
         async with ClientSession(base_url, headers=headers) as stripe:
-            async with stripe.post("/v1/payment_methods", data=form) as answer:
-                method = await answer.json()
-            if answer.status != 200:
-                return web.json_response(method, status=answer.status)
-            update = {"payment_method": method["id"]}
-            async with stripe.post(f"/v1/payment_intents/{intent_id}", data=update) as answer:
-                await answer.read()
-            async with stripe.post(f"/v1/payment_intents/{intent_id}/confirm") as answer:
-                return web.json_response(await answer.json(), status=answer.status)
+            return await confirm_with(stripe, intent_id, form)
 
     app.middlewares.append(append_bridge)
     app.router.add_post("/_config/bridge/confirm_card_payment", confirm_card_payment)

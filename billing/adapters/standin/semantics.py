@@ -253,21 +253,8 @@ def add_refund_failures() -> None:
             return
         refund.status = "failed"
         refund.failure_reason = "expired_or_canceled_card"
-        # localstripe makes only charges and refunds: made as a refund, then turned into
-        # what Stripe makes.
-        txn = resources.BalanceTransaction(
-            amount=-refund.amount,
-            currency=refund.currency,
-            description="REFUND FAILURE",
-            exchange_rate=1.0,
-            reporting_category="refund",
-            source=refund.id,
-            type="refund",
-        )
-        txn.amount, txn.type, txn.reporting_category = (
-            refund.amount,
-            "refund_failure",
-            "refund_failure",
+        txn = balance_transaction(
+            refund.amount, refund.currency, "REFUND FAILURE", refund.id, "refund_failure"
         )
         refund.failure_balance_transaction = txn.id
         for event_type in ("charge.refund.updated", "refund.updated", "refund.failed"):
@@ -287,3 +274,35 @@ def add_refund_failures() -> None:
     resources.Charge.amount_refunded = property(
         lambda self: sum(r.amount for r in self.refunds._list if r.status != "failed")
     )
+
+
+def balance_transaction(
+    amount: int,
+    currency: str,
+    description: str,
+    source: str,
+    kind: str,
+    category: str | None = None,
+    made_from: str | None = None,
+) -> Any:
+    """A balance transaction of a type localstripe does not make (`kind`: refund_failure,
+    adjustment): made as a refund transaction of `made_from` (a charge or refund it knows,
+    by default `source`), then turned into what Stripe makes, naming `source`."""
+    from localstripe import resources
+
+    txn = resources.BalanceTransaction(
+        amount=-amount,
+        currency=currency,
+        description=description,
+        exchange_rate=1.0,
+        reporting_category="refund",
+        source=made_from or source,
+        type="refund",
+    )
+    txn.amount, txn.type, txn.reporting_category, txn.source = (
+        amount,
+        kind,
+        category or kind,
+        source,
+    )
+    return txn

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -416,26 +417,19 @@ def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
         customer_id, method_id = patient.stripe_customer_id, patient.default_payment_method_id
     mandate_id = _mandate_of(session, str(method_id))
     session.commit()  # no transaction stays open across the call to Stripe
+    sent: dict[str, Any] = {  # the same for a card and a bank account
+        "payment_id": payment.id,
+        "invoice_ref": payment.invoice_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "customer_id": str(customer_id),
+        "payment_method_id": str(method_id),
+    }
     try:
         if payment.method == BANK_DEBIT:
-            intent = gateway.debit_bank_account(
-                payment_id=payment.id,
-                invoice_ref=payment.invoice_id,
-                amount=payment.amount,
-                currency=payment.currency,
-                customer_id=str(customer_id),
-                payment_method_id=str(method_id),
-                mandate_id=str(mandate_id),
-            )
+            intent = gateway.debit_bank_account(**sent, mandate_id=str(mandate_id))
         else:
-            intent = gateway.charge_card_on_file(
-                payment_id=payment.id,
-                invoice_ref=payment.invoice_id,
-                amount=payment.amount,
-                currency=payment.currency,
-                customer_id=str(customer_id),
-                payment_method_id=str(method_id),
-            )
+            intent = gateway.charge_card_on_file(**sent)
     except ServiceError as error:
         if not error.outcome_unknown:  # Stripe answered: nothing was charged
             _abandon(session, payment.id, error)
