@@ -35,6 +35,9 @@ class AccountMovementSchema(Schema):
     adjustment_id = typed("AdjustmentId", fields.String(required=True, allow_none=True))
     refund_id = typed("RefundId", fields.String(required=True, allow_none=True))
     note = fields.String(required=True)
+    approved_by = fields.String(
+        required=True, allow_none=True, metadata={"description": "goodwill: who approved it."}
+    )
     created_at = fields.DateTime(required=True)
 
 
@@ -56,3 +59,12 @@ class AccountRefundRequestSchema(Schema):
     amount = amount(required=True, metadata={"example": 5000})
     currency = Currency(required=True)
     reason = Text(500, required=True, metadata={"example": "the patient asked for it back"})
+
+
+class GoodwillRequestSchema(Schema):
+    """Credit staff grant a patient that no money paid: a service recovery."""
+
+    amount = amount(required=True, metadata={"example": 5000})
+    currency = Currency(required=True)
+    reason = Text(500, required=True, metadata={"example": "the session started an hour late"})
+    approved_by = Text(200, required=True, metadata={"example": "M. Chen, practice manager"})

@@ -316,6 +316,7 @@ class MonthCurrencySchema(Schema):
     credit_notes = _money("Taken off invoices by credit notes made in the month.")
     written_off = _money("Written off in the month: owed, and never to be collected.")
     credit_kept = _money("Paid beyond what invoices owe and kept as patients' credit in the month.")
+    credit_granted = _money("Goodwill credit staff granted patients in the month (no money).")
     credit_applied = _money("Patients' credit that paid invoices in the month.")
     credit_held = _money("Patients' credit not yet applied at the month's end.")
 

@@ -58,6 +58,7 @@ ERROR_CODES = (
     "invoice_paid",
     "no_card_on_file",
     "no_bank_account",
+    "patient_not_billed",
     "not_a_bank_account",
     "bank_debit_usd_only",
     "payment_in_progress",
@@ -361,11 +362,13 @@ TYPES: dict[str, dict[str, Any]] = {
         "taken_back",
         "refunded",
         "restored",
+        "goodwill",
         description="overpayment: paid beyond an invoice, kept as credit; credit_note: a "
         "credit note's money kept as credit; applied: credit that paid an invoice; "
         "taken_back: credit that came from a payment that never arrived (a bounced check); "
         "refunded: credit given back to the card it came from; restored: that refund "
-        "failed, and the credit is back.",
+        "failed, and the credit is back; goodwill: credit staff granted that no money "
+        "paid (never refunded to a card).",
     ),
     "ReportFormat": _closed("json", "csv", description="A report as JSON or as CSV."),
     "PayoutStatus": _closed(

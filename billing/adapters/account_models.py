@@ -28,7 +28,8 @@ class AccountBalance(Base):
 class AccountMovement(Base):
     """One change of a patient's credit, signed: money paid beyond an invoice kept as
     credit (`overpayment`), a credit note's money (`credit_note`), credit applied to an
-    invoice (`applied`, negative). Never edited; the balance is their sum."""
+    invoice (`applied`, negative), credit staff granted that no money paid (`goodwill`,
+    with who approved it). Never edited; the balance is their sum."""
 
     __tablename__ = "account_movements"
 
@@ -42,6 +43,7 @@ class AccountMovement(Base):
     adjustment_id: Mapped[str | None] = mapped_column(String(32))
     refund_id: Mapped[str | None] = mapped_column(String(32))  # credit refunded, or restored
     note: Mapped[str] = mapped_column(String(500))
+    approved_by: Mapped[str | None] = mapped_column(String(200))  # goodwill credit's
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

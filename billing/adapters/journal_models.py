@@ -44,7 +44,8 @@ class ClosedJournalLine(Base):
 
 
 class JournalPosting(Base):
-    """A ledger entry or a Stripe balance transaction, and the closed month that posted it;
+    """A ledger entry, a Stripe balance transaction or a grant of goodwill credit, and the
+    closed month that posted it;
     each is posted once, so what arrives after its month closed goes to the next open one."""
 
     __tablename__ = "journal_postings"
@@ -57,4 +58,8 @@ class JournalPosting(Base):
     )
     stripe_transaction_id: Mapped[str | None] = mapped_column(
         ForeignKey("stripe_balance_transactions.id"), unique=True
+    )
+    # ... or a grant of goodwill credit (money no one paid: it moves no ledger entry).
+    account_movement_id: Mapped[str | None] = mapped_column(
+        ForeignKey("account_movements.id"), unique=True
     )

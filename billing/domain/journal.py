@@ -34,6 +34,8 @@ UNDEPOSITED, OTHER_CLEARING = "undeposited_funds", "other_processor_clearing"
 PATIENT_CREDIT = "patient_credit"
 # Gift cards sold and not yet spent: owed to whoever holds them.
 GIFT_CARDS = "gift_cards"
+# Credit staff granted a patient that no money paid: a cost of keeping patients.
+GOODWILL = "goodwill_credits"
 DEFAULT_TAX_RATE = "Tax Exempt"
 DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
     CLEARING: {"name": "Stripe Clearing", "code": "1250"},
@@ -52,6 +54,7 @@ DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
     PATIENT_CREDIT: {"name": "Patient Credit Balances", "code": "2300"},
     GIFT_CARDS: {"name": "Gift Card Liability", "code": "2350"},
     REFUNDS: {"name": "Patient Refunds", "code": "4900"},
+    GOODWILL: {"name": "Goodwill Credits", "code": "4920"},
     DISPUTES: {"name": "Card Disputes", "code": "4910"},
     FEES: {"name": "Stripe Fees", "code": "6100"},
 }
@@ -67,6 +70,7 @@ ITEM_KINDS = (
     "to_credit",
     "from_credit",
     "gift_card",
+    "goodwill",
     "fee",
     "payout",
 )
@@ -178,6 +182,8 @@ def _posting(item: Item) -> tuple[str, str, str, int]:
         if item.kind == "to_credit":
             return earned, PATIENT_CREDIT, f"{name}, kept as patient credit", amount
         return PATIENT_CREDIT, earned, f"{name}, paid from patient credit", amount
+    if item.kind == "goodwill":  # credit granted: owed to the patient, at the clinic's cost
+        return GOODWILL, PATIENT_CREDIT, "Goodwill credit granted", amount
     if item.kind == "gift_card":  # a gift card sold earlier paid it: earned now
         earned, name = _earned(item.session_type)
         return GIFT_CARDS, earned, f"{name}, paid by gift card", amount

@@ -375,4 +375,68 @@ def test_the_dashboard_shows_corrections_and_patients_credit(
     page = browser.get("/finance", **HTTPS).get_data(as_text=True)
     section = page.split('id="corrections-heading"')[1].split("</section>")[0]
     cells = [c for c in section.split("<td>")[1:]]
-    assert [c.split("</td>")[0] for c in cells] == ["$75.00", "$0.00", "$75.00", "$0.00", "$75.00"]
+    assert [c.split("</td>")[0] for c in cells] == [
+        "$75.00",
+        "$0.00",
+        "$75.00",
+        "$0.00",
+        "$0.00",
+        "$75.00",
+    ]
+
+
+def test_goodwill_credit_pays_the_next_bill_is_never_cash_and_is_in_the_books(
+    app: Flask, client, desk, booking, make_key
+) -> None:
+    invoice = bill(client, desk, booking, "P-8401", "BK-8401")
+    path = "/v1/patients/P-8401/account/credits"
+    body = {"amount": 5000, "currency": "usd", "reason": "started an hour late"}
+    granted = post(client, desk, path, "gw", **body, approved_by="M. Chen")
+    assert granted.status_code == 201, granted.json
+    assert (granted.json["kind"], granted.json["amount"], granted.json["approved_by"]) == (
+        "goodwill",
+        5000,
+        "M. Chen",
+    )
+    again = post(client, desk, path, "gw", **body, approved_by="M. Chen")
+    assert again.json["id"] == granted.json["id"]  # the same grant, not a second one
+    unknown = post(
+        client, desk, "/v1/patients/P-0000/account/credits", "gw2", **body, approved_by="x"
+    )
+    assert (unknown.status_code, unknown.json["code"]) == (409, "patient_not_billed")
+    unapproved = post(client, desk, path, "gw3", **body)
+    assert (unapproved.status_code, set(unapproved.json["errors"])) == (422, {"approved_by"})
+    assert account_of(client, desk, "P-8401")["balances"][0]["credit"] == 5000
+
+    # It pays the bill like any credit; no card ever gets it.
+    with app.app_context():
+        assert received.apply_all_credit(db.session()) == 5000
+    assert shown(client, desk, invoice["id"])[0::3] == ("partially_paid", 45000)
+    assert account_of(client, desk, "P-8401")["balances"][0]["credit"] == 0
+
+    # The journal: granted at the clinic's cost into the patient's credit, then earned.
+    finance = make_key("reports:read")
+    month = datetime.now(UTC).strftime("%Y-%m")
+    journal = client.get("/v1/reports/journal", query_string={"month": month}, headers=finance).json
+    lines = [line for entry in journal["journals"] for line in entry["lines"]]
+    for entry in journal["journals"]:
+        assert sum(line["debit"] for line in entry["lines"]) == sum(
+            line["credit"] for line in entry["lines"]
+        )
+    month_end = client.get("/v1/reports/month-end", query_string={"month": month}, headers=finance)
+    figures = month_end.json["currencies"]["usd"]
+    assert (figures["credit_granted"], figures["credit_applied"], figures["credit_held"]) == (
+        5000,
+        5000,
+        0,
+    )
+    by_account = {
+        (line["account_name"], line["debit"], line["credit"])
+        for line in lines
+        if line["account_name"] in ("Goodwill Credits", "Patient Credit Balances")
+    }
+    assert by_account == {
+        ("Goodwill Credits", 5000, 0),
+        ("Patient Credit Balances", 0, 5000),
+        ("Patient Credit Balances", 5000, 0),
+    }

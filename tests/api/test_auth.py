@@ -110,6 +110,12 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("POST", "/v1/patients/{patient_id}/account/refunds", ("refunds:write",), STRIPE),
     (
         "POST",
+        "/v1/patients/{patient_id}/account/credits",
+        ("invoices:adjust",),
+        {"amount": 100, "currency": "usd", "reason": "a long wait", "approved_by": "M. Chen"},
+    ),
+    (
+        "POST",
         "/v1/gift-cards",
         ("invoices:write",),
         {"amount": 5000, "currency": "usd", "purchaser_patient_id": "P-1001", "name": "Ana"},
@@ -211,12 +217,13 @@ def _call(client, method, template, body, headers, make_key, booking):
             json={"patient_id": "P-1001"},
             headers=make_key("quotes:write"),
         )
-    if "{invoice_id}" in template:
+    if "{invoice_id}" in template or template.endswith("/account/credits"):  # P-1001's bill
         quote_id = _quote_id(client, make_key, booking)
         invoices = client.post(
             "/v1/invoices", json={"quote_id": quote_id}, headers=make_key("invoices:write")
         )
         ids["invoice_id"] = invoices.json["data"][0]["id"]
+        assert invoices.json["data"][0]["patient_id"] == ids["patient_id"]
         if body == "paid":
             _mark_paid(client.application, ids["invoice_id"])
     if "{payment_id}" in template:

@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing.adapters.account_models import AccountMovement
 from billing.adapters.journal_models import ClosedJournalLine, ClosedMonth, JournalPosting
 from billing.adapters.models import Invoice, LedgerEntry, StripeBalanceTransaction, utcnow
 from billing.domain.dates import day_of, first_day, month_of, next_month, span_of_month
@@ -73,7 +74,7 @@ def month_journal(
     if through is not None and month <= through:
         report = _stored(session, month)
     else:
-        items, _, _ = _open_items(session, month, zone, through)
+        items, _ = _open_items(session, month, zone, through)
         report = MonthJournal(month, "open", None, None, zone.key, journals(items, chart))
     if currency is None:
         return report
@@ -132,15 +133,14 @@ def close_month(
     if through is not None and month <= through:
         return _closing_of(session, month)
     check_closable(session, month, zone, now)
-    items, ledger_ids, transaction_ids = _open_items(session, month, zone, through)
+    items, postings = _open_items(session, month, zone, through)
     made = journals(items, chart)
     actor = audit.current_actor().name[:254]
     session.add(ClosedMonth(month=month, closed_at=now, closed_by=actor, time_zone=zone.key))
     session.flush()
     lines = [line for journal in made for line in journal.lines]
     session.add_all(_row(month, position, line) for position, line in enumerate(lines))
-    session.add_all(JournalPosting(month=month, ledger_entry_id=i) for i in ledger_ids)
-    session.add_all(JournalPosting(month=month, stripe_transaction_id=i) for i in transaction_ids)
+    session.add_all(JournalPosting(month=month, **posted) for posted in postings)
     audit.record(
         session,
         "month.closed",
@@ -187,6 +187,20 @@ def _unposted_ledger() -> Any:
     )
 
 
+def _unposted_grants() -> Any:
+    """Goodwill credit granted (no ledger entry moves for it) and not yet posted."""
+    return (
+        select(
+            AccountMovement.id,
+            AccountMovement.amount,
+            AccountMovement.currency,
+            AccountMovement.created_at.label("at"),
+        )
+        .outerjoin(JournalPosting, JournalPosting.account_movement_id == AccountMovement.id)
+        .where(AccountMovement.kind == "goodwill", JournalPosting.id.is_(None))
+    )
+
+
 def _unposted_stripe() -> Any:
     """Stripe's balance lines the journal posts: those with a fee, fees, and payouts."""
     txn = StripeBalanceTransaction
@@ -200,13 +214,19 @@ def _unposted_stripe() -> Any:
 
 def _open_items(
     session: Session, month: str, zone: ZoneInfo, through: str | None
-) -> tuple[list[Item], list[int], list[str]]:
-    """What the open month's journal posts, and the ids of the ledger entries and Stripe
-    transactions behind it. The first open month also takes what came late for a closed
-    one."""
+) -> tuple[list[Item], list[dict[str, Any]]]:
+    """What the open month's journal posts, and what is behind it (ledger entries, Stripe
+    transactions, grants of goodwill credit), as the postings that will say so. The first
+    open month also takes what came late for a closed one."""
     start, end = span_of_month(month, zone)
     takes_late = through is not None and month == next_month(through)
     ledger, txn = LedgerEntry.occurred_at, StripeBalanceTransaction.created
+    granted = AccountMovement.created_at
+    grant_rows = session.execute(
+        _unposted_grants()
+        .where(granted < end, *(() if takes_late else (granted >= start,)))
+        .order_by(granted, AccountMovement.id)
+    ).mappings()
     ledger_rows = session.execute(
         _unposted_ledger()
         .where(ledger < end, *(() if takes_late else (ledger >= start,)))
@@ -232,19 +252,21 @@ def _open_items(
             method,
         )
 
-    ledger_ids = []
+    postings: list[dict[str, Any]] = []
     for row in ledger_rows:
         items.append(item(row["kind"], row, row["amount"], row["session_type"], row["method"]))
-        ledger_ids.append(int(row["id"]))
-    transaction_ids = []
+        postings.append({"ledger_entry_id": int(row["id"])})
     for row in stripe_rows:
         fee = row["fee"] - (row["amount"] if row["type"] in FEE_TYPES else 0)
         if fee:
             items.append(item("fee", row, fee))
         if row["type"] in PAYOUT_TYPES:
             items.append(item("payout", row, row["amount"]))
-        transaction_ids.append(str(row["id"]))
-    return items, ledger_ids, transaction_ids
+        postings.append({"stripe_transaction_id": str(row["id"])})
+    for row in grant_rows:
+        items.append(item("goodwill", row, row["amount"]))
+        postings.append({"account_movement_id": str(row["id"])})
+    return items, postings
 
 
 def _earliest_open_month(
@@ -255,6 +277,7 @@ def _earliest_open_month(
     candidates = (
         _unposted_ledger().where(LedgerEntry.occurred_at < before),
         _unposted_stripe().where(StripeBalanceTransaction.created < before),
+        _unposted_grants().where(AccountMovement.created_at < before),
     )
     firsts = [session.scalar(select(func.min(query.subquery().c.at))) for query in candidates]
     found = [moment for moment in firsts if moment is not None]

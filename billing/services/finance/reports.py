@@ -7,10 +7,10 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from billing.adapters.account_models import AccountBalance
+from billing.adapters.account_models import AccountBalance, AccountMovement
 from billing.adapters.db import clinic_day
 from billing.adapters.models import (
     Invoice,
@@ -60,9 +60,9 @@ def owed_now() -> Any:
 
 
 def adjustments_in(session: Session, period: Period) -> dict[str, dict[str, int]]:
-    """Credit notes and write-offs made in the period, and credit kept from and applied
-    to invoices (the ledger's `to_credit`, `from_credit`), per currency; and the credit
-    held at its end."""
+    """Credit notes and write-offs made in the period, credit kept from and applied to
+    invoices (the ledger's `to_credit`, `from_credit`) and goodwill credit granted, per
+    currency; and the credit held at its end."""
     found: dict[str, dict[str, int]] = {}
 
     def put(currency: str, name: str, amount: Any) -> None:
@@ -92,10 +92,29 @@ def adjustments_in(session: Session, period: Period) -> dict[str, dict[str, int]
         .group_by(LedgerEntry.currency)
     ):
         put(currency, "credit_held", amount)
+    granted = AccountMovement.kind == "goodwill"  # credit no money paid: no ledger entry
+    for currency, in_period, before_end in session.execute(
+        select(
+            AccountMovement.currency,
+            money_sum(AccountMovement.amount, and_(*_within(period, AccountMovement.created_at))),
+            money_sum(AccountMovement.amount),
+        )
+        .where(granted, AccountMovement.created_at < period.end)
+        .group_by(AccountMovement.currency)
+    ):
+        put(currency, "credit_granted", in_period)
+        found[currency]["credit_held"] += int(before_end or 0)
     return found
 
 
-ADJUSTMENT_FIGURES = ("credit_notes", "written_off", "credit_kept", "credit_applied", "credit_held")
+ADJUSTMENT_FIGURES = (
+    "credit_notes",
+    "written_off",
+    "credit_kept",
+    "credit_granted",
+    "credit_applied",
+    "credit_held",
+)
 
 
 def aging(

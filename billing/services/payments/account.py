@@ -39,6 +39,7 @@ CREDIT = "credit"  # OVERPAYMENTS: keep money paid beyond an invoice (or `refund
 # Movements: into the account from an invoice, out of it into one.
 OVERPAYMENT, CREDIT_NOTE, APPLIED = "overpayment", "credit_note", "applied"
 TAKEN_BACK = "taken_back"  # credit from money that never arrived (a check that bounced)
+GOODWILL = "goodwill"  # credit staff granted (a long wait, a service recovery): no money
 
 
 def keeps_overpayments() -> bool:
@@ -97,20 +98,7 @@ def move_to_credit(
     invoice leaves it (ledger `to_credit`) and becomes the patient's credit."""
     movement = _movement(invoice, amount, kind, note, payment_id, adjustment_id, refund_id)
     session.add(movement)
-    insert = dialect_insert(session)
-    session.execute(
-        insert(AccountBalance)
-        .values(
-            patient_id=invoice.patient_id,
-            currency=invoice.currency,
-            credit=amount,
-            updated_at=utcnow(),
-        )
-        .on_conflict_do_update(
-            index_elements=["patient_id", "currency"],
-            set_={"credit": AccountBalance.credit + amount, "updated_at": utcnow()},
-        )
-    )
+    _add_credit(session, invoice.patient_id, invoice.currency, amount)
     ledger.record(session, invoice, ledger.TO_CREDIT, amount, movement.id)
     audit.record(
         session,
@@ -124,6 +112,73 @@ def move_to_credit(
         movement_id=movement.id,
     )
     return movement
+
+
+def grant_goodwill(
+    session: Session,
+    patient_id: str,
+    currency: str,
+    amount: int,
+    reason: str,
+    approved_by: str,
+    request: IdempotencyRequest,
+) -> AccountMovement:
+    """Credit that staff grant a patient (a service recovery), with its reason and who
+    approved it: it pays their next bills like any credit, is never refunded to a card
+    (no money paid it), and the journal posts it as a cost (Goodwill Credits) owed to the
+    patient (Patient Credit Balances)."""
+    claim = idempotency.claim(session, request, "goodwill")
+    if claim.replay_of is not None:
+        session.commit()
+        return session.get_one(AccountMovement, claim.replay_of)
+    known = session.scalar(
+        select(Invoice.id).where(Invoice.patient_id == patient_id, Invoice.currency == currency)
+    )
+    if known is None:
+        raise Conflict(
+            "patient_not_billed",
+            f"Patient {patient_id} has no invoice in {currency.upper()}: goodwill credit is "
+            "for patients the clinic bills in that currency.",
+        )
+    movement = AccountMovement(
+        id=new_id("mv"),
+        patient_id=patient_id,
+        currency=currency,
+        amount=amount,
+        kind=GOODWILL,
+        note=reason[:500],
+        approved_by=approved_by[:200],
+        created_at=utcnow(),
+    )
+    session.add(movement)
+    _add_credit(session, patient_id, currency, amount)
+    audit.record(
+        session,
+        "credit.granted",
+        "patient",
+        patient_id,
+        amount=amount,
+        currency=currency,
+        movement_id=movement.id,
+        reason=reason,
+        approved_by=approved_by,
+    )
+    idempotency.complete(session, claim, movement.id)
+    session.commit()
+    return movement
+
+
+def _add_credit(session: Session, patient_id: str, currency: str, amount: int) -> None:
+    """`amount` more of the patient's credit in `currency` (its row made on first use)."""
+    insert = dialect_insert(session)
+    session.execute(
+        insert(AccountBalance)
+        .values(patient_id=patient_id, currency=currency, credit=amount, updated_at=utcnow())
+        .on_conflict_do_update(
+            index_elements=["patient_id", "currency"],
+            set_={"credit": AccountBalance.credit + amount, "updated_at": utcnow()},
+        )
+    )
 
 
 def keep_excess(session: Session, invoice: Invoice, payment: Payment) -> int:

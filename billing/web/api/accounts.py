@@ -7,6 +7,7 @@ from typing import Any
 from flask.views import MethodView
 
 from billing.adapters import db
+from billing.adapters.account_models import AccountMovement
 from billing.adapters.models import InvoiceAdjustment, Refund
 from billing.adapters.providers import gateway, gateway_if_configured
 from billing.services.payments import account, adjustments, gift_cards
@@ -16,7 +17,12 @@ from billing.web.api.payments import patient_in_path
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import requires
 from billing.web.calendar import clinic_zone
-from schemas.accounts import AccountRefundRequestSchema, AccountSchema
+from schemas.accounts import (
+    AccountMovementSchema,
+    AccountRefundRequestSchema,
+    AccountSchema,
+    GoodwillRequestSchema,
+)
 from schemas.gift_cards import GiftCardPathSchema, GiftCardRequestSchema, GiftCardSchema
 from schemas.invoices import (
     AdjustmentSchema,
@@ -128,6 +134,31 @@ class GiftCardView(MethodView):
         found = gift_cards.view(session, gift_cards.find(session, code))
         session.commit()
         return found
+
+
+@blp.route("/patients/<patient_id>/account/credits")
+class AccountCreditsView(MethodView):
+    @requires("invoices:adjust")
+    @blp.doc(security=BEARER, parameters=REQUIRED_KEY)
+    @patient_in_path()
+    @blp.arguments(GoodwillRequestSchema())
+    @blp.response(201, AccountMovementSchema())
+    @problems(blp, *WITH_A_BODY, 409)
+    def post(self, body: dict[str, Any], patient_id: str) -> AccountMovement:
+        """Grant the patient goodwill credit (a service recovery): no money paid it, so it
+        pays their bills like any credit but is never refunded to a card; with a reason
+        and who approved it, in the audit trail, and in the journal as Goodwill Credits."""
+        request = idempotency_request(required=True)
+        assert request is not None
+        return account.grant_goodwill(
+            db.session(),
+            patient_id,
+            body["currency"],
+            body["amount"],
+            body["reason"],
+            body["approved_by"],
+            request,
+        )
 
 
 @blp.route("/patients/<patient_id>/account/refunds")

@@ -83,6 +83,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/invoices/{invoice_id}/write-offs", "post"): "writeOffInvoice",
     ("/v1/patients/{patient_id}/account", "get"): "getPatientAccount",
     ("/v1/patients/{patient_id}/account/refunds", "post"): "refundPatientCredit",
+    ("/v1/patients/{patient_id}/account/credits", "post"): "grantGoodwillCredit",
     ("/v1/gift-cards", "post"): "sellGiftCard",
     ("/v1/gift-cards/{code}", "get"): "getGiftCard",
     ("/v1/bookings/{booking_id}", "get"): "getBooking",
