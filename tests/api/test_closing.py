@@ -250,3 +250,46 @@ def test_a_closed_journal_cannot_be_changed_on_postgresql(
         journal(client, finance, "2026-10").json["closed_at"]
         == datetime.fromisoformat(NOW).isoformat()
     )
+
+
+def grant_goodwill(app: Flask, invoice: dict, movement_id: str, granted_at: str) -> None:
+    """Goodwill credit for the invoice's patient, granted at `granted_at`."""
+    from billing.adapters import db
+    from billing.adapters.account_models import AccountMovement
+
+    with app.app_context():
+        session = db.session()
+        session.add(
+            AccountMovement(
+                id=movement_id,
+                patient_id=invoice["patient_id"],
+                currency="usd",
+                amount=2500,
+                kind="goodwill",
+                note="a long wait",
+                approved_by="M. Chen",
+                created_at=at(granted_at),
+            )
+        )
+        session.commit()
+
+
+def test_goodwill_credit_is_posted_once_in_its_month_or_late_in_the_next(
+    app, client, finance, books, clock
+) -> None:
+    grant_goodwill(app, books["iv"], "mv_october", "2026-10-20T10:00:00-07:00")
+    october = journal(client, finance, "2026-10").json
+    assert all(entry["debits"] == entry["credits"] for entry in october["journals"])
+    assert lines_described(client, finance, "2026-10", "Goodwill credit granted") == [
+        ("2026-10-20", 2500)
+    ]
+    assert close(client, finance, "2026-10").status_code == 201
+    grant_goodwill(app, books["iv"], "mv_late", "2026-10-30T10:00:00-07:00")  # recorded late
+    assert lines_described(client, finance, "2026-10", "Goodwill credit granted") == [
+        ("2026-10-20", 2500)
+    ]
+    assert lines_described(client, finance, "2026-11", "Goodwill credit granted") == [
+        ("2026-11-01", 2500)  # late for October: the first open month posts it, once
+    ]
+    assert close(client, finance, "2026-11").status_code == 201
+    assert lines_described(client, finance, "2026-12", "Goodwill credit granted") == []
