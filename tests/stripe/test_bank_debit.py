@@ -392,3 +392,14 @@ def test_a_return_heard_before_the_debit_succeeded_waits_for_it(
     assert (owed["status"], owed["amount_paid"], owed["balance_due"]) == ("open", 0, owed["total"])
     money = ledger_of(stripe_app, invoice_id)
     assert money.returned == owed["total"]
+
+
+def test_a_removed_bank_account_is_never_debited(stripe_client, staff, standin):
+    invoice_id = open_invoice_emailed(stripe_client, staff, "P-ACH8")
+    saved = save_bank_account(stripe_client, staff, standin, "P-ACH8", "000123456789")
+    removed = stripe_client.delete(
+        f"/v1/patients/P-ACH8/payment-methods/{saved['id']}", headers=staff
+    )
+    assert removed.status_code == 204
+    refused = debit(stripe_client, staff, invoice_id, "ach")
+    assert (refused.status_code, refused.json["code"]) == (409, "no_bank_account")
