@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.adapters.models import Base, new_id, utcnow
@@ -17,11 +17,17 @@ class AccountBalance(Base):
     UPDATE that asks for at least as much as it takes (and the database refuses less)."""
 
     __tablename__ = "account_balances"
-    __table_args__ = (CheckConstraint("credit >= 0", name="credit_not_negative"),)
+    __table_args__ = (
+        CheckConstraint("credit >= 0", name="credit_not_negative"),
+        CheckConstraint("goodwill >= 0 AND goodwill <= credit", name="goodwill_within_credit"),
+    )
 
     patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     currency: Mapped[str] = mapped_column(String(3), primary_key=True)
     credit: Mapped[int] = mapped_column(BigInteger)
+    # Of the credit, what no card paid (goodwill, and what credit paid on an invoice that
+    # came back to credit): it pays bills first, and is never refunded to a card.
+    goodwill: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -32,6 +38,7 @@ class AccountMovement(Base):
     with who approved it). Never edited; the balance is their sum."""
 
     __tablename__ = "account_movements"
+    __table_args__ = (Index("ix_account_movements_kind_created_at", "kind", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("mv"))
     patient_id: Mapped[str] = mapped_column(String(64), index=True)

@@ -26,17 +26,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("mandate_id", sa.String(length=255), nullable=True))
     with op.batch_alter_table("payments") as batch:
         batch.add_column(sa.Column("source", sa.String(length=24), nullable=True))
-        # A bank's name is kept where a card's brand is: "CITIZENS BANK, NATIONAL ASSOCIATION".
-        batch.alter_column(
-            "card_brand", existing_type=sa.String(length=32), type_=sa.String(length=64)
-        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("payments") as batch:
-        batch.alter_column(
-            "card_brand", existing_type=sa.String(length=64), type_=sa.String(length=32)
-        )
         batch.drop_column("source")
     with op.batch_alter_table("card_consents") as batch:
         batch.drop_column("mandate_id")

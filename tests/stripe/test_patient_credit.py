@@ -263,3 +263,42 @@ def test_credit_refunded_to_a_card_comes_back_when_stripe_reports_the_refund_fai
     assert [m["kind"] for m in account["movements"]][:2] == ["restored", "refunded"]
     bill = invoice(stripe_client, staff, invoice_id)
     assert (bill["status"], bill["balance_due"], bill["amount_refunded"]) == ("paid", 0, 0)
+
+
+def test_goodwill_credit_never_reaches_a_card(
+    stripe_client, stripe_app, staff, open_invoice, standin
+):
+    def post(path, key, body):
+        return stripe_client.post(path, headers={**staff, "Idempotency-Key": key}, json=body)
+
+    def ask_for_credit_back(key):
+        body = {"amount": 10000, "currency": "usd", "reason": "asked"}
+        return post("/v1/patients/P-9301/account/refunds", key, body)
+
+    note = {"amount": 10000, "reason": "shortened", "approved_by": "Dr. Rivera"}
+    first = open_invoice(patient_id="P-9301")
+    assert charge_card_on_file(stripe_client, staff, first, "c1").status_code == 201
+    assert post(f"/v1/invoices/{first}/credit-notes", "n1", note).status_code == 201
+    # That card money's credit pays the next bill; then the clinic grants goodwill.
+    second = open_invoice(card=None, patient_id="P-9301", booking_id="BK-P-9301-2")
+    with stripe_app.app_context():
+        assert received.apply_all_credit(db.session()) == 10000
+    grant = {"amount": 10000, "currency": "usd", "reason": "late", "approved_by": "M. Chen"}
+    assert post("/v1/patients/P-9301/account/credits", "g1", grant).status_code == 201
+    refused = ask_for_credit_back("r1")
+    assert (refused.status_code, refused.json["code"]) == (409, "no_credit")
+    assert collected_at_stripe(standin, first) == (50000, 0)
+
+    # Goodwill pays part of a bill, a card the rest; a credit note on it gives the
+    # goodwill back as goodwill, not to the card.
+    third = open_invoice(card=None, patient_id="P-9301", booking_id="BK-P-9301-3")
+    used = post(f"/v1/invoices/{third}/payments", "a1", {"method": "account_credit"})
+    assert (used.status_code, used.json["amount"]) == (201, 10000)
+    assert charge_card_on_file(stripe_client, staff, third, "c2").status_code == 201
+    assert post(f"/v1/invoices/{third}/credit-notes", "n2", note).status_code == 201
+    refused = ask_for_credit_back("r2")
+    assert (refused.status_code, refused.json["code"]) == (409, "no_credit")
+    assert collected_at_stripe(standin, third) == (40000, 0)
+    account = stripe_client.get("/v1/patients/P-9301/account", headers=staff).json
+    assert account["balances"][0]["credit"] == 10000  # still the patient's, for a bill
+    assert second and invoice(stripe_client, staff, second)["amount_paid"] == 10000

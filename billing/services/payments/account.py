@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app, has_app_context
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.account_models import AccountBalance, AccountMovement
@@ -95,10 +95,14 @@ def move_to_credit(
     refund_id: str | None = None,
 ) -> AccountMovement:
     """In the caller's transaction (the invoice locked): `amount` of what was paid on the
-    invoice leaves it (ledger `to_credit`) and becomes the patient's credit."""
+    invoice leaves it (ledger `to_credit`) and becomes the patient's credit. As much of it
+    as the patient's credit had paid on the invoice goes back as credit no card paid
+    (credit paid there may have been goodwill), never refunded to a card; a refund of
+    credit that failed (`restored`) comes back as it was."""
     movement = _movement(invoice, amount, kind, note, payment_id, adjustment_id, refund_id)
     session.add(movement)
-    _add_credit(session, invoice.patient_id, invoice.currency, amount)
+    kept = 0 if kind == RESTORED else min(amount, credit_paid(session, invoice.id))
+    _add_credit(session, invoice.patient_id, invoice.currency, amount, kept)
     ledger.record(session, invoice, ledger.TO_CREDIT, amount, movement.id)
     audit.record(
         session,
@@ -151,7 +155,7 @@ def grant_goodwill(
         created_at=utcnow(),
     )
     session.add(movement)
-    _add_credit(session, patient_id, currency, amount)
+    _add_credit(session, patient_id, currency, amount, kept=amount)
     audit.record(
         session,
         "credit.granted",
@@ -168,17 +172,40 @@ def grant_goodwill(
     return movement
 
 
-def _add_credit(session: Session, patient_id: str, currency: str, amount: int) -> None:
-    """`amount` more of the patient's credit in `currency` (its row made on first use)."""
+def _add_credit(
+    session: Session, patient_id: str, currency: str, amount: int, kept: int = 0
+) -> None:
+    """`amount` more of the patient's credit in `currency` (its row made on first use), of
+    which `kept` is never refunded to a card (no card paid it)."""
     insert = dialect_insert(session)
     session.execute(
         insert(AccountBalance)
-        .values(patient_id=patient_id, currency=currency, credit=amount, updated_at=utcnow())
+        .values(
+            patient_id=patient_id,
+            currency=currency,
+            credit=amount,
+            goodwill=kept,
+            updated_at=utcnow(),
+        )
         .on_conflict_do_update(
             index_elements=["patient_id", "currency"],
-            set_={"credit": AccountBalance.credit + amount, "updated_at": utcnow()},
+            set_={
+                "credit": AccountBalance.credit + amount,
+                "goodwill": AccountBalance.goodwill + kept,
+                "updated_at": utcnow(),
+            },
         )
     )
+
+
+def credit_paid(session: Session, invoice_id: str) -> int:
+    """What the patient's credit paid on the invoice (it may have been goodwill)."""
+    paid = session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.invoice_id == invoice_id, LedgerEntry.kind == ledger.FROM_CREDIT
+        )
+    )
+    return int(paid or 0)
 
 
 def keep_excess(session: Session, invoice: Invoice, payment: Payment) -> int:
@@ -258,18 +285,24 @@ def take_back(session: Session, invoice: Invoice, payment_id: str) -> int:
     return short
 
 
-def take(session: Session, patient_id: str, currency: str, amount: int) -> bool:
+def take(
+    session: Session, patient_id: str, currency: str, amount: int, for_a_card: bool = False
+) -> bool:
     """Take `amount` of the patient's credit, if they have that much: one conditional
-    UPDATE, so two takers of the last of it cannot both succeed."""
+    UPDATE, so two takers of the last of it cannot both succeed. Bills spend the credit
+    no card paid (goodwill) first; a refund to a card (`for_a_card`) takes only the rest."""
+    balance = AccountBalance
+    enough = balance.credit - balance.goodwill if for_a_card else balance.credit
+    goodwill_left = (
+        balance.goodwill
+        if for_a_card
+        else case((balance.goodwill > amount, balance.goodwill - amount), else_=0)
+    )
     taken = session.execute(
-        update(AccountBalance)
-        .where(
-            AccountBalance.patient_id == patient_id,
-            AccountBalance.currency == currency,
-            AccountBalance.credit >= amount,
-        )
-        .values(credit=AccountBalance.credit - amount, updated_at=utcnow())
-        .returning(AccountBalance.patient_id)
+        update(balance)
+        .where(balance.patient_id == patient_id, balance.currency == currency, enough >= amount)
+        .values(credit=balance.credit - amount, goodwill=goodwill_left, updated_at=utcnow())
+        .returning(balance.patient_id)
     ).scalar_one_or_none()
     return taken is not None
 
@@ -390,9 +423,11 @@ def refund_credit(
     # Counted again under the lock: a refund of the same credit meanwhile took its share.
     if _card_can_take(session, patient_id, currency, source) < amount:
         raise Conflict("refund_in_progress", "Another refund used this card's share; ask again.")
-    if not take(session, patient_id, currency, amount):
+    if not take(session, patient_id, currency, amount, for_a_card=True):
         raise Conflict(
-            "no_credit", f"Patient {patient_id} has less than {amount} {currency} of credit."
+            "no_credit",
+            f"Patient {patient_id} has less than {amount} {currency} of credit a card paid "
+            "(goodwill credit is never refunded).",
         )
     refund = Refund(
         invoice_id=invoice.id,

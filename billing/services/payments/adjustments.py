@@ -70,7 +70,9 @@ def credit_note(
     beyond = max(0, ledger.held(session, invoice.id) - invoice.amount_owed)
     to_send: list[str] = []
     if beyond and not account.keeps_overpayments():
-        to_send = _refund_to_cards(session, invoice, note, beyond)
+        # What the patient's credit paid (maybe goodwill) stays credit, never a card's.
+        by_card = max(0, beyond - account.credit_paid(session, invoice.id))
+        to_send = _refund_to_cards(session, invoice, note, by_card) if by_card else []
         note.refunded = sum(session.get_one(Refund, rid).amount for rid in to_send)
     left = beyond - note.refunded  # desk money, or all of it when credit is kept
     if left:
