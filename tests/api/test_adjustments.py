@@ -76,6 +76,16 @@ def shown(client, desk, invoice_id: str) -> tuple[str, int, int, int]:
     return now["status"], now["amount_paid"], now["amount_credited"], now["balance_due"]
 
 
+def balanced_journal_lines(client, finance, month: str) -> list[dict[str, Any]]:
+    """The month's journal lines, each day's journal checked to balance."""
+    journal = client.get("/v1/reports/journal", query_string={"month": month}, headers=finance).json
+    for entry in journal["journals"]:
+        assert sum(line["debit"] for line in entry["lines"]) == sum(
+            line["credit"] for line in entry["lines"]
+        )
+    return [line for entry in journal["journals"] for line in entry["lines"]]
+
+
 def account_of(client, desk, patient: str) -> dict[str, Any]:
     found = client.get(f"/v1/patients/{patient}/account", headers=desk)
     assert found.status_code == 200, found.json
@@ -157,12 +167,7 @@ def test_credit_pays_the_oldest_open_bill_and_staff_can_apply_it(
     # into revenue when it paid the older bill; every day balances.
     finance = make_key("reports:read")
     month = datetime.now(UTC).strftime("%Y-%m")
-    journal = client.get("/v1/reports/journal", query_string={"month": month}, headers=finance).json
-    lines = [line for entry in journal["journals"] for line in entry["lines"]]
-    for entry in journal["journals"]:
-        assert sum(line["debit"] for line in entry["lines"]) == sum(
-            line["credit"] for line in entry["lines"]
-        )
+    lines = balanced_journal_lines(client, finance, month)
     held = [line for line in lines if line["account_name"] == "Patient Credit Balances"]
     assert sorted((line["debit"], line["credit"]) for line in held) == [(0, 30000), (30000, 0)]
     month_end = client.get("/v1/reports/month-end", query_string={"month": month}, headers=finance)
@@ -417,12 +422,7 @@ def test_goodwill_credit_pays_the_next_bill_is_never_cash_and_is_in_the_books(
     # The journal: granted at the clinic's cost into the patient's credit, then earned.
     finance = make_key("reports:read")
     month = datetime.now(UTC).strftime("%Y-%m")
-    journal = client.get("/v1/reports/journal", query_string={"month": month}, headers=finance).json
-    lines = [line for entry in journal["journals"] for line in entry["lines"]]
-    for entry in journal["journals"]:
-        assert sum(line["debit"] for line in entry["lines"]) == sum(
-            line["credit"] for line in entry["lines"]
-        )
+    lines = balanced_journal_lines(client, finance, month)
     month_end = client.get("/v1/reports/month-end", query_string={"month": month}, headers=finance)
     figures = month_end.json["currencies"]["usd"]
     assert (figures["credit_granted"], figures["credit_applied"], figures["credit_held"]) == (
