@@ -60,22 +60,30 @@ def credit_of(session: Session, patient_id: str, currency: str) -> int:
 
 
 def _movement(
-    invoice: Invoice,
+    invoice: Invoice | None,
     amount: int,
     kind: str,
     note: str,
     payment_id: str | None = None,
     adjustment_id: str | None = None,
     refund_id: str | None = None,
+    patient: tuple[str, str] | None = None,
+    approved_by: str | None = None,
 ) -> AccountMovement:
-    """One signed change of the invoice's patient's credit, naming what caused it."""
+    """One signed change of the invoice's patient's credit, naming what caused it; or,
+    caused by no invoice (goodwill), of the `patient` (id, currency)."""
+    if patient is None:
+        assert invoice is not None, "a movement names its invoice, or else its patient"
+        patient = (invoice.patient_id, invoice.currency)
+    patient_id, currency = patient
     return AccountMovement(
         id=new_id("mv"),
-        patient_id=invoice.patient_id,
-        currency=invoice.currency,
+        patient_id=patient_id,
+        currency=currency,
         amount=amount,
         kind=kind,
-        invoice_id=invoice.id,
+        invoice_id=invoice.id if invoice is not None else None,
+        approved_by=approved_by,
         payment_id=payment_id,
         adjustment_id=adjustment_id,
         refund_id=refund_id,
@@ -144,15 +152,13 @@ def grant_goodwill(
             f"Patient {patient_id} has no invoice in {currency.upper()}: goodwill credit is "
             "for patients the clinic bills in that currency.",
         )
-    movement = AccountMovement(
-        id=new_id("mv"),
-        patient_id=patient_id,
-        currency=currency,
-        amount=amount,
-        kind=GOODWILL,
-        note=reason[:500],
+    movement = _movement(
+        None,
+        amount,
+        GOODWILL,
+        reason,
+        patient=(patient_id, currency),
         approved_by=approved_by[:200],
-        created_at=utcnow(),
     )
     session.add(movement)
     _add_credit(session, patient_id, currency, amount, kept=amount)

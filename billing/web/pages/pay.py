@@ -176,11 +176,12 @@ def page(token: str) -> Response:
         return _pay_form(invoice, bank, authenticate=True)
     debit = bank_debit_processing(session, invoice)
     if debit is not None:  # days, not seconds: nothing to wait for on this page
-        amount = Money(debit.amount, debit.currency).format()
-        text = BANK_DEBIT_TEXT.format(amount=amount)
-        rest = invoice.balance_due - invoice.amount_processing
-        if rest > 0:  # a part: the rest is paid here once the bank has paid this
-            text += BANK_DEBIT_REST_TEXT.format(rest=Money(rest, invoice.currency).format())
+        text = BANK_DEBIT_TEXT.format(amount=Money(debit.amount, debit.currency).format())
+        rest = Money(invoice.balance_due, invoice.currency) - Money(
+            invoice.amount_processing, invoice.currency
+        )
+        if rest.amount > 0:  # a part: the rest is paid here once the bank has paid this
+            text += BANK_DEBIT_REST_TEXT.format(rest=rest.format())
         return _message("Bank payment in progress", text, 200)
     if outcome == ON_ITS_WAY or invoice.status == statuses.PROCESSING:
         return _waiting(token, waited or 0, intent_id)
