@@ -112,6 +112,9 @@ def _configure(app: Flask, overrides: Mapping[str, Any] | None) -> None:
     app.config.update(overrides or {})
     app.config["CLINIC_ZONE"] = config.clinic_zone(app.config["CLINIC_TIMEZONE"])
     app.config["JOURNAL_CHART"] = config.journal_chart(app.config["JOURNAL_ACCOUNTS"])
+    app.config["SCHEDULE_WINDOW"] = config.schedule_window(
+        app.config["SCHEDULE_HOURS"], app.config["SCHEDULE_CHARGE_HOUR"]
+    )
     unsafe = config.unsafe_in_production(app.config)
     if unsafe:
         raise config.ConfigError(

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from billing.domain.journal import Account, chart_of_accounts
 from billing.domain.money import CURRENCY_EXPONENTS
+from billing.domain.schedules import Window
 
 
 class ConfigError(RuntimeError):
@@ -144,6 +145,18 @@ def clinic_zone(name: str) -> ZoneInfo:
         ) from None
 
 
+def schedule_window(hours: str, charge_hour: int) -> Window:
+    """SCHEDULE_HOURS (`8-21`) and SCHEDULE_CHARGE_HOUR as the hours scheduled charges keep."""
+    try:
+        opens, closes = (int(part) for part in hours.split("-"))
+        return Window(opens=opens, closes=closes, charge_hour=charge_hour)
+    except ValueError:
+        raise ConfigError(
+            f"SCHEDULE_HOURS must be two hours like 8-21 around SCHEDULE_CHARGE_HOUR "
+            f"({charge_hour}), got {hours!r}"
+        ) from None
+
+
 def journal_chart(overrides: Any) -> dict[str, Account]:
     """The journal's accounts; a wrong JOURNAL_ACCOUNTS stops the service at start."""
     try:
@@ -270,6 +283,12 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAIL_FROM": env.get("MAIL_FROM", ""),
         "MAIL_DIR": env.get("MAIL_DIR", ""),
         "REMINDER_DAYS": _days(env, "REMINDER_DAYS", [3, 7, 14]),
+        # Scheduled money (payment plans): the hours of the clinic's clock within which
+        # cards are charged (`8-21`: from 8:00 to 21:00), the hour a due day is charged,
+        # and the days after a first decline on which a decline worth retrying is retried.
+        "SCHEDULE_HOURS": env.get("SCHEDULE_HOURS", "8-21"),
+        "SCHEDULE_CHARGE_HOUR": _int(env, "SCHEDULE_CHARGE_HOUR", 9),
+        "SCHEDULE_RETRY_DAYS": _days(env, "SCHEDULE_RETRY_DAYS", [1, 3, 5, 7]),
         "RATE_LIMIT_KEY_PREFIX": env.get("RATE_LIMIT_KEY_PREFIX", "billing"),
         "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "600 per minute"),
         # Unknown API keys and wrong /metrics tokens, per client address.

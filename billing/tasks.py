@@ -13,11 +13,12 @@ from celery import shared_task
 from flask import current_app
 
 from billing.adapters import db, providers
+from billing.services.access import audit
 from billing.services.bookings import lifecycle
 from billing.services.finance import stripe_sync as stripe_sync_service
 from billing.services.integrations import emails, events, expiry, jobs, webhooks
 from billing.services.integrations.settings import delivering, sending
-from billing.services.payments import received, recovery
+from billing.services.payments import received, recovery, schedule
 
 log = logging.getLogger("billing.tasks")
 
@@ -112,3 +113,11 @@ def expire() -> None:
 def reminders() -> None:
     days = current_app.config["REMINDER_DAYS"]
     _exclusively("reminders", 55, lambda: emails.queue_reminders(db.session(), days))
+
+
+@shared_task(name="billing.run_schedule")
+def run_schedule() -> None:
+    """Instalments (and retries) due now, each charged once (their own claims make a second
+    runner harmless; the lease only saves it the work)."""
+    with audit.acting(schedule.SCHEDULER):
+        _exclusively("run-schedule", 4, lambda: schedule.run_due(db.session(), providers.gateway()))

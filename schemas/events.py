@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from billing.domain.events import EVENT_TYPES
 from schemas.bookings import BookingSchema
 from schemas.invoices import AdjustmentSchema, InvoiceSchema, PaymentSchema, RefundSchema
+from schemas.plans import PlanSchema, ScheduledChargeSchema
 from schemas.quotes import QuoteSchema
 from schemas.types import typed
 
@@ -171,6 +172,8 @@ SNAPSHOTS: dict[str, Schema] = {
     "dispute": DisputeSchema(),
     "webhook_endpoint": WebhookEndpointSchema(),
     "booking": BookingSchema(),
+    "plan": PlanSchema(),
+    "scheduled_charge": ScheduledChargeSchema(),
 }
 
 
@@ -201,10 +204,19 @@ def snapshot(kind: str, obj: Any) -> dict[str, Any]:
 #   dispute.created: the dispute as its endpoint shows it
 #   booking.cancelled, booking.attendance_marked: the booking and its seats; its invoices
 #     and fees as invoice events show them
+#   plan.created, plan.instalment_paid, plan.past_due, plan.completed, plan.cancelled: the
+#     plan and its instalments; not the consent (its words, the patient's address and
+#     browser), which its invoice's endpoint shows
+#   payment.retry_scheduled, payment.retries_exhausted: the scheduled charge (an
+#     instalment): its status, attempts, decline code and next attempt
 #   webhook_endpoint.disabled: the endpoint's id, events and state; not its URL or
 #     description (another client's endpoint is not every reader's business)
 _DISCOUNT_NOTES = ("discounts.*.reason", "discounts.*.approved_by")
-_INVOICE = ("patient_name", *(f"lines.*.{path}" for path in _DISCOUNT_NOTES))
+_INVOICE = (
+    "patient_name",
+    "plan.consent",
+    *(f"lines.*.{path}" for path in _DISCOUNT_NOTES),
+)
 WITHHELD: dict[str, tuple[str, ...]] = {
     "quote": (
         "lines.*.patient_name",
@@ -229,6 +241,8 @@ WITHHELD: dict[str, tuple[str, ...]] = {
     "dispute": (),
     "booking": tuple(f"{part}.*.{path}" for part in ("invoices", "fees") for path in _INVOICE),
     "webhook_endpoint": ("url", "description"),
+    "plan": ("consent",),
+    "scheduled_charge": (),
 }
 
 

@@ -98,6 +98,12 @@ class InvoiceSchema(Schema):
         },
     )
     lines = fields.List(fields.Nested(InvoiceLineSchema), required=True)
+    plan = fields.Nested(
+        "PlanSchema",
+        required=True,
+        allow_none=True,
+        metadata={"description": "Its payment plan, if it has one (not cancelled)."},
+    )
     created_at = fields.DateTime(required=True)
     voided_at = fields.DateTime(required=True, allow_none=True)
     disputed_at = fields.DateTime(required=True, allow_none=True)
@@ -225,6 +231,13 @@ class PaymentSchema(Schema):
         ),
     )
     failure_code = fields.String(allow_none=True)
+    decline_code = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "A declined card's reason as the bank gave it "
+            "(insufficient_funds, lost_card, ...), when Stripe said."
+        },
+    )
     failure_message = fields.String(allow_none=True)
     next_action = Computed("_next_action", NextActionSchema, required=True, allow_none=True)
     invoice_status = typed(

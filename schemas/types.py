@@ -23,6 +23,7 @@ from billing.domain.policy import (
     PACKAGE,
 )
 from billing.domain.pricing import SESSION_TYPES
+from billing.domain.schedules import INTERVALS, ITEM_STATUSES, PLAN_STATUSES
 from billing.domain.statuses import INVOICE_STATUSES, PAYMENT_STATUSES, REFUND_STATUSES
 from schemas.fields import IDENTIFIER
 
@@ -58,6 +59,13 @@ ERROR_CODES = (
     "invoice_paid",
     "no_card_on_file",
     "no_bank_account",
+    "plan_not_found",
+    "unknown_payment_method",
+    "hsa_fsa_card_for_fee",
+    "schedule_does_not_add_up",
+    "date_in_past",
+    "dates_out_of_order",
+    "instalment_too_small",
     "patient_not_billed",
     "not_a_bank_account",
     "bank_debit_usd_only",
@@ -173,6 +181,8 @@ TYPES: dict[str, dict[str, Any]] = {
     ),
     "RefundId": _our_id("rf", "A refund's id (`rfo_` for an overpayment given back)", "rfo?"),
     "EventId": _our_id("evt", "An event's id"),
+    "PlanId": _our_id("plan", "A payment plan's id"),
+    "ScheduledChargeId": _our_id("sch", "A scheduled charge's id (an instalment)"),
     "EstimateId": _our_id("est", "A Good Faith Estimate's id"),
     "BillDisputeId": _our_id("bd", "A patient's dispute of a bill"),
     "PromotionId": _our_id("promo", "A promotion code's id"),
@@ -300,6 +310,24 @@ TYPES: dict[str, dict[str, Any]] = {
         "(ACH Direct Debit).",
     ),
     "RefundStatus": _closed(*REFUND_STATUSES, description="Where one refund is."),
+    "PlanStatus": _closed(
+        *PLAN_STATUSES,
+        description="active; past_due once an instalment was given up (retries used up, or "
+        "a decline no retry can change); completed once the invoice owes nothing more; "
+        "cancelled by staff, replaced by a new plan, or its invoice voided or written off.",
+    ),
+    "ScheduledChargeKind": _closed(
+        "instalment", description="What the scheduler charges: an instalment of a plan."
+    ),
+    "PlanInterval": _closed(*INTERVALS, description="How far apart the instalments fall."),
+    "ScheduledChargeStatus": _closed(
+        *ITEM_STATUSES,
+        description="scheduled: waiting for its day; charging: being charged now; "
+        "retrying: declined, tried again at next_attempt_at; paid; covered: the invoice "
+        "owed nothing more of it (paid otherwise); action_needed: the bank wants the "
+        "patient to authenticate (they were emailed a pay link); failed: given up; "
+        "cancelled.",
+    ),
     "RefundKind": _closed(
         "requested",
         "overpayment",

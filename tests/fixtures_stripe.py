@@ -263,8 +263,12 @@ def open_invoice(
         card: str | None = "pm_card_visa",
         patient_id: str | None = None,
         booking_id: str | None = None,
+        email: str | None = None,
     ) -> str:
         patient_id = patient_id or f"P-{next(counter):04d}"
+        patient = {"patient_id": patient_id, "name": "Test Patient"}
+        if email is not None:
+            patient["email"] = email
         quote = stripe_client.post(
             "/v1/quotes",
             headers=staff,
@@ -273,7 +277,7 @@ def open_invoice(
                 "session_type": "iv_individual",
                 "scheduled_at": in_days(5),
                 "currency": "usd",
-                "patients": [{"patient_id": patient_id, "name": "Test Patient"}],
+                "patients": [patient],
             },
         ).json
         invoices = stripe_client.post("/v1/invoices", headers=staff, json={"quote_id": quote["id"]})

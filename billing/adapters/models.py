@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -30,6 +30,9 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column, relationship
 
 from billing.domain.money import Money
+
+if TYPE_CHECKING:
+    from billing.adapters.schedule_models import PaymentPlan
 from billing.domain.policy import CancellationPolicy, DepositRule, Fee
 
 
@@ -439,6 +442,14 @@ class Invoice(Base):
     lines: Mapped[list[InvoiceLine]] = relationship(
         order_by="InvoiceLine.position", lazy="selectin", cascade="all, delete-orphan"
     )
+    # Its payment plan, unless none or cancelled (at most one such: a unique index).
+    plan: Mapped[PaymentPlan | None] = relationship(
+        primaryjoin="and_(Invoice.id == foreign(PaymentPlan.invoice_id), "
+        "PaymentPlan.status != 'cancelled')",
+        uselist=False,
+        viewonly=True,
+        lazy="selectin",
+    )
 
     @property
     def deposit_due(self) -> int:
@@ -504,6 +515,11 @@ class Payment(Base):
     stripe_payment_method_id: Mapped[str | None] = mapped_column(String(255))
     failure_code: Mapped[str | None] = mapped_column(String(64))
     failure_message: Mapped[str | None] = mapped_column(String(500))
+    # A card's decline as the bank gave it (insufficient_funds, lost_card, ...): whether
+    # trying again later may succeed.
+    decline_code: Mapped[str | None] = mapped_column(String(64))
+    # The scheduled charge (an instalment of a plan) that made it, if any.
+    scheduled_charge_id: Mapped[str | None] = mapped_column(String(32), index=True)
     card_brand: Mapped[str | None] = mapped_column(String(64))  # or the bank's name
     card_last4: Mapped[str | None] = mapped_column(String(4))
     # What Stripe collected it from, once known: "card" or "us_bank_account" (a debit that
@@ -685,4 +701,5 @@ from billing.adapters import (  # noqa: E402, F401
     estimate_models,
     outbox,
     promotion_models,
+    schedule_models,
 )

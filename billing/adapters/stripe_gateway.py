@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import stripe
 from stripe.params import (
@@ -67,6 +67,9 @@ WEBHOOK_TOLERANCE_SECONDS = 300
 # Card payments only, on every PaymentIntent and SetupIntent (no redirects off our pages).
 CARDS_ONLY: list[str] = ["card"]
 BANK_ACCOUNT = "us_bank_account"  # ACH Direct Debit: US dollars only, under a mandate
+# How a saved card is charged, as card networks ask it said: an instalment of a plan the
+# patient agreed to, a recurring fee, or unscheduled (staff, AutoPay).
+CardUsage = Literal["installment", "recurring", "unscheduled"]
 CARDS_AND_BANKS: list[str] = ["card", BANK_ACCOUNT]
 
 
@@ -108,6 +111,7 @@ class Intent:
     failure_message: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     payment_method_id: str | None = None
+    decline_code: str | None = None  # the bank's reason for a card decline
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,13 +282,15 @@ class StripeGateway:
         currency: str,
         customer_id: str,
         payment_method_id: str,
+        usage: CardUsage = "unscheduled",
     ) -> Intent:
-        """Charge a card set up earlier, off-session (an unscheduled charge of a stored
-        card); a decline comes back as an Intent with status "failed"."""
+        """Charge a card set up earlier, off-session: `unscheduled` (staff, AutoPay) or an
+        `installment` of a plan the patient agreed to; a decline comes back as an Intent
+        with status "failed"."""
         params = _off_session(payment_id, invoice_ref, amount, currency, customer_id)
         params["payment_method"] = payment_method_id
         params["allowed_payment_method_types"] = CARDS_ONLY
-        params["payment_method_options"] = {"card": {"stored_credential_usage": "unscheduled"}}
+        params["payment_method_options"] = {"card": {"stored_credential_usage": usage}}
         return self._create_off_session("charge_card_on_file", params, payment_id)
 
     def debit_bank_account(
@@ -695,6 +701,7 @@ def _intent(intent: Any) -> Intent:
         failure_message=getattr(error, "message", None) if error else None,
         metadata={str(k): str(v) for k, v in metadata.items()},
         payment_method_id=object_id(getattr(intent, "payment_method", None)),
+        decline_code=getattr(error, "decline_code", None) if error else None,
     )
 
 
@@ -709,6 +716,7 @@ def _declined(error: stripe.CardError, amount: int, currency: str, payment_id: s
         failure_code=getattr(error, "code", None) or "card_declined",
         failure_message=_message(error),
         metadata={"payment_id": payment_id},
+        decline_code=getattr(stripe_error, "decline_code", None),
     )
 
 
@@ -739,6 +747,7 @@ def intent_from_event(obj: dict[str, Any]) -> Intent:
         failure_message=error.get("message"),
         metadata={str(k): str(v) for k, v in (obj.get("metadata") or {}).items()},
         payment_method_id=object_id(obj.get("payment_method")),
+        decline_code=error.get("decline_code"),
     )
 
 

@@ -83,6 +83,8 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("GET", "/v1/invoices", ("invoices:read",), None),
     ("GET", "/v1/invoices/{invoice_id}", ("invoices:read",), None),
     ("POST", "/v1/invoices/{invoice_id}/void", ("invoices:write",), None),
+    ("POST", "/v1/invoices/{invoice_id}/plan", ("payments:write",), STRIPE),
+    ("DELETE", "/v1/invoices/{invoice_id}/plan", ("payments:write",), "planned"),
     ("GET", "/v1/invoices/{invoice_id}/receipt.pdf", ("invoices:read",), "paid"),
     ("POST", "/v1/invoices/{invoice_id}/payments", ("payments:write",), STRIPE),
     # Money received at the desk has a scope of its own.
@@ -173,6 +175,12 @@ STRIPE_BODIES = {  # the first whose key ends the path
     "account/refunds": {"amount": 100, "currency": "usd", "reason": "asked for"},
     "packages/{package_id}/refunds": {"reason": "moving away"},
     "payments": {"method": "card_on_file"},
+    "plan": {
+        "payment_method": "pm_card_visa",
+        "instalments": 2,
+        "interval": "month",
+        "first_at": "2099-01-01",
+    },
     "refunds": {"amount": 100, "reason": "duplicate booking"},
     "payment-methods": {"payment_method": "pm_card_visa"},
     "bank-accounts": {
@@ -190,6 +198,31 @@ def _mark_paid(app: Flask, invoice_id: str) -> None:
         invoice = session.get(Invoice, invoice_id)
         assert invoice is not None
         invoice.status = "paid"
+        session.commit()
+
+
+def _plan(app: Flask, invoice_id: str) -> None:
+    """A plan on the invoice, as one made with a saved card would be (no Stripe here)."""
+    from datetime import UTC, datetime
+
+    from billing.adapters.schedule_models import PaymentPlan
+
+    with app.app_context():
+        session = db.session()
+        session.add(
+            PaymentPlan(
+                invoice_id=invoice_id,
+                patient_id="P-1001",
+                currency="usd",
+                amount=1000,
+                interval="month",
+                status="active",
+                payment_method_id="pm_card_visa",
+                consent_text="I authorize ...",
+                consent_accepted="offline",
+                agreed_at=datetime.now(UTC),
+            )
+        )
         session.commit()
 
 
@@ -226,6 +259,8 @@ def _call(client, method, template, body, headers, make_key, booking):
         assert invoices.json["data"][0]["patient_id"] == ids["patient_id"]
         if body == "paid":
             _mark_paid(client.application, ids["invoice_id"])
+        if body == "planned":
+            _plan(client.application, ids["invoice_id"])
     if "{payment_id}" in template:
         recorded = client.post(
             f"/v1/invoices/{ids['invoice_id']}/payments",
@@ -253,7 +288,7 @@ def _call(client, method, template, body, headers, make_key, booking):
         ids["code"] = sold.json["code"]
     if "{endpoint_id}" in template:
         ids["endpoint_id"] = _endpoint_of(client.application, headers)
-    payload = None if body in ("paid", "estimated") else body
+    payload = None if body in ("paid", "estimated", "planned") else body
     if body == "package":
         client.post(
             "/v1/catalog/packages",

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from billing.adapters.standin.banks import add_bank_debits
 from billing.adapters.standin.bridge import add_browser_bridge
+from billing.adapters.standin.declines import add_declines_on_demand
 from billing.adapters.standin.rules import add_api_rules
 from billing.adapters.standin.semantics import (
     add_current_api_shapes,
@@ -69,6 +70,7 @@ class StripeStandIn:
         add_saving_cards_with_payments()
         add_refund_failures()
         add_bank_debits()  # after the current API's shapes, which it builds on
+        add_declines_on_demand(server.app)
         if state_file is not None and state_file.exists():
             with open(state_file, "rb") as handle:
                 resources.store.update(pickle.load(handle))

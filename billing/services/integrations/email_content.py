@@ -82,6 +82,14 @@ WORDING = {
         "Pay {amount}",
         "",
     ),
+    "plan_past_due": (
+        "A payment on your plan for invoice {number} is overdue",
+        "We could not collect a payment of your payment plan for invoice {number} from your "
+        "saved card, after trying again over several days. {amount} is still owed. You can "
+        "pay securely online, or contact us to change your plan.",
+        "Pay {amount}",
+        "",
+    ),
     "receipt": (
         "Receipt for invoice {number} from {clinic}",
         "Thank you: we received your payment of {amount} for invoice {number}.",

@@ -28,8 +28,17 @@ PUBLISHED = EMAILS_QUEUED  # session.info: tell a worker after the commit
 PAY_LINK, RECEIPT, REMINDER, ACTION_NEEDED = "pay_link", "receipt", "reminder", "action_needed"
 # A bank debit that failed while processing, or came back after it succeeded.
 BANK_DEBIT_FAILED, BANK_DEBIT_RETURNED = "bank_debit_failed", "bank_debit_returned"
+# A payment plan's instalment could not be collected, after its retries.
+PLAN_PAST_DUE = "plan_past_due"
 # These ask the patient to pay: pointless once the invoice is paid or void.
-ASKS_TO_PAY = (PAY_LINK, REMINDER, ACTION_NEEDED, BANK_DEBIT_FAILED, BANK_DEBIT_RETURNED)
+ASKS_TO_PAY = (
+    PAY_LINK,
+    REMINDER,
+    ACTION_NEEDED,
+    BANK_DEBIT_FAILED,
+    BANK_DEBIT_RETURNED,
+    PLAN_PAST_DUE,
+)
 LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 8
 

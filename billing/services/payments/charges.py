@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -26,8 +27,16 @@ from sqlalchemy.orm import Session
 from billing.adapters import metrics
 from billing.adapters.booking_models import CardConsent
 from billing.adapters.models import Invoice, Patient, Payment, utcnow
-from billing.adapters.stripe_gateway import BANK_ACCOUNT, Card, Dispute, Intent, StripeGateway
-from billing.domain import statuses
+from billing.adapters.schedule_models import ScheduledCharge
+from billing.adapters.stripe_gateway import (
+    BANK_ACCOUNT,
+    Card,
+    CardUsage,
+    Dispute,
+    Intent,
+    StripeGateway,
+)
+from billing.domain import schedules, statuses
 from billing.domain.errors import Conflict, PaymentRequired, ServiceError, field_error
 from billing.domain.events import PAYMENT_EVENTS
 from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
@@ -49,7 +58,14 @@ from billing.services.idempotency import REPLAY_WAIT, IdempotencyRequest
 from billing.services.integrations import emails, events
 from billing.services.invoicing import ledger, paid
 from billing.services.invoicing.invoices import get_invoice
-from billing.services.payments import account, mismatches, overpayments, patients, refunds
+from billing.services.payments import (
+    account,
+    dunning,
+    mismatches,
+    overpayments,
+    patients,
+    refunds,
+)
 
 log = logging.getLogger("billing.payments")
 
@@ -99,6 +115,31 @@ def pay_by_bank_debit(
     return _pay_off_session(session, gateway, invoice_id, request, BANK_DEBIT, amount)
 
 
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A charge the scheduler makes (`item_id`, a ScheduledCharge) to the card it names,
+    which need not be the patient's default: its id, brand and last four digits."""
+
+    item_id: str
+    card: tuple[str, str | None, str | None]
+
+
+def pay_scheduled(
+    session: Session,
+    gateway: StripeGateway,
+    invoice_id: str,
+    request: IdempotencyRequest,
+    amount: int,
+    scheduled: Scheduled,
+) -> Payment:
+    """Charge a scheduled item's card off-session for `amount`; the payment names the
+    item, which names the payment in the same transaction (a runner that dies after this
+    commit leaves the item knowing what to ask Stripe about)."""
+    return _pay_off_session(
+        session, gateway, invoice_id, request, CARD_ON_FILE, amount, scheduled=scheduled
+    )
+
+
 def _pay_off_session(
     session: Session,
     gateway: StripeGateway,
@@ -107,6 +148,7 @@ def _pay_off_session(
     method: str,
     amount: int | None,
     card_allowed: Callable[[Session, str, str], bool] | None = None,
+    scheduled: Scheduled | None = None,
 ) -> Payment:
     claim = idempotency.claim(session, request, "payment")
     if claim.replay_of is not None:
@@ -126,7 +168,9 @@ def _pay_off_session(
     patient = session.scalars(
         select(Patient).where(Patient.patient_id == invoice.patient_id)
     ).first()
-    saved = _saved_for(patient, method)
+    saved = scheduled.card if scheduled is not None else _saved_for(patient, method)
+    if scheduled is not None and _removed(session, scheduled.card[0]):
+        saved = None
     if patient is None or saved is None or not patient.stripe_customer_id:
         if method == BANK_DEBIT:
             raise Conflict(
@@ -160,10 +204,17 @@ def _pay_off_session(
         card_brand=saved[1],
         card_last4=saved[2],
         source=BANK_ACCOUNT if method == BANK_DEBIT else "card",
+        scheduled_charge_id=scheduled.item_id if scheduled is not None else None,
     )
     session.add(payment)
     invoice.status = statuses.advance(invoice.status, statuses.PROCESSING)
     session.flush()
+    if scheduled is not None:
+        session.execute(
+            update(ScheduledCharge)
+            .where(ScheduledCharge.id == scheduled.item_id)
+            .values(last_payment_id=payment.id)
+        )
     audit_payment(session, payment, "payment.created")
     idempotency.complete(session, claim, payment.id)
     session.commit()  # our intent is durable, and the pay page now stands aside
@@ -179,6 +230,22 @@ def _mandate_of(session: Session, payment_method_id: str) -> str | None:
     """The mandate a saved bank account is debited under (None: not saved with one)."""
     consent = session.get(CardConsent, payment_method_id)
     return consent.mandate_id if consent is not None and consent.removed_at is None else None
+
+
+def _removed(session: Session, payment_method_id: str) -> bool:
+    """Whether the patient removed this saved card (or it was never saved)."""
+    consent = session.get(CardConsent, payment_method_id)
+    return consent is None or consent.removed_at is not None
+
+
+def _usage(session: Session, payment: Payment) -> CardUsage:
+    """How the card is charged, as the networks ask it said: a scheduled item's kind."""
+    if payment.scheduled_charge_id is None:
+        return "unscheduled"
+    kind = session.scalar(
+        select(ScheduledCharge.kind).where(ScheduledCharge.id == payment.scheduled_charge_id)
+    )
+    return schedules.CARD_USAGE.get(str(kind), "unscheduled")
 
 
 def _saved_for(patient: Patient | None, method: str) -> tuple[str, str | None, str | None] | None:
@@ -382,6 +449,8 @@ def _abandon(session: Session, payment_id: str, error: ServiceError) -> None:
     payment.failure_code, payment.failure_message = error.code, error.detail
     invoice.status = _after_attempt(session, invoice, payment)
     audit_payment(session, payment)
+    if payment.scheduled_charge_id is not None:
+        dunning.follow(session, invoice, payment)
     session.commit()
     metrics.payment_outcome(payment.method, FAILED)
 
@@ -416,6 +485,7 @@ def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
         ).one()
         customer_id, method_id = patient.stripe_customer_id, patient.default_payment_method_id
     mandate_id = _mandate_of(session, str(method_id))
+    usage = _usage(session, payment)
     session.commit()  # no transaction stays open across the call to Stripe
     sent: dict[str, Any] = {  # the same for a card and a bank account
         "payment_id": payment.id,
@@ -429,7 +499,7 @@ def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
         if payment.method == BANK_DEBIT:
             intent = gateway.debit_bank_account(**sent, mandate_id=str(mandate_id))
         else:
-            intent = gateway.charge_card_on_file(**sent)
+            intent = gateway.charge_card_on_file(**sent, usage=usage)
     except ServiceError as error:
         if not error.outcome_unknown:  # Stripe answered: nothing was charged
             _abandon(session, payment.id, error)
@@ -509,10 +579,13 @@ def apply_intent(
         payment.status = FAILED
         payment.failure_code = intent.failure_code or "card_declined"
         payment.failure_message = intent.failure_message or "The card was declined."
+        payment.decline_code = intent.decline_code
         invoice.status = _after_attempt(session, invoice, payment)
     if payment.status != before:
         audit_payment(session, payment)
         _ask_the_patient(session, invoice, payment)
+        if payment.scheduled_charge_id is not None:  # an instalment follows its payment
+            dunning.follow(session, invoice, payment)
     announce(session, invoice, invoice_before, moved)
     session.commit()
     if payment.status != before:
@@ -589,6 +662,12 @@ def audit_payment(session: Session, payment: Payment, action: str | None = None)
         amount=payment.amount,
         currency=payment.currency,
         failure_code=payment.failure_code,
+        # The schedule that caused it (an instalment, AutoPay), when staff did not.
+        **(
+            {"scheduled_charge_id": payment.scheduled_charge_id}
+            if payment.scheduled_charge_id
+            else {}
+        ),
     )
 
 

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app, request
 from flask.views import MethodView
 
 from billing.adapters import db
 from billing.adapters.models import Invoice
 from billing.adapters.providers import gateway
+from billing.adapters.schedule_models import PaymentPlan
 from billing.services.bookings import lifecycle
 from billing.services.invoicing import invoices, receipts
-from billing.services.payments import online
+from billing.services.payments import online, plans
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.bookings import settings
 from billing.web.api.common import BEARER
-from billing.web.api.spec import WITH_A_BODY, problems
+from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import current_key, requires
 from billing.web.calendar import clinic_zone
 from billing.web.receipts import pdf_response
@@ -27,6 +28,7 @@ from schemas.invoices import (
     InvoiceRequestSchema,
     InvoiceSchema,
 )
+from schemas.plans import PlanRequestSchema, PlanSchema
 
 blp = Blueprint("invoices", __name__, url_prefix="/v1/invoices", description="Invoices")
 
@@ -115,3 +117,43 @@ class VoidView(MethodView):
     def post(self, _body: dict[str, Any], invoice_id: str) -> Invoice:
         """Void an invoice on which nothing has been paid; its pay page stops collecting."""
         return online.void_invoice(db.session(), gateway, invoice_id)
+
+
+@blp.route("/<invoice_id>/plan")
+class PlanView(MethodView):
+    @requires("payments:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(PlanRequestSchema())
+    @blp.response(201, PlanSchema())
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
+    def post(self, body: dict[str, Any], invoice_id: str) -> PaymentPlan:
+        """Put what the invoice owes on a payment plan, charged to a saved card on the
+        instalments' days (a plan it had is replaced; what that one collected stays paid).
+        The answer holds the consent's words, recorded with the card."""
+        consent = body["consent"]
+        terms = plans.Terms(
+            card=body["payment_method"],
+            count=body.get("instalments"),
+            interval=body.get("interval"),
+            first=body.get("first_at"),
+            explicit=[(part["due_at"], part["amount"]) for part in body.get("schedule", [])],
+            consent=plans.Consent(**consent),
+        )
+        config = current_app.config
+        clinic = plans.Clinic(
+            name=config["CLINIC_NAME"],
+            contact=f"{config['CLINIC_PHONE']}, {config['CLINIC_EMAIL']}",
+            zone=clinic_zone(),
+        )
+        return plans.create_plan(
+            db.session(), gateway(), invoice_id, terms, clinic, current_key().id
+        )
+
+    @requires("payments:write")
+    @blp.doc(security=BEARER)
+    @blp.response(200, PlanSchema())
+    @problems(blp, 404, 409)
+    def delete(self, invoice_id: str) -> PaymentPlan:
+        """Cancel the invoice's plan: nothing more is charged; what it collected stays
+        paid, and what is unpaid stays owed."""
+        return plans.cancel_plan(db.session(), invoice_id)

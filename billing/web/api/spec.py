@@ -76,6 +76,8 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/invoices/{invoice_id}", "get"): "getInvoice",
     ("/v1/invoices/{invoice_id}/receipt.pdf", "get"): "getReceipt",
     ("/v1/invoices/{invoice_id}/void", "post"): "voidInvoice",
+    ("/v1/invoices/{invoice_id}/plan", "post"): "createPaymentPlan",
+    ("/v1/invoices/{invoice_id}/plan", "delete"): "cancelPaymentPlan",
     ("/v1/invoices/{invoice_id}/payments", "post"): "payInvoice",
     ("/v1/invoices/{invoice_id}/payments/{payment_id}/reversals", "post"): "reversePayment",
     ("/v1/invoices/{invoice_id}/refunds", "post"): "refundInvoice",

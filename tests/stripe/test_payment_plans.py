@@ -1,0 +1,234 @@
+"""Payment plans against the Stripe stand-in: instalments charged off-session on their
+days (the clinic's clock, across DST and month ends), each once, whatever runs them."""
+
+from __future__ import annotations
+
+from datetime import date
+from zoneinfo import ZoneInfo
+
+import time_machine
+
+from tests.stripe.plans import (
+    card_of,
+    charges_sent,
+    event_types,
+    items,
+    local,
+    make_plan,
+    plan_of,
+    run_at,
+)
+
+NEW_YORK = "America/New_York"
+
+
+def test_a_year_of_monthly_instalments_is_charged_on_each_day_once(
+    stripe_app, stripe_client, staff, open_invoice, proxy
+) -> None:
+    """Jan 31 2028 on: the month's last day where it is shorter (Feb 29 in a leap year),
+    at 9:00 New York time whether DST is on (Mar 12 to Nov 5) or off."""
+    stripe_app.config["CLINIC_ZONE"] = ZoneInfo(NEW_YORK)
+    invoice_id = open_invoice("pm_card_visa")
+    with time_machine.travel(local(NEW_YORK, 2028, 1, 10, 12), tick=True):
+        plan = make_plan(
+            stripe_client,
+            staff,
+            invoice_id,
+            instalments=12,
+            interval="month",
+            first_at="2028-01-31",
+        )
+    days = [i["due_at"] for i in plan["instalments"]]
+    assert days == [
+        "2028-01-31",
+        "2028-02-29",
+        "2028-03-31",
+        "2028-04-30",
+        "2028-05-31",
+        "2028-06-30",
+        "2028-07-31",
+        "2028-08-31",
+        "2028-09-30",
+        "2028-10-31",
+        "2028-11-30",
+        "2028-12-31",
+    ]
+    amounts = [i["amount"] for i in plan["instalments"]]
+    assert sum(amounts) == 50000 and set(amounts) == {4167, 4166}
+    assert "4242" in plan["consent"]["text"] and "$41.67 on 31 Jan 2028" in plan["consent"]["text"]
+    proxy.requests.clear()
+    for number, day in enumerate(days, start=1):
+        year, month, dom = (int(part) for part in day.split("-"))
+        run_at(stripe_app, local(NEW_YORK, year, month, dom, 8, 59))  # not yet its hour
+        assert len(charges_sent(proxy)) == number - 1, day
+        run_at(stripe_app, local(NEW_YORK, year, month, dom, 9, 0, 30))
+        assert len(charges_sent(proxy)) == number, day
+    plan = plan_of(stripe_client, staff, invoice_id)
+    assert plan["status"] == "completed"
+    assert [i["status"] for i in plan["instalments"]] == ["paid"] * 12
+    assert plan["amount_paid"] == 50000
+    invoice = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+    assert invoice["status"] == "paid" and invoice["balance_due"] == 0
+    keys = charges_sent(proxy)
+    assert len(set(keys)) == 12  # one key per instalment's attempt
+    assert event_types(stripe_app, "plan.").count("plan.instalment_paid") == 12
+    assert "plan.completed" in event_types(stripe_app, "plan.")
+
+
+def test_two_runners_at_once_charge_each_instalment_once(
+    stripe_app, stripe_client, staff, open_invoice, proxy
+) -> None:
+    import threading
+
+    invoices = [open_invoice("pm_card_visa") for _ in range(3)]
+    with time_machine.travel(local("UTC", 2027, 3, 1, 10), tick=True):
+        for invoice_id in invoices:
+            make_plan(
+                stripe_client,
+                staff,
+                invoice_id,
+                instalments=2,
+                interval="two_weeks",
+                first_at="2027-03-02",
+            )
+    proxy.requests.clear()
+    runners = [
+        threading.Thread(target=run_at, args=(stripe_app, local("UTC", 2027, 3, 2, 9, 30)))
+        for _ in range(3)
+    ]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
+    assert len(charges_sent(proxy)) == 3
+    run_at(stripe_app, local("UTC", 2027, 3, 2, 10))
+    assert len(charges_sent(proxy)) == 3  # nothing more is due that day
+    run_at(stripe_app, local("UTC", 2027, 3, 16, 9, 30))
+    assert len(charges_sent(proxy)) == 6
+    for invoice_id in invoices:
+        invoice = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+        assert invoice["status"] == "paid"
+        assert [i.status for i in items(stripe_app, invoice_id)] == ["paid", "paid"]
+
+
+def test_an_instalment_paid_by_link_first_is_not_charged(
+    stripe_app, stripe_client, staff, open_invoice, proxy
+) -> None:
+    """Money paid outside the plan settles its earliest instalments; a fully paid bill
+    closes the plan."""
+    invoice_id = open_invoice("pm_card_visa")
+    with time_machine.travel(local("UTC", 2027, 5, 1, 10), tick=True):
+        make_plan(
+            stripe_client, staff, invoice_id, instalments=2, interval="week", first_at="2027-05-03"
+        )
+        desk = stripe_client.post(
+            f"/v1/invoices/{invoice_id}/payments",
+            headers={**staff, "Idempotency-Key": "desk-1"},
+            json={"method": "cash", "amount": 25000},
+        )
+        assert desk.status_code == 201, desk.json
+    proxy.requests.clear()
+    run_at(stripe_app, local("UTC", 2027, 5, 3, 9, 30))
+    assert charges_sent(proxy) == []
+    assert [i.status for i in items(stripe_app, invoice_id)] == ["covered", "scheduled"]
+    run_at(stripe_app, local("UTC", 2027, 5, 10, 9, 30))
+    assert len(charges_sent(proxy)) == 1
+    plan = plan_of(stripe_client, staff, invoice_id)
+    assert plan["status"] == "completed" and plan["amount_paid"] == 25000
+
+
+def test_a_cancelled_plan_charges_nothing_more_and_keeps_what_was_paid(
+    stripe_app, stripe_client, staff, open_invoice, proxy
+) -> None:
+    invoice_id = open_invoice("pm_card_visa")
+    with time_machine.travel(local("UTC", 2027, 6, 1, 10), tick=True):
+        make_plan(
+            stripe_client, staff, invoice_id, instalments=3, interval="month", first_at="2027-06-01"
+        )
+    run_at(stripe_app, local("UTC", 2027, 6, 1, 10, 5))
+    cancelled = stripe_client.delete(f"/v1/invoices/{invoice_id}/plan", headers=staff)
+    assert cancelled.status_code == 200, cancelled.json
+    assert cancelled.json["status"] == "cancelled"
+    assert [i["status"] for i in cancelled.json["instalments"]] == [
+        "paid",
+        "cancelled",
+        "cancelled",
+    ]
+    proxy.requests.clear()
+    run_at(stripe_app, local("UTC", 2027, 7, 1, 9, 30))
+    assert charges_sent(proxy) == []
+    invoice = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+    assert invoice["plan"] is None
+    assert invoice["amount_paid"] == 16667 and invoice["balance_due"] == 50000 - 16667
+    again = stripe_client.delete(f"/v1/invoices/{invoice_id}/plan", headers=staff)
+    assert again.status_code == 404 and again.json["code"] == "plan_not_found"
+
+
+def test_a_new_plan_replaces_the_old_for_what_is_owed_now(
+    stripe_app, stripe_client, staff, open_invoice
+) -> None:
+    invoice_id = open_invoice("pm_card_visa")
+    with time_machine.travel(local("UTC", 2027, 6, 1, 8), tick=True):
+        make_plan(
+            stripe_client, staff, invoice_id, instalments=2, interval="month", first_at="2027-06-01"
+        )
+    run_at(stripe_app, local("UTC", 2027, 6, 1, 9, 5))
+    with time_machine.travel(local("UTC", 2027, 6, 10, 8), tick=True):
+        replaced = make_plan(
+            stripe_client, staff, invoice_id, instalments=5, interval="week", first_at="2027-06-14"
+        )
+    assert replaced["amount"] == 25000
+    assert [i["amount"] for i in replaced["instalments"]] == [5000] * 5
+    statuses = [(i.plan_id == replaced["id"], i.status) for i in items(stripe_app, invoice_id)]
+    assert statuses[:2] == [(False, "paid"), (False, "cancelled")]
+
+
+def test_a_plan_is_refused_clearly(stripe_app, stripe_client, staff, open_invoice) -> None:
+    invoice_id = open_invoice("pm_card_visa")
+    path = f"/v1/invoices/{invoice_id}/plan"
+    patient_id = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json["patient_id"]
+    card = card_of(stripe_client, staff, patient_id)
+    today = date.today().isoformat()
+    cases = [
+        (
+            {"payment_method": "pm_nope", "instalments": 2, "interval": "month", "first_at": today},
+            422,
+            "unknown_payment_method",
+            "payment_method",
+        ),
+        (
+            {
+                "payment_method": card,
+                "instalments": 2,
+                "interval": "month",
+                "first_at": "2020-01-01",
+            },
+            422,
+            "date_in_past",
+            "first_at",
+        ),
+        (
+            {"payment_method": card, "schedule": [{"due_at": today, "amount": 100}]},
+            422,
+            "schedule_does_not_add_up",
+            "schedule",
+        ),
+        (
+            {"payment_method": card, "instalments": 2, "interval": "fortnight", "first_at": today},
+            422,
+            "validation_error",
+            "interval",
+        ),
+        (
+            {"payment_method": card, "instalments": 2, "interval": "month"},
+            422,
+            "validation_error",
+            "first_at",
+        ),
+    ]
+    for body, status, code, field in cases:
+        response = stripe_client.post(path, headers=staff, json=body)
+        assert response.status_code == status, (body, response.json)
+        assert response.json["code"] == code, (body, response.json)
+        assert field in str(response.json.get("errors") or response.json), response.json
+    assert stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json["plan"] is None

@@ -1,0 +1,130 @@
+"""Declined instalments against the Stripe stand-in: retried on the clinic's schedule
+when a retry may succeed (1, 3, 5 and 7 days after the first decline, at 9:00 of its
+clock, never the same day or outside 8:00-21:00), given up at once when it cannot, and
+finance and the patient told."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import time_machine
+from sqlalchemy import select
+
+from billing.adapters import db
+from billing.adapters.models import AuditEvent
+from tests.stripe.collect import collected_at_stripe
+from tests.stripe.plans import (
+    card_of,
+    charges_sent,
+    decline,
+    emails_of,
+    event_types,
+    items,
+    local,
+    make_plan,
+    plan_of,
+    run_at,
+)
+
+ZONE = "America/Los_Angeles"
+
+
+def planned(stripe_app, stripe_client, staff, open_invoice, card="pm_card_visa"):
+    """An invoice of $500 in two monthly instalments from 1 Mar 2027, Los Angeles time."""
+    stripe_app.config["CLINIC_ZONE"] = ZoneInfo(ZONE)
+    invoice_id = open_invoice(card, email="patient@example.com")
+    with time_machine.travel(local(ZONE, 2027, 2, 20, 12), tick=True):
+        make_plan(
+            stripe_client, staff, invoice_id, instalments=2, interval="month", first_at="2027-03-01"
+        )
+    patient_id = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json["patient_id"]
+    return invoice_id, card_of(stripe_client, staff, patient_id)
+
+
+def audit_actions(app, object_id):
+    with app.app_context():
+        return [
+            a.action
+            for a in db.session().scalars(
+                select(AuditEvent).where(AuditEvent.object_id == object_id).order_by(AuditEvent.id)
+            )
+        ]
+
+
+def test_insufficient_funds_is_retried_next_day_and_recovered(
+    stripe_app, stripe_client, staff, open_invoice, standin, proxy
+) -> None:
+    invoice_id, card = planned(stripe_app, stripe_client, staff, open_invoice)
+    decline(standin.url, card, "insufficient_funds")
+    proxy.requests.clear()
+    run_at(stripe_app, local(ZONE, 2027, 3, 1, 9, 1))
+    [first, _] = items(stripe_app, invoice_id)
+    assert first.status == "retrying" and first.failure_code == "insufficient_funds"
+    assert first.next_attempt_at == local(ZONE, 2027, 3, 2, 9)  # the next day, at 9:00
+    run_at(stripe_app, local(ZONE, 2027, 3, 1, 20, 59))  # the same day: not again
+    run_at(stripe_app, local(ZONE, 2027, 3, 2, 7, 59))  # before the clinic's hours
+    assert len(charges_sent(proxy)) == 1
+    run_at(stripe_app, local(ZONE, 2027, 3, 2, 9, 1))  # declined again: next on day 3
+    [first, _] = items(stripe_app, invoice_id)
+    assert first.declines == 2 and first.next_attempt_at == local(ZONE, 2027, 3, 4, 9)
+    decline(standin.url, card, "")  # money in the account again
+    run_at(stripe_app, local(ZONE, 2027, 3, 4, 9, 1))
+    [first, second] = items(stripe_app, invoice_id)
+    assert (first.status, first.amount_paid, first.attempts) == ("paid", 25000, 3)
+    assert second.status == "scheduled"
+    assert len(charges_sent(proxy)) == 3
+    assert collected_at_stripe(standin, invoice_id) == (25000, 0)
+    assert event_types(stripe_app, "payment.retry").count("payment.retry_scheduled") == 2
+    assert "schedule.recovered" in audit_actions(stripe_app, first.id)
+    assert plan_of(stripe_client, staff, invoice_id)["status"] == "active"
+
+
+def test_retries_used_up_make_the_plan_past_due_and_tell_everyone(
+    stripe_app, stripe_client, staff, open_invoice, standin, proxy
+) -> None:
+    invoice_id, card = planned(stripe_app, stripe_client, staff, open_invoice)
+    decline(standin.url, card, "insufficient_funds")
+    proxy.requests.clear()
+    for day in (1, 2, 4, 6, 8):  # the due day, then 1, 3, 5 and 7 days after
+        run_at(stripe_app, local(ZONE, 2027, 3, day, 12))
+    run_at(stripe_app, local(ZONE, 2027, 3, 9, 12))
+    assert len(charges_sent(proxy)) == 5
+    [first, second] = items(stripe_app, invoice_id)
+    assert (first.status, first.declines) == ("failed", 5)
+    assert second.status == "scheduled"  # the next instalment is still tried on its day
+    plan = plan_of(stripe_client, staff, invoice_id)
+    assert plan["status"] == "past_due"
+    assert "payment.retries_exhausted" in event_types(stripe_app, "payment.retries")
+    assert "plan.past_due" in event_types(stripe_app, "plan.")
+    assert emails_of(stripe_app, invoice_id).count("plan_past_due") == 1
+    assert collected_at_stripe(standin, invoice_id) == (0, 0)
+
+
+def test_a_lost_card_is_never_retried(
+    stripe_app, stripe_client, staff, open_invoice, standin, proxy
+) -> None:
+    invoice_id, card = planned(stripe_app, stripe_client, staff, open_invoice)
+    decline(standin.url, card, "lost_card")
+    proxy.requests.clear()
+    run_at(stripe_app, local(ZONE, 2027, 3, 1, 9, 5))
+    for day in (2, 4, 6, 8):
+        run_at(stripe_app, local(ZONE, 2027, 3, day, 12))
+    assert len(charges_sent(proxy)) == 1
+    [first, _] = items(stripe_app, invoice_id)
+    assert (first.status, first.failure_code) == ("failed", "lost_card")
+    assert plan_of(stripe_client, staff, invoice_id)["status"] == "past_due"
+    payment = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+    assert payment["balance_due"] == 50000
+
+
+def test_a_bank_asking_for_the_patient_gets_a_pay_link_not_a_retry(
+    stripe_app, stripe_client, staff, open_invoice, proxy
+) -> None:
+    invoice_id, _ = planned(stripe_app, stripe_client, staff, open_invoice, "4000002760003184")
+    proxy.requests.clear()
+    run_at(stripe_app, local(ZONE, 2027, 3, 1, 9, 5))
+    run_at(stripe_app, local(ZONE, 2027, 3, 2, 12))
+    assert len(charges_sent(proxy)) == 1
+    [first, _] = items(stripe_app, invoice_id)
+    assert first.status == "action_needed"
+    assert "action_needed" in emails_of(stripe_app, invoice_id)
