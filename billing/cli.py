@@ -17,6 +17,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from billing import config
 from billing.adapters import db, migrate, providers
 from billing.adapters.secrets_box import UnreadableSecret
 from billing.config import ConfigError
@@ -222,6 +223,9 @@ class Moment(click.ParamType[datetime, str]):
 @by_operator
 def schedule_run(as_of: datetime | None) -> None:
     """Charge the instalments (and their retries) that are due; each once."""
+    if as_of is not None and as_of > datetime.now(UTC) + timedelta(minutes=1):
+        if config.production(current_app.config):  # it would charge instalments early
+            raise click.ClickException("--as-of must not be in the future in production")
     run = schedule.run_due(
         db.session(), providers.gateway(), as_of.astimezone(UTC) if as_of else None
     )

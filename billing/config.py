@@ -289,6 +289,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SCHEDULE_HOURS": env.get("SCHEDULE_HOURS", "8-21"),
         "SCHEDULE_CHARGE_HOUR": _int(env, "SCHEDULE_CHARGE_HOUR", 9),
         "SCHEDULE_RETRY_DAYS": _days(env, "SCHEDULE_RETRY_DAYS", [1, 3, 5, 7]),
+        # A package paid by a payment plan: its credits usable once it is all paid
+        # (`when_paid`), at once (`at_once`), or in proportion to what is paid (`as_paid`).
+        "PLAN_PACKAGE_CREDITS": _choice(
+            env, "PLAN_PACKAGE_CREDITS", ("when_paid", "at_once", "as_paid")
+        ),
         "RATE_LIMIT_KEY_PREFIX": env.get("RATE_LIMIT_KEY_PREFIX", "billing"),
         "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "600 per minute"),
         # Unknown API keys and wrong /metrics tokens, per client address.

@@ -356,3 +356,50 @@ class MonthEndSchema(Schema):
         required=True,
         metadata={"description": "Package sales, credit redemptions and discounts apart."},
     )
+
+
+class DunningRowSchema(Schema):
+    id = typed("ScheduledChargeId", fields.String(required=True))
+    kind = typed("ScheduledChargeKind", fields.String(required=True))
+    invoice_id = typed("InvoiceId", fields.String(required=True))
+    invoice_number = typed("InvoiceNumber", fields.String(required=True))
+    patient_id = typed("PatientId", fields.String(required=True))
+    plan_id = typed("PlanId", fields.String(required=True, allow_none=True))
+    number = fields.Integer(required=True, allow_none=True)
+    due_at = fields.Date(required=True)
+    amount = fields.Integer(required=True)
+    amount_paid = fields.Integer(required=True)
+    currency = Currency(required=True)
+    status = typed("ScheduledChargeStatus", fields.String(required=True))
+    declines = fields.Integer(required=True)
+    failure_code = fields.String(required=True, allow_none=True)
+    next_attempt_at = fields.DateTime(required=True, allow_none=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class DunningCountSchema(Schema):
+    count = fields.Integer(required=True)
+    amount = fields.Integer(required=True)
+
+
+class DunningStatesSchema(Schema):
+    in_retry = fields.Nested(DunningCountSchema, required=True)
+    recovered = fields.Nested(DunningCountSchema, required=True)
+    given_up = fields.Nested(DunningCountSchema, required=True)
+
+
+class DunningSchema(Schema):
+    """Declined scheduled charges: in retry now, recovered and given up in the period."""
+
+    in_retry = fields.List(fields.Nested(DunningRowSchema), required=True)
+    recovered = fields.List(fields.Nested(DunningRowSchema), required=True)
+    given_up = fields.List(fields.Nested(DunningRowSchema), required=True)
+    totals = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(DunningStatesSchema),
+        required=True,
+        metadata={
+            "description": "Per currency: what is in retry (still owed), recovered (collected) "
+            "and given up (still owed)."
+        },
+    )

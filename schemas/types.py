@@ -239,12 +239,15 @@ TYPES: dict[str, dict[str, Any]] = {
     ),
     "PackageStatus": _closed(
         "awaiting_payment",
+        "on_plan",
         "active",
         "expired",
         "void",
         "withdrawn",
         description="awaiting_payment: its invoice is not paid yet, so its credits cannot be "
-        "used; active; expired: past its validity; void: its invoice was voided unpaid; "
+        "used; on_plan: a payment plan is paying its invoice and the clinic lets its credits "
+        "be used meanwhile (PLAN_PACKAGE_CREDITS at_once or as_paid); active; expired: past "
+        "its validity; void: its invoice was voided unpaid; "
         "withdrawn: money left its invoice other than by a refund of credits (a refund made "
         "at Stripe, a dispute), so its credits not used or held were withdrawn.",
     ),

@@ -69,6 +69,24 @@ REFUNDS_DISPUTES_COLUMNS = (
     "refund_id",
     "reason",
 )
+DUNNING_COLUMNS = (
+    "state",
+    "id",
+    "invoice_number",
+    "invoice_id",
+    "patient_id",
+    "plan_id",
+    "number",
+    "due_at",
+    "amount",
+    "amount_paid",
+    "currency",
+    "status",
+    "declines",
+    "failure_code",
+    "next_attempt_at",
+    "updated_at",
+)
 MONTH_END_COLUMNS = (
     "month",
     "currency",
@@ -161,6 +179,17 @@ def refunds_disputes_csv(report: dict[str, Any], period: reports.Period) -> Resp
     rows.sort(key=lambda row: row["occurred_at"])
     name = f"refunds-disputes-{_days(period)}.csv"
     return _attachment(csv_lines(rows, REFUNDS_DISPUTES_COLUMNS), name)
+
+
+def dunning_csv(report: dict[str, Any], period: reports.Period) -> Response:
+    """Declined scheduled charges as CSV, one a line, `state` saying which list it is on:
+    in_retry, recovered or given_up."""
+    rows = [
+        {**row, "state": state}
+        for state in ("in_retry", "recovered", "given_up")
+        for row in report[state]
+    ]
+    return _attachment(csv_lines(rows, DUNNING_COLUMNS), f"dunning-{_days(period)}.csv")
 
 
 def month_end_csv(report: dict[str, Any]) -> Response:

@@ -14,6 +14,8 @@ from billing.adapters.models import Invoice, InvoiceLine, Payment
 from billing.domain.dates import clinic_date
 from billing.domain.money import Money
 from billing.domain.policy import FEE, PACKAGE
+from billing.web import plans
+from billing.web.plans import PlanShown
 from schemas.discounts import discounts_of
 
 UNICODE_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -49,6 +51,7 @@ class Receipt:
     # What credit notes and write-offs took off the total ("-$150.00"), when anything.
     credited: str | None = None
     written_off: str | None = None
+    plan: PlanShown | None = None
 
 
 def build_receipt(invoice: Invoice, payments: list[Payment], config: dict[str, Any]) -> Receipt:
@@ -102,6 +105,7 @@ def build_receipt(invoice: Invoice, payments: list[Payment], config: dict[str, A
         balance_due=money(invoice.balance_due) if invoice.balance_due > 0 else None,
         credited=money(-invoice.amount_credited) if invoice.amount_credited else None,
         written_off=money(-invoice.amount_written_off) if invoice.amount_written_off else None,
+        plan=plans.shown(invoice.plan, zone) if invoice.balance_due > 0 else None,
     )
 
 
@@ -196,6 +200,13 @@ def render_pdf(receipt: Receipt) -> bytes:
             pdf.cell(0, 6, text(f"Paid on {receipt.payment_date}"), new_x="LMARGIN", new_y="NEXT")
         if receipt.card:
             pdf.cell(0, 6, text(f"Card: {receipt.card}"), new_x="LMARGIN", new_y="NEXT")
+    if receipt.plan is not None:
+        pdf.ln(3)
+        pdf.multi_cell(0, 5, text(receipt.plan.summary), new_x="LMARGIN", new_y="NEXT")
+        for day, amount, status in receipt.plan.rows:
+            pdf.cell(40, 6, text(f"    {day}"))
+            pdf.cell(30, 6, text(amount), align="R")
+            pdf.cell(0, 6, text(f"    {status}"), new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
 
 

@@ -144,6 +144,7 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("GET", "/v1/reports/reconciliation?from=2026-11-01&to=2026-11-30", ("reports:read",), None),
     ("GET", "/v1/reports/aging", ("reports:read",), None),
     ("GET", "/v1/reports/refunds-disputes?from=2026-11-01&to=2026-11-30", ("reports:read",), None),
+    ("GET", "/v1/reports/dunning?from=2026-11-01&to=2026-11-30", ("reports:read",), None),
     ("GET", "/v1/reports/month-end?month=2026-11", ("reports:read",), None),
     ("GET", "/v1/reports/journal?month=2026-11", ("reports:read",), None),
     ("POST", "/v1/closed-months", ("books:close",), {"month": "2025-10"}),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 from zoneinfo import ZoneInfo
 
+import pytest
 import time_machine
 
 from tests.stripe.plans import (
@@ -232,3 +233,89 @@ def test_a_plan_is_refused_clearly(stripe_app, stripe_client, staff, open_invoic
         assert response.json["code"] == code, (body, response.json)
         assert field in str(response.json.get("errors") or response.json), response.json
     assert stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json["plan"] is None
+
+
+def test_the_plan_is_shown_on_the_pay_page_and_the_receipt(
+    stripe_app, stripe_client, staff, open_invoice, proxy
+) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    from tests.stripe.collect import pay_link
+
+    invoice_id = open_invoice("pm_card_visa")
+    with time_machine.travel(local("UTC", 2027, 9, 1, 8), tick=True):
+        make_plan(
+            stripe_client, staff, invoice_id, instalments=2, interval="month", first_at="2027-09-01"
+        )
+    run_at(stripe_app, local("UTC", 2027, 9, 1, 9, 5))
+    page = stripe_client.get(pay_link(stripe_client, staff, invoice_id)).get_data(as_text=True)
+    assert "Payment plan" in page and "Visa ending 4242" in page
+    assert "1 Sep 2027" in page and "1 Oct 2027" in page and "$250.00 paid so far" in page
+    receipt = stripe_client.get(f"/v1/invoices/{invoice_id}/receipt.pdf", headers=staff)
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(receipt.data)).pages)
+    assert "Payment plan: 2 instalments" in text and "1 Oct 2027" in text
+    # The pay page's PaymentIntent stands aside for the next instalment, charged once.
+    proxy.requests.clear()
+    run_at(stripe_app, local("UTC", 2027, 10, 1, 9, 5))
+    assert len(charges_sent(proxy)) == 1
+    assert plan_of(stripe_client, staff, invoice_id)["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("mode", "at_first", "after_one"),
+    [("when_paid", 0, 0), ("at_once", 6, 6), ("as_paid", 0, 3)],
+)
+def test_a_package_on_a_plan_gives_its_credits_as_the_clinic_decides(
+    stripe_app, stripe_client, staff, mode, at_first, after_one
+) -> None:
+    from billing.adapters import db
+    from billing.services.access import keys
+
+    stripe_app.config["PLAN_PACKAGE_CREDITS"] = mode
+    with stripe_app.app_context():
+        _, plain = keys.create_key(db.session(), "catalogue", ["catalog:write"])
+    catalogue = {"Authorization": f"Bearer {plain}"}
+    made = stripe_client.post(
+        "/v1/catalog/packages",
+        headers=catalogue,
+        json={
+            "code": "SIX",
+            "name": "Induction",
+            "iv_credits": 6,
+            "amount": 300000,
+            "currency": "usd",
+            "valid_days": 365,
+        },
+    )
+    assert made.status_code == 201, made.json
+    sold = stripe_client.post(
+        "/v1/patients/P-5001/packages", headers=staff, json={"code": "SIX", "name": "Ana Ruiz"}
+    ).json
+    saved = stripe_client.post(
+        "/v1/patients/P-5001/payment-methods",
+        headers=staff,
+        json={"payment_method": "pm_card_visa"},
+    )
+    assert saved.status_code == 201, saved.json
+
+    def available():
+        return stripe_client.get("/v1/patients/P-5001/credits", headers=staff).json["available"]
+
+    with time_machine.travel(local("UTC", 2027, 2, 1, 8), tick=True):
+        make_plan(
+            stripe_client,
+            staff,
+            sold["invoice_id"],
+            instalments=2,
+            interval="month",
+            first_at="2027-02-01",
+        )
+        assert available() == at_first
+    run_at(stripe_app, local("UTC", 2027, 2, 1, 9, 5))
+    with time_machine.travel(local("UTC", 2027, 2, 2, 9), tick=True):
+        assert available() == after_one
+    run_at(stripe_app, local("UTC", 2027, 3, 1, 9, 5))
+    with time_machine.travel(local("UTC", 2027, 3, 2, 9), tick=True):
+        assert available() == 6  # all paid: all of them, whatever the setting

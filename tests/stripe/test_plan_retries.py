@@ -41,6 +41,12 @@ def planned(stripe_app, stripe_client, staff, open_invoice, card="pm_card_visa")
     return invoice_id, card_of(stripe_client, staff, patient_id)
 
 
+def dunning(client, staff):
+    report = client.get("/v1/reports/dunning?from=2027-03-01&to=2027-03-31", headers=staff)
+    assert report.status_code == 200, report.json
+    return report.json
+
+
 def audit_actions(app, object_id):
     with app.app_context():
         return [
@@ -77,6 +83,10 @@ def test_insufficient_funds_is_retried_next_day_and_recovered(
     assert event_types(stripe_app, "payment.retry").count("payment.retry_scheduled") == 2
     assert "schedule.recovered" in audit_actions(stripe_app, first.id)
     assert plan_of(stripe_client, staff, invoice_id)["status"] == "active"
+    report = dunning(stripe_client, staff)
+    assert [row["id"] for row in report["recovered"]] == [first.id]
+    assert report["in_retry"] == report["given_up"] == []
+    assert report["totals"]["usd"]["recovered"] == {"count": 1, "amount": 25000}
 
 
 def test_retries_used_up_make_the_plan_past_due_and_tell_everyone(
@@ -98,6 +108,17 @@ def test_retries_used_up_make_the_plan_past_due_and_tell_everyone(
     assert "plan.past_due" in event_types(stripe_app, "plan.")
     assert emails_of(stripe_app, invoice_id).count("plan_past_due") == 1
     assert collected_at_stripe(standin, invoice_id) == (0, 0)
+    report = dunning(stripe_client, staff)
+    assert [(row["id"], row["failure_code"]) for row in report["given_up"]] == [
+        (first.id, "insufficient_funds")
+    ]
+    assert report["totals"]["usd"]["given_up"] == {"count": 1, "amount": 25000}
+    sheet = stripe_client.get(
+        "/v1/reports/dunning?from=2027-03-01&to=2027-03-31&format=csv", headers=staff
+    )
+    assert sheet.mimetype == "text/csv"
+    [header, line] = sheet.get_data(as_text=True).strip().splitlines()
+    assert header.startswith("state,id,invoice_number") and line.startswith("given_up,")
 
 
 def test_a_lost_card_is_never_retried(

@@ -127,9 +127,12 @@ def balances(
         ).all()
     )
     outside = money_outside(session, packages)
+    counted = {  # what was held, used or refunded stays counted, whatever a plan did since
+        p.id: sum(int(kind.get(p.id) or 0) for kind in (reserved, used, refunded)) for p in packages
+    }
     return {
         p.id: credits.balance(
-            p.half_credits if p.paid_at is not None else 0,
+            max(granted(p), counted[p.id]),
             int(reserved.get(p.id) or 0),
             int(used.get(p.id) or 0),
             int(refunded.get(p.id) or 0),
@@ -344,6 +347,33 @@ def give_back(session: Session, invoice: Invoice, now: datetime, why: str) -> in
     return returned
 
 
+def granted(package: PatientPackage) -> int:
+    """The package's half-credits the patient may use: all once its invoice is paid; while
+    a payment plan pays it, as the clinic decides (PLAN_PACKAGE_CREDITS): none until paid
+    (`when_paid`), all at once (`at_once`), or in proportion to what is paid (`as_paid`,
+    rounded down to a half credit)."""
+    if package.paid_at is not None:
+        return package.half_credits
+    invoice = package.invoice
+    if invoice.plan is None or invoice.status in statuses.CLOSED or invoice.total <= 0:
+        return 0
+    mode = plan_credits()
+    if mode == "at_once":
+        return package.half_credits
+    if mode == "as_paid":
+        return package.half_credits * min(invoice.amount_paid, invoice.total) // invoice.total
+    return 0
+
+
+def plan_credits() -> str:
+    """The clinic's PLAN_PACKAGE_CREDITS (`when_paid` outside an app)."""
+    from flask import current_app, has_app_context
+
+    if not has_app_context():
+        return "when_paid"
+    return str(current_app.config.get("PLAN_PACKAGE_CREDITS", "when_paid"))
+
+
 def paid_by_credits(invoice: Invoice) -> bool:
     return any(line.credit_units for line in invoice.lines)
 
@@ -415,6 +445,8 @@ def _status(package: PatientPackage, balance: credits.Balance, now: datetime) ->
         return "withdrawn"
     if package.paid_at is None and package.invoice.status == statuses.VOID:
         return "void"
+    if package.paid_at is None and balance.total and package.invoice.plan is not None:
+        return "on_plan"  # credits usable while a payment plan pays for them
     if package.paid_at is None:
         return "awaiting_payment"
     if package.expires_at is not None and package.expires_at <= now:

@@ -10,7 +10,7 @@ from flask import Response, current_app
 from flask.views import MethodView
 
 from billing.adapters import db
-from billing.services.finance import fast_reports, journal
+from billing.services.finance import dunning, fast_reports, journal
 from billing.services.finance import reconciliation as reports
 from billing.services.finance import reports as finance
 from billing.web.api.blueprint import Blueprint
@@ -20,6 +20,7 @@ from billing.web.auth import requires
 from billing.web.calendar import clinic_zone
 from billing.web.exports import (
     aging_csv,
+    dunning_csv,
     journal_body,
     journal_chart,
     journal_csv,
@@ -32,6 +33,7 @@ from billing.web.exports import (
 from schemas.journal import JournalQuerySchema, JournalSchema
 from schemas.reports import (
     AgingSchema,
+    DunningSchema,
     FormatQuerySchema,
     MonthEndSchema,
     MonthQuerySchema,
@@ -112,6 +114,22 @@ class RefundsDisputesView(MethodView):
         period = period_of(query)
         report = finance.refunds_and_disputes(db.session(), period)
         return refunds_disputes_csv(report, period) if wants_csv(query) else json_response(report)
+
+
+@blp.route("/dunning")
+class DunningView(MethodView):
+    @requires("reports:read")
+    @blp.doc(security=BEARER)
+    @blp.arguments(PeriodQuerySchema(), location="query")
+    @blp.alt_response(200, schema=DunningSchema(), success=True)
+    @or_csv("one declined scheduled charge per line")
+    @problems(blp, 422)
+    def get(self, query: dict[str, Any]) -> Response:
+        """Declined instalments: in retry now, and recovered or given up in the period,
+        with what each came to per currency."""
+        period = period_of(query)
+        report = dunning.dunning_report(db.session(), period.start, period.end)
+        return dunning_csv(report, period) if wants_csv(query) else json_response(report)
 
 
 @blp.route("/month-end")

@@ -103,6 +103,7 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/reports/reconciliation", "get"): "getReconciliation",
     ("/v1/reports/aging", "get"): "getAging",
     ("/v1/reports/refunds-disputes", "get"): "getRefundsAndDisputes",
+    ("/v1/reports/dunning", "get"): "getDunningReport",
     ("/v1/reports/month-end", "get"): "getMonthEnd",
     ("/v1/reports/journal", "get"): "getJournal",
     ("/v1/closed-months", "post"): "closeMonth",

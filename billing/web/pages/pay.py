@@ -40,6 +40,7 @@ from billing.services.payments.pay_status import (
     bank_debit_processing,
     pay_status,
 )
+from billing.web import plans
 from billing.web.limits import limiter, on_breach_page, pay_limit
 from billing.web.pages import security_headers
 from billing.web.receipts import build_receipt, pdf_response
@@ -292,6 +293,7 @@ def _pay_form(
         render_template(
             "pay/pay.html",
             invoice=invoice,
+            plan=plans.shown(invoice.plan, current_app.config["CLINIC_ZONE"]),
             total=Money(invoice.total, invoice.currency).format(),
             paid=Money(invoice.amount_paid, invoice.currency).format()
             if invoice.amount_paid
