@@ -289,6 +289,11 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "SCHEDULE_HOURS": env.get("SCHEDULE_HOURS", "8-21"),
         "SCHEDULE_CHARGE_HOUR": _int(env, "SCHEDULE_CHARGE_HOUR", 9),
         "SCHEDULE_RETRY_DAYS": _days(env, "SCHEDULE_RETRY_DAYS", [1, 3, 5, 7]),
+        # AutoPay: `on` charges every patient's open balances to a card they saved with
+        # consent (unless they turned it off), when attendance is marked and nightly at
+        # AUTOPAY_HOUR of the clinic's clock; `off`: only patients who turned it on.
+        "AUTOPAY": _choice(env, "AUTOPAY", ("off", "on")),
+        "AUTOPAY_HOUR": _int(env, "AUTOPAY_HOUR", 20),
         # A package paid by a payment plan: its credits usable once it is all paid
         # (`when_paid`), at once (`at_once`), or in proportion to what is paid (`as_paid`).
         "PLAN_PACKAGE_CREDITS": _choice(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -36,8 +37,15 @@ class PlanConsentSchema(FromAnAddress):
                     raise ValidationError("An online acceptance says where it came from.", name)
 
 
+# A plan's days stay within reach of the calendar's arithmetic (a 36-month plan included).
+LAST_DAY = date(2100, 12, 31)
+WITHIN_REACH = validate.Range(max=LAST_DAY, error="Must be no later than {max}.")
+
+
 class ExplicitInstalmentSchema(Schema):
-    due_at = fields.Date(required=True, metadata={"description": "The clinic's day."})
+    due_at = fields.Date(
+        required=True, validate=WITHIN_REACH, metadata={"description": "The clinic's day."}
+    )
     amount = amount(required=True)
 
 
@@ -56,10 +64,11 @@ class PlanRequestSchema(Schema):
     instalments = StrictInteger(validate=validate.Range(min=1, max=MAX_INSTALMENTS))
     interval = typed("PlanInterval", fields.String(validate=validate.OneOf(INTERVALS)))
     first_at = fields.Date(
+        validate=WITHIN_REACH,
         metadata={
             "description": "The clinic's day of the first instalment (today or later); a "
             "monthly plan keeps its day of the month (the 31st: each month's last day)."
-        }
+        },
     )
     schedule = fields.List(
         fields.Nested(ExplicitInstalmentSchema),
@@ -154,3 +163,43 @@ class ScheduledChargeSchema(Schema):
     next_attempt_at = fields.DateTime(required=True, allow_none=True)
     failure_code = fields.String(required=True, allow_none=True)
     last_payment_id = typed("PaymentId", fields.String(required=True, allow_none=True))
+
+
+class AutopayRequestSchema(Schema):
+    """AutoPay on (to a saved card, by default the patient's default card, with the
+    patient's consent recorded) or off."""
+
+    enabled = fields.Boolean(required=True)
+    payment_method = typed(
+        "PaymentMethodId",
+        fields.String(
+            validate=validate.Regexp(r"^pm_[A-Za-z0-9_]{1,250}$", error="Must be a pm_... id."),
+            metadata={"description": "A card saved for the patient; by default their default."},
+        ),
+    )
+    consent = fields.Nested(PlanConsentSchema, load_default=dict)
+
+
+class AutopayConsentSchema(Schema):
+    text = fields.String(required=True, allow_none=True, attribute="consent_text")
+    accepted = fields.String(required=True, allow_none=True, attribute="consent_accepted")
+    agreed_at = fields.DateTime(required=True, allow_none=True)
+
+
+class AutopaySchema(Schema):
+    """Whether the patient's open balances are charged automatically, and to which card."""
+
+    patient_id = typed("PatientId", fields.String(required=True))
+    enabled = fields.Boolean(required=True)
+    source = fields.String(
+        required=True,
+        validate=validate.OneOf(["patient", "clinic"]),
+        metadata={
+            "description": "patient: their own setting; clinic: the clinic's AUTOPAY, for a "
+            "patient who set nothing (on for a card saved with consent)."
+        },
+    )
+    payment_method = fields.Nested(PlanCardSchema, required=True, allow_none=True, attribute="card")
+    consent = fields.Nested(
+        AutopayConsentSchema, required=True, allow_none=True, attribute="setting"
+    )

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from billing.adapters.models import Base, new_id, utcnow
 
 LIVE_PLAN = text("status != 'cancelled'")
+AUTOPAY = text("kind = 'autopay'")
 
 
 class PaymentPlan(Base):
@@ -88,10 +89,20 @@ class ScheduledCharge(Base):
     __table_args__ = (
         UniqueConstraint("plan_id", "number"),
         Index("ix_scheduled_charges_status_next_attempt_at", "status", "next_attempt_at"),
+        # AutoPay charges a balance once: one item per invoice, whatever queued it.
+        Index(
+            "uq_scheduled_charges_autopay_invoice",
+            "invoice_id",
+            unique=True,
+            sqlite_where=AUTOPAY,
+            postgresql_where=AUTOPAY,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("sch"))
-    kind: Mapped[str] = mapped_column(String(16))  # instalment
+    kind: Mapped[str] = mapped_column(String(16))  # instalment, autopay
+    # What queued it: a plan, attendance marked, the nightly AutoPay run.
+    reason: Mapped[str | None] = mapped_column(String(32))
     invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
     patient_id: Mapped[str] = mapped_column(String(64))
     plan_id: Mapped[str | None] = mapped_column(ForeignKey("payment_plans.id"))
@@ -114,4 +125,23 @@ class ScheduledCharge(Base):
     paid_at: Mapped[datetime | None]
     api_key_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("api_keys.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AutopaySetting(Base):
+    """A patient's AutoPay: on or off (overriding the clinic's AUTOPAY), the card it
+    charges (by default the patient's default card), and the consent to it."""
+
+    __tablename__ = "autopay_settings"
+
+    patient_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool]
+    payment_method_id: Mapped[str | None] = mapped_column(String(255))
+    card_brand: Mapped[str | None] = mapped_column(String(64))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    consent_text: Mapped[str | None] = mapped_column(Text)
+    consent_accepted: Mapped[str | None] = mapped_column(String(16))
+    agreed_at: Mapped[datetime | None]
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(500))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

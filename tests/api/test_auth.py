@@ -85,6 +85,8 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("POST", "/v1/invoices/{invoice_id}/void", ("invoices:write",), None),
     ("POST", "/v1/invoices/{invoice_id}/plan", ("payments:write",), STRIPE),
     ("DELETE", "/v1/invoices/{invoice_id}/plan", ("payments:write",), "planned"),
+    ("PUT", "/v1/patients/{patient_id}/autopay", ("payments:write",), {"enabled": False}),
+    ("GET", "/v1/patients/{patient_id}/autopay", ("invoices:read",), None),
     ("GET", "/v1/invoices/{invoice_id}/receipt.pdf", ("invoices:read",), "paid"),
     ("POST", "/v1/invoices/{invoice_id}/payments", ("payments:write",), STRIPE),
     # Money received at the desk has a scope of its own.
@@ -243,7 +245,7 @@ def _call(client, method, template, body, headers, make_key, booking):
             "/v1/invoices", json={"quote_id": quote["id"]}, headers=make_key("invoices:write")
         )
         ids["booking_id"] = quote["booking_id"]
-    if "{quote_id}" in template or body == "quote":
+    if "{quote_id}" in template or body == "quote" or template.endswith("/autopay"):
         ids["quote_id"] = _quote_id(client, make_key, booking)
     if body == "estimated":  # read: the estimate was issued first
         client.post(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+import pytest
 import time_machine
 from sqlalchemy import select
 
@@ -106,7 +107,7 @@ def test_retries_used_up_make_the_plan_past_due_and_tell_everyone(
     assert plan["status"] == "past_due"
     assert "payment.retries_exhausted" in event_types(stripe_app, "payment.retries")
     assert "plan.past_due" in event_types(stripe_app, "plan.")
-    assert emails_of(stripe_app, invoice_id).count("plan_past_due") == 1
+    assert emails_of(stripe_app, invoice_id) == ["plan_past_due"]  # none per retry
     assert collected_at_stripe(standin, invoice_id) == (0, 0)
     report = dunning(stripe_client, staff)
     assert [(row["id"], row["failure_code"]) for row in report["given_up"]] == [
@@ -149,3 +150,89 @@ def test_a_bank_asking_for_the_patient_gets_a_pay_link_not_a_retry(
     [first, _] = items(stripe_app, invoice_id)
     assert first.status == "action_needed"
     assert "action_needed" in emails_of(stripe_app, invoice_id)
+
+
+def test_a_plan_past_due_is_active_again_once_the_missed_instalment_is_paid(
+    stripe_app, stripe_client, staff, open_invoice, standin
+) -> None:
+    invoice_id, card = planned(stripe_app, stripe_client, staff, open_invoice)
+    decline(standin.url, card, "stolen_card")
+    run_at(stripe_app, local(ZONE, 2027, 3, 1, 9, 5))
+    assert plan_of(stripe_client, staff, invoice_id)["status"] == "past_due"
+    assert emails_of(stripe_app, invoice_id) == ["plan_past_due"]  # not one per decline
+    with time_machine.travel(local(ZONE, 2027, 3, 2, 10), tick=True):
+        desk = stripe_client.post(
+            f"/v1/invoices/{invoice_id}/payments",
+            headers={**staff, "Idempotency-Key": "desk-missed"},
+            json={"method": "cash", "amount": 25000},
+        )
+        assert desk.status_code == 201, desk.json
+    run_at(stripe_app, local(ZONE, 2027, 3, 2, 10, 5))
+    plan = plan_of(stripe_client, staff, invoice_id)
+    assert plan["status"] == "active"
+    assert [i["status"] for i in plan["instalments"]] == ["covered", "scheduled"]
+
+
+def test_a_few_cents_left_of_an_instalment_go_onto_the_next(
+    stripe_app, stripe_client, staff, open_invoice, proxy
+) -> None:
+    """No card can be charged 30 cents: they are added to the next instalment."""
+    invoice_id, _ = planned(stripe_app, stripe_client, staff, open_invoice)
+    with time_machine.travel(local(ZONE, 2027, 2, 25, 10), tick=True):
+        desk = stripe_client.post(
+            f"/v1/invoices/{invoice_id}/payments",
+            headers={**staff, "Idempotency-Key": "desk-most"},
+            json={"method": "cash", "amount": 24970},
+        )
+        assert desk.status_code == 201, desk.json
+    proxy.requests.clear()
+    run_at(stripe_app, local(ZONE, 2027, 3, 1, 9, 5))
+    assert charges_sent(proxy) == []
+    [first, second] = items(stripe_app, invoice_id)
+    assert (first.status, first.amount) == ("covered", 24970)
+    assert second.amount == 25030
+    run_at(stripe_app, local(ZONE, 2027, 4, 1, 9, 5))
+    assert stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json["status"] == "paid"
+
+
+def test_an_instalment_cancelled_after_a_runner_took_it_is_not_charged(
+    stripe_app, stripe_client, staff, open_invoice, proxy
+) -> None:
+    """The race of a cancel and a runner, made to happen: the runner has taken the
+    instalment when the cancel lands; the charge is refused before Stripe is called."""
+    from sqlalchemy import update
+
+    from billing.adapters.providers import gateway
+    from billing.adapters.schedule_models import ScheduledCharge
+    from billing.domain.errors import Conflict
+    from billing.services.idempotency import IdempotencyRequest
+    from billing.services.payments import charges, schedule
+
+    invoice_id, card = planned(stripe_app, stripe_client, staff, open_invoice)
+    [first, _] = items(stripe_app, invoice_id)
+    proxy.requests.clear()
+    with time_machine.travel(local(ZONE, 2027, 3, 1, 9, 5), tick=True):
+        with stripe_app.app_context():
+            session = db.session()
+            attempt = schedule.take(session, first.id, local(ZONE, 2027, 3, 1, 9, 5))
+            assert attempt == 1
+            session.execute(
+                update(ScheduledCharge)
+                .where(ScheduledCharge.id == first.id)
+                .values(status="cancelled")
+            )
+            session.commit()
+            key = f"schedule:{first.id}:1"
+            request = IdempotencyRequest(first.api_key_id, key, key)
+            with pytest.raises(Conflict) as refused:
+                charges.pay_scheduled(
+                    session,
+                    gateway(),
+                    invoice_id,
+                    request,
+                    25000,
+                    charges.Scheduled(first.id, 1, (card, "visa", "4242")),
+                )
+            session.rollback()
+            assert refused.value.code == "schedule_item_cancelled"
+    assert charges_sent(proxy) == []

@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing.adapters.cache import bump
+from billing.adapters.db import dialect_insert
 from billing.adapters.models import ApiKey, utcnow
 from billing.domain.access import SCOPES, generate_key, hash_key
 from billing.domain.errors import Conflict, NotFound, Unprocessable
@@ -51,3 +52,28 @@ def revoke_key(session: Session, name: str) -> ApiKey:
         bump(session)  # every instance forgets the key within CACHE_CHECK_SECONDS
         session.commit()
     return key
+
+
+SCHEDULER_KEY = "billing-scheduler"
+
+
+def system_key_id(session: Session) -> int:
+    """In the caller's transaction: the id of the service's own key, which owns what the
+    scheduler does on nobody's request (AutoPay's charges and their idempotency keys). It
+    has no scopes and is revoked from the start: nobody can call the API with it."""
+    insert = dialect_insert(session)
+    plain = generate_key()  # thrown away: the hash matches nothing anyone holds
+    session.execute(
+        insert(ApiKey)
+        .values(
+            name=SCHEDULER_KEY,
+            client=SCHEDULER_KEY,
+            key_prefix="",
+            key_hash=hash_key(plain),
+            scopes="",
+            created_at=utcnow(),
+            revoked_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    return int(session.scalars(select(ApiKey.id).where(ApiKey.name == SCHEDULER_KEY)).one())

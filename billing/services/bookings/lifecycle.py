@@ -42,7 +42,7 @@ from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.invoicing import invoices, paylinks
 from billing.services.packages import credits
-from billing.services.payments import charges, online, received, refunds
+from billing.services.payments import autopay, charges, online, received, refunds
 
 CLOCK_SKEW = timedelta(minutes=5)  # a caller's clock may run a little ahead of ours
 CHECK_IN = timedelta(hours=2)  # attendance may be marked this long before the start
@@ -131,6 +131,7 @@ def mark_attendance(
     claim = idempotency.claim(session, request, "booking")
     if claim.replay_of is None:
         booking = _locked(session, booking_id)
+        owed: list[str] = []  # the invoices (and fees) attendance leaves to collect
         if booking.state != policy.ACTIVE:
             raise _not_active(booking)
         if now < booking.scheduled_at - CHECK_IN:
@@ -153,7 +154,9 @@ def mark_attendance(
                     f"Booking {booking_id} has not started; a no-show is marked once it has.",
                 )
             _mark(session, settings, booking, seat, mark["status"], now)
+            owed.extend(i for i in (seat.invoice_id, seat.fee_invoice_id) if i is not None)
         session.flush()
+        autopay.queue(session, owed, autopay.ATTENDED, now)  # charged by the scheduler
         events.publish(
             session, "booking.attendance_marked", "booking", get_booking(session, booking_id)
         )

@@ -121,6 +121,7 @@ class Scheduled:
     which need not be the patient's default: its id, brand and last four digits."""
 
     item_id: str
+    attempt: int
     card: tuple[str, str | None, str | None]
 
 
@@ -209,12 +210,23 @@ def _pay_off_session(
     session.add(payment)
     invoice.status = statuses.advance(invoice.status, statuses.PROCESSING)
     session.flush()
-    if scheduled is not None:
-        session.execute(
+    if scheduled is not None:  # still this attempt's item (not cancelled meanwhile)?
+        mine = session.execute(
             update(ScheduledCharge)
-            .where(ScheduledCharge.id == scheduled.item_id)
+            .where(
+                ScheduledCharge.id == scheduled.item_id,
+                ScheduledCharge.status == "charging",
+                ScheduledCharge.attempts == scheduled.attempt,
+            )
             .values(last_payment_id=payment.id)
-        )
+            .returning(ScheduledCharge.id)
+        ).scalar_one_or_none()
+        if mine is None:
+            raise Conflict(
+                "schedule_item_cancelled",
+                "The instalment was cancelled (or taken by another runner) before it was "
+                "charged; nothing was charged.",
+            )
     audit_payment(session, payment, "payment.created")
     idempotency.complete(session, claim, payment.id)
     session.commit()  # our intent is durable, and the pay page now stands aside
@@ -682,6 +694,8 @@ def _ask_the_patient(session: Session, invoice: Invoice, payment: Payment) -> No
         return
     if payment.failure_code in (*CONFLICTS, "not_sent"):
         return  # nothing the patient can do: the charge never reached their bank
+    if payment.scheduled_charge_id is not None and payment.status == FAILED:
+        return  # retried on the clinic's schedule; the patient is emailed when it gives up
     kind = emails.BANK_DEBIT_FAILED if by_bank else emails.ACTION_NEEDED
     emails.queue(session, kind, invoice, f"action:{payment.id}")
 

@@ -32,6 +32,7 @@ from billing.domain.schedules import (
     CHARGING,
     COMPLETED,
     COVERED,
+    DUE,
     FAILED,
     GAVE_UP,
     LIVE,
@@ -44,8 +45,21 @@ from billing.domain.schedules import (
 from billing.services.access import audit
 from billing.services.integrations import emails, events
 
-# Failures of a charge that never reached the bank: tried again soon, not a decline.
-NOT_DECLINES = ("payment_in_progress", "invoice_not_payable")
+# Stripe's error codes of a card the bank declined (a decline_code says why, when given).
+CARD_DECLINES = frozenset(
+    {
+        "card_declined",
+        "expired_card",
+        "incorrect_cvc",
+        "incorrect_number",
+        "processing_error",
+        "authentication_required",
+        "card_decline_rate_limit_exceeded",
+        "insufficient_funds",
+    }
+)
+# Failures nobody can fix by trying again: the card was removed.
+GIVEN_UP = frozenset({"no_card_on_file"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +96,12 @@ def follow(session: Session, invoice: Invoice, payment: Payment) -> None:
         return
     if payment.status == statuses.SUCCEEDED:
         _paid(session, item, payment)
-    elif item.status != CHARGING or item.last_payment_id != payment.id:
+    elif item.last_payment_id != payment.id or item.status not in (CHARGING, *DUE):
         return  # an earlier attempt's news; this attempt decides
     elif payment.status == statuses.REQUIRES_ACTION:
         _give_up(session, invoice, item, schedules.NEEDS_THE_PATIENT, ACTION_NEEDED)
-    elif payment.status == statuses.FAILED and payment.failure_code in NOT_DECLINES:
-        defer(item, soon(utcnow(), settings()))
     elif payment.status == statuses.FAILED:
-        declined(session, invoice, item, payment.decline_code or payment.failure_code)
+        failed(session, invoice, item, payment.failure_code, payment.decline_code)
     refresh_plan(session, item.plan_id, invoice)
 
 
@@ -113,6 +125,25 @@ def _paid(session: Session, item: ScheduledCharge, payment: Payment) -> None:
         events.publish(session, "plan.instalment_paid", "plan", plan)
 
 
+def failed(
+    session: Session,
+    invoice: Invoice,
+    item: ScheduledCharge,
+    code: str | None,
+    decline_code: str | None = None,
+) -> None:
+    """In the caller's transaction: the item's attempt collected nothing. A card's decline
+    follows the retry schedule; a card no longer saved is given up; anything else (Stripe
+    busy or unreachable, another charge in flight, a hold on the bill) is tried again
+    within the hour, without counting as a decline."""
+    if decline_code is not None or (code or "card_declined") in CARD_DECLINES:
+        declined(session, invoice, item, decline_code or code)
+    elif code in GIVEN_UP:
+        _give_up(session, invoice, item, str(code), FAILED)
+    else:
+        defer(item, soon(utcnow(), settings()))
+
+
 def declined(session: Session, invoice: Invoice, item: ScheduledCharge, code: str | None) -> None:
     """In the caller's transaction: a decline of the item's charge; retried on the clinic's
     schedule when it may succeed, else given up."""
@@ -131,7 +162,9 @@ def declined(session: Session, invoice: Invoice, item: ScheduledCharge, code: st
         _give_up(session, invoice, item, item.failure_code, FAILED)
         return
     item.status = RETRYING
-    item.next_attempt_at = schedules.within(when, config.zone, config.window)
+    # Never the day of this decline, however late the last attempt ran.
+    tomorrow = schedules.first_attempt(today + timedelta(days=1), config.zone, config.window)
+    item.next_attempt_at = schedules.within(max(when, tomorrow), config.zone, config.window)
     audit.record(
         session,
         "schedule.retry_scheduled",
@@ -159,6 +192,8 @@ def _give_up(
         declines=item.declines,
     )
     events.publish(session, "payment.retries_exhausted", "scheduled_charge", item)
+    if item.plan_id is None and status == FAILED:  # AutoPay: the patient pays by link
+        emails.queue(session, emails.ACTION_NEEDED, invoice, f"gave-up:{item.id}")
 
 
 def refresh_plan(session: Session, plan_id: str | None, invoice: Invoice) -> None:
@@ -180,12 +215,33 @@ def refresh_plan(session: Session, plan_id: str | None, invoice: Invoice) -> Non
     if invoice.balance_due <= 0 or all(i.status not in OWED for i in plan.items):
         _close(session, plan, COMPLETED)
         return
+    _cover_paid_otherwise(session, plan, invoice)
     was = plan.status
     plan.status = PAST_DUE if any(i.status in GAVE_UP for i in plan.items) else ACTIVE
     if plan.status == PAST_DUE and was != PAST_DUE:
         audit.record(session, "plan.past_due", "plan", plan.id, invoice_id=invoice.id)
         events.publish(session, "plan.past_due", "plan", plan)
-        emails.queue(session, emails.PLAN_PAST_DUE, invoice, f"plan-past-due:{plan.id}")
+        given_up = sum(1 for i in plan.items if i.status in GAVE_UP)
+        emails.queue(session, emails.PLAN_PAST_DUE, invoice, f"plan-past-due:{plan.id}:{given_up}")
+
+
+def _cover_paid_otherwise(session: Session, plan: PaymentPlan, invoice: Invoice) -> None:
+    """Instalments given up that money paid outside the plan has since settled (a pay link,
+    the desk): covered, so a plan paid up again is active again."""
+    owed = invoice.balance_due
+    for item in plan.items:
+        if item.status not in GAVE_UP:
+            continue
+        later = sum(
+            max(0, i.amount - i.amount_paid)
+            for i in plan.items
+            if (i.number or 0) > (item.number or 0) and i.status in OWED
+        )
+        if schedules.due_now(item.amount - item.amount_paid, owed, later) == 0:
+            item.status, item.next_attempt_at = COVERED, None
+            audit.record(session, "schedule.covered", "scheduled_charge", item.id)
+    session.flush()
+    session.refresh(plan, ["items"])
 
 
 def _close(session: Session, plan: PaymentPlan, status: str) -> None:

@@ -175,19 +175,24 @@ def _plan_by_id(session: Session, plan_id: str) -> PaymentPlan:
 def _cancel(session: Session, plan: PaymentPlan, reason: str, now: datetime) -> None:
     """In the caller's transaction, under the invoice's lock: stop the plan's charges, or
     refuse (409) while one is being made."""
-    charging = session.scalar(
-        select(ScheduledCharge.id).where(
-            ScheduledCharge.plan_id == plan.id, ScheduledCharge.status == CHARGING
-        )
-    )
-    if charging is not None:
+    items = session.scalars(  # locked: a runner cannot take one while this decides
+        select(ScheduledCharge)
+        .where(ScheduledCharge.plan_id == plan.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    if any(item.status == CHARGING for item in items):
         raise Conflict(
             "payment_in_progress",
             "An instalment of this plan is being charged now; try again in a minute.",
         )
     session.execute(
         update(ScheduledCharge)
-        .where(ScheduledCharge.plan_id == plan.id, ScheduledCharge.status.in_(OWED))
+        .where(
+            ScheduledCharge.plan_id == plan.id,
+            ScheduledCharge.status.in_(OWED),
+            ScheduledCharge.status != CHARGING,
+        )
         .values(status=CANCELLED, next_attempt_at=None, updated_at=now)
     )
     plan.status, plan.cancelled_at, plan.cancel_reason = CANCELLED, now, reason[:500]

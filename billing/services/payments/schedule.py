@@ -25,11 +25,12 @@ from billing.adapters.schedule_models import PaymentPlan, ScheduledCharge
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import schedules, statuses
 from billing.domain.errors import ServiceError
-from billing.domain.schedules import CHARGING, COVERED, DUE, LIVE
-from billing.services.access import audit
+from billing.domain.money import STRIPE_MINIMUM_CHARGE
+from billing.domain.schedules import CHARGING, COVERED, DUE, LIVE, PAST_DUE
+from billing.services.access import audit, keys
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.invoicing.invoices import get_invoice
-from billing.services.payments import charges, dunning
+from billing.services.payments import autopay, charges, dunning
 
 log = logging.getLogger("billing.schedule")
 LEASE = timedelta(minutes=5)  # a runner that dies holds its item this long
@@ -44,6 +45,7 @@ class Run:
     covered: int = 0  # owed nothing any more: paid otherwise
     deferred: int = 0  # something was in the way; tried again soon
     errors: int = 0  # Stripe could not be reached; the item is taken over later
+    queued: int = 0  # AutoPay charges queued by the nightly run
 
 
 def run_due(
@@ -57,6 +59,8 @@ def run_due(
     _close_settled_plans(session)
     if not schedules.may_charge_now(now, config.zone, config.window):
         return run
+    if now.astimezone(config.zone).hour == autopay.nightly_hour():  # once a day, idempotent
+        run.queued = autopay.queue_nightly(session, now)
     for item_id in due_items(session, now, limit):
         charge_item(session, gateway, item_id, now, run)
     return run
@@ -69,7 +73,7 @@ def due_items(session: Session, now: datetime, limit: int) -> list[str]:
         .where(
             or_(
                 ScheduledCharge.status.in_(DUE) & (ScheduledCharge.next_attempt_at <= now),
-                (ScheduledCharge.status == CHARGING) & (ScheduledCharge.lease_until < now),
+                (ScheduledCharge.status == CHARGING) & (ScheduledCharge.lease_until < utcnow()),
             )
         )
         .order_by(ScheduledCharge.next_attempt_at, ScheduledCharge.id)
@@ -101,10 +105,10 @@ def take(session: Session, item_id: str, now: datetime) -> int | None:
     if fresh is None:
         fresh = session.execute(
             update(ScheduledCharge)
-            .where(
+            .where(  # the clock's now, never --as-of: a live runner's lease is its own
                 ScheduledCharge.id == item_id,
                 ScheduledCharge.status == CHARGING,
-                ScheduledCharge.lease_until < now,
+                ScheduledCharge.lease_until < utcnow(),
             )
             .values(lease_until=utcnow() + LEASE, updated_at=utcnow())
             .returning(ScheduledCharge.attempts)
@@ -117,6 +121,9 @@ def charge_item(
     session: Session, gateway: StripeGateway, item_id: str, now: datetime, run: Run
 ) -> None:
     """Charge one item if this runner takes it; its payment's outcome moves it on."""
+    if _in_the_way(session, item_id, now):
+        run.deferred += 1
+        return
     attempt = take(session, item_id, now)
     if attempt is None:
         return
@@ -130,13 +137,23 @@ def charge_item(
         _covered(session, item_id)
         run.covered += 1
         return
+    if in_flight is None and _too_small(invoice, amount):
+        _fold_into_next(session, item_id, amount)
+        run.covered += 1
+        return
     key = f"schedule:{item.id}:{attempt}"
-    request = IdempotencyRequest(api_key_id=int(item.api_key_id or 0), key=key, fingerprint=key)
+    owner = item.api_key_id or keys.system_key_id(session)
+    request = IdempotencyRequest(api_key_id=owner, key=key, fingerprint=key)
     card = (str(item.payment_method_id), *_card_shown(session, item))
     session.commit()
     try:
         charges.pay_scheduled(
-            session, gateway, item.invoice_id, request, amount, charges.Scheduled(item.id, card)
+            session,
+            gateway,
+            item.invoice_id,
+            request,
+            amount,
+            charges.Scheduled(item.id, attempt, card),
         )
         run.charged += 1
     except ServiceError as error:
@@ -170,12 +187,69 @@ def _due(session: Session, item: ScheduledCharge, invoice: Invoice) -> int:
     return schedules.due_now(owed_by_item, collectable, dunning.later_unpaid(session, item))
 
 
+def _locked_charging(session: Session, item_id: str) -> tuple[ScheduledCharge, Invoice] | None:
+    """The item and its invoice, locked invoice first (as everywhere), while the item is
+    still this runner's (charging); None once it is not."""
+    invoice_id = session.scalar(
+        select(ScheduledCharge.invoice_id).where(ScheduledCharge.id == item_id)
+    )
+    invoice = get_invoice(session, str(invoice_id), for_update=True)
+    item = session.scalars(
+        select(ScheduledCharge)
+        .where(ScheduledCharge.id == item_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    return (item, invoice) if item.status == CHARGING else None
+
+
 def _covered(session: Session, item_id: str) -> None:
-    item = session.get_one(ScheduledCharge, item_id, with_for_update=True)
-    invoice = get_invoice(session, item.invoice_id, for_update=True)
-    item.status, item.lease_until, item.next_attempt_at = COVERED, None, None
-    audit.record(session, "schedule.covered", "scheduled_charge", item.id)
-    dunning.refresh_plan(session, item.plan_id, invoice)
+    locked = _locked_charging(session, item_id)
+    if locked is not None:
+        item, invoice = locked
+        item.status, item.lease_until, item.next_attempt_at = COVERED, None, None
+        audit.record(session, "schedule.covered", "scheduled_charge", item.id)
+        dunning.refresh_plan(session, item.plan_id, invoice)
+    session.commit()
+
+
+def _too_small(invoice: Invoice, amount: int) -> bool:
+    """Less than a card can be charged, and not all that is owed (which a card may pay)."""
+    least = STRIPE_MINIMUM_CHARGE.get(invoice.currency, 0)
+    return amount < least and amount != invoice.balance_due
+
+
+def _fold_into_next(session: Session, item_id: str, amount: int) -> None:
+    """A few cents left of an instalment (the rest paid otherwise): moved onto the next
+    instalment, which a card can pay, rather than charged alone (no card can)."""
+    locked = _locked_charging(session, item_id)
+    if locked is not None:
+        item, invoice = locked
+        following = session.scalars(
+            select(ScheduledCharge)
+            .where(
+                ScheduledCharge.plan_id == item.plan_id,
+                ScheduledCharge.number > (item.number or 0),
+                ScheduledCharge.status.in_(DUE),
+            )
+            .order_by(ScheduledCharge.number)
+            .with_for_update()
+        ).first()
+        if following is None or item.plan_id is None:
+            dunning.failed(session, invoice, item, "amount_too_small")
+        else:
+            following.amount += amount
+            item.amount -= amount
+            item.status, item.lease_until, item.next_attempt_at = COVERED, None, None
+            audit.record(
+                session,
+                "schedule.folded",
+                "scheduled_charge",
+                item.id,
+                into=following.id,
+                amount=amount,
+            )
+        dunning.refresh_plan(session, item.plan_id, invoice)
     session.commit()
 
 
@@ -187,26 +261,51 @@ def _settled_by_payment(session: Session, item_id: str) -> bool:
 
 
 def _set_aside(session: Session, item_id: str, error: ServiceError) -> None:
-    """Nothing was charged and nothing will be without someone: the card was removed, the
-    invoice is held by a dispute, another charge is in flight. Tried again within the hour
-    when something was in the way, else given up (finance hears it)."""
-    item = session.get_one(ScheduledCharge, item_id, with_for_update=True)
-    invoice = get_invoice(session, item.invoice_id, for_update=True)
-    if item.status != CHARGING:
-        session.commit()
+    """Nothing was charged: a card removed is given up (finance hears it); anything else in
+    the way (a hold on the bill, Stripe busy) is tried again within the hour. An attempt
+    another runner is still making is left to it (its lease)."""
+    if error.code == "idempotency_request_in_progress":
         return
-    config = dunning.settings()
-    if error.code in (*dunning.NOT_DECLINES, "idempotency_request_in_progress"):
-        dunning.defer(item, dunning.soon(utcnow(), config))
-    else:
-        dunning.declined(session, invoice, item, error.code)
-    dunning.refresh_plan(session, item.plan_id, invoice)
+    locked = _locked_charging(session, item_id)
+    if locked is not None:
+        item, invoice = locked
+        dunning.failed(session, invoice, item, error.code)
+        dunning.refresh_plan(session, item.plan_id, invoice)
     session.commit()
 
 
+def _in_the_way(session: Session, item_id: str, now: datetime) -> bool:
+    """Another charge of the invoice is in flight (a card on file, a bank debit, the pay
+    page's payment Stripe is processing): the item waits an hour, with no attempt used."""
+    item = session.get_one(ScheduledCharge, item_id, populate_existing=True)
+    if item.status not in DUE:
+        session.commit()
+        return False
+    other = session.scalar(
+        select(Payment.id).where(
+            Payment.invoice_id == item.invoice_id,
+            (Payment.method.in_(charges.OFF_SESSION) & Payment.status.in_(charges.IN_FLIGHT))
+            | ((Payment.method == "online") & (Payment.status == statuses.PROCESSING)),
+        )
+    )
+    if other is None:
+        session.commit()
+        return False
+    session.execute(
+        update(ScheduledCharge)
+        .where(ScheduledCharge.id == item_id, ScheduledCharge.status.in_(DUE))
+        .values(next_attempt_at=dunning.soon(now, dunning.settings()), updated_at=utcnow())
+    )
+    session.commit()
+    return True
+
+
 def _card_shown(session: Session, item: ScheduledCharge) -> tuple[str | None, str | None]:
+    """The brand and last four digits of the card the item charges, for the receipt."""
     plan = session.get(PaymentPlan, item.plan_id) if item.plan_id else None
-    return (plan.card_brand, plan.card_last4) if plan is not None else (None, None)
+    if plan is not None:
+        return plan.card_brand, plan.card_last4
+    return autopay.card_shown(session, item.patient_id, str(item.payment_method_id))
 
 
 def _close_settled_plans(session: Session) -> None:
@@ -214,7 +313,10 @@ def _close_settled_plans(session: Session) -> None:
     settled = session.scalars(
         select(PaymentPlan.id)
         .join(Invoice, Invoice.id == PaymentPlan.invoice_id)
-        .where(PaymentPlan.status.in_(LIVE), Invoice.status.not_in(statuses.PAYABLE))
+        .where(
+            PaymentPlan.status.in_(LIVE),
+            Invoice.status.not_in(statuses.PAYABLE) | (PaymentPlan.status == PAST_DUE),
+        )
     ).all()
     for plan_id in settled:
         plan = session.get_one(PaymentPlan, plan_id)

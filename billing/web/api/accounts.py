@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 
 from billing.adapters import db
 from billing.adapters.account_models import AccountMovement
 from billing.adapters.models import InvoiceAdjustment, Refund
 from billing.adapters.providers import gateway, gateway_if_configured
-from billing.services.payments import account, adjustments, gift_cards
+from billing.services.payments import account, adjustments, autopay, gift_cards
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
 from billing.web.api.payments import patient_in_path
@@ -30,6 +31,7 @@ from schemas.invoices import (
     RefundSchema,
     WriteOffRequestSchema,
 )
+from schemas.plans import AutopayRequestSchema, AutopaySchema
 
 blp = Blueprint(
     "accounts",
@@ -103,6 +105,40 @@ class AccountView(MethodView):
         their oldest open invoices within a minute; staff may apply it to any with the
         payment method `account_credit`."""
         return account.account(db.session(), patient_id)
+
+
+@blp.route("/patients/<patient_id>/autopay")
+class AutopayView(MethodView):
+    @requires("payments:write")
+    @blp.doc(security=BEARER)
+    @patient_in_path()
+    @blp.arguments(AutopayRequestSchema())
+    @blp.response(200, AutopaySchema())
+    @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404)
+    def put(self, body: dict[str, Any], patient_id: str) -> autopay.AutopayView:
+        """Turn the patient's AutoPay on or off: their open balances charged to the card
+        when attendance is marked, and nightly for bills whose visit has passed (the
+        consent's words are recorded; the answer shows them)."""
+        config = current_app.config
+        return autopay.set_autopay(
+            db.session(),
+            lambda card: gateway().card_of(card),  # Stripe is asked only when turning it on
+            patient_id,
+            body["enabled"],
+            body.get("payment_method"),
+            autopay.Consent(**body["consent"]),
+            config["CLINIC_NAME"],
+            f"{config['CLINIC_PHONE']}, {config['CLINIC_EMAIL']}",
+        )
+
+    @requires("invoices:read")
+    @blp.doc(security=BEARER)
+    @patient_in_path()
+    @blp.response(200, AutopaySchema())
+    @problems(blp, 404)
+    def get(self, patient_id: str) -> autopay.AutopayView:
+        """Whether the patient is on AutoPay (their own setting, or the clinic's)."""
+        return autopay.autopay_of(db.session(), patient_id)
 
 
 @blp.route("/gift-cards")
