@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 FLASK := $(BIN)/flask --app billing
 
-.PHONY: run test test-stripe-live lint deps lock bench bench-webhooks faults clean
+.PHONY: run test test-stripe-live lint deps lock bench bench-webhooks bench-plans faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench: deps
 
 bench-webhooks: deps
 	$(BIN)/python bench/webhooks.py
+
+bench-plans: deps
+	$(BIN)/python bench/plans.py
 
 faults: deps
 	$(BIN)/python bench/faults.py

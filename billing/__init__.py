@@ -112,9 +112,14 @@ def _configure(app: Flask, overrides: Mapping[str, Any] | None) -> None:
     app.config.update(overrides or {})
     app.config["CLINIC_ZONE"] = config.clinic_zone(app.config["CLINIC_TIMEZONE"])
     app.config["JOURNAL_CHART"] = config.journal_chart(app.config["JOURNAL_ACCOUNTS"])
-    app.config["SCHEDULE_WINDOW"] = config.schedule_window(
+    app.config["SCHEDULE_WINDOW"] = window = config.schedule_window(
         app.config["SCHEDULE_HOURS"], app.config["SCHEDULE_CHARGE_HOUR"]
     )
+    if not window.opens <= app.config["AUTOPAY_HOUR"] < window.closes:
+        raise config.ConfigError(
+            f"AUTOPAY_HOUR ({app.config['AUTOPAY_HOUR']}) must lie within SCHEDULE_HOURS "
+            f"({app.config['SCHEDULE_HOURS']}): nothing is charged outside them"
+        )
     unsafe = config.unsafe_in_production(app.config)
     if unsafe:
         raise config.ConfigError(

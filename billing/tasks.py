@@ -13,6 +13,7 @@ from celery import shared_task
 from flask import current_app
 
 from billing.adapters import db, providers
+from billing.adapters.models import utcnow
 from billing.services.access import audit
 from billing.services.bookings import lifecycle
 from billing.services.finance import stripe_sync as stripe_sync_service
@@ -117,7 +118,24 @@ def reminders() -> None:
 
 @shared_task(name="billing.run_schedule")
 def run_schedule() -> None:
-    """Instalments (and retries) due now, each charged once (their own claims make a second
-    runner harmless; the lease only saves it the work)."""
+    """Instalments, AutoPay charges and retries due now, handed to the workers one task
+    each (each item's own claim makes a task delivered twice, or a second scheduler,
+    harmless; the lease only saves the work of finding them twice)."""
     with audit.acting(schedule.SCHEDULER):
-        _exclusively("run-schedule", 4, lambda: schedule.run_due(db.session(), providers.gateway()))
+        _exclusively("run-schedule", 4, _hand_out_due)
+
+
+def _hand_out_due() -> None:
+    session = db.session()
+    for item_id in schedule.prepare(session, utcnow(), schedule.Run()):
+        try:
+            charge_scheduled.apply_async((item_id,), retry=False)
+        except Exception as error:  # the broker away: charged here instead
+            log.warning("could not hand out %s (%s); charging it here", item_id, error)
+            schedule.charge_one(session, providers.gateway(), item_id)
+
+
+@shared_task(name="billing.charge_scheduled")
+def charge_scheduled(item_id: str) -> None:
+    with audit.acting(schedule.SCHEDULER):
+        schedule.charge_one(db.session(), providers.gateway(), item_id)

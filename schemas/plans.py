@@ -191,14 +191,7 @@ class AutopaySchema(Schema):
 
     patient_id = typed("PatientId", fields.String(required=True))
     enabled = fields.Boolean(required=True)
-    source = fields.String(
-        required=True,
-        validate=validate.OneOf(["patient", "clinic"]),
-        metadata={
-            "description": "patient: their own setting; clinic: the clinic's AUTOPAY, for a "
-            "patient who set nothing (on for a card saved with consent)."
-        },
-    )
+    source = typed("AutopaySource", fields.String(required=True))
     payment_method = fields.Nested(PlanCardSchema, required=True, allow_none=True, attribute="card")
     consent = fields.Nested(
         AutopayConsentSchema, required=True, allow_none=True, attribute="setting"

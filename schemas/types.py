@@ -66,6 +66,7 @@ ERROR_CODES = (
     "date_in_past",
     "dates_out_of_order",
     "instalment_too_small",
+    "schedule_item_cancelled",
     "patient_not_billed",
     "not_a_bank_account",
     "bank_debit_usd_only",
@@ -321,6 +322,12 @@ TYPES: dict[str, dict[str, Any]] = {
     ),
     "ScheduledChargeKind": _closed(
         "instalment", description="What the scheduler charges: an instalment of a plan."
+    ),
+    "AutopaySource": _closed(
+        "patient",
+        "clinic",
+        description="patient: the patient's own setting; clinic: the clinic's AUTOPAY, for a "
+        "patient who set nothing (on for a card saved with consent).",
     ),
     "PlanInterval": _closed(*INTERVALS, description="How far apart the instalments fall."),
     "ScheduledChargeStatus": _closed(

@@ -319,3 +319,39 @@ def test_a_package_on_a_plan_gives_its_credits_as_the_clinic_decides(
     run_at(stripe_app, local("UTC", 2027, 3, 1, 9, 5))
     with time_machine.travel(local("UTC", 2027, 3, 2, 9), tick=True):
         assert available() == 6  # all paid: all of them, whatever the setting
+
+
+@pytest.mark.parametrize("broker", ["up", "away"])
+def test_beat_hands_each_due_instalment_to_a_worker_or_charges_it_itself(
+    stripe_app, stripe_client, staff, open_invoice, proxy, monkeypatch, broker
+) -> None:
+    from billing import tasks
+
+    handed: list[str] = []
+
+    def apply_async(args, retry=False):
+        if broker == "away":
+            raise ConnectionError("the broker is away")
+        handed.append(args[0])
+        tasks.charge_scheduled.run(args[0])  # the worker that receives it
+
+    monkeypatch.setattr(tasks.charge_scheduled, "apply_async", apply_async)
+    invoices = [open_invoice("pm_card_visa") for _ in range(2)]
+    with time_machine.travel(local("UTC", 2027, 8, 2, 8), tick=True):
+        for invoice_id in invoices:
+            make_plan(
+                stripe_client,
+                staff,
+                invoice_id,
+                instalments=2,
+                interval="week",
+                first_at="2027-08-02",
+            )
+    proxy.requests.clear()
+    with time_machine.travel(local("UTC", 2027, 8, 2, 9, 5), tick=True):
+        with stripe_app.app_context():
+            tasks.run_schedule.run()
+    assert len(charges_sent(proxy)) == 2
+    assert len(handed) == (2 if broker == "up" else 0)
+    for invoice_id in invoices:
+        assert [i.status for i in items(stripe_app, invoice_id)] == ["paid", "scheduled"]

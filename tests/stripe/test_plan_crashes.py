@@ -81,6 +81,9 @@ def test_a_runner_dying_at_each_step_never_charges_twice(
     assert collected_at_stripe(standin, invoice_id) == (25000, 0)
 
 
+@pytest.mark.parametrize(  # a real process and PostgreSQL, as in production
+    "stripe_app", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
 def test_a_schedule_run_killed_while_stripe_charges_is_finished_once(
     stripe_app, stripe_client, staff, open_invoice, standin, proxy
 ) -> None:

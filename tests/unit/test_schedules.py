@@ -123,3 +123,20 @@ def test_monthly_days_never_drift_from_the_first(first: date) -> None:
     assert all(earlier < later for earlier, later in zip(days, days[1:], strict=False))
     for day in days:
         assert day.day == first.day or day.day < first.day and (day + timedelta(days=1)).day == 1
+
+
+def test_the_schedules_settings_are_checked_at_start() -> None:
+    from billing import create_app
+    from billing.config import ConfigError, from_env, schedule_window
+
+    assert schedule_window("8-21", 9) == Window(8, 21, 9)
+    for hours, hour in (("21-8", 9), ("8-21", 22), ("eight-nine", 9), ("8", 9)):
+        with pytest.raises(ConfigError, match="SCHEDULE_HOURS"):
+            schedule_window(hours, hour)
+    assert from_env({})["SCHEDULE_RETRY_DAYS"] == [1, 3, 5, 7]
+    with pytest.raises(ConfigError, match="SCHEDULE_RETRY_DAYS"):
+        from_env({"SCHEDULE_RETRY_DAYS": "0,2"})
+    with pytest.raises(ConfigError, match="PLAN_PACKAGE_CREDITS"):
+        from_env({"PLAN_PACKAGE_CREDITS": "sometimes"})
+    with pytest.raises(ConfigError, match="AUTOPAY_HOUR"):
+        create_app({"TESTING": True, "AUTOPAY_HOUR": 23})

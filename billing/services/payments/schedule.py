@@ -49,19 +49,36 @@ class Run:
 
 
 def run_due(
-    session: Session, gateway: StripeGateway, now: datetime | None = None, limit: int = 1000
+    session: Session, gateway: StripeGateway, now: datetime | None = None, limit: int = 5000
 ) -> Run:
     """Charge what is due at `now` (by default the clock's now), within the clinic's
-    hours; plans whose invoice was paid or voided otherwise are closed."""
+    hours, one after the other (`schedule run`; beat hands them to workers instead)."""
     now = now or utcnow()
-    config = dunning.settings()
     run = Run()
+    for item_id in prepare(session, now, run, limit):
+        charge_item(session, gateway, item_id, now, run)
+    return run
+
+
+def prepare(session: Session, now: datetime, run: Run, limit: int = 5000) -> list[str]:
+    """What is due at `now`, inside the clinic's hours (else nothing): plans whose invoice
+    was paid or voided otherwise are closed first, and AutoPay's nightly run queues its
+    charges at its hour."""
+    config = dunning.settings()
     _close_settled_plans(session)
     if not schedules.may_charge_now(now, config.zone, config.window):
-        return run
+        return []
     if now.astimezone(config.zone).hour == autopay.nightly_hour():  # once a day, idempotent
         run.queued = autopay.queue_nightly(session, now)
-    for item_id in due_items(session, now, limit):
+    return due_items(session, now, limit)
+
+
+def charge_one(session: Session, gateway: StripeGateway, item_id: str) -> Run:
+    """One item, if it is (still) due now and this runner takes it: a worker's task."""
+    run = Run()
+    now = utcnow()
+    config = dunning.settings()
+    if schedules.may_charge_now(now, config.zone, config.window):
         charge_item(session, gateway, item_id, now, run)
     return run
 
