@@ -115,3 +115,18 @@ def test_the_api_docs(stripe_app, page, violations) -> None:
     page.get_by_role("button", name="Try it out").wait_for()  # an operation opened
     found += violations(page)
     assert found == [], "\n".join(found)
+
+
+def test_the_pay_page_of_a_bill_on_a_payment_plan(
+    stripe_client, staff, open_invoice, page, violations
+) -> None:
+    from tests.stripe.plans import make_plan
+
+    invoice_id = open_invoice("pm_card_visa")
+    today = datetime.now(UTC).date().isoformat()
+    make_plan(stripe_client, staff, invoice_id, instalments=3, interval="month", first_at=today)
+    page.goto(pay_url(stripe_client, staff, invoice_id))
+    page.get_by_role("heading", name="Payment plan").wait_for()
+    assert page.get_by_role("table", name="Instalments of the payment plan").is_visible()
+    found = violations(page)
+    assert found == [], "\n".join(found)

@@ -173,3 +173,21 @@ def test_a_fee_is_never_charged_to_an_hsa_card(
         assert service.queue(session, [invoice_id], service.NIGHTLY) == 1
         assert service.queue(session, [invoice_id], service.NIGHTLY) == 0  # once per bill
         session.commit()
+
+
+def test_autopay_turned_off_after_a_charge_was_queued_charges_nothing(
+    stripe_app, stripe_client, staff, desk, open_invoice, proxy
+) -> None:
+    from billing.services.payments import autopay as service
+
+    invoice_id = open_invoice("pm_card_visa", patient_id="P-6007")
+    autopay(stripe_client, desk, "P-6007", enabled=True)
+    with stripe_app.app_context():
+        assert service.queue(db.session(), [invoice_id], service.NIGHTLY) == 1
+        db.session().commit()
+    autopay(stripe_client, desk, "P-6007", enabled=False)
+    proxy.requests.clear()
+    run_at(stripe_app, datetime.now(UTC).replace(hour=12) + timedelta(days=1))
+    assert charges_sent(proxy) == []
+    [item] = items(stripe_app, invoice_id)
+    assert item.status == "cancelled"

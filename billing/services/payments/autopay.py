@@ -197,6 +197,12 @@ def queue_nightly(session: Session, now: datetime) -> int:
     return made
 
 
+def still_charges(session: Session, invoice: Invoice, item: ScheduledCharge) -> bool:
+    """Whether AutoPay still charges this bill to the item's card: the patient did not turn
+    it off or name another card, and no payment plan pays the bill now."""
+    return invoice.plan is None and _charged_card(session, invoice) == item.payment_method_id
+
+
 def _charged_card(session: Session, invoice: Invoice) -> str | None:
     """The card AutoPay charges for the invoice, or None when it does not."""
     view = autopay_of(session, invoice.patient_id)

@@ -26,7 +26,7 @@ from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import schedules, statuses
 from billing.domain.errors import ServiceError
 from billing.domain.money import STRIPE_MINIMUM_CHARGE
-from billing.domain.schedules import CHARGING, COVERED, DUE, LIVE, PAST_DUE
+from billing.domain.schedules import CANCELLED, CHARGING, COVERED, DUE, LIVE, PAST_DUE
 from billing.services.access import audit, keys
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.invoicing.invoices import get_invoice
@@ -147,6 +147,13 @@ def charge_item(
     item = session.get_one(ScheduledCharge, item_id, populate_existing=True)
     invoice = get_invoice(session, item.invoice_id)
     in_flight = _attempt_in_flight(session, item)
+    if (
+        in_flight is None
+        and item.kind == autopay.AUTOPAY
+        and not autopay.still_charges(session, invoice, item)
+    ):
+        _withdrawn(session, item_id)
+        return
     # A dead runner's attempt is finished as it was made (its key replays it); else what
     # the item owes now.
     amount = in_flight.amount if in_flight is not None else _due(session, item, invoice)
@@ -227,6 +234,17 @@ def _covered(session: Session, item_id: str) -> None:
         item.status, item.lease_until, item.next_attempt_at = COVERED, None, None
         audit.record(session, "schedule.covered", "scheduled_charge", item.id)
         dunning.refresh_plan(session, item.plan_id, invoice)
+    session.commit()
+
+
+def _withdrawn(session: Session, item_id: str) -> None:
+    """AutoPay no longer charges this bill (turned off, another card, a plan now pays it):
+    its charge is cancelled before it is made."""
+    locked = _locked_charging(session, item_id)
+    if locked is not None:
+        item, _ = locked
+        item.status, item.lease_until, item.next_attempt_at = CANCELLED, None, None
+        audit.record(session, "schedule.withdrawn", "scheduled_charge", item.id)
     session.commit()
 
 
