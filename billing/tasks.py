@@ -127,12 +127,19 @@ def run_schedule() -> None:
 
 def _hand_out_due() -> None:
     session = db.session()
-    for item_id in schedule.prepare(session, utcnow(), schedule.Run()):
+    due = schedule.prepare(session, utcnow(), schedule.Run())
+    handed: list[str] = []
+    for index, item_id in enumerate(due):
         try:
             charge_scheduled.apply_async((item_id,), retry=False)
-        except Exception as error:  # the broker away: charged here instead
-            log.warning("could not hand out %s (%s); charging it here", item_id, error)
-            schedule.charge_one(session, providers.gateway(), item_id)
+            handed.append(item_id)
+        except Exception as error:  # the broker away: the rest are charged here
+            log.warning("could not hand out scheduled charges (%s); charging them here", error)
+            schedule.handed_out(session, handed)
+            for left in due[index:]:
+                schedule.charge_one(session, providers.gateway(), left)
+            return
+    schedule.handed_out(session, handed)
 
 
 @shared_task(name="billing.charge_scheduled")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from billing.adapters.models import Base, new_id, utcnow
 
 LIVE_PLAN = text("status != 'cancelled'")
-AUTOPAY = text("kind = 'autopay'")
+AUTOPAY = text("kind = 'autopay' AND status != 'cancelled'")
 
 
 class PaymentPlan(Base):
@@ -89,7 +89,7 @@ class ScheduledCharge(Base):
     __table_args__ = (
         UniqueConstraint("plan_id", "number"),
         Index("ix_scheduled_charges_status_next_attempt_at", "status", "next_attempt_at"),
-        # AutoPay charges a balance once: one item per invoice, whatever queued it.
+        # AutoPay charges a balance once: one live item per invoice, whatever queued it.
         Index(
             "uq_scheduled_charges_autopay_invoice",
             "invoice_id",

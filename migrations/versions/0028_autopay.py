@@ -16,7 +16,7 @@ down_revision: str | None = "0027"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-AUTOPAY = sa.text("kind = 'autopay'")
+AUTOPAY = sa.text("kind = 'autopay' AND status != 'cancelled'")
 
 
 def upgrade() -> None:

@@ -191,3 +191,27 @@ def test_autopay_turned_off_after_a_charge_was_queued_charges_nothing(
     assert charges_sent(proxy) == []
     [item] = items(stripe_app, invoice_id)
     assert item.status == "cancelled"
+
+
+def test_a_plan_made_for_a_bill_autopay_queued_takes_it_over(
+    stripe_app, stripe_client, staff, desk, open_invoice, proxy
+) -> None:
+    from billing.services.payments import autopay as service
+    from tests.stripe.plans import local, make_plan
+
+    invoice_id = open_invoice("pm_card_visa", patient_id="P-6008")
+    autopay(stripe_client, desk, "P-6008", enabled=True)
+    with stripe_app.app_context():
+        assert service.queue(db.session(), [invoice_id], service.NIGHTLY) == 1
+        db.session().commit()
+    with time_machine.travel(local("UTC", 2027, 5, 3, 8), tick=True):
+        make_plan(
+            stripe_client, staff, invoice_id, instalments=2, interval="month", first_at="2027-05-03"
+        )
+    proxy.requests.clear()
+    run_at(stripe_app, local("UTC", 2027, 5, 3, 9, 5))
+    assert len(charges_sent(proxy)) == 1  # the first instalment, not the whole bill
+    kinds = sorted((i.kind, i.status) for i in items(stripe_app, invoice_id))
+    assert kinds == [("autopay", "cancelled"), ("instalment", "paid"), ("instalment", "scheduled")]
+    invoice = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
+    assert invoice["amount_paid"] == 25000

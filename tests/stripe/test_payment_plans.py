@@ -313,9 +313,31 @@ def test_a_package_on_a_plan_gives_its_credits_as_the_clinic_decides(
             first_at="2027-02-01",
         )
         assert available() == at_first
+        if at_first:  # credits of a package on a plan pay a session like any
+            booked = stripe_client.post(
+                "/v1/quotes",
+                headers=staff,
+                json={
+                    "booking_id": f"BK-5001-{mode}",
+                    "session_type": "iv_individual",
+                    "scheduled_at": "2027-02-10T15:00:00Z",
+                    "currency": "usd",
+                    "patients": [
+                        {
+                            "patient_id": "P-5001",
+                            "name": "Ana Ruiz",
+                            "prior_iv_sessions": 2,
+                            "pay_with": "credits",
+                        }
+                    ],
+                },
+            )
+            assert booked.status_code == 201, booked.json
+            assert booked.json["total"] == 0
+            assert available() == at_first - 1
     run_at(stripe_app, local("UTC", 2027, 2, 1, 9, 5))
     with time_machine.travel(local("UTC", 2027, 2, 2, 9), tick=True):
-        assert available() == after_one
+        assert available() == after_one  # the quote's hold lapsed with the quote
     run_at(stripe_app, local("UTC", 2027, 3, 1, 9, 5))
     with time_machine.travel(local("UTC", 2027, 3, 2, 9), tick=True):
         assert available() == 6  # all paid: all of them, whatever the setting

@@ -65,7 +65,9 @@ def dunning_report(session: Session, start: datetime, end: datetime) -> dict[str
                 name, {"count": 0, "amount": 0}
             )
             figures["count"] += 1
-            figures["amount"] += row["amount"] - (row["amount_paid"] if name != "recovered" else 0)
+            # recovered: what the retries collected; the others: what is still owed
+            owed = row["amount"] - row["amount_paid"]
+            figures["amount"] += row["amount_paid"] if name == "recovered" else owed
     for per_currency in totals.values():
         for name in lists:
             per_currency.setdefault(name, {"count": 0, "amount": 0})

@@ -230,7 +230,8 @@ def hold(
     standing = balances(session, packages, now)
     usable = sorted(
         (p for p in packages if p.currency == currency and standing[p.id].available > 0),
-        key=lambda p: (p.expires_at, p.id),
+        # soonest to expire first; one still on a plan (no expiry yet) last
+        key=lambda p: (p.expires_at is None, p.expires_at or now, p.id),
     )
     taken = credits.take([(p.id, standing[p.id].available) for p in usable], half_credits)
     if taken is None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, select, true, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.booking_models import CardConsent
@@ -27,8 +27,8 @@ from billing.adapters.schedule_models import AutopaySetting, PaymentPlan, Schedu
 from billing.adapters.stripe_gateway import Card
 from billing.domain import statuses
 from billing.domain.dates import day_of
-from billing.domain.errors import field_error
-from billing.domain.schedules import LIVE, SCHEDULED
+from billing.domain.errors import Conflict, field_error
+from billing.domain.schedules import CANCELLED, DUE, LIVE, SCHEDULED
 from billing.services.access import audit
 from billing.services.payments import dunning
 from billing.services.payments.patients import check_known
@@ -82,7 +82,12 @@ def set_autopay(
     text = None
     if enabled:
         saved = session.get(CardConsent, card_id) if card_id else None
-        if saved is None or saved.patient_id != patient_id or saved.removed_at is not None:
+        if (
+            saved is None
+            or saved.patient_id != patient_id
+            or saved.removed_at is not None
+            or saved.mandate_id is not None  # a bank account: AutoPay charges cards
+        ):
             raise field_error(
                 "unknown_payment_method",
                 "payment_method",
@@ -93,11 +98,16 @@ def set_autopay(
         card = card_of(str(card_id))
         brand, last4 = card.brand, card.last4
         text = consent_text(clinic_name, brand, last4, contact)
-    setting = session.get(AutopaySetting, patient_id, with_for_update=True)
-    if setting is None:
-        setting = AutopaySetting(patient_id=patient_id, enabled=enabled)
-        session.add(setting)
+    session.execute(  # two first PUTs at once: one row, the second waits for it
+        dialect_insert(session)(AutopaySetting)
+        .values(patient_id=patient_id, enabled=enabled, updated_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["patient_id"])
+    )
+    setting = session.get_one(
+        AutopaySetting, patient_id, with_for_update=True, populate_existing=True
+    )
     setting.enabled = enabled
+    _follow_the_setting(session, patient_id, card_id if enabled else None)
     if enabled:
         setting.payment_method_id, setting.card_brand, setting.card_last4 = card_id, brand, last4
         setting.consent_text, setting.consent_accepted = text, consent.accepted
@@ -114,8 +124,32 @@ def set_autopay(
     return autopay_of(session, patient_id)
 
 
+def _follow_the_setting(session: Session, patient_id: str, card_id: str | None) -> None:
+    """In the caller's transaction: AutoPay charges queued and not yet being made follow
+    the patient's new setting: to the new card, or cancelled when it was turned off (one
+    being made now goes on: it was asked for a moment too late)."""
+    waiting = ScheduledCharge.patient_id == patient_id, ScheduledCharge.kind == AUTOPAY
+    if card_id is None:
+        session.execute(
+            update(ScheduledCharge)
+            .where(*waiting, ScheduledCharge.status.in_(DUE))
+            .values(status=CANCELLED, next_attempt_at=None, updated_at=utcnow())
+        )
+    else:
+        session.execute(
+            update(ScheduledCharge)
+            .where(*waiting, ScheduledCharge.status.in_(DUE))
+            .values(payment_method_id=card_id, updated_at=utcnow())
+        )
+
+
 def autopay_of(session: Session, patient_id: str) -> AutopayView:
     check_known(session, patient_id)
+    return _view(session, patient_id)
+
+
+def _view(session: Session, patient_id: str) -> AutopayView:
+    """The patient's AutoPay, in the caller's transaction (nothing committed)."""
     setting = session.get(AutopaySetting, patient_id, populate_existing=True)
     card = _card(session, patient_id, setting)
     if setting is not None:
@@ -179,7 +213,12 @@ def queue_nightly(session: Session, now: datetime) -> int:
     """Every open invoice whose session has passed (or that has no session, a package or a
     fee) of a patient on AutoPay, queued once."""
     queued_already = exists().where(
-        ScheduledCharge.invoice_id == Invoice.id, ScheduledCharge.kind == AUTOPAY
+        ScheduledCharge.invoice_id == Invoice.id,
+        ScheduledCharge.kind == AUTOPAY,
+        ScheduledCharge.status != CANCELLED,
+    )
+    turned_on = exists().where(
+        AutopaySetting.patient_id == Invoice.patient_id, AutopaySetting.enabled.is_(True)
     )
     on_a_plan = exists().where(
         and_(PaymentPlan.invoice_id == Invoice.id, PaymentPlan.status.in_(LIVE))
@@ -190,11 +229,38 @@ def queue_nightly(session: Session, now: datetime) -> int:
             Invoice.scheduled_at <= now,
             ~queued_already,
             ~on_a_plan,
+            true() if clinic_on() else turned_on,  # the rest: nobody's AutoPay
         )
     ).all()
     made = queue(session, list(candidates), NIGHTLY, now)
     session.commit()
     return made
+
+
+def withdraw_for_plan(session: Session, invoice_id: str) -> None:
+    """In the caller's transaction, under the invoice's lock: a plan now pays the bill, so
+    AutoPay's charge of it waiting is cancelled (409 while it is being made)."""
+    charging = session.scalar(
+        select(ScheduledCharge.id).where(
+            ScheduledCharge.invoice_id == invoice_id,
+            ScheduledCharge.kind == AUTOPAY,
+            ScheduledCharge.status == "charging",
+        )
+    )
+    if charging is not None:
+        raise Conflict(
+            "payment_in_progress",
+            "AutoPay is charging this invoice now; try the plan again in a minute.",
+        )
+    session.execute(
+        update(ScheduledCharge)
+        .where(
+            ScheduledCharge.invoice_id == invoice_id,
+            ScheduledCharge.kind == AUTOPAY,
+            ScheduledCharge.status.in_(DUE),
+        )
+        .values(status=CANCELLED, next_attempt_at=None, updated_at=utcnow())
+    )
 
 
 def still_charges(session: Session, invoice: Invoice, item: ScheduledCharge) -> bool:
@@ -205,7 +271,7 @@ def still_charges(session: Session, invoice: Invoice, item: ScheduledCharge) -> 
 
 def _charged_card(session: Session, invoice: Invoice) -> str | None:
     """The card AutoPay charges for the invoice, or None when it does not."""
-    view = autopay_of(session, invoice.patient_id)
+    view = _view(session, invoice.patient_id)
     if not view.enabled or view.card is None:
         return None
     card_id = str(view.card["id"])

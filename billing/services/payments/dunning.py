@@ -14,6 +14,7 @@ is emailed a pay link instead).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -58,8 +59,19 @@ CARD_DECLINES = frozenset(
         "insufficient_funds",
     }
 )
-# Failures nobody can fix by trying again: the card was removed.
-GIVEN_UP = frozenset({"no_card_on_file"})
+# What passes by itself: Stripe busy or unreachable, another charge of the bill in flight
+# (or its pay page's payment). Tried again within the hour, not counted as a decline.
+PASSING = frozenset(
+    {
+        "stripe_rate_limited",
+        "stripe_unavailable",
+        "stripe_request_in_progress",
+        "stripe_error",
+        "payment_in_progress",
+        "invoice_not_payable",
+        "idempotency_request_in_progress",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +150,10 @@ def failed(
     within the hour, without counting as a decline."""
     if decline_code is not None or (code or "card_declined") in CARD_DECLINES:
         declined(session, invoice, item, decline_code or code)
-    elif code in GIVEN_UP:
-        _give_up(session, invoice, item, str(code), FAILED)
-    else:
+    elif code in PASSING:
         defer(item, soon(utcnow(), settings()))
+    else:  # a removed card, a bill on hold, Stripe refusing the request: a person's turn
+        _give_up(session, invoice, item, str(code or "not_charged"), FAILED)
 
 
 def declined(session: Session, invoice: Invoice, item: ScheduledCharge, code: str | None) -> None:
@@ -221,8 +233,10 @@ def refresh_plan(session: Session, plan_id: str | None, invoice: Invoice) -> Non
     if plan.status == PAST_DUE and was != PAST_DUE:
         audit.record(session, "plan.past_due", "plan", plan.id, invoice_id=invoice.id)
         events.publish(session, "plan.past_due", "plan", plan)
-        given_up = sum(1 for i in plan.items if i.status in GAVE_UP)
-        emails.queue(session, emails.PLAN_PAST_DUE, invoice, f"plan-past-due:{plan.id}:{given_up}")
+        # Once per set of instalments given up: a later one past due is emailed again.
+        given_up = ",".join(i.id for i in plan.items if i.status in GAVE_UP)
+        episode = hashlib.sha256(given_up.encode()).hexdigest()[:16]
+        emails.queue(session, emails.PLAN_PAST_DUE, invoice, f"plan-past-due:{plan.id}:{episode}")
 
 
 def _cover_paid_otherwise(session: Session, plan: PaymentPlan, invoice: Invoice) -> None:

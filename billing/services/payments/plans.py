@@ -37,7 +37,7 @@ from billing.domain.schedules import (
 from billing.services.access import audit
 from billing.services.integrations import events
 from billing.services.invoicing.invoices import get_invoice
-from billing.services.payments import charges, dunning
+from billing.services.payments import autopay, charges, dunning
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,7 @@ def create_plan(
         raise Conflict("invoice_not_payable", f"Invoice {invoice.number} owes nothing now.")
     if invoice.plan is not None:
         _cancel(session, invoice.plan, "Replaced by a new plan.", now)
+    autopay.withdraw_for_plan(session, invoice.id)  # the plan pays it now, not AutoPay
     dated = _instalments(invoice, terms, Money(owed, invoice.currency), day_of(now, clinic.zone))
     plan = PaymentPlan(
         invoice_id=invoice.id,

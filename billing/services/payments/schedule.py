@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import Invoice, Payment, utcnow
@@ -34,6 +34,7 @@ from billing.services.payments import autopay, charges, dunning
 
 log = logging.getLogger("billing.schedule")
 LEASE = timedelta(minutes=5)  # a runner that dies holds its item this long
+HANDED_OUT = timedelta(minutes=2)  # an item handed to a worker is not handed out again
 SCHEDULER = audit.Actor("system", "schedule")  # who beat's runs are in the audit trail
 
 
@@ -73,6 +74,18 @@ def prepare(session: Session, now: datetime, run: Run, limit: int = 5000) -> lis
     return due_items(session, now, limit)
 
 
+def handed_out(session: Session, item_ids: list[str]) -> None:
+    """The items were handed to workers: not handed out again for two minutes (a worker's
+    claim ignores this; it only keeps a slow queue from filling with copies)."""
+    if item_ids:
+        session.execute(
+            update(ScheduledCharge)
+            .where(ScheduledCharge.id.in_(item_ids), ScheduledCharge.status.in_(DUE))
+            .values(lease_until=utcnow() + HANDED_OUT)
+        )
+    session.commit()
+
+
 def charge_one(session: Session, gateway: StripeGateway, item_id: str) -> Run:
     """One item, if it is (still) due now and this runner takes it: a worker's task."""
     run = Run()
@@ -85,11 +98,14 @@ def charge_one(session: Session, gateway: StripeGateway, item_id: str) -> Run:
 
 def due_items(session: Session, now: datetime, limit: int) -> list[str]:
     """Items due by `now`, and items whose runner died mid-charge (lease run out)."""
+    recently_handed_out = ScheduledCharge.lease_until >= utcnow()  # see handed_out
     ids = session.scalars(
         select(ScheduledCharge.id)
         .where(
             or_(
-                ScheduledCharge.status.in_(DUE) & (ScheduledCharge.next_attempt_at <= now),
+                ScheduledCharge.status.in_(DUE)
+                & (ScheduledCharge.next_attempt_at <= now)
+                & ~func.coalesce(recently_handed_out, False),
                 (ScheduledCharge.status == CHARGING) & (ScheduledCharge.lease_until < utcnow()),
             )
         )
@@ -207,6 +223,8 @@ def _due(session: Session, item: ScheduledCharge, invoice: Invoice) -> int:
     if invoice.status == statuses.VOID or invoice.balance_due <= 0:
         return 0
     collectable = charges.collectable_now(session, invoice, online_counts=False).amount
+    if item.kind == autopay.AUTOPAY:
+        return collectable  # the bill's balance as it is now
     owed_by_item = item.amount - item.amount_paid
     return schedules.due_now(owed_by_item, collectable, dunning.later_unpaid(session, item))
 
@@ -328,7 +346,12 @@ def _in_the_way(session: Session, item_id: str, now: datetime) -> bool:
         return False
     session.execute(
         update(ScheduledCharge)
-        .where(ScheduledCharge.id == item_id, ScheduledCharge.status.in_(DUE))
+        .where(  # as it was read: a runner that took it meanwhile decides its next try
+            ScheduledCharge.id == item_id,
+            ScheduledCharge.status == item.status,
+            ScheduledCharge.attempts == item.attempts,
+            ScheduledCharge.next_attempt_at == item.next_attempt_at,
+        )
         .values(next_attempt_at=dunning.soon(now, dunning.settings()), updated_at=utcnow())
     )
     session.commit()
