@@ -215,3 +215,26 @@ def test_a_plan_made_for_a_bill_autopay_queued_takes_it_over(
     assert kinds == [("autopay", "cancelled"), ("instalment", "paid"), ("instalment", "scheduled")]
     invoice = stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json
     assert invoice["amount_paid"] == 25000
+
+
+def test_a_card_removed_after_autopay_queued_its_charge_is_given_up_and_told(
+    stripe_app, stripe_client, staff, desk, open_invoice, proxy
+) -> None:
+    from billing.services.payments import autopay as service
+
+    invoice_id = open_invoice("pm_card_visa", patient_id="P-6009", email="p6009@example.com")
+    autopay(stripe_client, desk, "P-6009", enabled=True)
+    card = card_of(stripe_client, staff, "P-6009")
+    with stripe_app.app_context():
+        assert service.queue(db.session(), [invoice_id], service.NIGHTLY) == 1
+        db.session().commit()
+    removed = stripe_client.delete(f"/v1/patients/P-6009/payment-methods/{card}", headers=staff)
+    assert removed.status_code in (200, 204), removed.get_data(as_text=True)
+    proxy.requests.clear()
+    run_at(stripe_app, datetime.now(UTC).replace(hour=12) + timedelta(days=1))
+    assert charges_sent(proxy) == []
+    [item] = items(stripe_app, invoice_id)
+    assert (item.status, item.failure_code) == ("failed", "no_card_on_file")
+    from tests.stripe.plans import emails_of
+
+    assert "action_needed" in emails_of(stripe_app, invoice_id)

@@ -240,14 +240,13 @@ def queue_nightly(session: Session, now: datetime) -> int:
 def withdraw_for_plan(session: Session, invoice_id: str) -> None:
     """In the caller's transaction, under the invoice's lock: a plan now pays the bill, so
     AutoPay's charge of it waiting is cancelled (409 while it is being made)."""
-    charging = session.scalar(
-        select(ScheduledCharge.id).where(
-            ScheduledCharge.invoice_id == invoice_id,
-            ScheduledCharge.kind == AUTOPAY,
-            ScheduledCharge.status == "charging",
-        )
-    )
-    if charging is not None:
+    waiting = session.scalars(  # locked: a runner cannot take one while this decides
+        select(ScheduledCharge)
+        .where(ScheduledCharge.invoice_id == invoice_id, ScheduledCharge.kind == AUTOPAY)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
+    if any(item.status == "charging" for item in waiting):
         raise Conflict(
             "payment_in_progress",
             "AutoPay is charging this invoice now; try the plan again in a minute.",
@@ -263,10 +262,16 @@ def withdraw_for_plan(session: Session, invoice_id: str) -> None:
     )
 
 
-def still_charges(session: Session, invoice: Invoice, item: ScheduledCharge) -> bool:
-    """Whether AutoPay still charges this bill to the item's card: the patient did not turn
-    it off or name another card, and no payment plan pays the bill now."""
-    return invoice.plan is None and _charged_card(session, invoice) == item.payment_method_id
+def still_charges(session: Session, invoice: Invoice, item: ScheduledCharge) -> str | None:
+    """None when AutoPay still charges this bill to the item's card; else why not:
+    `no_card_on_file` (the card was removed: given up, finance and the patient told), or
+    `withdrawn` (turned off, another card, a plan pays the bill now: cancelled quietly)."""
+    consent = session.get(CardConsent, str(item.payment_method_id))
+    if consent is None or consent.removed_at is not None:
+        return "no_card_on_file"
+    if invoice.plan is None and _charged_card(session, invoice) == item.payment_method_id:
+        return None
+    return "withdrawn"
 
 
 def _charged_card(session: Session, invoice: Invoice) -> str | None:

@@ -59,19 +59,12 @@ CARD_DECLINES = frozenset(
         "insufficient_funds",
     }
 )
-# What passes by itself: Stripe busy or unreachable, another charge of the bill in flight
-# (or its pay page's payment). Tried again within the hour, not counted as a decline.
-PASSING = frozenset(
-    {
-        "stripe_rate_limited",
-        "stripe_unavailable",
-        "stripe_request_in_progress",
-        "stripe_error",
-        "payment_in_progress",
-        "invoice_not_payable",
-        "idempotency_request_in_progress",
-    }
-)
+# What no retry changes: the card was removed, Stripe refused the request as made (a
+# payment method detached at Stripe), a few cents no card can be charged. Anything else
+# that is not a decline passes (Stripe busy or misconfigured for a while, another charge of
+# the bill in flight, a hold the booking's settling clears, money arriving meanwhile) and
+# is tried again within the hour, never counted as a decline.
+PERMANENT = frozenset({"no_card_on_file", "stripe_invalid_request", "amount_too_small"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +143,10 @@ def failed(
     within the hour, without counting as a decline."""
     if decline_code is not None or (code or "card_declined") in CARD_DECLINES:
         declined(session, invoice, item, decline_code or code)
-    elif code in PASSING:
+    elif code in PERMANENT:  # a person's turn: finance and the patient are told
+        _give_up(session, invoice, item, str(code), FAILED)
+    else:  # it passes (Stripe busy, a hold the booking's settling clears, money moving)
         defer(item, soon(utcnow(), settings()))
-    else:  # a removed card, a bill on hold, Stripe refusing the request: a person's turn
-        _give_up(session, invoice, item, str(code or "not_charged"), FAILED)
 
 
 def declined(session: Session, invoice: Invoice, item: ScheduledCharge, code: str | None) -> None:

@@ -24,7 +24,7 @@ from billing.adapters.models import Invoice, Payment, utcnow
 from billing.adapters.schedule_models import PaymentPlan, ScheduledCharge
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import schedules, statuses
-from billing.domain.errors import ServiceError
+from billing.domain.errors import Conflict, ServiceError
 from billing.domain.money import STRIPE_MINIMUM_CHARGE
 from billing.domain.schedules import CANCELLED, CHARGING, COVERED, DUE, LIVE, PAST_DUE
 from billing.services.access import audit, keys
@@ -163,13 +163,16 @@ def charge_item(
     item = session.get_one(ScheduledCharge, item_id, populate_existing=True)
     invoice = get_invoice(session, item.invoice_id)
     in_flight = _attempt_in_flight(session, item)
-    if (
-        in_flight is None
-        and item.kind == autopay.AUTOPAY
-        and not autopay.still_charges(session, invoice, item)
-    ):
-        _withdrawn(session, item_id)
-        return
+    if in_flight is None and item.kind == autopay.AUTOPAY:
+        why_not = autopay.still_charges(session, invoice, item)
+        if why_not == "withdrawn":
+            _withdrawn(session, item_id)
+            return
+        if why_not is not None:
+            removed = Conflict(why_not, "The card AutoPay charges was removed.")
+            _set_aside(session, item_id, removed)
+            run.deferred += 1
+            return
     # A dead runner's attempt is finished as it was made (its key replays it); else what
     # the item owes now.
     amount = in_flight.amount if in_flight is not None else _due(session, item, invoice)
@@ -331,9 +334,9 @@ def _in_the_way(session: Session, item_id: str, now: datetime) -> bool:
     """Another charge of the invoice is in flight (a card on file, a bank debit, the pay
     page's payment Stripe is processing): the item waits an hour, with no attempt used."""
     item = session.get_one(ScheduledCharge, item_id, populate_existing=True)
-    if item.status not in DUE:
+    if item.status not in DUE or item.next_attempt_at is None or item.next_attempt_at > now:
         session.commit()
-        return False
+        return False  # not due (a runner moved it on): nothing to defer
     other = session.scalar(
         select(Payment.id).where(
             Payment.invoice_id == item.invoice_id,
