@@ -399,19 +399,10 @@ class CardRequestSchema(Schema):
             raise ValidationError("Send setup_intent (or payment_method).", "setup_intent")
 
 
-class MandateSchema(FromAnAddress):
-    """The patient's authorization to debit their bank account (ACH), as Nacha's rules ask
-    it kept: the words they accepted, when, and how: `online` (their address and browser
-    required) or `offline` (a form signed at the desk)."""
+class AcceptanceSchema(FromAnAddress):
+    """How the patient accepted terms: `online` (their address and browser required) or
+    `offline` (a form signed at the desk), and when."""
 
-    text = fields.String(
-        required=True,
-        validate=validate.Length(min=1, max=2000),
-        metadata={
-            "example": "I authorize Lumen Clinic to debit my account for the amounts of my "
-            "invoices when they are due. I can revoke this by telling the clinic."
-        },
-    )
     accepted = fields.String(required=True, validate=validate.OneOf(["online", "offline"]))
     agreed_at = UtcDateTime(metadata={"description": "When it was accepted; by default now."})
     ip_address = fields.IP(metadata={"description": "online: the patient's IP address."})
@@ -426,6 +417,21 @@ class MandateSchema(FromAnAddress):
             for name in ("ip_address", "user_agent"):
                 if name not in data:
                     raise ValidationError("An online acceptance says where it came from.", name)
+
+
+class MandateSchema(AcceptanceSchema):
+    """The patient's authorization to debit their bank account (ACH), as Nacha's rules ask
+    it kept: the words they accepted, when, and how: `online` (their address and browser
+    required) or `offline` (a form signed at the desk)."""
+
+    text = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=2000),
+        metadata={
+            "example": "I authorize Lumen Clinic to debit my account for the amounts of my "
+            "invoices when they are due. I can revoke this by telling the clinic."
+        },
+    )
 
 
 class BankAccountRequestSchema(Schema):

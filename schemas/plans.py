@@ -8,12 +8,12 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from billing.domain.schedules import INTERVALS, MAX_INSTALMENTS
-from schemas.fields import Computed, Currency, StrictInteger, UtcDateTime, amount
-from schemas.invoices import FromAnAddress
+from schemas.fields import Computed, Currency, StrictInteger, amount
+from schemas.invoices import AcceptanceSchema
 from schemas.types import typed
 
 
-class PlanConsentSchema(FromAnAddress):
+class PlanConsentSchema(AcceptanceSchema):
     """How the patient agreed to the plan's terms (the service words them: every amount
     and date, the card, how to cancel; the answer shows the words)."""
 
@@ -22,19 +22,6 @@ class PlanConsentSchema(FromAnAddress):
         validate=validate.OneOf(["online", "offline"]),
         metadata={"description": "offline: a form signed at the desk; online: in a browser."},
     )
-    agreed_at = UtcDateTime(metadata={"description": "When it was agreed; by default now."})
-    ip_address = fields.IP(metadata={"description": "online: the patient's IP address."})
-    user_agent = fields.String(
-        validate=validate.Length(min=1, max=500),
-        metadata={"description": "online: the patient's browser."},
-    )
-
-    @validates_schema
-    def _online_says_where(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        if data.get("accepted") == "online":
-            for name in ("ip_address", "user_agent"):
-                if name not in data:
-                    raise ValidationError("An online acceptance says where it came from.", name)
 
 
 # A plan's days stay within reach of the calendar's arithmetic (a 36-month plan included).
