@@ -16,6 +16,10 @@ from billing.services.access import keys
 from tests.fixtures_stripe import card_payment_method
 from tests.stripe.plans import card_of, charges_sent, items, run_at
 
+ON_POSTGRESQL = pytest.mark.parametrize(  # the logic is the database's either way; once
+    "stripe_app", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
+
 
 @pytest.fixture
 def desk(stripe_app):
@@ -84,6 +88,7 @@ def test_attendance_marked_charges_the_card_once(
         assert item.id in audited.details  # the schedule that caused it
 
 
+@ON_POSTGRESQL
 def test_nightly_charges_past_visits_of_patients_on_autopay_only(
     stripe_app, stripe_client, staff, desk, open_invoice, proxy
 ) -> None:
@@ -126,6 +131,7 @@ def test_nightly_charges_past_visits_of_patients_on_autopay_only(
         assert items(stripe_app, unpaid) == []
 
 
+@ON_POSTGRESQL
 def test_autopay_names_a_saved_card_only(stripe_client, desk, open_invoice, standin) -> None:
     open_invoice("pm_card_visa", patient_id="P-6005")
     other = card_payment_method(standin.url, "4242424242424242")
@@ -175,6 +181,7 @@ def test_a_fee_is_never_charged_to_an_hsa_card(
         session.commit()
 
 
+@ON_POSTGRESQL
 def test_autopay_turned_off_after_a_charge_was_queued_charges_nothing(
     stripe_app, stripe_client, staff, desk, open_invoice, proxy
 ) -> None:
@@ -193,6 +200,7 @@ def test_autopay_turned_off_after_a_charge_was_queued_charges_nothing(
     assert item.status == "cancelled"
 
 
+@ON_POSTGRESQL
 def test_a_plan_made_for_a_bill_autopay_queued_takes_it_over(
     stripe_app, stripe_client, staff, desk, open_invoice, proxy
 ) -> None:

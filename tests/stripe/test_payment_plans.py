@@ -22,7 +22,12 @@ from tests.stripe.plans import (
 
 NEW_YORK = "America/New_York"
 
+ON_POSTGRESQL = pytest.mark.parametrize(  # the logic is the database's either way; once
+    "stripe_app", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
 
+
+@ON_POSTGRESQL
 def test_a_year_of_monthly_instalments_is_charged_on_each_day_once(
     stripe_app, stripe_client, staff, open_invoice, proxy
 ) -> None:
@@ -165,6 +170,7 @@ def test_a_cancelled_plan_charges_nothing_more_and_keeps_what_was_paid(
     assert again.status_code == 404 and again.json["code"] == "plan_not_found"
 
 
+@ON_POSTGRESQL
 def test_a_new_plan_replaces_the_old_for_what_is_owed_now(
     stripe_app, stripe_client, staff, open_invoice
 ) -> None:
@@ -235,6 +241,7 @@ def test_a_plan_is_refused_clearly(stripe_app, stripe_client, staff, open_invoic
     assert stripe_client.get(f"/v1/invoices/{invoice_id}", headers=staff).json["plan"] is None
 
 
+@ON_POSTGRESQL
 def test_the_plan_is_shown_on_the_pay_page_and_the_receipt(
     stripe_app, stripe_client, staff, open_invoice, proxy
 ) -> None:
@@ -263,6 +270,7 @@ def test_the_plan_is_shown_on_the_pay_page_and_the_receipt(
     assert plan_of(stripe_client, staff, invoice_id)["status"] == "completed"
 
 
+@ON_POSTGRESQL
 @pytest.mark.parametrize(
     ("mode", "at_first", "after_one"),
     [("when_paid", 0, 0), ("at_once", 6, 6), ("as_paid", 0, 3)],
@@ -344,6 +352,7 @@ def test_a_package_on_a_plan_gives_its_credits_as_the_clinic_decides(
 
 
 @pytest.mark.parametrize("broker", ["up", "away"])
+@ON_POSTGRESQL
 def test_beat_hands_each_due_instalment_to_a_worker_or_charges_it_itself(
     stripe_app, stripe_client, staff, open_invoice, proxy, monkeypatch, broker
 ) -> None:

@@ -29,6 +29,10 @@ from tests.stripe.plans import (
 
 ZONE = "America/Los_Angeles"
 
+ON_POSTGRESQL = pytest.mark.parametrize(  # the logic is the database's either way; once
+    "stripe_app", [pytest.param("postgresql", marks=pytest.mark.postgresql)], indirect=True
+)
+
 
 def planned(stripe_app, stripe_client, staff, open_invoice, card="pm_card_visa"):
     """An invoice of $500 in two monthly instalments from 1 Mar 2027, Los Angeles time."""
@@ -90,6 +94,7 @@ def test_insufficient_funds_is_retried_next_day_and_recovered(
     assert report["totals"]["usd"]["recovered"] == {"count": 1, "amount": 25000}
 
 
+@ON_POSTGRESQL
 def test_retries_used_up_make_the_plan_past_due_and_tell_everyone(
     stripe_app, stripe_client, staff, open_invoice, standin, proxy
 ) -> None:
@@ -122,6 +127,7 @@ def test_retries_used_up_make_the_plan_past_due_and_tell_everyone(
     assert header.startswith("state,id,invoice_number") and line.startswith("given_up,")
 
 
+@ON_POSTGRESQL
 def test_a_lost_card_is_never_retried(
     stripe_app, stripe_client, staff, open_invoice, standin, proxy
 ) -> None:
@@ -139,6 +145,7 @@ def test_a_lost_card_is_never_retried(
     assert payment["balance_due"] == 50000
 
 
+@ON_POSTGRESQL
 def test_a_bank_asking_for_the_patient_gets_a_pay_link_not_a_retry(
     stripe_app, stripe_client, staff, open_invoice, proxy
 ) -> None:
@@ -152,6 +159,7 @@ def test_a_bank_asking_for_the_patient_gets_a_pay_link_not_a_retry(
     assert "action_needed" in emails_of(stripe_app, invoice_id)
 
 
+@ON_POSTGRESQL
 def test_a_plan_past_due_is_active_again_once_the_missed_instalment_is_paid(
     stripe_app, stripe_client, staff, open_invoice, standin
 ) -> None:
@@ -173,6 +181,7 @@ def test_a_plan_past_due_is_active_again_once_the_missed_instalment_is_paid(
     assert [i["status"] for i in plan["instalments"]] == ["covered", "scheduled"]
 
 
+@ON_POSTGRESQL
 def test_a_few_cents_left_of_an_instalment_go_onto_the_next(
     stripe_app, stripe_client, staff, open_invoice, proxy
 ) -> None:
