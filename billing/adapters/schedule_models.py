@@ -69,12 +69,6 @@ class PaymentPlan(Base):
         """What its instalments collected."""
         return sum(item.amount_paid for item in self.items)
 
-    @property
-    def next_due(self) -> ScheduledCharge | None:
-        """The next instalment to be charged (or tried again), if any."""
-        waiting = [i for i in self.items if i.status in ("scheduled", "retrying")]
-        return min(waiting, key=lambda i: i.next_attempt_at or i.created_at, default=None)
-
 
 class ScheduledCharge(Base):
     """One charge the scheduler owes: an instalment of a plan (`plan_id`, `number`). It is

@@ -11,6 +11,11 @@ from billing.adapters.models import utcnow
 from billing.domain.dates import clinic_date, day_of
 
 
+def clinic_contact() -> str:
+    """How patients reach the clinic, as consents name it: `(555) 010-0100, billing@...`."""
+    return f"{current_app.config['CLINIC_PHONE']}, {current_app.config['CLINIC_EMAIL']}"
+
+
 def clinic_zone() -> ZoneInfo:
     zone: ZoneInfo = current_app.config["CLINIC_ZONE"]
     return zone

@@ -154,7 +154,9 @@ def _view(session: Session, patient_id: str) -> AutopayView:
     card = _card(session, patient_id, setting)
     if setting is not None:
         return AutopayView(patient_id, setting.enabled, "patient", setting, card)
-    return AutopayView(patient_id, clinic_on() and card is not None, "clinic", None, card)
+    return AutopayView(
+        patient_id, dunning.settings().autopay_on and card is not None, "clinic", None, card
+    )
 
 
 def queue(
@@ -229,7 +231,7 @@ def queue_nightly(session: Session, now: datetime) -> int:
             Invoice.scheduled_at <= now,
             ~queued_already,
             ~on_a_plan,
-            true() if clinic_on() else turned_on,  # the rest: nobody's AutoPay
+            true() if dunning.settings().autopay_on else turned_on,  # the rest: nobody's AutoPay
         )
     ).all()
     made = queue(session, list(candidates), NIGHTLY, now)
@@ -331,18 +333,3 @@ def _owner(session: Session) -> int | None:
     from billing.services.access import keys
 
     return keys.system_key_id(session)
-
-
-def nightly_hour() -> int:
-    """The hour of the clinic's clock AutoPay's nightly run charges open balances
-    (AUTOPAY_HOUR; 20 outside an app)."""
-    from flask import current_app, has_app_context
-
-    return int(current_app.config.get("AUTOPAY_HOUR", 20)) if has_app_context() else 20
-
-
-def clinic_on() -> bool:
-    """The clinic's AUTOPAY setting (`off` outside an app)."""
-    from flask import current_app, has_app_context
-
-    return has_app_context() and current_app.config.get("AUTOPAY") == "on"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -72,6 +72,8 @@ class Settings:
     zone: ZoneInfo = UTC_ZONE
     window: schedules.Window = field(default_factory=schedules.Window)
     retry_days: tuple[int, ...] = (1, 3, 5, 7)
+    autopay_on: bool = False  # the clinic's AUTOPAY: cards saved with consent
+    autopay_hour: int = 20  # AUTOPAY_HOUR: the nightly run's hour of the clinic's clock
 
 
 def settings() -> Settings:
@@ -85,6 +87,8 @@ def settings() -> Settings:
         zone=config["CLINIC_ZONE"],
         window=config.get("SCHEDULE_WINDOW") or schedules.Window(),
         retry_days=tuple(config.get("SCHEDULE_RETRY_DAYS") or (1, 3, 5, 7)),
+        autopay_on=config.get("AUTOPAY") == "on",
+        autopay_hour=int(config.get("AUTOPAY_HOUR", 20)),
     )
 
 
@@ -239,12 +243,10 @@ def _cover_paid_otherwise(session: Session, plan: PaymentPlan, invoice: Invoice)
     for item in plan.items:
         if item.status not in GAVE_UP:
             continue
-        later = sum(
-            max(0, i.amount - i.amount_paid)
-            for i in plan.items
-            if (i.number or 0) > (item.number or 0) and i.status in OWED
-        )
-        if schedules.due_now(item.amount - item.amount_paid, owed, later) == 0:
+        if (
+            schedules.due_now(item.amount - item.amount_paid, owed, _owed_after(plan.items, item))
+            == 0
+        ):
             item.status, item.next_attempt_at = COVERED, None
             audit.record(session, "schedule.covered", "scheduled_charge", item.id)
     session.flush()
@@ -275,23 +277,23 @@ def defer(item: ScheduledCharge, when: datetime) -> None:
 
 def later_unpaid(session: Session, item: ScheduledCharge) -> int:
     """What the plan's later instalments still owe (they are charged on their own days)."""
-    if item.plan_id is None or item.number is None:
+    if item.plan_id is None:
         return 0
-    later = session.scalars(
-        select(ScheduledCharge).where(
-            ScheduledCharge.plan_id == item.plan_id,
-            ScheduledCharge.number > item.number,
-            ScheduledCharge.status.in_(OWED),
-        )
+    plan = session.get_one(PaymentPlan, item.plan_id)
+    session.refresh(plan, ["items"])
+    return _owed_after(plan.items, item)
+
+
+def _owed_after(items: list[ScheduledCharge], item: ScheduledCharge) -> int:
+    """What the instalments after `item` still owe."""
+    return sum(
+        max(0, later.amount - later.amount_paid)
+        for later in items
+        if (later.number or 0) > (item.number or 0) and later.status in OWED
     )
-    return sum(max(0, charge.amount - charge.amount_paid) for charge in later)
 
 
 def soon(now: datetime, config: Settings, minutes: int = 60) -> datetime:
     """A moment to try again after something in the way (another charge in flight), inside
     the clinic's hours."""
     return schedules.within(now + timedelta(minutes=minutes), config.zone, config.window)
-
-
-def today(config: Settings) -> date:
-    return day_of(utcnow(), config.zone)

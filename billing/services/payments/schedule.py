@@ -69,7 +69,7 @@ def prepare(session: Session, now: datetime, run: Run, limit: int = 5000) -> lis
     _close_settled_plans(session)
     if not schedules.may_charge_now(now, config.zone, config.window):
         return []
-    if now.astimezone(config.zone).hour == autopay.nightly_hour():  # once a day, idempotent
+    if now.astimezone(config.zone).hour == config.autopay_hour:  # once a day, idempotent
         run.queued = autopay.queue_nightly(session, now)
     return due_items(session, now, limit)
 

@@ -17,7 +17,7 @@ from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_reque
 from billing.web.api.payments import patient_in_path
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import requires
-from billing.web.calendar import clinic_zone
+from billing.web.calendar import clinic_contact, clinic_zone
 from schemas.accounts import (
     AccountMovementSchema,
     AccountRefundRequestSchema,
@@ -119,7 +119,6 @@ class AutopayView(MethodView):
         """Turn the patient's AutoPay on or off: their open balances charged to the card
         when attendance is marked, and nightly for bills whose visit has passed (the
         consent's words are recorded; the answer shows them)."""
-        config = current_app.config
         return autopay.set_autopay(
             db.session(),
             lambda card: gateway().card_of(card),  # Stripe is asked only when turning it on
@@ -127,8 +126,8 @@ class AutopayView(MethodView):
             body["enabled"],
             body.get("payment_method"),
             autopay.Consent(**body["consent"]),
-            config["CLINIC_NAME"],
-            f"{config['CLINIC_PHONE']}, {config['CLINIC_EMAIL']}",
+            current_app.config["CLINIC_NAME"],
+            clinic_contact(),
         )
 
     @requires("invoices:read")

@@ -19,7 +19,7 @@ from billing.web.api.bookings import settings
 from billing.web.api.common import BEARER
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import current_key, requires
-from billing.web.calendar import clinic_zone
+from billing.web.calendar import clinic_contact, clinic_zone
 from billing.web.receipts import pdf_response
 from schemas.fields import EmptyBodySchema
 from schemas.invoices import (
@@ -139,11 +139,8 @@ class PlanView(MethodView):
             explicit=[(part["due_at"], part["amount"]) for part in body.get("schedule", [])],
             consent=plans.Consent(**consent),
         )
-        config = current_app.config
         clinic = plans.Clinic(
-            name=config["CLINIC_NAME"],
-            contact=f"{config['CLINIC_PHONE']}, {config['CLINIC_EMAIL']}",
-            zone=clinic_zone(),
+            name=current_app.config["CLINIC_NAME"], contact=clinic_contact(), zone=clinic_zone()
         )
         return plans.create_plan(
             db.session(), gateway(), invoice_id, terms, clinic, current_key().id
