@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing.adapters import metrics
@@ -157,7 +158,13 @@ def _apply_refund(
             stripe_refund_id=result.id,
         )
         session.add(refund)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError:  # another delivery of it recorded it at this very moment
+            session.rollback()
+            refund = session.scalars(
+                select(Refund).where(Refund.stripe_refund_id == result.id)
+            ).one()
     session.commit()
     refunds.apply_refund(session, refund.id, result)
 
