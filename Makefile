@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 FLASK := $(BIN)/flask --app billing
 
-.PHONY: run test test-stripe-live lint deps lock bench bench-webhooks bench-plans faults clean
+.PHONY: run test test-stripe-live lint deps lock bench bench-webhooks bench-plans faults fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,13 @@ bench-plans: deps
 
 faults: deps
 	$(BIN)/python bench/faults.py
+
+# The OpenAPI contract fuzzed deeper than `make test` does (FUZZ_EXAMPLES cases per
+# operation; the suite runs 50 to stay within its time): on demand, and before a release.
+FUZZ_EXAMPLES ?= 300
+fuzz: deps
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:xdist \
+		tests/api/test_openapi_contract.py::test_no_response_differs_from_the_document
 
 lock:
 	rm -rf /tmp/billing-lock && $(PYTHON) -m venv /tmp/billing-lock
