@@ -231,7 +231,8 @@ def schedule_run(as_of: datetime | None) -> None:
     )
     click.echo(
         f"{run.charged} charged, {run.covered} covered (paid otherwise), "
-        f"{run.deferred} deferred, {run.errors} not reached"
+        f"{run.deferred} deferred, {run.errors} not reached, "
+        f"{run.opened} membership periods begun"
     )
     if run.errors:
         raise click.ClickException(f"{run.errors} left for the next run (Stripe not reached)")

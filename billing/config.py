@@ -299,6 +299,12 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "PLAN_PACKAGE_CREDITS": _choice(
             env, "PLAN_PACKAGE_CREDITS", ("when_paid", "at_once", "as_paid")
         ),
+        # Memberships: `off` charges the whole fee each period from the day a membership
+        # started (anniversary periods), and cancelling now refunds nothing by default;
+        # `on` runs periods from the 1st of the month (1 January for yearly ones), charges a
+        # first shorter period for its days only, and refunds a cancelled period's unused
+        # days by default. A membership keeps the setting it was made under.
+        "MEMBERSHIP_PRORATION": _choice(env, "MEMBERSHIP_PRORATION", ("off", "on")),
         "RATE_LIMIT_KEY_PREFIX": env.get("RATE_LIMIT_KEY_PREFIX", "billing"),
         "API_RATE_LIMIT": env.get("API_RATE_LIMIT", "600 per minute"),
         # Unknown API keys and wrong /metrics tokens, per client address.

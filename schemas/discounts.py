@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from billing.domain.discounts import PROMOTION, SLIDING_SCALE
+from billing.domain.discounts import MEMBER_PRICE, PROMOTION, SLIDING_SCALE
 from schemas.fields import Name, StrictInteger
 
 
@@ -24,13 +24,20 @@ class SlidingScaleRequestSchema(Schema):
 
 
 class DiscountSchema(Schema):
-    """One discount on a line: the sliding scale, or a promotion code's share."""
+    """One discount on a line: a membership's member price, the sliding scale, or a
+    promotion code's share (taken in that order)."""
 
-    kind = fields.String(required=True, validate=validate.OneOf([SLIDING_SCALE, PROMOTION]))
+    kind = fields.String(
+        required=True, validate=validate.OneOf([MEMBER_PRICE, SLIDING_SCALE, PROMOTION])
+    )
     description = fields.String(required=True)
     amount = fields.Integer(required=True, metadata={"description": "Taken off the line."})
     percent = fields.Integer(required=True, allow_none=True)
-    code = fields.String(required=True, allow_none=True)
+    code = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The promotion code; for a member price, the membership's id."},
+    )
     reason = fields.String(required=True, allow_none=True)
     approved_by = fields.String(required=True, allow_none=True)
 
@@ -42,6 +49,18 @@ def _value(line: Any, name: str) -> Any:
 def discounts_of(line: Any) -> list[dict[str, Any]]:
     """A quote's or an invoice's line's discounts, in the order they were taken."""
     found = []
+    if _value(line, "member_saving"):
+        found.append(
+            {
+                "kind": MEMBER_PRICE,
+                "description": "Member price",
+                "amount": _value(line, "member_saving"),
+                "percent": None,
+                "code": _value(line, "membership_id"),
+                "reason": None,
+                "approved_by": None,
+            }
+        )
     if _value(line, "sliding_amount"):
         percent = _value(line, "sliding_percent")
         found.append(

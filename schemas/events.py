@@ -9,6 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from billing.domain.events import EVENT_TYPES
 from schemas.bookings import BookingSchema
 from schemas.invoices import AdjustmentSchema, InvoiceSchema, PaymentSchema, RefundSchema
+from schemas.memberships import MembershipSchema
 from schemas.plans import PlanSchema, ScheduledChargeSchema
 from schemas.quotes import QuoteSchema
 from schemas.types import typed
@@ -174,6 +175,7 @@ SNAPSHOTS: dict[str, Schema] = {
     "booking": BookingSchema(),
     "plan": PlanSchema(),
     "scheduled_charge": ScheduledChargeSchema(),
+    "membership": MembershipSchema(),
 }
 
 
@@ -207,8 +209,12 @@ def snapshot(kind: str, obj: Any) -> dict[str, Any]:
 #   plan.created, plan.instalment_paid, plan.past_due, plan.completed, plan.cancelled: the
 #     plan and its instalments; not the consent (its words, the patient's address and
 #     browser), which its invoice's endpoint shows
+#   membership.created, membership.renewed (a period paid), membership.past_due (a
+#     period's fee given up), membership.cancelled (at the period's end, now, or unpaid):
+#     the membership, its benefit and periods; not the consent, as for plans
 #   payment.retry_scheduled, payment.retries_exhausted: the scheduled charge (an
-#     instalment): its status, attempts, decline code and next attempt
+#     instalment, an AutoPay charge, a membership's fee): its status, attempts, decline
+#     code and next attempt
 #   webhook_endpoint.disabled: the endpoint's id, events and state; not its URL or
 #     description (another client's endpoint is not every reader's business)
 _DISCOUNT_NOTES = ("discounts.*.reason", "discounts.*.approved_by")
@@ -243,6 +249,7 @@ WITHHELD: dict[str, tuple[str, ...]] = {
     "webhook_endpoint": ("url", "description"),
     "plan": ("consent",),
     "scheduled_charge": (),
+    "membership": ("consent",),
 }
 
 

@@ -313,6 +313,12 @@ class MonthCurrencySchema(Schema):
     deferred_revenue = _money(
         "Paid package credits not yet used, refunded or expired, at the month's end."
     )
+    membership_revenue = _money(
+        "Membership fees earned in the month: each paid period's share of its days in it."
+    )
+    membership_deferred = _money(
+        "Membership fees paid for days after the month's end (earned as those days pass)."
+    )
     credit_notes = _money("Taken off invoices by credit notes made in the month.")
     written_off = _money("Written off in the month: owed, and never to be collected.")
     credit_kept = _money("Paid beyond what invoices owe and kept as patients' credit in the month.")

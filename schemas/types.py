@@ -11,6 +11,9 @@ from billing.domain.access import ACTOR_TYPES
 from billing.domain.errors import HTTP_CODES
 from billing.domain.events import DELIVERY_STATUSES, ENDPOINT_STATUSES, EVENT_TYPES
 from billing.domain.journal import ACCOUNT_KEYS
+from billing.domain.memberships import BENEFITS as MEMBERSHIP_BENEFITS
+from billing.domain.memberships import INTERVALS as MEMBERSHIP_INTERVALS
+from billing.domain.memberships import STATUSES as MEMBERSHIP_STATUSES
 from billing.domain.money import CURRENCY_EXPONENTS
 from billing.domain.policy import (
     ATTENDANCE,
@@ -20,6 +23,7 @@ from billing.domain.policy import (
     FEE_REASONS,
     GIFT_CARD,
     INVOICE_KINDS,
+    MEMBERSHIP,
     PACKAGE,
 )
 from billing.domain.pricing import SESSION_TYPES
@@ -60,6 +64,13 @@ ERROR_CODES = (
     "no_card_on_file",
     "no_bank_account",
     "plan_not_found",
+    "membership_not_found",
+    "membership_exists",
+    "membership_not_active",
+    "membership_credits",
+    "refund_membership",
+    "one_benefit_required",
+    "resumes_before_pause",
     "unknown_payment_method",
     "hsa_fsa_card_for_fee",
     "schedule_does_not_add_up",
@@ -183,7 +194,11 @@ TYPES: dict[str, dict[str, Any]] = {
     "RefundId": _our_id("rf", "A refund's id (`rfo_` for an overpayment given back)", "rfo?"),
     "EventId": _our_id("evt", "An event's id"),
     "PlanId": _our_id("plan", "A payment plan's id"),
-    "ScheduledChargeId": _our_id("sch", "A scheduled charge's id (an instalment)"),
+    "ScheduledChargeId": _our_id(
+        "sch", "A scheduled charge's id (an instalment, an AutoPay charge, a membership's fee)"
+    ),
+    "MembershipPlanId": _our_id("msp", "A version of a catalogue membership"),
+    "MembershipId": _our_id("mem", "A patient's membership"),
     "EstimateId": _our_id("est", "A Good Faith Estimate's id"),
     "BillDisputeId": _our_id("bd", "A patient's dispute of a bill"),
     "PromotionId": _our_id("promo", "A promotion code's id"),
@@ -235,8 +250,9 @@ TYPES: dict[str, dict[str, Any]] = {
         *SESSION_TYPES,
         PACKAGE,
         GIFT_CARD,
+        MEMBERSHIP,
         description="The session an invoice is for, or package: a package of credits sold, "
-        "or gift_card: a gift card sold.",
+        "gift_card: a gift card sold, or membership: a period of a membership.",
     ),
     "PackageStatus": _closed(
         "awaiting_payment",
@@ -279,7 +295,7 @@ TYPES: dict[str, dict[str, Any]] = {
         *INVOICE_KINDS,
         description="session: a patient's session of a booking; fee: a late-cancellation or "
         "no-show fee; package: a package of credits sold to a patient; gift_card: a gift "
-        "card sold.",
+        "card sold; membership: a period of a patient's membership.",
     ),
     "FeeReason": _closed(*FEE_REASONS, description="Why a fee invoice was made."),
     "Attendance": _closed(*ATTENDANCE, description="Whether the patient came to the session."),
@@ -321,7 +337,27 @@ TYPES: dict[str, dict[str, Any]] = {
         "cancelled by staff, replaced by a new plan, or its invoice voided or written off.",
     ),
     "ScheduledChargeKind": _closed(
-        "instalment", description="What the scheduler charges: an instalment of a plan."
+        "instalment",
+        "autopay",
+        "membership",
+        description="What the scheduler charges: an instalment of a plan, an open balance "
+        "under AutoPay, or a membership's period.",
+    ),
+    "MembershipInterval": _closed(
+        *MEMBERSHIP_INTERVALS, description="How often a membership's fee is charged."
+    ),
+    "MembershipStatus": _closed(
+        *MEMBERSHIP_STATUSES,
+        description="active: charged each period, its benefit applies; past_due: a period's "
+        "fee was given up (no benefit until it is paid; unpaid at the period's end, the "
+        "membership is cancelled); paused: no charges and no benefit until it resumes; "
+        "cancelled.",
+    ),
+    "MembershipBenefitKind": _closed(
+        *MEMBERSHIP_BENEFITS,
+        description="percent_off: sessions cost that percent less; iv_price: a member's P "
+        "(a group seat: exactly half); included_iv_credits: IV credits each period, usable "
+        "until it ends.",
     ),
     "AutopaySource": _closed(
         "patient",

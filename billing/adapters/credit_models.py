@@ -39,7 +39,8 @@ class PatientPackage(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("pp"))
     patient_id: Mapped[str] = mapped_column(String(64), index=True)
-    package_id: Mapped[str] = mapped_column(ForeignKey("packages.id"))
+    # The catalogue package sold; None for the IV credits a membership period includes.
+    package_id: Mapped[str | None] = mapped_column(ForeignKey("packages.id"))
     code: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(200))
     half_credits: Mapped[int] = mapped_column(Integer)

@@ -200,6 +200,9 @@ class QuoteLine(Base):
     promotion_amount: Mapped[int] = mapped_column(default=0, server_default="0")
     credit_units: Mapped[int] = mapped_column(default=0, server_default="0")  # half-credits
     deposit: Mapped[int] = mapped_column(default=0, server_default="0")  # asked when booking
+    # The membership whose benefit priced the line, and what it took off the price list's.
+    membership_id: Mapped[str | None] = mapped_column(String(32))
+    member_saving: Mapped[int] = mapped_column(default=0, server_default="0")
     quote: Mapped[Quote] = relationship(back_populates="lines")
 
     @property
@@ -489,6 +492,8 @@ class InvoiceLine(Base):
     promotion_code: Mapped[str | None] = mapped_column(String(40))
     promotion_amount: Mapped[int] = mapped_column(default=0, server_default="0")
     credit_units: Mapped[int] = mapped_column(default=0, server_default="0")  # half-credits
+    membership_id: Mapped[str | None] = mapped_column(String(32))
+    member_saving: Mapped[int] = mapped_column(default=0, server_default="0")
 
     @property
     def credits_used(self) -> float:
@@ -699,6 +704,7 @@ from billing.adapters import (  # noqa: E402, F401
     booking_models,
     credit_models,
     estimate_models,
+    membership_models,
     outbox,
     promotion_models,
     schedule_models,

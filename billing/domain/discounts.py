@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from billing.domain.money import Money
 
+MEMBER_PRICE = "member_price"  # a membership's lower price, before the discounts below
 SLIDING_SCALE = "sliding_scale"
 PROMOTION = "promotion"
 

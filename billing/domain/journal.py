@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 from billing.domain.money import Money
-from billing.domain.policy import GIFT_CARD, PACKAGE
+from billing.domain.policy import GIFT_CARD, MEMBERSHIP, PACKAGE
 from billing.domain.pricing import SESSION_TYPES, session_name
 
 # The accounts a journal posts to, by key; the clinic names them (JOURNAL_ACCOUNTS).
@@ -36,6 +36,8 @@ PATIENT_CREDIT = "patient_credit"
 GIFT_CARDS = "gift_cards"
 # Credit staff granted a patient that no money paid: a cost of keeping patients.
 GOODWILL = "goodwill_credits"
+# Membership fees paid and not yet earned (owed in days of membership), and those earned.
+MEMBERSHIPS_DEFERRED, MEMBERSHIP_REVENUE = "deferred_memberships", "revenue_membership"
 DEFAULT_TAX_RATE = "Tax Exempt"
 DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
     CLEARING: {"name": "Stripe Clearing", "code": "1250"},
@@ -53,6 +55,8 @@ DEFAULT_ACCOUNTS: dict[str, dict[str, str]] = {
     PACKAGES: {"name": "Prepaid Packages", "code": "2400"},
     PATIENT_CREDIT: {"name": "Patient Credit Balances", "code": "2300"},
     GIFT_CARDS: {"name": "Gift Card Liability", "code": "2350"},
+    MEMBERSHIP_REVENUE: {"name": "Membership Fees", "code": "4050"},
+    MEMBERSHIPS_DEFERRED: {"name": "Deferred Membership Fees", "code": "2450"},
     REFUNDS: {"name": "Patient Refunds", "code": "4900"},
     GOODWILL: {"name": "Goodwill Credits", "code": "4920"},
     DISPUTES: {"name": "Card Disputes", "code": "4910"},
@@ -71,6 +75,7 @@ ITEM_KINDS = (
     "from_credit",
     "gift_card",
     "goodwill",
+    "membership_earned",
     "fee",
     "payout",
 )
@@ -187,6 +192,12 @@ def _posting(item: Item) -> tuple[str, str, str, int]:
     if item.kind == "gift_card":  # a gift card sold earlier paid it: earned now
         earned, name = _earned(item.session_type)
         return GIFT_CARDS, earned, f"{name}, paid by gift card", amount
+    if item.kind == "membership_earned":  # days of membership given: earned
+        return MEMBERSHIPS_DEFERRED, MEMBERSHIP_REVENUE, "Membership fees earned", amount
+    if item.kind == "refund" and item.session_type == MEMBERSHIP:  # days not given
+        return MEMBERSHIPS_DEFERRED, CLEARING, "Membership fees refunded", amount
+    if item.kind == "refund_failure" and item.session_type == MEMBERSHIP:
+        return CLEARING, MEMBERSHIPS_DEFERRED, "Membership fee refunds failed", amount
     if item.kind == "refund" and item.session_type == GIFT_CARD:  # to its buyer: unsold
         return GIFT_CARDS, CLEARING, "Gift cards refunded", amount
     if item.kind == "refund_failure" and item.session_type == GIFT_CARD:
@@ -214,6 +225,8 @@ def _earned(session_type: str | None) -> tuple[str, str]:
         return PACKAGES, "Package sales"
     if session_type == GIFT_CARD:
         return GIFT_CARDS, "Gift card sales"
+    if session_type == MEMBERSHIP:
+        return MEMBERSHIPS_DEFERRED, "Membership fees"
     session_type = session_type or SESSION_TYPES[0]
     return f"revenue_{session_type}", f"{session_name(session_type)} sessions"
 

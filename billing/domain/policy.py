@@ -33,7 +33,9 @@ SESSION = "session"
 FEE = "fee"
 PACKAGE = "package"  # a package of credits sold to a patient (its session_type too)
 GIFT_CARD = "gift_card"  # a gift card sold (its session_type too)
-INVOICE_KINDS = (SESSION, FEE, PACKAGE, GIFT_CARD)
+MEMBERSHIP = "membership"  # a period of a membership (its session_type too)
+INVOICE_KINDS = (SESSION, FEE, PACKAGE, GIFT_CARD, MEMBERSHIP)
+SOLD = (PACKAGE, GIFT_CARD, MEMBERSHIP)  # invoices without a quote, for something sold
 
 # Billing codes of invoice lines: a session's, and each fee's own.
 BILLING_CODES = {
@@ -43,6 +45,7 @@ BILLING_CODES = {
     NO_SHOW: "FEE-NO-SHOW",
     PACKAGE: "KET-PKG",
     GIFT_CARD: "GIFT-CARD",
+    MEMBERSHIP: "MEMBERSHIP",
 }
 FEE_DESCRIPTIONS = {
     LATE_CANCELLATION: "Late cancellation fee",

@@ -101,6 +101,8 @@ MONTH_END_COLUMNS = (
     "credits_redeemed",
     "credit_redemption_value",
     "deferred_revenue",
+    "membership_revenue",
+    "membership_deferred",
 )
 
 

@@ -65,6 +65,25 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
         },
     ),
     ("GET", "/v1/catalog/packages", ("*",), None),
+    (
+        "POST",
+        "/v1/catalog/memberships",
+        ("catalog:write",),
+        {
+            "code": "KEEP",
+            "name": "Keep",
+            "interval": "month",
+            "amount": 9900,
+            "currency": "usd",
+            "percent_off": 10,
+        },
+    ),
+    ("GET", "/v1/catalog/memberships", ("*",), None),
+    ("POST", "/v1/patients/{patient_id}/memberships", ("payments:write",), STRIPE),
+    ("GET", "/v1/patients/{patient_id}/memberships", ("invoices:read",), None),
+    ("GET", "/v1/memberships/{membership_id}", ("invoices:read",), "member"),
+    ("POST", "/v1/memberships/{membership_id}/cancel", ("payments:write",), STRIPE),
+    ("POST", "/v1/memberships/{membership_id}/pause", ("payments:write",), "member"),
     ("POST", "/v1/patients/{patient_id}/packages", ("invoices:write",), "package"),
     ("GET", "/v1/patients/{patient_id}/credits", ("invoices:read",), None),
     ("POST", "/v1/patients/{patient_id}/packages/{package_id}/refunds", ("refunds:write",), STRIPE),
@@ -178,6 +197,8 @@ STRIPE_BODIES = {  # the first whose key ends the path
     "account/refunds": {"amount": 100, "currency": "usd", "reason": "asked for"},
     "packages/{package_id}/refunds": {"reason": "moving away"},
     "payments": {"method": "card_on_file"},
+    "memberships": {"code": "KEEP", "payment_method": "pm_card_visa"},
+    "cancel": {"at": "now"},
     "plan": {
         "payment_method": "pm_card_visa",
         "instalments": 2,
@@ -202,6 +223,45 @@ def _mark_paid(app: Flask, invoice_id: str) -> None:
         assert invoice is not None
         invoice.status = "paid"
         session.commit()
+
+
+def _member(app: Flask) -> str:
+    """A membership of P-1001's, as one joined with a saved card would be (no Stripe)."""
+    from datetime import UTC, date, datetime
+
+    from billing.adapters.membership_models import Membership, MembershipPlan
+
+    with app.app_context():
+        session = db.session()
+        offered = MembershipPlan(
+            code="KEEP",
+            version=1,
+            name="Keep",
+            interval="month",
+            amount=9900,
+            currency="usd",
+            benefit="percent_off",
+            benefit_value=10,
+        )
+        session.add(offered)
+        session.flush()
+        member = Membership(
+            patient_id="P-1001",
+            membership_plan_id=offered.id,
+            status="active",
+            starts_on=date(2026, 1, 1),
+            anchor_on=date(2026, 1, 1),
+            anchor_number=1,
+            prorated=False,
+            payment_method_id="pm_card_visa",
+            consent_text="I authorize ...",
+            consent_accepted="offline",
+            agreed_at=datetime.now(UTC),
+            patient_name="Ana Ruiz",
+        )
+        session.add(member)
+        session.commit()
+        return member.id
 
 
 def _plan(app: Flask, invoice_id: str) -> None:
@@ -291,7 +351,11 @@ def _call(client, method, template, body, headers, make_key, booking):
         ids["code"] = sold.json["code"]
     if "{endpoint_id}" in template:
         ids["endpoint_id"] = _endpoint_of(client.application, headers)
-    payload = None if body in ("paid", "estimated", "planned") else body
+    if "{membership_id}" in template:
+        ids["membership_id"] = _member(client.application)
+    payload = None if body in ("paid", "estimated", "planned", "member") else body
+    if template.endswith("/pause"):
+        payload = {"resumes_at": "2099-01-01"}
     if body == "package":
         client.post(
             "/v1/catalog/packages",

@@ -3,6 +3,7 @@ moment of the clinic's clock, and what Stripe was asked."""
 
 from __future__ import annotations
 
+import threading
 import urllib.parse
 import urllib.request
 from datetime import datetime
@@ -97,3 +98,22 @@ def emails_of(app: Flask, invoice_id: str) -> list[str]:
                 .order_by(EmailMessage.created_at)
             )
         ]
+
+
+class Died(BaseException):
+    """The runner's process ended here."""
+
+
+def dies_once(monkeypatch, owner, name):
+    """`owner.name` raises Died instead of running, on its first call from this thread;
+    other threads (the webhook's) are left alone."""
+    original = getattr(owner, name)
+    state = {"died": False, "thread": threading.get_ident()}
+
+    def wrapped(*args, **kwargs):
+        if not state["died"] and threading.get_ident() == state["thread"]:
+            state["died"] = True
+            raise Died(name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapped)

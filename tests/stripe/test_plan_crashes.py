@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -20,11 +19,7 @@ import time_machine
 from billing.services.payments import charges, schedule
 from tests.fixtures_stripe import SECRET_KEY, WEBHOOK_SECRET, eventually
 from tests.stripe.collect import collected_at_stripe
-from tests.stripe.plans import charges_sent, items, local, make_plan, run_at
-
-
-class Died(BaseException):
-    """The runner's process ended here."""
+from tests.stripe.plans import Died, charges_sent, dies_once, items, local, make_plan, run_at
 
 
 def one_instalment_due(stripe_app, stripe_client, staff, open_invoice):
@@ -34,21 +29,6 @@ def one_instalment_due(stripe_app, stripe_client, staff, open_invoice):
             stripe_client, staff, invoice_id, instalments=2, interval="month", first_at="2027-04-01"
         )
     return invoice_id
-
-
-def dies_once(monkeypatch, owner, name):
-    """`owner.name` raises Died instead of running, on its first call from this thread;
-    other threads (the webhook's) are left alone."""
-    original = getattr(owner, name)
-    state = {"died": False, "thread": threading.get_ident()}
-
-    def wrapped(*args, **kwargs):
-        if not state["died"] and threading.get_ident() == state["thread"]:
-            state["died"] = True
-            raise Died(name)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(owner, name, wrapped)
 
 
 @pytest.mark.parametrize(

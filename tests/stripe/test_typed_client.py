@@ -248,3 +248,47 @@ def test_the_front_desk_invoices_charges_and_refunds_through_the_typed_client(
     [row] = report.refunds
     assert (row.refund_id, row.amount, row.currency) == (partial.id, 10000, m.Currency.USD)
     assert row.invoice_number == invoice.number and isinstance(row.occurred_at, datetime)
+
+
+def test_the_front_desk_enrols_a_member_through_the_typed_client(
+    stripe_app: Flask, generated: Generated
+) -> None:
+    m = generated.models
+    admin = generated.client(stripe_app, "catalog:write")
+    offered = generated.api("memberships.create_membership_plan").sync(
+        client=admin,
+        body=m.MembershipPlanRequest(
+            code="KEEP",
+            name="Keep well",
+            interval=m.MembershipInterval.MONTH,
+            amount=9900,
+            currency=m.Currency.USD,
+            percent_off=20,
+        ),
+    )
+    assert isinstance(offered, m.MembershipPlan)
+    assert offered.benefit.kind == m.MembershipBenefitKind.PERCENT_OFF
+    desk = generated.client(stripe_app, "quotes:write", "invoices:read", "payments:write")
+    patient = m.BookingPatient(patient_id="P-1004", name="Dara Member")
+    generated.api("quotes.create_quote").sync(
+        client=desk, body=booking(m, "BK-2026-0421", m.SessionType.IV_INDIVIDUAL, patient)
+    )
+    card = generated.api("payments.save_card").sync(
+        client=desk, patient_id="P-1004", body=m.CardRequest(payment_method="pm_card_visa")
+    )
+    joined = generated.api("memberships.join_membership").sync(
+        client=desk,
+        patient_id="P-1004",
+        body=m.JoinRequest(code="KEEP", payment_method=card.id),
+    )
+    assert isinstance(joined, m.Membership)
+    assert (joined.status, joined.amount) == (m.MembershipStatus.ACTIVE, 9900)
+    assert joined.periods[0].amount == 9900 and "$99.00" in joined.consent.text
+    read = generated.api("memberships.get_membership").sync(client=desk, membership_id=joined.id)
+    assert isinstance(read, m.Membership) and read.id == joined.id
+    missing = generated.api("memberships.join_membership").sync_detailed(
+        client=desk,
+        patient_id="P-1004",
+        body=m.JoinRequest(code="KEEP", payment_method=card.id),
+    )
+    assert missing.status_code == 409 and missing.parsed.code == m.ErrorCode.MEMBERSHIP_EXISTS

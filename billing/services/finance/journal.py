@@ -13,7 +13,7 @@ month" would lie before a closed one.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,7 +28,9 @@ from billing.domain.dates import day_of, first_day, month_of, next_month, span_o
 from billing.domain.errors import Conflict
 from billing.domain.journal import Account, Item, Journal, Line, grouped, journals
 from billing.domain.money import Money
+from billing.domain.policy import MEMBERSHIP
 from billing.services.access import audit
+from billing.services.finance import memberships as membership_revenue
 
 # Stripe's balance lines that move money between Stripe and the clinic's bank, and those
 # that are Stripe's own fees in full (besides the fee a charge or a dispute carries).
@@ -135,6 +137,7 @@ def close_month(
     check_closable(session, month, zone, now)
     items, postings = _open_items(session, month, zone, through)
     made = journals(items, chart)
+    membership_revenue.record(session, month, membership_revenue.earned_in(session, month, zone))
     actor = audit.current_actor().name[:254]
     session.add(ClosedMonth(month=month, closed_at=now, closed_by=actor, time_zone=zone.key))
     session.flush()
@@ -266,6 +269,10 @@ def _open_items(
     for row in grant_rows:
         items.append(item("goodwill", row, row["amount"]))
         postings.append({"account_movement_id": str(row["id"])})
+    last_day = first_day(next_month(month)) - timedelta(days=1)
+    for earned in membership_revenue.earned_in(session, month, zone):
+        money = Money(earned.amount, earned.currency)
+        items.append(Item("membership_earned", last_day, money, MEMBERSHIP))
     return items, postings
 
 

@@ -62,7 +62,11 @@ def package_figures(session: Session, period: Period) -> dict[str, dict[str, Any
     left it another way (a refund in Stripe's dashboard, a dispute), can still pay that
     session: they stay deferred until they are used, or their hold lapses."""
     packages = list(
-        session.scalars(select(PatientPackage).where(PatientPackage.paid_at < period.end))
+        session.scalars(
+            select(PatientPackage).where(
+                PatientPackage.paid_at < period.end, PatientPackage.package_id.is_not(None)
+            )
+        )
     )
     ids = [p.id for p in packages]
     holds: dict[str, list[CreditHold]] = defaultdict(list)
@@ -108,7 +112,13 @@ def revenue_by_session_type(session: Session, period: Period) -> list[dict[str, 
     """Per session type (package sales apart) and currency: money collected less refunds,
     discounts on the invoices of the period, and the credits that paid sessions in it."""
     signed = func.coalesce(
-        select(func.sum(InvoiceLine.sliding_amount + InvoiceLine.promotion_amount))
+        select(
+            func.sum(
+                InvoiceLine.sliding_amount
+                + InvoiceLine.promotion_amount
+                + InvoiceLine.member_saving
+            )
+        )
         .where(InvoiceLine.invoice_id == Invoice.id)
         .scalar_subquery(),
         0,

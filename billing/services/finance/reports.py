@@ -24,7 +24,7 @@ from billing.domain import credits, statuses
 from billing.domain.dates import UTC_ZONE, day_of, days_span, month_span
 from billing.domain.money import Money
 from billing.services.access import audit
-from billing.services.finance import packages
+from billing.services.finance import journal, memberships, packages
 from billing.services.finance.reconciliation import (
     STRIPE_CHARGES,
     STRIPE_REFUND_FAILURES,
@@ -240,6 +240,9 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
     totals = report["totals"]
     credit_figures = packages.package_figures(session, period)
     adjusted = adjustments_in(session, period)
+    month_key = f"{year:04d}-{month:02d}"
+    members = memberships.figures(session, month_key, zone, journal.closed_through(session))
+    no_members = {"membership_revenue": 0, "membership_deferred": 0}
     no_adjustments = dict.fromkeys(ADJUSTMENT_FIGURES, 0)
     currencies = sorted(
         set(totals["currencies"])
@@ -248,11 +251,12 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
         | set(fees)
         | set(credit_figures)
         | set(adjusted)
+        | set(members)
     )
     no_credits = {"half_credits_redeemed": 0, "credit_value": 0, "deferred_revenue": 0}
     none = {"gross": 0, "refunds": 0, "disputes": 0, "received": 0, "net": 0}
     return {
-        "month": f"{year:04d}-{month:02d}",
+        "month": month_key,
         "invoices_issued": sum(count for count, _ in billed.values()),
         "open_invoices": sum(count for count, _ in owed.values()),
         "currencies": {
@@ -271,6 +275,7 @@ def month_end(session: Session, year: int, month: int, zone: ZoneInfo = UTC_ZONE
                 ),
                 "credit_redemption_value": credit_figures.get(currency, no_credits)["credit_value"],
                 "deferred_revenue": credit_figures.get(currency, no_credits)["deferred_revenue"],
+                **members.get(currency, no_members),
                 **adjusted.get(currency, no_adjustments),
             }
             for currency in currencies

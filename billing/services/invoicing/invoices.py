@@ -175,6 +175,8 @@ def create_invoices(
                     promotion_code=quote.promotion_code if line.promotion_amount else None,
                     promotion_amount=line.promotion_amount,
                     credit_units=line.credit_units,
+                    membership_id=line.membership_id,
+                    member_saving=line.member_saving,
                 )
             ],
         )

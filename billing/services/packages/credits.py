@@ -380,8 +380,9 @@ def paid_by_credits(invoice: Invoice) -> bool:
 
 
 def activate(session: Session, invoice: Invoice, now: datetime) -> None:
-    """A package's invoice was just paid: its credits count from now for its validity."""
-    if invoice.kind != policy.PACKAGE:
+    """A package's invoice was just paid: its credits count from now for its validity (a
+    membership period's, until the period's end)."""
+    if invoice.kind not in (policy.PACKAGE, policy.MEMBERSHIP):
         return
     package = session.scalars(
         select(PatientPackage).where(PatientPackage.invoice_id == invoice.id).with_for_update()
@@ -389,7 +390,8 @@ def activate(session: Session, invoice: Invoice, now: datetime) -> None:
     if package is None or package.paid_at is not None:
         return
     package.paid_at = now
-    package.expires_at = now + timedelta(days=package.valid_days)
+    if invoice.kind == policy.PACKAGE:
+        package.expires_at = now + timedelta(days=package.valid_days)
     audit.record(
         session,
         "package.activated",
@@ -397,7 +399,7 @@ def activate(session: Session, invoice: Invoice, now: datetime) -> None:
         package.id,
         patient_id=package.patient_id,
         half_credits=package.half_credits,
-        expires_at=package.expires_at.isoformat(),
+        expires_at=package.expires_at.isoformat() if package.expires_at else None,
     )
 
 

@@ -181,6 +181,12 @@ def refund_unused(
         session.commit()
         return _follow(session, gateway, patient_id, claim.replay_of)
     sold = get_patient_package(session, patient_id, package_id)
+    if sold.package_id is None:
+        raise Conflict(
+            "membership_credits",
+            f"{sold.id} holds a membership period's included credits: they are not refunded "
+            "on their own (cancelling the membership now refunds its unused days).",
+        )
     credits.lock(session, patient_id)
     session.refresh(sold)
     if sold.paid_at is None:

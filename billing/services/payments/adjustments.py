@@ -199,9 +199,10 @@ def _audited(session: Session, action: str, made: InvoiceAdjustment, **details: 
 
 
 def _adjustable(invoice: Invoice) -> None:
-    """A package's or a gift card's invoice sold something that outlives it (credits, a
-    card's value): it is refunded through that instead, never corrected."""
-    if invoice.kind in (policy.PACKAGE, policy.GIFT_CARD):
+    """A package's, a gift card's or a membership period's invoice sold something that
+    outlives it (credits, a card's value, days of membership): it is refunded through that
+    instead, never corrected."""
+    if invoice.kind in policy.SOLD:
         raise Conflict(
             "invoice_not_adjustable",
             f"Invoice {invoice.number} sold a {invoice.kind.replace('_', ' ')}: refund what is"

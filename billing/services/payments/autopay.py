@@ -28,6 +28,7 @@ from billing.adapters.stripe_gateway import Card
 from billing.domain import statuses
 from billing.domain.dates import day_of
 from billing.domain.errors import Conflict, field_error
+from billing.domain.policy import MEMBERSHIP
 from billing.domain.schedules import CANCELLED, DUE, LIVE, SCHEDULED
 from billing.services.access import audit
 from billing.services.payments import dunning
@@ -228,6 +229,7 @@ def queue_nightly(session: Session, now: datetime) -> int:
     candidates = session.scalars(
         select(Invoice.id).where(
             Invoice.status.in_(statuses.PAYABLE),
+            Invoice.kind != MEMBERSHIP,  # a membership's fee is its own scheduled charge
             Invoice.scheduled_at <= now,
             ~queued_already,
             ~on_a_plan,

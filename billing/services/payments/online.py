@@ -201,7 +201,7 @@ def void_invoice(
             raise Conflict(
                 "payment_in_progress", "A payment is in progress; it cannot be voided now."
             )
-        if invoice.kind in (policy.PACKAGE, policy.GIFT_CARD) and invoice.amount_paid > 0:
+        if invoice.kind in policy.SOLD and invoice.amount_paid > 0:
             raise Conflict(
                 "invoice_paid",
                 f"Invoice {invoice.number} sold a {invoice.kind.replace('_', ' ')} and was paid:"

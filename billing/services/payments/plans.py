@@ -86,7 +86,7 @@ def create_plan(
     text recorded for the card; the first instalment is charged on its day."""
     now = now or utcnow()
     invoice = get_invoice(session, invoice_id)
-    consent = _saved_card(session, invoice, terms.card)
+    consent = saved_card(session, invoice.patient_id, terms.card, fee=invoice.kind == "fee")
     session.commit()  # no transaction stays open across the call to Stripe
     card = gateway.card_of(terms.card)
     invoice = get_invoice(session, invoice_id, for_update=True)
@@ -203,23 +203,23 @@ def _cancel(session: Session, plan: PaymentPlan, reason: str, now: datetime) -> 
     events.publish(session, "plan.cancelled", "plan", plan)
 
 
-def _saved_card(session: Session, invoice: Invoice, payment_method_id: str) -> CardConsent:
-    """The patient's saved card the plan charges: saved (not removed), a card (not a bank
-    account), and for a fee not an HSA/FSA card."""
+def saved_card(session: Session, patient_id: str, payment_method_id: str, fee: bool) -> CardConsent:
+    """The patient's saved card a plan or a membership charges: saved (not removed), a card
+    (not a bank account), and for a fee not an HSA/FSA card."""
     consent = session.get(CardConsent, payment_method_id)
     if (
         consent is None
-        or consent.patient_id != invoice.patient_id
+        or consent.patient_id != patient_id
         or consent.removed_at is not None
         or consent.mandate_id is not None
     ):
         raise field_error(
             "unknown_payment_method",
             "payment_method",
-            f"{payment_method_id} is not a card saved for patient {invoice.patient_id}: save "
+            f"{payment_method_id} is not a card saved for patient {patient_id}: save "
             "the card first (POST /v1/patients/{id}/payment-methods).",
         )
-    if invoice.kind == "fee" and consent.hsa_fsa:
+    if fee and consent.hsa_fsa:
         raise field_error(
             "hsa_fsa_card_for_fee",
             "payment_method",

@@ -24,7 +24,7 @@ from billing.adapters.stripe_gateway import RefundResult, StripeGateway
 from billing.domain.errors import Conflict, ServiceError, Unprocessable, field_error
 from billing.domain.events import REFUND_EVENTS
 from billing.domain.money import Money
-from billing.domain.policy import GIFT_CARD, PACKAGE
+from billing.domain.policy import GIFT_CARD, MEMBERSHIP, PACKAGE
 from billing.domain.statuses import FAILED, PENDING, SUCCEEDED, UNKNOWN
 from billing.services import idempotency
 from billing.services.access import audit
@@ -72,6 +72,7 @@ def refund_invoice(
     reason: str,
     request: IdempotencyRequest,
     for_credits: bool = False,
+    for_membership: bool = False,
 ) -> Refund:
     """Refund part or all of what an invoice's payment collected. A package's invoice is
     refunded only through its unused credits (`for_credits`), so no credit outlives the
@@ -93,6 +94,12 @@ def refund_invoice(
             "refund_package_credits",
             f"Invoice {invoice.number} sold a package: refund its unused credits with "
             "POST /v1/patients/{patient_id}/packages/{package_id}/refunds.",
+        )
+    if invoice.kind == MEMBERSHIP and not for_membership:
+        raise Conflict(
+            "refund_membership",
+            f"Invoice {invoice.number} is a membership's fee: cancel the membership now "
+            "(POST /v1/memberships/{id}/cancel) to refund its unused days.",
         )
     if invoice.kind == GIFT_CARD:  # only what is left on the card goes back to its buyer
         unused = gift_cards.balance(session, gift_cards.of_invoice(session, invoice.id))

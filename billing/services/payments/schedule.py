@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from billing.adapters.membership_models import Membership, MembershipPeriod
 from billing.adapters.models import Invoice, Payment, utcnow
 from billing.adapters.schedule_models import PaymentPlan, ScheduledCharge
 from billing.adapters.stripe_gateway import StripeGateway
@@ -30,6 +31,7 @@ from billing.domain.schedules import CANCELLED, CHARGING, COVERED, DUE, LIVE, PA
 from billing.services.access import audit, keys
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.invoicing.invoices import get_invoice
+from billing.services.memberships import memberships
 from billing.services.payments import autopay, charges, dunning
 
 log = logging.getLogger("billing.schedule")
@@ -47,6 +49,7 @@ class Run:
     deferred: int = 0  # something was in the way; tried again soon
     errors: int = 0  # Stripe could not be reached; the item is taken over later
     queued: int = 0  # AutoPay charges queued by the nightly run
+    opened: int = 0  # membership periods begun (each charged as it falls due)
 
 
 def run_due(
@@ -69,6 +72,7 @@ def prepare(session: Session, now: datetime, run: Run, limit: int = 5000) -> lis
     _close_settled_plans(session)
     if not schedules.may_charge_now(now, config.zone, config.window):
         return []
+    run.opened = memberships.renew_due(session, now)
     if now.astimezone(config.zone).hour == config.autopay_hour:  # once a day, idempotent
         run.queued = autopay.queue_nightly(session, now)
     return due_items(session, now, limit)
@@ -366,6 +370,13 @@ def _card_shown(session: Session, item: ScheduledCharge) -> tuple[str | None, st
     plan = session.get(PaymentPlan, item.plan_id) if item.plan_id else None
     if plan is not None:
         return plan.card_brand, plan.card_last4
+    member = session.execute(
+        select(Membership.card_brand, Membership.card_last4)
+        .join(MembershipPeriod, MembershipPeriod.membership_id == Membership.id)
+        .where(MembershipPeriod.scheduled_charge_id == item.id)
+    ).first()
+    if member is not None:
+        return member[0], member[1]
     return autopay.card_shown(session, item.patient_id, str(item.payment_method_id))
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing.adapters.cache import Generation, SharedCache, bump
+from billing.adapters.membership_models import Membership
 from billing.adapters.models import PriceVersion, utcnow
 from billing.domain.errors import Conflict, field_error
 from billing.domain.money import Money
@@ -55,6 +56,7 @@ class PriceBook:
 
     def __init__(self, seconds: float, generation: Generation) -> None:
         self._cache = SharedCache[str, list[Price]](seconds, generation)
+        self._members = SharedCache[str, bool](seconds, generation)
 
     def current(self, session: Session, currency: str, now: datetime) -> Price:
         """The version in force for `currency` at `now`: the latest effective wins."""
@@ -72,8 +74,18 @@ class PriceBook:
             )
         return max(in_force, key=lambda v: (v.effective_at, v.version))
 
+    def has_members(self, session: Session) -> bool:
+        """Whether any patient has a membership that is not cancelled: until one does, a
+        quote need not look for members' prices."""
+        known = self._members.lookup(session, "any")
+        if known is None:
+            known = bool(session.scalar(select(exists().where(Membership.status != "cancelled"))))
+            self._members.put("any", known)
+        return known
+
     def forget(self) -> None:
         self._cache.clear()
+        self._members.clear()
         self._cache.generation.forget()
 
 

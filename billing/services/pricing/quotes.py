@@ -16,6 +16,7 @@ from billing.adapters.models import AuditEvent, Quote, QuoteLine, new_id, utcnow
 from billing.adapters.outbox import Event
 from billing.domain import credits as credit_rules
 from billing.domain import discounts, policy, pricing
+from billing.domain import memberships as membership_rules
 from billing.domain.errors import NotFound, field_error
 from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
 from billing.services import idempotency
@@ -23,6 +24,7 @@ from billing.services.access import audit
 from billing.services.bookings import seats
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
+from billing.services.memberships import memberships
 from billing.services.packages import credits
 from billing.services.pricing import catalog, promotions
 from schemas.quotes import dump_new_quote
@@ -78,6 +80,11 @@ def create_quote(
 
     quote_id = new_id("qt")
     paying = [patient.get("pay_with") == pricing.CREDITS for patient in patients]
+    members = _member_prices(session, booking, prices, price.iv_individual, paying)
+    amounts = [
+        Money(amount.amount - saving, amount.currency)
+        for amount, (_, saving) in zip(amounts, members, strict=True)
+    ]
     priced = _discounted(session, booking, quote_id, amounts, paying, max_discount_percent, now)
     expires_at = pricing.quote_expiry(now, ttl)
     units = credit_rules.half_credits_for(booking["session_type"])
@@ -112,9 +119,18 @@ def create_quote(
     }
     deposits = _deposits(session, price.policy.deposit, patients, priced, paying, now)
     lines = [
-        _line(quote_id, position, patient, line, booking["session_type"], units * paid, deposit)
-        for position, (patient, line, paid, deposit) in enumerate(
-            zip(patients, priced, paying, deposits, strict=True)
+        _line(
+            quote_id,
+            position,
+            patient,
+            line,
+            booking["session_type"],
+            units * paid,
+            deposit,
+            member,
+        )
+        for position, (patient, line, paid, deposit, member) in enumerate(
+            zip(patients, priced, paying, deposits, members, strict=True)
         )
     ]
     # Plain data, dumped like a Quote: no ORM objects on the hot path.
@@ -162,6 +178,43 @@ def create_quote(
         idempotency.complete(session, claim, quote_id)
     session.commit()
     return CreatedQuote(made, body + "\n")
+
+
+def _member_prices(
+    session: Session,
+    booking: dict[str, Any],
+    prices: catalog.PriceBook,
+    iv_individual: Money,
+    paying: list[bool],
+) -> list[tuple[str | None, int]]:
+    """Each line's membership and what its member price takes off the price list's: a
+    member's P (a percent off, or the membership's lower IV price) for a session on a day
+    the membership holds; a group seat costs exactly half of the member's P. A line paid
+    with credits, or a patient without a membership, takes nothing off."""
+    none: list[tuple[str | None, int]] = [(None, 0)] * len(paying)
+    if all(paying) or not prices.has_members(session):
+        return none
+    patients = booking["patients"]
+    found = memberships.benefits(
+        session,
+        [patient["patient_id"] for patient in patients],
+        booking["scheduled_at"],
+        iv_individual.currency,
+    )
+    if not found:
+        return none
+    session_type = booking["session_type"]
+    listed = pricing.session_price(session_type, iv_individual)
+    made: list[tuple[str | None, int]] = []
+    for patient, by_credits in zip(patients, paying, strict=True):
+        benefit = found.get(patient["patient_id"])
+        if benefit is None or by_credits:
+            made.append((None, 0))
+            continue
+        member_p = membership_rules.member_price(iv_individual, benefit.kind, benefit.value)
+        saving = listed.amount - pricing.session_price(session_type, member_p).amount
+        made.append((benefit.membership_id, saving) if saving > 0 else (None, 0))
+    return made
 
 
 def _alone(session: Session, booking: dict[str, Any], request: IdempotencyRequest | None) -> bool:
@@ -316,18 +369,21 @@ _INSERT_IN_ONE = text(
                                  prior_iv_sessions, iv_exemption_reason,
                                  iv_exemption_approved_by, description, amount, base_amount,
                                  sliding_percent, sliding_reason, sliding_approved_by,
-                                 sliding_amount, promotion_amount, credit_units, deposit)
+                                 sliding_amount, promotion_amount, credit_units, deposit,
+                                 membership_id, member_saving)
         SELECT :id, line.position, line.patient_id, line.patient_name, line.patient_email,
                line.prior_iv_sessions, line.iv_exemption_reason, line.iv_exemption_approved_by,
                line.description, line.amount, line.base_amount, line.sliding_percent,
                line.sliding_reason, line.sliding_approved_by, line.sliding_amount,
-               line.promotion_amount, line.credit_units, line.deposit
+               line.promotion_amount, line.credit_units, line.deposit, line.membership_id,
+               line.member_saving
         FROM json_to_recordset(CAST(:lines AS json)) AS line(
             position int, patient_id text, patient_name text, patient_email text,
             prior_iv_sessions int, iv_exemption_reason text, iv_exemption_approved_by text,
             description text, amount bigint, base_amount bigint, sliding_percent int,
             sliding_reason text, sliding_approved_by text, sliding_amount bigint,
-            promotion_amount bigint, credit_units int, deposit bigint), relaxed
+            promotion_amount bigint, credit_units int, deposit bigint, membership_id text,
+            member_saving bigint), relaxed
     ),
     new_event AS (
         INSERT INTO events (public_id, type, created_at, data)
@@ -410,9 +466,12 @@ def _line(
     session_type: str,
     credit_units: int,
     deposit: int = 0,
+    member: tuple[str | None, int] = (None, 0),
 ) -> dict[str, Any]:
     exemption = patient.get("iv_exemption") or {}
     discount = patient.get("discount") or {}
+    membership_id, saving = member
+    base = line.base.amount + saving if (line.discounted or saving) else None
     return {
         "quote_id": quote_id,
         "position": position,
@@ -424,7 +483,7 @@ def _line(
         "iv_exemption_approved_by": exemption.get("approved_by"),
         "description": pricing.DESCRIPTIONS[session_type],
         "amount": line.net.amount,
-        "base_amount": line.base.amount if line.discounted else None,
+        "base_amount": base,
         "sliding_percent": discount.get("percent"),
         "sliding_reason": discount.get("reason"),
         "sliding_approved_by": discount.get("approved_by"),
@@ -432,6 +491,8 @@ def _line(
         "promotion_amount": line.promotion.amount,
         "credit_units": credit_units,
         "deposit": deposit,
+        "membership_id": membership_id,
+        "member_saving": saving,
     }
 
 

@@ -1,0 +1,1 @@
+"""Memberships: the catalogue, patients' memberships, and their periods' money."""

@@ -1,0 +1,109 @@
+"""Memberships in the catalogue: versioned as packages are. A new version of a code is what
+new members join; members keep the version they joined at, whose fee their consent names."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from billing.adapters.membership_models import MembershipPlan
+from billing.adapters.models import utcnow
+from billing.domain import memberships as rules
+from billing.domain.errors import field_error
+from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
+from billing.services.access import audit
+
+
+def create_membership_plan(
+    session: Session, body: dict[str, Any], now: datetime | None = None
+) -> MembershipPlan:
+    """A new version of a membership code (the one before it is no longer joined)."""
+    now = now or utcnow()
+    code = body["code"].upper()
+    benefit, value = _benefit(body)
+    least = STRIPE_MINIMUM_CHARGE.get(body["currency"], 1)
+    if body["amount"] < least:
+        raise field_error(
+            "amount_too_small",
+            "amount",
+            f"A membership's fee is at least {Money(least, body['currency']).format()}, "
+            "the least a card can be charged.",
+        )
+    latest = session.scalars(
+        select(MembershipPlan)
+        .where(MembershipPlan.code == code)
+        .order_by(MembershipPlan.version.desc())
+        .limit(1)
+        .with_for_update()
+    ).first()
+    if latest is not None:
+        session.execute(
+            update(MembershipPlan)
+            .where(MembershipPlan.code == code, MembershipPlan.retired_at.is_(None))
+            .values(retired_at=now)
+        )
+    plan = MembershipPlan(
+        code=code,
+        version=(latest.version + 1) if latest is not None else 1,
+        name=body["name"],
+        interval=body["interval"],
+        amount=body["amount"],
+        currency=body["currency"],
+        benefit=benefit,
+        benefit_value=value,
+        created_at=now,
+    )
+    session.add(plan)
+    session.flush()
+    audit.record(
+        session,
+        "membership_plan.created",
+        "membership_plan",
+        plan.id,
+        code=code,
+        version=plan.version,
+        interval=plan.interval,
+        amount=plan.amount,
+        currency=plan.currency,
+        benefit=benefit,
+        benefit_value=value,
+    )
+    session.commit()
+    return plan
+
+
+def _benefit(body: dict[str, Any]) -> tuple[str, int]:
+    """The one benefit the body names, as (kind, figure): a percent, a price in minor
+    units, or half-credits."""
+    given = [name for name in rules.BENEFITS if body.get(name) is not None]
+    if len(given) != 1:
+        raise field_error(
+            "one_benefit_required",
+            given[1] if len(given) > 1 else "percent_off",
+            "Name exactly one benefit: percent_off, iv_price or included_iv_credits.",
+        )
+    name = given[0]
+    if name == rules.INCLUDED_CREDITS:
+        return name, int(round(body[name] * 2))
+    return name, int(body[name])
+
+
+def list_membership_plans(session: Session, include_retired: bool = False) -> list[MembershipPlan]:
+    statement = select(MembershipPlan).order_by(MembershipPlan.code, MembershipPlan.version)
+    if not include_retired:
+        statement = statement.where(MembershipPlan.retired_at.is_(None))
+    return list(session.scalars(statement))
+
+
+def current_membership_plan(session: Session, code: str, field: str = "code") -> MembershipPlan:
+    plan = session.scalars(
+        select(MembershipPlan).where(
+            MembershipPlan.code == code.upper(), MembershipPlan.retired_at.is_(None)
+        )
+    ).first()
+    if plan is None:
+        raise field_error("membership_not_found", field, f"No membership {code!r} is offered.")
+    return plan
