@@ -18,8 +18,7 @@ from sqlalchemy import select
 
 from billing.adapters import db, providers
 from billing.adapters.membership_models import MembershipPeriod
-from billing.services.memberships import memberships
-from billing.services.payments import charges, schedule
+from billing.services.payments import charges, memberships, schedule
 from tests.fixtures_stripe import save_card
 from tests.stripe.plans import (
     Died,

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 from billing.adapters.models import Invoice, utcnow
 from billing.domain import statuses
 from billing.services.integrations import emails, events
-from billing.services.memberships import periods
 from billing.services.packages import credits
 
 
@@ -21,6 +20,5 @@ def announce_paid(session: Session, invoice: Invoice, status_before: str) -> Non
     session.flush()
     session.refresh(invoice, ["amount_paid", "amount_refunded"])
     credits.activate(session, invoice, utcnow())
-    periods.invoice_paid(session, invoice)
     events.publish(session, "invoice.paid", "invoice", invoice)
     emails.queue(session, emails.RECEIPT, invoice, f"receipt:{invoice.id}")

@@ -61,6 +61,7 @@ from billing.services.invoicing.invoices import get_invoice
 from billing.services.payments import (
     account,
     dunning,
+    membership_periods,
     mismatches,
     overpayments,
     patients,
@@ -642,6 +643,8 @@ def announce(session: Session, invoice: Invoice, status_before: str, moved: bool
         session.refresh(invoice, ["amount_paid", "amount_refunded"])
         events.publish(session, "invoice.partially_paid", "invoice", invoice)
     paid.announce_paid(session, invoice, status_before)
+    if status_before not in statuses.SETTLED and invoice.status in statuses.SETTLED:
+        membership_periods.invoice_paid(session, invoice)
 
 
 def card_for_receipt(gateway: StripeGateway, payment: Payment, intent: Intent) -> Card | None:

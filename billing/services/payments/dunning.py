@@ -45,7 +45,7 @@ from billing.domain.schedules import (
 )
 from billing.services.access import audit
 from billing.services.integrations import emails, events
-from billing.services.memberships import periods
+from billing.services.payments import membership_periods
 
 # Stripe's error codes of a card the bank declined (a decline_code says why, when given).
 CARD_DECLINES = frozenset(
@@ -202,7 +202,7 @@ def _give_up(
         declines=item.declines,
     )
     events.publish(session, "payment.retries_exhausted", "scheduled_charge", item)
-    periods.charge_given_up(session, item)
+    membership_periods.charge_given_up(session, item)
     if item.plan_id is None and status == FAILED:  # AutoPay, membership: pay by link
         emails.queue(session, emails.ACTION_NEEDED, invoice, f"gave-up:{item.id}")
 

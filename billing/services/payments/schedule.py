@@ -31,8 +31,7 @@ from billing.domain.schedules import CANCELLED, CHARGING, COVERED, DUE, LIVE, PA
 from billing.services.access import audit, keys
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.invoicing.invoices import get_invoice
-from billing.services.memberships import memberships
-from billing.services.payments import autopay, charges, dunning
+from billing.services.payments import autopay, charges, dunning, memberships
 
 log = logging.getLogger("billing.schedule")
 LEASE = timedelta(minutes=5)  # a runner that dies holds its item this long

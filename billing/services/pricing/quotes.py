@@ -24,9 +24,8 @@ from billing.services.access import audit
 from billing.services.bookings import seats
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
-from billing.services.memberships import memberships
 from billing.services.packages import credits
-from billing.services.pricing import catalog, promotions
+from billing.services.pricing import catalog, memberships, promotions
 from schemas.quotes import dump_new_quote
 
 

@@ -11,8 +11,8 @@ from billing.adapters import db
 from billing.adapters.membership_models import Membership, MembershipPlan
 from billing.adapters.providers import gateway
 from billing.domain.access import ANY_KEY
-from billing.services.memberships import catalog, memberships
-from billing.services.payments import plans
+from billing.services.payments import memberships, plans
+from billing.services.pricing import memberships as catalog
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, price_book
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems

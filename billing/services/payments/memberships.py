@@ -11,7 +11,6 @@ open each period once (the membership's row is locked, and a period's number is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -38,8 +37,8 @@ from billing.services.access import audit, keys
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.invoicing import invoices
-from billing.services.memberships.catalog import current_membership_plan
 from billing.services.payments import dunning, online, plans, refunds
+from billing.services.pricing.memberships import current_membership_plan
 
 NOW, PERIOD_END = "now", "period_end"
 
@@ -55,16 +54,6 @@ class Joining:
     consent: plans.Consent = plans.Consent()
     name: str | None = None
     email: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Benefit:
-    """A membership's benefit for one patient's session."""
-
-    membership_id: str
-    code: str
-    kind: str
-    value: int
 
 
 def get_membership(session: Session, membership_id: str) -> Membership:
@@ -613,38 +602,3 @@ def _refund_unused(session: Session, gateway: StripeGateway, membership_id: str)
         request,
         for_membership=True,
     )
-
-
-def benefits(
-    session: Session, patient_ids: Sequence[str], at: datetime, currency: str
-) -> dict[str, Benefit]:
-    """The membership benefit of each patient whose membership holds on the clinic's day of
-    `at` (active, not paused then, not ended before it) in the quote's currency."""
-    day = day_of(at, dunning.settings().zone)
-    rows = session.execute(
-        select(Membership, MembershipPlan)
-        .join(MembershipPlan, MembershipPlan.id == Membership.membership_plan_id)
-        .where(
-            Membership.patient_id.in_(patient_ids),
-            Membership.status.in_((rules.ACTIVE, rules.PAUSED)),
-            Membership.starts_on <= day,
-            MembershipPlan.currency == currency,
-        )
-    ).all()
-    found = {}
-    for membership, offered in rows:
-        if membership.ends_on is not None and day > membership.ends_on:
-            continue
-        if _paused_on(membership, day):
-            continue
-        found[membership.patient_id] = Benefit(
-            membership.id, offered.code, offered.benefit, offered.benefit_value
-        )
-    return found
-
-
-def _paused_on(membership: Membership, day: date) -> bool:
-    paused_from, resumes_on = membership.paused_from, membership.resumes_on
-    if paused_from is None:
-        return False
-    return paused_from <= day and (resumes_on is None or day < resumes_on)

@@ -1,1 +1,0 @@
-"""Memberships: the catalogue, patients' memberships, and their periods' money."""
