@@ -239,6 +239,8 @@ def test_a_declined_fee_is_retried_then_the_membership_is_past_due_and_ends_unpa
     assert shown["status"] == "cancelled" and shown["ends_at"] == "2027-05-01"
     assert len(shown["periods"]) == 1 and len(charges_sent(proxy)) == 5
     assert event_types(stripe_app, "membership.")[-1] == "membership.cancelled"
+    # Its fee is no longer asked for: no pay link, reminder or credit collects it later.
+    assert invoice(stripe_client, staff, shown["periods"][0]["invoice_id"])["status"] == "void"
 
 
 @ON_POSTGRESQL
@@ -253,7 +255,7 @@ def test_paying_a_past_due_fee_by_link_makes_the_membership_active_again(
     run_at(stripe_app, local(NEW_YORK, 2027, 4, 2, 9, 0, 30))
     assert membership(stripe_client, staff, joined["id"])["status"] == "past_due"
     decline(standin.url, joined["payment_method"]["id"], "")
-    invoice_id = joined["periods"][0]["invoice_id"]
+    invoice_id = membership(stripe_client, staff, joined["id"])["periods"][0]["invoice_id"]
     with time_machine.travel(local(NEW_YORK, 2027, 4, 3, 11), tick=True):
         paid = stripe_client.post(
             f"/v1/invoices/{invoice_id}/payments",
@@ -365,25 +367,27 @@ def test_two_runners_at_once_open_and_charge_each_period_once(
         for n in range(6):
             join(stripe_client, staff, standin.url, f"P-T{n}", starts_at="2027-02-02")
     proxy.requests.clear()
-    with time_machine.travel(local(NEW_YORK, 2027, 3, 2, 9, 0, 30), tick=True):
-        barrier = threading.Barrier(2)
-        errors: list[BaseException] = []
+    errors: list[BaseException] = []
+    # The first runs after a month down: February's periods are begun and charged, then
+    # (a run later, once February's are paid) March's.
+    for minute in (0, 1):
+        with time_machine.travel(local(NEW_YORK, 2027, 3, 2, 9, minute, 30), tick=True):
+            barrier = threading.Barrier(2)
 
-        def runner() -> None:
-            try:
-                with stripe_app.app_context():
-                    barrier.wait()
-                    schedule.run_due(db.session(), providers.gateway())
-            except BaseException as error:  # noqa: BLE001 - reported below
-                errors.append(error)
+            def runner(barrier: threading.Barrier = barrier) -> None:
+                try:
+                    with stripe_app.app_context():
+                        barrier.wait()
+                        schedule.run_due(db.session(), providers.gateway())
+                except BaseException as error:  # noqa: BLE001 - reported below
+                    errors.append(error)
 
-        threads = [threading.Thread(target=runner) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+            threads = [threading.Thread(target=runner) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
     assert not errors, errors
-    # February's and March's periods (a late first run catches up), each charged once.
     with stripe_app.app_context():
         periods = db.session().scalars(select(MembershipPeriod)).all()
         assert sorted(p.starts_on for p in periods) == sorted(
@@ -550,29 +554,64 @@ def test_cancelled_now_an_unpaid_fee_is_no_longer_asked_for(
             f"/v1/memberships/{joined['id']}/cancel", headers=staff, json={"at": "now"}
         )
     assert cancelled.status_code == 200, cancelled.json
-    fee = invoice(stripe_client, staff, joined["periods"][0]["invoice_id"])
-    assert fee["status"] == "void"
+    fee_id = cancelled.json["periods"][0]["invoice_id"]
+    assert invoice(stripe_client, staff, fee_id)["status"] == "void"
     run_at(stripe_app, local(NEW_YORK, 2027, 4, 3, 9, 0, 30))
     assert len(charges_sent(proxy)) == 1  # the retry was stopped
 
 
 @ON_POSTGRESQL
-def test_autopay_leaves_a_membership_fee_to_its_own_day(
+def test_autopay_leaves_a_declined_membership_fee_to_its_own_retries(
     stripe_app, stripe_client, staff, standin, proxy
 ) -> None:
-    """A patient on AutoPay joins from next month: the nightly run does not charge the
-    period's invoice early; the membership's own charge does, on its day."""
+    """A patient on AutoPay whose fee was declined this morning: AutoPay's nightly run does
+    not charge the fee's invoice as well; the membership's retry does, the next day."""
     stripe_app.config["CLINIC_ZONE"] = ZoneInfo(NEW_YORK)
-    with time_machine.travel(local(NEW_YORK, 2027, 8, 10, 10), tick=True):
+    with time_machine.travel(local(NEW_YORK, 2027, 8, 10, 8), tick=True):
         offer(stripe_client, staff, percent_off=20)
-        joined = join(stripe_client, staff, standin.url, "P-X5", starts_at="2027-09-01")
+        joined = join(stripe_client, staff, standin.url, "P-X5")
         on = stripe_client.put("/v1/patients/P-X5/autopay", headers=staff, json={"enabled": True})
         assert on.status_code == 200, on.json
+    decline(standin.url, joined["payment_method"]["id"], "insufficient_funds")
+    run_at(stripe_app, local(NEW_YORK, 2027, 8, 10, 9, 0, 30))
+    decline(standin.url, joined["payment_method"]["id"], "")
     run_at(stripe_app, local(NEW_YORK, 2027, 8, 10, 20, 0, 30))  # AutoPay's nightly hour
-    assert charges_sent(proxy) == []
-    run_at(stripe_app, local(NEW_YORK, 2027, 9, 1, 9, 0, 30))
     assert len(charges_sent(proxy)) == 1
-    assert invoice(stripe_client, staff, joined["periods"][0]["invoice_id"])["status"] == "paid"
+    run_at(stripe_app, local(NEW_YORK, 2027, 8, 11, 9, 0, 30))
+    assert len(charges_sent(proxy)) == 2
+    fee = invoice(stripe_client, staff, joined["periods"][0]["invoice_id"])
+    assert (fee["status"], fee["amount_paid"]) == ("paid", 9900)
+
+
+@ON_POSTGRESQL
+def test_a_short_first_period_still_being_retried_holds_the_next_one_back(
+    stripe_app, stripe_client, staff, standin, proxy
+) -> None:
+    """MEMBERSHIP_PRORATION=on, joined on the 29th: the first period is 2 days, shorter than
+    the retries. October's period is not begun (nor charged) while September's is still
+    tried; once it is paid, October's follows at the next run."""
+    stripe_app.config["CLINIC_ZONE"] = ZoneInfo(NEW_YORK)
+    stripe_app.config["MEMBERSHIP_PRORATION"] = "on"
+    with time_machine.travel(local(NEW_YORK, 2027, 9, 29, 8), tick=True):
+        offer(stripe_client, staff, percent_off=20)
+        joined = join(stripe_client, staff, standin.url, "P-X7")
+    decline(standin.url, joined["payment_method"]["id"], "insufficient_funds")
+    run_at(stripe_app, local(NEW_YORK, 2027, 9, 29, 9, 0, 30))  # declined
+    run_at(stripe_app, local(NEW_YORK, 2027, 9, 30, 9, 0, 30))  # declined again
+    run_at(stripe_app, local(NEW_YORK, 2027, 10, 1, 9, 0, 30))  # September ended unpaid
+    shown = membership(stripe_client, staff, joined["id"])
+    assert shown["status"] == "active" and len(shown["periods"]) == 1
+    assert len(charges_sent(proxy)) == 2
+    decline(standin.url, joined["payment_method"]["id"], "")
+    run_at(stripe_app, local(NEW_YORK, 2027, 10, 2, 9, 0, 30))  # Sep 29 + 3 days: it pays
+    run_at(stripe_app, local(NEW_YORK, 2027, 10, 2, 9, 1, 30))  # October begins, is charged
+    shown = membership(stripe_client, staff, joined["id"])
+    assert [p["starts_at"] for p in shown["periods"]] == ["2027-09-29", "2027-10-01"]
+    assert [invoice(stripe_client, staff, p["invoice_id"])["status"] for p in shown["periods"]] == [
+        "paid",
+        "paid",
+    ]
+    assert len(set(charges_sent(proxy))) == 4  # two declines, September's, October's
 
 
 @ON_POSTGRESQL

@@ -11,6 +11,8 @@ open each period once (the membership's row is locked, and a period's number is 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -19,28 +21,30 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from billing.adapters import providers
 from billing.adapters.cache import bump
 from billing.adapters.credit_models import CreditHold, PatientPackage
 from billing.adapters.membership_models import Membership, MembershipPeriod, MembershipPlan
-from billing.adapters.models import Invoice, utcnow
+from billing.adapters.models import Invoice, Payment, Refund, utcnow
 from billing.adapters.schedule_models import ScheduledCharge
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import memberships as rules
 from billing.domain import schedules, statuses
 from billing.domain.dates import clinic_date, day_of
-from billing.domain.errors import Conflict, NotFound, field_error
+from billing.domain.errors import Conflict, NotFound, ServiceError, field_error
 from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
 from billing.domain.policy import MEMBERSHIP
-from billing.domain.schedules import CHARGING, OWED, SCHEDULED
+from billing.domain.schedules import CHARGING, DUE, OWED, SCHEDULED
 from billing.services import idempotency
 from billing.services.access import audit, keys
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.invoicing import invoices
-from billing.services.payments import dunning, online, plans, refunds
+from billing.services.payments import charges, dunning, online, plans, refunds
 from billing.services.pricing.memberships import current_membership_plan
 
 NOW, PERIOD_END = "now", "period_end"
+log = logging.getLogger("billing.memberships")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +92,14 @@ def join(
     prorated: bool = False,
     now: datetime | None = None,
 ) -> Membership:
-    """The patient joins the current version of a membership; its first period is charged
-    on its first day (today's at the next run)."""
+    """The patient joins the current version of a membership; its first period is begun
+    (its invoice made) and charged on its first day (today's at the next run)."""
     now = now or utcnow()
+    if request is not None:  # a replay answers what the first request made, as it was
+        replay = idempotency.claim(session, request, "membership").replay_of
+        session.rollback()  # the key is taken below, with what the request makes
+        if replay is not None:
+            return get_membership(session, replay)
     offered = current_membership_plan(session, joining.code)
     plans.saved_card(session, patient_id, joining.card, fee=False)
     name, email = invoices.patient_for_invoice(
@@ -138,7 +147,8 @@ def join(
         _refuse_a_second(session, patient_id)
         raise
     membership.plan = offered
-    _open_period(session, membership, 1, now, clinic.zone)
+    if starts_on <= today:  # a later start is begun by the scheduler on its day
+        _open_period(session, membership, 1, now, clinic.zone)
     audit.record(
         session,
         "membership.created",
@@ -303,7 +313,8 @@ def renew_due(session: Session, now: datetime) -> int:
     """Every live membership brought up to the clinic's day at `now`: the periods that have
     started opened (each missed one, in order), pauses begun or ended, memberships ending
     after their last day, or left unpaid at their period's end, cancelled. Safe to run at
-    once on several machines. Returns the periods opened."""
+    once on several machines; one membership that fails is logged and left for the next
+    run, never stopping the others or the charges. Returns the periods opened."""
     zone = dunning.settings().zone
     today = day_of(now, zone)
     latest = (
@@ -311,21 +322,28 @@ def renew_due(session: Session, now: datetime) -> int:
         .group_by(MembershipPeriod.membership_id)
         .subquery()
     )
+    paused = Membership.status == rules.PAUSED
     due = session.scalars(
         select(Membership.id)
         .outerjoin(latest, latest.c.membership_id == Membership.id)
         .where(
             Membership.status.in_(rules.LIVE),
-            (func.coalesce(latest.c.ends_on, Membership.starts_on) <= today)
-            | (Membership.ends_on < today)
-            | (Membership.resumes_on <= today),
+            (~paused & (func.coalesce(latest.c.ends_on, Membership.starts_on) <= today))
+            | (paused & (Membership.resumes_on <= today))
+            | (Membership.ends_on < today),
         )
     ).all()
     session.commit()
     opened = 0
     for membership_id in due:
-        opened += _bring_up_to(session, str(membership_id), today, now, zone)
-        session.commit()
+        try:
+            opened += _bring_up_to(session, str(membership_id), today, now, zone)
+            session.commit()
+        except Exception:  # noqa: BLE001 - one membership's fault stops nothing else
+            session.rollback()
+            log.exception(
+                "membership %s: not brought up to date; tried again next run", membership_id
+            )
     return opened
 
 
@@ -337,15 +355,22 @@ def _bring_up_to(
     while membership.status in rules.LIVE:
         last = membership.periods[-1] if membership.periods else None
         if membership.ends_on is not None and membership.ends_on < today:
-            _end(session, membership, "The membership's last day has passed.", now)
+            _end(session, membership, "The membership's last day has passed.", now, False)
             break
         if last is not None and last.ends_on > today:
             break  # the current period is open
-        if membership.status == rules.PAST_DUE:  # its period ended unpaid
-            membership.ends_on = last.ends_on - timedelta(days=1) if last else today
-            _end(session, membership, "The period's fee was not paid.", now)
-            _stop_charges(session, membership, now)
-            break
+        if last is not None:
+            fee = session.get_one(Invoice, last.invoice_id, populate_existing=True)
+            if fee.status not in statuses.SETTLED:  # the period ended unpaid
+                item = session.get(ScheduledCharge, last.scheduled_charge_id or "")
+                if item is not None and item.status in (*DUE, CHARGING):
+                    break  # still being tried: the next period waits for the outcome
+                membership.ends_on = last.ends_on - timedelta(days=1)
+                _end(session, membership, "The period's fee was not paid.", now)
+                _stop_charges(session, membership, now)
+                session.commit()
+                _void_unpaid(session, providers.gateway, membership)
+                break
         start = last.ends_on if last is not None else membership.starts_on
         if membership.paused_from is not None and membership.paused_from <= start:
             if membership.status == rules.ACTIVE:
@@ -356,7 +381,7 @@ def _bring_up_to(
             _resume(session, membership, last)
             start = membership.anchor_on
         if membership.ends_on is not None and start > membership.ends_on:
-            _end(session, membership, "The membership's last day has passed.", now)
+            _end(session, membership, "The membership's last day has passed.", now, False)
             break
         number = (last.number + 1) if last is not None else 1
         _open_period(session, membership, number, now, zone)
@@ -381,14 +406,38 @@ def _resume(session: Session, membership: Membership, last: MembershipPeriod | N
     )
 
 
-def _end(session: Session, membership: Membership, reason: str, now: datetime) -> None:
+def _end(
+    session: Session, membership: Membership, reason: str, now: datetime, announce: bool = True
+) -> None:
+    """Cancelled from now; other systems hear it (unless they heard it when the end at the
+    period's end was asked for)."""
     membership.status = rules.CANCELLED
     membership.cancelled_at = membership.cancelled_at or now
     membership.cancel_reason = membership.cancel_reason or reason
     membership.paused_from = membership.resumes_on = None
     audit.record(session, "membership.ended", "membership", membership.id, reason=reason)
     session.flush()
-    events.publish(session, "membership.cancelled", "membership", membership)
+    if announce:
+        events.publish(session, "membership.cancelled", "membership", membership)
+
+
+def _void_unpaid(
+    session: Session, gateway: Callable[[], StripeGateway], membership: Membership
+) -> None:
+    """The fees of an ended membership that nothing paid are no longer asked for (voided);
+    one that cannot be voided now (a payment in flight) is left, and said so in the log."""
+    for period in membership.periods:
+        invoice = session.get_one(Invoice, period.invoice_id, populate_existing=True)
+        if invoice.status != statuses.OPEN or invoice.amount_paid != 0:
+            continue
+        try:
+            online.void_invoice(session, gateway, invoice.id)
+            session.commit()
+        except ServiceError as error:
+            session.rollback()
+            log.warning(
+                "membership %s: fee %s not voided (%s)", membership.id, invoice.id, error.code
+            )
 
 
 def _stop_charges(session: Session, membership: Membership, now: datetime) -> None:
@@ -492,23 +541,34 @@ def cancel(
     stopped, an unpaid fee is voided, the period's credits lapse, and with `refund`
     prorated (by default when the membership prorates) the unused days of a paid period
     are refunded unless a credit it included was used or is held. A period that has not
-    begun is cancelled whole. Asking again changes nothing, and a refund that did not go
-    through is tried again (once: its key is the membership's)."""
+    begun is cancelled whole, and one that has no period yet ends before it starts. Asking
+    again changes nothing, and what did not go through (a void, a refund) is tried again,
+    each refund at most once (its key is derived from the membership)."""
     now = now or utcnow()
     today = day_of(now, zone)
     membership = _locked(session, membership_id)
-    if membership.status == rules.CANCELLED:
+    scheduled = at == PERIOD_END and membership.ends_on is not None
+    if membership.status == rules.CANCELLED or scheduled:
         session.commit()
+        if membership.status == rules.CANCELLED:
+            _void_unpaid(session, lambda: gateway, membership)
         if membership.cancel_refund == rules.PRORATED:
             _refund_unused(session, gateway, membership_id)
         return get_membership(session, membership_id)
     reason = (reason or "Cancelled.")[:400]
     last = membership.periods[-1] if membership.periods else None
-    begun = last is None or last.starts_on <= today
+    if last is None:  # it starts later: it ends before it starts, nothing asked for
+        membership.ends_on = membership.starts_on - timedelta(days=1)
+        membership.cancel_reason, membership.cancel_refund = reason, rules.NO_REFUND
+        _end(session, membership, reason, now)
+        bump(session)
+        session.commit()
+        return get_membership(session, membership.id)
+    begun = last.starts_on <= today
     if at == PERIOD_END and begun:
         # The last day of the last period opened (a paused membership's, or one whose next
         # period is not begun yet this morning, has passed: it ends at the next run).
-        membership.ends_on = (last.ends_on if last else today) - timedelta(days=1)
+        membership.ends_on = last.ends_on - timedelta(days=1)
         membership.cancel_reason = reason
         membership.cancel_refund = rules.NO_REFUND
         audit.record(
@@ -532,33 +592,36 @@ def cancel(
         .join(MembershipPeriod, MembershipPeriod.scheduled_charge_id == ScheduledCharge.id)
         .where(MembershipPeriod.membership_id == membership.id, ScheduledCharge.status == CHARGING)
     )
-    if charging is not None:  # read under the charges' locks: no runner takes one now
+    in_flight = session.scalar(  # a pay link's card waiting on its bank, a bank debit
+        select(Payment.id)
+        .join(MembershipPeriod, MembershipPeriod.invoice_id == Payment.invoice_id)
+        .where(
+            MembershipPeriod.membership_id == membership.id,
+            Payment.status.in_(charges.IN_FLIGHT),
+        )
+    )
+    if charging is not None or in_flight is not None:  # read under the locks
         raise Conflict(
             "payment_in_progress",
             "The membership's fee is being charged now; try again in a minute.",
         )
     _stop_charges(session, membership, now)
-    membership.ends_on = today if begun or last is None else last.starts_on - timedelta(days=1)
+    membership.ends_on = today if begun else last.starts_on - timedelta(days=1)
     membership.cancel_reason = reason
     membership.cancel_refund = (
         rules.PRORATED
         if not begun
         else refund or (rules.PRORATED if membership.prorated else rules.NO_REFUND)
     )
-    if last is not None:
-        session.execute(  # the period's included credits lapse with it
-            update(PatientPackage)
-            .where(PatientPackage.invoice_id == last.invoice_id)
-            .values(expires_at=now)
-        )
+    session.execute(  # the period's included credits lapse with it
+        update(PatientPackage)
+        .where(PatientPackage.invoice_id == last.invoice_id)
+        .values(expires_at=now)
+    )
     _end(session, membership, reason, now)
     bump(session)
     session.commit()
-    for period in membership.periods:  # what was never paid is no longer asked for
-        invoice = session.get_one(Invoice, period.invoice_id, populate_existing=True)
-        if invoice.status == statuses.OPEN and invoice.amount_paid == 0:
-            online.void_invoice(session, lambda: gateway, invoice.id)
-            session.commit()
+    _void_unpaid(session, lambda: gateway, membership)  # what nothing paid is not asked for
     if membership.cancel_refund == rules.PRORATED:
         _refund_unused(session, gateway, membership.id)
     return get_membership(session, membership.id)
@@ -579,7 +642,11 @@ def _refund_unused(session: Session, gateway: StripeGateway, membership_id: str)
         select(func.count())
         .select_from(CreditHold)
         .join(PatientPackage, PatientPackage.id == CreditHold.patient_package_id)
-        .where(PatientPackage.invoice_id == invoice.id, CreditHold.returned_at.is_(None))
+        .where(
+            PatientPackage.invoice_id == invoice.id,
+            CreditHold.returned_at.is_(None),
+            CreditHold.used_at.is_not(None) | (CreditHold.expires_at > utcnow()),
+        )
     )
     span = rules.Period(period.starts_on, period.ends_on)
     amount = 0 if spoken_for else rules.unused(kept, span, last_day)
@@ -587,7 +654,13 @@ def _refund_unused(session: Session, gateway: StripeGateway, membership_id: str)
     session.commit()
     if amount < STRIPE_MINIMUM_CHARGE.get(invoice.currency, 1):
         return
-    key = f"membership-refund:{membership.id}"
+    failed = session.scalar(  # a refund that failed is asked again, under a new key
+        select(func.count())
+        .select_from(Refund)
+        .where(Refund.invoice_id == invoice.id, Refund.status == "failed")
+    )
+    session.commit()
+    key = f"membership-refund:{membership.id}:{failed}"
     request = IdempotencyRequest(
         api_key_id=membership.api_key_id or keys.system_key_id(session),
         key=key,

@@ -91,6 +91,11 @@ def create_plan(
     card = gateway.card_of(terms.card)
     invoice = get_invoice(session, invoice_id, for_update=True)
     charges.check_payable(session, invoice)
+    if invoice.kind == "membership":
+        raise Conflict(
+            "invoice_not_payable",
+            f"Invoice {invoice.number} is a membership's fee: the membership charges it.",
+        )
     owed = charges.collectable_now(session, invoice).amount
     if owed <= 0:
         raise Conflict("invoice_not_payable", f"Invoice {invoice.number} owes nothing now.")
