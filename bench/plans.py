@@ -2,7 +2,7 @@
 workers (each with its own beat scheduler: two schedulers at once), each exactly once,
 all within 2 minutes. Run it on demand, never from the test suite:
 
-    .venv/bin/python bench/plans.py [--plans 1000] [--concurrency 2] [--kill]
+    .venv/bin/python bench/plans.py [--plans 1000] [--concurrency 2] [--kill] [--memberships]
 
 It needs the local PostgreSQL (127.0.0.1:5432, user postgres) and Redis (127.0.0.1:6379,
 the broker here; `--broker amqp://...` for RabbitMQ). It creates a throwaway database and
@@ -16,6 +16,10 @@ taken over once its lease runs out (5 minutes), so only exactly-once is checked 
 Valid only if every instalment is paid exactly once: one succeeded PaymentIntent per
 invoice at the stand-in, one succeeded payment per invoice in the ledger (exit 2
 otherwise); the target is all of them within 120 s (exit 1 otherwise).
+
+With `--memberships` the same is done with memberships: `--plans` patients each join a
+monthly membership from today, and every first period's fee, due this minute, is charged
+by the workers in the same way (a membership's scheduled charge), each exactly once.
 """
 
 from __future__ import annotations
@@ -110,12 +114,70 @@ def make_plans(app, count: int) -> list[str]:
     return invoices
 
 
+def make_memberships(app, count: int) -> list[str]:
+    """`count` patients, each with a saved card and a monthly membership from today; the
+    invoices of their first periods."""
+    with app.app_context():
+        catalog.seed_default(db.session())
+        _, plain = keys.create_key(
+            db.session(), "bench", ["quotes:write", "payments:write", "catalog:write"]
+        )
+    staff = {"Authorization": f"Bearer {plain}"}
+    client = app.test_client()
+    offered = client.post(
+        "/v1/catalog/memberships",
+        headers=staff,
+        json={
+            "code": "BENCH",
+            "name": "Bench",
+            "interval": "month",
+            "amount": 9900,
+            "currency": "usd",
+            "percent_off": 10,
+        },
+    )
+    if offered.status_code != 201:
+        raise BenchError(f"membership: {offered.status_code} {offered.json}")
+    when = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).replace(microsecond=0).isoformat()
+    invoices = []
+    for n in range(count):
+        patient = f"P-{n:05d}"
+        client.post(  # known to billing before a card is saved
+            "/v1/quotes",
+            headers=staff,
+            json={
+                "booking_id": f"BK-{patient}",
+                "session_type": "iv_individual",
+                "scheduled_at": when,
+                "currency": "usd",
+                "patients": [{"patient_id": patient, "name": "Bench Patient"}],
+            },
+        )
+        card = client.post(
+            f"/v1/patients/{patient}/payment-methods",
+            headers=staff,
+            json={"payment_method": "pm_card_visa"},
+        ).json["id"]
+        joined = client.post(
+            f"/v1/patients/{patient}/memberships",
+            headers=staff,
+            json={"code": "BENCH", "payment_method": card},
+        )
+        if joined.status_code != 201:
+            raise BenchError(f"membership {n}: {joined.status_code} {joined.json}")
+        invoices.append(joined.json["periods"][0]["invoice_id"])
+        if (n + 1) % 100 == 0:
+            print(f"  {n + 1} memberships made", flush=True)
+    return invoices
+
+
 def paid_count(app, invoices: set[str]) -> int:
     with app.app_context():
         session = db.session()
         rows = session.execute(
             ScheduledCharge.__table__.select().where(
-                ScheduledCharge.number == 1, ScheduledCharge.status == "paid"
+                (ScheduledCharge.number == 1) | (ScheduledCharge.kind == "membership"),
+                ScheduledCharge.status == "paid",
             )
         ).all()
         session.commit()
@@ -170,13 +232,14 @@ def run(args: argparse.Namespace) -> int:
                 "DB_POOL_SIZE": 4,
             }
         )
-        print(f"making {args.plans} plans ...", flush=True)
-        invoices = make_plans(app, args.plans)
-        with app.app_context():  # every first instalment due this minute
+        what = "memberships" if args.memberships else "plans"
+        print(f"making {args.plans} {what} ...", flush=True)
+        invoices = (make_memberships if args.memberships else make_plans)(app, args.plans)
+        with app.app_context():  # every first instalment (or fee) due this minute
             session = db.session()
             session.execute(
                 ScheduledCharge.__table__.update()
-                .where(ScheduledCharge.number == 1)
+                .where((ScheduledCharge.number == 1) | (ScheduledCharge.kind == "membership"))
                 .values(next_attempt_at=dt.datetime.now(dt.UTC))
             )
             session.commit()
@@ -210,7 +273,8 @@ def run(args: argparse.Namespace) -> int:
                 worker.wait(timeout=30)
         wrong = check_once(app, invoices)
         app.extensions["billing.db"].engine.dispose()
-    print(f"{done} of {len(invoices)} first instalments paid in {elapsed:.1f} s")
+    charged = "membership fees" if args.memberships else "first instalments"
+    print(f"{done} of {len(invoices)} {charged} paid in {elapsed:.1f} s")
     if wrong or done != len(invoices):
         for line in wrong[:20]:
             print(f"  {line}")
@@ -231,6 +295,7 @@ def main() -> int:
     parser.add_argument("--plans", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--kill", action="store_true")
+    parser.add_argument("--memberships", action="store_true")
     return run_bench(parser, run)
 
 
