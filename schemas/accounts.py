@@ -6,6 +6,7 @@ from marshmallow import Schema, fields
 
 from schemas.fields import Currency, Text, amount
 from schemas.invoices import InvoiceSchema
+from schemas.memberships import MembershipSchema
 from schemas.types import typed
 
 
@@ -52,6 +53,11 @@ class AccountSchema(Schema):
         fields.Nested(AccountMovementSchema),
         required=True,
         metadata={"description": "The latest 100 movements of credit, newest first."},
+    )
+    memberships = fields.List(
+        fields.Nested(MembershipSchema),
+        required=True,
+        metadata={"description": "The patient's memberships that are not cancelled."},
     )
 
 

@@ -175,6 +175,8 @@ def test_a_members_sessions_cost_their_price_and_a_group_seat_exactly_half_of_it
     assert line["discounts"][0]["amount"] == 7500
     # The member's P is $425.00: their seat is exactly half, $212.50; the other pays $250.
     assert [seat["amount"] for seat in group["lines"]] == [21250, 25000]
+    account = stripe_client.get("/v1/patients/P-M1/account", headers=staff).json
+    assert [(m["code"], m["status"]) for m in account["memberships"]] == [("MAINTAIN", "active")]
     made = stripe_client.post("/v1/invoices", headers=staff, json={"quote_id": iv["id"]})
     assert made.status_code == 201, made.json
     shown = made.json["data"][0]

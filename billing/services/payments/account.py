@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.account_models import AccountBalance, AccountMovement
 from billing.adapters.db import dialect_insert
+from billing.adapters.membership_models import Membership
 from billing.adapters.models import Invoice, LedgerEntry, Payment, Refund, new_id, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import statuses
@@ -357,11 +358,13 @@ class AccountView:
     balances: list[dict[str, object]]
     open_invoices: list[Invoice]
     movements: list[AccountMovement]
+    memberships: list[Membership]
 
 
 def account(session: Session, patient_id: str, movements: int = 100) -> AccountView:
     """What the patient owes and holds, per currency: open invoices with their balance
-    due, credit, and the latest movements of credit (newest first)."""
+    due, credit, the latest movements of credit (newest first), and the memberships not
+    cancelled."""
     invoices = session.scalars(
         select(Invoice)
         .where(
@@ -396,8 +399,13 @@ def account(session: Session, patient_id: str, movements: int = 100) -> AccountV
                 "balance": (owed - credit).amount,
             }
         )
+    members = session.scalars(
+        select(Membership)
+        .where(Membership.patient_id == patient_id, Membership.status != "cancelled")
+        .order_by(Membership.created_at)
+    ).all()
     session.commit()
-    return AccountView(patient_id, balances, list(invoices), list(moved))
+    return AccountView(patient_id, balances, list(invoices), list(moved), list(members))
 
 
 REFUNDED = "refunded"  # credit given back to the card it came from
