@@ -195,6 +195,18 @@ class MembershipSchema(Schema):
     )
     paused_from = fields.Date(required=True, allow_none=True)
     resumes_at = fields.Date(required=True, allow_none=True, attribute="resumes_on")
+    next_charge_at = fields.Method(
+        "_next_charge",
+        required=True,
+        allow_none=True,
+        metadata={
+            "type": "string",
+            "format": "date",
+            "nullable": True,
+            "description": "The clinic's day its next period begins and is charged (none "
+            "once it is cancelled or ending).",
+        },
+    )
     payment_method = Computed("_card", PlanCardSchema, required=True)
     consent = Computed("_consent", PlanConsentShownSchema, required=True)
     periods = Computed("_periods", MembershipPeriodSchema, many=True, required=True)
@@ -203,6 +215,15 @@ class MembershipSchema(Schema):
 
     def _benefit(self, membership: Any) -> dict[str, Any]:
         return {"benefit": membership.plan.benefit, **_benefit_figures(membership.plan)}
+
+    def _next_charge(self, membership: Any) -> str | None:
+        if membership.status == rules.CANCELLED or membership.ends_on is not None:
+            return None
+        if membership.resumes_on is not None:
+            return str(membership.resumes_on.isoformat())
+        if not membership.periods:
+            return str(membership.starts_on.isoformat())
+        return str(membership.periods[-1].ends_on.isoformat())
 
     def _card(self, membership: Any) -> dict[str, Any]:
         return {

@@ -121,6 +121,7 @@ def test_a_year_of_a_monthly_membership_is_charged_on_each_first_day_once(
         offer(stripe_client, staff, percent_off=20)
         joined = join(stripe_client, staff, standin.url, "P-MEMBER", starts_at="2028-01-31")
     assert joined["status"] == "active" and joined["starts_at"] == "2028-01-31"
+    assert joined["periods"] == [] and joined["next_charge_at"] == "2028-01-31"
     assert "$99.00" in joined["consent"]["text"] and "4242" in joined["consent"]["text"]
     proxy.requests.clear()
     starts = [
@@ -146,6 +147,7 @@ def test_a_year_of_a_monthly_membership_is_charged_on_each_first_day_once(
         assert len(charges_sent(proxy)) == number, day
     shown = membership(stripe_client, staff, joined["id"])
     assert [p["starts_at"] for p in shown["periods"]] == starts
+    assert shown["next_charge_at"] == "2029-01-31"
     assert shown["periods"][1]["ends_at"] == "2028-03-30"  # the day before the next starts
     assert all(p["amount"] == 9900 for p in shown["periods"])
     assert all(
