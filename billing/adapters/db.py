@@ -16,7 +16,9 @@ from sqlalchemy import (
     create_engine,
     event,
     literal_column,
+    select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -226,3 +228,23 @@ def lock_for_write(session: Session) -> None:
     """
     if session.get_bind().dialect.name == "sqlite":
         session.execute(text("UPDATE cache_state SET id = id WHERE 0 = 1"))
+
+
+def next_version(session: Session, model: Any, code: str, now: datetime) -> int:
+    """In the caller's transaction: the number of a catalogue item's next version (a package,
+    a membership; `model` has code, version and retired_at), the code's versions on sale
+    retired as of `now`. The latest version is locked, so two new versions of one code at
+    once are numbered one after the other (the second waits)."""
+    latest = session.scalars(
+        select(model)
+        .where(model.code == code)
+        .order_by(model.version.desc())
+        .limit(1)
+        .with_for_update()
+    ).first()
+    if latest is None:
+        return 1
+    session.execute(
+        update(model).where(model.code == code, model.retired_at.is_(None)).values(retired_at=now)
+    )
+    return int(latest.version) + 1

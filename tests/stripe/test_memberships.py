@@ -165,6 +165,8 @@ def test_a_members_sessions_cost_their_price_and_a_group_seat_exactly_half_of_it
     with time_machine.travel(local(NEW_YORK, 2027, 3, 1, 10), tick=True):
         offer(stripe_client, staff, percent_off=15)
         join(stripe_client, staff, standin.url, "P-M1", starts_at="2027-03-05")
+        # A new version is joined by new members only: P-M1 keeps 15% off.
+        assert offer(stripe_client, staff, percent_off=50)["version"] == 2
         member = {"patient_id": "P-M1", "name": "Ana Member", "prior_iv_sessions": 1}
         other = {"patient_id": "P-O1", "name": "Bo Other", "prior_iv_sessions": 1}
         before = quote(stripe_client, staff, "iv_individual", "2027-03-04", member)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.credit_models import CreditRefund, Package, PatientPackage
+from billing.adapters.db import next_version
 from billing.adapters.models import IdempotencyKey, Refund, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import credits as credit_rules
@@ -32,22 +33,9 @@ def create_package(session: Session, body: dict[str, Any], now: datetime | None 
     already sold keep theirs)."""
     now = now or utcnow()
     code = body["code"].upper()
-    latest = session.scalars(
-        select(Package)
-        .where(Package.code == code)
-        .order_by(Package.version.desc())
-        .limit(1)
-        .with_for_update()
-    ).first()
-    if latest is not None:
-        session.execute(
-            update(Package)
-            .where(Package.code == code, Package.retired_at.is_(None))
-            .values(retired_at=now)
-        )
     package = Package(
         code=code,
-        version=(latest.version + 1) if latest is not None else 1,
+        version=next_version(session, Package, code, now),
         name=body["name"],
         iv_credits=body["iv_credits"],
         amount=body["amount"],

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billing.adapters.db import next_version
 from billing.adapters.membership_models import Membership, MembershipPlan
 from billing.adapters.models import utcnow
 from billing.domain import memberships as rules
@@ -36,22 +37,9 @@ def create_membership_plan(
             f"A membership's fee is at least {Money(least, body['currency']).format()}, "
             "the least a card can be charged.",
         )
-    latest = session.scalars(
-        select(MembershipPlan)
-        .where(MembershipPlan.code == code)
-        .order_by(MembershipPlan.version.desc())
-        .limit(1)
-        .with_for_update()
-    ).first()
-    if latest is not None:
-        session.execute(
-            update(MembershipPlan)
-            .where(MembershipPlan.code == code, MembershipPlan.retired_at.is_(None))
-            .values(retired_at=now)
-        )
     plan = MembershipPlan(
         code=code,
-        version=(latest.version + 1) if latest is not None else 1,
+        version=next_version(session, MembershipPlan, code, now),
         name=body["name"],
         interval=body["interval"],
         amount=body["amount"],
