@@ -29,6 +29,27 @@ POSTGRES_ADMIN = os.environ.get(
 )
 
 
+# The longest tests, started first: pytest-xdist shares the first tests out to its workers
+# in turn, so these run beside the rest, not at the end with the other workers idle.
+LONGEST_FIRST = (
+    "tests/api/test_openapi_contract.py::test_no_response_differs_from_the_document",
+    "tests/docs/test_guides.py",
+    "tests/e2e/",
+    "tests/integrations/test_broker_outage.py",
+    "tests/integrations/test_worker.py",
+    "tests/stripe/test_collect_interleavings.py",
+    "tests/stripe/test_typed_client.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        found = (n for n, start in enumerate(LONGEST_FIRST) if item.nodeid.startswith(start))
+        return next(found, len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 def _postgres_unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"PostgreSQL is required under CI: {reason}")
