@@ -57,7 +57,7 @@ faults: deps
 	$(BIN)/python bench/faults.py
 
 # The OpenAPI contract fuzzed deeper than `make test` does (FUZZ_EXAMPLES cases per
-# operation; the suite runs 50 to stay within its time): on demand, and before a release.
+# operation; the suite runs 25 to stay within its time): on demand, and before a release.
 FUZZ_EXAMPLES ?= 300
 fuzz: deps
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -p no:xdist \
