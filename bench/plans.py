@@ -63,6 +63,29 @@ TARGET_SECONDS = 120.0
 SECRET_KEY = "sk_test_bench_plans"
 
 
+def quoted_with_card(client, staff: dict[str, str], patient: str) -> tuple[str, str]:
+    """A quote of an IV session in three days for `patient` (so billing knows them), and a
+    card saved for them: the quote's id and the card's."""
+    when = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).replace(microsecond=0).isoformat()
+    quote = client.post(
+        "/v1/quotes",
+        headers=staff,
+        json={
+            "booking_id": f"BK-{patient}",
+            "session_type": "iv_individual",
+            "scheduled_at": when,
+            "currency": "usd",
+            "patients": [{"patient_id": patient, "name": "Bench Patient"}],
+        },
+    ).json
+    card = client.post(
+        f"/v1/patients/{patient}/payment-methods",
+        headers=staff,
+        json={"payment_method": "pm_card_visa"},
+    ).json["id"]
+    return str(quote["id"]), str(card)
+
+
 def make_plans(app, count: int) -> list[str]:
     """`count` invoices, each with a saved card and a plan of two weekly instalments from
     today; their ids."""
@@ -74,28 +97,12 @@ def make_plans(app, count: int) -> list[str]:
     staff = {"Authorization": f"Bearer {plain}"}
     client = app.test_client()
     today = dt.datetime.now(dt.UTC).date()
-    when = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).replace(microsecond=0).isoformat()
     invoices = []
     for n in range(count):
         patient = f"P-{n:05d}"
-        quote = client.post(
-            "/v1/quotes",
-            headers=staff,
-            json={
-                "booking_id": f"BK-{patient}",
-                "session_type": "iv_individual",
-                "scheduled_at": when,
-                "currency": "usd",
-                "patients": [{"patient_id": patient, "name": "Bench Patient"}],
-            },
-        ).json
-        invoice = client.post("/v1/invoices", headers=staff, json={"quote_id": quote["id"]})
+        quote_id, card = quoted_with_card(client, staff, patient)
+        invoice = client.post("/v1/invoices", headers=staff, json={"quote_id": quote_id})
         invoice_id = invoice.json["data"][0]["id"]
-        card = client.post(
-            f"/v1/patients/{patient}/payment-methods",
-            headers=staff,
-            json={"payment_method": "pm_card_visa"},
-        ).json["id"]
         plan = client.post(
             f"/v1/invoices/{invoice_id}/plan",
             headers=staff,
@@ -138,26 +145,10 @@ def make_memberships(app, count: int) -> list[str]:
     )
     if offered.status_code != 201:
         raise BenchError(f"membership: {offered.status_code} {offered.json}")
-    when = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).replace(microsecond=0).isoformat()
     invoices = []
     for n in range(count):
         patient = f"P-{n:05d}"
-        client.post(  # known to billing before a card is saved
-            "/v1/quotes",
-            headers=staff,
-            json={
-                "booking_id": f"BK-{patient}",
-                "session_type": "iv_individual",
-                "scheduled_at": when,
-                "currency": "usd",
-                "patients": [{"patient_id": patient, "name": "Bench Patient"}],
-            },
-        )
-        card = client.post(
-            f"/v1/patients/{patient}/payment-methods",
-            headers=staff,
-            json={"payment_method": "pm_card_visa"},
-        ).json["id"]
+        _, card = quoted_with_card(client, staff, patient)
         joined = client.post(
             f"/v1/patients/{patient}/memberships",
             headers=staff,
