@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -236,8 +237,6 @@ class MembershipSchema(Schema):
         return membership
 
     def _periods(self, membership: Any) -> list[dict[str, Any]]:
-        from datetime import timedelta
-
         return [
             {
                 "number": p.number,

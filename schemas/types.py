@@ -69,7 +69,6 @@ ERROR_CODES = (
     "membership_not_active",
     "membership_credits",
     "refund_membership",
-    "one_benefit_required",
     "resumes_before_pause",
     "unknown_payment_method",
     "hsa_fsa_card_for_fee",

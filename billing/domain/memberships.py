@@ -107,8 +107,7 @@ def member_price(iv_individual: Money, benefit: str, value: int) -> Money:
     """A member's P: the price list's less `value` percent (rounded half up), or the
     membership's own IV price when it is lower. Included credits do not change P."""
     if benefit == PERCENT_OFF:
-        cents = iv_individual.amount * (100 - value)
-        return Money((cents * 2 + 100) // 200, iv_individual.currency)
+        return iv_individual.percent(100 - value)
     if benefit == IV_PRICE:
         return Money(min(iv_individual.amount, value), iv_individual.currency)
     return iv_individual

@@ -39,7 +39,7 @@ from billing.services import idempotency
 from billing.services.access import audit, keys
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
-from billing.services.invoicing import invoices
+from billing.services.invoicing import invoices, ledger
 from billing.services.payments import charges, dunning, online, plans, refunds
 from billing.services.pricing.memberships import current_membership_plan
 
@@ -637,7 +637,7 @@ def _refund_unused(session: Session, gateway: StripeGateway, membership_id: str)
     if period is None or last_day is None or last_day >= period.ends_on:
         return
     invoice = session.get_one(Invoice, period.invoice_id, populate_existing=True)
-    kept = invoice.amount_paid - invoice.amount_refunded
+    kept = ledger.held(session, invoice.id)
     spoken_for = session.scalar(
         select(func.count())
         .select_from(CreditHold)

@@ -18,25 +18,17 @@ from billing.adapters.models import utcnow
 from billing.domain import memberships as rules
 from billing.domain.dates import UTC_ZONE, day_of
 from billing.domain.errors import field_error
-from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
 from billing.services.access import audit
 
 
 def create_membership_plan(
     session: Session, body: dict[str, Any], now: datetime | None = None
 ) -> MembershipPlan:
-    """A new version of a membership code (the one before it is no longer joined)."""
+    """A new version of a membership code (the one before it is no longer joined); the
+    body as MembershipPlanRequestSchema validated it (one benefit, a fee a card can pay)."""
     now = now or utcnow()
     code = body["code"].upper()
     benefit, value = _benefit(body)
-    least = STRIPE_MINIMUM_CHARGE.get(body["currency"], 1)
-    if body["amount"] < least:
-        raise field_error(
-            "amount_too_small",
-            "amount",
-            f"A membership's fee is at least {Money(least, body['currency']).format()}, "
-            "the least a card can be charged.",
-        )
     plan = MembershipPlan(
         code=code,
         version=next_version(session, MembershipPlan, code, now),
@@ -68,16 +60,9 @@ def create_membership_plan(
 
 
 def _benefit(body: dict[str, Any]) -> tuple[str, int]:
-    """The one benefit the body names, as (kind, figure): a percent, a price in minor
-    units, or half-credits."""
-    given = [name for name in rules.BENEFITS if body.get(name) is not None]
-    if len(given) != 1:
-        raise field_error(
-            "one_benefit_required",
-            given[1] if len(given) > 1 else "percent_off",
-            "Name exactly one benefit: percent_off, iv_price or included_iv_credits.",
-        )
-    name = given[0]
+    """The benefit the body names, as (kind, figure): a percent, a price in minor units,
+    or half-credits."""
+    name = next(name for name in rules.BENEFITS if body.get(name) is not None)
     if name == rules.INCLUDED_CREDITS:
         return name, int(round(body[name] * 2))
     return name, int(body[name])

@@ -80,10 +80,7 @@ def create_quote(
     quote_id = new_id("qt")
     paying = [patient.get("pay_with") == pricing.CREDITS for patient in patients]
     members = _member_prices(session, booking, prices, price.iv_individual, paying)
-    amounts = [
-        Money(amount.amount - saving, amount.currency)
-        for amount, (_, saving) in zip(amounts, members, strict=True)
-    ]
+    amounts = [amount - saving for amount, (_, saving) in zip(amounts, members, strict=True)]
     priced = _discounted(session, booking, quote_id, amounts, paying, max_discount_percent, now)
     expires_at = pricing.quote_expiry(now, ttl)
     units = credit_rules.half_credits_for(booking["session_type"])
@@ -185,12 +182,13 @@ def _member_prices(
     prices: catalog.PriceBook,
     iv_individual: Money,
     paying: list[bool],
-) -> list[tuple[str | None, int]]:
+) -> list[tuple[str | None, Money]]:
     """Each line's membership and what its member price takes off the price list's: a
     member's P (a percent off, or the membership's lower IV price) for a session on a day
     the membership holds; a group seat costs exactly half of the member's P. A line paid
     with credits, or a patient without a membership, takes nothing off."""
-    none: list[tuple[str | None, int]] = [(None, 0)] * len(paying)
+    nothing = Money.zero(iv_individual.currency)
+    none: list[tuple[str | None, Money]] = [(None, nothing)] * len(paying)
     if all(paying) or not prices.has_members(session):
         return none
     patients = booking["patients"]
@@ -204,15 +202,15 @@ def _member_prices(
         return none
     session_type = booking["session_type"]
     listed = pricing.session_price(session_type, iv_individual)
-    made: list[tuple[str | None, int]] = []
+    made: list[tuple[str | None, Money]] = []
     for patient, by_credits in zip(patients, paying, strict=True):
         benefit = found.get(patient["patient_id"])
         if benefit is None or by_credits:
-            made.append((None, 0))
+            made.append((None, nothing))
             continue
         member_p = membership_rules.member_price(iv_individual, benefit.kind, benefit.value)
-        saving = listed.amount - pricing.session_price(session_type, member_p).amount
-        made.append((benefit.membership_id, saving) if saving > 0 else (None, 0))
+        saving = listed - pricing.session_price(session_type, member_p)
+        made.append((benefit.membership_id, saving) if nothing < saving else (None, nothing))
     return made
 
 
@@ -465,12 +463,12 @@ def _line(
     session_type: str,
     credit_units: int,
     deposit: int = 0,
-    member: tuple[str | None, int] = (None, 0),
+    member: tuple[str | None, Money] | None = None,
 ) -> dict[str, Any]:
     exemption = patient.get("iv_exemption") or {}
     discount = patient.get("discount") or {}
-    membership_id, saving = member
-    base = line.base.amount + saving if (line.discounted or saving) else None
+    membership_id, saving = member or (None, Money.zero(line.net.currency))
+    base = (line.base + saving).amount if (line.discounted or saving.amount) else None
     return {
         "quote_id": quote_id,
         "position": position,
@@ -491,7 +489,7 @@ def _line(
         "credit_units": credit_units,
         "deposit": deposit,
         "membership_id": membership_id,
-        "member_saving": saving,
+        "member_saving": saving.amount,
     }
 
 
