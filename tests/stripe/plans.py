@@ -41,6 +41,22 @@ def run_at(app: Flask, moment: datetime) -> str:
     return str(result.output)
 
 
+def charged_on_each_day(
+    app: Flask, proxy: RecordingProxy, zone: str, days: list[str], again: bool = False
+) -> None:
+    """Runs the scheduler on each day (`YYYY-MM-DD`) just before 9:00 of the clinic's clock
+    (nothing more is charged) and just after it (one more charge); with `again`, a second
+    run a minute later charges nothing more either."""
+    for number, day in enumerate(days, start=1):
+        year, month, dom = (int(part) for part in day.split("-"))
+        run_at(app, local(zone, year, month, dom, 8, 59))  # not yet its hour
+        assert len(charges_sent(proxy)) == number - 1, day
+        run_at(app, local(zone, year, month, dom, 9, 0, 30))
+        if again:
+            run_at(app, local(zone, year, month, dom, 9, 1, 30))
+        assert len(charges_sent(proxy)) == number, day
+
+
 def local(zone: str, *parts: int) -> datetime:
     return datetime(*parts, tzinfo=ZoneInfo(zone))  # type: ignore[misc]
 

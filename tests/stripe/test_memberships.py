@@ -22,6 +22,7 @@ from billing.services.payments import charges, memberships, schedule
 from tests.fixtures_stripe import save_card
 from tests.stripe.plans import (
     Died,
+    charged_on_each_day,
     charges_sent,
     decline,
     dies_once,
@@ -138,13 +139,7 @@ def test_a_year_of_a_monthly_membership_is_charged_on_each_first_day_once(
         "2028-11-30",
         "2028-12-31",
     ]
-    for number, day in enumerate(starts, start=1):
-        year, month, dom = (int(part) for part in day.split("-"))
-        run_at(stripe_app, local(zone, year, month, dom, 8, 59))  # not yet its hour
-        assert len(charges_sent(proxy)) == number - 1, day
-        run_at(stripe_app, local(zone, year, month, dom, 9, 0, 30))
-        run_at(stripe_app, local(zone, year, month, dom, 9, 1, 30))  # again: nothing more
-        assert len(charges_sent(proxy)) == number, day
+    charged_on_each_day(stripe_app, proxy, zone, starts, again=True)
     shown = membership(stripe_client, staff, joined["id"])
     assert [p["starts_at"] for p in shown["periods"]] == starts
     assert shown["next_charge_at"] == "2029-01-31"

@@ -11,6 +11,7 @@ import time_machine
 
 from tests.stripe.plans import (
     card_of,
+    charged_on_each_day,
     charges_sent,
     event_types,
     items,
@@ -63,12 +64,7 @@ def test_a_year_of_monthly_instalments_is_charged_on_each_day_once(
     assert sum(amounts) == 50000 and set(amounts) == {4167, 4166}
     assert "4242" in plan["consent"]["text"] and "$41.67 on 31 Jan 2028" in plan["consent"]["text"]
     proxy.requests.clear()
-    for number, day in enumerate(days, start=1):
-        year, month, dom = (int(part) for part in day.split("-"))
-        run_at(stripe_app, local(NEW_YORK, year, month, dom, 8, 59))  # not yet its hour
-        assert len(charges_sent(proxy)) == number - 1, day
-        run_at(stripe_app, local(NEW_YORK, year, month, dom, 9, 0, 30))
-        assert len(charges_sent(proxy)) == number, day
+    charged_on_each_day(stripe_app, proxy, NEW_YORK, days)
     plan = plan_of(stripe_client, staff, invoice_id)
     assert plan["status"] == "completed"
     assert [i["status"] for i in plan["instalments"]] == ["paid"] * 12
