@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -19,6 +20,7 @@ from billing.adapters import db
 from billing.adapters.migrate import head_revision, upgrade
 from billing.services.access import keys
 from billing.services.pricing import catalog
+from billing.web import limits
 from tests.conftest import _empty_tables
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -149,14 +151,16 @@ def test_too_many_calls_with_one_key_are_a_429_with_retry_after(
     assert client.get("/v1/catalog", headers=other).status_code == 200  # per key
 
 
-def test_a_silent_redis_costs_a_quote_half_a_second_once_not_seconds_each(
-    sqlite_url: str, booking: Any
+def test_a_silent_redis_is_asked_once_then_skipped_while_its_breaker_is_open(
+    sqlite_url: str, booking: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Redis accepts connections and never answers (a paused server, a host gone from
-    the network): the first request waits the limiter's 0.5 s socket timeout, the next
-    ones skip Redis while its breaker is open."""
+    the network): the first request gives up on it after the limiter's socket timeout
+    (without one it would wait forever) and counts in memory; the next ones skip Redis
+    while its breaker is open. How long each takes is measured by bench/redis_outage.py."""
     import socket
 
+    monkeypatch.setattr(limits, "STORAGE_RETRY_SECONDS", 60.0)  # however slow this machine
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)  # accepts (the kernel does), never reads nor answers
@@ -174,14 +178,13 @@ def test_a_silent_redis_costs_a_quote_half_a_second_once_not_seconds_each(
             catalog.seed_default(db.session())
             _, plain = keys.create_key(db.session(), "silent-redis", ["quotes:write"])
         client, headers = app.test_client(), {"Authorization": f"Bearer {plain}"}
-        took = []
+        said = logging.getLogger("billing.limits")  # "billing" may not propagate to the root
+        monkeypatch.setattr(said, "handlers", [*said.handlers, caplog.handler])
         for n in range(5):
-            started = time.monotonic()
             answer = client.post("/v1/quotes", json=booking(booking_id=f"BK-S{n}"), headers=headers)
-            took.append(time.monotonic() - started)
             assert answer.status_code == 201, answer.json
-        assert took[0] < 1.5, took  # one timeout of 0.5 s, not the client's default
-        assert max(took[1:]) < 0.4, took  # then Redis is skipped
+        gave_up = {id(r) for r in caplog.records if "counting in memory" in r.getMessage()}
+        assert len(gave_up) == 1  # asked once; then skipped, not waited on four times more
         _empty_tables(app)
     finally:
         silent.close()
