@@ -18,6 +18,7 @@ from billing.adapters import db, metrics, providers, queue
 from billing.adapters.cache import Generation
 from billing.services.pricing.catalog import PriceBook
 from billing.web import api, auth, limits, pages, problems, requests
+from billing.web.pages import account as portal
 from billing.web.pages import audit as audit_page
 from billing.web.pages import books, finance, pay
 
@@ -92,6 +93,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     finance.init_app(app)
     audit_page.init_app(app)
     books.init_app(app)
+    portal.init_app(app)
     auth.check_every_route_declares(app)  # closed by default: no /v1 route left open
     problems.init_app(app)  # after the Api, so our handlers replace flask-smorest's
     cli.init_app(app)

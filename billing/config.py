@@ -324,6 +324,18 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         # A finance session ends after this long without a page view (and 12 hours after
         # sign-in, however busy).
         "FINANCE_IDLE_MINUTES": _int(env, "FINANCE_IDLE_MINUTES", 30),
+        # The patient portal (/account): a sign-in link a patient asks for works once,
+        # within PORTAL_LINK_MINUTES, in the browser that asked; one staff send, within
+        # PORTAL_INVITE_HOURS. A session ends after PORTAL_IDLE_MINUTES without a page, and
+        # PORTAL_SESSION_HOURS after sign-in. Its cookie is Secure unless turned off.
+        "PORTAL_LINK_MINUTES": _int(env, "PORTAL_LINK_MINUTES", 15),
+        "PORTAL_INVITE_HOURS": _int(env, "PORTAL_INVITE_HOURS", 24),
+        "PORTAL_IDLE_MINUTES": _int(env, "PORTAL_IDLE_MINUTES", 60),
+        "PORTAL_SESSION_HOURS": _int(env, "PORTAL_SESSION_HOURS", 12),
+        "PORTAL_COOKIE_SECURE": env.get("PORTAL_COOKIE_SECURE", "true").lower() != "false",
+        # Sign-in links asked for, per client address and per email address.
+        "PORTAL_ADDRESS_LIMIT": env.get("PORTAL_ADDRESS_LIMIT", "10 per hour"),
+        "PORTAL_EMAIL_LIMIT": env.get("PORTAL_EMAIL_LIMIT", "5 per hour"),
         "CLINIC_ADDRESS": env.get("CLINIC_ADDRESS", "100 Main Street, Springfield, CA 90000"),
         "CLINIC_TAX_ID": env.get("CLINIC_TAX_ID", "EIN 00-0000000"),
         "BILLING_CODES": _json(env, "BILLING_CODES", DEFAULT_BILLING_CODES),

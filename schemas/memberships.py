@@ -218,13 +218,8 @@ class MembershipSchema(Schema):
         return {"benefit": membership.plan.benefit, **_benefit_figures(membership.plan)}
 
     def _next_charge(self, membership: Any) -> str | None:
-        if membership.status == rules.CANCELLED or membership.ends_on is not None:
-            return None
-        if membership.resumes_on is not None:
-            return str(membership.resumes_on.isoformat())
-        if not membership.periods:
-            return str(membership.starts_on.isoformat())
-        return str(membership.periods[-1].ends_on.isoformat())
+        day = rules.next_charge_on(membership)
+        return None if day is None else day.isoformat()
 
     def _card(self, membership: Any) -> dict[str, Any]:
         return {

@@ -66,6 +66,8 @@ ERROR_CODES = (
     "plan_not_found",
     "membership_not_found",
     "membership_exists",
+    "no_email",
+    "email_not_configured",
     "membership_not_active",
     "membership_credits",
     "refund_membership",

@@ -407,6 +407,8 @@ class Invoice(Base):
         ),
         Index("ix_invoices_created_at_id", "created_at", "id"),
         Index("ix_invoices_patient_status", "patient_id", "status"),
+        # The portal finds the patients an address reaches by their invoices' email.
+        Index("ix_invoices_patient_email", text("lower(patient_email)")),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("in"))
@@ -706,6 +708,7 @@ from billing.adapters import (  # noqa: E402, F401
     estimate_models,
     membership_models,
     outbox,
+    portal_models,
     promotion_models,
     schedule_models,
 )

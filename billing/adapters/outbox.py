@@ -118,6 +118,7 @@ class EmailMessage(Base):
     dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
     invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"), index=True)
+    ref: Mapped[str | None] = mapped_column(String(64))  # about no invoice: a sign-in's id
     to_address: Mapped[str] = mapped_column(String(254))
     subject: Mapped[str] = mapped_column(String(200))
     text_body: Mapped[str] = mapped_column(Text)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any, cast
 
 from billing.domain.money import Money
 from billing.domain.schedules import add_months
@@ -129,3 +130,15 @@ def earned_through(basis: int, span: Period, day: date) -> int:
     if day >= span.ends_on or span.days <= 0:
         return basis
     return basis * ((day - span.starts_on).days + 1) // span.days
+
+
+def next_charge_on(membership: Any) -> date | None:
+    """The clinic's day a membership's next period begins and is charged: none once it
+    is cancelled or ending; its resume day while paused; its start before any period."""
+    if membership.status == CANCELLED or membership.ends_on is not None:
+        return None
+    if membership.resumes_on is not None:
+        return cast(date, membership.resumes_on)
+    if not membership.periods:
+        return cast(date, membership.starts_on)
+    return cast(date, membership.periods[-1].ends_on)

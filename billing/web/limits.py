@@ -158,7 +158,7 @@ def _address() -> str:
     return "addr:" + (get_remote_address() or "unknown")
 
 
-PAGES_WITH_LIMITS = ("pay", "finance")  # the blueprints with Flask-Limiter's limits
+PAGES_WITH_LIMITS = ("pay", "finance", "account")  # the blueprints with Flask-Limiter's limits
 # The blueprints API_RATE_LIMIT applies to (billing.web.api registers them).
 API_BLUEPRINTS: set[str] = set()
 

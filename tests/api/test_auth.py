@@ -106,6 +106,7 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("DELETE", "/v1/invoices/{invoice_id}/plan", ("payments:write",), "planned"),
     ("PUT", "/v1/patients/{patient_id}/autopay", ("payments:write",), {"enabled": False}),
     ("GET", "/v1/patients/{patient_id}/autopay", ("invoices:read",), None),
+    ("POST", "/v1/patients/{patient_id}/portal-link", ("payments:write",), "portal"),
     ("GET", "/v1/invoices/{invoice_id}/receipt.pdf", ("invoices:read",), "paid"),
     ("POST", "/v1/invoices/{invoice_id}/payments", ("payments:write",), STRIPE),
     # Money received at the desk has a scope of its own.
@@ -353,7 +354,14 @@ def _call(client, method, template, body, headers, make_key, booking):
         ids["endpoint_id"] = _endpoint_of(client.application, headers)
     if "{membership_id}" in template:
         ids["membership_id"] = _member(client.application)
-    payload = None if body in ("paid", "estimated", "planned", "member") else body
+    if body == "portal":  # P-1001's bill carries the address the link goes to
+        client.post(
+            "/v1/invoices",
+            json={"quote_id": _quote_id(client, make_key, booking)},
+            headers=make_key("invoices:write"),
+        )
+        client.application.config["PUBLIC_BASE_URL"] = "https://pay.example-clinic.com"
+    payload = None if body in ("paid", "estimated", "planned", "member", "portal") else body
     if template.endswith("/pause"):
         payload = {"resumes_at": "2099-01-01"}
     if body == "package":

@@ -57,6 +57,11 @@ OUTSIDE_THE_API = {
     "malformed_event",
     "not_ready",
     "invalid_metrics_token",
+    # The patient portal's pages (never an API answer).
+    "sign_in_link_invalid",
+    "sign_in_link_expired",
+    "sign_in_link_used",
+    "sign_in_other_browser",
 }
 
 

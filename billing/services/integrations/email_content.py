@@ -162,3 +162,29 @@ def render(session: Session, links: Links, kind: str, invoice: Invoice) -> Conte
         text=TEMPLATES.get_template("message.txt").render(context),
         html=TEMPLATES.get_template("message.html").render(context),
     )
+
+
+def render_sign_in(links: Links, token: str, lasts: timedelta) -> Content:
+    """The portal's sign-in link: which clinic, and for how long the link works; nothing
+    about the patient, their visits or what they owe."""
+    minutes = max(1, int(lasts.total_seconds() // 60))
+    within = f"{minutes} minutes" if minutes < 120 else f"{minutes // 60} hours"
+    context = {
+        "clinic": links.clinic_name,
+        "phone": links.clinic_phone,
+        "email": links.clinic_email,
+        "says": (
+            f"Use the button below to sign in to your billing account at {links.clinic_name}. "
+            f"The link works once, within {within}. If you did not ask for it, you can "
+            "ignore this email: nobody can sign in without it."
+        ),
+        "button": "Sign in to your account",
+        "url": f"{links.base_url.rstrip('/')}/account/sign-in/{token}",
+        "number": None,
+        "amount": None,
+    }
+    return Content(
+        subject=f"Your sign-in link for {links.clinic_name}",
+        text=TEMPLATES.get_template("message.txt").render(context),
+        html=TEMPLATES.get_template("message.html").render(context),
+    )

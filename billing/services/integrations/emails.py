@@ -20,9 +20,11 @@ from billing.adapters.estimate_models import BillDispute
 from billing.adapters.mail import Mail, Mailer
 from billing.adapters.models import Invoice, new_id, utcnow
 from billing.adapters.outbox import EMAILS_QUEUED, EmailMessage
+from billing.adapters.portal_models import PortalSignIn
 from billing.domain import statuses
 from billing.services.bookings import holds
 from billing.services.integrations import email_content
+from billing.services.portal import access as portal
 
 PUBLISHED = EMAILS_QUEUED  # session.info: tell a worker after the commit
 PAY_LINK, RECEIPT, REMINDER, ACTION_NEEDED = "pay_link", "receipt", "reminder", "action_needed"
@@ -155,11 +157,18 @@ def send(session: Session, sending: Sending, message_id: str) -> str:
     message = session.get(EmailMessage, message_id)
     if claimed is None or message is None:
         return message.status if message else "missing"
-    invoice = session.get(Invoice, message.invoice_id) if message.invoice_id else None
-    settled = invoice is not None and invoice.status in (*statuses.SETTLED, *statuses.CLOSED)
-    if invoice is None or (message.kind in ASKS_TO_PAY and settled):
-        return _finish(session, message_id, "skipped")  # paid, void or written off meanwhile
-    content = email_content.render(session, sending.links, message.kind, invoice)
+    if message.kind == portal.SIGN_IN_EMAIL:
+        sign_in = session.get(PortalSignIn, message.ref) if message.ref else None
+        token = portal.token_for(session, sending.links.secret, message.ref or "")
+        if sign_in is None or token is None:
+            return _finish(session, message_id, "skipped")  # used or expired meanwhile
+        content = email_content.render_sign_in(sending.links, token, sign_in.expires_at - utcnow())
+    else:
+        invoice = session.get(Invoice, message.invoice_id) if message.invoice_id else None
+        settled = invoice is not None and invoice.status in (*statuses.SETTLED, *statuses.CLOSED)
+        if invoice is None or (message.kind in ASKS_TO_PAY and settled):
+            return _finish(session, message_id, "skipped")  # paid, void or written off meanwhile
+        content = email_content.render(session, sending.links, message.kind, invoice)
     session.commit()  # a pay link made for it is kept, whatever the mail server says
     try:
         sending.mailer.send(

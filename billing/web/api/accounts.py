@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app
@@ -11,7 +12,10 @@ from billing.adapters import db
 from billing.adapters.account_models import AccountMovement
 from billing.adapters.models import InvoiceAdjustment, Refund
 from billing.adapters.providers import gateway, gateway_if_configured
+from billing.domain.errors import Conflict
+from billing.services.integrations.settings import can_email
 from billing.services.payments import account, adjustments, autopay, gift_cards
+from billing.services.portal import access as portal
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
 from billing.web.api.payments import patient_in_path
@@ -24,6 +28,7 @@ from schemas.accounts import (
     AccountSchema,
     GoodwillRequestSchema,
 )
+from schemas.fields import EmptyBodySchema
 from schemas.gift_cards import GiftCardPathSchema, GiftCardRequestSchema, GiftCardSchema
 from schemas.invoices import (
     AdjustmentSchema,
@@ -32,6 +37,7 @@ from schemas.invoices import (
     WriteOffRequestSchema,
 )
 from schemas.plans import AutopayRequestSchema, AutopaySchema
+from schemas.portal import PortalLinkSchema
 
 blp = Blueprint(
     "accounts",
@@ -220,3 +226,25 @@ class AccountRefundsView(MethodView):
             body["reason"],
             request,
         )
+
+
+@blp.route("/patients/<patient_id>/portal-link")
+class PortalLinkView(MethodView):
+    @requires("payments:write")
+    @blp.doc(security=BEARER)
+    @patient_in_path()
+    @blp.arguments(EmptyBodySchema())
+    @blp.response(201, PortalLinkSchema())
+    @problems(blp, *WITH_A_BODY, 404, 409)
+    def post(self, _body: dict[str, Any], patient_id: str) -> portal.Invitation:
+        """Email the patient a link that signs them in to their billing account (/account),
+        at the address on their newest bill. It works once, within PORTAL_INVITE_HOURS,
+        in any browser; the answer shows the address partly hidden. 409 `no_email` when
+        the patient's bills have no address."""
+        if not can_email(current_app.config):
+            raise Conflict(
+                "email_not_configured",
+                "This service cannot send email now: set PUBLIC_BASE_URL (and SMTP_URL).",
+            )
+        lasts = timedelta(hours=current_app.config["PORTAL_INVITE_HOURS"])
+        return portal.invite(db.session(), patient_id, lasts)

@@ -1,0 +1,1 @@
+"""The patient portal: signing in, and what a signed-in patient sees and does."""

@@ -1,0 +1,168 @@
+"""What a signed-in address sees: for each patient it reaches, what is owed (per
+currency, less their credit), the open bills to pay, the paid ones with receipts, and
+the memberships with their next dates. Every figure is worked out here and written for
+people; the page only shows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from billing.adapters.models import Invoice
+from billing.domain import memberships as membership_rules
+from billing.domain import statuses
+from billing.domain.dates import clinic_date
+from billing.domain.errors import NotFound
+from billing.domain.money import Money
+from billing.domain.pricing import session_name
+from billing.services.integrations.email_content import link_for_email
+from billing.services.payments.account import account
+from billing.services.portal.access import patients_of
+
+RECEIPTED = statuses.SETTLED  # money was collected: a receipt exists
+RECEIPTS_SHOWN = 50
+
+
+@dataclass(frozen=True, slots=True)
+class BillShown:
+    id: str
+    number: str
+    what: str
+    date_of_service: str
+    total: str
+    paid: str | None
+    due: str | None
+    status: str
+    payable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipShown:
+    name: str
+    fee: str
+    status: str
+    next_charge: str | None
+    ends: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PatientShown:
+    patient_id: str
+    name: str
+    balances: list[dict[str, str]]
+    open_bills: list[BillShown]
+    receipts: list[BillShown]
+    memberships: list[MembershipShown]
+
+
+STATUS_WORDS = {
+    statuses.OPEN: "Due",
+    statuses.PARTIALLY_PAID: "Partly paid",
+    statuses.PROCESSING: "Payment on its way",
+    statuses.PAID: "Paid",
+    statuses.PARTIALLY_REFUNDED: "Paid, part refunded",
+    statuses.REFUNDED: "Refunded",
+}
+MEMBERSHIP_WORDS = {
+    membership_rules.ACTIVE: "Active",
+    membership_rules.PAST_DUE: "Payment overdue",
+    membership_rules.PAUSED: "Paused",
+}
+
+
+def accounts(session: Session, email: str, zone: ZoneInfo) -> list[PatientShown]:
+    return [_patient(session, patient_id, zone) for patient_id in patients_of(session, email)]
+
+
+def _patient(session: Session, patient_id: str, zone: ZoneInfo) -> PatientShown:
+    view = account(session, patient_id)
+    receipts = session.scalars(
+        select(Invoice)
+        .where(Invoice.patient_id == patient_id, Invoice.status.in_(RECEIPTED))
+        .order_by(Invoice.scheduled_at.desc(), Invoice.created_at.desc())
+        .limit(RECEIPTS_SHOWN)
+    ).all()
+    newest = session.scalars(
+        select(Invoice.patient_name)
+        .where(Invoice.patient_id == patient_id)
+        .order_by(Invoice.created_at.desc(), Invoice.id.desc())
+        .limit(1)
+    ).first()
+    balances = []
+    for row in view.balances:
+        currency = str(row["currency"])
+        owed, credit = int(str(row["owed"])), int(str(row["credit"]))
+        balances.append(
+            {
+                "currency": currency.upper(),
+                "owed": Money(owed, currency).format(),
+                "credit": Money(credit, currency).format() if credit else "",
+                "balance": Money(max(0, owed - credit), currency).format(),
+            }
+        )
+    return PatientShown(
+        patient_id=patient_id,
+        name=newest or patient_id,
+        balances=balances,
+        open_bills=[_bill(invoice, zone) for invoice in view.open_invoices],
+        receipts=[_bill(invoice, zone) for invoice in receipts],
+        memberships=[
+            MembershipShown(
+                name=membership.plan.name,
+                fee=Money(membership.plan.amount, membership.plan.currency).format()
+                + (" a month" if membership.plan.interval == membership_rules.MONTH else " a year"),
+                status=MEMBERSHIP_WORDS.get(membership.status, membership.status),
+                next_charge=_day(membership_rules.next_charge_on(membership)),
+                ends=_day(membership.ends_on),
+            )
+            for membership in view.memberships
+        ],
+    )
+
+
+def _day(value: date | None) -> str | None:
+    return clinic_date(value) if value is not None else None
+
+
+def _bill(invoice: Invoice, zone: ZoneInfo) -> BillShown:
+    currency = invoice.currency
+    what = "Package" if invoice.session_type == "package" else session_name(invoice.session_type)
+    if invoice.kind != "session" and invoice.session_type != "package":
+        what = f"{what} ({invoice.kind.replace('_', ' ')})"
+    return BillShown(
+        id=invoice.id,
+        number=invoice.number,
+        what=what,
+        date_of_service=clinic_date(invoice.scheduled_at, zone=zone),
+        total=Money(invoice.total, currency).format(),
+        paid=Money(invoice.amount_paid, currency).format() if invoice.amount_paid else None,
+        due=Money(invoice.balance_due, currency).format() if invoice.balance_due else None,
+        status=STATUS_WORDS.get(invoice.status, invoice.status),
+        payable=invoice.status in statuses.PAYABLE and invoice.balance_due > 0,
+    )
+
+
+def invoice_of(session: Session, email: str, invoice_id: str) -> Invoice:
+    """One of the address's patients' invoices; 404 for any other (whether or not it
+    exists)."""
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None or invoice.patient_id not in patients_of(session, email):
+        session.rollback()
+        raise NotFound("not_found", "There is nothing here.")
+    return invoice
+
+
+def pay_token(session: Session, secret: str, invoice: Invoice, ttl: timedelta) -> str:
+    """A pay link's token for an open invoice: its newest link with a day to run, or a
+    new one (audited)."""
+    if invoice.status not in statuses.PAYABLE:
+        session.rollback()
+        raise NotFound("not_found", "This bill cannot be paid here now.")
+    token = link_for_email(session, secret, invoice, ttl)
+    session.commit()
+    return token

@@ -1,0 +1,277 @@
+"""The patient portal, /account: sign in with a one-time link, then every bill of the
+patients the address reaches (billing.services.portal.access says which), paid from
+here, with receipts to download.
+
+Every page carries the pay page's headers (a strict CSP with no inline script, no-store,
+no referrer). The session cookie is HttpOnly, SameSite=Strict and sent only to /account;
+every form of a signed-in page carries a token derived from the session, and a POST from
+another site is refused before anything else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+)
+
+from billing.adapters import db
+from billing.adapters.portal_models import PortalSession
+from billing.domain.errors import NotFound, ServiceError
+from billing.services.access import audit
+from billing.services.invoicing.receipts import receipt_payments
+from billing.services.portal import access, overview
+from billing.web.limits import limiter, on_breach_page
+from billing.web.pages import security_headers
+from billing.web.pages.pay import signing_keys
+from billing.web.receipts import pdf_response
+
+blp = Blueprint("account", __name__, url_prefix="/account")
+SESSION_COOKIE = "billing_portal"
+BROWSER_COOKIE = "billing_portal_browser"
+PATH = "/account"
+SENT_TEXT = (
+    "If {email} is the address the clinic has for you, a sign-in link is on its way. It "
+    "works once, within {minutes} minutes, in this browser. Nothing arrived? Check the "
+    "spam folder, or ask the clinic which address they have."
+)
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(blp)
+
+
+def lifetimes(link: timedelta | None = None) -> access.Lifetimes:
+    config = current_app.config
+    return access.Lifetimes(
+        link=link or timedelta(minutes=config["PORTAL_LINK_MINUTES"]),
+        idle=timedelta(minutes=config["PORTAL_IDLE_MINUTES"]),
+        whole=timedelta(hours=config["PORTAL_SESSION_HOURS"]),
+    )
+
+
+@blp.after_request
+def _headers(response: Response) -> Response:
+    return security_headers(response)
+
+
+@blp.before_request
+def _same_site_posts_only() -> None:
+    """A form posted from another site (a forged sign-in, a forged payment) is refused:
+    browsers say where a request comes from (Sec-Fetch-Site, Origin)."""
+    audit.act_as(audit.Actor("patient", "portal", g.get("request_id")))
+    if request.method != "POST":
+        return
+    fetched = request.headers.get("Sec-Fetch-Site")
+    origin = request.headers.get("Origin")
+    cross = fetched is not None and fetched not in ("same-origin", "none")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        cross = True
+    if cross:
+        abort(_page("account/message.html", 403, title="Not allowed", text=FORGED_TEXT))
+
+
+FORGED_TEXT = "This form was sent from another website, so it was refused."
+
+
+def _page(template: str, status: int = 200, **context: Any) -> Response:
+    html = render_template(
+        template,
+        clinic_name=current_app.config["CLINIC_NAME"],
+        contact=_contact(),
+        **context,
+    )
+    return make_response(html, status)
+
+
+def _contact() -> dict[str, str]:
+    phone = current_app.config["CLINIC_PHONE"]
+    return {
+        "phone": phone,
+        "tel": "".join(c for c in phone if c.isdigit() or c == "+"),
+        "email": current_app.config["CLINIC_EMAIL"],
+    }
+
+
+def csrf_for(portal_session: PortalSession) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"portal-csrf:{portal_session.id}".encode(), hashlib.sha256).hexdigest()
+
+
+def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The signed-in session, or the sign-in form; a form posted without the session's
+    token is refused."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        found = access.current(db.session(), request.cookies.get(SESSION_COOKIE), lifetimes())
+        if found is None:
+            response = redirect(f"{PATH}/sign-in", code=303)
+            response.delete_cookie(SESSION_COOKIE, path=PATH)
+            return response
+        if request.method == "POST" and not hmac.compare_digest(
+            str(request.form.get("csrf", "")), csrf_for(found)
+        ):
+            return _page(
+                "account/message.html",
+                400,
+                title="Form expired",
+                text="This form has expired. Go back, reload the page and try again.",
+            )
+        audit.act_as(audit.Actor("patient", found.email, g.get("request_id")))
+        return view(*args, portal=found, **kwargs)
+
+    return wrapper
+
+
+def _too_many(_limit: object) -> Response:
+    return _page(
+        "account/sign_in.html",
+        429,
+        error="Too many sign-in links were asked for. Wait a while and try again.",
+    )
+
+
+def _email_key() -> str:
+    return "portal-email:" + access.normalised(str(request.form.get("email", "")))
+
+
+@blp.get("/sign-in")
+def sign_in_form() -> Response:
+    return _page("account/sign_in.html")
+
+
+@blp.post("/sign-in")
+@limiter.limit(
+    lambda: str(current_app.config["PORTAL_ADDRESS_LIMIT"]),
+    on_breach=on_breach_page(_too_many),
+)
+@limiter.limit(
+    lambda: str(current_app.config["PORTAL_EMAIL_LIMIT"]),
+    key_func=_email_key,
+    on_breach=on_breach_page(_too_many),
+)
+def ask_for_link() -> Response:
+    """The same answer whether or not the address reaches anyone; the link, if sent, is
+    bound to this browser (a cookie for /account only)."""
+    email = str(request.form.get("email", ""))[:254].strip()
+    if "@" not in email or len(email) < 3:
+        return _page(
+            "account/sign_in.html", 422, error="Enter the email address the clinic has for you."
+        )
+    browser = request.cookies.get(BROWSER_COOKIE)
+    if not browser or len(browser) > 100:
+        browser = access.new_browser_cookie()
+    access.ask_for_link(db.session(), email, browser, lifetimes())
+    minutes = current_app.config["PORTAL_LINK_MINUTES"]
+    response = _page(
+        "account/message.html",
+        200,
+        title="Check your email",
+        text=SENT_TEXT.format(email=email, minutes=minutes),
+        tone="neutral",
+    )
+    response.set_cookie(
+        BROWSER_COOKIE,
+        browser,
+        max_age=minutes * 60,
+        path=PATH,
+        secure=current_app.config["PORTAL_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",  # sent when the link is opened from a mail app
+    )
+    return response
+
+
+@blp.errorhandler(ServiceError)
+def _service_error(error: ServiceError) -> Response:
+    if error.code.startswith("sign_in_"):
+        return _page(
+            "account/sign_in.html",
+            error.status,
+            error=f"{error.detail} Ask for a new one below.",
+        )
+    if error.status == 404:
+        return _page("account/message.html", 404, title="Not found", text="There is nothing here.")
+    return _page("account/message.html", error.status, title=error.title, text=error.detail)
+
+
+@blp.get("/sign-in/<token>")
+def open_link(token: str) -> Response:
+    """A button, not a sign-in: a mail scanner that opens the link uses nothing up."""
+    access.check_link(
+        db.session(), signing_keys(), token[:200], request.cookies.get(BROWSER_COOKIE)
+    )
+    return _page("account/confirm.html", action=f"{PATH}/sign-in/{token[:200]}")
+
+
+@blp.post("/sign-in/<token>")
+def use_link(token: str) -> Response:
+    opened = access.use_link(
+        db.session(), signing_keys(), token[:200], request.cookies.get(BROWSER_COOKIE)
+    )
+    response = redirect(PATH, code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        opened.cookie,
+        max_age=current_app.config["PORTAL_SESSION_HOURS"] * 3600,
+        path=PATH,
+        secure=current_app.config["PORTAL_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Strict",
+    )
+    response.delete_cookie(BROWSER_COOKIE, path=PATH)
+    return response  # type: ignore[return-value]  # Werkzeug's Response
+
+
+@blp.post("/sign-out")
+@signed_in
+def sign_out(portal: PortalSession) -> Response:
+    access.end(db.session(), portal)
+    response = redirect(f"{PATH}/sign-in", code=303)
+    response.delete_cookie(SESSION_COOKIE, path=PATH)
+    return response  # type: ignore[return-value]  # Werkzeug's Response
+
+
+@blp.get("")
+@signed_in
+def home(portal: PortalSession) -> Response:
+    accounts = overview.accounts(db.session(), portal.email, current_app.config["CLINIC_ZONE"])
+    return _page("account/home.html", accounts=accounts, csrf=csrf_for(portal))
+
+
+@blp.post("/invoices/<invoice_id>/pay")
+@signed_in
+def pay_invoice(portal: PortalSession, invoice_id: str) -> Response:
+    """To the invoice's pay page, with a link made for it (or one it has)."""
+    session = db.session()
+    invoice = overview.invoice_of(session, portal.email, invoice_id[:40])
+    ttl = timedelta(days=current_app.config["PAY_LINK_TTL_DAYS"])
+    token = overview.pay_token(session, current_app.config["SECRET_KEY"], invoice, ttl)
+    return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]  # Werkzeug's Response
+
+
+@blp.get("/invoices/<invoice_id>/receipt.pdf")
+@signed_in
+def receipt_pdf(portal: PortalSession, invoice_id: str) -> Response:
+    session = db.session()
+    invoice = overview.invoice_of(session, portal.email, invoice_id[:40])
+    if invoice.status not in overview.RECEIPTED:
+        raise NotFound("not_found", "This invoice has no receipt yet.")
+    return pdf_response(invoice, receipt_payments(session, invoice.id))
