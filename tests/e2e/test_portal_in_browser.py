@@ -1,0 +1,140 @@
+"""The patient portal in Debian's Chromium: signing in with the emailed link (and that
+link refused once used), paying a bill from the account and downloading its receipt;
+axe-core finds nothing on any portal page at a desk's 1280 px and a phone's 390 px.
+Screenshots of each page go to test-output/screenshots/."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from pypdf import PdfReader
+
+from billing.adapters import db
+from billing.services.integrations import emails
+from billing.services.integrations.settings import sending
+from tests.e2e.test_accessibility import WIDTHS, axe_source, violations  # noqa: F401
+from tests.e2e.test_pay_in_browser import enter_card, status_of
+from tests.fixtures_stripe import eventually
+from tests.integrations.smtp import Inbox, inbox, parts  # noqa: F401
+
+pytestmark = pytest.mark.parametrize("stripe_app", ["sqlite"], indirect=True)
+ADDRESS = "noor@example.org"
+
+
+@pytest.fixture
+def mailing(stripe_app: Flask, inbox: Inbox) -> Flask:  # noqa: F811
+    stripe_app.config.update(
+        SMTP_URL=inbox.url,
+        PUBLIC_BASE_URL=stripe_app.config["LIVE_URL"],
+        CLINIC_NAME="Harbor Clinic",
+    )
+    return stripe_app
+
+
+@pytest.fixture(params=WIDTHS)
+def page(request: pytest.FixtureRequest, browser: Any) -> Iterator[Any]:
+    width, height = WIDTHS[request.param]
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, bypass_csp=True, accept_downloads=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+def link_in_email(app: Flask, inbox: Inbox) -> str:  # noqa: F811
+    """What a worker does, then the link the patient reads in the email."""
+    with app.app_context():
+        session = db.session()
+        for message in emails.due(session):
+            emails.send(session, sending(app), message)
+    text, _ = parts(inbox.to(ADDRESS)[-1])
+    found = re.search(r"(http://\S+/account/sign-in/\S+)", text)
+    assert found is not None, text
+    return found.group(1)
+
+
+def sign_in_as_the_patient(page: Any, base: str, app: Flask, inbox: Inbox) -> str:  # noqa: F811
+    page.goto(f"{base}/account")
+    page.get_by_label("Email address").fill(ADDRESS.upper())  # typed as it comes
+    page.get_by_role("button", name="Email me a sign-in link").click()
+    page.get_by_role("heading", name="Check your email").wait_for()
+    link = link_in_email(app, inbox)
+    page.goto(link)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Your account").wait_for()
+    return link
+
+
+def test_a_patient_signs_in_by_link_pays_a_bill_and_downloads_its_receipt(
+    mailing: Flask,
+    stripe_client: Any,
+    staff: dict[str, str],
+    open_invoice: Callable[..., str],
+    inbox: Inbox,  # noqa: F811
+    page: Any,
+    violations: Callable[[Any], list[str]],  # noqa: F811
+    screenshot: Any,
+) -> None:
+    base = mailing.config["LIVE_URL"]
+    first = open_invoice(card=None, patient_id="P-NOOR", booking_id="BK-N1", email=ADDRESS)
+    second = open_invoice(card=None, patient_id="P-NOOR", booking_id="BK-N2", email=ADDRESS)
+    numbers = [
+        stripe_client.get(f"/v1/invoices/{i}", headers=staff).json["number"]
+        for i in (first, second)
+    ]
+    page.goto(f"{base}/account")
+    page.get_by_role("heading", name="Your billing account").wait_for()
+    found = violations(page)
+    screenshot(page, "sign-in")
+    page.get_by_label("Email address").fill(ADDRESS)
+    page.get_by_role("button", name="Email me a sign-in link").click()
+    page.get_by_role("heading", name="Check your email").wait_for()
+    found += violations(page)
+    screenshot(page, "check-your-email")
+    link = link_in_email(mailing, inbox)
+    page.goto(link)
+    page.get_by_role("button", name="Sign in").wait_for()
+    found += violations(page)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Your account").wait_for()
+    for number in numbers:
+        assert page.get_by_text(f"Invoice {number}", exact=True).is_visible()
+    assert page.get_by_text("$1,000.00").first.is_visible()  # two bills of $500.00 owed
+    found += violations(page)
+    screenshot(page, "account")
+
+    page.goto(link)  # used: it signs nobody in again
+    page.get_by_text("already used").wait_for()
+    found += violations(page)
+    screenshot(page, "link-used")
+
+    page.goto(f"{base}/account")
+    page.get_by_role("button", name=f"Pay $500.00 for invoice {numbers[0]}").click()
+    page.get_by_role("heading", name="Pay invoice").wait_for()
+    enter_card(page, "4242424242424242")
+    page.get_by_role("button", name="Pay $500.00").click()
+    eventually(lambda: status_of(stripe_client, staff, first) == "paid")
+    page.goto(f"{base}/account")
+    receipt = page.get_by_role("link", name=f"Receipt for invoice {numbers[0]} (PDF)")
+    receipt.wait_for()
+    assert page.get_by_role("button", name=f"Pay $500.00 for invoice {numbers[1]}").is_visible()
+    found += violations(page)
+    with page.expect_download() as download:
+        receipt.click()
+    text = "".join(
+        p.extract_text() for p in PdfReader(io.BytesIO(download.value.path().read_bytes())).pages
+    )
+    assert numbers[0] in text and "$500.00" in text
+
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("heading", name="Your billing account").wait_for()
+    page.goto(f"{base}/account")
+    page.get_by_role("heading", name="Your billing account").wait_for()  # signed out
+    assert found == [], "\n".join(found)
