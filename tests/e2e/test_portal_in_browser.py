@@ -1,5 +1,6 @@
 """The patient portal in Debian's Chromium: signing in with the emailed link (and that
-link refused once used), paying a bill from the account and downloading its receipt;
+link refused once used), paying a bill from the account and downloading its receipt and
+the year-end statement;
 axe-core finds nothing on any portal page at a desk's 1280 px and a phone's 390 px.
 Screenshots of each page go to test-output/screenshots/."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -132,6 +134,15 @@ def test_a_patient_signs_in_by_link_pays_a_bill_and_downloads_its_receipt(
         p.extract_text() for p in PdfReader(io.BytesIO(download.value.path().read_bytes())).pages
     )
     assert numbers[0] in text and "$500.00" in text
+
+    year = datetime.now(UTC).year  # the year-end statement: one click
+    with page.expect_download() as download:
+        page.get_by_role("link", name=f"Statement for {year} (PDF)").click()
+    text = "".join(
+        p.extract_text() for p in PdfReader(io.BytesIO(download.value.path().read_bytes())).pages
+    )
+    assert all(f"Invoice {n}" in text for n in numbers)
+    assert "Closing balance (owed, less your credit) $500.00" in text.replace("\n", " ")
 
     page.get_by_role("button", name="Sign out").click()
     page.get_by_role("heading", name="Your billing account").wait_for()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,11 +36,13 @@ from billing.adapters.portal_models import PortalSession
 from billing.domain.errors import NotFound, ServiceError
 from billing.services.access import audit
 from billing.services.invoicing.receipts import receipt_payments
-from billing.services.portal import access, overview
+from billing.services.portal import access, overview, statements
+from billing.web.calendar import clinic_today
 from billing.web.limits import limiter, on_breach_page
 from billing.web.pages import security_headers
 from billing.web.pages.pay import signing_keys
 from billing.web.receipts import pdf_response
+from billing.web.statements import statement_response
 
 blp = Blueprint("account", __name__, url_prefix="/account")
 SESSION_COOKIE = "billing_portal"
@@ -253,7 +255,15 @@ def sign_out(portal: PortalSession) -> Response:
 @signed_in
 def home(portal: PortalSession) -> Response:
     accounts = overview.accounts(db.session(), portal.email, current_app.config["CLINIC_ZONE"])
-    return _page("account/home.html", accounts=accounts, csrf=csrf_for(portal))
+    today = clinic_today()
+    return _page(
+        "account/home.html",
+        accounts=accounts,
+        csrf=csrf_for(portal),
+        years=[today.year, today.year - 1],
+        today=today.isoformat(),
+        year_start=date(today.year, 1, 1).isoformat(),
+    )
 
 
 @blp.post("/invoices/<invoice_id>/pay")
@@ -275,3 +285,57 @@ def receipt_pdf(portal: PortalSession, invoice_id: str) -> Response:
     if invoice.status not in overview.RECEIPTED:
         raise NotFound("not_found", "This invoice has no receipt yet.")
     return pdf_response(invoice, receipt_payments(session, invoice.id))
+
+
+@blp.get("/statements.pdf")
+@signed_in
+def statement_pdf(portal: PortalSession) -> Response:
+    """A statement of every patient the address reaches: `?year=2026` (the year-end
+    statement), or `?from=2026-01-01&to=2026-03-31` (by default this year so far)."""
+    today = clinic_today()
+    try:
+        year = _year(request.args.get("year"))
+        first = _day(request.args.get("from"))
+        last = _day(request.args.get("to"))
+    except ValueError:
+        return _page(
+            "account/message.html",
+            422,
+            title="Dates not understood",
+            text="Give dates as YYYY-MM-DD (from 2000 to 2100), or a year such as 2026.",
+        )
+    first, last = statements.period_of(year, first, last, today)
+    if first > last:
+        return _page(
+            "account/message.html",
+            422,
+            title="Dates out of order",
+            text="The statement's first day comes after its last day.",
+        )
+    session = db.session()
+    made = statements.statement(
+        session,
+        access.patients_of(session, portal.email),
+        first,
+        last,
+        current_app.config["CLINIC_ZONE"],
+        current_app.config["BILLING_CODES"],
+    )
+    return statement_response(made, current_app.config)
+
+
+def _year(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not 2000 <= int(raw) <= 2100:
+        raise ValueError(raw)
+    return int(raw)
+
+
+def _day(raw: str | None) -> date | None:
+    if raw is None or raw == "":
+        return None
+    day = date.fromisoformat(raw[:10]) if len(raw) == 10 else None
+    if day is None or not 2000 <= day.year <= 2100:
+        raise ValueError(raw)
+    return day
