@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import UTC, datetime
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
