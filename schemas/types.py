@@ -67,6 +67,7 @@ ERROR_CODES = (
     "membership_not_found",
     "membership_exists",
     "no_email",
+    "card_in_use",
     "email_not_configured",
     "membership_not_active",
     "membership_credits",

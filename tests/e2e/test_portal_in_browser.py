@@ -122,6 +122,7 @@ def test_a_patient_signs_in_by_link_pays_a_bill_and_downloads_its_receipt(
     page.get_by_role("heading", name="Pay invoice").wait_for()
     enter_card(page, "4242424242424242")
     page.get_by_role("button", name="Pay $500.00").click()
+    page.wait_for_url("**submitted=1*")  # back from paying: then to the account
     eventually(lambda: status_of(stripe_client, staff, first) == "paid")
     page.goto(f"{base}/account")
     receipt = page.get_by_role("link", name=f"Receipt for invoice {numbers[0]} (PDF)")
@@ -134,6 +135,12 @@ def test_a_patient_signs_in_by_link_pays_a_bill_and_downloads_its_receipt(
         p.extract_text() for p in PdfReader(io.BytesIO(download.value.path().read_bytes())).pages
     )
     assert numbers[0] in text and "$500.00" in text
+
+    page.get_by_role("link", name="Saved cards and AutoPay").click()
+    page.get_by_role("heading", name="Saved cards: Test Patient").wait_for()
+    found += violations(page)
+    screenshot(page, "cards")
+    page.get_by_role("link", name="Back to your account").click()
 
     year = datetime.now(UTC).year  # the year-end statement: one click
     with page.expect_download() as download:

@@ -17,8 +17,12 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.booking_models import CardConsent
 from billing.adapters.db import dialect_insert
+from billing.adapters.membership_models import Membership, MembershipPlan
 from billing.adapters.models import Invoice, Patient, QuoteLine, new_id, utcnow
+from billing.adapters.schedule_models import AutopaySetting, PaymentPlan
 from billing.adapters.stripe_gateway import Card, MandateAcceptance, SetupResult, StripeGateway
+from billing.domain import memberships as membership_rules
+from billing.domain import schedules as plan_rules
 from billing.domain.errors import Conflict, NotFound, PaymentRequired
 from billing.services.access import audit
 
@@ -280,10 +284,57 @@ def keep_card(session: Session, invoice: Any, payment: Any, payment_method_id: s
     )
 
 
+def uses_of(
+    session: Session, patient_id: str, payment_method_id: str, autopay: bool = True
+) -> list[str]:
+    """What charges a saved card on a schedule, in a patient's words: a payment plan or a
+    membership that is not over, and (with `autopay`) AutoPay."""
+    uses = [
+        f"the payment plan of invoice {number}"
+        for number in session.scalars(
+            select(Invoice.number)
+            .join(PaymentPlan, PaymentPlan.invoice_id == Invoice.id)
+            .where(
+                PaymentPlan.patient_id == patient_id,
+                PaymentPlan.payment_method_id == payment_method_id,
+                PaymentPlan.status.in_(plan_rules.LIVE),
+            )
+            .order_by(Invoice.number)
+        )
+    ]
+    uses += [
+        f"the membership {name}"
+        for name in session.scalars(
+            select(MembershipPlan.name)
+            .join(Membership, Membership.membership_plan_id == MembershipPlan.id)
+            .where(
+                Membership.patient_id == patient_id,
+                Membership.payment_method_id == payment_method_id,
+                Membership.status.in_(membership_rules.LIVE),
+            )
+        )
+    ]
+    setting = session.get(AutopaySetting, patient_id) if autopay else None
+    if setting is not None and setting.enabled and setting.payment_method_id == payment_method_id:
+        uses.append("AutoPay")
+    return uses
+
+
 def remove_card(
     session: Session, gateway: StripeGateway, patient_id: str, payment_method_id: str
 ) -> None:
-    """Detach a saved card at Stripe; it is no longer the card on file, nor charged."""
+    """Detach a saved card at Stripe; it is no longer the card on file, nor charged. A card
+    a payment plan or a membership charges is kept (409 `card_in_use`) until another card
+    is chosen for them (or they end); AutoPay's card may go (its next charge is given up
+    and the patient told, as for a card that expired)."""
+    uses = uses_of(session, patient_id, payment_method_id, autopay=False)
+    if uses:
+        session.rollback()
+        raise Conflict(
+            "card_in_use",
+            f"This card is used by {', '.join(uses)}: choose another card for "
+            f"{'it' if len(uses) == 1 else 'them'} first.",
+        )
     consent = session.get(CardConsent, payment_method_id)
     patient = session.scalars(select(Patient).where(Patient.patient_id == patient_id)).first()
     kept = consent is not None and consent.patient_id == patient_id and consent.removed_at is None
@@ -316,6 +367,41 @@ def remove_card(
         session, "card.removed", "patient", patient_id, payment_method_id=payment_method_id
     )
     session.commit()
+
+
+def set_default(
+    session: Session, gateway: StripeGateway, patient_id: str, payment_method_id: str
+) -> Card:
+    """Make one of the patient's saved cards the card on file (charged for visits and
+    fees, and by AutoPay when it names no card)."""
+    consent = session.get(CardConsent, payment_method_id)
+    if (
+        consent is None
+        or consent.patient_id != patient_id
+        or consent.removed_at is not None
+        or consent.mandate_id is not None  # a bank account is not a card on file
+    ):
+        session.rollback()
+        raise NotFound(
+            "payment_method_not_found",
+            f"Patient {patient_id} has no saved card {payment_method_id!r}.",
+        )
+    session.commit()  # no transaction stays open across the call to Stripe
+    card = gateway.card_of(payment_method_id)
+    session.execute(
+        update(Patient)
+        .where(Patient.patient_id == patient_id)
+        .values(
+            default_payment_method_id=card.id,
+            default_card_brand=card.brand,
+            default_card_last4=card.last4,
+        )
+    )
+    audit.record(
+        session, "card.made_default", "patient", patient_id, payment_method_id=payment_method_id
+    )
+    session.commit()
+    return card
 
 
 def consents(session: Session, patient_id: str) -> dict[str, CardConsent]:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing.adapters.models import Invoice
+from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import memberships as membership_rules
 from billing.domain import statuses
 from billing.domain.dates import clinic_date
@@ -21,8 +22,9 @@ from billing.domain.errors import NotFound
 from billing.domain.money import Money
 from billing.domain.pricing import session_name
 from billing.services.integrations.email_content import link_for_email
+from billing.services.payments import autopay, patients
 from billing.services.payments.account import account
-from billing.services.portal.access import patients_of
+from billing.services.portal.access import patients_of, reachable
 
 RECEIPTED = statuses.SETTLED  # money was collected: a receipt exists
 RECEIPTS_SHOWN = 50
@@ -166,3 +168,56 @@ def pay_token(session: Session, secret: str, invoice: Invoice, ttl: timedelta) -
     token = link_for_email(session, secret, invoice, ttl)
     session.commit()
     return token
+
+
+@dataclass(frozen=True, slots=True)
+class CardShown:
+    id: str
+    name: str  # Visa ending 4242
+    expires: str
+    default: bool
+    uses: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class WalletShown:
+    patient_id: str
+    name: str
+    cards: list[CardShown]
+    autopay: str | None  # what AutoPay does, in words; None when it is off
+
+
+def wallet(session: Session, gateway: StripeGateway, email: str, patient_id: str) -> WalletShown:
+    """A patient's saved cards, which is the default, what charges each on a schedule, and
+    AutoPay: 404 unless `email` reaches the patient."""
+    reachable(session, email, patient_id)
+    name = session.scalars(
+        select(Invoice.patient_name)
+        .where(Invoice.patient_id == patient_id)
+        .order_by(Invoice.created_at.desc())
+        .limit(1)
+    ).first()
+    default_id = patients.default_card_id(session, patient_id)
+    saved = patients.consents(session, patient_id)
+    cards = [
+        CardShown(
+            id=card.id,
+            name=f"{card.brand.title()} ending {card.last4}",
+            expires=f"{card.exp_month:02d}/{card.exp_year}",
+            default=card.id == default_id,
+            uses=patients.uses_of(session, patient_id, card.id),
+        )
+        for card in patients.list_cards(session, gateway, patient_id)
+        if card.id in saved and saved[card.id].removed_at is None
+    ]
+    try:
+        view = autopay.autopay_of(session, patient_id)
+    except NotFound:  # never billed by card: nothing saved, nothing automatic
+        view = None
+    said = None
+    if view is not None and view.enabled and view.card is not None:
+        brand = str(view.card["brand"] or "card").title()
+        said = f"AutoPay is on: open bills are charged to your {brand}"
+        said += f" ending {view.card['last4']} after each visit."
+    session.commit()
+    return WalletShown(patient_id, name or patient_id, cards, said)

@@ -236,9 +236,10 @@ class PaymentMethodView(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(CardPathSchema(), location="path", as_kwargs=True)
     @blp.response(204)
-    @problems(blp, *CALLS_STRIPE, 404)
+    @problems(blp, *CALLS_STRIPE, 404, 409)
     def delete(self, patient_id: str, payment_method_id: str) -> None:
-        """Remove a saved card: detached at Stripe, never charged again."""
+        """Remove a saved card: detached at Stripe, never charged again. A card that a
+        payment plan or a membership charges is kept: 409 `card_in_use`."""
         patients.remove_card(db.session(), gateway(), patient_id, payment_method_id)
 
 

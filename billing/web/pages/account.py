@@ -33,11 +33,13 @@ from flask import (
 
 from billing.adapters import db
 from billing.adapters.portal_models import PortalSession
+from billing.adapters.providers import gateway
 from billing.domain.errors import NotFound, ServiceError
 from billing.services.access import audit
 from billing.services.invoicing.receipts import receipt_payments
+from billing.services.payments import autopay, patients
 from billing.services.portal import access, overview, statements
-from billing.web.calendar import clinic_today
+from billing.web.calendar import clinic_contact, clinic_today
 from billing.web.limits import limiter, on_breach_page
 from billing.web.pages import security_headers
 from billing.web.pages.pay import signing_keys
@@ -339,3 +341,71 @@ def _day(raw: str | None) -> date | None:
     if day is None or not 2000 <= day.year <= 2100:
         raise ValueError(raw)
     return day
+
+
+@blp.get("/patients/<patient_id>/cards")
+@signed_in
+def cards(portal: PortalSession, patient_id: str) -> Response:
+    shown = overview.wallet(db.session(), gateway(), portal.email, patient_id[:64])
+    said = {
+        "default": "That card is now your default card.",
+        "removed": "The card was removed.",
+        "autopay_off": "AutoPay is off: nothing will be charged automatically.",
+    }
+    return _page(
+        "account/cards.html",
+        wallet=shown,
+        csrf=csrf_for(portal),
+        notice=said.get(request.args.get("done", "")),
+    )
+
+
+@blp.post("/patients/<patient_id>/cards/<payment_method_id>/default")
+@signed_in
+def make_default(portal: PortalSession, patient_id: str, payment_method_id: str) -> Response:
+    session = db.session()
+    access.reachable(session, portal.email, patient_id[:64])
+    patients.set_default(session, gateway(), patient_id[:64], payment_method_id[:255])
+    return _back_to_cards(patient_id, "default")
+
+
+@blp.post("/patients/<patient_id>/cards/<payment_method_id>/remove")
+@signed_in
+def remove_card(portal: PortalSession, patient_id: str, payment_method_id: str) -> Response:
+    session = db.session()
+    access.reachable(session, portal.email, patient_id[:64])
+    try:
+        patients.remove_card(session, gateway(), patient_id[:64], payment_method_id[:255])
+    except ServiceError as error:
+        if error.code != "card_in_use":
+            raise
+        return _page(
+            "account/message.html",
+            409,
+            title="Choose another card first",
+            text=f"{error.detail} Save another card when you next pay, or ask the clinic to "
+            "move it for you; then you can remove this one.",
+        )
+    return _back_to_cards(patient_id, "removed")
+
+
+@blp.post("/patients/<patient_id>/autopay/off")
+@signed_in
+def autopay_off(portal: PortalSession, patient_id: str) -> Response:
+    session = db.session()
+    access.reachable(session, portal.email, patient_id[:64])
+    autopay.set_autopay(
+        session,
+        lambda card: gateway().card_of(card),
+        patient_id[:64],
+        False,
+        None,
+        autopay.Consent(accepted="online", ip_address=request.remote_addr),
+        current_app.config["CLINIC_NAME"],
+        clinic_contact(),
+    )
+    return _back_to_cards(patient_id, "autopay_off")
+
+
+def _back_to_cards(patient_id: str, done: str) -> Response:
+    return redirect(f"{PATH}/patients/{patient_id}/cards?done={done}", code=303)  # type: ignore[return-value]  # Werkzeug's Response
