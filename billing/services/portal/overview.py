@@ -13,15 +13,19 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.adapters.models import Invoice
+from billing.adapters.credit_models import PatientPackage
+from billing.adapters.estimate_models import Estimate
+from billing.adapters.models import Invoice, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import memberships as membership_rules
+from billing.domain import schedules as plan_rules
 from billing.domain import statuses
 from billing.domain.dates import clinic_date
 from billing.domain.errors import NotFound
 from billing.domain.money import Money
 from billing.domain.pricing import session_name
 from billing.services.integrations.email_content import link_for_email
+from billing.services.packages.credits import balances
 from billing.services.payments import autopay, patients
 from billing.services.payments.account import account
 from billing.services.portal.access import patients_of, reachable
@@ -41,6 +45,7 @@ class BillShown:
     due: str | None
     status: str
     payable: bool
+    plan: str | None = None  # a payment plan's next instalment, in words
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,21 @@ class MembershipShown:
 
 
 @dataclass(frozen=True, slots=True)
+class PackageShown:
+    name: str
+    credits_left: str  # "3½ of 6 IV credits left"
+    expires: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EstimateShown:
+    id: str
+    what: str
+    issued: str
+    total: str
+
+
+@dataclass(frozen=True, slots=True)
 class PatientShown:
     patient_id: str
     name: str
@@ -60,6 +80,8 @@ class PatientShown:
     open_bills: list[BillShown]
     receipts: list[BillShown]
     memberships: list[MembershipShown]
+    packages: list[PackageShown]
+    estimates: list[EstimateShown]
 
 
 STATUS_WORDS = {
@@ -124,7 +146,73 @@ def _patient(session: Session, patient_id: str, zone: ZoneInfo) -> PatientShown:
             )
             for membership in view.memberships
         ],
+        packages=_packages(session, patient_id),
+        estimates=[
+            EstimateShown(
+                id=estimate.id,
+                what=_estimated(estimate),
+                issued=clinic_date(estimate.issued_at, zone=zone),
+                total=Money(estimate.total, estimate.currency).format(),
+            )
+            for estimate in session.scalars(
+                select(Estimate)
+                .where(Estimate.patient_id == patient_id)
+                .order_by(Estimate.issued_at.desc())
+                .limit(RECEIPTS_SHOWN)
+            )
+        ],
     )
+
+
+def _estimated(estimate: Estimate) -> str:
+    name = session_name(estimate.session_type)
+    if estimate.sessions > 1:
+        return f"{estimate.sessions} sessions of {name} over {estimate.course_months} months"
+    return f"{name}, {clinic_date(estimate.scheduled_at)}"
+
+
+def _packages(session: Session, patient_id: str) -> list[PackageShown]:
+    """Packages paid for and not used up, refunded or expired: the credits left."""
+    owned = list(
+        session.scalars(
+            select(PatientPackage)
+            .where(PatientPackage.patient_id == patient_id, PatientPackage.paid_at.is_not(None))
+            .order_by(PatientPackage.sold_at)
+        )
+    )
+    now = utcnow()
+    counts = balances(session, owned, now)
+    shown = []
+    for package in owned:
+        left = counts[package.id].available
+        if left <= 0:
+            continue
+        shown.append(
+            PackageShown(
+                name=package.name,
+                credits_left=f"{_halves(left)} of {_halves(package.half_credits)} IV credits left",
+                expires=clinic_date(package.expires_at) if package.expires_at else None,
+            )
+        )
+    return shown
+
+
+def _halves(count: int) -> str:
+    whole, half = divmod(count, 2)
+    return f"{whole}½" if half and whole else ("½" if half else str(whole))
+
+
+def _plan(invoice: Invoice) -> str | None:
+    plan = invoice.plan
+    if plan is None or plan.status not in plan_rules.LIVE:
+        return None
+    waiting = [i for i in plan.items if i.status in ("scheduled", "retrying")]
+    if not waiting:
+        return None
+    item = min(waiting, key=lambda i: i.due_on)
+    amount = Money(item.amount - item.amount_paid, plan.currency).format()
+    overdue = " (overdue)" if plan.status == plan_rules.PAST_DUE else ""
+    return f"Payment plan{overdue}: next {amount} on {clinic_date(item.due_on)}"
 
 
 def _day(value: date | None) -> str | None:
@@ -146,6 +234,7 @@ def _bill(invoice: Invoice, zone: ZoneInfo) -> BillShown:
         due=Money(invoice.balance_due, currency).format() if invoice.balance_due else None,
         status=STATUS_WORDS.get(invoice.status, invoice.status),
         payable=invoice.status in statuses.PAYABLE and invoice.balance_due > 0,
+        plan=_plan(invoice) if invoice.balance_due > 0 else None,
     )
 
 
@@ -221,3 +310,12 @@ def wallet(session: Session, gateway: StripeGateway, email: str, patient_id: str
         said += f" ending {view.card['last4']} after each visit."
     session.commit()
     return WalletShown(patient_id, name or patient_id, cards, said)
+
+
+def estimate_of(session: Session, email: str, estimate_id: str) -> Estimate:
+    """One of the address's patients' Good Faith Estimates; 404 for any other."""
+    estimate = session.get(Estimate, estimate_id)
+    if estimate is None or estimate.patient_id not in patients_of(session, email):
+        session.rollback()
+        raise NotFound("not_found", "There is nothing here.")
+    return estimate

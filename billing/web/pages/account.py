@@ -40,6 +40,8 @@ from billing.services.invoicing.receipts import receipt_payments
 from billing.services.payments import autopay, patients
 from billing.services.portal import access, overview, statements
 from billing.web.calendar import clinic_contact, clinic_today
+from billing.web.estimates import pdf_response as estimate_pdf_response
+from billing.web.estimates import view_of
 from billing.web.limits import limiter, on_breach_page
 from billing.web.pages import security_headers
 from billing.web.pages.pay import signing_keys
@@ -409,3 +411,10 @@ def autopay_off(portal: PortalSession, patient_id: str) -> Response:
 
 def _back_to_cards(patient_id: str, done: str) -> Response:
     return redirect(f"{PATH}/patients/{patient_id}/cards?done={done}", code=303)  # type: ignore[return-value]  # Werkzeug's Response
+
+
+@blp.get("/estimates/<estimate_id>.pdf")
+@signed_in
+def estimate_pdf(portal: PortalSession, estimate_id: str) -> Response:
+    estimate = overview.estimate_of(db.session(), portal.email, estimate_id[:40])
+    return estimate_pdf_response(view_of(estimate, current_app.config))
