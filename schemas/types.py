@@ -68,6 +68,8 @@ ERROR_CODES = (
     "membership_exists",
     "no_email",
     "card_in_use",
+    "refund_request_not_found",
+    "refund_request_closed",
     "email_not_configured",
     "membership_not_active",
     "membership_credits",
@@ -207,8 +209,16 @@ TYPES: dict[str, dict[str, Any]] = {
     "PackageId": _our_id("pkg", "A version of a catalogue package"),
     "PatientPackageId": _our_id("pp", "A package sold to a patient"),
     "CreditRefundId": _our_id("crf", "A refund of a package's unused credits"),
+    "CreditBackRequestId": _our_id("crq", "A patient's request for their credit back"),
     "WebhookEndpointId": _our_id("we", "A webhook endpoint's id"),
     "DeliveryId": _our_id("whd", "A webhook delivery's id"),
+    "CreditBackRequestStatus": _closed(
+        "open",
+        "refunded",
+        "declined",
+        description="A request for credit back: open; refunded (the credit refunded to a "
+        "card); declined (the credit stays the patient's).",
+    ),
     "InvoiceNumber": {
         "type": "string",
         "pattern": r"^\d{4}-\d{6}$",

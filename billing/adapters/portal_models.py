@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.adapters.models import Base, new_id, utcnow
@@ -44,3 +44,33 @@ class PortalSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
+
+
+class CreditRefundRequest(Base):
+    """A patient asking, from the portal, for their account credit in one currency back:
+    a request for staff, never a refund by itself. Open until staff refund that credit
+    (POST /v1/patients/{id}/account/refunds closes it) or decline it; one open request per
+    patient and currency."""
+
+    __tablename__ = "credit_refund_requests"
+    __table_args__ = (
+        Index(
+            "uq_credit_refund_requests_open",
+            "patient_id",
+            "currency",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("crq"))
+    patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount: Mapped[int] = mapped_column(BigInteger)  # the credit when it was asked for
+    asked_by: Mapped[str] = mapped_column(String(254))  # the signed-in address
+    status: Mapped[str] = mapped_column(String(16))  # open, refunded, declined
+    refund_id: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(String(500))  # staff's, when declined
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]

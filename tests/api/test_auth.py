@@ -107,6 +107,13 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("PUT", "/v1/patients/{patient_id}/autopay", ("payments:write",), {"enabled": False}),
     ("GET", "/v1/patients/{patient_id}/autopay", ("invoices:read",), None),
     ("POST", "/v1/patients/{patient_id}/portal-link", ("payments:write",), "portal"),
+    ("GET", "/v1/credit-refund-requests", ("refunds:write",), None),
+    (
+        "POST",
+        "/v1/credit-refund-requests/{request_id}/decline",
+        ("refunds:write",),
+        {"note": "the credit pays the next visit"},
+    ),
     ("GET", "/v1/invoices/{invoice_id}/receipt.pdf", ("invoices:read",), "paid"),
     ("POST", "/v1/invoices/{invoice_id}/payments", ("payments:write",), STRIPE),
     # Money received at the desk has a scope of its own.
@@ -352,6 +359,8 @@ def _call(client, method, template, body, headers, make_key, booking):
         ids["code"] = sold.json["code"]
     if "{endpoint_id}" in template:
         ids["endpoint_id"] = _endpoint_of(client.application, headers)
+    if "{request_id}" in template:
+        ids["request_id"] = _credit_request(client.application)
     if "{membership_id}" in template:
         ids["membership_id"] = _member(client.application)
     if body == "portal":  # P-1001's bill carries the address the link goes to
@@ -386,6 +395,23 @@ def _call(client, method, template, body, headers, make_key, booking):
         payload = next((v for k, v in STRIPE_BODIES.items() if template.endswith(k)), None)
     headers = {**headers, "Idempotency-Key": "auth-matrix"}
     return client.open(template.format(**ids), method=method, json=payload, headers=headers)
+
+
+def _credit_request(app: Flask) -> str:
+    """An open request of P-1001's for their credit back, as the portal makes one."""
+    from billing.adapters.portal_models import CreditRefundRequest
+
+    with app.app_context():
+        made = CreditRefundRequest(
+            patient_id="P-1001",
+            currency="usd",
+            amount=2500,
+            asked_by="ana@example.org",
+            status="open",
+        )
+        db.session().add(made)
+        db.session().commit()
+        return made.id
 
 
 def _endpoint_of(app: Flask, headers: dict[str, str]) -> str:

@@ -35,6 +35,7 @@ from billing.services.idempotency import IdempotencyRequest
 from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
 from billing.services.payments import overpayments, refunds
+from billing.services.portal import requests
 
 CREDIT = "credit"  # OVERPAYMENTS: keep money paid beyond an invoice (or `refund` it)
 # Movements: into the account from an invoice, out of it into one.
@@ -465,6 +466,7 @@ def refund_credit(
     session.add(movement)
     ledger.record(session, invoice, ledger.FROM_CREDIT, amount, movement.id)
     refunds.audit_refund(session, refund, "refund.created", reason=reason, of="credit")
+    requests.refunded(session, patient_id, currency, refund.id)  # a patient's ask answered
     idempotency.complete(session, claim, refund.id)
     session.commit()
     return refunds.outcome(refunds.send(session, gateway, refund.id))

@@ -28,6 +28,7 @@ from billing.services.integrations.email_content import link_for_email
 from billing.services.packages.credits import balances
 from billing.services.payments import autopay, patients
 from billing.services.payments.account import account
+from billing.services.portal import requests
 from billing.services.portal.access import patients_of, reachable
 
 RECEIPTED = statuses.SETTLED  # money was collected: a receipt exists
@@ -117,16 +118,21 @@ def _patient(session: Session, patient_id: str, zone: ZoneInfo) -> PatientShown:
         .order_by(Invoice.created_at.desc(), Invoice.id.desc())
         .limit(1)
     ).first()
+    asked = {r.currency: r for r in requests.open_requests(session, patient_id)}
     balances = []
     for row in view.balances:
         currency = str(row["currency"])
         owed, credit = int(str(row["owed"])), int(str(row["credit"]))
+        request = asked.get(currency)
         balances.append(
             {
-                "currency": currency.upper(),
+                "currency": currency,
                 "owed": Money(owed, currency).format(),
                 "credit": Money(credit, currency).format() if credit else "",
                 "balance": Money(max(0, owed - credit), currency).format(),
+                # Credit beyond what is owed may be asked back (once, until answered).
+                "refundable": "yes" if credit > owed and request is None else "",
+                "asked": clinic_date(request.created_at, zone=zone) if request else "",
             }
         )
     return PatientShown(

@@ -16,6 +16,7 @@ from billing.domain.errors import Conflict
 from billing.services.integrations.settings import can_email
 from billing.services.payments import account, adjustments, autopay, gift_cards
 from billing.services.portal import access as portal
+from billing.services.portal import requests as credit_requests
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
 from billing.web.api.payments import patient_in_path
@@ -37,7 +38,14 @@ from schemas.invoices import (
     WriteOffRequestSchema,
 )
 from schemas.plans import AutopayRequestSchema, AutopaySchema
-from schemas.portal import PortalLinkSchema
+from schemas.portal import (
+    CreditBackRequestListSchema,
+    CreditBackRequestPathSchema,
+    CreditBackRequestQuerySchema,
+    CreditBackRequestSchema,
+    DeclineRequestSchema,
+    PortalLinkSchema,
+)
 
 blp = Blueprint(
     "accounts",
@@ -248,3 +256,31 @@ class PortalLinkView(MethodView):
             )
         lasts = timedelta(hours=current_app.config["PORTAL_INVITE_HOURS"])
         return portal.invite(db.session(), patient_id, lasts)
+
+
+@blp.route("/credit-refund-requests")
+class CreditRefundRequestsView(MethodView):
+    @requires("refunds:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(CreditBackRequestQuerySchema(), location="query")
+    @blp.response(200, CreditBackRequestListSchema())
+    @problems(blp, 422)
+    def get(self, query: dict[str, Any]) -> dict[str, Any]:
+        """Patients' requests for their credit back (asked in the portal), oldest first:
+        `?status=open` for those to answer. Refunding the credit
+        (POST /v1/patients/{id}/account/refunds) answers a patient's open request."""
+        return {"data": credit_requests.listed(db.session(), query.get("status"))}
+
+
+@blp.route("/credit-refund-requests/<request_id>/decline")
+class DeclineCreditRefundRequestView(MethodView):
+    @requires("refunds:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(CreditBackRequestPathSchema(), location="path", as_kwargs=True)
+    @blp.arguments(DeclineRequestSchema())
+    @blp.response(200, CreditBackRequestSchema())
+    @problems(blp, *WITH_A_BODY, 404, 409)
+    def post(self, body: dict[str, Any], request_id: str) -> Any:
+        """Answer a request without a refund (the credit stays the patient's, and pays
+        their next bills), with a note saying why."""
+        return credit_requests.decline(db.session(), request_id, body["note"])

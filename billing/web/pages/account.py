@@ -38,7 +38,7 @@ from billing.domain.errors import NotFound, ServiceError
 from billing.services.access import audit
 from billing.services.invoicing.receipts import receipt_payments
 from billing.services.payments import autopay, patients
-from billing.services.portal import access, overview, statements
+from billing.services.portal import access, overview, requests, statements
 from billing.web.calendar import clinic_contact, clinic_today
 from billing.web.estimates import pdf_response as estimate_pdf_response
 from billing.web.estimates import view_of
@@ -418,3 +418,21 @@ def _back_to_cards(patient_id: str, done: str) -> Response:
 def estimate_pdf(portal: PortalSession, estimate_id: str) -> Response:
     estimate = overview.estimate_of(db.session(), portal.email, estimate_id[:40])
     return estimate_pdf_response(view_of(estimate, current_app.config))
+
+
+@blp.post("/patients/<patient_id>/credit-refund-request")
+@signed_in
+def ask_for_credit_back(portal: PortalSession, patient_id: str) -> Response:
+    """A request for staff to refund the patient's credit (never a refund by itself)."""
+    session = db.session()
+    access.reachable(session, portal.email, patient_id[:64])
+    currency = str(request.form.get("currency", ""))[:3].lower()
+    requests.ask(session, patient_id[:64], currency, portal.email)
+    return _page(
+        "account/message.html",
+        200,
+        title="Request sent",
+        text="The clinic has your request: they will refund your credit to the card it came "
+        "from, or contact you. You will see it on your account meanwhile.",
+        tone="neutral",
+    )
