@@ -6,7 +6,7 @@ import getpass
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from billing import config
 from billing.adapters import db, migrate, providers
 from billing.adapters.secrets_box import UnreadableSecret
 from billing.config import ConfigError
+from billing.domain.dates import day_of
 from billing.domain.errors import ServiceError
 from billing.services.access import audit, keys, staff
 from billing.services.bookings import lifecycle
@@ -28,6 +29,7 @@ from billing.services.finance import stripe_sync as stripe_sync_service
 from billing.services.integrations import webhooks
 from billing.services.integrations.settings import secret_box
 from billing.services.payments import recovery, schedule
+from billing.services.portal import statement_emails
 from billing.services.pricing import catalog
 from billing.web import auth
 
@@ -49,6 +51,7 @@ class OneLineGroup(AppGroup):
 db_cli = OneLineGroup("db", help="Database schema (Alembic).")
 keys_cli = OneLineGroup("keys", help="API keys for client systems.")
 payments_cli = OneLineGroup("payments", help="Payments through Stripe.")
+statements_cli = OneLineGroup("statements", help="Patients' monthly statement emails.")
 schedule_cli = OneLineGroup("schedule", help="Scheduled money: payment plans and their retries.")
 stripe_cli = OneLineGroup("stripe", help="Stripe's own records, for finance.")
 staff_cli = OneLineGroup("staff", help="Finance staff accounts for /finance.")
@@ -238,6 +241,32 @@ def schedule_run(as_of: datetime | None) -> None:
         raise click.ClickException(f"{run.errors} left for the next run (Stripe not reached)")
 
 
+class Month(click.ParamType[date, str]):
+    """A month, `2026-11`."""
+
+    name = "YYYY-MM"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(f"{value}-01")
+        except ValueError:
+            self.fail(f"{value!r} is not a month such as 2026-11", param, ctx)
+
+
+@statements_cli.command("send")
+@click.option("--month", type=Month(), help="The month (default: the one before this one).")
+@by_operator
+def statements_send(month: date | None) -> None:
+    """Email each address whose patients owe something that its statement is ready (once
+    per address and month: safe beside the scheduler, and twice)."""
+    today = day_of(datetime.now(UTC), current_app.config["CLINIC_ZONE"])
+    month = month or statement_emails.month_before(today)
+    queued = statement_emails.queue_month(db.session(), month)
+    click.echo(f"{queued} statement emails queued for {month:%B %Y}")
+
+
 @stripe_cli.command("sync")
 @click.option(
     "--since",
@@ -321,6 +350,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(keys_cli)
     app.cli.add_command(payments_cli)
     app.cli.add_command(schedule_cli)
+    app.cli.add_command(statements_cli)
     app.cli.add_command(stripe_cli)
     app.cli.add_command(staff_cli)
     app.cli.add_command(seed)

@@ -283,6 +283,9 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "MAIL_FROM": env.get("MAIL_FROM", ""),
         "MAIL_DIR": env.get("MAIL_DIR", ""),
         "REMINDER_DAYS": _days(env, "REMINDER_DAYS", [3, 7, 14]),
+        # After each month: an email to every address whose patients owe something, saying
+        # their statement is ready (`off`: none; patients can also unsubscribe).
+        "STATEMENT_EMAILS": _choice(env, "STATEMENT_EMAILS", ("on", "off")),
         # Scheduled money (payment plans): the hours of the clinic's clock within which
         # cards are charged (`8-21`: from 8:00 to 21:00), the hour a due day is charged,
         # and the days after a first decline on which a decline worth retrying is retried.

@@ -14,12 +14,14 @@ from flask import current_app
 
 from billing.adapters import db, providers
 from billing.adapters.models import utcnow
+from billing.domain.dates import day_of
 from billing.services.access import audit
 from billing.services.bookings import lifecycle
 from billing.services.finance import stripe_sync as stripe_sync_service
 from billing.services.integrations import emails, events, expiry, jobs, webhooks
 from billing.services.integrations.settings import delivering, sending
 from billing.services.payments import received, recovery, schedule
+from billing.services.portal import statement_emails
 
 log = logging.getLogger("billing.tasks")
 
@@ -114,6 +116,17 @@ def expire() -> None:
 def reminders() -> None:
     days = current_app.config["REMINDER_DAYS"]
     _exclusively("reminders", 55, lambda: emails.queue_reminders(db.session(), days))
+
+
+@shared_task(name="billing.statements")
+def statements() -> None:
+    """Once a month has ended: the statement emails of addresses that owe something (each
+    once, however often this runs)."""
+    if current_app.config["STATEMENT_EMAILS"] != "on":
+        return
+    today = day_of(utcnow(), current_app.config["CLINIC_ZONE"])
+    month = statement_emails.month_before(today)
+    _exclusively("statements", 55, lambda: statement_emails.queue_month(db.session(), month))
 
 
 @shared_task(name="billing.run_schedule")

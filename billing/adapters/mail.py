@@ -23,6 +23,7 @@ class Mail:
     text: str
     html: str
     message_id: str
+    unsubscribe: str | None = None  # a one-click unsubscribe address (RFC 8058)
 
 
 class Mailer(Protocol):
@@ -36,6 +37,9 @@ def _message(mail: Mail, sender: str) -> EmailMessage:
     message["Subject"] = mail.subject
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = mail.message_id  # the same on a retry: readers can drop repeats
+    if mail.unsubscribe:
+        message["List-Unsubscribe"] = f"<{mail.unsubscribe}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(mail.text)
     message.add_alternative(mail.html, subtype="html")
     return message

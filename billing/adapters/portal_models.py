@@ -74,3 +74,13 @@ class CreditRefundRequest(Base):
     note: Mapped[str | None] = mapped_column(String(500))  # staff's, when declined
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
+
+
+class StatementOptOut(Base):
+    """An address that asked for no monthly statement emails (the unsubscribe link in
+    one). Sign-in links and receipts still go to it: the patient asked for those."""
+
+    __tablename__ = "statement_opt_outs"
+
+    email: Mapped[str] = mapped_column(String(254), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -52,6 +52,7 @@ def schedule(config: dict[str, Any]) -> dict[str, Any]:
         "stripe_sync": crontab(minute=7),  # hourly
         "expire": timedelta(minutes=15),
         "reminders": crontab(minute=17),  # hourly
+        "statements": crontab(minute=37, hour="*/6"),  # a month's, once it has ended
     }
     return {name: {"task": f"billing.{name}", "schedule": when} for name, when in every.items()}
 

@@ -1,6 +1,6 @@
 """The patient portal: one-time sign-in links, the sessions they open, what an email
 that is about no invoice (a sign-in link) refers to, and patients' requests for their
-credit back
+credit back, and the addresses that asked for no monthly statement emails
 
 Revision ID: 0030
 Revises: 0029
@@ -71,6 +71,12 @@ def upgrade() -> None:
         sqlite_where=sa.text("status = 'open'"),
         postgresql_where=sa.text("status = 'open'"),
     )
+    op.create_table(
+        "statement_opt_outs",
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("created_at", WHEN, nullable=False),
+        sa.PrimaryKeyConstraint("email"),
+    )
     with op.batch_alter_table("email_messages") as batch:
         batch.add_column(sa.Column("ref", sa.String(length=64), nullable=True))
     # Which patients an address reaches: the portal looks invoices up by their email.
@@ -83,6 +89,7 @@ def downgrade() -> None:
     op.drop_index("ix_invoices_patient_email", table_name="invoices")
     with op.batch_alter_table("email_messages") as batch:
         batch.drop_column("ref")
+    op.drop_table("statement_opt_outs")
     op.drop_index("uq_credit_refund_requests_open", table_name="credit_refund_requests")
     op.drop_index("ix_credit_refund_requests_patient_id", table_name="credit_refund_requests")
     op.drop_table("credit_refund_requests")

@@ -44,6 +44,7 @@ class Content:
     subject: str
     text: str
     html: str
+    unsubscribe: str | None = None  # the one-click address, for List-Unsubscribe
 
 
 # kind -> (subject, what the email says, the button, the page the link opens)
@@ -187,4 +188,29 @@ def render_sign_in(links: Links, token: str, lasts: timedelta) -> Content:
         subject=f"Your sign-in link for {links.clinic_name}",
         text=TEMPLATES.get_template("message.txt").render(context),
         html=TEMPLATES.get_template("message.html").render(context),
+    )
+
+
+def render_statement(links: Links, month: str, due: list[str], unsubscribe: str) -> Content:
+    """The monthly statement email: the month, what is due in all (never an amount of a
+    single service), a link to the portal, and a link to stop these emails."""
+    context = {
+        "clinic": links.clinic_name,
+        "phone": links.clinic_phone,
+        "email": links.clinic_email,
+        "says": (
+            f"Your statement for {month} from {links.clinic_name} is ready. Balance due: "
+            f"{' and '.join(due)}. Sign in to your account to see the statement and pay."
+        ),
+        "button": "See your statement",
+        "url": f"{links.base_url.rstrip('/')}/account",
+        "number": None,
+        "amount": None,
+        "unsubscribe": unsubscribe,
+    }
+    return Content(
+        subject=f"Your statement for {month} from {links.clinic_name}",
+        text=TEMPLATES.get_template("message.txt").render(context),
+        html=TEMPLATES.get_template("message.html").render(context),
+        unsubscribe=unsubscribe,
     )

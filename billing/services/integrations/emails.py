@@ -22,9 +22,11 @@ from billing.adapters.models import Invoice, new_id, utcnow
 from billing.adapters.outbox import EMAILS_QUEUED, EmailMessage
 from billing.adapters.portal_models import PortalSignIn
 from billing.domain import statuses
+from billing.domain.dates import month_name
 from billing.services.bookings import holds
 from billing.services.integrations import email_content
 from billing.services.portal import access as portal
+from billing.services.portal import statement_emails
 
 PUBLISHED = EMAILS_QUEUED  # session.info: tell a worker after the commit
 PAY_LINK, RECEIPT, REMINDER, ACTION_NEEDED = "pay_link", "receipt", "reminder", "action_needed"
@@ -157,18 +159,9 @@ def send(session: Session, sending: Sending, message_id: str) -> str:
     message = session.get(EmailMessage, message_id)
     if claimed is None or message is None:
         return message.status if message else "missing"
-    if message.kind == portal.SIGN_IN_EMAIL:
-        sign_in = session.get(PortalSignIn, message.ref) if message.ref else None
-        token = portal.token_for(session, sending.links.secret, message.ref or "")
-        if sign_in is None or token is None:
-            return _finish(session, message_id, "skipped")  # used or expired meanwhile
-        content = email_content.render_sign_in(sending.links, token, sign_in.expires_at - utcnow())
-    else:
-        invoice = session.get(Invoice, message.invoice_id) if message.invoice_id else None
-        settled = invoice is not None and invoice.status in (*statuses.SETTLED, *statuses.CLOSED)
-        if invoice is None or (message.kind in ASKS_TO_PAY and settled):
-            return _finish(session, message_id, "skipped")  # paid, void or written off meanwhile
-        content = email_content.render(session, sending.links, message.kind, invoice)
+    content = _content(session, sending, message)
+    if content is None:  # paid, void or written off meanwhile; a link used; unsubscribed
+        return _finish(session, message_id, "skipped")
     session.commit()  # a pay link made for it is kept, whatever the mail server says
     try:
         sending.mailer.send(
@@ -178,6 +171,7 @@ def send(session: Session, sending: Sending, message_id: str) -> str:
                 text=content.text,
                 html=content.html,
                 message_id=f"<{message.id}@{sending.links.mail_domain}>",
+                unsubscribe=content.unsubscribe,
             )
         )
     except OSError as error:
@@ -190,6 +184,35 @@ def send(session: Session, sending: Sending, message_id: str) -> str:
             retry_at=now + timedelta(seconds=30 * 2**claimed) if retry else None,
         )
     return _finish(session, message_id, "sent", content=content)
+
+
+def _content(
+    session: Session, sending: Sending, message: EmailMessage
+) -> email_content.Content | None:
+    """What the email says now, or None when it is no longer owed."""
+    links = sending.links
+    if message.kind == statement_emails.KIND:
+        due = statement_emails.balance_due(session, message.to_address)
+        if not due or statement_emails.opted_out(session, message.to_address):
+            return None
+        token = statement_emails.unsubscribe_token(links.secret, message.to_address)
+        return email_content.render_statement(
+            links,
+            month_name(str(message.ref)),
+            [money.format() for money in due],
+            f"{links.base_url.rstrip('/')}/account/unsubscribe/{token}",
+        )
+    if message.kind == portal.SIGN_IN_EMAIL:
+        sign_in = session.get(PortalSignIn, message.ref) if message.ref else None
+        link = portal.token_for(session, links.secret, message.ref or "")
+        if sign_in is None or link is None:
+            return None
+        return email_content.render_sign_in(links, link, sign_in.expires_at - utcnow())
+    invoice = session.get(Invoice, message.invoice_id) if message.invoice_id else None
+    settled = invoice is not None and invoice.status in (*statuses.SETTLED, *statuses.CLOSED)
+    if invoice is None or (message.kind in ASKS_TO_PAY and settled):
+        return None
+    return email_content.render(session, links, message.kind, invoice)
 
 
 def _finish(

@@ -38,7 +38,7 @@ from billing.domain.errors import NotFound, ServiceError
 from billing.services.access import audit
 from billing.services.invoicing.receipts import receipt_payments
 from billing.services.payments import autopay, patients
-from billing.services.portal import access, overview, requests, statements
+from billing.services.portal import access, overview, requests, statement_emails, statements
 from billing.web.calendar import clinic_contact, clinic_today
 from billing.web.estimates import pdf_response as estimate_pdf_response
 from billing.web.estimates import view_of
@@ -434,5 +434,25 @@ def ask_for_credit_back(portal: PortalSession, patient_id: str) -> Response:
         title="Request sent",
         text="The clinic has your request: they will refund your credit to the card it came "
         "from, or contact you. You will see it on your account meanwhile.",
+        tone="neutral",
+    )
+
+
+@blp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+def unsubscribe(token: str) -> Response:
+    """The link in a statement email: a button (GET), then no more statement emails
+    (POST; mail apps post here themselves for one-click unsubscribe)."""
+    address = statement_emails.address_of(signing_keys(), token)
+    if address is None:
+        return _page("account/message.html", 404, title="Not found", text="This link is not valid.")
+    if request.method == "GET":
+        return _page("account/unsubscribe.html", action=f"{PATH}/unsubscribe/{token[:500]}")
+    statement_emails.opt_out(db.session(), address)
+    return _page(
+        "account/message.html",
+        200,
+        title="Unsubscribed",
+        text="You will get no more monthly statement emails. Your statements are still in "
+        "your account, and receipts and sign-in links still come by email.",
         tone="neutral",
     )

@@ -1,0 +1,137 @@
+"""Monthly statement emails: after a month ends, every address whose patients still owe
+something gets one email saying their statement is ready, with the balance due and a link
+to the portal, where the statement itemizes it. Never an amount of a single service, a
+session type or anything else about treatment in the email.
+
+One per address and month, whatever runs it (the scheduler every few hours, an operator's
+`flask --app billing statements send`, both at once): each email's key is the month and the
+address. It is written when sent: a balance paid meanwhile sends nothing; an address that
+unsubscribed (the link in every statement email) is skipped.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from billing.adapters.account_models import AccountBalance
+from billing.adapters.db import dialect_insert
+from billing.adapters.models import Invoice, new_id, utcnow
+from billing.adapters.outbox import EMAILS_QUEUED, EmailMessage
+from billing.adapters.portal_models import StatementOptOut
+from billing.domain import statuses
+from billing.domain.money import Money
+from billing.services.access import audit
+from billing.services.portal.access import normalised, patients_of
+
+KIND = "statement"
+SALT = "statement-unsubscribe"
+
+
+def month_before(today: date) -> date:
+    """The first day of the month before `today`'s (the month a run on `today` covers)."""
+    return (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def queue_month(session: Session, month: date) -> int:
+    """Queue the statement email of `month` (its first day) for every address with a
+    balance due; how many were queued now (none twice for a month)."""
+    addresses = session.scalars(
+        select(func.lower(Invoice.patient_email))
+        .where(Invoice.status.in_(statuses.UNPAID), Invoice.patient_email.is_not(None))
+        .distinct()
+    ).all()
+    opted_out = set(session.scalars(select(StatementOptOut.email)))
+    made = 0
+    for address in sorted(set(addresses) - opted_out):
+        if not balance_due(session, address):
+            continue
+        made += _queue(session, address, month)
+    session.commit()
+    return made
+
+
+def _queue(session: Session, address: str, month: date) -> int:
+    made = session.execute(
+        dialect_insert(session)(EmailMessage)
+        .values(
+            id=new_id("em"),
+            dedupe_key=f"{KIND}:{month:%Y-%m}:{address}",
+            kind=KIND,
+            invoice_id=None,
+            ref=f"{month:%Y-%m}",
+            to_address=address,
+            subject="",
+            text_body="",
+            html_body="",
+            status="pending",
+            attempts=0,
+            next_attempt_at=utcnow(),
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(EmailMessage.id)
+    ).scalar_one_or_none()
+    if made is None:
+        return 0
+    session.info[EMAILS_QUEUED] = True
+    return 1
+
+
+def balance_due(session: Session, address: str) -> list[Money]:
+    """What the patients `address` reaches owe, less their credit, per currency (only
+    currencies with something owed)."""
+    patient_ids = patients_of(session, address)
+    if not patient_ids:
+        return []
+    owed: dict[str, int] = {}
+    for invoice in session.scalars(
+        select(Invoice).where(
+            Invoice.patient_id.in_(patient_ids), Invoice.status.in_(statuses.UNPAID)
+        )
+    ):
+        owed[invoice.currency] = owed.get(invoice.currency, 0) + invoice.balance_due
+    credit = dict(
+        session.execute(
+            select(AccountBalance.currency, func.sum(AccountBalance.credit))
+            .where(AccountBalance.patient_id.in_(patient_ids))
+            .group_by(AccountBalance.currency)
+        ).all()
+    )
+    due = [
+        Money(owed[currency] - int(credit.get(currency) or 0), currency)
+        for currency in sorted(owed)
+    ]
+    return [money for money in due if money.amount > 0]
+
+
+def unsubscribe_token(secret: str, address: str) -> str:
+    return str(URLSafeSerializer(secret, salt=SALT).dumps(normalised(address)))
+
+
+def address_of(keys: list[str], token: str) -> str | None:
+    """The address an unsubscribe token names, if one of `keys` signed it."""
+    for key in keys:
+        try:
+            return str(URLSafeSerializer(key, salt=SALT).loads(token[:500]))
+        except BadSignature:
+            continue
+    return None
+
+
+def opt_out(session: Session, address: str) -> None:
+    """No more statement emails to `address` (asking twice is the same)."""
+    session.execute(
+        dialect_insert(session)(StatementOptOut)
+        .values(email=normalised(address), created_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["email"])
+    )
+    audit.record(session, "statements.unsubscribed", "email", normalised(address)[:64])
+    session.commit()
+
+
+def opted_out(session: Session, address: str) -> bool:
+    return session.get(StatementOptOut, normalised(address)) is not None
