@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from billing.adapters import db
 from billing.adapters.models import utcnow
+from billing.adapters.outbox import EmailMessage as Queued
 from billing.adapters.portal_models import PortalSession, PortalSignIn
 from tests.integrations.smtp import Inbox, parts
 from tests.integrations.test_emails import BASE, TREATMENT, send_due
@@ -95,6 +96,11 @@ def test_a_link_emailed_to_a_known_address_signs_in_once_in_the_browser_that_ask
     assert "Path=/account" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     link = emailed_link(portal, inbox, "rae@example.org")
     assert inbox.to("nobody@example.org") == []  # nothing goes to an address we do not know
+    with portal.app_context():  # what the outbox keeps of the email signs no one in
+        kept = db.session().scalars(select(Queued).where(Queued.kind == "portal_sign_in")).all()
+        assert {m.status for m in kept} == {"sent", "skipped"}
+        assert all(link not in m.text_body + m.html_body for m in kept)
+        assert any("/account/sign-in/(link withheld)" in m.text_body for m in kept)
 
     elsewhere = portal.test_client()  # another browser: the link is not for it
     refused = elsewhere.get(link)
@@ -235,3 +241,21 @@ def test_sign_in_links_asked_too_often_for_one_address_are_refused_for_a_while(
     assert answers == [200] * 5 + [429]
     send_due(portal)
     assert len(inbox.to("max@example.org")) == 5
+
+
+def test_a_cancelled_bill_with_a_mistyped_address_gives_that_address_no_one(
+    portal: Flask, inbox: Inbox, desk: dict[str, str], booking: Callable[..., Any]
+) -> None:
+    """Asking with an address no one is reached at does the same as with a known one, and
+    sends nothing; a cancelled bill's address decides nothing."""
+    client = portal.test_client()
+    bill(client, desk, booking, "P-W", "right@example.org", "BK-W1")
+    typo = bill(client, desk, booking, "P-W", "wrong@example.org", "BK-W2")
+    assert client.post(f"/v1/invoices/{typo['id']}/void", headers=desk).status_code == 200
+    for address in ("wrong@example.org", "right@example.org"):
+        assert ask(client, address).status_code == 200
+    send_due(portal)
+    assert inbox.to("wrong@example.org") == []
+    assert len(inbox.to("right@example.org")) == 1
+    invited = client.post("/v1/patients/P-W/portal-link", headers=desk)
+    assert invited.status_code == 201 and invited.json["sent_to"] == "r***@example.org"

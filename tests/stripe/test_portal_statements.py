@@ -148,3 +148,45 @@ def test_statement_dates_not_understood_are_a_clear_page_not_a_500(
     assert "Give dates as YYYY-MM-DD" in answer.get_data(as_text=True) or "out of order" in (
         answer.get_data(as_text=True)
     )
+
+
+def closing_of(text: str) -> int:
+    found = re.search(r"Closing balance \(owed, less your credit\)\s*(-?\$[\d,.]+)", text)
+    assert found is not None, text
+    return cents(found.group(1))
+
+
+def test_cancelled_bills_close_the_statement_at_the_accounts_balance(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str]
+) -> None:
+    """A bill lowered by a credit note, one paid in part by card and refunded, one paid in
+    part in cash: each then cancelled. Only the cash stays, as credit (the patient's open
+    bill keeps their address reaching them: a cancelled bill's address decides nothing)."""
+    noted = open_invoice(None, patient_id="P-VOID", booking_id="BK-V1", email="vera@example.org")
+    refunded = open_invoice(
+        "pm_card_visa", patient_id="P-VOID", booking_id="BK-V2", email="vera@example.org"
+    )
+    cash = open_invoice(None, patient_id="P-VOID", booking_id="BK-V3", email="vera@example.org")
+
+    def post(url: str, key: str, body: dict[str, Any]) -> None:
+        answer = stripe_client.post(url, json=body, headers={**staff, "Idempotency-Key": key})
+        assert answer.status_code in (200, 201), answer.json
+
+    post(
+        f"/v1/invoices/{noted}/credit-notes",
+        "v-note",
+        {"amount": 5000, "reason": "wrong rate", "approved_by": "M. Chen"},
+    )
+    post(f"/v1/invoices/{refunded}/payments", "v-card", {"method": "card_on_file", "amount": 20000})
+    post(f"/v1/invoices/{refunded}/refunds", "v-refund", {"amount": 20000, "reason": "moved"})
+    post(f"/v1/invoices/{cash}/payments", "v-cash", {"method": "cash", "amount": 20000})
+    for invoice in (noted, refunded, cash):
+        post(f"/v1/invoices/{invoice}/void", f"v-void-{invoice}", {})
+    open_invoice(None, patient_id="P-VOID", booking_id="BK-V4", email="vera@example.org")
+    [usd] = stripe_client.get("/v1/patients/P-VOID/account", headers=staff).json["balances"]
+    assert usd["owed"] - usd["credit"] == 50000 - 20000
+
+    portal = portal_client(stripe_client.application, "vera@example.org")
+    text = pdf_text(portal.get(f"/account/statements.pdf?year={datetime.now(UTC).year}"))
+    assert text.count(" cancelled") == 3
+    assert closing_of(text) == usd["balance"] == 30000

@@ -6,6 +6,7 @@ clinician or anything else about the patient's treatment.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -214,3 +215,13 @@ def render_statement(links: Links, month: str, due: list[str], unsubscribe: str)
         html=TEMPLATES.get_template("message.html").render(context),
         unsubscribe=unsubscribe,
     )
+
+
+def withheld(content: Content, path: str) -> Content:
+    """The email as kept after sending: each link to `path` with its token left out."""
+    token = re.compile(re.escape(path) + r"[^\s\"'<>]+")
+
+    def without(text: str) -> str:
+        return token.sub(path + "(link withheld)", text)
+
+    return Content(content.subject, without(content.text), without(content.html), None)

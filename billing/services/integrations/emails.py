@@ -183,6 +183,8 @@ def send(session: Session, sending: Sending, message_id: str) -> str:
             error=f"{type(error).__name__}: {error}",
             retry_at=now + timedelta(seconds=30 * 2**claimed) if retry else None,
         )
+    if message.kind == portal.SIGN_IN_EMAIL:  # what is kept must not sign anyone in
+        content = email_content.withheld(content, "/account/sign-in/")
     return _finish(session, message_id, "sent", content=content)
 
 

@@ -2,15 +2,17 @@
 
 **Which patients an address reaches.** The portal signs in an email address, not a
 patient id. An address reaches each patient id whose newest invoice that carries an
-email carries this one (compared without case). So a patient sees their own bills, a
-parent or guardian whose address the booking system gives for a child's bookings sees the
-child's bills too (a family's payer), and when a patient's bookings start giving another
-address, the old one stops reaching them at their next invoice. Nothing else links an
+email (and is not void) carries this one (compared without case). So a patient sees
+their own bills, a parent or guardian whose address the booking system gives for a
+child's bookings sees the child's bills too (a family's payer), and when a patient's
+bookings start giving another address, the old one stops reaching them at their next
+invoice. Nothing else links an
 address to a patient: a portal page asked about any other patient's invoice, card,
 membership or statement answers 404.
 
-**Signing in.** An address typed at /account gets a one-time link by email (the same
-answer whether or not the address reaches anyone). The link works once, for
+**Signing in.** An address typed at /account gets a one-time link by email when it
+reaches a patient (the same answer, after the same work, whether or not it does: the
+worker that sends the email decides). The link works once, for
 PORTAL_LINK_MINUTES, and only in the browser that asked for it (a cookie it was given,
 hashed here). Opening it shows a button; pressing it signs in, so a mail scanner that
 opens every link uses nothing. Staff can send the same kind of link from the API: it is
@@ -26,14 +28,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from billing.adapters.db import dialect_insert
 from billing.adapters.models import Invoice, new_id, utcnow
 from billing.adapters.outbox import EMAILS_QUEUED, EmailMessage
 from billing.adapters.portal_models import PortalSession, PortalSignIn
-from billing.domain import paylinks
+from billing.domain import paylinks, statuses
 from billing.domain.errors import Conflict, NotFound, ServiceError
 from billing.services.access import audit
 
@@ -66,7 +68,9 @@ def normalised(email: str) -> str:
 
 def patients_of(session: Session, email: str) -> list[str]:
     """The patient ids `email` reaches: each whose newest invoice with an email has this
-    one (in the order they first appear)."""
+    one (in the order they first appear). A void invoice decides nothing (a booking made
+    with a mistyped address and cancelled gives that address no one); invoices made at
+    the same moment are ordered by id, as `email_of` orders them."""
     address = normalised(email)
     if "@" not in address:
         return []
@@ -75,13 +79,21 @@ def patients_of(session: Session, email: str) -> list[str]:
         and_(
             later.patient_id == Invoice.patient_id,
             later.patient_email.is_not(None),
+            later.status != statuses.VOID,
             func.lower(later.patient_email) != address,
-            later.created_at > Invoice.created_at,
+            or_(
+                later.created_at > Invoice.created_at,
+                and_(later.created_at == Invoice.created_at, later.id > Invoice.id),
+            ),
         )
     )
     found = session.execute(
         select(Invoice.patient_id, func.min(Invoice.created_at))
-        .where(func.lower(Invoice.patient_email) == address, ~newer_elsewhere)
+        .where(
+            func.lower(Invoice.patient_email) == address,
+            Invoice.status != statuses.VOID,
+            ~newer_elsewhere,
+        )
         .group_by(Invoice.patient_id)
         .order_by(func.min(Invoice.created_at), Invoice.patient_id)
     ).all()
@@ -89,10 +101,14 @@ def patients_of(session: Session, email: str) -> list[str]:
 
 
 def email_of(session: Session, patient_id: str) -> str | None:
-    """The address a patient is reached at: their newest invoice's."""
+    """The address a patient is reached at: their newest (not void) invoice's."""
     return session.scalar(
         select(Invoice.patient_email)
-        .where(Invoice.patient_id == patient_id, Invoice.patient_email.is_not(None))
+        .where(
+            Invoice.patient_id == patient_id,
+            Invoice.patient_email.is_not(None),
+            Invoice.status != statuses.VOID,
+        )
         .order_by(Invoice.created_at.desc(), Invoice.id.desc())
         .limit(1)
     )
@@ -106,18 +122,15 @@ def new_browser_cookie() -> str:
     return secrets.token_urlsafe(32)
 
 
-def ask_for_link(session: Session, email: str, browser: str | None, lifetimes: Lifetimes) -> bool:
-    """Email `email` a sign-in link, bound to the browser holding the cookie `browser`
-    (None: to none), when it reaches a patient; whether it did (never shown to whoever
-    asked)."""
-    address = normalised(email)
-    if not patients_of(session, address):
-        session.commit()
-        return False
+def ask_for_link(session: Session, email: str, browser: str | None, lifetimes: Lifetimes) -> None:
+    """A sign-in link for `email`, bound to the browser holding the cookie `browser`
+    (None: to none). Whether the address reaches anyone is decided when the email is
+    sent, never here: asking for a known address and an unknown one does the same work
+    and takes as long, so neither the answer nor its timing tells them apart."""
     now = utcnow()
     sign_in = PortalSignIn(
         id=new_id("psi"),
-        email=address,
+        email=normalised(email),
         browser_hash=browser_hash(browser) if browser else None,
         created_at=now,
         expires_at=now + lifetimes.link,
@@ -127,14 +140,13 @@ def ask_for_link(session: Session, email: str, browser: str | None, lifetimes: L
     _queue_email(session, sign_in)
     audit.record(
         session,
-        "portal.link_sent",
+        "portal.link_asked",
         "portal_sign_in",
         sign_in.id,
         bound_to_browser=browser is not None,
         expires_at=sign_in.expires_at.isoformat(),
     )
     session.commit()
-    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,9 +222,12 @@ def _queue_email(session: Session, sign_in: PortalSignIn) -> None:
 
 
 def token_for(session: Session, secret: str, sign_in_id: str) -> str | None:
-    """The link's token while it can still be used (the email is written when sent)."""
+    """The link's token while it can still be used and its address reaches a patient
+    (the email is written when sent; an address that reaches no one is sent nothing)."""
     sign_in = session.get(PortalSignIn, sign_in_id)
     if sign_in is None or sign_in.used_at is not None or sign_in.expires_at <= utcnow():
+        return None
+    if not patients_of(session, sign_in.email):
         return None
     return paylinks.sign(PURPOSE + secret, sign_in.id, sign_in.expires_at)
 

@@ -2,8 +2,8 @@
 date order, with the running balance (what the patient owes, less their credit).
 
 What moves the balance, per currency:
-- a bill (+ its total) on the day it was issued; a bill cancelled (void) owes nothing and
-  is left out, while money paid on it stays, as the credit it became;
+- a bill (+ its total) on the day it was issued; cancelled (void), what it still owed
+  (-) that day, while money paid on it stays, as the credit it became;
 - a payment (-): by card or bank, at the desk, by gift card; money that never arrived
   after all (a bounced check, a bank debit returned) comes back (+);
 - a credit note or a write-off (-) on the day it was made; credit the clinic granted (-);
@@ -48,6 +48,8 @@ RETURNED = {
     ledger.BANK_RETURN: "Bank payment returned by the bank",
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LOWERED_BY = "Lowered by a refund"  # a bill's refund takes this off the bill ...
+RESTORED = "Restored as its refund failed"  # ... and puts it back when the refund fails
 DESK = {"cash": "in cash", "check": "by check", "external": "by card at the desk"}
 
 
@@ -137,8 +139,6 @@ def _rows(
         return day_of(moment, zone)
 
     for invoice in invoices.values():
-        if invoice.status == statuses.VOID:
-            continue
         what = _what(invoice)
         rows.append(
             (
@@ -167,6 +167,7 @@ def _rows(
         .where(LedgerEntry.invoice_id.in_(invoices))
         .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
     )
+    lowered: dict[str, int] = {}  # what refunds of each bill took off it
     for entry in entries:
         number = invoices[entry.invoice_id].number
         when = day(entry.occurred_at)
@@ -176,6 +177,8 @@ def _rows(
             rows.append(
                 (entry.currency, Row(when, description, amount, order=1, at=entry.occurred_at))
             )
+            if description.startswith(LOWERED_BY) or description.startswith(RESTORED):
+                lowered[entry.invoice_id] = lowered.get(entry.invoice_id, 0) - amount
     adjustments = session.scalars(
         select(InvoiceAdjustment).where(InvoiceAdjustment.invoice_id.in_(invoices))
     )
@@ -192,6 +195,22 @@ def _rows(
                     order=1,
                     at=adjustment.created_at,
                 ),
+            )
+        )
+    for invoice in invoices.values():  # a cancelled bill owes nothing from then on
+        if invoice.status != statuses.VOID:
+            continue
+        still = (
+            invoice.total
+            - invoice.amount_credited
+            - invoice.amount_written_off
+            - lowered.get(invoice.id, 0)
+        )
+        when = invoice.voided_at or invoice.updated_at
+        rows.append(
+            (
+                invoice.currency,
+                Row(day(when), f"Invoice {invoice.number} cancelled", -still, order=2, at=when),
             )
         )
     goodwill = session.scalars(
@@ -231,12 +250,12 @@ def _entry_rows(entry: LedgerEntry, number: str, refund_kind: str | None) -> lis
             return [(f"{said}, invoice {number}", sign * entry.amount)]
         if sign > 0:
             return [
-                (f"Invoice {number} lowered by a refund", -entry.amount),
+                (f"{LOWERED_BY}: invoice {number}", -entry.amount),
                 (f"Refunded to you, invoice {number}", entry.amount),
             ]
         return [
             (f"Refund that failed, invoice {number}", -entry.amount),
-            (f"Invoice {number} restored: its refund failed", entry.amount),
+            (f"{RESTORED}: invoice {number}", entry.amount),
         ]
     return []  # moves between the bill and the patient's credit; disputes
 
