@@ -261,6 +261,8 @@ class Month(click.ParamType[date, str]):
 def statements_send(month: date | None) -> None:
     """Email each address whose patients owe something that its statement is ready (once
     per address and month: safe beside the scheduler, and twice)."""
+    if current_app.config["STATEMENT_EMAILS"] != "on":
+        raise click.ClickException("STATEMENT_EMAILS is off: no statement emails are sent")
     today = day_of(datetime.now(UTC), current_app.config["CLINIC_ZONE"])
     month = month or statement_emails.month_before(today)
     queued = statement_emails.queue_month(db.session(), month)

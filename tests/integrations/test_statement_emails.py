@@ -25,7 +25,9 @@ def mailing(app: Flask, inbox: Inbox) -> Flask:
 
 @pytest.fixture
 def desk(make_key: Callable[..., dict[str, str]]) -> dict[str, str]:
-    return make_key("quotes:write", "invoices:read", "invoices:write", "payments:record")
+    return make_key(
+        "quotes:write", "invoices:read", "invoices:write", "invoices:adjust", "payments:record"
+    )
 
 
 def run(app: Flask, month: str) -> str:
@@ -94,3 +96,36 @@ def test_the_scheduler_covers_the_month_before_the_clinics_today() -> None:
 
     assert statement_emails.month_before(date(2027, 1, 1)) == date(2026, 12, 1)
     assert statement_emails.month_before(date(2026, 3, 31)) == date(2026, 2, 1)
+
+
+def test_each_patient_nets_their_own_credit_and_off_sends_none(
+    mailing: Flask, inbox: Inbox, desk: dict[str, str], booking: Callable[..., Any]
+) -> None:
+    """A family: one child owes $500, the other holds $100 of credit (a credit note on a
+    paid bill). The statement says $500: a sibling's credit does not pay it. With
+    STATEMENT_EMAILS off, neither the command nor an email queued before sends one."""
+    client = mailing.test_client()
+    bill(client, desk, booking, "P-F1", "fam@example.org", "BK-F1", name="Ada Fox")
+    paid = bill(client, desk, booking, "P-F2", "fam@example.org", "BK-F2", name="Ben Fox")
+    for url, key, body in (
+        (f"/v1/invoices/{paid['id']}/payments", "fam-cash", {"method": "cash"}),
+        (
+            f"/v1/invoices/{paid['id']}/credit-notes",
+            "fam-note",
+            {"amount": 10000, "reason": "shortened", "approved_by": "M. Chen"},
+        ),
+    ):
+        answer = client.post(url, json=body, headers={**desk, "Idempotency-Key": key})
+        assert answer.status_code == 201, answer.json
+    assert run(mailing, "2026-09").startswith("1 ")
+    mailing.config["STATEMENT_EMAILS"] = "off"
+    send_due(mailing)
+    assert not [m for m in inbox.to("fam@example.org") if "statement" in str(m["Subject"])]
+    refused = mailing.test_cli_runner().invoke(args=["statements", "send", "--month", "2026-08"])
+    assert refused.exit_code != 0 and "STATEMENT_EMAILS is off" in refused.output
+    mailing.config["STATEMENT_EMAILS"] = "on"
+    assert run(mailing, "2026-08").startswith("1 ")
+    send_due(mailing)
+    [statement] = [m for m in inbox.to("fam@example.org") if "statement" in str(m["Subject"])]
+    text, _ = parts(statement)
+    assert "Balance due: $500.00." in text

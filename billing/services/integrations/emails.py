@@ -138,6 +138,7 @@ def due(session: Session, now: datetime | None = None, limit: int = 200) -> list
 class Sending:
     mailer: Mailer
     links: email_content.Links
+    statements: bool = True  # STATEMENT_EMAILS: off sends none, even those queued before
 
 
 def send(session: Session, sending: Sending, message_id: str) -> str:
@@ -195,7 +196,11 @@ def _content(
     links = sending.links
     if message.kind == statement_emails.KIND:
         due = statement_emails.balance_due(session, message.to_address)
-        if not due or statement_emails.opted_out(session, message.to_address):
+        if (
+            not sending.statements
+            or not due
+            or statement_emails.opted_out(session, message.to_address)
+        ):
             return None
         token = statement_emails.unsubscribe_token(links.secret, message.to_address)
         return email_content.render_statement(

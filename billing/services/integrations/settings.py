@@ -60,4 +60,5 @@ def sending(app: Flask) -> Sending:
             clinic_email=config["CLINIC_EMAIL"],
             mail_domain=config["CLINIC_EMAIL"].rsplit("@", 1)[-1] or "billing.local",
         ),
+        statements=config.get("STATEMENT_EMAILS", "on") == "on",
     )

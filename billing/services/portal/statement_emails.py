@@ -11,10 +11,11 @@ unsubscribed (the link in every statement email) is skipped.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from billing.adapters.account_models import AccountBalance
@@ -25,7 +26,7 @@ from billing.adapters.portal_models import StatementOptOut
 from billing.domain import statuses
 from billing.domain.money import Money
 from billing.services.access import audit
-from billing.services.portal.access import normalised, patients_of
+from billing.services.portal.access import email_of, normalised, patients_of
 
 KIND = "statement"
 SALT = "statement-unsubscribe"
@@ -38,18 +39,17 @@ def month_before(today: date) -> date:
 
 def queue_month(session: Session, month: date) -> int:
     """Queue the statement email of `month` (its first day) for every address with a
-    balance due; how many were queued now (none twice for a month)."""
-    addresses = session.scalars(
-        select(func.lower(Invoice.patient_email))
-        .where(Invoice.status.in_(statuses.UNPAID), Invoice.patient_email.is_not(None))
-        .distinct()
+    balance due; how many were queued now (none twice for a month). The addresses are
+    those the patients with an unpaid bill are reached at (their newest bill's)."""
+    owing = session.scalars(
+        select(Invoice.patient_id).where(Invoice.status.in_(statuses.UNPAID)).distinct()
     ).all()
+    addresses = {normalised(a) for a in (email_of(session, p) for p in owing) if a}
     opted_out = set(session.scalars(select(StatementOptOut.email)))
     made = 0
-    for address in sorted(set(addresses) - opted_out):
-        if not balance_due(session, address):
-            continue
-        made += _queue(session, address, month)
+    for address in sorted(addresses - opted_out):
+        if balance_due(session, address):
+            made += _queue(session, address, month)
     session.commit()
     return made
 
@@ -59,7 +59,8 @@ def _queue(session: Session, address: str, month: date) -> int:
         dialect_insert(session)(EmailMessage)
         .values(
             id=new_id("em"),
-            dedupe_key=f"{KIND}:{month:%Y-%m}:{address}",
+            # An address may be 254 characters; the key holds 128.
+            dedupe_key=f"{KIND}:{month:%Y-%m}:{hashlib.sha256(address.encode()).hexdigest()}",
             kind=KIND,
             invoice_id=None,
             ref=f"{month:%Y-%m}",
@@ -82,30 +83,32 @@ def _queue(session: Session, address: str, month: date) -> int:
 
 
 def balance_due(session: Session, address: str) -> list[Money]:
-    """What the patients `address` reaches owe, less their credit, per currency (only
-    currencies with something owed)."""
+    """What the patients `address` reaches owe, per currency: each patient's bills less
+    that patient's own credit (one child's credit does not pay a sibling's bill), only
+    currencies with something owed."""
     patient_ids = patients_of(session, address)
     if not patient_ids:
         return []
-    owed: dict[str, int] = {}
+    owed: dict[tuple[str, str], int] = {}
     for invoice in session.scalars(
         select(Invoice).where(
             Invoice.patient_id.in_(patient_ids), Invoice.status.in_(statuses.UNPAID)
         )
     ):
-        owed[invoice.currency] = owed.get(invoice.currency, 0) + invoice.balance_due
-    credit = dict(
-        session.execute(
-            select(AccountBalance.currency, func.sum(AccountBalance.credit))
-            .where(AccountBalance.patient_id.in_(patient_ids))
-            .group_by(AccountBalance.currency)
-        ).all()
-    )
-    due = [
-        Money(owed[currency] - int(credit.get(currency) or 0), currency)
-        for currency in sorted(owed)
-    ]
-    return [money for money in due if money.amount > 0]
+        key = (invoice.patient_id, invoice.currency)
+        owed[key] = owed.get(key, 0) + invoice.balance_due
+    credit = {
+        (row.patient_id, row.currency): row.credit
+        for row in session.scalars(
+            select(AccountBalance).where(AccountBalance.patient_id.in_(patient_ids))
+        )
+    }
+    due: dict[str, int] = {}
+    for (patient_id, currency), amount in owed.items():
+        left = amount - int(credit.get((patient_id, currency)) or 0)
+        if left > 0:
+            due[currency] = due.get(currency, 0) + left
+    return [Money(amount, currency) for currency, amount in sorted(due.items())]
 
 
 def unsubscribe_token(secret: str, address: str) -> str:
