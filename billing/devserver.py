@@ -24,7 +24,8 @@ from werkzeug.serving import run_simple
 from billing import create_app
 from billing.config import OFFLINE_STRIPE_FILE
 
-PAY_TOKEN = re.compile(r"(/pay/)[^/\s?\"]+")
+# Pay links, portal sign-in links and statement unsubscribe links carry their token.
+PAY_TOKEN = re.compile(r"(/pay/|/account/sign-in/|/account/unsubscribe/)[^/\s?\"]+")
 
 
 class HidePayTokens(logging.Filter):
@@ -32,7 +33,7 @@ class HidePayTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "/pay/" in message:
+        if "/pay/" in message or "/account/" in message:
             record.msg, record.args = PAY_TOKEN.sub(r"\1<token>", message), ()
         return True
 

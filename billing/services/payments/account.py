@@ -499,6 +499,7 @@ def restore_refunded_credit(session: Session, refund: Refund) -> None:
         payment_id=refund.payment_id,
         refund_id=refund.id,
     )
+    requests.reopened(session, refund.id)  # the patient's ask is not answered after all
 
 
 refunds.ON_FAILED.append(restore_refunded_credit)

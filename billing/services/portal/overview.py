@@ -152,11 +152,11 @@ def _patient(session: Session, patient_id: str, zone: ZoneInfo) -> PatientShown:
             )
             for membership in view.memberships
         ],
-        packages=_packages(session, patient_id),
+        packages=_packages(session, patient_id, zone),
         estimates=[
             EstimateShown(
                 id=estimate.id,
-                what=_estimated(estimate),
+                what=_estimated(estimate, zone),
                 issued=clinic_date(estimate.issued_at, zone=zone),
                 total=Money(estimate.total, estimate.currency).format(),
             )
@@ -170,14 +170,14 @@ def _patient(session: Session, patient_id: str, zone: ZoneInfo) -> PatientShown:
     )
 
 
-def _estimated(estimate: Estimate) -> str:
+def _estimated(estimate: Estimate, zone: ZoneInfo) -> str:
     name = session_name(estimate.session_type)
     if estimate.sessions > 1:
         return f"{estimate.sessions} sessions of {name} over {estimate.course_months} months"
-    return f"{name}, {clinic_date(estimate.scheduled_at)}"
+    return f"{name}, {clinic_date(estimate.scheduled_at, zone=zone)}"
 
 
-def _packages(session: Session, patient_id: str) -> list[PackageShown]:
+def _packages(session: Session, patient_id: str, zone: ZoneInfo) -> list[PackageShown]:
     """Packages paid for and not used up, refunded or expired: the credits left."""
     owned = list(
         session.scalars(
@@ -197,7 +197,7 @@ def _packages(session: Session, patient_id: str) -> list[PackageShown]:
             PackageShown(
                 name=package.name,
                 credits_left=f"{_halves(left)} of {_halves(package.half_credits)} IV credits left",
-                expires=clinic_date(package.expires_at) if package.expires_at else None,
+                expires=clinic_date(package.expires_at, zone=zone) if package.expires_at else None,
             )
         )
     return shown

@@ -10,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing.adapters.account_models import AccountBalance
-from billing.adapters.models import utcnow
+from billing.adapters.models import Invoice, utcnow
 from billing.adapters.portal_models import CreditRefundRequest
+from billing.domain import statuses
 from billing.domain.errors import Conflict, NotFound
 from billing.services.access import audit
 
@@ -19,8 +20,9 @@ OPEN, REFUNDED, DECLINED = "open", "refunded", "declined"
 
 
 def ask(session: Session, patient_id: str, currency: str, asked_by: str) -> CreditRefundRequest:
-    """The patient's open request for their credit in `currency` back: made now, or the
-    one already open. 409 `no_credit` when they hold none."""
+    """The patient's open request for their credit in `currency` back: made now (for the
+    credit beyond what their open bills owe, which it pays), or the one already open. 409
+    `no_credit` when they hold no more than they owe."""
     held = int(
         session.scalar(
             select(AccountBalance.credit).where(
@@ -29,9 +31,23 @@ def ask(session: Session, patient_id: str, currency: str, asked_by: str) -> Cred
         )
         or 0
     )
-    if held <= 0:
+    owed = sum(
+        invoice.balance_due
+        for invoice in session.scalars(
+            select(Invoice).where(
+                Invoice.patient_id == patient_id,
+                Invoice.currency == currency,
+                Invoice.status.in_(statuses.UNPAID),
+            )
+        )
+    )
+    if held <= owed:  # credit pays the patient's open bills first
         session.rollback()
-        raise Conflict("no_credit", f"Patient {patient_id} has no credit in {currency}.")
+        raise Conflict(
+            "no_credit",
+            f"Patient {patient_id} has no credit in {currency} beyond what their bills owe.",
+        )
+    held -= owed
     found = _open(session, patient_id, currency)
     if found is not None:
         session.commit()
@@ -119,3 +135,14 @@ def decline(session: Session, request_id: str, note: str) -> CreditRefundRequest
     audit.record(session, "credit_refund.declined", "credit_refund_request", found.id, note=note)
     session.commit()
     return found
+
+
+def reopened(session: Session, refund_id: str) -> None:
+    """In the caller's transaction, as a refund of credit fails: the request it answered
+    is open again (unless the patient has asked anew meanwhile)."""
+    answered = session.scalars(
+        select(CreditRefundRequest).where(CreditRefundRequest.refund_id == refund_id)
+    ).first()
+    if answered is None or _open(session, answered.patient_id, answered.currency) is not None:
+        return
+    answered.status, answered.refund_id, answered.closed_at = OPEN, None, None

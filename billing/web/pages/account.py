@@ -46,6 +46,7 @@ from billing.web.limits import limiter, on_breach_page
 from billing.web.pages import security_headers
 from billing.web.pages.pay import signing_keys
 from billing.web.receipts import pdf_response
+from billing.web.requests import LONE_SURROGATE
 from billing.web.statements import statement_response
 
 blp = Blueprint("account", __name__, url_prefix="/account")
@@ -82,18 +83,34 @@ def _same_site_posts_only() -> None:
     """A form posted from another site (a forged sign-in, a forged payment) is refused:
     browsers say where a request comes from (Sec-Fetch-Site, Origin)."""
     audit.act_as(audit.Actor("patient", "portal", g.get("request_id")))
+    said = [request.path, *(v for item in request.args.items(multi=True) for v in item)]
+    if request.method == "POST":
+        said += [v for item in request.form.items(multi=True) for v in item]
+    if any("\x00" in text or LONE_SURROGATE.search(text) for text in said):
+        # No id, address or date holds one (and PostgreSQL cannot store a NUL).
+        abort(_page("account/message.html", 404, title="Not found", text="There is nothing here."))
     if request.method != "POST":
         return
     fetched = request.headers.get("Sec-Fetch-Site")
     origin = request.headers.get("Origin")
     cross = fetched is not None and fetched not in ("same-origin", "none")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+    if origin and origin != "null" and urlsplit(origin).netloc not in _our_hosts():
         cross = True
     if cross:
         abort(_page("account/message.html", 403, title="Not allowed", text=FORGED_TEXT))
 
 
 FORGED_TEXT = "This form was sent from another website, so it was refused."
+
+
+def _our_hosts() -> set[str]:
+    """Where the portal's own forms come from: the service's public address (behind a
+    proxy the Host header may say something else), and the host this request named."""
+    hosts = {request.host}
+    public = str(current_app.config.get("PUBLIC_BASE_URL") or "")
+    if public:
+        hosts.add(urlsplit(public).netloc)
+    return hosts
 
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
@@ -154,6 +171,15 @@ def _too_many(_limit: object) -> Response:
     )
 
 
+def _busy() -> Response:
+    return _page(
+        "account/message.html",
+        429,
+        title="Too many at once",
+        text="Too many statements were asked for just now. Wait a minute and try again.",
+    )
+
+
 def _email_key() -> str:
     return "portal-email:" + access.normalised(str(request.form.get("email", "")))
 
@@ -171,7 +197,7 @@ def sign_in_form() -> Response:
 @limiter.limit(
     lambda: str(current_app.config["PORTAL_EMAIL_LIMIT"]),
     key_func=_email_key,
-    on_breach=on_breach_page(_too_many),
+    on_breach=lambda _limit: _sent_page(str(request.form.get("email", ""))[:254].strip()),
 )
 def ask_for_link() -> Response:
     """The same answer whether or not the address reaches anyone; the link, if sent, is
@@ -185,24 +211,30 @@ def ask_for_link() -> Response:
     if not browser or len(browser) > 100:
         browser = access.new_browser_cookie()
     access.ask_for_link(db.session(), email, browser, lifetimes())
-    minutes = current_app.config["PORTAL_LINK_MINUTES"]
-    response = _page(
-        "account/message.html",
-        200,
-        title="Check your email",
-        text=SENT_TEXT.format(email=email, minutes=minutes),
-        tone="neutral",
-    )
+    response = _sent_page(email)
     response.set_cookie(
         BROWSER_COOKIE,
         browser,
-        max_age=minutes * 60,
+        max_age=current_app.config["PORTAL_LINK_MINUTES"] * 60,
         path=PATH,
         secure=current_app.config["PORTAL_COOKIE_SECURE"],
         httponly=True,
         samesite="Lax",  # sent when the link is opened from a mail app
     )
     return response
+
+
+def _sent_page(email: str) -> Response:
+    """What asking for a link answers: the same for a known address, an unknown one, and
+    one that asked too often this hour (then nothing is sent, and a stranger asking in
+    someone's name learns nothing from the page)."""
+    return _page(
+        "account/message.html",
+        200,
+        title="Check your email",
+        text=SENT_TEXT.format(email=email, minutes=current_app.config["PORTAL_LINK_MINUTES"]),
+        tone="neutral",
+    )
 
 
 @blp.errorhandler(ServiceError)
@@ -292,6 +324,7 @@ def receipt_pdf(portal: PortalSession, invoice_id: str) -> Response:
 
 
 @blp.get("/statements.pdf")
+@limiter.limit("30 per minute", on_breach=on_breach_page(lambda _limit: _busy()))  # heavy pages
 @signed_in
 def statement_pdf(portal: PortalSession) -> Response:
     """A statement of every patient the address reaches: `?year=2026` (the year-end
