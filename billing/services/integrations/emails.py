@@ -9,6 +9,7 @@ receipt: never the kind of session, a drug or a clinician.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,13 +21,9 @@ from billing.adapters.estimate_models import BillDispute
 from billing.adapters.mail import Mail, Mailer
 from billing.adapters.models import Invoice, new_id, utcnow
 from billing.adapters.outbox import EMAILS_QUEUED, EmailMessage
-from billing.adapters.portal_models import PortalSignIn
 from billing.domain import statuses
-from billing.domain.dates import month_name
 from billing.services.bookings import holds
 from billing.services.integrations import email_content
-from billing.services.portal import access as portal
-from billing.services.portal import statement_emails
 
 PUBLISHED = EMAILS_QUEUED  # session.info: tell a worker after the commit
 PAY_LINK, RECEIPT, REMINDER, ACTION_NEEDED = "pay_link", "receipt", "reminder", "action_needed"
@@ -141,6 +138,22 @@ class Sending:
     statements: bool = True  # STATEMENT_EMAILS: off sends none, even those queued before
 
 
+def _as_sent(content: email_content.Content) -> email_content.Content:
+    return content
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """How an email about no invoice is written when sent (None: no longer owed), and
+    what of it is kept afterwards; the service that queues such emails registers one."""
+
+    content: Callable[[Session, Sending, EmailMessage], email_content.Content | None]
+    kept: Callable[[email_content.Content], email_content.Content] = _as_sent
+
+
+WRITERS: dict[str, Writer] = {}  # kind -> its writer
+
+
 def send(session: Session, sending: Sending, message_id: str) -> str:
     """Send one email if it is still owed; its status afterwards."""
     now = utcnow()
@@ -184,8 +197,8 @@ def send(session: Session, sending: Sending, message_id: str) -> str:
             error=f"{type(error).__name__}: {error}",
             retry_at=now + timedelta(seconds=30 * 2**claimed) if retry else None,
         )
-    if message.kind == portal.SIGN_IN_EMAIL:  # what is kept must not sign anyone in
-        content = email_content.withheld(content, "/account/sign-in/")
+    if message.kind in WRITERS:  # a sign-in email is kept without its link
+        content = WRITERS[message.kind].kept(content)
     return _finish(session, message_id, "sent", content=content)
 
 
@@ -193,33 +206,14 @@ def _content(
     session: Session, sending: Sending, message: EmailMessage
 ) -> email_content.Content | None:
     """What the email says now, or None when it is no longer owed."""
-    links = sending.links
-    if message.kind == statement_emails.KIND:
-        due = statement_emails.balance_due(session, message.to_address)
-        if (
-            not sending.statements
-            or not due
-            or statement_emails.opted_out(session, message.to_address)
-        ):
-            return None
-        token = statement_emails.unsubscribe_token(links.secret, message.to_address)
-        return email_content.render_statement(
-            links,
-            month_name(str(message.ref)),
-            [money.format() for money in due],
-            f"{links.base_url.rstrip('/')}/account/unsubscribe/{token}",
-        )
-    if message.kind == portal.SIGN_IN_EMAIL:
-        sign_in = session.get(PortalSignIn, message.ref) if message.ref else None
-        link = portal.token_for(session, links.secret, message.ref or "")
-        if sign_in is None or link is None:
-            return None
-        return email_content.render_sign_in(links, link, sign_in.expires_at - utcnow())
+    writer = WRITERS.get(message.kind)
+    if writer is not None:
+        return writer.content(session, sending, message)
     invoice = session.get(Invoice, message.invoice_id) if message.invoice_id else None
     settled = invoice is not None and invoice.status in (*statuses.SETTLED, *statuses.CLOSED)
     if invoice is None or (message.kind in ASKS_TO_PAY and settled):
         return None
-    return email_content.render(session, links, message.kind, invoice)
+    return email_content.render(session, sending.links, message.kind, invoice)
 
 
 def _finish(

@@ -34,8 +34,7 @@ from billing.services.access import audit
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
-from billing.services.payments import overpayments, refunds
-from billing.services.portal import requests
+from billing.services.payments import credit_requests, overpayments, refunds
 
 CREDIT = "credit"  # OVERPAYMENTS: keep money paid beyond an invoice (or `refund` it)
 # Movements: into the account from an invoice, out of it into one.
@@ -466,7 +465,7 @@ def refund_credit(
     session.add(movement)
     ledger.record(session, invoice, ledger.FROM_CREDIT, amount, movement.id)
     refunds.audit_refund(session, refund, "refund.created", reason=reason, of="credit")
-    requests.refunded(session, patient_id, currency, refund.id)  # a patient's ask answered
+    credit_requests.refunded(session, patient_id, currency, refund.id)  # a patient's ask answered
     idempotency.complete(session, claim, refund.id)
     session.commit()
     return refunds.outcome(refunds.send(session, gateway, refund.id))
@@ -499,7 +498,7 @@ def restore_refunded_credit(session: Session, refund: Refund) -> None:
         payment_id=refund.payment_id,
         refund_id=refund.id,
     )
-    requests.reopened(session, refund.id)  # the patient's ask is not answered after all
+    credit_requests.reopened(session, refund.id)  # the patient's ask is not answered after all
 
 
 refunds.ON_FAILED.append(restore_refunded_credit)

@@ -38,6 +38,7 @@ from billing.adapters.portal_models import PortalSession, PortalSignIn
 from billing.domain import paylinks, statuses
 from billing.domain.errors import Conflict, NotFound, ServiceError
 from billing.services.access import audit
+from billing.services.integrations import email_content, emails
 
 SIGN_IN_EMAIL = "portal_sign_in"  # the email's kind
 PURPOSE = "portal-sign-in:"  # signs links with a key of their own, never a pay link's
@@ -332,3 +333,20 @@ def reachable(session: Session, email: str, patient_id: str) -> None:
     not exist)."""
     if patient_id not in patients_of(session, email):
         raise NotFound("not_found", "There is nothing here.")
+
+
+def _sign_in_email(
+    session: Session, sending: emails.Sending, message: EmailMessage
+) -> email_content.Content | None:
+    """The sign-in email, written as it is sent: none once the link is used or expired,
+    or when its address reaches no patient."""
+    sign_in = session.get(PortalSignIn, message.ref) if message.ref else None
+    link = token_for(session, sending.links.secret, message.ref or "")
+    if sign_in is None or link is None:
+        return None
+    return email_content.render_sign_in(sending.links, link, sign_in.expires_at - utcnow())
+
+
+emails.WRITERS[SIGN_IN_EMAIL] = emails.Writer(
+    _sign_in_email, kept=lambda sent: email_content.withheld(sent, "/account/sign-in/")
+)

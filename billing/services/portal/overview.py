@@ -26,9 +26,8 @@ from billing.domain.money import Money
 from billing.domain.pricing import session_name
 from billing.services.integrations.email_content import link_for_email
 from billing.services.packages.credits import balances
-from billing.services.payments import autopay, patients
+from billing.services.payments import autopay, credit_requests, patients
 from billing.services.payments.account import account
-from billing.services.portal import requests
 from billing.services.portal.access import patients_of, reachable
 
 RECEIPTED = statuses.SETTLED  # money was collected: a receipt exists
@@ -118,7 +117,7 @@ def _patient(session: Session, patient_id: str, zone: ZoneInfo) -> PatientShown:
         .order_by(Invoice.created_at.desc(), Invoice.id.desc())
         .limit(1)
     ).first()
-    asked = {r.currency: r for r in requests.open_requests(session, patient_id)}
+    asked = {r.currency: r for r in credit_requests.open_requests(session, patient_id)}
     balances = []
     for row in view.balances:
         currency = str(row["currency"])

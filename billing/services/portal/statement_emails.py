@@ -24,8 +24,10 @@ from billing.adapters.models import Invoice, new_id, utcnow
 from billing.adapters.outbox import EMAILS_QUEUED, EmailMessage
 from billing.adapters.portal_models import StatementOptOut
 from billing.domain import statuses
+from billing.domain.dates import month_name
 from billing.domain.money import Money
 from billing.services.access import audit
+from billing.services.integrations import email_content, emails
 from billing.services.portal.access import email_of, normalised, patients_of
 
 KIND = "statement"
@@ -138,3 +140,24 @@ def opt_out(session: Session, address: str) -> None:
 
 def opted_out(session: Session, address: str) -> bool:
     return session.get(StatementOptOut, normalised(address)) is not None
+
+
+def _statement_email(
+    session: Session, sending: emails.Sending, message: EmailMessage
+) -> email_content.Content | None:
+    """The statement email, written as it is sent: none when nothing is owed any more,
+    the address unsubscribed, or STATEMENT_EMAILS is off."""
+    due = balance_due(session, message.to_address)
+    if not sending.statements or not due or opted_out(session, message.to_address):
+        return None
+    links = sending.links
+    token = unsubscribe_token(links.secret, message.to_address)
+    return email_content.render_statement(
+        links,
+        month_name(str(message.ref)),
+        [money.format() for money in due],
+        f"{links.base_url.rstrip('/')}/account/unsubscribe/{token}",
+    )
+
+
+emails.WRITERS[KIND] = emails.Writer(_statement_email)

@@ -14,9 +14,8 @@ from billing.adapters.models import InvoiceAdjustment, Refund
 from billing.adapters.providers import gateway, gateway_if_configured
 from billing.domain.errors import Conflict
 from billing.services.integrations.settings import can_email
-from billing.services.payments import account, adjustments, autopay, gift_cards
+from billing.services.payments import account, adjustments, autopay, credit_requests, gift_cards
 from billing.services.portal import access as portal
-from billing.services.portal import requests as credit_requests
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
 from billing.web.api.payments import patient_in_path

@@ -37,8 +37,8 @@ from billing.adapters.providers import gateway
 from billing.domain.errors import NotFound, ServiceError
 from billing.services.access import audit
 from billing.services.invoicing.receipts import receipt_payments
-from billing.services.payments import autopay, patients
-from billing.services.portal import access, overview, requests, statement_emails, statements
+from billing.services.payments import autopay, credit_requests, patients
+from billing.services.portal import access, overview, statement_emails, statements
 from billing.web.calendar import clinic_contact, clinic_today
 from billing.web.estimates import pdf_response as estimate_pdf_response
 from billing.web.estimates import view_of
@@ -460,7 +460,7 @@ def ask_for_credit_back(portal: PortalSession, patient_id: str) -> Response:
     session = db.session()
     access.reachable(session, portal.email, patient_id[:64])
     currency = str(request.form.get("currency", ""))[:3].lower()
-    requests.ask(session, patient_id[:64], currency, portal.email)
+    credit_requests.ask(session, patient_id[:64], currency, portal.email)
     return _page(
         "account/message.html",
         200,
