@@ -49,15 +49,28 @@ def queue(session: Session, kind: str, invoice: Invoice, key: str) -> bool:
     there is no address or it was decided before."""
     if not invoice.patient_email:
         return False
-    insert = dialect_insert(session)
+    return queue_to(session, kind, key, invoice.patient_email, invoice_id=invoice.id)
+
+
+def queue_to(
+    session: Session,
+    kind: str,
+    key: str,
+    address: str,
+    invoice_id: str | None = None,
+    ref: str | None = None,
+) -> bool:
+    """In the caller's transaction: email `address` once per `key` (an email about an
+    invoice, or about what `ref` names); False when it was decided before."""
     made = session.execute(
-        insert(EmailMessage)
+        dialect_insert(session)(EmailMessage)
         .values(
             id=new_id("em"),
             dedupe_key=key,
             kind=kind,
-            invoice_id=invoice.id,
-            to_address=invoice.patient_email,
+            invoice_id=invoice_id,
+            ref=ref,
+            to_address=address,
             subject="",
             text_body="",
             html_body="",

@@ -31,9 +31,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from billing.adapters.db import dialect_insert
 from billing.adapters.models import Invoice, new_id, utcnow
-from billing.adapters.outbox import EMAILS_QUEUED, EmailMessage
+from billing.adapters.outbox import EmailMessage
 from billing.adapters.portal_models import PortalSession, PortalSignIn
 from billing.domain import paylinks, statuses
 from billing.domain.errors import Conflict, NotFound, ServiceError
@@ -199,27 +198,8 @@ def hidden(address: str) -> str:
 
 
 def _queue_email(session: Session, sign_in: PortalSignIn) -> None:
-    insert = dialect_insert(session)
-    session.execute(
-        insert(EmailMessage)
-        .values(
-            id=new_id("em"),
-            dedupe_key=f"{SIGN_IN_EMAIL}:{sign_in.id}",
-            kind=SIGN_IN_EMAIL,
-            invoice_id=None,
-            ref=sign_in.id,
-            to_address=sign_in.email,
-            subject="",
-            text_body="",
-            html_body="",
-            status="pending",
-            attempts=0,
-            next_attempt_at=utcnow(),
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-    )
-    session.info[EMAILS_QUEUED] = True
+    key = f"{SIGN_IN_EMAIL}:{sign_in.id}"
+    emails.queue_to(session, SIGN_IN_EMAIL, key, sign_in.email, ref=sign_in.id)
 
 
 def token_for(session: Session, secret: str, sign_in_id: str) -> str | None:

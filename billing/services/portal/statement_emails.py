@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from billing.adapters.account_models import AccountBalance
 from billing.adapters.db import dialect_insert
-from billing.adapters.models import Invoice, new_id, utcnow
-from billing.adapters.outbox import EMAILS_QUEUED, EmailMessage
+from billing.adapters.models import Invoice, utcnow
+from billing.adapters.outbox import EmailMessage
 from billing.adapters.portal_models import StatementOptOut
 from billing.domain import statuses
 from billing.domain.dates import month_name
@@ -57,31 +57,9 @@ def queue_month(session: Session, month: date) -> int:
 
 
 def _queue(session: Session, address: str, month: date) -> int:
-    made = session.execute(
-        dialect_insert(session)(EmailMessage)
-        .values(
-            id=new_id("em"),
-            # An address may be 254 characters; the key holds 128.
-            dedupe_key=f"{KIND}:{month:%Y-%m}:{hashlib.sha256(address.encode()).hexdigest()}",
-            kind=KIND,
-            invoice_id=None,
-            ref=f"{month:%Y-%m}",
-            to_address=address,
-            subject="",
-            text_body="",
-            html_body="",
-            status="pending",
-            attempts=0,
-            next_attempt_at=utcnow(),
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(EmailMessage.id)
-    ).scalar_one_or_none()
-    if made is None:
-        return 0
-    session.info[EMAILS_QUEUED] = True
-    return 1
+    # An address may be 254 characters; the key holds 128.
+    key = f"{KIND}:{month:%Y-%m}:{hashlib.sha256(address.encode()).hexdigest()}"
+    return int(emails.queue_to(session, KIND, key, address, ref=f"{month:%Y-%m}"))
 
 
 def balance_due(session: Session, address: str) -> list[Money]:

@@ -44,7 +44,7 @@ from billing.web.estimates import pdf_response as estimate_pdf_response
 from billing.web.estimates import view_of
 from billing.web.limits import limiter, on_breach_page
 from billing.web.pages import security_headers
-from billing.web.pages.pay import signing_keys
+from billing.web.pages.pay import contact, signing_keys
 from billing.web.receipts import pdf_response
 from billing.web.requests import LONE_SURROGATE
 from billing.web.statements import statement_response
@@ -117,19 +117,10 @@ def _page(template: str, status: int = 200, **context: Any) -> Response:
     html = render_template(
         template,
         clinic_name=current_app.config["CLINIC_NAME"],
-        contact=_contact(),
+        contact=contact(),
         **context,
     )
     return make_response(html, status)
-
-
-def _contact() -> dict[str, str]:
-    phone = current_app.config["CLINIC_PHONE"]
-    return {
-        "phone": phone,
-        "tel": "".join(c for c in phone if c.isdigit() or c == "+"),
-        "email": current_app.config["CLINIC_EMAIL"],
-    }
 
 
 def csrf_for(portal_session: PortalSession) -> str:

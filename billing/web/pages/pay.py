@@ -336,7 +336,7 @@ def _pay_form(
             save_card_consent=save_card_consent(),
             notice=NOT_CHARGED_TEXT if not_charged else None,
             clinic_name=current_app.config["CLINIC_NAME"],
-            contact=_contact(),
+            contact=contact(),
         )
     )
 
@@ -452,12 +452,12 @@ def _message(title: str, text: str, status: int, refresh_url: str | None = None)
         tone="error" if status >= 400 else "neutral",
         refresh_url=refresh_url,
         clinic_name=current_app.config["CLINIC_NAME"],
-        contact=_contact(),
+        contact=contact(),
     )
     return make_response(html, status)
 
 
-def _contact() -> dict[str, str]:
+def contact() -> dict[str, str]:
     """The clinic's phone (with a dialable tel: form) and email, as configured."""
     phone = current_app.config["CLINIC_PHONE"]
     return {
