@@ -271,6 +271,7 @@ class CardShown:
     expires: str
     default: bool
     uses: list[str]
+    moves: list[str]  # the plans and memberships it pays, which may move to another card
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +301,7 @@ def wallet(session: Session, gateway: StripeGateway, email: str, patient_id: str
             expires=f"{card.exp_month:02d}/{card.exp_year}",
             default=card.id == default_id,
             uses=patients.uses_of(session, patient_id, card.id),
+            moves=patients.uses_of(session, patient_id, card.id, autopay=False),
         )
         for card in patients.list_cards(session, gateway, patient_id)
         if card.id in saved and saved[card.id].removed_at is None

@@ -37,7 +37,7 @@ from billing.adapters.providers import gateway
 from billing.domain.errors import NotFound, ServiceError
 from billing.services.access import audit
 from billing.services.invoicing.receipts import receipt_payments
-from billing.services.payments import autopay, credit_requests, patients
+from billing.services.payments import autopay, card_moves, credit_requests, patients, plans
 from billing.services.portal import access, overview, statement_emails, statements
 from billing.web.calendar import clinic_contact, clinic_today
 from billing.web.estimates import pdf_response as estimate_pdf_response
@@ -377,6 +377,7 @@ def cards(portal: PortalSession, patient_id: str) -> Response:
         "default": "That card is now your default card.",
         "removed": "The card was removed.",
         "autopay_off": "AutoPay is off: nothing will be charged automatically.",
+        "moved": "Done: your plan or membership is now charged to the card you chose.",
     }
     return _page(
         "account/cards.html",
@@ -413,6 +414,39 @@ def remove_card(portal: PortalSession, patient_id: str, payment_method_id: str) 
             "move it for you; then you can remove this one.",
         )
     return _back_to_cards(patient_id, "removed")
+
+
+@blp.post("/patients/<patient_id>/cards/<payment_method_id>/move")
+@signed_in
+def move_card(portal: PortalSession, patient_id: str, payment_method_id: str) -> Response:
+    """What a plan or a membership charges on this card, to another saved card: with the
+    patient's consent to the new card's words (the box on the form)."""
+    session = db.session()
+    access.reachable(session, portal.email, patient_id[:64])
+    to_card = str(request.form.get("to", ""))[:255]
+    if request.form.get("agree") != "yes" or not to_card:
+        return _page(
+            "account/message.html",
+            422,
+            title="Nothing was moved",
+            text="Choose the card to use instead, and tick the box to agree to it being "
+            "charged. Go back and try again.",
+        )
+    card_moves.move(
+        session,
+        lambda card: gateway().card_of(card),
+        patient_id[:64],
+        payment_method_id[:255],
+        to_card,
+        card_moves.Agreement(
+            "online", request.remote_addr, str(request.headers.get("User-Agent", ""))[:500]
+        ),
+        plans.Clinic(
+            current_app.config["CLINIC_NAME"], clinic_contact(), current_app.config["CLINIC_ZONE"]
+        ),
+        clinic_today(),
+    )
+    return _back_to_cards(patient_id, "moved")
 
 
 @blp.post("/patients/<patient_id>/autopay/off")
