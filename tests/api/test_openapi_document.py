@@ -62,6 +62,7 @@ OUTSIDE_THE_API = {
     "sign_in_link_expired",
     "sign_in_link_used",
     "sign_in_other_browser",
+    "same_card",  # moving a plan's card to itself, in the portal
 }
 
 
