@@ -156,3 +156,43 @@ def test_a_patient_signs_in_by_link_pays_a_bill_and_downloads_its_receipt(
     page.goto(f"{base}/account")
     page.get_by_role("heading", name="Your billing account").wait_for()  # signed out
     assert found == [], "\n".join(found)
+
+
+def test_the_cards_page_with_a_plan_to_move_and_the_other_portal_pages_pass_axe(
+    mailing: Flask,
+    stripe_client: Any,
+    staff: dict[str, str],
+    open_invoice: Callable[..., str],
+    standin: Any,
+    inbox: Inbox,  # noqa: F811
+    page: Any,
+    violations: Callable[[Any], list[str]],  # noqa: F811
+    screenshot: Any,
+) -> None:
+    from datetime import timedelta
+
+    from billing.services.portal import statement_emails
+    from tests.fixtures_stripe import save_card
+    from tests.stripe.plans import make_plan
+
+    base = mailing.config["LIVE_URL"]
+    planned = open_invoice("pm_card_visa", patient_id="P-NOOR", booking_id="BK-N3", email=ADDRESS)
+    later = (datetime.now(UTC).date() + timedelta(days=3)).isoformat()
+    make_plan(stripe_client, staff, planned, instalments=3, interval="month", first_at=later)
+    save_card(stripe_client, staff, standin.url, "P-NOOR", "5555555555554444")
+    sign_in_as_the_patient(page, base, mailing, inbox)
+    page.get_by_role("link", name="Saved cards and AutoPay").click()
+    page.get_by_role("button", name="Use that card instead").wait_for()
+    found = violations(page)
+    screenshot(page, "cards-with-a-plan")
+    page.get_by_role("button", name="Remove Visa ending 4242").click()  # a plan charges it
+    page.get_by_role("heading", name="Choose another card first").wait_for()
+    found += violations(page)
+    token = statement_emails.unsubscribe_token(mailing.config["SECRET_KEY"], ADDRESS)
+    page.goto(f"{base}/account/unsubscribe/{token}")
+    page.get_by_role("button", name="Stop statement emails").wait_for()
+    found += violations(page)
+    page.goto(f"{base}/account/invoices/in_nothing/receipt.pdf")  # what a wrong id shows
+    page.get_by_role("heading", name="Not found").wait_for()
+    found += violations(page)
+    assert found == [], "\n".join(found)
