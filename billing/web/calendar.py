@@ -9,11 +9,19 @@ from flask import current_app
 
 from billing.adapters.models import utcnow
 from billing.domain.dates import clinic_date, day_of
+from billing.services.payments.plans import Clinic
 
 
 def clinic_contact() -> str:
     """How patients reach the clinic, as consents name it: `(555) 010-0100, billing@...`."""
     return f"{current_app.config['CLINIC_PHONE']}, {current_app.config['CLINIC_EMAIL']}"
+
+
+def clinic_as_consents_name_it() -> Clinic:
+    """The clinic as a plan's or a membership's consent names it, and its calendar."""
+    return Clinic(
+        name=current_app.config["CLINIC_NAME"], contact=clinic_contact(), zone=clinic_zone()
+    )
 
 
 def clinic_zone() -> ZoneInfo:

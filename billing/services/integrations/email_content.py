@@ -149,20 +149,45 @@ def render(session: Session, links: Links, kind: str, invoice: Invoice) -> Conte
             invoice.total if kind == "receipt" else invoice.balance_due, invoice.currency
         ).format(),
     }
+    return _written(
+        links,
+        subject.format(**words),
+        says.format(**words),
+        button.format(**words),
+        f"/pay/{token}{page}",
+        number=invoice.number,
+        amount=words["amount"],
+    )
+
+
+def _written(
+    links: Links,
+    subject: str,
+    says: str,
+    button: str,
+    path: str,
+    number: str | None = None,
+    amount: str | None = None,
+    unsubscribe: str | None = None,
+) -> Content:
+    """An email in the clinic's words, plain text and HTML: what it says, the button to
+    `path` on the service, an invoice's number and amount when it is about one."""
     context = {
         "clinic": links.clinic_name,
         "phone": links.clinic_phone,
         "email": links.clinic_email,
-        "says": says.format(**words),
-        "button": button.format(**words),
-        "url": f"{links.base_url.rstrip('/')}/pay/{token}{page}",
-        "number": invoice.number,
-        "amount": words["amount"],
+        "says": says,
+        "button": button,
+        "url": f"{links.base_url.rstrip('/')}{path}",
+        "number": number,
+        "amount": amount,
+        "unsubscribe": unsubscribe,
     }
     return Content(
-        subject=subject.format(**words),
+        subject=subject,
         text=TEMPLATES.get_template("message.txt").render(context),
         html=TEMPLATES.get_template("message.html").render(context),
+        unsubscribe=unsubscribe,
     )
 
 
@@ -171,48 +196,27 @@ def render_sign_in(links: Links, token: str, lasts: timedelta) -> Content:
     about the patient, their visits or what they owe."""
     minutes = max(1, int(lasts.total_seconds() // 60))
     within = f"{minutes} minutes" if minutes < 120 else f"{minutes // 60} hours"
-    context = {
-        "clinic": links.clinic_name,
-        "phone": links.clinic_phone,
-        "email": links.clinic_email,
-        "says": (
-            f"Use the button below to sign in to your billing account at {links.clinic_name}. "
-            f"The link works once, within {within}. If you did not ask for it, you can "
-            "ignore this email: nobody can sign in without it."
-        ),
-        "button": "Sign in to your account",
-        "url": f"{links.base_url.rstrip('/')}/account/sign-in/{token}",
-        "number": None,
-        "amount": None,
-    }
-    return Content(
-        subject=f"Your sign-in link for {links.clinic_name}",
-        text=TEMPLATES.get_template("message.txt").render(context),
-        html=TEMPLATES.get_template("message.html").render(context),
+    return _written(
+        links,
+        f"Your sign-in link for {links.clinic_name}",
+        f"Use the button below to sign in to your billing account at {links.clinic_name}. "
+        f"The link works once, within {within}. If you did not ask for it, you can "
+        "ignore this email: nobody can sign in without it.",
+        "Sign in to your account",
+        f"/account/sign-in/{token}",
     )
 
 
 def render_statement(links: Links, month: str, due: list[str], unsubscribe: str) -> Content:
     """The monthly statement email: the month, what is due in all (never an amount of a
     single service), a link to the portal, and a link to stop these emails."""
-    context = {
-        "clinic": links.clinic_name,
-        "phone": links.clinic_phone,
-        "email": links.clinic_email,
-        "says": (
-            f"Your statement for {month} from {links.clinic_name} is ready. Balance due: "
-            f"{' and '.join(due)}. Sign in to your account to see the statement and pay."
-        ),
-        "button": "See your statement",
-        "url": f"{links.base_url.rstrip('/')}/account",
-        "number": None,
-        "amount": None,
-        "unsubscribe": unsubscribe,
-    }
-    return Content(
-        subject=f"Your statement for {month} from {links.clinic_name}",
-        text=TEMPLATES.get_template("message.txt").render(context),
-        html=TEMPLATES.get_template("message.html").render(context),
+    return _written(
+        links,
+        f"Your statement for {month} from {links.clinic_name}",
+        f"Your statement for {month} from {links.clinic_name} is ready. Balance due: "
+        f"{' and '.join(due)}. Sign in to your account to see the statement and pay.",
+        "See your statement",
+        "/account",
         unsubscribe=unsubscribe,
     )
 

@@ -35,16 +35,13 @@ from billing.adapters.models import Invoice, new_id, utcnow
 from billing.adapters.outbox import EmailMessage
 from billing.adapters.portal_models import PortalSession, PortalSignIn
 from billing.domain import paylinks, statuses
-from billing.domain.errors import Conflict, NotFound, ServiceError
+from billing.domain.errors import Conflict, Forbidden, NotFound
 from billing.services.access import audit
 from billing.services.integrations import email_content, emails
+from billing.services.invoicing.paylinks import LinkGone
 
 SIGN_IN_EMAIL = "portal_sign_in"  # the email's kind
 PURPOSE = "portal-sign-in:"  # signs links with a key of their own, never a pay link's
-
-
-class LinkNotValid(ServiceError):
-    status, title = 410, "Link no longer valid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +109,17 @@ def email_of(session: Session, patient_id: str) -> str | None:
         .order_by(Invoice.created_at.desc(), Invoice.id.desc())
         .limit(1)
     )
+
+
+def name_of(session: Session, patient_id: str) -> str:
+    """The patient's name as their newest bill has it (their id when none does)."""
+    name = session.scalar(
+        select(Invoice.patient_name)
+        .where(Invoice.patient_id == patient_id)
+        .order_by(Invoice.created_at.desc(), Invoice.id.desc())
+        .limit(1)
+    )
+    return name or patient_id
 
 
 def browser_hash(cookie: str) -> str:
@@ -221,28 +229,24 @@ def check_link(
     try:
         claims = paylinks.verify([PURPOSE + k for k in keys if k], token, utcnow())
     except paylinks.ExpiredToken:
-        raise LinkNotValid("sign_in_link_expired", "This sign-in link has expired.") from None
+        raise LinkGone("sign_in_link_expired", "This sign-in link has expired.") from None
     except paylinks.InvalidToken:
         raise NotFound("sign_in_link_invalid", "This sign-in link is not valid.") from None
     sign_in = session.get(PortalSignIn, claims.link_id)
     if sign_in is None:
         raise NotFound("sign_in_link_invalid", "This sign-in link is not valid.")
     if sign_in.used_at is not None:
-        raise LinkNotValid("sign_in_link_used", "This sign-in link was already used.")
+        raise LinkGone("sign_in_link_used", "This sign-in link was already used.")
     if sign_in.expires_at <= utcnow():
-        raise LinkNotValid("sign_in_link_expired", "This sign-in link has expired.")
+        raise LinkGone("sign_in_link_expired", "This sign-in link has expired.")
     if sign_in.browser_hash is not None and (
         browser is None or not secrets.compare_digest(sign_in.browser_hash, browser_hash(browser))
     ):
-        raise WrongBrowser(
+        raise Forbidden(
             "sign_in_other_browser",
             "This sign-in link works only in the browser where it was asked for.",
         )
     return sign_in
-
-
-class WrongBrowser(ServiceError):
-    status, title = 403, "Open the link in the browser that asked for it"
 
 
 def use_link(session: Session, keys: Sequence[str], token: str, browser: str | None) -> Opened:
@@ -262,7 +266,7 @@ def use_link(session: Session, keys: Sequence[str], token: str, browser: str | N
     ).scalar_one_or_none()
     if took is None:
         session.rollback()
-        raise LinkNotValid("sign_in_link_used", "This sign-in link was already used.")
+        raise LinkGone("sign_in_link_used", "This sign-in link was already used.")
     cookie = secrets.token_urlsafe(32)
     opened = PortalSession(
         id=new_id("pss"),
@@ -312,6 +316,7 @@ def reachable(session: Session, email: str, patient_id: str) -> None:
     """404 unless `email` reaches `patient_id` (the same answer as for an id that does
     not exist)."""
     if patient_id not in patients_of(session, email):
+        session.rollback()
         raise NotFound("not_found", "There is nothing here.")
 
 

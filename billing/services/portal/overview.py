@@ -28,7 +28,7 @@ from billing.services.integrations.email_content import link_for_email
 from billing.services.packages.credits import balances
 from billing.services.payments import autopay, credit_requests, patients
 from billing.services.payments.account import account
-from billing.services.portal.access import patients_of, reachable
+from billing.services.portal.access import name_of, patients_of, reachable
 
 RECEIPTED = statuses.SETTLED  # money was collected: a receipt exists
 RECEIPTS_SHOWN = 50
@@ -111,12 +111,6 @@ def _patient(session: Session, patient_id: str, zone: ZoneInfo) -> PatientShown:
         .order_by(Invoice.scheduled_at.desc(), Invoice.created_at.desc())
         .limit(RECEIPTS_SHOWN)
     ).all()
-    newest = session.scalars(
-        select(Invoice.patient_name)
-        .where(Invoice.patient_id == patient_id)
-        .order_by(Invoice.created_at.desc(), Invoice.id.desc())
-        .limit(1)
-    ).first()
     asked = {r.currency: r for r in credit_requests.open_requests(session, patient_id)}
     balances = []
     for row in view.balances:
@@ -136,7 +130,7 @@ def _patient(session: Session, patient_id: str, zone: ZoneInfo) -> PatientShown:
         )
     return PatientShown(
         patient_id=patient_id,
-        name=newest or patient_id,
+        name=name_of(session, patient_id),
         balances=balances,
         open_bills=[_bill(invoice, zone) for invoice in view.open_invoices],
         receipts=[_bill(invoice, zone) for invoice in receipts],
@@ -247,9 +241,8 @@ def invoice_of(session: Session, email: str, invoice_id: str) -> Invoice:
     """One of the address's patients' invoices; 404 for any other (whether or not it
     exists)."""
     invoice = session.get(Invoice, invoice_id)
-    if invoice is None or invoice.patient_id not in patients_of(session, email):
-        session.rollback()
-        raise NotFound("not_found", "There is nothing here.")
+    reachable(session, email, invoice.patient_id if invoice else "")
+    assert invoice is not None
     return invoice
 
 
@@ -286,12 +279,6 @@ def wallet(session: Session, gateway: StripeGateway, email: str, patient_id: str
     """A patient's saved cards, which is the default, what charges each on a schedule, and
     AutoPay: 404 unless `email` reaches the patient."""
     reachable(session, email, patient_id)
-    name = session.scalars(
-        select(Invoice.patient_name)
-        .where(Invoice.patient_id == patient_id)
-        .order_by(Invoice.created_at.desc())
-        .limit(1)
-    ).first()
     default_id = patients.default_card_id(session, patient_id)
     saved = patients.consents(session, patient_id)
     cards = [
@@ -316,13 +303,12 @@ def wallet(session: Session, gateway: StripeGateway, email: str, patient_id: str
         said = f"AutoPay is on: open bills are charged to your {brand}"
         said += f" ending {view.card['last4']} after each visit."
     session.commit()
-    return WalletShown(patient_id, name or patient_id, cards, said)
+    return WalletShown(patient_id, name_of(session, patient_id), cards, said)
 
 
 def estimate_of(session: Session, email: str, estimate_id: str) -> Estimate:
     """One of the address's patients' Good Faith Estimates; 404 for any other."""
     estimate = session.get(Estimate, estimate_id)
-    if estimate is None or estimate.patient_id not in patients_of(session, email):
-        session.rollback()
-        raise NotFound("not_found", "There is nothing here.")
+    reachable(session, email, estimate.patient_id if estimate else "")
+    assert estimate is not None
     return estimate

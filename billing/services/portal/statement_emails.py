@@ -18,7 +18,6 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.adapters.account_models import AccountBalance
 from billing.adapters.db import dialect_insert
 from billing.adapters.models import Invoice, utcnow
 from billing.adapters.outbox import EmailMessage
@@ -28,6 +27,7 @@ from billing.domain.dates import month_name
 from billing.domain.money import Money
 from billing.services.access import audit
 from billing.services.integrations import email_content, emails
+from billing.services.payments.account import account
 from billing.services.portal.access import email_of, normalised, patients_of
 
 KIND = "statement"
@@ -66,29 +66,14 @@ def balance_due(session: Session, address: str) -> list[Money]:
     """What the patients `address` reaches owe, per currency: each patient's bills less
     that patient's own credit (one child's credit does not pay a sibling's bill), only
     currencies with something owed."""
-    patient_ids = patients_of(session, address)
-    if not patient_ids:
-        return []
-    owed: dict[tuple[str, str], int] = {}
-    for invoice in session.scalars(
-        select(Invoice).where(
-            Invoice.patient_id.in_(patient_ids), Invoice.status.in_(statuses.UNPAID)
-        )
-    ):
-        key = (invoice.patient_id, invoice.currency)
-        owed[key] = owed.get(key, 0) + invoice.balance_due
-    credit = {
-        (row.patient_id, row.currency): row.credit
-        for row in session.scalars(
-            select(AccountBalance).where(AccountBalance.patient_id.in_(patient_ids))
-        )
-    }
-    due: dict[str, int] = {}
-    for (patient_id, currency), amount in owed.items():
-        left = amount - int(credit.get((patient_id, currency)) or 0)
-        if left > 0:
-            due[currency] = due.get(currency, 0) + left
-    return [Money(amount, currency) for currency, amount in sorted(due.items())]
+    due: dict[str, Money] = {}
+    for patient_id in patients_of(session, address):
+        for row in account(session, patient_id, movements=0).balances:
+            currency = str(row["currency"])
+            left = Money(int(str(row["balance"])), currency)
+            if Money.zero(currency) < left:
+                due[currency] = due.get(currency, Money.zero(currency)) + left
+    return [due[currency] for currency in sorted(due)]
 
 
 def unsubscribe_token(secret: str, address: str) -> str:

@@ -37,6 +37,7 @@ from billing.domain.policy import FEE, PACKAGE
 from billing.domain.pricing import session_name
 from billing.services.invoicing import ledger
 from billing.services.payments.account import GOODWILL
+from billing.services.portal.access import name_of
 
 PAYMENTS = {
     ledger.CHARGE: "Payment by card or bank",
@@ -102,14 +103,9 @@ def statement(
     sections: list[Section] = []
     for patient_id in patient_ids:
         rows = _rows(session, patient_id, zone, codes)
-        name = session.scalar(
-            select(Invoice.patient_name)
-            .where(Invoice.patient_id == patient_id)
-            .order_by(Invoice.created_at.desc())
-            .limit(1)
-        )
+        name = name_of(session, patient_id)
         for currency in sorted({c for c, _ in rows}):
-            section = Section(patient_id, name or patient_id, currency)
+            section = Section(patient_id, name, currency)
             balance = 0
             for _, row in sorted(
                 ((c, r) for c, r in rows if c == currency),

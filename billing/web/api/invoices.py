@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, request
 from flask.views import MethodView
 
 from billing.adapters import db
@@ -19,7 +19,7 @@ from billing.web.api.bookings import settings
 from billing.web.api.common import BEARER
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import current_key, requires
-from billing.web.calendar import clinic_contact, clinic_zone
+from billing.web.calendar import clinic_as_consents_name_it, clinic_zone
 from billing.web.receipts import pdf_response
 from schemas.fields import EmptyBodySchema
 from schemas.invoices import (
@@ -139,9 +139,7 @@ class PlanView(MethodView):
             explicit=[(part["due_at"], part["amount"]) for part in body.get("schedule", [])],
             consent=plans.Consent(**consent),
         )
-        clinic = plans.Clinic(
-            name=current_app.config["CLINIC_NAME"], contact=clinic_contact(), zone=clinic_zone()
-        )
+        clinic = clinic_as_consents_name_it()
         return plans.create_plan(
             db.session(), gateway(), invoice_id, terms, clinic, current_key().id
         )

@@ -17,7 +17,7 @@ from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, price_book
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
 from billing.web.auth import current_key, requires
-from billing.web.calendar import clinic_contact, clinic_zone
+from billing.web.calendar import clinic_as_consents_name_it, clinic_zone
 from schemas.invoices import PatientPathSchema
 from schemas.memberships import (
     CancelRequestSchema,
@@ -78,9 +78,7 @@ class PatientMembershipsView(MethodView):
             name=body.get("name"),
             email=body.get("email"),
         )
-        clinic = plans.Clinic(
-            name=current_app.config["CLINIC_NAME"], contact=clinic_contact(), zone=clinic_zone()
-        )
+        clinic = clinic_as_consents_name_it()
         joined = memberships.join(
             db.session(),
             gateway(),

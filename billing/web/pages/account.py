@@ -37,9 +37,9 @@ from billing.adapters.providers import gateway
 from billing.domain.errors import NotFound, ServiceError
 from billing.services.access import audit
 from billing.services.invoicing.receipts import receipt_payments
-from billing.services.payments import autopay, card_moves, credit_requests, patients, plans
+from billing.services.payments import autopay, card_moves, credit_requests, patients
 from billing.services.portal import access, overview, statement_emails, statements
-from billing.web.calendar import clinic_contact, clinic_today
+from billing.web.calendar import clinic_as_consents_name_it, clinic_contact, clinic_today
 from billing.web.estimates import pdf_response as estimate_pdf_response
 from billing.web.estimates import view_of
 from billing.web.limits import limiter, on_breach_page
@@ -441,9 +441,7 @@ def move_card(portal: PortalSession, patient_id: str, payment_method_id: str) ->
         card_moves.Agreement(
             "online", request.remote_addr, str(request.headers.get("User-Agent", ""))[:500]
         ),
-        plans.Clinic(
-            current_app.config["CLINIC_NAME"], clinic_contact(), current_app.config["CLINIC_ZONE"]
-        ),
+        clinic_as_consents_name_it(),
         clinic_today(),
     )
     return _back_to_cards(patient_id, "moved")
