@@ -20,7 +20,7 @@ from billing.services.bookings import lifecycle
 from billing.services.finance import stripe_sync as stripe_sync_service
 from billing.services.integrations import emails, events, expiry, jobs, webhooks
 from billing.services.integrations.settings import delivering, sending
-from billing.services.payments import received, recovery, schedule
+from billing.services.payments import balance, received, recovery, schedule
 from billing.services.portal import statement_emails
 
 log = logging.getLogger("billing.tasks")
@@ -103,8 +103,14 @@ def settle_bookings() -> None:
 
 @shared_task(name="billing.apply_credit")
 def apply_credit() -> None:
-    """Patients' credit pays their oldest open invoices."""
-    _exclusively("apply-credit", 4, lambda: received.apply_all_credit(db.session()))
+    """Payments of a balance pay the bills chosen, then patients' credit pays their
+    oldest open invoices."""
+
+    def run() -> None:
+        balance.allocate_all(db.session(), providers.gateway())
+        received.apply_all_credit(db.session())
+
+    _exclusively("apply-credit", 4, run)
 
 
 @shared_task(name="billing.expire")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.adapters.models import Base, new_id, utcnow
@@ -71,3 +71,23 @@ class GiftCard(Base):
     invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), unique=True)
     expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BalanceShare(Base):
+    """What one payment of a patient's balance (a `balance` payment, made from the portal
+    for several bills at once) pays of one bill, oldest bill first (`position`): planned
+    when the patient chose, shown before paying; `applied` once the money has gone there
+    (the first bill through the card's charge, the others through the credit its excess
+    became), with the payment that applied it. Never edited after `done_at`."""
+
+    __tablename__ = "balance_shares"
+    __table_args__ = (UniqueConstraint("payment_id", "invoice_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("bsh"))
+    payment_id: Mapped[str] = mapped_column(ForeignKey("payments.id"), index=True)
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), index=True)
+    position: Mapped[int]
+    amount: Mapped[int] = mapped_column(BigInteger)  # planned
+    applied: Mapped[int | None] = mapped_column(BigInteger)
+    applied_payment_id: Mapped[str | None] = mapped_column(String(32))
+    done_at: Mapped[datetime | None]

@@ -63,6 +63,10 @@ OUTSIDE_THE_API = {
     "sign_in_link_used",
     "sign_in_other_browser",
     "same_card",  # moving a plan's card to itself, in the portal
+    # Paying several bills at once, in the portal.
+    "balance_changed",
+    "nothing_to_pay",
+    "part_not_taken",
 }
 
 

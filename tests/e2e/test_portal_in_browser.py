@@ -196,3 +196,56 @@ def test_the_cards_page_with_a_plan_to_move_and_the_other_portal_pages_pass_axe(
     page.get_by_role("heading", name="Not found").wait_for()
     found += violations(page)
     assert found == [], "\n".join(found)
+
+
+def test_a_patient_pays_three_bills_at_once_seeing_what_each_gets_before_paying(
+    mailing: Flask,
+    stripe_client: Any,
+    staff: dict[str, str],
+    open_invoice: Callable[..., str],
+    inbox: Inbox,  # noqa: F811
+    page: Any,
+    violations: Callable[[Any], list[str]],  # noqa: F811
+    screenshot: Any,
+) -> None:
+    base = mailing.config["LIVE_URL"]
+    bills = [
+        open_invoice(card=None, patient_id="P-NOOR", booking_id=f"BK-T{n}", email=ADDRESS)
+        for n in range(3)
+    ]
+    cash = stripe_client.post(  # the second bill was paid in part at the desk
+        f"/v1/invoices/{bills[1]}/payments",
+        headers={**staff, "Idempotency-Key": "desk-part"},
+        json={"method": "cash", "amount": 12550},
+    )
+    assert cash.status_code == 201, cash.json
+    numbers = [stripe_client.get(f"/v1/invoices/{i}", headers=staff).json["number"] for i in bills]
+    sign_in_as_the_patient(page, base, mailing, inbox)
+    page.get_by_role("link", name="Pay several bills at once").click()
+    page.get_by_role("heading", name="Pay bills: Test Patient").wait_for()
+    for number in numbers:
+        assert page.get_by_label(re.compile(f"Invoice {number},")).is_checked()
+    found = violations(page)
+    screenshot(page, "pay-bills-choose")
+    page.get_by_role("button", name="Review the payment").click()
+    page.get_by_role("heading", name="Pay $1,374.50").wait_for()  # 500 + 374.50 + 500
+    rows = page.locator("ul.shares li")
+    assert rows.count() == 3
+    assert "$374.50" in rows.nth(1).inner_text()  # what the second bill still owed
+    assert numbers[0] in rows.nth(0).inner_text()  # oldest first
+    found += violations(page)
+    screenshot(page, "pay-bills-review")
+    enter_card(page, "4242424242424242")
+    page.get_by_role("button", name="Pay $1,374.50").click()
+    page.get_by_role("heading", name="Thank you").wait_for()
+    assert page.get_by_text("Your payment of $1,374.50 was received").is_visible()
+    found += violations(page)
+    screenshot(page, "pay-bills-paid")
+    for invoice_id in bills:
+        assert status_of(stripe_client, staff, invoice_id) == "paid"
+    page.goto(f"{base}/account")
+    page.get_by_role("heading", name="Your account").wait_for()
+    assert page.get_by_role("link", name="Pay several bills at once").count() == 0
+    for number in numbers:
+        page.get_by_role("link", name=f"Receipt for invoice {number} (PDF)").wait_for()
+    assert found == [], "\n".join(found)

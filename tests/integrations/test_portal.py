@@ -185,8 +185,16 @@ def test_an_address_sees_its_patients_only_and_every_other_id_is_a_404(
     assert theirs["number"] not in page and "Ola Berg" not in page
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     assert csrf is not None
-    for url in (f"/account/invoices/{theirs['id']}/receipt.pdf",):
-        assert client.get(url).status_code == 404
+    for url in (
+        f"/account/invoices/{theirs['id']}/receipt.pdf",
+        "/account/patients/P-90/pay?currency=usd",
+        "/account/patients/P-90/cards",
+        "/account/payments/pay_nothing/status",
+        "/account/payments/pay_nothing/done",
+    ):
+        assert client.get(url).status_code == 404, url
+    together = {"csrf": csrf.group(1), "currency": "usd", "invoice": [theirs["id"]]}
+    assert client.post("/account/patients/P-90/pay", data=together).status_code == 404
     assert (
         client.post(
             f"/account/invoices/{theirs['id']}/pay", data={"csrf": csrf.group(1)}

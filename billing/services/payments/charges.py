@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters import metrics
+from billing.adapters.account_models import BalanceShare
 from billing.adapters.booking_models import CardConsent
 from billing.adapters.models import Invoice, Patient, Payment, utcnow
 from billing.adapters.schedule_models import ScheduledCharge
@@ -72,6 +73,10 @@ log = logging.getLogger("billing.payments")
 
 IN_FLIGHT = (PENDING, UNKNOWN, REQUIRES_ACTION, PROCESSING)  # a charge not yet settled
 CARD_ON_FILE, BANK_DEBIT = "card_on_file", "bank_debit"
+# A payment the patient makes in the browser: an invoice's pay page (`online`), or the
+# portal's payment of several bills at once (`balance`, made on the oldest of them).
+ONLINE, BALANCE = "online", "balance"
+ONLINE_METHODS = (ONLINE, BALANCE)
 OFF_SESSION = (CARD_ON_FILE, BANK_DEBIT)  # charges we send while the patient is away
 SETTLED = (SUCCEEDED, FAILED, CANCELED)
 KEYS_KEPT = timedelta(hours=23)  # Stripe keeps an idempotency key 24 h; keep a margin
@@ -402,12 +407,21 @@ def _processing_only_online(session: Session, invoice: Invoice) -> bool:
     return online is not None
 
 
+def covering(invoice_id: str) -> ColumnElement[bool]:
+    """The payments a patient makes in the browser that pay the invoice: its pay page's,
+    and a payment of the balance (from the portal) that includes it."""
+    shared = select(BalanceShare.payment_id).where(BalanceShare.invoice_id == invoice_id)
+    return ((Payment.invoice_id == invoice_id) & (Payment.method == ONLINE)) | (
+        (Payment.method == BALANCE) & Payment.id.in_(shared)
+    )
+
+
 def has_live_online(session: Session, invoice_id: str) -> bool:
-    """Whether the invoice's pay page holds a PaymentIntent the patient could still pay."""
+    """Whether the invoice's pay page, or a payment of the balance that includes it,
+    holds a PaymentIntent the patient could still pay."""
     live = session.scalars(
         select(Payment.id).where(
-            Payment.invoice_id == invoice_id,
-            Payment.method == "online",
+            covering(invoice_id),
             Payment.status.not_in((SUCCEEDED, CANCELED)),  # a declined card may try again
         )
     ).first()
@@ -423,8 +437,7 @@ def cancel_online(session: Session, gateway: StripeGateway, invoice_id: str) -> 
     session.execute(  # an intent still being made finds its row cancelled and cancels itself
         update(Payment)
         .where(
-            Payment.invoice_id == invoice_id,
-            Payment.method == "online",
+            covering(invoice_id),
             Payment.status == AWAITING_PATIENT,
             Payment.stripe_payment_intent_id.is_(None),
         )
@@ -433,8 +446,7 @@ def cancel_online(session: Session, gateway: StripeGateway, invoice_id: str) -> 
     live = list(
         session.scalars(
             select(Payment).where(
-                Payment.invoice_id == invoice_id,
-                Payment.method == "online",
+                covering(invoice_id),
                 Payment.stripe_payment_intent_id.is_not(None),
                 Payment.status.not_in((SUCCEEDED, CANCELED)),
             )
@@ -551,7 +563,7 @@ def apply_intent(
         session.commit()
         return payment
     # An online payment that failed is not over: the patient may try another card on it.
-    final = (SUCCEEDED, CANCELED) if payment.method == "online" else SETTLED
+    final = (SUCCEEDED, CANCELED) if payment.method in ONLINE_METHODS else SETTLED
     if payment.status == RETURNED or (payment.status in final and intent.status != "succeeded"):
         session.commit()  # a returned bank debit stays so, whatever its PaymentIntent says
         return payment
@@ -574,7 +586,9 @@ def apply_intent(
         moved = ledger.record(
             session, invoice, ledger.CHARGE, payment.amount, str(intent.id), intent.charge_id
         )
-        if moved and account.keeps_overpayments():  # applied to open bills by a job
+        if moved and (account.keeps_overpayments() or payment.method == BALANCE):
+            # Applied to open bills by a job; a payment of the balance's beyond its first
+            # bill pays the others the patient chose (`balance.allocate`).
             account.keep_excess(session, invoice, payment)
         elif moved:
             excess_refund = overpayments.reserve(session, invoice, payment)
@@ -586,7 +600,7 @@ def apply_intent(
     elif intent.status == "processing":
         payment.status = PROCESSING
         invoice.status = statuses.advance(invoice.status, statuses.PROCESSING)
-    elif intent.status == "canceled" and payment.method == "online":
+    elif intent.status == "canceled" and payment.method in ONLINE_METHODS:
         payment.status = CANCELED
     elif intent.status in ("failed", "requires_payment_method", "canceled"):
         payment.status = FAILED
@@ -654,7 +668,7 @@ def card_for_receipt(gateway: StripeGateway, payment: Payment, intent: Intent) -
     if (
         intent.status in ("succeeded", "processing")
         # the pay page's: a first try may have been another card or a bank account
-        and (payment.card_last4 is None or payment.method == "online")
+        and (payment.card_last4 is None or payment.method in ONLINE_METHODS)
         and intent.payment_method_id
         and intent.status != payment.status
     ):

@@ -25,6 +25,7 @@ from billing.services.payments.charges import (
     cancel_online,
     check_payable,
     collectable_now,
+    covering,
     get_payment,
     part_of,
 )
@@ -232,8 +233,7 @@ def _has_live_intent(session: Session, invoice_id: str) -> bool:
     return (
         session.scalars(
             select(Payment.id).where(
-                Payment.invoice_id == invoice_id,
-                Payment.method == "online",
+                covering(invoice_id),
                 Payment.stripe_payment_intent_id.is_not(None),
                 Payment.status.in_(REUSABLE),
             )
@@ -247,11 +247,7 @@ def _void(session: Session, invoice: Invoice) -> Invoice:
     invoice.voided_at = utcnow()
     session.execute(  # an intent still being made finds its row cancelled and cancels itself
         update(Payment)
-        .where(
-            Payment.invoice_id == invoice.id,
-            Payment.method == "online",
-            Payment.status == AWAITING_PATIENT,
-        )
+        .where(covering(invoice.id), Payment.status == AWAITING_PATIENT)
         .values(status=statuses.CANCELED, updated_at=invoice.voided_at)
     )
     session.execute(

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from billing.adapters.account_models import AccountBalance
+from billing.adapters.account_models import AccountBalance, BalanceShare
 from billing.adapters.models import Invoice, LedgerEntry, Payment, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.domain import statuses
@@ -248,9 +248,10 @@ def apply_oldest(session: Session, patient_id: str, currency: str) -> int:
     session.commit()
     for invoice_id in owing:
         credit = account.credit_of(session, patient_id, currency)
+        sharing = _sharing_out(session, patient_id, currency)
         session.commit()
-        if credit <= 0:
-            break
+        if credit <= 0 or sharing:
+            break  # a payment of the balance pays the bills the patient chose first
         try:
             payment = apply_credit_automatically(session, invoice_id, credit)
         except ServiceError as error:
@@ -260,6 +261,24 @@ def apply_oldest(session: Session, patient_id: str, currency: str) -> int:
         if payment is not None:
             applied += payment.amount
     return applied
+
+
+def _sharing_out(session: Session, patient_id: str, currency: str) -> bool:
+    """Whether a payment of the patient's balance succeeded and its credit has not paid
+    all the bills chosen yet (`balance.allocate`)."""
+    found = session.scalar(
+        select(BalanceShare.id)
+        .join(Payment, Payment.id == BalanceShare.payment_id)
+        .join(Invoice, Invoice.id == Payment.invoice_id)
+        .where(
+            Invoice.patient_id == patient_id,
+            Payment.currency == currency,
+            Payment.status == SUCCEEDED,
+            BalanceShare.done_at.is_(None),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def desk_money(session: Session, invoice_id: str) -> int:

@@ -35,7 +35,8 @@ from billing.services.invoicing.invoices import get_invoice
 from billing.services.payments import gift_cards
 
 RESERVING = (SUCCEEDED, PENDING, UNKNOWN)  # refunds whose amount is spoken for
-STRIPE_METHODS = ("card_on_file", "bank_debit", "online")  # payments a Stripe refund can give back
+# Payments a Stripe refund can give back.
+STRIPE_METHODS = ("card_on_file", "bank_debit", "online", "balance")
 # Stripe's statuses of a refund it counts in the charge's amount_refunded.
 COUNTED_AT_STRIPE = ("succeeded", "pending")
 # Stripe's `failure_reason` of a refund, as finance reads it.

@@ -37,8 +37,8 @@ from billing.services.access import audit
 from billing.services.integrations import events
 from billing.services.invoicing import ledger
 from billing.services.invoicing.invoices import get_invoice
+from billing.services.payments import balance, refunds
 from billing.services.payments import charges as payments
-from billing.services.payments import refunds
 
 log = logging.getLogger("billing.webhooks")
 RETRY_BATCH = 50
@@ -104,7 +104,9 @@ def _on_payment_intent(session: Session, gateway: StripeGateway, obj: dict[str, 
     if payment is None:
         return False
     card = payments.card_for_receipt(gateway, payment, intent)
-    payments.apply_intent(session, gateway, payment.id, intent, card)
+    payment = payments.apply_intent(session, gateway, payment.id, intent, card)
+    if payment.method == payments.BALANCE:  # its credit pays the other bills chosen
+        balance.allocate(session, gateway, payment.id)
     return True
 
 

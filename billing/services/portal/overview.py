@@ -112,6 +112,10 @@ def _patient(session: Session, patient_id: str, zone: ZoneInfo) -> PatientShown:
         .limit(RECEIPTS_SHOWN)
     ).all()
     asked = {r.currency: r for r in credit_requests.open_requests(session, patient_id)}
+    payable: dict[str, int] = {}
+    for invoice in view.open_invoices:
+        if invoice.status in statuses.PAYABLE and invoice.balance_due > 0:
+            payable[invoice.currency] = payable.get(invoice.currency, 0) + 1
     balances = []
     for row in view.balances:
         currency = str(row["currency"])
@@ -126,14 +130,16 @@ def _patient(session: Session, patient_id: str, zone: ZoneInfo) -> PatientShown:
                 # Credit beyond what is owed may be asked back (once, until answered).
                 "refundable": "yes" if credit > owed and request is None else "",
                 "asked": clinic_date(request.created_at, zone=zone) if request else "",
+                # Several bills to pay: one payment may pay them all, oldest first.
+                "together": "yes" if payable.get(currency, 0) > 1 else "",
             }
         )
     return PatientShown(
         patient_id=patient_id,
         name=name_of(session, patient_id),
         balances=balances,
-        open_bills=[_bill(invoice, zone) for invoice in view.open_invoices],
-        receipts=[_bill(invoice, zone) for invoice in receipts],
+        open_bills=[shown_bill(invoice, zone) for invoice in view.open_invoices],
+        receipts=[shown_bill(invoice, zone) for invoice in receipts],
         memberships=[
             MembershipShown(
                 name=membership.plan.name,
@@ -218,7 +224,7 @@ def _day(value: date | None) -> str | None:
     return clinic_date(value) if value is not None else None
 
 
-def _bill(invoice: Invoice, zone: ZoneInfo) -> BillShown:
+def shown_bill(invoice: Invoice, zone: ZoneInfo) -> BillShown:
     currency = invoice.currency
     what = "Package" if invoice.session_type == "package" else session_name(invoice.session_type)
     if invoice.kind != "session" and invoice.session_type != "package":

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from functools import wraps
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import (
     Blueprint,
@@ -25,6 +25,7 @@ from flask import (
     abort,
     current_app,
     g,
+    jsonify,
     make_response,
     redirect,
     render_template,
@@ -35,16 +36,19 @@ from billing.adapters import db
 from billing.adapters.portal_models import PortalSession
 from billing.adapters.providers import gateway
 from billing.domain.errors import NotFound, ServiceError
+from billing.domain.money import Money
 from billing.services.access import audit
 from billing.services.invoicing.receipts import receipt_payments
-from billing.services.payments import autopay, card_moves, credit_requests, patients
-from billing.services.portal import access, overview, statement_emails, statements
+from billing.services.payments import autopay, balance, card_moves, credit_requests, patients
+from billing.services.payments.online import REUSABLE
+from billing.services.payments.pay_status import INTENT_ID
+from billing.services.portal import access, overview, paying, statement_emails, statements
 from billing.web.calendar import clinic_as_consents_name_it, clinic_contact, clinic_today
 from billing.web.estimates import pdf_response as estimate_pdf_response
 from billing.web.estimates import view_of
 from billing.web.limits import limiter, on_breach_page
 from billing.web.pages import security_headers
-from billing.web.pages.pay import contact, signing_keys
+from billing.web.pages.pay import WAIT_REFRESHES, contact, signing_keys
 from billing.web.receipts import pdf_response
 from billing.web.requests import LONE_SURROGATE
 from billing.web.statements import statement_response
@@ -304,6 +308,180 @@ def pay_invoice(portal: PortalSession, invoice_id: str) -> Response:
     return redirect(f"/pay/{token}", code=303)  # type: ignore[return-value]  # Werkzeug's Response
 
 
+@blp.get("/patients/<patient_id>/pay")
+@signed_in
+def choose_bills(portal: PortalSession, patient_id: str) -> Response:
+    """The bills that can be paid now, all ticked, and (where the clinic takes parts)
+    how much to pay: one payment, shared out oldest bill first."""
+    currency = str(request.args.get("currency", ""))[:3].lower()
+    return _choice_page(portal, patient_id[:64], currency)
+
+
+def _choice_page(
+    portal: PortalSession,
+    patient_id: str,
+    currency: str,
+    chosen: list[str] | None = None,
+    amount: str | None = None,
+    error: str | None = None,
+) -> Response:
+    session = db.session()
+    least = _least(currency)
+    shown = paying.choice(
+        session,
+        portal.email,
+        patient_id,
+        currency,
+        least,
+        current_app.config["CLINIC_ZONE"],
+        chosen,
+    )
+    return _page(
+        "account/pay_choose.html",
+        422 if error else 200,
+        choice=shown,
+        csrf=csrf_for(portal),
+        amount=amount,
+        error=error,
+    )
+
+
+def _least(currency: str) -> int | None:
+    """The least part of what is owed the clinic takes online (None: all of it)."""
+    minimums = current_app.config["PAY_PAGE_MINIMUMS"]
+    return int(minimums[currency]) if currency in minimums else None
+
+
+# A choice that cannot be paid, in the patient's words.
+CHOICE_TEXT = {
+    "nothing_to_pay": "Tick at least one bill to pay.",
+    "invoice_not_payable": "A bill you chose can no longer be paid here. Look again below.",
+    "amount_exceeds_balance": "That is more than the bills you chose owe.",
+    "amount_too_small": "Pay at least {least}, or leave the amount empty to pay them all.",
+    "part_not_taken": "Pay all of the bills you chose, or choose fewer bills.",
+    "remainder_too_small": "That would leave a few cents owed: pay a little more or a little less.",
+    "balance_changed": "What you owe changed just now. Look again below.",
+}
+
+
+@blp.post("/patients/<patient_id>/pay")
+@signed_in
+def review_payment(portal: PortalSession, patient_id: str) -> Response:
+    """What the payment pays of each bill, and the card form to pay it."""
+    session = db.session()
+    patient_id = patient_id[:64]
+    currency = str(request.form.get("currency", ""))[:3].lower()
+    chosen = [str(value)[:40] for value in request.form.getlist("invoice")][:200]
+    typed = str(request.form.get("amount", "")).strip()[:32]
+    amount = None
+    if typed:
+        parsed = Money.parse(typed, currency) if len(currency) == 3 else None
+        if parsed is None or parsed.amount <= 0:
+            return _choice_page(
+                portal, patient_id, currency, chosen, typed, "Enter an amount such as 150.00."
+            )
+        amount = parsed.amount
+    least = _least(currency)
+    access.reachable(session, portal.email, patient_id)  # before Stripe is asked
+    try:
+        review = paying.review(
+            session,
+            gateway(),
+            portal.email,
+            patient_id,
+            currency,
+            chosen,
+            amount,
+            least,
+            current_app.config["CLINIC_ZONE"],
+        )
+    except ServiceError as error:
+        session.rollback()
+        if error.code not in CHOICE_TEXT:
+            raise
+        least_text = Money(least or 0, currency).format() if len(currency) == 3 else ""
+        text = CHOICE_TEXT[error.code].format(least=least_text)
+        return _choice_page(portal, patient_id, currency, chosen, typed, text)
+    return _page(
+        "account/pay_review.html",
+        review=review,
+        csrf=csrf_for(portal),
+        publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
+        stripe_js_url=current_app.config["STRIPE_JS_URL"],
+    )
+
+
+@blp.get("/payments/<payment_id>/status")
+@signed_in
+def payment_status(portal: PortalSession, payment_id: str) -> Response:
+    """For the card form's script, just before it confirms: may it still be paid? (The
+    desk may have taken money for one of its bills meanwhile, which cancels it.)"""
+    payment = paying.payment_of(db.session(), portal.email, payment_id[:40])
+    payable = payment.status in REUSABLE and payment.client_secret is not None
+    return jsonify(
+        payable=payable,
+        payment_status=payment.status,
+        message=None
+        if payable
+        else "These bills changed since this page was opened. "
+        "Go back to your account and look again.",
+    )
+
+
+@blp.get("/payments/<payment_id>/done")
+@signed_in
+def payment_done(portal: PortalSession, payment_id: str) -> Response:
+    """Back from paying: what Stripe says of the payment, and once paid, what it paid of
+    each bill."""
+    intent_id = request.args.get("payment_intent")
+    if intent_id is not None and not INTENT_ID.match(intent_id):
+        intent_id = None
+    waited = request.args.get("submitted", "0")
+    waited_count = int(waited) if waited.isdigit() else 0
+    session = db.session()
+    paying.payment_of(session, portal.email, payment_id[:40])  # before Stripe is asked
+    done = paying.paid(
+        session,
+        gateway(),
+        portal.email,
+        payment_id[:40],
+        intent_id,
+        current_app.config["CLINIC_ZONE"],
+    )
+    if done.state == balance.PAID:
+        return _page(
+            "account/message.html",
+            title="Thank you",
+            text=f"Your payment of {done.total} was received. It paid:",
+            tone="neutral",
+            paid_shares=done.shares,
+        )
+    if done.state == balance.ON_ITS_WAY and waited_count < WAIT_REFRESHES:
+        again = urlencode({"submitted": waited_count + 1, "payment_intent": intent_id or ""})
+        return _page(
+            "account/message.html",
+            title="Payment in progress",
+            text="Thank you. We are waiting for the card network to confirm your payment; "
+            "this page updates by itself. Please do not pay again.",
+            tone="neutral",
+            refresh_url=f"{request.path}?{again}",
+        )
+    if done.state == balance.ON_ITS_WAY:
+        return _page(
+            "account/message.html",
+            title="Still waiting for the card network",
+            text="We have not heard back about this payment yet. Nothing more is needed "
+            "from you now; your account will show it once it arrives. Please do not pay again.",
+            tone="neutral",
+        )
+    return _page(
+        "account/message.html",
+        title="Not charged",
+        text="This card was not charged. Go back to your account to try again, or use "
+        "another card.",
+    )
+
+
 @blp.get("/invoices/<invoice_id>/receipt.pdf")
 @signed_in
 def receipt_pdf(portal: PortalSession, invoice_id: str) -> Response:
@@ -372,7 +550,9 @@ def _day(raw: str | None) -> date | None:
 @blp.get("/patients/<patient_id>/cards")
 @signed_in
 def cards(portal: PortalSession, patient_id: str) -> Response:
-    shown = overview.wallet(db.session(), gateway(), portal.email, patient_id[:64])
+    session = db.session()
+    access.reachable(session, portal.email, patient_id[:64])  # before Stripe is asked
+    shown = overview.wallet(session, gateway(), portal.email, patient_id[:64])
     said = {
         "default": "That card is now your default card.",
         "removed": "The card was removed.",

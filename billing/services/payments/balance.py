@@ -1,0 +1,383 @@
+"""Paying several of a patient's bills in one payment, from the portal.
+
+The patient chooses bills (every open one by default) and how much (all they owe on them,
+or a part, where the clinic takes parts): the money is shared out oldest bill first (by
+date of service), and the shares are shown before paying. Each bill takes at most what it
+owes, and a part leaves the last bill it reaches owing nothing or enough for a card to pay.
+
+It is one PaymentIntent, made on the oldest chosen bill (method `balance`) for the sum,
+with its shares stored beside it. While it can still be paid, every chosen bill counts it
+as its pay page's (`charges.covering`): the desk, a card on file or a void cancels it at
+Stripe first. When it succeeds the money enters the ledger on the oldest bill, and what
+goes beyond that bill becomes the patient's credit, always (never refunded, whatever
+`OVERPAYMENTS` says); that credit then pays the other chosen bills in order
+(`allocate`), each share once (an idempotency key per share), from the webhook, the page
+the patient returns to, or the minute job, whichever comes first. A bill paid another way
+meanwhile takes nothing, and its share stays the patient's credit: what was paid always
+equals what the bills took plus the credit left.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from billing.adapters.account_models import AccountMovement, BalanceShare
+from billing.adapters.models import Invoice, Payment, utcnow
+from billing.adapters.stripe_gateway import StripeGateway
+from billing.domain import statuses
+from billing.domain.errors import Conflict, ServiceError, field_error
+from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
+from billing.services.access import keys
+from billing.services.bookings import holds
+from billing.services.idempotency import IdempotencyRequest
+from billing.services.invoicing.invoices import get_invoice
+from billing.services.payments import account, received
+from billing.services.payments.charges import (
+    BALANCE,
+    SUCCEEDED,
+    audit_payment,
+    cancel_online,
+    check_payable,
+    check_remainder,
+    collectable_now,
+    get_payment,
+    resolve,
+)
+from billing.services.payments.online import REUSABLE
+
+log = logging.getLogger("billing.payments")
+
+PAID, ON_ITS_WAY, NOT_CHARGED = "paid", "on_its_way", "not_charged"
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """What a payment of the balance pays of one bill (`takes`), of what it owes now."""
+
+    invoice: Invoice
+    owed: int
+    takes: int
+
+
+def owing(session: Session, patient_id: str, currency: str) -> list[tuple[Invoice, int]]:
+    """The patient's bills in `currency` that may be paid now, oldest first (by date of
+    service), each with what may be collected on it now (less what a charge in flight may
+    still collect)."""
+    bills = session.scalars(
+        select(Invoice)
+        .where(
+            Invoice.patient_id == patient_id,
+            Invoice.currency == currency,
+            Invoice.status.in_(statuses.PAYABLE),
+        )
+        .order_by(Invoice.scheduled_at, Invoice.created_at, Invoice.id)
+    ).all()
+    found = []
+    for invoice in bills:
+        if holds.is_held(session, invoice):
+            continue
+        owed = collectable_now(session, invoice).amount
+        if owed > 0:
+            found.append((invoice, owed))
+    return found
+
+
+def share_out(
+    session: Session,
+    patient_id: str,
+    currency: str,
+    chosen: Sequence[str] | None = None,
+    amount: int | None = None,
+    least: int | None = None,
+) -> list[Share]:
+    """What paying `amount` (by default all that is owed on them) of the `chosen` bills
+    (by default every bill that may be paid now) pays of each, oldest first; bills it
+    does not reach are left out. A part is taken only where the clinic takes parts
+    (`least`, its minimum; None: all of it), and never leaves the last bill it reaches
+    owing less than a card can pay. 422 otherwise, naming the field."""
+    bills = owing(session, patient_id, currency)
+    if chosen is not None:
+        known = {invoice.id for invoice, _ in bills}
+        unknown = [invoice_id for invoice_id in chosen if invoice_id not in known]
+        if unknown:
+            raise field_error(
+                "invoice_not_payable",
+                "invoices",
+                f"Choose among the bills that can be paid now; {len(unknown)} chosen cannot be.",
+            )
+        bills = [(invoice, owed) for invoice, owed in bills if invoice.id in set(chosen)]
+    if not bills:
+        raise field_error("nothing_to_pay", "invoices", "Nothing chosen can be paid now.")
+    total = sum(owed for _, owed in bills)
+    amount = total if amount is None else amount
+    if amount > total:
+        raise field_error(
+            "amount_exceeds_balance",
+            "amount",
+            f"At most {Money(total, currency)} is owed on the bills chosen.",
+        )
+    if amount != total:
+        if least is None:
+            raise field_error(
+                "part_not_taken",
+                "amount",
+                f"Pay all {Money(total, currency)} of the bills chosen, or choose fewer bills.",
+            )
+        floor = max(least, STRIPE_MINIMUM_CHARGE.get(currency, 0))
+        if amount < floor:
+            raise field_error(
+                "amount_too_small",
+                "amount",
+                f"Pay at least {Money(floor, currency)}, or all {Money(total, currency)}.",
+            )
+    shares, left = [], amount
+    for invoice, owed in bills:
+        takes = min(owed, left)
+        if takes <= 0:
+            break
+        check_remainder(invoice, owed, takes)
+        shares.append(Share(invoice, owed, takes))
+        left -= takes
+    return shares
+
+
+def start(
+    session: Session,
+    gateway: StripeGateway,
+    patient_id: str,
+    currency: str,
+    chosen: Sequence[str] | None = None,
+    amount: int | None = None,
+    least: int | None = None,
+) -> Payment:
+    """The payment of the shares `share_out` gives, with a client secret for the card
+    form: the patient's waiting one if it is for the same shares, else a new one. Every
+    other way the patient's browser could pay these bills (their pay pages, an earlier
+    payment of the balance) is cancelled at Stripe first; 409 if one was just paid or is
+    being processed."""
+    shares = share_out(session, patient_id, currency, chosen, amount, least)
+    waiting = _waiting(session, patient_id)
+    session.commit()
+    for payment in waiting:
+        if _same(session, payment, shares) and payment.client_secret:
+            return payment
+    for payment in waiting:  # another choice: the patient pays this one instead
+        cancel_online(session, gateway, payment.invoice_id)
+    for share in shares:
+        cancel_online(session, gateway, share.invoice.id)
+    first = get_invoice(session, shares[0].invoice.id, for_update=True)
+    check_payable(session, first)
+    again = share_out(session, patient_id, currency, chosen, amount, least)
+    if [(s.invoice.id, s.takes) for s in again] != [(s.invoice.id, s.takes) for s in shares]:
+        raise Conflict("balance_changed", "What is owed changed just now; look again.")
+    payment = Payment(
+        invoice_id=first.id,
+        method=BALANCE,
+        status=statuses.AWAITING_PATIENT,
+        amount=sum(share.takes for share in shares),
+        currency=currency,
+    )
+    session.add(payment)
+    session.flush()
+    for position, share in enumerate(shares):
+        session.add(
+            BalanceShare(
+                payment_id=payment.id,
+                invoice_id=share.invoice.id,
+                position=position,
+                amount=share.takes,
+            )
+        )
+    audit_payment(session, payment, "payment.created")
+    session.commit()  # no transaction stays open across the call to Stripe
+    intent = gateway.create_online_intent(
+        payment_id=payment.id,
+        invoice_ref=first.id,
+        amount=payment.amount,
+        currency=currency,
+        bank_accounts=False,
+    )
+    kept = session.execute(
+        update(Payment)
+        .where(
+            Payment.id == payment.id,
+            Payment.status == statuses.AWAITING_PATIENT,
+            Payment.client_secret.is_(None),
+        )
+        .values(client_secret=intent.client_secret, stripe_payment_intent_id=intent.id)
+        .returning(Payment.id)
+    ).scalar_one_or_none()
+    session.commit()
+    if kept is None:  # a bill was paid or cancelled while the intent was being made
+        if intent.id:
+            gateway.cancel_payment_intent(intent.id)
+        raise Conflict("balance_changed", "A bill changed just now; look again.")
+    return get_payment(session, payment.id)
+
+
+def _waiting(session: Session, patient_id: str) -> list[Payment]:
+    """The patient's payments of the balance that their browser may still pay."""
+    return list(
+        session.scalars(
+            select(Payment)
+            .join(Invoice, Invoice.id == Payment.invoice_id)
+            .where(
+                Invoice.patient_id == patient_id,
+                Payment.method == BALANCE,
+                Payment.status.in_(REUSABLE),
+            )
+            .order_by(Payment.created_at.desc())
+        )
+    )
+
+
+def _same(session: Session, payment: Payment, shares: list[Share]) -> bool:
+    planned = [(row.invoice_id, row.amount) for row in shares_of(session, payment.id)]
+    return planned == [(share.invoice.id, share.takes) for share in shares]
+
+
+def shares_of(session: Session, payment_id: str) -> list[BalanceShare]:
+    return list(
+        session.scalars(
+            select(BalanceShare)
+            .where(BalanceShare.payment_id == payment_id)
+            .order_by(BalanceShare.position)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def allocate(session: Session, gateway: StripeGateway | None, payment_id: str) -> int:
+    """A payment of the balance that succeeded pays its bills, oldest first: the first
+    through its charge (what went beyond it became credit), each next one from that
+    credit, as much as it still owes and the payment has left. Each share once, however
+    often it runs; what no bill took stays the patient's credit. How much the credit paid
+    now."""
+    payment = get_payment(session, payment_id)
+    session.commit()
+    if payment.method != BALANCE or payment.status != SUCCEEDED:
+        return 0
+    applied_now = 0
+    for row in shares_of(session, payment.id):
+        session.commit()
+        if row.done_at is not None:
+            continue
+        if row.position == 0:
+            _done(session, row, payment.amount - _moved_to_credit(session, payment.id), None)
+            continue
+        left = payment.amount - _applied(session, payment.id)
+        paid = _pay_from_credit(session, gateway, payment, row, left) if left > 0 else None
+        _done(session, row, paid.amount if paid else 0, paid.id if paid else None)
+        applied_now += paid.amount if paid else 0
+    return applied_now
+
+
+def _pay_from_credit(
+    session: Session, gateway: StripeGateway | None, payment: Payment, row: BalanceShare, left: int
+) -> Payment | None:
+    """As much of `left` as the bill owes now, from the patient's credit; None if none
+    (the bill was paid or cancelled meanwhile: the share stays credit)."""
+    invoice = get_invoice(session, row.invoice_id)
+    credit = account.credit_of(session, invoice.patient_id, invoice.currency)
+    owed = collectable_now(session, invoice).amount if invoice.status in statuses.PAYABLE else 0
+    part = account.automatic_part(owed, min(left, credit), invoice.currency)
+    key = f"balance-share:{row.id}"
+    request = IdempotencyRequest(keys.system_key_id(session), key, key)
+    session.commit()
+    if part <= 0:
+        return None
+    try:
+        return received.record_payment(
+            session, gateway, row.invoice_id, received.CREDIT_METHOD, part, None, None, request
+        )
+    except ServiceError as error:
+        session.rollback()
+        log.info("balance share %s not applied: %s", row.id, error.detail)
+        return None
+
+
+def _done(
+    session: Session, row: BalanceShare, applied: int, applied_payment_id: str | None
+) -> None:
+    session.execute(
+        update(BalanceShare)
+        .where(BalanceShare.id == row.id, BalanceShare.done_at.is_(None))
+        .values(applied=applied, applied_payment_id=applied_payment_id, done_at=utcnow())
+    )
+    session.commit()
+
+
+def _moved_to_credit(session: Session, payment_id: str) -> int:
+    moved = session.scalar(
+        select(func.coalesce(func.sum(AccountMovement.amount), 0)).where(
+            AccountMovement.payment_id == payment_id,
+            AccountMovement.kind == account.OVERPAYMENT,
+        )
+    )
+    return int(moved or 0)
+
+
+def _applied(session: Session, payment_id: str) -> int:
+    done = session.scalar(
+        select(func.coalesce(func.sum(BalanceShare.applied), 0)).where(
+            BalanceShare.payment_id == payment_id, BalanceShare.done_at.is_not(None)
+        )
+    )
+    return int(done or 0)
+
+
+def allocate_all(session: Session, gateway: StripeGateway | None) -> int:
+    """The minute job: every payment of a balance that succeeded and whose shares are not
+    all applied yet (its webhook's run stopped half way) finishes; how much credit paid."""
+    unfinished = session.scalars(
+        select(BalanceShare.payment_id)
+        .join(Payment, Payment.id == BalanceShare.payment_id)
+        .where(BalanceShare.done_at.is_(None), Payment.status == SUCCEEDED)
+        .distinct()
+    ).all()
+    session.commit()
+    total = 0
+    for payment_id in unfinished:
+        try:
+            total += allocate(session, gateway, payment_id)
+        except ServiceError as error:
+            session.rollback()
+            log.warning("balance payment %s not shared out yet: %s", payment_id, error.detail)
+    return total
+
+
+def outcome(
+    session: Session, gateway: StripeGateway, patient_ids: Sequence[str], intent_id: str
+) -> tuple[str, Payment] | None:
+    """What became of the payment of the balance whose PaymentIntent the patient's browser
+    just confirmed (asking Stripe when our webhook has not told us), shared out once it
+    succeeded; None when it is no payment of these patients'."""
+    payment = session.scalars(
+        select(Payment)
+        .join(Invoice, Invoice.id == Payment.invoice_id)
+        .where(
+            Payment.stripe_payment_intent_id == intent_id,
+            Payment.method == BALANCE,
+            Invoice.patient_id.in_(list(patient_ids)),
+        )
+    ).first()
+    session.commit()
+    if payment is None:
+        return None
+    if payment.status != SUCCEEDED:
+        try:
+            payment = resolve(session, gateway, payment.id)
+        except ServiceError as error:
+            log.warning("balance payment %s not checked with Stripe: %s", payment.id, error)
+            return ON_ITS_WAY, payment
+    if payment.status == SUCCEEDED:
+        allocate(session, gateway, payment.id)
+        return PAID, payment
+    if payment.status in (statuses.PROCESSING, statuses.PENDING, statuses.UNKNOWN):
+        return ON_ITS_WAY, payment
+    return NOT_CHARGED, payment

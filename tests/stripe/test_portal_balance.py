@@ -1,0 +1,238 @@
+"""Paying several bills at once from the portal, against the Stripe stand-in: one
+PaymentIntent for the sum, shared out oldest bill first and shown before paying; a part
+pays the oldest first; nothing is refunded and no bill is paid beyond what it owed; what no
+bill took stays the patient's credit; the desk taking money for a chosen bill cancels the
+payment at Stripe first; and another address's payment is not found."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+
+from billing.adapters import db
+from billing.adapters.account_models import BalanceShare
+from billing.adapters.models import Invoice, Payment, Refund
+from billing.services.payments import account, balance
+from tests.fixtures_stripe import eventually
+from tests.stripe.collect import intents_of, patient_confirms, stripe_get
+from tests.stripe.test_portal_statements import portal_client
+
+EMAIL = "bea@example.org"
+PATIENT = "P-BAL"
+IV = 50000  # an individual IV session's bill in the seeded price list, in cents
+
+
+def cash(client: Any, staff: dict[str, str], invoice_id: str, amount: int, key: str) -> Any:
+    return client.post(
+        f"/v1/invoices/{invoice_id}/payments",
+        headers={**staff, "Idempotency-Key": key},
+        json={"method": "cash", "amount": amount},
+    )
+
+
+def bills(open_invoice: Callable[..., str], count: int, patient: str = PATIENT) -> list[str]:
+    return [
+        open_invoice(None, patient_id=patient, booking_id=f"BK-{patient}-{n}", email=EMAIL)
+        for n in range(count)
+    ]
+
+
+def invoice(app: Flask, invoice_id: str) -> Invoice:
+    with app.app_context():
+        found = db.session().get(Invoice, invoice_id)
+        assert found is not None
+        db.session().expunge(found)
+        return found
+
+
+def review(client: Any, form: dict[str, Any]) -> tuple[Any, str]:
+    """The review page for `form`, and the payment it shows (its status URL names it)."""
+    home = client.get("/account").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', home)
+    assert csrf, home[:500]
+    answer = client.post(
+        f"/account/patients/{PATIENT}/pay", data={"csrf": csrf.group(1), "currency": "usd", **form}
+    )
+    found = re.search(r"/account/payments/(pay_[A-Za-z0-9]+)/status", answer.get_data(as_text=True))
+    return answer, found.group(1) if found else ""
+
+
+def secret_of(app: Flask, payment_id: str) -> str:
+    with app.app_context():
+        return str(db.session().get_one(Payment, payment_id).client_secret)
+
+
+def test_three_bills_are_paid_with_one_payment_shared_out_oldest_first(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str], standin: Any
+) -> None:
+    app = stripe_client.application
+    first, second, third = bills(open_invoice, 3)
+    assert cash(stripe_client, staff, second, 10000, "c-2").status_code == 201  # $100 paid
+    client = portal_client(app, EMAIL)
+
+    home = client.get("/account").get_data(as_text=True)
+    assert "Pay several bills at once" in home
+    chooser = client.get(f"/account/patients/{PATIENT}/pay?currency=usd")
+    text = chooser.get_data(as_text=True)
+    assert chooser.status_code == 200
+    for invoice_id in (first, second, third):
+        assert f'value="{invoice_id}" checked' in text
+
+    page, payment_id = review(client, {"invoice": [first, second, third]})
+    shown = page.get_data(as_text=True)
+    assert page.status_code == 200, shown[:800]
+    assert "Pay $1,400.00" in shown  # 500 + 400 + 500, shown before paying
+    assert shown.index(invoice(app, first).number) < shown.index(invoice(app, third).number)
+    assert "$400.00" in shown  # the second bill's share: what it still owes
+
+    status = client.get(f"/account/payments/{payment_id}/status").json
+    assert status["payable"] is True
+    paid = patient_confirms(standin, secret_of(app, payment_id))
+    assert paid["status"] == "succeeded", paid
+    done = client.get(f"/account/payments/{payment_id}/done?payment_intent={paid['id']}")
+    said = done.get_data(as_text=True)
+    assert "Your payment of $1,400.00 was received" in said, said[:800]
+
+    for invoice_id in (first, second, third):
+        assert invoice(app, invoice_id).status == "paid"
+        assert invoice(app, invoice_id).balance_due == 0
+    with app.app_context():
+        session = db.session()
+        assert account.credit_of(session, PATIENT, "usd") == 0
+        assert session.scalars(select(Refund)).all() == []  # nothing given back
+        shares = session.scalars(
+            select(BalanceShare)
+            .where(BalanceShare.payment_id == payment_id)
+            .order_by(BalanceShare.position)
+        ).all()
+        assert [(s.invoice_id, s.applied) for s in shares] == [
+            (first, IV),
+            (second, IV - 10000),
+            (third, IV),
+        ]
+    # One charge at Stripe, for the sum, on the oldest bill; none on the others.
+    charged = [i for i in intents_of(standin, first) if i["status"] == "succeeded"]
+    assert [i["amount"] for i in charged] == [140000]
+    assert intents_of(standin, third) == []
+    # Opened again later, the page says the same and pays nothing twice.
+    again = client.get(f"/account/payments/{payment_id}/done")
+    assert "Your payment of $1,400.00 was received" in again.get_data(as_text=True)
+    with app.app_context():
+        assert account.credit_of(db.session(), PATIENT, "usd") == 0
+
+
+def test_a_part_pays_the_oldest_bills_first_and_leaves_the_rest_owed(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str], standin: Any
+) -> None:
+    app = stripe_client.application
+    first, second, third = bills(open_invoice, 3)
+    client = portal_client(app, EMAIL)
+    chosen = {"invoice": [first, second, third]}
+
+    too_much, _ = review(client, {**chosen, "amount": "1500.01"})
+    assert too_much.status_code == 422
+    assert "more than the bills you chose owe" in too_much.get_data(as_text=True)
+    too_little, _ = review(client, {**chosen, "amount": "10.00"})  # the clinic's least is $50
+    assert too_little.status_code == 422
+    cents_left, _ = review(client, {**chosen, "amount": "1499.75"})  # leaves $0.25 owed
+    assert cents_left.status_code == 422
+    assert "a few cents" in cents_left.get_data(as_text=True)
+
+    page, payment_id = review(client, {**chosen, "amount": "750.00"})
+    shown = page.get_data(as_text=True)
+    assert page.status_code == 200, shown[:800]
+    assert "Pay $750.00" in shown
+    assert intents_of(standin, third) == []  # the third bill is not reached
+    paid = patient_confirms(standin, secret_of(app, payment_id))
+    client.get(f"/account/payments/{payment_id}/done?payment_intent={paid['id']}")
+
+    assert invoice(app, first).status == "paid"
+    assert invoice(app, second).balance_due == 25000  # $250 of it paid
+    assert invoice(app, third).balance_due == IV
+    with app.app_context():
+        assert account.credit_of(db.session(), PATIENT, "usd") == 0
+
+
+def test_the_desk_taking_money_for_a_chosen_bill_cancels_the_payment_at_stripe_first(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str], standin: Any
+) -> None:
+    app = stripe_client.application
+    first, second = bills(open_invoice, 2)
+    client = portal_client(app, EMAIL)
+    _, payment_id = review(client, {"invoice": [first, second]})
+    assert payment_id
+
+    # The patient walks in and pays the second bill in cash while the page is open.
+    assert cash(stripe_client, staff, second, IV, "walk-in").status_code == 201
+    with app.app_context():
+        intent_id = db.session().get_one(Payment, payment_id).stripe_payment_intent_id
+    assert stripe_get(standin, f"/v1/payment_intents/{intent_id}")["status"] == "canceled"
+    status = client.get(f"/account/payments/{payment_id}/status").json
+    assert status["payable"] is False and "changed" in status["message"]
+    # Asked again, a payment for what is owed now: the first bill only.
+    page, again = review(client, {"invoice": [first]})
+    assert again != payment_id and "Pay $500.00" in page.get_data(as_text=True)
+
+
+def test_once_the_patient_has_paid_the_desk_is_told_and_every_chosen_bill_is_paid(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str], standin: Any
+) -> None:
+    app = stripe_client.application
+    first, second = bills(open_invoice, 2)
+    client = portal_client(app, EMAIL)
+    _, payment_id = review(client, {"invoice": [first, second]})
+    patient_confirms(standin, secret_of(app, payment_id))
+
+    # Before any webhook or page has told us, the desk tries to take cash for the second.
+    answer = cash(stripe_client, staff, second, IV, "too-late")
+    assert answer.status_code == 409, answer.json
+    eventually(lambda: invoice(app, second).status == "paid")
+    assert invoice(app, first).status == "paid"
+    with app.app_context():
+        assert account.credit_of(db.session(), PATIENT, "usd") == 0
+
+
+def test_a_bill_paid_another_way_before_the_share_reaches_it_leaves_that_share_as_credit(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str], standin: Any
+) -> None:
+    app = stripe_client.application
+    first, second = bills(open_invoice, 2)
+    client = portal_client(app, EMAIL)
+    _, payment_id = review(client, {"invoice": [first, second]})
+    with app.app_context():  # the credit will not be applied before the cash comes in
+        session = db.session()
+        session.query(BalanceShare).filter(BalanceShare.position == 1).delete()
+        session.commit()
+    patient_confirms(standin, secret_of(app, payment_id))
+    eventually(lambda: invoice(app, first).status == "paid")
+    assert cash(stripe_client, staff, second, IV, "cash").status_code == 201
+    with app.app_context():
+        session = db.session()
+        session.add(BalanceShare(payment_id=payment_id, invoice_id=second, position=1, amount=IV))
+        session.commit()
+        balance.allocate_all(session, None)
+        assert account.credit_of(session, PATIENT, "usd") == IV  # the patient's, to ask back
+        share = session.scalars(select(BalanceShare).where(BalanceShare.invoice_id == second)).one()
+        assert share.applied == 0 and share.done_at is not None
+    assert invoice(app, second).amount_paid == IV  # paid once, by the cash
+
+
+def test_another_addresss_bills_and_payments_are_not_found(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str], standin: Any
+) -> None:
+    app = stripe_client.application
+    first, second = bills(open_invoice, 2)
+    other = open_invoice(None, patient_id="P-OTHER", booking_id="BK-OTHER", email="x@example.org")
+    client = portal_client(app, EMAIL)
+    _, payment_id = review(client, {"invoice": [first, second]})
+    stranger = portal_client(app, "x@example.org")
+    assert stranger.get(f"/account/payments/{payment_id}/status").status_code == 404
+    assert stranger.get(f"/account/payments/{payment_id}/done").status_code == 404
+    assert stranger.get(f"/account/patients/{PATIENT}/pay?currency=usd").status_code == 404
+    mixed, _ = review(client, {"invoice": [first, other]})
+    assert mixed.status_code == 422  # a bill of another patient cannot be chosen
+    assert invoice(app, other).status == "open"
