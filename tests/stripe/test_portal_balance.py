@@ -236,3 +236,50 @@ def test_another_addresss_bills_and_payments_are_not_found(
     mixed, _ = review(client, {"invoice": [first, other]})
     assert mixed.status_code == 422  # a bill of another patient cannot be chosen
     assert invoice(app, other).status == "open"
+
+
+def test_a_balance_payment_is_refunded_bill_by_bill_and_never_beyond_its_charge(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str], standin: Any
+) -> None:
+    """The first bill gives back what it took; a bill its credit paid gets a credit note,
+    and that credit (card money, not goodwill) goes back to the same card; Stripe never
+    refunds more than it charged."""
+    app = stripe_client.application
+    first, second, third = bills(open_invoice, 3)
+    client = portal_client(app, EMAIL)
+    _, payment_id = review(client, {"invoice": [first, second, third]})
+    paid = patient_confirms(standin, secret_of(app, payment_id))
+    client.get(f"/account/payments/{payment_id}/done?payment_intent={paid['id']}")
+    assert invoice(app, third).status == "paid"
+
+    def post(url: str, key: str, body: dict[str, Any]) -> Any:
+        return stripe_client.post(url, json=body, headers={**staff, "Idempotency-Key": key})
+
+    whole = post(f"/v1/invoices/{first}/refunds", "r-1", {"reason": "cancelled", "amount": IV})
+    assert whole.status_code == 201, whole.json
+    beyond = post(f"/v1/invoices/{first}/refunds", "r-2", {"reason": "again", "amount": 100})
+    assert beyond.status_code in (409, 422), beyond.json  # the first bill gave all it held
+    note = post(
+        f"/v1/invoices/{third}/credit-notes",
+        "n-3",
+        {"amount": IV, "reason": "session not given", "approved_by": "Dr. M"},
+    )
+    assert note.status_code == 201, note.json
+    with app.app_context():
+        assert account.credit_of(db.session(), PATIENT, "usd") == IV
+    back = post(
+        f"/v1/patients/{PATIENT}/account/refunds",
+        "cr-1",
+        {"amount": IV, "currency": "usd", "reason": "asked for"},
+    )
+    assert back.status_code == 201, back.json
+
+    def refunded() -> int:
+        listed = stripe_get(standin, f"/v1/refunds?payment_intent={paid['id']}&limit=100")
+        return sum(r["amount"] for r in listed["data"] if r["status"] == "succeeded")
+
+    eventually(lambda: refunded() == 2 * IV)
+    assert stripe_get(standin, f"/v1/payment_intents/{paid['id']}")["amount"] == 3 * IV
+    assert invoice(app, second).status == "paid"  # untouched
+    with app.app_context():
+        assert account.credit_of(db.session(), PATIENT, "usd") == 0

@@ -21,7 +21,7 @@ from flask import current_app, has_app_context
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from billing.adapters.account_models import AccountBalance, AccountMovement
+from billing.adapters.account_models import AccountBalance, AccountMovement, BalanceShare
 from billing.adapters.db import dialect_insert
 from billing.adapters.membership_models import Membership
 from billing.adapters.models import Invoice, LedgerEntry, Payment, Refund, new_id, utcnow
@@ -206,13 +206,20 @@ def _add_credit(
 
 
 def credit_paid(session: Session, invoice_id: str) -> int:
-    """What the patient's credit paid on the invoice (it may have been goodwill)."""
+    """What the patient's credit paid on the invoice that may have been goodwill: all the
+    credit paid there, less the shares of payments of the balance (card money that went
+    through credit on its way from the first bill to this one)."""
     paid = session.scalar(
         select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
             LedgerEntry.invoice_id == invoice_id, LedgerEntry.kind == ledger.FROM_CREDIT
         )
     )
-    return int(paid or 0)
+    shared = session.scalar(
+        select(func.coalesce(func.sum(BalanceShare.applied), 0)).where(
+            BalanceShare.invoice_id == invoice_id, BalanceShare.position > 0
+        )
+    )
+    return max(0, int(paid or 0) - int(shared or 0))
 
 
 def keep_excess(session: Session, invoice: Invoice, payment: Payment) -> int:
