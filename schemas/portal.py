@@ -41,11 +41,22 @@ class CreditBackRequestSchema(Schema):
 
 class CreditBackRequestListSchema(Schema):
     data = fields.List(fields.Nested(CreditBackRequestSchema), required=True)
+    has_more = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "More follow: ask again with the last one's id as `starting_after`."
+        },
+    )
 
 
 class CreditBackRequestQuerySchema(Schema):
     status = typed(
         "CreditBackRequestStatus", fields.String(validate=validate.OneOf(REQUEST_STATUSES))
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=200))
+    starting_after = fields.String(
+        validate=validate.Regexp(r"^crq_[0-9a-f]{24}$", error="Must be a crq_... id."),
+        metadata={"description": "The last request of the page before."},
     )
 
 

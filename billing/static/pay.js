@@ -50,7 +50,11 @@
     try {
       const response = await fetch(form.dataset.saveCardUrl, {
         method: "POST",
-        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        // The portal's forms carry its session's token; the pay page's link is its own.
+        headers: Object.assign(
+          { "Content-Type": "application/json", Accept: "application/json" },
+          form.dataset.csrf ? { "X-CSRF-Token": form.dataset.csrf } : {}
+        ),
         credentials: "same-origin",
         cache: "no-store",
         body: JSON.stringify({ save: save }),

@@ -1,6 +1,7 @@
 """The patient portal in Debian's Chromium: signing in with the emailed link (and that
 link refused once used), paying a bill from the account and downloading its receipt and
-the year-end statement;
+the year-end statement; paying three bills in one payment, saving the card on the way,
+then removing it;
 axe-core finds nothing on any portal page at a desk's 1280 px and a phone's 390 px.
 Screenshots of each page go to test-output/screenshots/."""
 
@@ -188,6 +189,12 @@ def test_the_cards_page_with_a_plan_to_move_and_the_other_portal_pages_pass_axe(
     page.get_by_role("button", name="Remove Visa ending 4242").click()  # a plan charges it
     page.get_by_role("heading", name="Choose another card first").wait_for()
     found += violations(page)
+    page.goto(f"{base}/account/patients/P-NOOR/pay?currency=usd")  # saved cards offered
+    page.get_by_role("button", name="Review the payment").click()
+    page.get_by_role("button", name=re.compile(r"Pay \$[\d,.]+ with this card")).wait_for()
+    assert page.get_by_label(re.compile("ending 4444, expires")).is_visible()
+    found += violations(page)
+    screenshot(page, "pay-bills-saved-cards")
     token = statement_emails.unsubscribe_token(mailing.config["SECRET_KEY"], ADDRESS)
     page.goto(f"{base}/account/unsubscribe/{token}")
     page.get_by_role("button", name="Stop statement emails").wait_for()
@@ -236,6 +243,7 @@ def test_a_patient_pays_three_bills_at_once_seeing_what_each_gets_before_paying(
     found += violations(page)
     screenshot(page, "pay-bills-review")
     enter_card(page, "4242424242424242")
+    page.get_by_label(re.compile("Save this card for future visits")).check()
     page.get_by_role("button", name="Pay $1,374.50").click()
     page.get_by_role("heading", name="Thank you").wait_for()
     assert page.get_by_text("Your payment of $1,374.50 was received").is_visible()
@@ -248,4 +256,10 @@ def test_a_patient_pays_three_bills_at_once_seeing_what_each_gets_before_paying(
     assert page.get_by_role("link", name="Pay several bills at once").count() == 0
     for number in numbers:
         page.get_by_role("link", name=f"Receipt for invoice {number} (PDF)").wait_for()
+    page.get_by_role("link", name="Saved cards and AutoPay").click()
+    page.get_by_role("button", name="Remove Visa ending 4242").wait_for()  # saved, with consent
+    page.get_by_role("button", name="Remove Visa ending 4242").click()  # nothing uses it
+    page.get_by_text("The card was removed.").wait_for()
+    assert page.get_by_text("No card is saved.").is_visible()
+    found += violations(page)
     assert found == [], "\n".join(found)

@@ -21,11 +21,12 @@ from billing.adapters.models import Payment, Refund, utcnow
 from billing.adapters.stripe_gateway import StripeGateway
 from billing.services.finance import stripe_sync
 from billing.services.payments import online, recovery
-from tests.fixtures_stripe import eventually
+from tests.fixtures_stripe import eventually, save_card
 from tests.stripe.collect import charge_card_on_file, open_pay_page, patient_confirms, pay_link
 from tests.stripe.contract import ContractBroken, check_params
 from tests.stripe.events import deliver, make_event
 from tests.stripe.test_bank_debit import save_bank_account
+from tests.stripe.test_portal_statements import portal_client
 from tests.stripe.test_saving_cards import browser_confirms_setup
 from tests.stripe.test_sync import stand_in_post
 
@@ -137,6 +138,25 @@ def test_every_gateway_method_as_the_services_call_it_keeps_to_the_sdks_types(
 
     in_app(stripe_app, lose_answers)
     in_app(stripe_app, lambda s, g: recovery.reconcile_pending(s, g, timedelta(0)))
+
+    # The portal: two bills paid at once with a saved card chosen on the page.
+    together = [
+        open_invoice(card=None, patient_id="P-C6", booking_id=f"BK-C6-{n}", email="c6@example.org")
+        for n in range(2)
+    ]
+    card = save_card(stripe_client, staff, standin.url, "P-C6", "pm_card_visa")["id"]
+    portal = portal_client(stripe_app, "c6@example.org")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', portal.get("/account").get_data(as_text=True))
+    assert csrf
+    form = {"csrf": csrf.group(1), "currency": "usd", "invoice": together}
+    review = portal.post("/account/patients/P-C6/pay", data=form).get_data(as_text=True)
+    waiting = re.search(r"/account/payments/(pay_[A-Za-z0-9]+)/status", review)
+    assert waiting, review[:500]
+    paid = portal.post(
+        f"/account/payments/{waiting.group(1)}/saved-card",
+        data={"csrf": csrf.group(1), "card": card},
+    )
+    assert paid.status_code == 303, paid.get_data(as_text=True)[:500]
 
     # Finance: balance transactions, payouts and a paid payout's transactions.
     stand_in_post(standin, "/v1/payouts", "amount=12345&currency=eur&status=paid")

@@ -7,6 +7,8 @@ payment at Stripe first; and another address's payment is not found."""
 from __future__ import annotations
 
 import re
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +19,9 @@ from billing.adapters import db
 from billing.adapters.account_models import BalanceShare
 from billing.adapters.models import Invoice, Payment, Refund
 from billing.services.payments import account, balance
-from tests.fixtures_stripe import eventually
+from tests.fixtures_stripe import SECRET_KEY, eventually, save_card
 from tests.stripe.collect import intents_of, patient_confirms, stripe_get
-from tests.stripe.test_portal_statements import portal_client
+from tests.stripe.test_portal_statements import closing_of, pdf_text, portal_client
 
 EMAIL = "bea@example.org"
 PATIENT = "P-BAL"
@@ -91,6 +93,13 @@ def test_three_bills_are_paid_with_one_payment_shared_out_oldest_first(
 
     status = client.get(f"/account/payments/{payment_id}/status").json
     assert status["payable"] is True
+    # The patient ticks "save this card": the form's script sends the session's token.
+    save = f"/account/payments/{payment_id}/save-card"
+    assert client.post(save, json={"save": True}).status_code == 400  # no token: refused
+    csrf = re.search(r'data-csrf="([^"]+)"', shown)
+    assert csrf
+    saved = client.post(save, json={"save": True}, headers={"X-CSRF-Token": csrf.group(1)})
+    assert saved.status_code == 200, saved.get_data(as_text=True)
     paid = patient_confirms(standin, secret_of(app, payment_id))
     assert paid["status"] == "succeeded", paid
     done = client.get(f"/account/payments/{payment_id}/done?payment_intent={paid['id']}")
@@ -114,10 +123,18 @@ def test_three_bills_are_paid_with_one_payment_shared_out_oldest_first(
             (second, IV - 10000),
             (third, IV),
         ]
+    cards = stripe_client.get(f"/v1/patients/{PATIENT}/payment-methods", headers=staff).json
+    assert [card["last4"] for card in cards["data"]] == ["4242"]  # kept, with its consent
     # One charge at Stripe, for the sum, on the oldest bill; none on the others.
     charged = [i for i in intents_of(standin, first) if i["status"] == "succeeded"]
     assert [i["amount"] for i in charged] == [140000]
     assert intents_of(standin, third) == []
+    # The statement shows the one card payment, named by its bills, and closes at zero.
+    text = pdf_text(client.get("/account/statements.pdf"))
+    flat = " ".join(text.split())
+    numbers = " and ".join(invoice(app, i).number for i in (second, third))
+    assert f"invoices {invoice(app, first).number}, {numbers}" in flat, flat
+    assert "-$1,400.00" in flat and closing_of(text) == 0
     # Opened again later, the page says the same and pays nothing twice.
     again = client.get(f"/account/payments/{payment_id}/done")
     assert "Your payment of $1,400.00 was received" in again.get_data(as_text=True)
@@ -283,3 +300,77 @@ def test_a_balance_payment_is_refunded_bill_by_bill_and_never_beyond_its_charge(
     assert invoice(app, second).status == "paid"  # untouched
     with app.app_context():
         assert account.credit_of(db.session(), PATIENT, "usd") == 0
+
+
+def test_a_saved_card_pays_at_once_or_after_the_bank_asks_and_a_decline_charges_nothing(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str], standin: Any
+) -> None:
+    app = stripe_client.application
+    first, second = bills(open_invoice, 2)
+    client = portal_client(app, EMAIL)
+
+    def saved(number: str) -> str:
+        card = save_card(stripe_client, staff, standin.url, PATIENT, number)
+        return str(card["id"])
+
+    def pay_with(card: str) -> Any:
+        page, payment_id = review(client, {"invoice": [first, second]})
+        text = page.get_data(as_text=True)
+        assert f'value="{card}"' in text and "Pay $1,000.00 with this card" in text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', text)
+        assert csrf
+        return client.post(
+            f"/account/payments/{payment_id}/saved-card", data={"csrf": csrf.group(1), "card": card}
+        )
+
+    declined = pay_with(saved("4000000000000341"))
+    assert declined.status_code == 402 and "Nothing was charged" in declined.get_data(as_text=True)
+    assert invoice(app, first).status == "open"
+
+    asks = pay_with(saved("4000002760003184"))  # a card whose bank asks every time
+    text = asks.get_data(as_text=True)
+    assert asks.status_code == 200 and "Confirm payment of $1,000.00" in text, text[:600]
+    secret = re.search(r'data-client-secret="([^"]+)"', text)
+    back = re.search(r'data-return-url="([^"]+)"', text)
+    assert secret and back
+    intent_id = secret.group(1).split("_secret_")[0]
+    confirm = urllib.request.Request(
+        f"{standin.url}/v1/payment_intents/{intent_id}/_authenticate",
+        data=urllib.parse.urlencode({"client_secret": secret.group(1), "success": "true"}).encode(),
+        headers={"Authorization": f"Bearer {SECRET_KEY}"},
+    )
+    urllib.request.urlopen(confirm, timeout=5).close()
+    done = client.get(f"{back.group(1)}?payment_intent={intent_id}")
+    assert "Your payment of $1,000.00 was received" in done.get_data(as_text=True)
+    assert invoice(app, first).status == "paid" and invoice(app, second).status == "paid"
+    with app.app_context():
+        assert account.credit_of(db.session(), PATIENT, "usd") == 0
+
+
+def test_a_saved_card_pays_both_bills_at_once(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str], standin: Any
+) -> None:
+    app = stripe_client.application
+    first, second = bills(open_invoice, 2)
+    card = save_card(stripe_client, staff, standin.url, PATIENT, "pm_card_visa")["id"]
+    client = portal_client(app, EMAIL)
+    page, payment_id = review(client, {"invoice": [first, second]})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.get_data(as_text=True))
+    assert csrf
+    open_invoice(None, patient_id="P-OTHER", booking_id="BK-OTHER", email="x@example.org")
+    stranger = portal_client(app, "x@example.org")
+    home = stranger.get("/account").get_data(as_text=True)
+    theirs = re.search(r'name="csrf" value="([^"]+)"', home)
+    assert theirs
+    form = {"csrf": theirs.group(1), "card": card}
+    assert stranger.post(f"/account/payments/{payment_id}/saved-card", data=form).status_code == 404
+    paid = client.post(
+        f"/account/payments/{payment_id}/saved-card", data={"csrf": csrf.group(1), "card": card}
+    )
+    assert paid.status_code == 303, paid.get_data(as_text=True)[:500]
+    said = client.get(paid.headers["Location"]).get_data(as_text=True)
+    assert "Your payment of $1,000.00 was received" in said
+    assert invoice(app, first).status == "paid" and invoice(app, second).status == "paid"
+    # The card form's PaymentIntent was cancelled: one charge at Stripe, none waiting.
+    states = sorted(i["status"] for i in intents_of(standin, first))
+    assert states == ["canceled", "succeeded"]

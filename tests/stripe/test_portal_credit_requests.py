@@ -107,3 +107,15 @@ def test_a_declined_request_keeps_the_credit_and_other_patients_are_404(
         data={"csrf": csrf_of(nina.get("/account")), "currency": "usd"},
     )
     assert none.status_code == 409 and "no credit" in none.get_data(as_text=True)
+
+    # Asked again after the answer: staff page through both, oldest first.
+    portal.post(
+        "/account/patients/P-SAUL/credit-refund-request", data={"csrf": csrf, "currency": "usd"}
+    )
+    first = client.get("/v1/credit-refund-requests?limit=1", headers=staff).json
+    assert [r["status"] for r in first["data"]] == ["declined"] and first["has_more"] is True
+    after = first["data"][0]["id"]
+    rest = client.get(f"/v1/credit-refund-requests?starting_after={after}", headers=staff).json
+    assert [r["status"] for r in rest["data"]] == ["open"] and rest["has_more"] is False
+    gone = client.get(f"/v1/credit-refund-requests?starting_after=crq_{'0' * 24}", headers=staff)
+    assert gone.status_code == 404

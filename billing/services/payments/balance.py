@@ -27,8 +27,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from billing.adapters.account_models import AccountMovement, BalanceShare
-from billing.adapters.models import Invoice, Payment, utcnow
-from billing.adapters.stripe_gateway import StripeGateway
+from billing.adapters.booking_models import CardConsent
+from billing.adapters.models import Invoice, Patient, Payment, utcnow
+from billing.adapters.stripe_gateway import Intent, StripeGateway
 from billing.domain import statuses
 from billing.domain.errors import Conflict, ServiceError, field_error
 from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
@@ -40,15 +41,17 @@ from billing.services.payments import account, received
 from billing.services.payments.charges import (
     BALANCE,
     SUCCEEDED,
+    apply_intent,
     audit_payment,
     cancel_online,
+    card_for_receipt,
     check_payable,
     check_remainder,
     collectable_now,
     get_payment,
     resolve,
 )
-from billing.services.payments.online import REUSABLE
+from billing.services.payments.online import REUSABLE, save_card_on
 
 log = logging.getLogger("billing.payments")
 
@@ -170,6 +173,29 @@ def start(
         cancel_online(session, gateway, payment.invoice_id)
     for share in shares:
         cancel_online(session, gateway, share.invoice.id)
+    payment = _record(session, shares, patient_id, currency, chosen, amount, least)
+    intent = gateway.create_online_intent(
+        payment_id=payment.id,
+        invoice_ref=payment.invoice_id,
+        amount=payment.amount,
+        currency=currency,
+        bank_accounts=False,
+    )
+    return _keep(session, gateway, payment, intent)
+
+
+def _record(
+    session: Session,
+    shares: list[Share],
+    patient_id: str,
+    currency: str,
+    chosen: Sequence[str] | None,
+    amount: int | None,
+    least: int | None,
+    status: str = statuses.AWAITING_PATIENT,
+) -> Payment:
+    """The payment of `shares`, on the first bill (locked), and its shares: committed
+    before Stripe is called. 409 when what is owed changed since they were worked out."""
     first = get_invoice(session, shares[0].invoice.id, for_update=True)
     check_payable(session, first)
     again = share_out(session, patient_id, currency, chosen, amount, least)
@@ -178,7 +204,7 @@ def start(
     payment = Payment(
         invoice_id=first.id,
         method=BALANCE,
-        status=statuses.AWAITING_PATIENT,
+        status=status,
         amount=sum(share.takes for share in shares),
         currency=currency,
     )
@@ -195,13 +221,12 @@ def start(
         )
     audit_payment(session, payment, "payment.created")
     session.commit()  # no transaction stays open across the call to Stripe
-    intent = gateway.create_online_intent(
-        payment_id=payment.id,
-        invoice_ref=first.id,
-        amount=payment.amount,
-        currency=currency,
-        bank_accounts=False,
-    )
+    return payment
+
+
+def _keep(session: Session, gateway: StripeGateway, payment: Payment, intent: Intent) -> Payment:
+    """The PaymentIntent made for the payment, kept with it; cancelled at Stripe (409) if
+    a bill was paid or cancelled while it was being made."""
     kept = session.execute(
         update(Payment)
         .where(
@@ -218,6 +243,100 @@ def start(
             gateway.cancel_payment_intent(intent.id)
         raise Conflict("balance_changed", "A bill changed just now; look again.")
     return get_payment(session, payment.id)
+
+
+def pay_with_saved_card(
+    session: Session, gateway: StripeGateway, payment_id: str, payment_method_id: str
+) -> Payment:
+    """The patient chose one of their saved cards instead of typing one: the payment
+    waiting for the card form is cancelled at Stripe, and the same shares are charged to
+    that card at once, the patient on the page (their bank may ask them to confirm it:
+    `requires_action`, with a client secret for Stripe.js). 409 unless it is theirs and
+    saved."""
+    waiting = get_payment(session, payment_id)
+    if waiting.status not in REUSABLE:
+        raise Conflict("invoice_not_payable", "This payment can no longer be made.")
+    patient = session.scalars(
+        select(Patient)
+        .join(Invoice, Invoice.patient_id == Patient.patient_id)
+        .where(Invoice.id == waiting.invoice_id)
+    ).one()
+    consent = session.get(CardConsent, payment_method_id)
+    if (
+        consent is None
+        or consent.removed_at is not None
+        or consent.patient_id != patient.patient_id
+        or not patient.stripe_customer_id
+    ):
+        raise Conflict("no_card_on_file", "That card is not one of the patient's saved cards.")
+    customer_id = patient.stripe_customer_id
+    planned = shares_of(session, waiting.id)
+    chosen = [row.invoice_id for row in planned]
+    session.commit()
+    cancel_online(session, gateway, waiting.invoice_id)  # the card form stands aside
+    shares = share_out(
+        session, patient.patient_id, waiting.currency, chosen, waiting.amount, least=0
+    )
+    payment = _record(
+        session,
+        shares,
+        patient.patient_id,
+        waiting.currency,
+        chosen,
+        waiting.amount,
+        0,
+        status=statuses.PENDING,  # in flight: found by recovery if the answer is lost
+    )
+    try:
+        intent = gateway.charge_saved_card(
+            payment_id=payment.id,
+            invoice_ref=payment.invoice_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            customer_id=customer_id,
+            payment_method_id=payment_method_id,
+        )
+    except ServiceError as error:
+        if error.outcome_unknown:  # recovery asks Stripe for it by our payment's id
+            session.execute(
+                update(Payment)
+                .where(Payment.id == payment.id)
+                .values(status=statuses.UNKNOWN, updated_at=utcnow())
+            )
+            session.commit()
+            raise
+        intent = Intent(
+            id=None,
+            status="failed",
+            amount=payment.amount,
+            currency=payment.currency,
+            failure_code=error.code,
+            failure_message=error.detail,
+        )
+    # Applied whatever happened meanwhile: money collected on a bill voided since is
+    # kept as credit, never lost.
+    card = card_for_receipt(gateway, payment, intent)
+    payment = apply_intent(session, gateway, payment.id, intent, card)
+    if payment.status == SUCCEEDED:
+        allocate(session, gateway, payment.id)
+    return payment
+
+
+def choose_to_save_card(
+    session: Session,
+    gateway: StripeGateway,
+    payment_id: str,
+    consent: str | None,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+) -> Payment:
+    """The patient ticked (`consent`: the words they were shown) or unticked "save this
+    card" just before paying the balance: as on a pay page. 409 once it cannot be paid."""
+    payment = get_payment(session, payment_id)
+    if payment.status not in REUSABLE or not payment.stripe_payment_intent_id:
+        raise Conflict("invoice_not_payable", "This payment can no longer be made.")
+    patient_id = get_invoice(session, payment.invoice_id).patient_id
+    return save_card_on(session, gateway, payment, patient_id, consent, ip_address, user_agent)
 
 
 def _waiting(session: Session, patient_id: str) -> list[Payment]:

@@ -423,6 +423,8 @@ def has_live_online(session: Session, invoice_id: str) -> bool:
         select(Payment.id).where(
             covering(invoice_id),
             Payment.status.not_in((SUCCEEDED, CANCELED)),  # a declined card may try again
+            # ... on its PaymentIntent: a saved card declined as it was charged has none.
+            ~((Payment.status == FAILED) & Payment.stripe_payment_intent_id.is_(None)),
         )
     ).first()
     return live is not None

@@ -5,7 +5,7 @@ answers with that request."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -96,16 +96,29 @@ def open_requests(session: Session, patient_id: str) -> list[CreditRefundRequest
     )
 
 
-def listed(session: Session, status: str | None, limit: int = 200) -> list[CreditRefundRequest]:
-    """Requests, oldest first (open ones are what staff work through)."""
+def listed(
+    session: Session, status: str | None, limit: int = 100, starting_after: str | None = None
+) -> tuple[list[CreditRefundRequest], bool]:
+    """A page of requests, oldest first (open ones are what staff work through), after
+    the one `starting_after` names; and whether more follow."""
     statement = select(CreditRefundRequest).order_by(
         CreditRefundRequest.created_at, CreditRefundRequest.id
     )
     if status is not None:
         statement = statement.where(CreditRefundRequest.status == status)
-    found = list(session.scalars(statement.limit(limit)))
+    if starting_after is not None:
+        after = session.get(CreditRefundRequest, starting_after)
+        if after is None:
+            raise NotFound(
+                "refund_request_not_found", f"No credit refund request {starting_after}."
+            )
+        statement = statement.where(
+            tuple_(CreditRefundRequest.created_at, CreditRefundRequest.id)
+            > tuple_(after.created_at, after.id)
+        )
+    found = list(session.scalars(statement.limit(limit + 1)))
     session.commit()
-    return found
+    return found[:limit], len(found) > limit
 
 
 def refunded(session: Session, patient_id: str, currency: str, refund_id: str) -> None:

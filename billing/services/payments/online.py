@@ -155,10 +155,27 @@ def choose_to_save_card(
     ).first()
     if payment is None:
         raise Conflict("invoice_not_payable", "This invoice has no payment waiting on this page.")
+    return save_card_on(
+        session, gateway, payment, invoice.patient_id, consent, ip_address, user_agent
+    )
+
+
+def save_card_on(
+    session: Session,
+    gateway: StripeGateway,
+    payment: Payment,
+    patient_id: str,
+    consent: str | None,
+    ip_address: str | None = None,
+    user_agent: str | None = None,
+) -> Payment:
+    """The patient's choice about saving the card a payment they are about to make in the
+    browser is made with (the pay page's, or a payment of the balance), kept by Stripe and
+    by us; the consent is stored with the card once the payment succeeds."""
     session.commit()
     customer = None
     if consent:
-        customer = patients.ensure_customer(session, gateway, invoice.patient_id).stripe_customer_id
+        customer = patients.ensure_customer(session, gateway, patient_id).stripe_customer_id
     gateway.save_card_with_payment(str(payment.stripe_payment_intent_id), customer)
     session.execute(
         update(Payment)
@@ -175,7 +192,7 @@ def choose_to_save_card(
         "payment.save_card_chosen" if consent else "payment.save_card_declined",
         "payment",
         payment.id,
-        invoice_id=invoice.id,
+        invoice_id=payment.invoice_id,
         consent_text=consent,
     )
     session.commit()

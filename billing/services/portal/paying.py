@@ -47,6 +47,7 @@ class Choice:
 
 @dataclass(frozen=True, slots=True)
 class Review:
+    payment_id: str
     patient_id: str
     name: str
     currency: str
@@ -55,6 +56,7 @@ class Review:
     client_secret: str
     status_url: str
     return_url: str
+    save_card_url: str
 
 
 def choice(
@@ -117,6 +119,7 @@ def review(
         shares.append(_shown(invoice, zone, owed, row.amount))
     session.commit()
     return Review(
+        payment_id=payment.id,
         patient_id=patient_id,
         name=name_of(session, patient_id),
         currency=currency,
@@ -125,6 +128,7 @@ def review(
         client_secret=str(payment.client_secret),
         status_url=f"/account/payments/{payment.id}/status",
         return_url=f"/account/payments/{payment.id}/done",
+        save_card_url=f"/account/payments/{payment.id}/save-card",
     )
 
 

@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from billing.adapters.account_models import AccountMovement
-from billing.adapters.models import Invoice, InvoiceAdjustment, LedgerEntry, Refund
+from billing.adapters.account_models import AccountMovement, BalanceShare
+from billing.adapters.models import Invoice, InvoiceAdjustment, LedgerEntry, Payment, Refund
 from billing.domain import statuses
 from billing.domain.dates import clinic_date, day_of
 from billing.domain.money import Money
@@ -37,6 +37,7 @@ from billing.domain.policy import FEE, PACKAGE
 from billing.domain.pricing import session_name
 from billing.services.invoicing import ledger
 from billing.services.payments.account import GOODWILL
+from billing.services.payments.charges import BALANCE
 from billing.services.portal.access import name_of
 
 PAYMENTS = {
@@ -163,13 +164,17 @@ def _rows(
         .where(LedgerEntry.invoice_id.in_(invoices))
         .order_by(LedgerEntry.occurred_at, LedgerEntry.id)
     )
+    together = _paid_together(session, list(invoices))
     lowered: dict[str, int] = {}  # what refunds of each bill took off it
     for entry in entries:
         number = invoices[entry.invoice_id].number
         when = day(entry.occurred_at)
-        for description, amount in _entry_rows(
-            entry, number, refund_kinds.get(entry.stripe_object_id)
-        ):
+        rows_of = _entry_rows(entry, number, refund_kinds.get(entry.stripe_object_id))
+        if entry.kind == ledger.CHARGE and entry.stripe_object_id in together:
+            # One payment of several bills: named by all of them.
+            how = PAYMENTS[ledger.CHARGE]
+            rows_of = [(f"{how}, {together[entry.stripe_object_id]}", -entry.amount)]
+        for description, amount in rows_of:
             rows.append(
                 (entry.currency, Row(when, description, amount, order=1, at=entry.occurred_at))
             )
@@ -228,6 +233,31 @@ def _rows(
             )
         )
     return rows
+
+
+def _paid_together(session: Session, invoice_ids: list[str]) -> dict[str, str]:
+    """For each payment of several bills at once (from the portal) made on one of these:
+    its PaymentIntent, and the bills it paid ("2026-000001, 2026-000002 and ...")."""
+    found = session.execute(
+        select(Payment.stripe_payment_intent_id, Invoice.number)
+        .join(BalanceShare, BalanceShare.payment_id == Payment.id)
+        .join(Invoice, Invoice.id == BalanceShare.invoice_id)
+        .where(
+            Payment.method == BALANCE,
+            Payment.invoice_id.in_(invoice_ids),
+            Payment.stripe_payment_intent_id.is_not(None),
+        )
+        .order_by(Payment.id, BalanceShare.position)
+    ).all()
+    numbers: dict[str, list[str]] = {}
+    for intent_id, number in found:
+        numbers.setdefault(str(intent_id), []).append(number)
+    return {
+        intent_id: f"invoices {', '.join(listed[:-1])} and {listed[-1]}"
+        if len(listed) > 1
+        else f"invoice {listed[0]}"
+        for intent_id, listed in numbers.items()
+    }
 
 
 def _entry_rows(entry: LedgerEntry, number: str, refund_kind: str | None) -> list[tuple[str, int]]:

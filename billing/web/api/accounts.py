@@ -263,12 +263,16 @@ class CreditRefundRequestsView(MethodView):
     @blp.doc(security=BEARER)
     @blp.arguments(CreditBackRequestQuerySchema(), location="query")
     @blp.response(200, CreditBackRequestListSchema())
-    @problems(blp, 422)
+    @problems(blp, 404, 422)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
-        """Patients' requests for their credit back (asked in the portal), oldest first:
-        `?status=open` for those to answer. Refunding the credit
-        (POST /v1/patients/{id}/account/refunds) answers a patient's open request."""
-        return {"data": credit_requests.listed(db.session(), query.get("status"))}
+        """Patients' requests for their credit back (asked in the portal), oldest first,
+        a page at a time (`limit`, `starting_after`): `?status=open` for those to
+        answer. Refunding the credit (POST /v1/patients/{id}/account/refunds) answers a
+        patient's open request."""
+        found, more = credit_requests.listed(
+            db.session(), query.get("status"), query["limit"], query.get("starting_after")
+        )
+        return {"data": found, "has_more": more}
 
 
 @blp.route("/credit-refund-requests/<request_id>/decline")

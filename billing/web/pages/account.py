@@ -35,6 +35,7 @@ from flask import (
 from billing.adapters import db
 from billing.adapters.portal_models import PortalSession
 from billing.adapters.providers import gateway
+from billing.domain import statuses
 from billing.domain.errors import NotFound, ServiceError
 from billing.domain.money import Money
 from billing.services.access import audit
@@ -48,7 +49,7 @@ from billing.web.estimates import pdf_response as estimate_pdf_response
 from billing.web.estimates import view_of
 from billing.web.limits import limiter, on_breach_page
 from billing.web.pages import security_headers
-from billing.web.pages.pay import WAIT_REFRESHES, contact, signing_keys
+from billing.web.pages.pay import WAIT_REFRESHES, contact, save_card_consent, signing_keys
 from billing.web.receipts import pdf_response
 from billing.web.requests import LONE_SURROGATE
 from billing.web.statements import statement_response
@@ -143,9 +144,9 @@ def signed_in(view: Callable[..., Any]) -> Callable[..., Any]:
             response = redirect(f"{PATH}/sign-in", code=303)
             response.delete_cookie(SESSION_COOKIE, path=PATH)
             return response
-        if request.method == "POST" and not hmac.compare_digest(
-            str(request.form.get("csrf", "")), csrf_for(found)
-        ):
+        # A form's field, or the header the card form's script sends with its JSON.
+        said = request.form.get("csrf") or request.headers.get("X-CSRF-Token", "")
+        if request.method == "POST" and not hmac.compare_digest(str(said), csrf_for(found)):
             return _page(
                 "account/message.html",
                 400,
@@ -402,10 +403,13 @@ def review_payment(portal: PortalSession, patient_id: str) -> Response:
         least_text = Money(least or 0, currency).format() if len(currency) == 3 else ""
         text = CHOICE_TEXT[error.code].format(least=least_text)
         return _choice_page(portal, patient_id, currency, chosen, typed, text)
+    wallet = overview.wallet(session, gateway(), portal.email, patient_id)
     return _page(
         "account/pay_review.html",
         review=review,
+        cards=wallet.cards,
         csrf=csrf_for(portal),
+        save_card_consent=save_card_consent(),
         publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
         stripe_js_url=current_app.config["STRIPE_JS_URL"],
     )
@@ -426,6 +430,78 @@ def payment_status(portal: PortalSession, payment_id: str) -> Response:
         else "These bills changed since this page was opened. "
         "Go back to your account and look again.",
     )
+
+
+@blp.post("/payments/<payment_id>/saved-card")
+@signed_in
+def pay_with_saved_card(portal: PortalSession, payment_id: str) -> Response:
+    """The patient chose a saved card instead of typing one: charged now, with the bank's
+    confirmation in the page if it asks for one."""
+    session = db.session()
+    waiting = paying.payment_of(session, portal.email, payment_id[:40])
+    back = f"/account/patients/{waiting.invoice.patient_id}/pay?currency={waiting.currency}"
+    try:
+        payment = balance.pay_with_saved_card(
+            session, gateway(), waiting.id, str(request.form.get("card", ""))[:255]
+        )
+    except ServiceError as error:
+        if error.status != 409:
+            raise
+        return _page(
+            "account/message.html",
+            409,
+            title="Not charged",
+            text=f"{error.detail} Nothing was charged.",
+            back_url=back,
+        )
+    done = f"/account/payments/{payment.id}/done"
+    if payment.status == statuses.SUCCEEDED:
+        return redirect(done, code=303)  # type: ignore[return-value]  # Werkzeug's Response
+    if payment.status == statuses.REQUIRES_ACTION and payment.client_secret:
+        return _page(
+            "account/pay_confirm.html",
+            total=Money(payment.amount, payment.currency).format(),
+            client_secret=payment.client_secret,
+            return_url=done,
+            publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"],
+            stripe_js_url=current_app.config["STRIPE_JS_URL"],
+            csrf=csrf_for(portal),
+        )
+    return _page(
+        "account/message.html",
+        402,
+        title="Not charged",
+        text=f"{payment.failure_message or 'The card was declined.'} Nothing was charged: "
+        "choose the bills again to try another card.",
+        back_url=back,
+    )
+
+
+@blp.post("/payments/<payment_id>/save-card")
+@signed_in
+def save_card(portal: PortalSession, payment_id: str) -> Response:
+    """For the card form's script, just before it confirms: the patient ticked "save this
+    card" (`{"save": true}`) or not; the consent stored is the server's own words."""
+    session = db.session()
+    payment = paying.payment_of(session, portal.email, payment_id[:40])
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested thousands deep: not what the page sends
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("save"), bool):
+        return make_response(jsonify(error='Send {"save": true} or {"save": false}.'), 400)
+    try:
+        balance.choose_to_save_card(
+            session,
+            gateway(),
+            payment.id,
+            save_card_consent() if body["save"] else None,
+            ip_address=request.remote_addr,
+            user_agent=request.headers.get("User-Agent"),
+        )
+    except ServiceError as error:
+        return make_response(jsonify(error=error.detail, code=error.code), error.status)
+    return jsonify(save=body["save"])
 
 
 @blp.get("/payments/<payment_id>/done")
