@@ -14,6 +14,8 @@ from billing.domain.money import Money
 from billing.services.invoicing.estimates import items_of
 from billing.web.receipts import pdf_font, pdf_text
 
+ITEM_WIDTHS = (150, 40)  # mm of an A4 page's 190 between margins
+
 
 def view_of(estimate: Estimate, config: dict[str, Any]) -> dict[str, Any]:
     """Everything the rule asks an estimate to say, with the clinic's details."""
@@ -82,20 +84,24 @@ def render_pdf(view: dict[str, Any], zone: Any) -> bytes:
     pdf.ln(4)
     pdf.set_font(font, size=12)
     pdf.cell(0, 8, text("Expected items and services"), new_x="LMARGIN", new_y="NEXT")
-    for item in view["items"]:
-        pdf.set_font(font, size=11)
-        pdf.cell(150, 6, text(item["description"]))
-        pdf.cell(0, 6, text(money(item["amount"])), align="R", new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font(font, size=9)
-        if item["quantity"] > 1:
-            each = f"    {item['quantity']} × {money(item['unit_amount'])}"
-            pdf.cell(0, 5, text(each), new_x="LMARGIN", new_y="NEXT")
-        for code in item["codes"]:
-            pdf.cell(0, 5, text(f"    {code}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(2)
-    pdf.set_font(font, size=11)
-    pdf.cell(150, 7, text("Total expected charges"))
-    pdf.cell(0, 7, text(money(view["total"])), align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(font, size=10)
+    # A table: a long description (a course with a sliding-scale discount) wraps within
+    # its column, and never runs over its amount or off the page.
+    with pdf.table(
+        col_widths=ITEM_WIDTHS,
+        text_align=("LEFT", "RIGHT"),
+        v_align="TOP",
+        first_row_as_headings=False,
+        borders_layout="HORIZONTAL_LINES",
+        line_height=5,
+    ) as table:
+        for item in view["items"]:
+            what = [item["description"]]
+            if item["quantity"] > 1:
+                what.append(f"{item['quantity']} × {money(item['unit_amount'])}")
+            what += list(item["codes"])
+            table.row([text("\n".join(what)), text(money(item["amount"]))])
+        table.row([text("Total expected charges"), text(money(view["total"]))])
     pdf.ln(4)
     pdf.set_font(font, size=9)
     pdf.multi_cell(0, 5, text(view["notice"]), new_x="LMARGIN", new_y="NEXT")

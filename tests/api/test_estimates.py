@@ -4,7 +4,9 @@ keeps), when they were due, bills $400 or more above them, and disputes of a bil
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,9 +14,12 @@ from pypdf import PdfReader
 
 from billing.adapters import db
 from billing.adapters.models import utcnow
+from billing.domain.money import Money
 from billing.services.integrations import emails
 from tests.api.test_bookings import ANA, BEN, NEW, Desk
 from tests.conftest import in_days
+
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "estimates"
 
 
 @pytest.fixture
@@ -165,6 +170,8 @@ def test_bills_400_or_more_above_the_estimate_are_reported(desk) -> None:
     estimate(desk, small["id"])
     big = quote(desk, "BK-BIG", "iv_individual", NEW)
     estimate(desk, big["id"])
+    asked = estimate(desk, big["id"], requested="true", requested_at=utcnow().isoformat())
+    assert asked.status_code == 201, asked.json  # a second estimate for the same bill
     for made in (small, big):
         desk.client.post("/v1/invoices", json={"quote_id": made["id"]}, headers=desk.headers)
     # The clinic's price rises by 450.00 and BK-BIG is re-quoted and invoiced at it.
@@ -176,9 +183,11 @@ def test_bills_400_or_more_above_the_estimate_are_reported(desk) -> None:
     assert report.status_code == 200, report.json
     usd = report.json["currencies"]["usd"]
     assert usd["threshold"] == 40000
+    # One row per patient and bill, from the newest estimate for it (the one asked for).
     assert [(p["patient_id"], p["estimated"], p["billed"], p["over"]) for p in usd["patients"]] == [
         ("P-3001", 50000, 95000, 45000)
     ]
+    assert usd["patients"][0]["estimate_id"] == asked.json["id"]
 
 
 def test_no_payment_reminders_while_the_patient_disputes_a_bill(app, desk) -> None:
@@ -261,3 +270,65 @@ def test_a_late_answer_to_a_patients_request_is_recorded_as_late(desk) -> None:
     assert plain["id"] != late["id"] and plain["on_time"] is True
     future = estimate(desk, made["id"], requested="true", requested_at=in_days(1))
     assert future.status_code == 422 and future.json["code"] == "requested_at_in_future"
+
+
+def test_a_long_line_wraps_within_its_column_and_never_covers_its_amount(desk) -> None:
+    """A course with a sliding-scale discount has the longest description an estimate
+    prints: rendered, its words stay left of the amounts and on the page, and each amount
+    reads whole (pages also saved as images in test-output/estimates/)."""
+    import pypdfium2 as pdfium
+
+    made = desk.client.post(
+        "/v1/quotes",
+        json={
+            "booking_id": "BK-WRAP",
+            "session_type": "iv_individual",
+            "scheduled_at": in_days(20),
+            "currency": "usd",
+            "patients": [
+                {
+                    **NEW,
+                    "discount": {
+                        "percent": 20,
+                        "reason": "sliding scale for household income below the local threshold",
+                        "approved_by": "Jo",
+                    },
+                }
+            ],
+        },
+        headers=desk.headers,
+    ).json
+    course = estimate(desk, made["id"], sessions=6, months=3).json
+    (item,) = course["items"]
+    assert len(item["description"]) > 90, item["description"]  # longer than a line
+    pdf = desk.client.get(
+        f"/v1/quotes/{made['id']}/estimate?format=pdf&sessions=6&months=3", headers=desk.headers
+    )
+    assert pdf.mimetype == "application/pdf", pdf.get_data(as_text=True)[:300]
+    document = pdfium.PdfDocument(pdf.data)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    amount = Money(item["amount"], "usd").format()
+    found_amount = False
+    for number in range(len(document)):
+        page = document[number]
+        width, height = page.get_size()
+        page.render(scale=2).to_pil().save(OUTPUT / f"long-line-{number + 1}.png")
+        text = page.get_textpage()
+        column = 10 / 25.4 * 72 + 150 / 25.4 * 72  # the amounts' column starts here
+        top = _box_of(text, "Expected items and services")[1]  # the table: below its
+        bottom = _box_of(text, "Total expected charges")[1] - 2  # heading, to its total
+        amounts = text.get_text_bounded(left=column, bottom=bottom, right=width, top=top)
+        # Only amounts stand in the amounts' column: no word of a description ran there.
+        assert re.fullmatch(r"[\s$\d,.\-−]*", amounts), amounts
+        found_amount = found_amount or amount in amounts.split()
+        for index in range(text.count_chars()):
+            left, bottom, right, top = text.get_charbox(index)
+            assert 0 <= left and right <= width and 0 <= bottom and top <= height
+    assert found_amount, amount
+
+
+def _box_of(text: Any, words: str) -> tuple[float, float, float, float]:
+    """Where `words` first stand on the page (left, bottom, right, top, in points)."""
+    found = text.search(words).get_next()
+    assert found is not None, words
+    return tuple(text.get_charbox(found[0]))  # type: ignore[return-value]

@@ -249,15 +249,22 @@ def variance(session: Session, thresholds: dict[str, int]) -> dict[str, Any]:
     less credit notes, write-offs and what was refunded of them), and by how much it is
     over."""
     report: dict[str, Any] = {}
+    # One row per patient and bills: of several estimates for the same bills (a plain
+    # one and one the patient asked for, or one updated), the newest speaks.
+    newest: dict[tuple[str, str, tuple[str, ...]], tuple[Estimate, Money]] = {}
     for estimate in session.scalars(select(Estimate).order_by(Estimate.issued_at, Estimate.id)):
+        bills = list(session.scalars(_billed_for(session, estimate)))
         billed = Money.sum(
             [
                 Money(invoice.amount_owed, invoice.currency)  # less credit notes, write-offs
                 - Money(_given_back(session, invoice), invoice.currency)
-                for invoice in session.scalars(_billed_for(session, estimate))
+                for invoice in bills
             ],
             estimate.currency,
         )
+        key = (estimate.currency, estimate.patient_id, tuple(sorted(i.id for i in bills)))
+        newest[key] = (estimate, billed)
+    for estimate, billed in newest.values():
         threshold = estimates.dispute_threshold(estimate.currency, thresholds)
         over = billed - Money(estimate.total, estimate.currency)
         entry = report.setdefault(
