@@ -135,6 +135,7 @@ ERROR_CODES = (
     "patient_required",
     "patient_not_in_quote",
     "no_open_dispute",
+    "bill_in_dispute",
     "discount_above_maximum",
     "discount_too_large",
     "promotion_invalid",

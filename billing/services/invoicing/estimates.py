@@ -21,6 +21,7 @@ from billing.domain import credits, estimates, policy, statuses
 from billing.domain.errors import Conflict, NotFound, field_error
 from billing.domain.money import Money
 from billing.services.access import audit
+from billing.services.invoicing import disputes
 from billing.services.invoicing.invoices import get_invoice
 
 
@@ -342,14 +343,11 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 
 def dispute_bill(session: Session, invoice_id: str, status: str, note: str | None) -> BillDispute:
-    """Open a dispute of an invoice (no payment reminders to the patient while it is open),
-    or mark the open one resolved; opening twice returns the open one."""
+    """Open a dispute of an invoice (while it is open nothing is charged for it and the
+    patient gets no payment reminders: `disputes`), or mark the open one resolved;
+    opening twice returns the open one."""
     invoice = get_invoice(session, invoice_id, for_update=True)
-    current = session.scalars(
-        select(BillDispute).where(
-            BillDispute.invoice_id == invoice.id, BillDispute.resolved_at.is_(None)
-        )
-    ).first()
+    current = disputes.open_dispute(session, invoice.id)
     if status == "open":
         if current is not None:
             session.commit()

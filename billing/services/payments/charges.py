@@ -57,7 +57,7 @@ from billing.services.access import audit
 from billing.services.bookings import holds
 from billing.services.idempotency import REPLAY_WAIT, IdempotencyRequest
 from billing.services.integrations import emails, events
-from billing.services.invoicing import ledger, paid
+from billing.services.invoicing import disputes, ledger, paid
 from billing.services.invoicing.invoices import get_invoice
 from billing.services.payments import (
     account,
@@ -164,6 +164,7 @@ def _pay_off_session(
 
     invoice = get_invoice(session, invoice_id, for_update=True)
     check_payable(session, invoice, cancels_online=True)
+    disputes.check_not_disputed(session, invoice)  # the patient may still pay it themselves
     if method == BANK_DEBIT and invoice.currency != "usd":
         raise field_error(
             "bank_debit_usd_only",

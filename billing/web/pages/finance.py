@@ -34,7 +34,7 @@ from billing.services.access.staff import authenticate_staff, end_sessions
 from billing.services.finance import journal
 from billing.services.finance import reconciliation as reports
 from billing.services.finance import reports as finance
-from billing.services.invoicing import receipts
+from billing.services.invoicing import disputes, receipts
 from billing.web.calendar import clinic_today, clinic_zone
 from billing.web.charts import Series, line_chart
 from billing.web.exports import aging_csv, month_end_csv, reconciliation_csv, refunds_disputes_csv
@@ -219,6 +219,7 @@ def dashboard(user: StaffUser) -> Response:
         mismatches=finance.stripe_mismatches(db.session(), period),
         known_currencies=CURRENCY_EXPONENTS,
         fees=finance.fees_by_month(db.session(), period),
+        disputes=disputes.open_disputes(db.session()),
         corrections=sorted(finance.adjustments_in(db.session(), period).items()),
         charts=[
             _chart([row for row in daily if row["currency"] == currency], start, end, currency)
