@@ -54,9 +54,12 @@ class CreditBackRequestQuerySchema(Schema):
         "CreditBackRequestStatus", fields.String(validate=validate.OneOf(REQUEST_STATUSES))
     )
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=200))
-    starting_after = fields.String(
-        validate=validate.Regexp(r"^crq_[0-9a-f]{24}$", error="Must be a crq_... id."),
-        metadata={"description": "The last request of the page before."},
+    starting_after = typed(
+        "CreditBackRequestId",
+        fields.String(
+            validate=validate.Regexp(r"^crq_[0-9a-f]{24}$", error="Must be a crq_... id."),
+            metadata={"description": "The last request of the page before."},
+        ),
     )
 
 

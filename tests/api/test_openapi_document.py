@@ -37,6 +37,7 @@ TYPED_NAMES = {
 CURSORS = {
     "/v1/events": "EventId",
     "/v1/webhook-endpoints/{endpoint_id}/deliveries": "DeliveryId",
+    "/v1/credit-refund-requests": "CreditBackRequestId",
 }
 # Values that come from Stripe as it has them: not ours to close.
 STRIPE_VALUES = {("Day", "currency"), ("Payout", "currency"), ("Payout", "status")}
