@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from billing.domain.clinical import PAYER_CLASSES
 from billing.domain.journal import Account, chart_of_accounts
 from billing.domain.money import CURRENCY_EXPONENTS
 from billing.domain.schedules import Window
@@ -61,6 +62,16 @@ def _days(environ: Mapping[str, str], name: str, default: list[int]) -> list[int
     if not days or days[0] < 1:
         raise ConfigError(f"{name} must name days from 1 on, got {raw!r}")
     return days
+
+
+def _payer_classes(environ: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    """Comma-separated payer classes; refused at start-up when one is not known."""
+    raw = environ.get(name, default)
+    chosen = tuple(part.strip() for part in raw.split(",") if part.strip())
+    unknown = [part for part in chosen if part not in PAYER_CLASSES]
+    if unknown:
+        raise ValueError(f"{name}: unknown payer classes {unknown}; known: {PAYER_CLASSES}")
+    return chosen
 
 
 def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -342,6 +353,10 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "CLINIC_ADDRESS": env.get("CLINIC_ADDRESS", "100 Main Street, Springfield, CA 90000"),
         "CLINIC_TAX_ID": env.get("CLINIC_TAX_ID", "EIN 00-0000000"),
         "BILLING_CODES": _json(env, "BILLING_CODES", DEFAULT_BILLING_CODES),
+        # Payer classes never charged a missed-appointment or late-cancellation fee
+        # (Medicaid: 42 CFR 447.15), comma-separated; the exemption is recorded on the
+        # booking's place.
+        "FEE_EXEMPT_PAYER_CLASSES": _payer_classes(env, "FEE_EXEMPT_PAYER_CLASSES", "medicaid"),
         # The largest sliding-scale discount staff may approve on a line, in per cent.
         "MAX_DISCOUNT_PERCENT": _int(env, "MAX_DISCOUNT_PERCENT", 50),
         # A bill this far above a Good Faith Estimate may be disputed, per currency in its

@@ -55,6 +55,14 @@ class SeatSchema(Schema):
     cancelled_by = typed("CancelledBy", fields.String(required=True, allow_none=True))
     cancellation_late = fields.Boolean(required=True, allow_none=True)
     fee_invoice_id = typed("InvoiceId", fields.String(required=True, allow_none=True))
+    fee_exempt_reason = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Why the policy's fee was not charged: the patient's payer class "
+            "is exempt (FEE_EXEMPT_PAYER_CLASSES)."
+        },
+    )
 
 
 class BookingSchema(Schema):

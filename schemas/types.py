@@ -135,6 +135,7 @@ ERROR_CODES = (
     "patient_required",
     "patient_not_in_quote",
     "no_open_dispute",
+    "profile_not_found",
     "bill_in_dispute",
     "discount_above_maximum",
     "discount_too_large",
@@ -219,6 +220,14 @@ TYPES: dict[str, dict[str, Any]] = {
         "declined",
         description="A request for credit back: open; refunded (the credit refunded to a "
         "card); declined (the credit stays the patient's).",
+    ),
+    "PayerClass": _closed(
+        "self_pay",
+        "medicare",
+        "medicaid",
+        "commercial",
+        description="Who pays the patient's bills: self_pay, medicare, medicaid or commercial "
+        "insurance.",
     ),
     "InvoiceNumber": {
         "type": "string",

@@ -45,6 +45,9 @@ class Seat(Base):
     cancelled_by: Mapped[str | None] = mapped_column(String(16))  # patient, clinic
     cancellation_late: Mapped[bool | None] = mapped_column(Boolean)
     fee_invoice_id: Mapped[str | None] = mapped_column(ForeignKey("invoices.id"))
+    # Why no fee was charged although the policy asks one: the patient's payer class is
+    # exempt (Medicaid: 42 CFR 447.15).
+    fee_exempt_reason: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     invoice: Mapped[Invoice] = relationship(foreign_keys=[invoice_id], lazy="selectin")
     fee_invoice: Mapped[Invoice | None] = relationship(

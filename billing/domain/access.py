@@ -24,6 +24,10 @@ SCOPES = frozenset(
         "webhooks:write",
         "books:close",
         "bookings:write",
+        # Patients' billing profiles (date of birth, address, payer class): health
+        # information, kept apart from billing scopes.
+        "clinical:read",
+        "clinical:write",
     }
 )
 ANY_KEY = "*"  # any valid key may call the endpoint

@@ -107,6 +107,13 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ("PUT", "/v1/patients/{patient_id}/autopay", ("payments:write",), {"enabled": False}),
     ("GET", "/v1/patients/{patient_id}/autopay", ("invoices:read",), None),
     ("POST", "/v1/patients/{patient_id}/portal-link", ("payments:write",), "portal"),
+    (
+        "PUT",
+        "/v1/patients/{patient_id}/profile",
+        ("clinical:write",),
+        {"date_of_birth": "1980-02-29", "payer_class": "medicaid"},
+    ),
+    ("GET", "/v1/patients/{patient_id}/profile", ("clinical:read", "clinical:write"), "profiled"),
     ("GET", "/v1/credit-refund-requests", ("refunds:write",), None),
     (
         "POST",
@@ -370,7 +377,15 @@ def _call(client, method, template, body, headers, make_key, booking):
             headers=make_key("invoices:write"),
         )
         client.application.config["PUBLIC_BASE_URL"] = "https://pay.example-clinic.com"
-    payload = None if body in ("paid", "estimated", "planned", "member", "portal") else body
+    if body == "profiled":  # read: clinical staff set it first
+        client.put(
+            "/v1/patients/P-1001/profile",
+            json={"payer_class": "self_pay"},
+            headers=make_key("clinical:write"),
+        )
+    payload = (
+        None if body in ("paid", "estimated", "planned", "member", "portal", "profiled") else body
+    )
     if template.endswith("/pause"):
         payload = {"resumes_at": "2099-01-01"}
     if body == "package":

@@ -31,13 +31,14 @@ from billing.adapters.models import (
     utcnow,
 )
 from billing.adapters.stripe_gateway import StripeGateway
-from billing.domain import policy, statuses
+from billing.domain import clinical, policy, statuses
 from billing.domain.dates import UTC_ZONE, day_of
 from billing.domain.errors import Conflict, NotFound, ServiceError, field_error
 from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
 from billing.services import idempotency
 from billing.services.access import audit
 from billing.services.bookings import holds
+from billing.services.clinical import profiles
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.invoicing import invoices, paylinks
@@ -64,6 +65,7 @@ class Settings:
     link_secret: str
     link_ttl: timedelta
     zone: Any = UTC_ZONE  # the clinic's calendar, for fee invoices' numbers
+    fee_exempt: tuple[str, ...] = (clinical.MEDICAID,)  # payer classes charged no fees
 
 
 def settings_from(config: Any, gateway: Callable[[], StripeGateway]) -> Settings:
@@ -73,6 +75,7 @@ def settings_from(config: Any, gateway: Callable[[], StripeGateway]) -> Settings
         link_secret=config["SECRET_KEY"],
         link_ttl=timedelta(days=config["PAY_LINK_TTL_DAYS"]),
         zone=config["CLINIC_ZONE"],
+        fee_exempt=tuple(config["FEE_EXEMPT_PAYER_CLASSES"]),
     )
 
 
@@ -318,6 +321,21 @@ def _fee_invoice(
         )
     amount = policy.fee_for(booking.quote.cancellation_policy, reason, value)
     if amount.amount < STRIPE_MINIMUM_CHARGE.get(amount.currency, 1):
+        return None
+    payer = profiles.payer_class_of(session, line.patient_id)
+    exempt = clinical.fee_exemption(payer, settings.fee_exempt)
+    if exempt is not None:  # recorded on the place, and in the audit trail
+        seat.fee_exempt_reason = exempt
+        audit.record(
+            session,
+            "booking.fee_exempted",
+            "booking",
+            booking.booking_id,
+            patient_id=seat.patient_id,
+            fee_reason=reason,
+            payer_class=payer,
+            amount=amount.amount,
+        )
         return None
     number = invoices.next_numbers(session, day_of(now, settings.zone).year, 1)[0]
     fee = Invoice(

@@ -87,6 +87,8 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/patients/{patient_id}/autopay", "put"): "setAutopay",
     ("/v1/patients/{patient_id}/autopay", "get"): "getAutopay",
     ("/v1/patients/{patient_id}/portal-link", "post"): "sendPortalLink",
+    ("/v1/patients/{patient_id}/profile", "get"): "getPatientProfile",
+    ("/v1/patients/{patient_id}/profile", "put"): "setPatientProfile",
     ("/v1/credit-refund-requests", "get"): "listCreditRefundRequests",
     ("/v1/credit-refund-requests/{request_id}/decline", "post"): "declineCreditRefundRequest",
     ("/v1/invoices/{invoice_id}/plan", "delete"): "cancelPaymentPlan",
