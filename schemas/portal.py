@@ -53,7 +53,7 @@ class CreditBackRequestQuerySchema(Schema):
     status = typed(
         "CreditBackRequestStatus", fields.String(validate=validate.OneOf(REQUEST_STATUSES))
     )
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=200))
+    limit = fields.Integer(load_default=200, validate=validate.Range(min=1, max=200))
     starting_after = typed(
         "CreditBackRequestId",
         fields.String(

@@ -336,13 +336,16 @@ TYPES: dict[str, dict[str, Any]] = {
         "external",
         "account_credit",
         "gift_card",
+        "balance",
         description="card_on_file: charge the saved card now; bank_debit: debit the saved "
         "US bank account (ACH, under its mandate; processing for days); online: a pay "
         "link for the "
         "patient; cash, check, external (another terminal or processor): money the front "
         "desk received outside Stripe, recorded as it arrived (scope payments:record); "
         "account_credit: the patient's credit applied to the invoice; gift_card: a gift "
-        "card's code (scope payments:record).",
+        "card's code (scope payments:record); balance: the patient paid several bills at "
+        "once in the portal, with this (oldest) bill's payment for the sum, and the other "
+        "bills paid from the credit its excess became (never asked for through the API).",
     ),
     "PaymentStatus": _closed(*PAYMENT_STATUSES, description="Where one payment attempt is."),
     "PaymentSource": _closed(

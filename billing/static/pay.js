@@ -90,7 +90,7 @@
       if (!confirmed.error && (done.status === "succeeded" || done.status === "processing")) {
         backFrom(done);
       } else {
-        stop(NOT_CONFIRMED, false);
+        stop(form.dataset.notConfirmed || NOT_CONFIRMED, false);
       }
       return;
     }

@@ -14,6 +14,7 @@ from billing.adapters.models import Invoice, InvoiceLine, Payment
 from billing.domain.dates import clinic_date
 from billing.domain.money import Money
 from billing.domain.policy import FEE, PACKAGE
+from billing.services.payments.balance import SHARED_BY
 from billing.web import plans
 from billing.web.plans import PlanShown
 from schemas.discounts import discounts_of
@@ -122,6 +123,8 @@ def how(payment: Payment) -> str:
         return f"Check{reference}"
     if payment.method == "external":
         return f"Card at the desk{reference}"
+    if payment.method == "account_credit" and (payment.reference or "").startswith(SHARED_BY):
+        return str(payment.reference).removeprefix(SHARED_BY) + ", paid with other bills"
     if payment.method == "account_credit":
         return "Account credit"
     if payment.method == "gift_card":

@@ -374,3 +374,140 @@ def test_a_saved_card_pays_both_bills_at_once(
     # The card form's PaymentIntent was cancelled: one charge at Stripe, none waiting.
     states = sorted(i["status"] for i in intents_of(standin, first))
     assert states == ["canceled", "succeeded"]
+
+
+def test_a_second_click_on_a_saved_card_charges_nothing_more(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str], standin: Any
+) -> None:
+    app = stripe_client.application
+    first, second = bills(open_invoice, 2)
+    card = save_card(stripe_client, staff, standin.url, PATIENT, "pm_card_visa")["id"]
+    client = portal_client(app, EMAIL)
+    page, payment_id = review(client, {"invoice": [first, second]})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.get_data(as_text=True))
+    assert csrf
+    form = {"csrf": csrf.group(1), "card": card}
+    once = client.post(f"/account/payments/{payment_id}/saved-card", data=form)
+    again = client.post(f"/account/payments/{payment_id}/saved-card", data=form)
+    assert once.status_code == 303 and again.status_code == 409
+    assert "Your account shows what was paid" in again.get_data(as_text=True)
+    assert "Nothing was charged" not in again.get_data(as_text=True)
+    charged = [i for i in intents_of(standin, first) if i["status"] == "succeeded"]
+    assert [i["amount"] for i in charged] == [2 * IV]
+    assert invoice(app, second).status == "paid"
+
+
+def test_a_saved_card_charge_whose_answer_was_lost_is_asked_again_never_sent_twice(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str], standin: Any
+) -> None:
+    """Recovery re-sends the same create with the same key, and Stripe answers with the
+    charge it made."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from billing.adapters.models import utcnow
+    from billing.services.payments import recovery
+
+    app = stripe_client.application
+    first, second = bills(open_invoice, 2)
+    card = save_card(stripe_client, staff, standin.url, PATIENT, "pm_card_visa")["id"]
+    client = portal_client(app, EMAIL)
+    page, payment_id = review(client, {"invoice": [first, second]})
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.get_data(as_text=True))
+    assert csrf
+    paid = client.post(
+        f"/account/payments/{payment_id}/saved-card", data={"csrf": csrf.group(1), "card": card}
+    )
+    charged_id = paid.headers["Location"].split("/")[3]
+    with app.app_context():  # as if we never heard back from Stripe
+        session = db.session()
+        intent_id = session.get_one(Payment, charged_id).stripe_payment_intent_id
+        session.execute(
+            update(Payment)
+            .where(Payment.id == charged_id)
+            .values(status="unknown", stripe_payment_intent_id=None, updated_at=utcnow())
+        )
+        session.commit()
+        recovery.reconcile_pending(session, app.extensions["billing.stripe"], timedelta(0))
+        again = db.session().get_one(Payment, charged_id)
+        assert (again.status, again.stripe_payment_intent_id) == ("succeeded", intent_id)
+    charged = [i for i in intents_of(standin, first) if i["status"] == "succeeded"]
+    assert [i["id"] for i in charged] == [intent_id]  # the same charge, not a second
+    with app.app_context():
+        assert account.credit_of(db.session(), PATIENT, "usd") == 0
+
+
+def test_while_a_saved_card_is_charged_for_several_bills_nothing_else_collects_them(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str]
+) -> None:
+    """The desk, the card on file and the bill's own pay page wait for its outcome."""
+    from tests.stripe.collect import charge_card_on_file, pay_link
+
+    app = stripe_client.application
+    first, second = bills(open_invoice, 2)
+    save_card(stripe_client, staff, "", PATIENT, "pm_card_visa")
+    with app.app_context():  # being charged now: no PaymentIntent known yet
+        session = db.session()
+        charging = Payment(
+            invoice_id=first, method="balance", status="pending", amount=2 * IV, currency="usd"
+        )
+        session.add(charging)
+        session.flush()
+        for position, invoice_id in enumerate((first, second)):
+            session.add(
+                BalanceShare(
+                    payment_id=charging.id, invoice_id=invoice_id, position=position, amount=IV
+                )
+            )
+        session.commit()
+    desk = cash(stripe_client, staff, second, IV, "desk")
+    assert desk.status_code == 409 and desk.json["code"] == "payment_in_progress", desk.json
+    card = charge_card_on_file(stripe_client, staff, second, "cof")
+    assert card.status_code == 409 and card.json["code"] == "payment_in_progress", card.json
+    status = stripe_client.get(pay_link(stripe_client, staff, second) + "/status").json
+    assert status["payable"] is False
+    assert invoice(app, second).amount_paid == 0
+
+
+def test_goodwill_credit_is_left_as_it_was_by_a_payment_of_several_bills(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str], standin: Any
+) -> None:
+    from billing.adapters.account_models import AccountBalance
+
+    app = stripe_client.application
+    first, second = bills(open_invoice, 2)
+    granted = stripe_client.post(
+        f"/v1/patients/{PATIENT}/account/credits",
+        headers={**staff, "Idempotency-Key": "gw"},
+        json={"amount": 5000, "currency": "usd", "reason": "a long wait", "approved_by": "M"},
+    )
+    assert granted.status_code == 201, granted.json
+    client = portal_client(app, EMAIL)
+    _, payment_id = review(client, {"invoice": [first, second]})
+    paid = patient_confirms(standin, secret_of(app, payment_id))
+    client.get(f"/account/payments/{payment_id}/done?payment_intent={paid['id']}")
+    assert invoice(app, second).status == "paid"
+    with app.app_context():
+        row = db.session().get_one(AccountBalance, (PATIENT, "usd"))
+        assert (row.credit, row.goodwill) == (5000, 5000)  # still goodwill: never to a card
+    receipt = stripe_client.get(f"/v1/invoices/{second}/receipt.pdf", headers=staff)
+    text = pdf_text(receipt)
+    assert "paid with other bills" in text and "Account credit" not in text
+
+
+def test_odd_input_to_the_pages_is_a_clear_page_never_a_500(
+    stripe_client: Any, staff: dict[str, str], open_invoice: Callable[..., str]
+) -> None:
+    app = stripe_client.application
+    first, second = bills(open_invoice, 2)
+    client = portal_client(app, EMAIL)
+    assert client.get(f"/account/patients/{PATIENT}/pay?currency=abc").status_code == 404
+    home = client.get("/account").get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', home)
+    assert csrf
+    form = {"csrf": csrf.group(1), "currency": "abc", "invoice": [first], "amount": "5"}
+    assert client.post(f"/account/patients/{PATIENT}/pay", data=form).status_code == 404
+    _, payment_id = review(client, {"invoice": [first, second]})
+    odd = client.get(f"/account/payments/{payment_id}/done?submitted=%C2%B2")
+    assert odd.status_code == 200

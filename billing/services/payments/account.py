@@ -60,6 +60,16 @@ def credit_of(session: Session, patient_id: str, currency: str) -> int:
     return int(found or 0)
 
 
+def card_credit_of(session: Session, patient_id: str, currency: str) -> int:
+    """The patient's credit that card money paid: all of it but the goodwill."""
+    found = session.execute(
+        select(AccountBalance.credit, AccountBalance.goodwill).where(
+            AccountBalance.patient_id == patient_id, AccountBalance.currency == currency
+        )
+    ).first()
+    return max(0, int(found[0]) - int(found[1])) if found is not None else 0
+
+
 def _movement(
     invoice: Invoice | None,
     amount: int,
@@ -321,10 +331,18 @@ def take(
     return taken is not None
 
 
-def use_credit(session: Session, invoice: Invoice, amount: int | None, collectable: int) -> int:
+def use_credit(
+    session: Session,
+    invoice: Invoice,
+    amount: int | None,
+    collectable: int,
+    card_money: bool = False,
+) -> int:
     """In the caller's transaction, under the invoice's lock: take what of the patient's
     credit pays the invoice now (`amount`, by default as much as it and `collectable`
-    allow). Refused when there is none, or less than asked."""
+    allow); with `card_money`, of the part a card paid only (a payment of several bills
+    on its way from the first to the next), leaving goodwill as it was. Refused when
+    there is none, or less than asked."""
     credit = credit_of(session, invoice.patient_id, invoice.currency)
     if credit <= 0:
         raise Conflict(
@@ -338,7 +356,7 @@ def use_credit(session: Session, invoice: Invoice, amount: int | None, collectab
             "amount",
             f"Patient {invoice.patient_id} has {credit} {invoice.currency} of credit.",
         )
-    if not take(session, invoice.patient_id, invoice.currency, amount):
+    if not take(session, invoice.patient_id, invoice.currency, amount, for_a_card=card_money):
         raise Conflict("no_credit", "The patient's credit was used meanwhile; ask again.")
     return amount
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -56,6 +57,9 @@ from billing.services.payments.online import REUSABLE, save_card_on
 log = logging.getLogger("billing.payments")
 
 PAID, ON_ITS_WAY, NOT_CHARGED = "paid", "on_its_way", "not_charged"
+# A share that cannot be applied this long after the payment is left as the patient's
+# credit (which then pays their oldest bills, as any credit does).
+GIVE_UP_AFTER = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +174,7 @@ def start(
         if _same(session, payment, shares) and payment.client_secret:
             return payment
     for payment in waiting:  # another choice: the patient pays this one instead
-        cancel_online(session, gateway, payment.invoice_id)
+        _cancel(session, gateway, payment)
     for share in shares:
         cancel_online(session, gateway, share.invoice.id)
     payment = _record(session, shares, patient_id, currency, chosen, amount, least)
@@ -193,10 +197,15 @@ def _record(
     amount: int | None,
     least: int | None,
     status: str = statuses.AWAITING_PATIENT,
+    card: tuple[str, str] | None = None,
 ) -> Payment:
-    """The payment of `shares`, on the first bill (locked), and its shares: committed
-    before Stripe is called. 409 when what is owed changed since they were worked out."""
-    first = get_invoice(session, shares[0].invoice.id, for_update=True)
+    """The payment of `shares`, on the first bill, and its shares: committed before Stripe
+    is called, with every bill locked (in id order) while what they owe is checked again,
+    so nothing else collects on one meanwhile. 409 when what is owed changed since the
+    shares were worked out. With `card` (customer, saved card), what it is charged to."""
+    for invoice_id in sorted(share.invoice.id for share in shares):
+        get_invoice(session, invoice_id, for_update=True)
+    first = get_invoice(session, shares[0].invoice.id)
     check_payable(session, first)
     again = share_out(session, patient_id, currency, chosen, amount, least)
     if [(s.invoice.id, s.takes) for s in again] != [(s.invoice.id, s.takes) for s in shares]:
@@ -207,6 +216,9 @@ def _record(
         status=status,
         amount=sum(share.takes for share in shares),
         currency=currency,
+        stripe_customer_id=card[0] if card else None,
+        stripe_payment_method_id=card[1] if card else None,
+        source="card" if card else None,
     )
     session.add(payment)
     session.flush()
@@ -246,16 +258,18 @@ def _keep(session: Session, gateway: StripeGateway, payment: Payment, intent: In
 
 
 def pay_with_saved_card(
-    session: Session, gateway: StripeGateway, payment_id: str, payment_method_id: str
+    session: Session,
+    gateway: StripeGateway,
+    payment_id: str,
+    payment_method_id: str,
+    least: int | None = None,
 ) -> Payment:
     """The patient chose one of their saved cards instead of typing one: the payment
-    waiting for the card form is cancelled at Stripe, and the same shares are charged to
-    that card at once, the patient on the page (their bank may ask them to confirm it:
-    `requires_action`, with a client secret for Stripe.js). 409 unless it is theirs and
-    saved."""
+    waiting for the card form is claimed (one request wins; a second click or tab gets
+    409) and cancelled at Stripe, then the same shares are charged to that card at once,
+    the patient on the page (their bank may ask them to confirm it: `requires_action`,
+    with a client secret for Stripe.js). 409 unless the card is theirs and saved."""
     waiting = get_payment(session, payment_id)
-    if waiting.status not in REUSABLE:
-        raise Conflict("invoice_not_payable", "This payment can no longer be made.")
     patient = session.scalars(
         select(Patient)
         .join(Invoice, Invoice.patient_id == Patient.patient_id)
@@ -268,15 +282,33 @@ def pay_with_saved_card(
         or consent.patient_id != patient.patient_id
         or not patient.stripe_customer_id
     ):
-        raise Conflict("no_card_on_file", "That card is not one of the patient's saved cards.")
-    customer_id = patient.stripe_customer_id
-    planned = shares_of(session, waiting.id)
-    chosen = [row.invoice_id for row in planned]
+        raise Conflict("no_card_on_file", "That card is not one of your saved cards.")
+    customer_id = str(patient.stripe_customer_id)
+    chosen = [row.invoice_id for row in shares_of(session, waiting.id)]
+    claimed = session.execute(
+        update(Payment)
+        .where(
+            Payment.id == waiting.id,
+            Payment.status.in_(REUSABLE),
+            Payment.stripe_payment_intent_id.is_not(None),
+        )
+        .values(status=statuses.CANCELED, updated_at=utcnow())
+        .returning(Payment.id)
+    ).scalar_one_or_none()
     session.commit()
-    cancel_online(session, gateway, waiting.invoice_id)  # the card form stands aside
-    shares = share_out(
-        session, patient.patient_id, waiting.currency, chosen, waiting.amount, least=0
-    )
+    if claimed is None:
+        raise Conflict(
+            "payment_in_progress",
+            "This payment was already made or replaced: look at your account before paying.",
+        )
+    intent = gateway.cancel_payment_intent(str(waiting.stripe_payment_intent_id))
+    apply_intent(session, gateway, waiting.id, intent)
+    if intent.status == "succeeded":  # paid with the card form in another tab meanwhile
+        allocate(session, gateway, waiting.id)
+        raise Conflict("invoice_not_payable", "These bills were just paid.")
+    if intent.status != "canceled":
+        raise Conflict("payment_in_progress", "A payment of these bills is being processed.")
+    shares = share_out(session, patient.patient_id, waiting.currency, chosen, waiting.amount, least)
     payment = _record(
         session,
         shares,
@@ -284,8 +316,9 @@ def pay_with_saved_card(
         waiting.currency,
         chosen,
         waiting.amount,
-        0,
+        least,
         status=statuses.PENDING,  # in flight: found by recovery if the answer is lost
+        card=(customer_id, payment_method_id),
     )
     try:
         intent = gateway.charge_saved_card(
@@ -297,7 +330,7 @@ def pay_with_saved_card(
             payment_method_id=payment_method_id,
         )
     except ServiceError as error:
-        if error.outcome_unknown:  # recovery asks Stripe for it by our payment's id
+        if error.outcome_unknown:  # recovery sends it again with the same key
             session.execute(
                 update(Payment)
                 .where(Payment.id == payment.id)
@@ -319,7 +352,32 @@ def pay_with_saved_card(
     payment = apply_intent(session, gateway, payment.id, intent, card)
     if payment.status == SUCCEEDED:
         allocate(session, gateway, payment.id)
-    return payment
+    elif payment.status == statuses.FAILED and payment.stripe_payment_intent_id:
+        # Declined: its PaymentIntent waits for another card that will never come.
+        _cancel(session, gateway, payment, quietly=True)
+    return get_payment(session, payment.id)
+
+
+def _cancel(
+    session: Session, gateway: StripeGateway, payment: Payment, quietly: bool = False
+) -> None:
+    """Cancel one payment of the balance's PaymentIntent at Stripe and record what Stripe
+    says: 409 when it was just paid or is being processed (unless `quietly`)."""
+    try:
+        intent = gateway.cancel_payment_intent(str(payment.stripe_payment_intent_id))
+    except ServiceError as error:
+        if quietly:
+            log.warning("balance payment %s not cancelled: %s", payment.id, error.detail)
+            return
+        raise
+    apply_intent(session, gateway, payment.id, intent)
+    if quietly:
+        return
+    if intent.status == "succeeded":
+        allocate(session, gateway, payment.id)
+        raise Conflict("balance_changed", "An earlier payment of these bills was just made.")
+    if intent.status != "canceled":
+        raise Conflict("payment_in_progress", "A payment of these bills is being processed.")
 
 
 def choose_to_save_card(
@@ -349,6 +407,7 @@ def _waiting(session: Session, patient_id: str) -> list[Payment]:
                 Invoice.patient_id == patient_id,
                 Payment.method == BALANCE,
                 Payment.status.in_(REUSABLE),
+                Payment.stripe_payment_intent_id.is_not(None),  # else nothing can pay it
             )
             .order_by(Payment.created_at.desc())
         )
@@ -390,19 +449,35 @@ def allocate(session: Session, gateway: StripeGateway | None, payment_id: str) -
             _done(session, row, payment.amount - _moved_to_credit(session, payment.id), None)
             continue
         left = payment.amount - _applied(session, payment.id)
-        paid = _pay_from_credit(session, gateway, payment, row, left) if left > 0 else None
+        try:
+            paid = _pay_from_credit(session, gateway, payment, row, left) if left > 0 else None
+        except ServiceError as error:
+            session.rollback()
+            if utcnow() - (payment.paid_at or payment.created_at) < GIVE_UP_AFTER:
+                # It passes (Stripe busy while the bill's pay page stands aside, a hold):
+                # this share and the later ones wait for the minute job, in order.
+                log.info("balance share %s waits: %s", row.id, error.detail)
+                break
+            log.warning("balance share %s given up: %s; it stays credit", row.id, error.detail)
+            paid = None
         _done(session, row, paid.amount if paid else 0, paid.id if paid else None)
         applied_now += paid.amount if paid else 0
     return applied_now
 
 
 def _pay_from_credit(
-    session: Session, gateway: StripeGateway | None, payment: Payment, row: BalanceShare, left: int
+    session: Session,
+    gateway: StripeGateway | None,
+    payment: Payment,
+    row: BalanceShare,
+    left: int,
 ) -> Payment | None:
-    """As much of `left` as the bill owes now, from the patient's credit; None if none
-    (the bill was paid or cancelled meanwhile: the share stays credit)."""
+    """As much of `left` as the bill owes now, from the card money of the patient's
+    credit (their goodwill credit stays as it was); None when the bill owes nothing now
+    (paid or cancelled meanwhile: the share stays credit). A failure that may pass
+    raises."""
     invoice = get_invoice(session, row.invoice_id)
-    credit = account.credit_of(session, invoice.patient_id, invoice.currency)
+    credit = account.card_credit_of(session, invoice.patient_id, invoice.currency)
     owed = collectable_now(session, invoice).amount if invoice.status in statuses.PAYABLE else 0
     part = account.automatic_part(owed, min(left, credit), invoice.currency)
     key = f"balance-share:{row.id}"
@@ -410,14 +485,29 @@ def _pay_from_credit(
     session.commit()
     if part <= 0:
         return None
-    try:
-        return received.record_payment(
-            session, gateway, row.invoice_id, received.CREDIT_METHOD, part, None, None, request
-        )
-    except ServiceError as error:
-        session.rollback()
-        log.info("balance share %s not applied: %s", row.id, error.detail)
-        return None
+    return received.record_payment(
+        session,
+        gateway,
+        row.invoice_id,
+        received.CREDIT_METHOD,
+        part,
+        shared_by(payment),  # what the bill's receipt says paid it
+        None,
+        request,
+        card_money=True,
+    )
+
+
+SHARED_BY = "Card, with other bills: "  # a share's reference, as receipts show it
+
+
+def shared_by(payment: Payment) -> str:
+    """How a share paid its bill, in the patient's words: the card of the payment."""
+    if payment.card_last4:
+        card = f"{(payment.card_brand or 'card').title()} ending {payment.card_last4}"
+    else:
+        card = "card"
+    return (SHARED_BY + card)[:100]
 
 
 def _done(
@@ -464,9 +554,9 @@ def allocate_all(session: Session, gateway: StripeGateway | None) -> int:
     for payment_id in unfinished:
         try:
             total += allocate(session, gateway, payment_id)
-        except ServiceError as error:
+        except Exception:  # one payment's trouble never stops the others, nor the credit job
             session.rollback()
-            log.warning("balance payment %s not shared out yet: %s", payment_id, error.detail)
+            log.exception("balance payment %s not shared out yet", payment_id)
     return total
 
 

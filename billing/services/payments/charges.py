@@ -293,14 +293,15 @@ def outcome(payment: Payment) -> Payment:
 
 
 def check_nothing_charging(session: Session, invoice_id: str, methods: tuple[str, ...]) -> None:
-    """Refuse (409) while a charge of the invoice by one of `methods` is in flight."""
+    """Refuse (409) while a charge of the invoice by one of `methods` is in flight, or a
+    payment of several bills that includes it is (`balance_charging`)."""
     in_flight = session.scalars(
         select(Payment.id).where(
             Payment.invoice_id == invoice_id,
             Payment.method.in_(methods),
             Payment.status.in_(IN_FLIGHT),
         )
-    ).first()
+    ).first() or balance_charging(session, invoice_id)
     if in_flight is not None:
         raise Conflict(
             "payment_in_progress",
@@ -417,6 +418,28 @@ def covering(invoice_id: str) -> ColumnElement[bool]:
     )
 
 
+# A payment of several bills being charged to a saved card: no PaymentIntent to cancel.
+BALANCE_CHARGING = (PENDING, UNKNOWN, PROCESSING)
+
+
+def balance_charging(session: Session, invoice_id: str) -> str | None:
+    """A payment of several bills that includes the invoice and may be collecting money
+    for it now: being charged to a saved card, or paid and not yet shared out to it. Its
+    id, or None."""
+    unshared = select(BalanceShare.payment_id).where(
+        BalanceShare.invoice_id == invoice_id, BalanceShare.done_at.is_(None)
+    )
+    found = session.scalars(
+        select(Payment.id).where(
+            covering(invoice_id),
+            Payment.method == BALANCE,
+            Payment.status.in_(BALANCE_CHARGING)
+            | ((Payment.status == SUCCEEDED) & Payment.id.in_(unshared)),
+        )
+    ).first()
+    return str(found) if found is not None else None
+
+
 def has_live_online(session: Session, invoice_id: str) -> bool:
     """Whether the invoice's pay page, or a payment of the balance that includes it,
     holds a PaymentIntent the patient could still pay."""
@@ -455,7 +478,14 @@ def cancel_online(session: Session, gateway: StripeGateway, invoice_id: str) -> 
             )
         )
     )
+    charging = balance_charging(session, invoice_id)
     session.commit()  # no transaction stays open across the call to Stripe
+    if charging is not None:  # a saved card being charged for it: nothing to cancel
+        raise Conflict(
+            "payment_in_progress",
+            "A payment of this invoice with other bills is being made; wait for its outcome.",
+            extra={"payment_id": charging},
+        )
     for payment in live:
         intent = gateway.cancel_payment_intent(str(payment.stripe_payment_intent_id))
         apply_intent(session, gateway, payment.id, intent)
@@ -526,6 +556,8 @@ def _send(session: Session, gateway: StripeGateway, payment_id: str) -> Payment:
     try:
         if payment.method == BANK_DEBIT:
             intent = gateway.debit_bank_account(**sent, mandate_id=str(mandate_id))
+        elif payment.method == BALANCE:  # a saved card chosen on the portal's page
+            intent = gateway.charge_saved_card(**sent)
         else:
             intent = gateway.charge_card_on_file(**sent, usage=usage)
     except ServiceError as error:
@@ -781,7 +813,10 @@ def resolve(session: Session, gateway: StripeGateway, payment_id: str) -> Paymen
         intent = gateway.retrieve_payment_intent(payment.stripe_payment_intent_id)
         card = card_for_receipt(gateway, payment, intent)
         return apply_intent(session, gateway, payment.id, intent, card)
-    if payment.method in OFF_SESSION and utcnow() - payment.created_at < KEYS_KEPT:
+    sent_by_us = payment.method in OFF_SESSION or (
+        payment.method == BALANCE and payment.stripe_payment_method_id is not None
+    )  # not the browser: we made the create call, and may make it again with its key
+    if sent_by_us and utcnow() - payment.created_at < KEYS_KEPT:
         # The same create with the same key: Stripe answers with the PaymentIntent it made
         # then, or makes it now if the first call never arrived.
         if _take_over(session, payment):

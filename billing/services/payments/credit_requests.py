@@ -97,7 +97,7 @@ def open_requests(session: Session, patient_id: str) -> list[CreditRefundRequest
 
 
 def listed(
-    session: Session, status: str | None, limit: int = 100, starting_after: str | None = None
+    session: Session, status: str | None, limit: int = 200, starting_after: str | None = None
 ) -> tuple[list[CreditRefundRequest], bool]:
     """A page of requests, oldest first (open ones are what staff work through), after
     the one `starting_after` names; and whether more follow."""

@@ -96,7 +96,7 @@ def pay_status(session: Session, invoice: Invoice) -> PayStatus:
             Payment.status.in_(IN_FLIGHT),
         )
         .limit(1)
-    )
+    ) or charges.balance_charging(session, invoice.id)
     payable = (
         statuses.is_payable(invoice.status) and charging is None and not _held(session, invoice)
     )

@@ -67,12 +67,13 @@ def record_payment(
     received_at: datetime | None,
     request: IdempotencyRequest | None,
     code: str | None = None,
+    card_money: bool = False,
 ) -> Payment:
     """Record money received at the desk against an invoice, apply the patient's credit to
-    it (`account_credit`) or a gift card (`gift_card`, its `code`); `amount`: by default
-    what it still owes (of credit or a gift card, as much as they pay). The payment,
-    succeeded, its money in the ledger. The pay page stands aside first, through
-    `gateway` (without one, a live pay page is 409)."""
+    it (`account_credit`; with `card_money`, only credit a card paid) or a gift card
+    (`gift_card`, its `code`); `amount`: by default what it still owes (of credit or a
+    gift card, as much as they pay). The payment, succeeded, its money in the ledger. The
+    pay page stands aside first, through `gateway` (without one, a live pay page is 409)."""
     if method == GIFT_CARD_METHOD and request is None:
         # The pay page: a code that cannot pay costs no PaymentIntent (a request with an
         # Idempotency-Key is checked after its key, so that a replay answers as before).
@@ -98,7 +99,9 @@ def record_payment(
         )
     if amount is not None:
         check_remainder(invoice, collectable.amount, amount)
-    amount, reference = _taken(session, invoice, method, amount, reference, code, collectable)
+    amount, reference = _taken(
+        session, invoice, method, amount, reference, code, collectable, card_money
+    )
     check_remainder(invoice, collectable.amount, amount)
     if method == "check" and not reference:
         raise field_error("reference_required", "reference", "Give the check's number.")
@@ -148,12 +151,14 @@ def _taken(
     reference: str | None,
     code: str | None,
     collectable: Money,
+    card_money: bool = False,
 ) -> tuple[int, str | None]:
     """What the payment is (by default what may be collected now, or all the patient's
     credit or gift card pays of it), taken from its source: the patient's credit, or a
     gift card (then named as the payment's reference); and the reference."""
     if method == CREDIT_METHOD:
-        return account.use_credit(session, invoice, amount, collectable.amount), reference
+        taken = account.use_credit(session, invoice, amount, collectable.amount, card_money)
+        return taken, reference
     if method == GIFT_CARD_METHOD:
         card, part = gift_cards.use(session, invoice, code, amount, collectable.amount)
         if amount is None:  # all the card pays, leaving nothing or what a card can pay

@@ -346,7 +346,7 @@ def _in_the_way(session: Session, item_id: str, now: datetime) -> bool:
             (Payment.method.in_(charges.OFF_SESSION) & Payment.status.in_(charges.IN_FLIGHT))
             | ((Payment.method == "online") & (Payment.status == statuses.PROCESSING)),
         )
-    )
+    ) or charges.balance_charging(session, item.invoice_id)
     if other is None:
         session.commit()
         return False

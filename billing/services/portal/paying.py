@@ -163,6 +163,7 @@ class Paid:
     shares: list[ShareShown]
     patient_id: str
     currency: str
+    credit: str = ""  # what no bill took (paid another way meanwhile): the patient's credit
 
 
 def paid(
@@ -170,30 +171,35 @@ def paid(
     gateway: StripeGateway,
     email: str,
     payment_id: str,
-    intent_id: str | None,
     zone: ZoneInfo,
 ) -> Paid:
     """What became of the payment the patient's browser just confirmed (asking Stripe
-    when our webhook has not told us), and once it succeeded, what it paid of each bill."""
+    when our webhook has not told us), and once it succeeded, what it paid of each bill
+    and what no bill took (the patient's credit)."""
     payment = payment_of(session, email, payment_id)
     patient_id = get_invoice(session, payment.invoice_id).patient_id
     session.commit()
-    said = balance.outcome(session, gateway, [patient_id], intent_id or "")
-    if said is None and payment.stripe_payment_intent_id:  # opened again, without the id
+    # Only this payment's PaymentIntent speaks for it, whatever the address bar names.
+    said = None
+    if payment.stripe_payment_intent_id:
         said = balance.outcome(session, gateway, [patient_id], payment.stripe_payment_intent_id)
     state = said[0] if said else balance.NOT_CHARGED
     payment = get_payment(session, payment_id)
-    shares = []
+    shares, took = [], 0
     if state == balance.PAID:
         for row in balance.shares_of(session, payment.id):
-            invoice = get_invoice(session, row.invoice_id)
-            takes = row.applied if row.applied is not None else 0
-            shares.append(_shown(invoice, zone, invoice.balance_due + takes, takes))
+            takes = row.applied or 0
+            took += takes
+            if takes > 0:
+                invoice = get_invoice(session, row.invoice_id)
+                shares.append(_shown(invoice, zone, invoice.balance_due + takes, takes))
     session.commit()
+    left = payment.amount - took if state == balance.PAID else 0
     return Paid(
         state=state,
         total=Money(payment.amount, payment.currency).format(),
         shares=shares,
         patient_id=patient_id,
         currency=payment.currency,
+        credit=Money(left, payment.currency).format() if left > 0 else "",
     )

@@ -246,6 +246,7 @@ def _paid_together(session: Session, invoice_ids: list[str]) -> dict[str, str]:
             Payment.method == BALANCE,
             Payment.invoice_id.in_(invoice_ids),
             Payment.stripe_payment_intent_id.is_not(None),
+            BalanceShare.applied > 0,  # the bills it paid, not the ones it reached too late
         )
         .order_by(Payment.id, BalanceShare.position)
     ).all()

@@ -37,7 +37,7 @@ from billing.adapters.portal_models import PortalSession
 from billing.adapters.providers import gateway
 from billing.domain import statuses
 from billing.domain.errors import NotFound, ServiceError
-from billing.domain.money import Money
+from billing.domain.money import CURRENCY_EXPONENTS, Money
 from billing.services.access import audit
 from billing.services.invoicing.receipts import receipt_payments
 from billing.services.payments import autopay, balance, card_moves, credit_requests, patients
@@ -314,8 +314,16 @@ def pay_invoice(portal: PortalSession, invoice_id: str) -> Response:
 def choose_bills(portal: PortalSession, patient_id: str) -> Response:
     """The bills that can be paid now, all ticked, and (where the clinic takes parts)
     how much to pay: one payment, shared out oldest bill first."""
-    currency = str(request.args.get("currency", ""))[:3].lower()
+    currency = _currency(request.args.get("currency"))
     return _choice_page(portal, patient_id[:64], currency)
+
+
+def _currency(raw: object) -> str:
+    """A currency the service knows, or a 404 page (no bill is in any other)."""
+    currency = str(raw or "")[:3].lower()
+    if currency not in CURRENCY_EXPONENTS:
+        raise NotFound("not_found", "There is nothing here.")
+    return currency
 
 
 def _choice_page(
@@ -362,6 +370,8 @@ CHOICE_TEXT = {
     "part_not_taken": "Pay all of the bills you chose, or choose fewer bills.",
     "remainder_too_small": "That would leave a few cents owed: pay a little more or a little less.",
     "balance_changed": "What you owe changed just now. Look again below.",
+    "payment_in_progress": "A payment of these bills is being processed. Wait a minute, "
+    "then look at your account before paying again.",
 }
 
 
@@ -371,12 +381,12 @@ def review_payment(portal: PortalSession, patient_id: str) -> Response:
     """What the payment pays of each bill, and the card form to pay it."""
     session = db.session()
     patient_id = patient_id[:64]
-    currency = str(request.form.get("currency", ""))[:3].lower()
+    currency = _currency(request.form.get("currency"))
     chosen = [str(value)[:40] for value in request.form.getlist("invoice")][:200]
     typed = str(request.form.get("amount", "")).strip()[:32]
     amount = None
     if typed:
-        parsed = Money.parse(typed, currency) if len(currency) == 3 else None
+        parsed = Money.parse(typed, currency)
         if parsed is None or parsed.amount <= 0:
             return _choice_page(
                 portal, patient_id, currency, chosen, typed, "Enter an amount such as 150.00."
@@ -400,7 +410,7 @@ def review_payment(portal: PortalSession, patient_id: str) -> Response:
         session.rollback()
         if error.code not in CHOICE_TEXT:
             raise
-        least_text = Money(least or 0, currency).format() if len(currency) == 3 else ""
+        least_text = Money(least or 0, currency).format()
         text = CHOICE_TEXT[error.code].format(least=least_text)
         return _choice_page(portal, patient_id, currency, chosen, typed, text)
     wallet = overview.wallet(session, gateway(), portal.email, patient_id)
@@ -442,7 +452,11 @@ def pay_with_saved_card(portal: PortalSession, payment_id: str) -> Response:
     back = f"/account/patients/{waiting.invoice.patient_id}/pay?currency={waiting.currency}"
     try:
         payment = balance.pay_with_saved_card(
-            session, gateway(), waiting.id, str(request.form.get("card", ""))[:255]
+            session,
+            gateway(),
+            waiting.id,
+            str(request.form.get("card", ""))[:255],
+            _least(waiting.currency),
         )
     except ServiceError as error:
         if error.status != 409:
@@ -450,8 +464,8 @@ def pay_with_saved_card(portal: PortalSession, payment_id: str) -> Response:
         return _page(
             "account/message.html",
             409,
-            title="Not charged",
-            text=f"{error.detail} Nothing was charged.",
+            title="Not paid here",
+            text=f"{CHOICE_TEXT.get(error.code, error.detail)} Your account shows what was paid.",
             back_url=back,
         )
     done = f"/account/payments/{payment.id}/done"
@@ -512,23 +526,25 @@ def payment_done(portal: PortalSession, payment_id: str) -> Response:
     intent_id = request.args.get("payment_intent")
     if intent_id is not None and not INTENT_ID.match(intent_id):
         intent_id = None
-    waited = request.args.get("submitted", "0")
-    waited_count = int(waited) if waited.isdigit() else 0
+    waited = request.args.get("submitted", "0")[:4]
+    waited_count = int(waited) if waited.isascii() and waited.isdigit() else 0
     session = db.session()
     paying.payment_of(session, portal.email, payment_id[:40])  # before Stripe is asked
     done = paying.paid(
-        session,
-        gateway(),
-        portal.email,
-        payment_id[:40],
-        intent_id,
-        current_app.config["CLINIC_ZONE"],
+        session, gateway(), portal.email, payment_id[:40], current_app.config["CLINIC_ZONE"]
     )
     if done.state == balance.PAID:
+        text = f"Your payment of {done.total} was received. It paid:"
+        if done.credit:
+            text = (
+                f"Your payment of {done.total} was received. {done.credit} of it is your "
+                "credit (a bill was paid another way meanwhile): it pays your next bills, "
+                "or you can ask for it back from your account. It paid:"
+            )
         return _page(
             "account/message.html",
             title="Thank you",
-            text=f"Your payment of {done.total} was received. It paid:",
+            text=text,
             tone="neutral",
             paid_shares=done.shares,
         )
