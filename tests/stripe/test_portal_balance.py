@@ -10,6 +10,7 @@ import re
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -129,6 +130,17 @@ def test_three_bills_are_paid_with_one_payment_shared_out_oldest_first(
     charged = [i for i in intents_of(standin, first) if i["status"] == "succeeded"]
     assert [i["amount"] for i in charged] == [140000]
     assert intents_of(standin, third) == []
+    # Finance does not see it as money collected twice on the oldest bill.
+    from zoneinfo import ZoneInfo
+
+    from billing.services.finance import reconciliation, reports
+
+    with app.app_context():
+        today = datetime.now(UTC).date()
+        period = reports.day_range(
+            today - timedelta(days=1), today + timedelta(days=1), ZoneInfo("UTC")
+        )
+        assert reconciliation.overpayments(db.session(), period) == []
     # The statement shows the one card payment, named by its bills, and closes at zero.
     text = pdf_text(client.get("/account/statements.pdf"))
     flat = " ".join(text.split())

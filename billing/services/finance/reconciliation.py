@@ -26,6 +26,7 @@ from billing.adapters.db import clinic_day
 from billing.adapters.models import (
     Invoice,
     LedgerEntry,
+    Payment,
     Refund,
     StripeBalanceTransaction,
     StripePayout,
@@ -270,11 +271,22 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
         .group_by(AccountMovement.invoice_id)
         .subquery()
     )
+    # What a payment of several bills (from the portal) collected on its oldest bill for
+    # the others: on its way to them through credit, never collected twice.
+    shared = (
+        select(AccountMovement.invoice_id, money_sum(AccountMovement.amount).label("shared"))
+        .join(Payment, Payment.id == AccountMovement.payment_id)
+        .where(AccountMovement.kind == "overpayment", Payment.method == "balance")
+        .group_by(AccountMovement.invoice_id)
+        .subquery()
+    )
+    for_others = func.coalesce(shared.c.shared, 0)
     owed = case((Invoice.status == VOID, 0), else_=Invoice.amount_owed)
     returned = func.coalesce(given_back.c.given_back, 0)
-    kept_as_credit = func.coalesce(kept.c.kept, 0)
+    kept_as_credit = func.coalesce(kept.c.kept, 0) - for_others
     # What credit or a gift card paid of a void invoice went back to credit with the rest.
-    left = candidates.c.collected - owed - returned - kept_as_credit
+    collected = candidates.c.collected - for_others
+    left = collected - owed - returned - kept_as_credit
     outstanding = case((left < 0, 0), else_=left)
     rows = session.execute(
         select(
@@ -283,8 +295,8 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
             Invoice.status,
             Invoice.currency,
             Invoice.total,
-            candidates.c.collected,
-            cast(candidates.c.collected - owed, BigInteger).label("excess"),
+            cast(collected, BigInteger).label("collected"),
+            cast(collected - owed, BigInteger).label("excess"),
             cast(returned, BigInteger).label("given_back"),
             cast(kept_as_credit, BigInteger).label("kept_as_credit"),
             cast(outstanding, BigInteger).label("outstanding"),
@@ -293,7 +305,8 @@ def overpayments(session: Session, period: Period) -> list[dict[str, Any]]:
         .join(candidates, candidates.c.invoice_id == Invoice.id)
         .outerjoin(given_back, given_back.c.invoice_id == Invoice.id)
         .outerjoin(kept, kept.c.invoice_id == Invoice.id)
-        .where(candidates.c.collected > owed)
+        .outerjoin(shared, shared.c.invoice_id == Invoice.id)
+        .where(collected > owed)
         .order_by(candidates.c.last_charge_at, Invoice.id)
     ).mappings()
     return [dict(row) for row in rows]
