@@ -119,8 +119,11 @@ def refund_invoice(
         if invoice.amount_paid > 0:
             raise Conflict(
                 "refund_outside_stripe",
-                f"Invoice {invoice.number} was paid at the desk (cash, check or another "
-                "terminal), not through Stripe: give that money back the way it came.",
+                f"Invoice {invoice.number} was not paid through Stripe on this invoice (at "
+                "the desk, with the patient's credit or a gift card, or by a card payment of "
+                "several bills made on an older one): a credit note gives what credit paid "
+                "back to the patient's credit, which a refund of credit sends to the card it "
+                "came from; money from the desk goes back the way it came.",
             )
         raise Conflict("invoice_not_paid", f"Invoice {invoice.number} has no payment to refund.")
     if left < Money(amount, invoice.currency):
