@@ -353,6 +353,14 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "CLINIC_ADDRESS": env.get("CLINIC_ADDRESS", "100 Main Street, Springfield, CA 90000"),
         "CLINIC_TAX_ID": env.get("CLINIC_TAX_ID", "EIN 00-0000000"),
         "BILLING_CODES": _json(env, "BILLING_CODES", DEFAULT_BILLING_CODES),
+        # The clinic as billing provider on superbills and claims: its NPI (type 2), tax
+        # id (EIN) and taxonomy code. Superbills are refused while NPI or TIN is unset.
+        "CLINIC_NPI": env.get("CLINIC_NPI", ""),
+        "CLINIC_TIN": env.get("CLINIC_TIN", ""),
+        "CLINIC_TAXONOMY": env.get("CLINIC_TAXONOMY", "2084P0800X"),
+        # Per session type: the place of service (11, the office, by default) and per
+        # billing code its units, modifiers and share of the charge on a superbill.
+        "SUPERBILL_LINES": _json(env, "SUPERBILL_LINES", {}),
         # Payer classes never charged a missed-appointment or late-cancellation fee
         # (Medicaid: 42 CFR 447.15), comma-separated; the exemption is recorded on the
         # booking's place.

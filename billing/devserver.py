@@ -78,8 +78,8 @@ def offline_stripe(instance_path: str, port: int) -> dict[str, Any]:
 
 def local_defaults(port: int) -> dict[str, Any]:
     """What `make run` sets unless the environment says otherwise: links in emails point at
-    this server, webhooks may reach a receiver on this machine, and with no broker a
-    worker and the scheduler run in this process."""
+    this server, webhooks may reach a receiver on this machine, with no broker a worker
+    and the scheduler run in this process, and superbills carry example identifiers."""
     defaults: dict[str, Any] = {}
     if not os.environ.get("PUBLIC_BASE_URL"):
         defaults["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{port}"
@@ -87,6 +87,12 @@ def local_defaults(port: int) -> dict[str, Any]:
         defaults["WEBHOOK_ALLOWED_NETWORKS"] = "127.0.0.0/8,::1/128"
     if not (os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL")):
         defaults["EMBEDDED_WORKER"] = True
+    # Example identifiers for superbills on a developer's machine (CMS's sample NPI); a
+    # deployment sets its own, and without them superbills are refused.
+    if not os.environ.get("CLINIC_NPI"):
+        defaults["CLINIC_NPI"] = "1234567893"
+    if not os.environ.get("CLINIC_TIN"):
+        defaults["CLINIC_TIN"] = "00-0000000"
     return defaults
 
 

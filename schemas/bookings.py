@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
+from billing.domain.clinical import MAX_DIAGNOSES, diagnosis_problem, npi_problem
 from billing.domain.policy import ATTENDANCE, CANCELLED_BY
 from schemas.catalog import CancellationPolicySchema
 from schemas.fields import Computed, Currency, UtcDateTime, identifier
@@ -16,6 +17,32 @@ from schemas.types import typed
 class AttendanceMarkSchema(Schema):
     patient_id = typed("PatientId", identifier(required=True))
     status = typed("Attendance", fields.String(required=True, validate=validate.OneOf(ATTENDANCE)))
+    diagnosis_codes = fields.List(
+        fields.String(validate=validate.Length(min=3, max=8)),
+        validate=validate.Length(min=1, max=MAX_DIAGNOSES),
+        metadata={
+            "description": "The visit's ICD-10-CM codes, the primary first (scope "
+            "clinical:write too). Kept for superbills and claims only."
+        },
+    )
+    rendering_provider = fields.String(
+        metadata={
+            "description": "The NPI of the clinician who rendered the session (scope "
+            "clinical:write too); listed with POST /v1/catalog/providers."
+        },
+    )
+
+    @validates("diagnosis_codes")
+    def _codes(self, codes: list[str], **_kwargs: object) -> None:
+        problems = [problem for code in codes if (problem := diagnosis_problem(code))]
+        if problems:
+            raise ValidationError(problems)
+
+    @validates("rendering_provider")
+    def _npi(self, npi: str, **_kwargs: object) -> None:
+        problem = npi_problem(npi)
+        if problem:
+            raise ValidationError(problem)
 
 
 class AttendanceRequestSchema(Schema):

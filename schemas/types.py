@@ -136,6 +136,10 @@ ERROR_CODES = (
     "patient_not_in_quote",
     "no_open_dispute",
     "profile_not_found",
+    "provider_exists",
+    "provider_not_found",
+    "superbill_incomplete",
+    "no_superbill",
     "bill_in_dispute",
     "discount_above_maximum",
     "discount_too_large",
@@ -221,6 +225,12 @@ TYPES: dict[str, dict[str, Any]] = {
         description="A request for credit back: open; refunded (the credit refunded to a "
         "card); declined (the credit stays the patient's).",
     ),
+    "Npi": {
+        "type": "string",
+        "pattern": r"^\d{10}$",
+        "description": "A National Provider Identifier: ten digits, the last a check digit.",
+        "example": "1234567893",
+    },
     "PayerClass": _closed(
         "self_pay",
         "medicare",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Date, String
+from sqlalchemy import Date, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.adapters.models import Base, utcnow
@@ -27,3 +27,32 @@ class PatientProfile(Base):
     country: Mapped[str | None] = mapped_column(String(2))
     payer_class: Mapped[str] = mapped_column(String(16), default="self_pay")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Provider(Base):
+    """A clinician who renders sessions (named on superbills and claims by NPI)."""
+
+    __tablename__ = "providers"
+
+    npi: Mapped[str] = mapped_column(String(10), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    credentials: Mapped[str | None] = mapped_column(String(50))  # MD, DO, NP, LCSW ...
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VisitRecord(Base):
+    """What clinical staff recorded of one patient's visit at attendance: its diagnoses
+    (ICD-10-CM, in order: the first is the primary) and the clinician who rendered it.
+    Keyed by the visit's session invoice; read only for the documents insurers need."""
+
+    __tablename__ = "visit_records"
+
+    invoice_id: Mapped[str] = mapped_column(ForeignKey("invoices.id"), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    diagnosis_codes: Mapped[str] = mapped_column(String(120), default="")  # comma-separated
+    rendering_npi: Mapped[str | None] = mapped_column(ForeignKey("providers.npi"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def diagnoses(self) -> list[str]:
+        return [code for code in self.diagnosis_codes.split(",") if code]

@@ -114,6 +114,20 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
         {"date_of_birth": "1980-02-29", "payer_class": "medicaid"},
     ),
     ("GET", "/v1/patients/{patient_id}/profile", ("clinical:read", "clinical:write"), "profiled"),
+    (
+        "POST",
+        "/v1/catalog/providers",
+        ("catalog:write",),
+        {"npi": "1234567893", "name": "Dana Ruiz", "credentials": "MD"},
+    ),
+    ("GET", "/v1/catalog/providers", ("catalog:write", "clinical:write", "clinical:read"), None),
+    ("GET", "/v1/invoices/{invoice_id}/superbill", ("clinical:read", "clinical:write"), "visit"),
+    (
+        "GET",
+        "/v1/invoices/{invoice_id}/superbill.pdf",
+        ("clinical:read", "clinical:write"),
+        "visit",
+    ),
     ("GET", "/v1/credit-refund-requests", ("refunds:write",), None),
     (
         "POST",
@@ -377,6 +391,8 @@ def _call(client, method, template, body, headers, make_key, booking):
             headers=make_key("invoices:write"),
         )
         client.application.config["PUBLIC_BASE_URL"] = "https://pay.example-clinic.com"
+    if body == "visit":  # a superbill: everything an insurer needs was recorded first
+        _visit(client, ids["invoice_id"], make_key)
     if body == "profiled":  # read: clinical staff set it first
         client.put(
             "/v1/patients/P-1001/profile",
@@ -384,7 +400,9 @@ def _call(client, method, template, body, headers, make_key, booking):
             headers=make_key("clinical:write"),
         )
     payload = (
-        None if body in ("paid", "estimated", "planned", "member", "portal", "profiled") else body
+        None
+        if body in ("paid", "estimated", "planned", "member", "portal", "profiled", "visit")
+        else body
     )
     if template.endswith("/pause"):
         payload = {"resumes_at": "2099-01-01"}
@@ -410,6 +428,34 @@ def _call(client, method, template, body, headers, make_key, booking):
         payload = next((v for k, v in STRIPE_BODIES.items() if template.endswith(k)), None)
     headers = {**headers, "Idempotency-Key": "auth-matrix"}
     return client.open(template.format(**ids), method=method, json=payload, headers=headers)
+
+
+def _visit(client: Any, invoice_id: str, make_key: Any) -> None:
+    """P-1001's profile, a clinician, and the visit's diagnoses and clinician."""
+    from billing.adapters.clinical_models import Provider, VisitRecord
+
+    client.application.config.update(CLINIC_NPI="1245319599", CLINIC_TIN="12-3456789")
+    client.put(
+        "/v1/patients/P-1001/profile",
+        json={
+            "date_of_birth": "1980-01-01",
+            "address": {"line1": "1 A St", "city": "Town", "postal_code": "90001"},
+        },
+        headers=make_key("clinical:write"),
+    )
+    with client.application.app_context():
+        session = db.session()
+        if session.get(Provider, "1234567893") is None:
+            session.add(Provider(npi="1234567893", name="Dana Ruiz", credentials="MD"))
+        session.add(
+            VisitRecord(
+                invoice_id=invoice_id,
+                patient_id="P-1001",
+                diagnosis_codes="F32.2",
+                rendering_npi="1234567893",
+            )
+        )
+        session.commit()
 
 
 def _credit_request(app: Flask) -> str:

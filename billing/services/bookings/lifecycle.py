@@ -38,7 +38,7 @@ from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
 from billing.services import idempotency
 from billing.services.access import audit
 from billing.services.bookings import holds
-from billing.services.clinical import profiles
+from billing.services.clinical import profiles, visits
 from billing.services.idempotency import IdempotencyRequest
 from billing.services.integrations import events
 from billing.services.invoicing import invoices, paylinks
@@ -124,12 +124,13 @@ def mark_attendance(
     session: Session,
     settings: Settings,
     booking_id: str,
-    marks: Sequence[dict[str, str]],
+    marks: Sequence[dict[str, Any]],
     request: IdempotencyRequest,
     now: datetime | None = None,
 ) -> BookingView:
     """Attended or no-show per patient; a no-show costs the policy's no-show fee, and a
-    correction (no-show -> attended) reverses that fee."""
+    correction (no-show -> attended) reverses that fee. The visit's diagnoses and
+    rendering clinician, when given, are recorded for its superbill (`visits`)."""
     now = now or utcnow()
     claim = idempotency.claim(session, request, "booking")
     if claim.replay_of is None:
@@ -157,6 +158,15 @@ def mark_attendance(
                     f"Booking {booking_id} has not started; a no-show is marked once it has.",
                 )
             _mark(session, settings, booking, seat, mark["status"], now)
+            if "diagnosis_codes" in mark or "rendering_provider" in mark:
+                visits.record(
+                    session,
+                    seat.invoice_id,
+                    seat.patient_id,
+                    mark.get("diagnosis_codes"),
+                    mark.get("rendering_provider"),
+                    f"patients.{index}",
+                )
             owed.extend(i for i in (seat.invoice_id, seat.fee_invoice_id) if i is not None)
         session.flush()
         autopay.queue(session, owed, autopay.ATTENDED, now)  # charged by the scheduler

@@ -13,7 +13,7 @@ from billing.services.bookings import lifecycle
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request
 from billing.web.api.spec import CALLS_STRIPE, WITH_A_BODY, problems
-from billing.web.auth import requires
+from billing.web.auth import check_scope, requires
 from schemas.bookings import AttendanceRequestSchema, BookingSchema, CancellationRequestSchema
 
 blp = Blueprint(
@@ -47,7 +47,12 @@ class AttendanceView(MethodView):
     @problems(blp, *WITH_A_BODY, *CALLS_STRIPE, 404, 409)
     def post(self, body: dict[str, Any], booking_id: str) -> lifecycle.BookingView:
         """Mark patients attended or no-show (a no-show costs the policy's fee); marking
-        again with the other status corrects it and reverses the fee."""
+        again with the other status corrects it and reverses the fee. Clinical staff may
+        record each visit's `diagnosis_codes` (ICD-10-CM) and `rendering_provider` (an
+        NPI) at the same time, with a key that also holds clinical:write: kept for the
+        visit's superbill and claim, never in the booking's events."""
+        if any("diagnosis_codes" in m or "rendering_provider" in m for m in body["patients"]):
+            check_scope("clinical:write", "recording diagnoses")
         request = idempotency_request(required=True)
         assert request is not None
         return lifecycle.mark_attendance(

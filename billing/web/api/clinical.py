@@ -5,16 +5,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, current_app, request
 from flask.views import MethodView
 
 from billing.adapters import db
-from billing.adapters.clinical_models import PatientProfile
-from billing.services.clinical import profiles
+from billing.adapters.clinical_models import PatientProfile, Provider
+from billing.services.clinical import profiles, superbills, visits
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER
+from billing.web.api.invoices import BINARY, RECEIPT_TYPES
 from billing.web.api.spec import WITH_A_BODY, problems
 from billing.web.auth import requires
-from schemas.clinical import ProfilePathSchema, ProfileRequestSchema, ProfileSchema
+from billing.web.superbills import pdf_response as superbill_pdf
+from schemas.clinical import (
+    ClinicianListSchema,
+    ClinicianSchema,
+    ProfilePathSchema,
+    ProfileRequestSchema,
+    ProfileSchema,
+    SuperbillPathSchema,
+    SuperbillSchema,
+)
 
 blp = Blueprint("clinical", __name__, url_prefix="/v1", description="Patients' billing profiles")
 
@@ -43,3 +54,74 @@ class ProfileView(MethodView):
         class decides whether missed-appointment and late-cancellation fees are charged
         (FEE_EXEMPT_PAYER_CLASSES)."""
         return profiles.put_profile(db.session(), patient_id, body)
+
+
+@blp.route("/catalog/providers")
+class ProvidersView(MethodView):
+    @requires("catalog:write", "clinical:write", "clinical:read")
+    @blp.doc(security=BEARER)
+    @blp.response(200, ClinicianListSchema())
+    def get(self) -> dict[str, Any]:
+        """The clinicians who render sessions, by name."""
+        return {"data": visits.providers(db.session())}
+
+    @requires("catalog:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(ClinicianSchema())
+    @blp.response(201, ClinicianSchema())
+    @problems(blp, *WITH_A_BODY, 409)
+    def post(self, body: dict[str, Any]) -> Provider:
+        """List a clinician who renders sessions: their NPI (checked), name and
+        credentials. Listing them again as they are changes nothing."""
+        return visits.add_provider(db.session(), body["npi"], body["name"], body.get("credentials"))
+
+
+def _superbill(invoice_id: str) -> dict[str, Any]:
+    config = current_app.config
+    return superbills.superbill(
+        db.session(),
+        invoice_id,
+        superbills.clinic_of(config),
+        config["BILLING_CODES"],
+        config["SUPERBILL_LINES"],
+        config["CLINIC_ZONE"],
+    )
+
+
+@blp.route("/invoices/<invoice_id>/superbill")
+class SuperbillView(MethodView):
+    @requires("clinical:read", "clinical:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(SuperbillPathSchema(), location="path", as_kwargs=True)
+    @blp.response(200, SuperbillSchema())
+    @problems(blp, 404, 409)
+    def get(self, invoice_id: str) -> dict[str, Any]:
+        """The visit's superbill, for the patient's out-of-network claim: the patient
+        (with date of birth and address), the billing and rendering providers with their
+        NPIs and the tax id, the date and place of service, the diagnoses (ICD-10-CM) with
+        pointers, each line's code, modifiers, units and charge (adding up to the
+        invoice), and what was paid. 409 `superbill_incomplete` names what is missing
+        (`missing`); `no_superbill` for an invoice that is not a visit's."""
+        return _superbill(invoice_id)
+
+
+@blp.route("/invoices/<invoice_id>/superbill.pdf")
+class SuperbillPdfView(MethodView):
+    @requires("clinical:read", "clinical:write")
+    @blp.doc(
+        security=BEARER,
+        responses={
+            "200": {
+                "description": "The superbill, a PDF (`Accept: application/octet-stream` "
+                "labels the same bytes as such)",
+                "content": dict.fromkeys(RECEIPT_TYPES, BINARY),
+            }
+        },
+    )
+    @blp.arguments(SuperbillPathSchema(), location="path", as_kwargs=True)
+    @problems(blp, 404, 409)
+    def get(self, invoice_id: str) -> Response:
+        """The same superbill as a PDF the patient sends their insurer."""
+        response = superbill_pdf(_superbill(invoice_id))
+        response.mimetype = request.accept_mimetypes.best_match(RECEIPT_TYPES, RECEIPT_TYPES[0])
+        return response
