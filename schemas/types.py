@@ -140,6 +140,7 @@ ERROR_CODES = (
     "provider_not_found",
     "superbill_incomplete",
     "no_superbill",
+    "claim_incomplete",
     "bill_in_dispute",
     "discount_above_maximum",
     "discount_too_large",

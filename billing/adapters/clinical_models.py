@@ -26,6 +26,13 @@ class PatientProfile(Base):
     postal_code: Mapped[str | None] = mapped_column(String(20))
     country: Mapped[str | None] = mapped_column(String(2))
     payer_class: Mapped[str] = mapped_column(String(16), default="self_pay")
+    # What a claim form asks besides: sex (CMS-1500 box 3) and the patient's insurance
+    # (the insured's id, group and the payer's name: boxes 1a, 11, 11c), the patient
+    # being the insured.
+    sex: Mapped[str | None] = mapped_column(String(1))
+    insurance_payer: Mapped[str | None] = mapped_column(String(100))
+    insurance_member_id: Mapped[str | None] = mapped_column(String(40))
+    insurance_group: Mapped[str | None] = mapped_column(String(40))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

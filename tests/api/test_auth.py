@@ -122,6 +122,8 @@ ENDPOINTS: list[tuple[str, str, tuple[str, ...], Any]] = [
     ),
     ("GET", "/v1/catalog/providers", ("catalog:write", "clinical:write", "clinical:read"), None),
     ("GET", "/v1/invoices/{invoice_id}/superbill", ("clinical:read", "clinical:write"), "visit"),
+    ("GET", "/v1/invoices/{invoice_id}/claim", ("clinical:read", "clinical:write"), "visit"),
+    ("GET", "/v1/invoices/{invoice_id}/claim.pdf", ("clinical:read", "clinical:write"), "visit"),
     (
         "GET",
         "/v1/invoices/{invoice_id}/superbill.pdf",
@@ -439,7 +441,9 @@ def _visit(client: Any, invoice_id: str, make_key: Any) -> None:
         "/v1/patients/P-1001/profile",
         json={
             "date_of_birth": "1980-01-01",
+            "sex": "F",
             "address": {"line1": "1 A St", "city": "Town", "postal_code": "90001"},
+            "insurance": {"payer_name": "Aetna", "member_id": "W123456789"},
         },
         headers=make_key("clinical:write"),
     )

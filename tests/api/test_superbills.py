@@ -263,3 +263,80 @@ def _look_at(data: bytes) -> None:
         for index in range(text.count_chars()):
             left, bottom, right, top = text.get_charbox(index)
             assert 0 <= left and right <= width and 0 <= bottom and top <= height
+
+
+CLAIM_REQUIRED = ("1", "1a", "2", "3", "5", "11c", "21", "24", "25", "26", "28", "33", "33a")
+
+
+def test_a_claim_has_the_cms_1500_boxes_and_names_the_ones_it_cannot_fill(
+    app: Any, desk: Desk, make_key: Any
+) -> None:
+    app.config.update(CLINIC_NPI="1245319599", CLINIC_TIN="12-3456789")
+    invoice_id = visit(desk, "BK-CL")
+    reader = make_key("clinical:read")
+    path = f"/v1/invoices/{invoice_id}/claim"
+    refused = desk.client.get(path, headers=reader)
+    assert refused.status_code == 409 and refused.json["code"] == "claim_incomplete"
+    assert set(refused.json["errors"]) == {"1a", "3", "5", "11c", "21", "24"}
+
+    profile(desk)
+    provider(desk)
+    desk.client.put(
+        f"/v1/patients/{NEW['patient_id']}/profile",
+        json={
+            "date_of_birth": "1979-03-14",
+            "sex": "F",
+            "address": {
+                "line1": "9 Oak Ave",
+                "city": "Fresno",
+                "state": "CA",
+                "postal_code": "93650",
+            },
+            "insurance": {"payer_name": "Aetna", "member_id": "W123456789", "group_number": "G-77"},
+        },
+        headers=desk.headers,
+    )
+    desk.client.post(
+        "/v1/bookings/BK-CL/attendance",
+        json={
+            "patients": [
+                {
+                    "patient_id": NEW["patient_id"],
+                    "status": "attended",
+                    "diagnosis_codes": ["F32.2"],
+                    "rendering_provider": NPI,
+                }
+            ]
+        },
+        headers={**desk.headers, "Idempotency-Key": "cl-2"},
+    )
+    made = desk.client.get(path, headers=reader)
+    assert made.status_code == 200, made.json
+    boxes = made.json["boxes"]
+    for box in CLAIM_REQUIRED:  # every required box is filled
+        assert boxes[box] not in (None, "", [], {}), box
+    assert boxes["1a"] == "W123456789" and boxes["11"] == "G-77" and boxes["11c"] == "Aetna"
+    assert boxes["2"] == "NEW, CLEO" and boxes["6"] == "self"
+    assert boxes["3"] == {"date_of_birth": "1979-03-14", "sex": "F"}
+    assert boxes["21"] == {"icd_indicator": "0", "diagnoses": {"A": "F32.2"}}
+    assert [line["d_procedure"] for line in boxes["24"]] == ["J3490", "96365", "90834"]
+    assert all(line["j_rendering_npi"] == NPI for line in boxes["24"])
+    assert sum(line["f_charges"] for line in boxes["24"]) == boxes["28"] == 50000
+    assert boxes["25"] == {"tax_id": "12-3456789", "type": "EIN"}
+    assert (boxes["33a"], boxes["33b"], boxes["27"]) == ("1245319599", "ZZ2084P0800X", False)
+
+    pdf = desk.client.get(path + ".pdf", headers=reader)
+    assert pdf.status_code == 200 and pdf.mimetype == "application/pdf"
+    text = " ".join(
+        " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages).split()
+    )
+    for expected in (
+        "CMS-1500",
+        "W123456789",
+        "NEW, CLEO",
+        "F32.2",
+        "J3490",
+        "1245319599",
+        "$500.00",
+    ):
+        assert expected in text, expected

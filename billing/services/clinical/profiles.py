@@ -32,17 +32,22 @@ def payer_class_of(session: Session, patient_id: str) -> str:
 
 
 def put_profile(session: Session, patient_id: str, body: dict[str, Any]) -> PatientProfile:
-    """Set the patient's profile to `body` (date of birth, address, payer class); fields
-    left out are cleared, except the payer class (self-pay). The fields that changed go
-    to the audit trail."""
+    """Set the patient's profile to `body` (date of birth, sex, address, insurance, payer
+    class); fields left out are cleared, except the payer class (self-pay). The fields
+    that changed go to the audit trail."""
     profile = session.get(PatientProfile, patient_id, with_for_update=True)
     created = profile is None
     if profile is None:
         profile = PatientProfile(patient_id=patient_id, payer_class=SELF_PAY)
         session.add(profile)
     address = body.get("address") or {}
+    insurance = body.get("insurance") or {}
     wanted: dict[str, Any] = {
         "date_of_birth": body.get("date_of_birth"),
+        "sex": body.get("sex"),
+        "insurance_payer": insurance.get("payer_name"),
+        "insurance_member_id": insurance.get("member_id"),
+        "insurance_group": insurance.get("group_number"),
         "payer_class": body.get("payer_class", SELF_PAY),
         "address_line1": address.get("line1"),
         "address_line2": address.get("line2"),

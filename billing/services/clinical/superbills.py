@@ -90,7 +90,7 @@ def superbill(
         "invoice_number": invoice.number,
         "currency": invoice.currency,
         "date_of_service": day_of(invoice.scheduled_at, zone).isoformat(),
-        "place_of_service": _place(lines_config, invoice.session_type),
+        "place_of_service": place_of(lines_config, invoice.session_type),
         "patient": {
             "patient_id": invoice.patient_id,
             "name": invoice.patient_name,
@@ -184,7 +184,7 @@ def lines_of(
     ]
 
 
-def _place(lines_config: dict[str, Any], session_type: str) -> str:
+def place_of(lines_config: dict[str, Any], session_type: str) -> str:
     return str((lines_config.get(session_type) or {}).get("place_of_service", OFFICE))
 
 

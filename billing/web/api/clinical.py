@@ -10,14 +10,16 @@ from flask.views import MethodView
 
 from billing.adapters import db
 from billing.adapters.clinical_models import PatientProfile, Provider
-from billing.services.clinical import profiles, superbills, visits
+from billing.services.clinical import claims, profiles, superbills, visits
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER
 from billing.web.api.invoices import BINARY, RECEIPT_TYPES
 from billing.web.api.spec import WITH_A_BODY, problems
 from billing.web.auth import requires
+from billing.web.claims import pdf_response as claim_pdf
 from billing.web.superbills import pdf_response as superbill_pdf
 from schemas.clinical import (
+    ClaimSchema,
     ClinicianListSchema,
     ClinicianSchema,
     ProfilePathSchema,
@@ -123,5 +125,54 @@ class SuperbillPdfView(MethodView):
     def get(self, invoice_id: str) -> Response:
         """The same superbill as a PDF the patient sends their insurer."""
         response = superbill_pdf(_superbill(invoice_id))
+        response.mimetype = request.accept_mimetypes.best_match(RECEIPT_TYPES, RECEIPT_TYPES[0])
+        return response
+
+
+def _claim(invoice_id: str) -> dict[str, Any]:
+    config = current_app.config
+    return claims.claim(
+        db.session(),
+        invoice_id,
+        superbills.clinic_of(config),
+        config["BILLING_CODES"],
+        config["SUPERBILL_LINES"],
+        config["CLINIC_ZONE"],
+    )
+
+
+@blp.route("/invoices/<invoice_id>/claim")
+class ClaimView(MethodView):
+    @requires("clinical:read", "clinical:write")
+    @blp.doc(security=BEARER)
+    @blp.arguments(SuperbillPathSchema(), location="path", as_kwargs=True)
+    @blp.response(200, ClaimSchema())
+    @problems(blp, 404, 409)
+    def get(self, invoice_id: str) -> dict[str, Any]:
+        """The visit's CMS-1500 (02/12) claim data, keyed by the form's box numbers
+        (`"21"` the diagnoses, `"24"` the service lines, `"33a"` the billing NPI), as a
+        clearinghouse import needs it. 409 `claim_incomplete` names each required box
+        that cannot be filled (in `errors`, by box number)."""
+        return _claim(invoice_id)
+
+
+@blp.route("/invoices/<invoice_id>/claim.pdf")
+class ClaimPdfView(MethodView):
+    @requires("clinical:read", "clinical:write")
+    @blp.doc(
+        security=BEARER,
+        responses={
+            "200": {
+                "description": "The claim's boxes, a PDF to print (`Accept: "
+                "application/octet-stream` labels the same bytes as such)",
+                "content": dict.fromkeys(RECEIPT_TYPES, BINARY),
+            }
+        },
+    )
+    @blp.arguments(SuperbillPathSchema(), location="path", as_kwargs=True)
+    @problems(blp, 404, 409)
+    def get(self, invoice_id: str) -> Response:
+        """The same claim as a PDF, each box by its number and the form's label."""
+        response = claim_pdf(_claim(invoice_id))
         response.mimetype = request.accept_mimetypes.best_match(RECEIPT_TYPES, RECEIPT_TYPES[0])
         return response

@@ -93,6 +93,8 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("/v1/catalog/providers", "post"): "addProvider",
     ("/v1/invoices/{invoice_id}/superbill", "get"): "getSuperbill",
     ("/v1/invoices/{invoice_id}/superbill.pdf", "get"): "getSuperbillPdf",
+    ("/v1/invoices/{invoice_id}/claim", "get"): "getClaim",
+    ("/v1/invoices/{invoice_id}/claim.pdf", "get"): "getClaimPdf",
     ("/v1/credit-refund-requests", "get"): "listCreditRefundRequests",
     ("/v1/credit-refund-requests/{request_id}/decline", "post"): "declineCreditRefundRequest",
     ("/v1/invoices/{invoice_id}/plan", "delete"): "cancelPaymentPlan",
