@@ -80,6 +80,11 @@ class EstimateItemSchema(Schema):
 
 class ProviderSchema(Schema):
     name = fields.String(required=True)
+    npi = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The convening provider's NPI (CLINIC_NPI when given)."},
+    )
     tax_id = fields.String(required=True)
     address = fields.String(required=True)
     phone = fields.String(required=True)
@@ -89,6 +94,7 @@ class ProviderSchema(Schema):
 class EstimatePatientSchema(Schema):
     patient_id = typed("PatientId", fields.String(required=True))
     name = fields.String(required=True)
+    date_of_birth = fields.Date(required=True, allow_none=True)
 
 
 class EstimateSchema(Schema):
@@ -120,6 +126,18 @@ class EstimateSchema(Schema):
         required=True, metadata={"description": "A bill this much above may be disputed."}
     )
     notice = fields.String(required=True)
+    may_differ = fields.String(
+        required=True, metadata={"description": "Actual items and charges may differ."}
+    )
+    scheduled_separately = fields.String(
+        required=True,
+        metadata={"description": "Items to be scheduled separately are not included."},
+    )
+    diagnosis_codes = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "ICD-10-CM codes known when it was given (latest visit)."},
+    )
 
 
 class VariancePatientSchema(Schema):

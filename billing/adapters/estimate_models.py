@@ -3,9 +3,9 @@ disputes of a bill a patient has opened."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.adapters.models import Base, new_id, utcnow
@@ -42,6 +42,11 @@ class Estimate(Base):
     issued_at: Mapped[datetime] = mapped_column(default=utcnow)
     due_by: Mapped[datetime | None]
     on_time: Mapped[bool] = mapped_column(Boolean, default=True)
+    # As they were when it was given: the patient's date of birth, the diagnoses known
+    # (the patient's latest recorded visit), and the clinic's NPI as convening provider.
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    diagnosis_codes: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    provider_npi: Mapped[str] = mapped_column(String(10), default="", server_default="")
 
 
 class BillDispute(Base):

@@ -5,13 +5,17 @@
   booking; booked at least 10 business days ahead, within 3 business days.
 - Asked for by the patient: within 3 business days of the request.
 - Booked less than 3 business days ahead: the rule asks for none (one is still given).
-Business days are Monday to Friday on the clinic's calendar.
+Business days are Monday to Friday on the clinic's calendar, less US federal holidays
+(the holidays package: Thanksgiving, Christmas Day, and the others as observed).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
+
+import holidays
 
 from billing.domain.dates import day_of, day_start
 from billing.domain.money import CURRENCY_EXPONENTS, Money
@@ -24,11 +28,34 @@ NOTICE = (
     "reasonably expected for your care, with their expected charges. It is not a contract "
     "and does not oblige you to obtain them. If you are billed $400 or more above this "
     "Good Faith Estimate, you can dispute the bill: you may start the patient-provider "
-    "dispute resolution process within 120 calendar days of the date on the bill. Keep a "
-    "copy of this estimate. For questions or more information about your right to a Good "
-    "Faith Estimate, visit www.cms.gov/nosurprises or call 1-800-985-3059. You may ask "
-    "the clinic for an updated estimate at any time."
+    "dispute resolution process within 120 calendar days of the date on the bill. "
+    "Starting a dispute resolution process will not adversely affect the quality of the "
+    "care you receive. Keep a copy of this estimate. For questions or more information "
+    "about your right to a Good Faith Estimate, visit www.cms.gov/nosurprises or call "
+    "1-800-985-3059. You may ask the clinic for an updated estimate at any time."
 )
+# 45 CFR 149.610(c): what the estimate must say besides its items and the notice.
+MAY_DIFFER = (
+    "This Good Faith Estimate shows the costs of items and services that are reasonably "
+    "expected for your health care needs, based on the information known to the clinic when "
+    "it was created. The actual items, services, or charges may differ from this estimate."
+)
+SEPARATELY = (
+    "Items or services you may have to schedule separately are not included in this "
+    "estimate: for example, an evaluation by another provider, laboratory tests another "
+    "provider orders, or care for a new condition. Ask for a separate Good Faith Estimate "
+    "for any of them."
+)
+
+
+@cache
+def _federal_holidays() -> holidays.HolidayBase:
+    return holidays.country_holidays("US")
+
+
+def is_business_day(day: date) -> bool:
+    """Monday to Friday, and not a US federal holiday (as observed)."""
+    return day.weekday() < 5 and day not in _federal_holidays()
 
 
 def business_days_between(first: date, last: date) -> int:
@@ -36,7 +63,7 @@ def business_days_between(first: date, last: date) -> int:
     count, day = 0, first
     while day < last:
         day += timedelta(days=1)
-        if day.weekday() < 5:
+        if is_business_day(day):
             count += 1
     return count
 
@@ -44,7 +71,7 @@ def business_days_between(first: date, last: date) -> int:
 def add_business_days(day: date, days: int) -> date:
     while days > 0:
         day += timedelta(days=1)
-        if day.weekday() < 5:
+        if is_business_day(day):
             days -= 1
     return day
 

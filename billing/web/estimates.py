@@ -26,9 +26,15 @@ def view_of(estimate: Estimate, config: dict[str, Any]) -> dict[str, Any]:
         "id": estimate.id,
         "quote_id": estimate.quote_id,
         "booking_id": estimate.booking_id,
-        "patient": {"patient_id": estimate.patient_id, "name": estimate.patient_name},
+        "patient": {
+            "patient_id": estimate.patient_id,
+            "name": estimate.patient_name,
+            "date_of_birth": estimate.date_of_birth,
+        },
+        "diagnosis_codes": [c for c in estimate.diagnosis_codes.split(",") if c],
         "provider": {
             "name": config["CLINIC_NAME"],
+            "npi": estimate.provider_npi or None,
             "tax_id": config["CLINIC_TAX_ID"],
             "address": config["CLINIC_ADDRESS"],
             "phone": config["CLINIC_PHONE"],
@@ -47,6 +53,8 @@ def view_of(estimate: Estimate, config: dict[str, Any]) -> dict[str, Any]:
         "requested": estimate.requested,
         "dispute_threshold": threshold.amount,
         "notice": estimates.NOTICE,
+        "may_differ": estimates.MAY_DIFFER,
+        "scheduled_separately": estimates.SEPARATELY,
     }
 
 
@@ -74,8 +82,12 @@ def render_pdf(view: dict[str, Any], zone: Any) -> bytes:
     ):
         pdf.cell(0, 5, text(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
+    born = view["patient"]["date_of_birth"]
     for label, value in (
         ("Patient", f"{view['patient']['name']} ({view['patient']['patient_id']})"),
+        ("Date of birth", clinic_date(born) if born else "not given"),
+        ("Convening provider", f"{provider['name']}, NPI {provider['npi'] or 'not set'}"),
+        ("Diagnosis codes", ", ".join(view["diagnosis_codes"]) or "none known yet"),
         ("Scheduled for", clinic_date(view["scheduled_at"], zone=zone)),
         ("Date of this estimate", clinic_date(view["issued_at"], zone=zone)),
         ("Estimate number", view["id"]),
@@ -104,7 +116,9 @@ def render_pdf(view: dict[str, Any], zone: Any) -> bytes:
         table.row([text("Total expected charges"), text(money(view["total"]))])
     pdf.ln(4)
     pdf.set_font(font, size=9)
-    pdf.multi_cell(0, 5, text(view["notice"]), new_x="LMARGIN", new_y="NEXT")
+    for paragraph in (view["may_differ"], view["scheduled_separately"], view["notice"]):
+        pdf.multi_cell(0, 5, text(paragraph), new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(2)
     return bytes(pdf.output())
 
 

@@ -66,7 +66,7 @@ def test_an_estimate_says_what_the_rule_asks_and_is_kept_as_given(desk) -> None:
     first = estimate(desk, made["id"])
     assert first.status_code == 201, first.json
     body = first.json
-    assert body["patient"] == {"patient_id": "P-3001", "name": "Cleo New"}
+    assert body["patient"] == {"patient_id": "P-3001", "name": "Cleo New", "date_of_birth": None}
     assert body["provider"]["name"] == "Example Clinic"
     assert body["provider"]["tax_id"] and body["provider"]["address"]
     (item,) = body["items"]
@@ -159,6 +159,12 @@ def test_the_estimate_pdf_reads_as_a_patient_needs_it(desk) -> None:
         "$500.00",
         "$400 or more above",
         "www.cms.gov/nosurprises",
+        "will not adversely affect the quality of the care",  # 45 CFR 149.610(c)
+        "may differ from this estimate",
+        "schedule separately are not included",
+        "Date of birth",
+        "Convening provider",
+        "Diagnosis codes",
     ):
         assert expected in text, expected
     same = desk.client.get(f"/v1/quotes/{made['id']}/estimate?format=pdf", headers=desk.headers)
@@ -332,3 +338,46 @@ def _box_of(text: Any, words: str) -> tuple[float, float, float, float]:
     found = text.search(words).get_next()
     assert found is not None, words
     return tuple(text.get_charbox(found[0]))  # type: ignore[return-value]
+
+
+def test_an_estimate_keeps_the_date_of_birth_npi_and_diagnoses_known_when_given(
+    app, desk, make_key
+) -> None:
+    from billing.adapters.clinical_models import Provider, VisitRecord
+
+    app.config["CLINIC_NPI"] = "1245319599"
+    clinical = make_key("clinical:write")
+    desk.client.put(
+        f"/v1/patients/{NEW['patient_id']}/profile",
+        json={"date_of_birth": "1979-03-14"},
+        headers=clinical,
+    )
+    first = quote(desk, "BK-EARLIER", "iv_individual", NEW, days=-30)
+    invoices = desk.client.post(
+        "/v1/invoices", json={"quote_id": first["id"]}, headers=desk.headers
+    )
+    with app.app_context():  # a visit recorded before, with its diagnoses
+        session = db.session()
+        session.add(Provider(npi="1234567893", name="Dana Ruiz"))
+        session.add(
+            VisitRecord(
+                invoice_id=invoices.json["data"][0]["id"],
+                patient_id=NEW["patient_id"],
+                diagnosis_codes="F33.2",
+                rendering_npi="1234567893",
+            )
+        )
+        session.commit()
+    made = quote(desk, "BK-NEXT", "iv_individual", NEW)
+    given = estimate(desk, made["id"]).json
+    assert given["patient"]["date_of_birth"] == "1979-03-14"
+    assert given["provider"]["npi"] == "1245319599"
+    assert given["diagnosis_codes"] == ["F33.2"]
+    # As given: a later change of the profile does not rewrite it.
+    desk.client.put(
+        f"/v1/patients/{NEW['patient_id']}/profile",
+        json={"date_of_birth": "1980-01-01"},
+        headers=clinical,
+    )
+    again = desk.client.get(f"/v1/quotes/{made['id']}/estimate", headers=desk.headers).json
+    assert again["patient"]["date_of_birth"] == "1979-03-14"

@@ -48,3 +48,19 @@ def test_the_dispute_threshold_is_400_in_each_currency_unless_configured() -> No
     assert dispute_threshold("cad", {}) == Money(40000, "cad")
     assert dispute_threshold("jpy", {}) == Money(400, "jpy")
     assert dispute_threshold("usd", {"usd": 50000}) == Money(50000, "usd")
+
+
+def test_business_days_skip_us_federal_holidays_in_thanksgiving_week() -> None:
+    # Thanksgiving is Thursday 26 November 2026: Wednesday + 1 business day is Friday.
+    assert add_business_days(date(2026, 11, 25), 1) == date(2026, 11, 27)
+    assert business_days_between(date(2026, 11, 23), date(2026, 11, 30)) == 4  # Tue-Fri, Mon
+    # Asked for on the Wednesday: three business days are Friday, Monday and Tuesday.
+    assert due_by(at("2026-11-25"), at("2026-12-20"), LA, at("2026-11-25")) == at("2026-12-02", 0)
+    # Booked that Monday for the next Thursday: Tue, Wed, Fri, Mon, Tue, Wed, Thu is 7
+    # business days (not 8): due by the end of the next business day, Tuesday.
+    assert due_by(at("2026-11-23"), at("2026-12-03"), LA, None) == at("2026-11-25", 0)
+
+
+def test_christmas_day_and_new_years_day_are_not_business_days() -> None:
+    assert add_business_days(date(2026, 12, 24), 1) == date(2026, 12, 28)  # Fri 25th off
+    assert add_business_days(date(2026, 12, 31), 1) == date(2027, 1, 4)  # Fri 1 Jan off

@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from billing.adapters.booking_models import Booking
+from billing.adapters.clinical_models import PatientProfile, VisitRecord
 from billing.adapters.credit_models import Package
 from billing.adapters.estimate_models import BillDispute, Estimate
 from billing.adapters.models import Invoice, Quote, Refund, utcnow
@@ -49,10 +50,13 @@ def issue_estimate(
     zone: ZoneInfo,
     now: datetime | None = None,
     requested_at: datetime | None = None,
+    provider_npi: str = "",
 ) -> Estimate:
     """The patient's estimate from the quote: given once and kept; asked again, the same
     estimate (the one the patient holds) comes back. A patient's request (`requested`, at
-    `requested_at`, default now) is its own estimate, due 3 business days after it."""
+    `requested_at`, default now) is its own estimate, due 3 business days after it. It
+    keeps, as they are now, the patient's date of birth, the diagnoses known (their latest
+    recorded visit's) and the convening provider's NPI (`provider_npi`)."""
     now = now or utcnow()
     if requested_at is not None and requested_at > now:
         raise field_error(
@@ -135,6 +139,9 @@ def issue_estimate(
         issued_at=now,
         due_by=due,
         on_time=due is None or now <= due,
+        date_of_birth=_born(session, line.patient_id),
+        diagnosis_codes=_known_diagnoses(session, line.patient_id),
+        provider_npi=provider_npi,
     )
     session.add(estimate)
     try:
@@ -159,6 +166,22 @@ def issue_estimate(
     )
     session.commit()
     return estimate
+
+
+def _born(session: Session, patient_id: str) -> date | None:
+    profile = session.get(PatientProfile, patient_id)
+    return profile.date_of_birth if profile is not None else None
+
+
+def _known_diagnoses(session: Session, patient_id: str) -> str:
+    """The diagnoses of the patient's latest recorded visit (comma-separated), if any."""
+    latest = session.scalar(
+        select(VisitRecord.diagnosis_codes)
+        .where(VisitRecord.patient_id == patient_id, VisitRecord.diagnosis_codes != "")
+        .order_by(VisitRecord.recorded_at.desc())
+        .limit(1)
+    )
+    return str(latest or "")
 
 
 def read_estimate(

@@ -67,6 +67,7 @@ class EstimateView(MethodView):
             current_app.config["BILLING_CODES"],
             clinic_zone(),
             requested_at=body.get("requested_at"),
+            provider_npi=current_app.config["CLINIC_NPI"],
         )
         answer = json_response(
             jsonable(EstimateSchema().dump(view_of(estimate, current_app.config)))
