@@ -133,6 +133,17 @@ class EstimateSchema(Schema):
         required=True,
         metadata={"description": "Items to be scheduled separately are not included."},
     )
+    replaces_id = typed(
+        "EstimateId",
+        fields.String(
+            required=True,
+            allow_none=True,
+            metadata={
+                "description": "An updated estimate (the booking was re-quoted): the one it "
+                "replaces, which stays kept as given."
+            },
+        ),
+    )
     diagnosis_codes = fields.List(
         fields.String(),
         required=True,

@@ -47,6 +47,9 @@ class Estimate(Base):
     date_of_birth: Mapped[date | None] = mapped_column(Date)
     diagnosis_codes: Mapped[str] = mapped_column(String(120), default="", server_default="")
     provider_npi: Mapped[str] = mapped_column(String(10), default="", server_default="")
+    # An updated estimate (the booking was re-quoted with other items or charges): the
+    # one it replaces, which stays kept as it was given.
+    replaces_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class BillDispute(Base):

@@ -91,6 +91,15 @@ def due_by(
     return day_start(deadline + timedelta(days=1), zone)  # the end of that day
 
 
+def update_due_by(scheduled_at: datetime, zone: ZoneInfo) -> datetime:
+    """An updated estimate (the scope, charges or providers changed) is due no later than
+    one business day before the visit: by the end of the last business day before it."""
+    day = day_of(scheduled_at, zone) - timedelta(days=1)
+    while not is_business_day(day):
+        day -= timedelta(days=1)
+    return day_start(day + timedelta(days=1), zone)
+
+
 def dispute_threshold(currency: str, configured: dict[str, int]) -> Money:
     """$400.00 for usd unless configured; 400 major units of any other currency."""
     if currency in configured:

@@ -53,6 +53,7 @@ def view_of(estimate: Estimate, config: dict[str, Any]) -> dict[str, Any]:
         "requested": estimate.requested,
         "dispute_threshold": threshold.amount,
         "notice": estimates.NOTICE,
+        "replaces_id": estimate.replaces_id,
         "may_differ": estimates.MAY_DIFFER,
         "scheduled_separately": estimates.SEPARATELY,
     }
@@ -90,6 +91,7 @@ def render_pdf(view: dict[str, Any], zone: Any) -> bytes:
         ("Diagnosis codes", ", ".join(view["diagnosis_codes"]) or "none known yet"),
         ("Scheduled for", clinic_date(view["scheduled_at"], zone=zone)),
         ("Date of this estimate", clinic_date(view["issued_at"], zone=zone)),
+        *([("Updates the estimate", str(view["replaces_id"]))] if view.get("replaces_id") else []),
         ("Estimate number", view["id"]),
     ):
         pdf.cell(0, 6, text(f"{label}: {value}"), new_x="LMARGIN", new_y="NEXT")

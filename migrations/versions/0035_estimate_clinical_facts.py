@@ -1,5 +1,6 @@
 """What a Good Faith Estimate says as it was given besides its items: the patient's date
-of birth, the diagnoses known, and the convening provider's NPI
+of birth, the diagnoses known, and the convening provider's NPI; and the estimate an
+updated one replaces
 
 Revision ID: 0035
 Revises: 0034
@@ -27,9 +28,11 @@ def upgrade() -> None:
         "estimates",
         sa.Column("provider_npi", sa.String(length=10), nullable=False, server_default=""),
     )
+    op.add_column("estimates", sa.Column("replaces_id", sa.String(length=32)))
 
 
 def downgrade() -> None:
+    op.drop_column("estimates", "replaces_id")
     op.drop_column("estimates", "provider_npi")
     op.drop_column("estimates", "diagnosis_codes")
     op.drop_column("estimates", "date_of_birth")

@@ -175,25 +175,42 @@ def test_bills_400_or_more_above_the_estimate_are_reported(desk) -> None:
     small = quote(desk, "BK-SMALL", "iv_individual", ANA)
     estimate(desk, small["id"])
     big = quote(desk, "BK-BIG", "iv_individual", NEW)
-    estimate(desk, big["id"])
-    asked = estimate(desk, big["id"], requested="true", requested_at=utcnow().isoformat())
-    assert asked.status_code == 201, asked.json  # a second estimate for the same bill
+    estimate(desk, big["id"], sessions=2, months=1)  # a course of two sessions: 100000
+    asked = estimate(
+        desk, big["id"], sessions=2, months=1, requested="true", requested_at=utcnow().isoformat()
+    )
+    assert asked.status_code == 201, asked.json  # a second estimate for the same bills
     for made in (small, big):
         desk.client.post("/v1/invoices", json={"quote_id": made["id"]}, headers=desk.headers)
-    # The clinic's price rises by 450.00 and BK-BIG is re-quoted and invoiced at it.
+    # The clinic's price rises by 450.00 and the course's second session is booked at it.
     assert desk.price(95000).status_code == 201
-    requoted = quote(desk, "BK-BIG", "iv_individual", NEW)
-    desk.client.post("/v1/invoices", json={"quote_id": requoted["id"]}, headers=desk.headers)
+    second = quote(desk, "BK-BIG-2", "iv_individual", NEW, days=27)
+    desk.client.post("/v1/invoices", json={"quote_id": second["id"]}, headers=desk.headers)
 
     report = desk.client.get("/v1/reports/estimate-variance", headers=desk.headers)
     assert report.status_code == 200, report.json
     usd = report.json["currencies"]["usd"]
     assert usd["threshold"] == 40000
-    # One row per patient and bill, from the newest estimate for it (the one asked for).
+    # One row per patient and bills, from the newest estimate for them (the one asked for).
     assert [(p["patient_id"], p["estimated"], p["billed"], p["over"]) for p in usd["patients"]] == [
-        ("P-3001", 50000, 95000, 45000)
+        ("P-3001", 100000, 145000, 45000)
     ]
     assert usd["patients"][0]["estimate_id"] == asked.json["id"]
+
+
+def test_a_requote_that_raises_the_price_is_given_an_updated_estimate_not_a_variance(
+    desk,
+) -> None:
+    big = quote(desk, "BK-RISE", "iv_individual", NEW)
+    estimate(desk, big["id"])
+    desk.client.post("/v1/invoices", json={"quote_id": big["id"]}, headers=desk.headers)
+    assert desk.price(95000).status_code == 201
+    requoted = quote(desk, "BK-RISE", "iv_individual", NEW)
+    desk.client.post("/v1/invoices", json={"quote_id": requoted["id"]}, headers=desk.headers)
+    updated = desk.client.get(f"/v1/quotes/{requoted['id']}/estimate", headers=desk.headers)
+    assert updated.json["total"] == 95000  # the patient was told before the visit
+    report = desk.client.get("/v1/reports/estimate-variance", headers=desk.headers)
+    assert report.json["currencies"]["usd"]["patients"] == []
 
 
 def test_no_payment_reminders_while_the_patient_disputes_a_bill(app, desk) -> None:
@@ -381,3 +398,47 @@ def test_an_estimate_keeps_the_date_of_birth_npi_and_diagnoses_known_when_given(
     )
     again = desk.client.get(f"/v1/quotes/{made['id']}/estimate", headers=desk.headers).json
     assert again["patient"]["date_of_birth"] == "1979-03-14"
+
+
+def test_a_requoted_booking_gets_an_updated_estimate_and_the_older_one_is_kept(desk) -> None:
+    made = quote(desk, "BK-UPD", "iv_individual", NEW, days=20)
+    first = estimate(desk, made["id"]).json
+    # The booking system re-quotes it with a sliding-scale discount: new charges.
+    requoted = desk.client.post(
+        "/v1/quotes",
+        json={
+            "booking_id": "BK-UPD",
+            "session_type": "iv_individual",
+            "scheduled_at": in_days(20),
+            "currency": "usd",
+            "patients": [
+                {**NEW, "discount": {"percent": 20, "reason": "hardship", "approved_by": "Jo"}}
+            ],
+        },
+        headers=desk.headers,
+    ).json
+    updated = desk.client.get(f"/v1/quotes/{requoted['id']}/estimate", headers=desk.headers)
+    assert updated.status_code == 200, updated.json  # given already: nobody asked for it
+    assert updated.json["replaces_id"] == first["id"]
+    assert updated.json["total"] == 40000 and first["total"] == 50000
+    assert updated.json["on_time"] is True
+    kept = desk.client.get(f"/v1/quotes/{made['id']}/estimate", headers=desk.headers).json
+    assert (kept["id"], kept["total"], kept["replaces_id"]) == (first["id"], 50000, None)
+    report = desk.client.get("/v1/reports/estimate-variance", headers=desk.headers)
+    assert report.status_code == 200
+
+
+def test_an_update_is_due_by_the_business_day_before_the_visit() -> None:
+    from zoneinfo import ZoneInfo
+
+    from billing.domain.estimates import update_due_by
+
+    la = ZoneInfo("America/Los_Angeles")
+    # A visit on Friday 27 November 2026, the day after Thanksgiving: due by the end of
+    # Wednesday the 25th (Thursday is a federal holiday).
+    visit_at = datetime(2026, 11, 27, 10, tzinfo=la)
+    assert update_due_by(visit_at, la) == datetime(2026, 11, 26, 0, tzinfo=la)
+    # A Monday visit: due by the end of the Friday before.
+    assert update_due_by(datetime(2026, 12, 7, 10, tzinfo=la), la) == datetime(
+        2026, 12, 5, 0, tzinfo=la
+    )

@@ -51,6 +51,7 @@ def issue_estimate(
     now: datetime | None = None,
     requested_at: datetime | None = None,
     provider_npi: str = "",
+    replaces: Estimate | None = None,
 ) -> Estimate:
     """The patient's estimate from the quote: given once and kept; asked again, the same
     estimate (the one the patient holds) comes back. A patient's request (`requested`, at
@@ -120,6 +121,8 @@ def issue_estimate(
     total = Money.sum([Money(item["amount"], quote.currency) for item in items], quote.currency)
     asked = (requested_at or now) if requested else None
     due = estimates.due_by(quote.created_at, quote.scheduled_at, zone, asked)
+    if replaces is not None:  # an update: by the business day before the visit at the latest
+        due = estimates.update_due_by(quote.scheduled_at, zone)
     estimate = Estimate(
         quote_id=quote.id,
         booking_id=quote.booking_id,
@@ -142,6 +145,7 @@ def issue_estimate(
         date_of_birth=_born(session, line.patient_id),
         diagnosis_codes=_known_diagnoses(session, line.patient_id),
         provider_npi=provider_npi,
+        replaces_id=replaces.id if replaces is not None else None,
     )
     session.add(estimate)
     try:
@@ -166,6 +170,67 @@ def issue_estimate(
     )
     session.commit()
     return estimate
+
+
+def update_estimates(
+    session: Session,
+    quote_id: str,
+    codes: dict[str, list[str]],
+    zone: ZoneInfo,
+    provider_npi: str = "",
+    now: datetime | None = None,
+) -> list[Estimate]:
+    """A booking re-quoted (a new quote for its booking id): each estimate given for its
+    earlier quotes is given again for the new one, with the same course (due by the end
+    of the business day before the visit at the latest), naming the one it replaces,
+    which stays kept as it was given. The updated estimates."""
+    quote = session.get(Quote, quote_id)
+    if quote is None:
+        return []
+    earlier = session.scalars(
+        select(Estimate)
+        .join(Quote, Quote.id == Estimate.quote_id)
+        .where(Estimate.booking_id == quote.booking_id, Quote.id != quote.id)
+        .where(Quote.created_at <= quote.created_at)
+        .order_by(Estimate.issued_at.desc(), Estimate.id)
+    ).all()
+    session.commit()
+    latest: dict[tuple[str, int, int, str, bool], Estimate] = {}
+    for estimate in earlier:  # the newest of each patient's and course's
+        key = (
+            estimate.patient_id,
+            estimate.sessions,
+            estimate.course_months,
+            estimate.package_code,
+            estimate.requested,
+        )
+        latest.setdefault(key, estimate)
+    updated = []
+    in_quote = {line.patient_id for line in quote.lines}
+    for (patient_id, sessions, months, package_code, requested), old in latest.items():
+        if patient_id not in in_quote or package_code:  # a package's terms are its own
+            continue
+        if _kept(session, quote.id, patient_id, Course(sessions, months), requested):
+            continue
+        made = issue_estimate(
+            session,
+            quote.id,
+            patient_id,
+            Course(sessions, months),
+            requested,
+            codes,
+            zone,
+            now=now,
+            provider_npi=provider_npi,
+            replaces=old,
+        )
+        changed = made.items != old.items or made.total != old.total
+        audit.record(
+            session, "estimate.updated", "estimate", made.id, replaces=old.id, changed=changed
+        )
+        session.commit()
+        updated.append(made)
+    return updated
 
 
 def _born(session: Session, patient_id: str) -> date | None:
