@@ -366,6 +366,20 @@ class ConsentSchema(FromAnAddress):
         validate=validate.Length(min=1, max=500),
         metadata={"description": "The patient's browser when agreeing."},
     )
+    max_per_charge = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={
+            "description": "The most one charge of the card may be, in the minor unit, as "
+            "the patient set it: a larger charge is refused (409 consent_limit)."
+        },
+    )
+    max_per_year = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={"description": "The most charged to the card in a calendar year."},
+    )
+    expires_on = fields.Date(
+        metadata={"description": "The last day the card may be charged under this consent."}
+    )
 
 
 class CardRequestSchema(Schema):
@@ -464,6 +478,9 @@ class CardConsentSchema(Schema):
     user_agent = fields.String(required=True, allow_none=True)
     invoice_id = typed("InvoiceId", fields.String(required=True, allow_none=True))
     setup_intent = typed("SetupIntentId", fields.String(required=True, allow_none=True))
+    max_per_charge = fields.Integer(required=True, allow_none=True)
+    max_per_year = fields.Integer(required=True, allow_none=True)
+    expires_on = fields.Date(required=True, allow_none=True)
 
 
 class CardSchema(Schema):

@@ -141,6 +141,7 @@ ERROR_CODES = (
     "superbill_incomplete",
     "no_superbill",
     "claim_incomplete",
+    "consent_limit",
     "bill_in_dispute",
     "discount_above_maximum",
     "discount_too_large",

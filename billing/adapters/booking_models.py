@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, false
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.adapters.models import Base, Invoice, Quote, utcnow
@@ -81,6 +81,12 @@ class CardConsent(Base):
     mandate_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     removed_at: Mapped[datetime | None]
+    # Limits the patient set on their consent, enforced before each charge: the most one
+    # charge may be, the most charged in a calendar year (in the card's charges'
+    # currency, minor units), and the last day it may be charged.
+    max_per_charge: Mapped[int | None] = mapped_column(BigInteger)
+    max_per_year: Mapped[int | None] = mapped_column(BigInteger)
+    expires_on: Mapped[date | None] = mapped_column(Date)
 
     @property
     def allows_fees(self) -> bool:

@@ -71,6 +71,9 @@ def test_a_card_set_up_in_the_patients_browser_becomes_the_card_on_file_with_its
         "user_agent": CONSENT["user_agent"],
         "invoice_id": None,
         "setup_intent": started.json["setup_intent"],
+        "max_per_charge": None,  # no limits set
+        "max_per_year": None,
+        "expires_on": None,
     }
     assert proxy.calls("POST", "/v1/payment_methods/" + saved.json["id"] + "/attach") == []
     paid = charge(stripe_client, staff, invoice_id)

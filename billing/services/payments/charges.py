@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
@@ -190,6 +190,7 @@ def _pay_off_session(
             "no_card_on_file",
             f"Patient {invoice.patient_id} has no saved card; save one or send a pay link.",
         )
+    check_consent_limits(session, saved[0], amount, invoice.currency)
     if method == BANK_DEBIT and _mandate_of(session, saved[0]) is None:
         raise Conflict(
             "no_bank_account",
@@ -243,6 +244,52 @@ def _pay_off_session(
         _abandon(session, payment.id, error)
         raise
     return outcome(_send(session, gateway, payment.id))
+
+
+def check_consent_limits(
+    session: Session, payment_method_id: str, amount: int, currency: str
+) -> None:
+    """Refuse (409 `consent_limit`, saying which) a charge the patient's consent to this
+    saved card does not cover: past its last day, above the most per charge, or taking
+    the calendar year's charges of the card above the most per year."""
+    consent = session.get(CardConsent, payment_method_id)
+    if consent is None:
+        return
+    today = utcnow().date()
+    if consent.expires_on is not None and today > consent.expires_on:
+        raise Conflict(
+            "consent_limit",
+            f"The patient's consent to charge this card ended on {consent.expires_on}.",
+            extra={"limit": "expires_on", "expires_on": consent.expires_on.isoformat()},
+        )
+    if consent.max_per_charge is not None and amount > consent.max_per_charge:
+        raise Conflict(
+            "consent_limit",
+            f"The patient agreed to charges of this card of at most "
+            f"{Money(consent.max_per_charge, currency)}; this one is {Money(amount, currency)}.",
+            extra={"limit": "max_per_charge", "max": str(consent.max_per_charge)},
+        )
+    if consent.max_per_year is not None:
+        year_start = datetime(today.year, 1, 1, tzinfo=UTC)
+        charged = session.scalar(
+            select(func.coalesce(func.sum(Payment.amount), 0)).where(
+                Payment.stripe_payment_method_id == payment_method_id,
+                Payment.currency == currency,
+                Payment.status.in_((SUCCEEDED, *IN_FLIGHT)),
+                Payment.created_at >= year_start,
+            )
+        )
+        if int(charged or 0) + amount > consent.max_per_year:
+            raise Conflict(
+                "consent_limit",
+                f"The patient agreed to at most {Money(consent.max_per_year, currency)} a year "
+                f"on this card; {Money(int(charged or 0), currency)} was charged this year.",
+                extra={
+                    "limit": "max_per_year",
+                    "max": str(consent.max_per_year),
+                    "charged_this_year": str(int(charged or 0)),
+                },
+            )
 
 
 def _mandate_of(session: Session, payment_method_id: str) -> str | None:

@@ -65,7 +65,11 @@ CARD_DECLINES = frozenset(
 # that is not a decline passes (Stripe busy or misconfigured for a while, another charge of
 # the bill in flight, a hold the booking's settling clears, money arriving meanwhile) and
 # is tried again within the hour, never counted as a decline.
-PERMANENT = frozenset({"no_card_on_file", "stripe_invalid_request", "amount_too_small"})
+# A person's turn: the charge cannot succeed by trying again (the patient's consent to
+# the card does not cover it, among others).
+PERMANENT = frozenset(
+    {"no_card_on_file", "stripe_invalid_request", "amount_too_small", "consent_limit"}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,6 +135,9 @@ def save_card(
             hsa_fsa=hsa_fsa,
             created_at=utcnow(),
             removed_at=None,
+            max_per_charge=consent.get("max_per_charge"),
+            max_per_year=consent.get("max_per_year"),
+            expires_on=consent.get("expires_on"),
         )
     )
     audit.record(
@@ -144,6 +147,9 @@ def save_card(
         patient_id,
         payment_method_id=card.id,
         setup_intent_id=setup.id,
+        max_per_charge=consent.get("max_per_charge"),
+        max_per_year=consent.get("max_per_year"),
+        expires_on=consent["expires_on"].isoformat() if consent.get("expires_on") else None,
         consent_text=consent.get("text"),
         agreed_at=consent["agreed_at"].isoformat() if consent.get("agreed_at") else None,
         ip_address=consent.get("ip_address"),

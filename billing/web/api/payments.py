@@ -254,6 +254,9 @@ def _card(card: Card, default_id: str | None, consents: dict[str, Any]) -> dict[
             "user_agent": consent.user_agent,
             "invoice_id": consent.invoice_id,
             "setup_intent": consent.setup_intent_id,
+            "max_per_charge": consent.max_per_charge,
+            "max_per_year": consent.max_per_year,
+            "expires_on": consent.expires_on,
         }
     return {
         "id": card.id,

@@ -145,8 +145,11 @@ def save_card_consent() -> str:
     clinic = current_app.config["CLINIC_NAME"]
     return (
         f"Save this card for future visits and fees at {clinic}. I agree that {clinic} may "
-        "charge it for sessions I book and for late-cancellation or no-show fees under the "
-        "cancellation policy I was given. I can ask the clinic to remove it at any time."
+        "charge it without asking me each time: for each session I book, its quoted price, "
+        "when the session is due or marked done; and for a late-cancellation or no-show "
+        "fee, the amount the cancellation policy I was given sets, when the fee arises. I "
+        "can cancel this at any time by removing the card in my account or asking the "
+        "clinic to remove it."
     )
 
 
