@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from billing.domain.clinical import PAYER_CLASSES
+from billing.domain.clinical import PAYER_CLASSES, npi_problem
 from billing.domain.journal import Account, chart_of_accounts
 from billing.domain.money import CURRENCY_EXPONENTS
 from billing.domain.schedules import Window
@@ -64,13 +64,21 @@ def _days(environ: Mapping[str, str], name: str, default: list[int]) -> list[int
     return days
 
 
+def _npi(environ: Mapping[str, str], name: str) -> str:
+    """An NPI whose check digit is right, or none; anything else stops the service."""
+    value = environ.get(name, "").strip()
+    if value and (problem := npi_problem(value)):
+        raise ConfigError(f"{name}: {problem}")
+    return value
+
+
 def _payer_classes(environ: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
     """Comma-separated payer classes; refused at start-up when one is not known."""
     raw = environ.get(name, default)
     chosen = tuple(part.strip() for part in raw.split(",") if part.strip())
     unknown = [part for part in chosen if part not in PAYER_CLASSES]
     if unknown:
-        raise ValueError(f"{name}: unknown payer classes {unknown}; known: {PAYER_CLASSES}")
+        raise ConfigError(f"{name}: unknown payer classes {unknown}; known: {PAYER_CLASSES}")
     return chosen
 
 
@@ -355,7 +363,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "BILLING_CODES": _json(env, "BILLING_CODES", DEFAULT_BILLING_CODES),
         # The clinic as billing provider on superbills and claims: its NPI (type 2), tax
         # id (EIN) and taxonomy code. Superbills are refused while NPI or TIN is unset.
-        "CLINIC_NPI": env.get("CLINIC_NPI", ""),
+        "CLINIC_NPI": _npi(env, "CLINIC_NPI"),
         "CLINIC_TIN": env.get("CLINIC_TIN", ""),
         "CLINIC_TAXONOMY": env.get("CLINIC_TAXONOMY", "2084P0800X"),
         # Per session type: the place of service (11, the office, by default) and per

@@ -20,6 +20,7 @@ from billing.services.bookings import lifecycle
 from billing.services.finance import stripe_sync as stripe_sync_service
 from billing.services.integrations import emails, events, expiry, jobs, webhooks
 from billing.services.integrations.settings import delivering, sending
+from billing.services.invoicing import estimates
 from billing.services.payments import balance, received, recovery, schedule
 from billing.services.portal import statement_emails
 
@@ -111,6 +112,19 @@ def apply_credit() -> None:
         received.apply_all_credit(db.session())
 
     _exclusively("apply-credit", 4, run)
+
+
+@shared_task(name="billing.update_estimates")
+def update_estimates() -> None:
+    """Re-quoted bookings' patients are given updated Good Faith Estimates."""
+    config = current_app.config
+    _exclusively(
+        "update-estimates",
+        4,
+        lambda: estimates.update_all(
+            db.session(), config["BILLING_CODES"], config["CLINIC_ZONE"], config["CLINIC_NPI"]
+        ),
+    )
 
 
 @shared_task(name="billing.expire")

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates
 
-from billing.domain.clinical import MAX_DIAGNOSES, diagnosis_problem, npi_problem
+from billing.domain.clinical import (
+    MAX_DIAGNOSES,
+    diagnosis_problem,
+    normal_diagnosis,
+    npi_problem,
+)
 from billing.domain.policy import ATTENDANCE, CANCELLED_BY
 from schemas.catalog import CancellationPolicySchema
 from schemas.fields import Computed, Currency, UtcDateTime, identifier
@@ -25,18 +30,35 @@ class AttendanceMarkSchema(Schema):
             "clinical:write too). Kept for superbills and claims only."
         },
     )
-    rendering_provider = fields.String(
-        metadata={
-            "description": "The NPI of the clinician who rendered the session (scope "
-            "clinical:write too); listed with POST /v1/catalog/providers."
-        },
+    rendering_provider = typed(
+        "Npi",
+        fields.String(
+            metadata={
+                "description": "The NPI of the clinician who rendered the session (scope "
+                "clinical:write too); listed with POST /v1/catalog/providers."
+            },
+        ),
     )
 
     @validates("diagnosis_codes")
     def _codes(self, codes: list[str], **_kwargs: object) -> None:
-        problems = [problem for code in codes if (problem := diagnosis_problem(code))]
+        problems = [
+            problem for code in codes if (problem := diagnosis_problem(normal_diagnosis(code)))
+        ]
         if problems:
             raise ValidationError(problems)
+
+    @post_load
+    def _normal(self, data: dict[str, Any], **_kwargs: object) -> dict[str, Any]:
+        if "diagnosis_codes" in data:
+            data["diagnosis_codes"] = [normal_diagnosis(c) for c in data["diagnosis_codes"]]
+        if data.get("status") == "no_show" and (
+            "diagnosis_codes" in data or "rendering_provider" in data
+        ):
+            raise ValidationError(
+                "A visit that did not happen has no diagnoses or clinician.", "diagnosis_codes"
+            )
+        return data
 
     @validates("rendering_provider")
     def _npi(self, npi: str, **_kwargs: object) -> None:

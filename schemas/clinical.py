@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from billing.domain.clinical import PAYER_CLASSES, npi_problem
-from schemas.fields import Computed, Currency
+from schemas.fields import Computed, Currency, identifier
 from schemas.types import typed
 
 
@@ -97,10 +97,7 @@ class ProfileSchema(Schema):
 
 
 class ProfilePathSchema(Schema):
-    patient_id = typed(
-        "PatientId",
-        fields.String(required=True, validate=validate.Length(min=1, max=64)),
-    )
+    patient_id = typed("PatientId", identifier(required=True))
 
 
 class ClinicianSchema(Schema):

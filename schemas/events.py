@@ -245,7 +245,10 @@ WITHHELD: dict[str, tuple[str, ...]] = {
     ),
     "refund": (),
     "dispute": (),
-    "booking": tuple(f"{part}.*.{path}" for part in ("invoices", "fees") for path in _INVOICE),
+    "booking": (
+        *(f"{part}.*.{path}" for part in ("invoices", "fees") for path in _INVOICE),
+        "patients.*.fee_exempt_reason",  # says something of the patient's coverage
+    ),
     "webhook_endpoint": ("url", "description"),
     "plan": ("consent",),
     "scheduled_charge": (),

@@ -59,3 +59,19 @@ class ProblemSchema(Schema):
             metadata={"description": "Refund refusals: the refund this answer is about."}
         ),
     )
+    dispute_id = fields.String(
+        metadata={"description": "bill_in_dispute: the patient's open dispute of the bill."}
+    )
+    limit = fields.String(
+        metadata={
+            "description": "consent_limit: which of the consent's limits the charge passes "
+            "(max_per_charge, max_per_year or expires_on)."
+        }
+    )
+    max = fields.String(metadata={"description": "consent_limit: the limit, in the minor unit."})
+    charged_this_year = fields.String(
+        metadata={"description": "consent_limit (max_per_year): charged this calendar year."}
+    )
+    expires_on = fields.String(
+        metadata={"description": "consent_limit (expires_on): the consent's last day."}
+    )

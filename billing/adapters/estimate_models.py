@@ -24,7 +24,7 @@ class Estimate(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("est"))
     quote_id: Mapped[str] = mapped_column(ForeignKey("quotes.id"), index=True)
-    booking_id: Mapped[str] = mapped_column(String(64))
+    booking_id: Mapped[str] = mapped_column(String(64), index=True)
     patient_id: Mapped[str] = mapped_column(String(64))
     patient_name: Mapped[str] = mapped_column(String(200))
     session_type: Mapped[str] = mapped_column(String(32))

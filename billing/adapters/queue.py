@@ -48,6 +48,7 @@ def schedule(config: dict[str, Any]) -> dict[str, Any]:
         "reconcile_pending": timedelta(minutes=5),
         "settle_bookings": timedelta(minutes=5),
         "apply_credit": timedelta(minutes=1),
+        "update_estimates": timedelta(minutes=1),
         "run_schedule": timedelta(minutes=1),
         "stripe_sync": crontab(minute=7),  # hourly
         "expire": timedelta(minutes=15),

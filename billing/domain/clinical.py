@@ -9,17 +9,15 @@ from typing import Any
 
 SELF_PAY, MEDICARE, MEDICAID, COMMERCIAL = "self_pay", "medicare", "medicaid", "commercial"
 PAYER_CLASSES = (SELF_PAY, MEDICARE, MEDICAID, COMMERCIAL)
-# Why a payer class pays no missed-appointment or late-cancellation fee, by default.
-FEE_EXEMPTIONS = {
-    MEDICAID: "Medicaid patients are not charged for missed appointments (42 CFR 447.15)",
-}
+# What the booking says of a fee not charged: nothing of the patient's coverage (which
+# payer class it was is in the audit trail, for clinical and finance staff).
+FEE_EXEMPT = "The patient's coverage exempts them from this fee (FEE_EXEMPT_PAYER_CLASSES)."
 
 
 def fee_exemption(payer_class: str, exempt: tuple[str, ...]) -> str | None:
-    """Why a patient of `payer_class` is charged no fee, when the clinic exempts it."""
-    if payer_class not in exempt:
-        return None
-    return FEE_EXEMPTIONS.get(payer_class, f"The clinic charges no fees to {payer_class} patients")
+    """Why a patient of `payer_class` is charged no fee, when the clinic exempts it
+    (Medicaid patients, by default: 42 CFR 447.15)."""
+    return FEE_EXEMPT if payer_class in exempt else None
 
 
 def npi_problem(npi: str) -> str | None:
@@ -39,7 +37,7 @@ def npi_problem(npi: str) -> str | None:
     return None
 
 
-ICD10_FORMAT = r"^[A-TV-Z][0-9][0-9AB](\.[0-9A-TV-Z]{1,4})?$"
+ICD10_FORMAT = r"^[A-Z][0-9][0-9AB](\.[0-9A-Z]{1,4})?$"
 
 
 @cache
@@ -52,6 +50,14 @@ def icd10cm() -> Any:
 
         simple_icd_10_cm.is_valid_item("F32.2")  # its data is read on first use
     return simple_icd_10_cm
+
+
+def normal_diagnosis(code: str) -> str:
+    """`f322 ` as `F32.2`: upper case, no spaces, the dot after the category."""
+    code = code.strip().upper()
+    if len(code) > 3 and "." not in code:
+        code = f"{code[:3]}.{code[3:]}"
+    return code
 
 
 def diagnosis_problem(code: str) -> str | None:

@@ -17,8 +17,10 @@ from billing.web.receipts import pdf_font, pdf_text
 ITEM_WIDTHS = (150, 40)  # mm of an A4 page's 190 between margins
 
 
-def view_of(estimate: Estimate, config: dict[str, Any]) -> dict[str, Any]:
-    """Everything the rule asks an estimate to say, with the clinic's details."""
+def view_of(estimate: Estimate, config: dict[str, Any], clinical: bool = True) -> dict[str, Any]:
+    """Everything the rule asks an estimate to say, with the clinic's details; without
+    `clinical` (a caller with no clinical scope), less the patient's date of birth and
+    diagnoses, which only the PDF the patient keeps and clinical staff see."""
     threshold = estimates.dispute_threshold(
         estimate.currency, config["ESTIMATE_DISPUTE_THRESHOLDS"]
     )
@@ -29,9 +31,11 @@ def view_of(estimate: Estimate, config: dict[str, Any]) -> dict[str, Any]:
         "patient": {
             "patient_id": estimate.patient_id,
             "name": estimate.patient_name,
-            "date_of_birth": estimate.date_of_birth,
+            "date_of_birth": estimate.date_of_birth if clinical else None,
         },
-        "diagnosis_codes": [c for c in estimate.diagnosis_codes.split(",") if c],
+        "diagnosis_codes": [c for c in estimate.diagnosis_codes.split(",") if c]
+        if clinical
+        else [],
         "provider": {
             "name": config["CLINIC_NAME"],
             "npi": estimate.provider_npi or None,

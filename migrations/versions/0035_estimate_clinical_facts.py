@@ -29,9 +29,12 @@ def upgrade() -> None:
         sa.Column("provider_npi", sa.String(length=10), nullable=False, server_default=""),
     )
     op.add_column("estimates", sa.Column("replaces_id", sa.String(length=32)))
+    # A re-quote looks for the estimates given for its booking.
+    op.create_index("ix_estimates_booking_id", "estimates", ["booking_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_estimates_booking_id", table_name="estimates")
     op.drop_column("estimates", "replaces_id")
     op.drop_column("estimates", "provider_npi")
     op.drop_column("estimates", "diagnosis_codes")

@@ -394,7 +394,7 @@ def _call(client, method, template, body, headers, make_key, booking):
         )
         client.application.config["PUBLIC_BASE_URL"] = "https://pay.example-clinic.com"
     if body == "visit":  # a superbill: everything an insurer needs was recorded first
-        _visit(client, ids["invoice_id"], make_key)
+        ids["invoice_id"] = _visit(client, make_key, booking)
     if body == "profiled":  # read: clinical staff set it first
         client.put(
             "/v1/patients/P-1001/profile",
@@ -432,11 +432,26 @@ def _call(client, method, template, body, headers, make_key, booking):
     return client.open(template.format(**ids), method=method, json=payload, headers=headers)
 
 
-def _visit(client: Any, invoice_id: str, make_key: Any) -> None:
-    """P-1001's profile, a clinician, and the visit's diagnoses and clinician."""
+def _visit(client: Any, make_key: Any, booking: Any) -> str:
+    """A visit of P-1001's that was attended (a booking of its own), with the patient's
+    profile, a clinician, and the visit's diagnoses and clinician: its invoice."""
+    from uuid import uuid4
+
+    from sqlalchemy import update
+
+    from billing.adapters.booking_models import Seat
     from billing.adapters.clinical_models import Provider, VisitRecord
 
     client.application.config.update(CLINIC_NPI="1245319599", CLINIC_TIN="12-3456789")
+    quote = client.post(
+        "/v1/quotes",
+        json=booking(booking_id=f"BK-V-{uuid4().hex[:8]}"),
+        headers=make_key("quotes:write"),
+    ).json
+    made = client.post(
+        "/v1/invoices", json={"quote_id": quote["id"]}, headers=make_key("invoices:write")
+    ).json
+    invoice_id = next(i["id"] for i in made["data"] if i["patient_id"] == "P-1001")
     client.put(
         "/v1/patients/P-1001/profile",
         json={
@@ -449,6 +464,9 @@ def _visit(client: Any, invoice_id: str, make_key: Any) -> None:
     )
     with client.application.app_context():
         session = db.session()
+        session.execute(  # attended: a superbill is for a visit that happened
+            update(Seat).where(Seat.invoice_id == invoice_id).values(attendance="attended")
+        )
         if session.get(Provider, "1234567893") is None:
             session.add(Provider(npi="1234567893", name="Dana Ruiz", credentials="MD"))
         session.add(
@@ -460,6 +478,7 @@ def _visit(client: Any, invoice_id: str, make_key: Any) -> None:
             )
         )
         session.commit()
+    return str(invoice_id)
 
 
 def _credit_request(app: Flask) -> str:

@@ -199,7 +199,7 @@ def test_bills_400_or_more_above_the_estimate_are_reported(desk) -> None:
 
 
 def test_a_requote_that_raises_the_price_is_given_an_updated_estimate_not_a_variance(
-    desk,
+    app, desk
 ) -> None:
     big = quote(desk, "BK-RISE", "iv_individual", NEW)
     estimate(desk, big["id"])
@@ -207,6 +207,7 @@ def test_a_requote_that_raises_the_price_is_given_an_updated_estimate_not_a_vari
     assert desk.price(95000).status_code == 201
     requoted = quote(desk, "BK-RISE", "iv_individual", NEW)
     desk.client.post("/v1/invoices", json={"quote_id": requoted["id"]}, headers=desk.headers)
+    update_estimates(app)
     updated = desk.client.get(f"/v1/quotes/{requoted['id']}/estimate", headers=desk.headers)
     assert updated.json["total"] == 95000  # the patient was told before the visit
     report = desk.client.get("/v1/reports/estimate-variance", headers=desk.headers)
@@ -387,20 +388,38 @@ def test_an_estimate_keeps_the_date_of_birth_npi_and_diagnoses_known_when_given(
         session.commit()
     made = quote(desk, "BK-NEXT", "iv_individual", NEW)
     given = estimate(desk, made["id"]).json
-    assert given["patient"]["date_of_birth"] == "1979-03-14"
+    # The desk's key has no clinical scope: no date of birth or diagnoses in the JSON.
+    assert given["patient"]["date_of_birth"] is None and given["diagnosis_codes"] == []
     assert given["provider"]["npi"] == "1245319599"
-    assert given["diagnosis_codes"] == ["F33.2"]
+    reader = {**desk.headers, **make_key("quotes:write", "clinical:read")}
+    seen = desk.client.get(f"/v1/quotes/{made['id']}/estimate", headers=reader).json
+    assert seen["patient"]["date_of_birth"] == "1979-03-14"
+    assert seen["diagnosis_codes"] == ["F33.2"]
+    pdf = desk.client.get(f"/v1/quotes/{made['id']}/estimate?format=pdf", headers=desk.headers)
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.data)).pages)
+    assert "14 Mar 1979" in text and "F33.2" in text  # the patient's own copy says it all
     # As given: a later change of the profile does not rewrite it.
     desk.client.put(
         f"/v1/patients/{NEW['patient_id']}/profile",
         json={"date_of_birth": "1980-01-01"},
         headers=clinical,
     )
-    again = desk.client.get(f"/v1/quotes/{made['id']}/estimate", headers=desk.headers).json
+    again = desk.client.get(f"/v1/quotes/{made['id']}/estimate", headers=reader).json
     assert again["patient"]["date_of_birth"] == "1979-03-14"
 
 
-def test_a_requoted_booking_gets_an_updated_estimate_and_the_older_one_is_kept(desk) -> None:
+def update_estimates(app: Any) -> int:
+    """The scheduler's minute job that gives re-quoted bookings updated estimates."""
+    from billing.services.invoicing import estimates as service
+
+    with app.app_context():
+        config = app.config
+        return service.update_all(
+            db.session(), config["BILLING_CODES"], config["CLINIC_ZONE"], config["CLINIC_NPI"]
+        )
+
+
+def test_a_requoted_booking_gets_an_updated_estimate_and_the_older_one_is_kept(app, desk) -> None:
     made = quote(desk, "BK-UPD", "iv_individual", NEW, days=20)
     first = estimate(desk, made["id"]).json
     # The booking system re-quotes it with a sliding-scale discount: new charges.
@@ -417,8 +436,14 @@ def test_a_requoted_booking_gets_an_updated_estimate_and_the_older_one_is_kept(d
         },
         headers=desk.headers,
     ).json
+    assert (
+        desk.client.get(f"/v1/quotes/{requoted['id']}/estimate", headers=desk.headers).status_code
+        == 404
+    )  # the scheduler gives it, within the minute
+    assert update_estimates(app) == 1
+    assert update_estimates(app) == 0  # once
     updated = desk.client.get(f"/v1/quotes/{requoted['id']}/estimate", headers=desk.headers)
-    assert updated.status_code == 200, updated.json  # given already: nobody asked for it
+    assert updated.status_code == 200, updated.json  # given: nobody asked for it
     assert updated.json["replaces_id"] == first["id"]
     assert updated.json["total"] == 40000 and first["total"] == 50000
     assert updated.json["on_time"] is True

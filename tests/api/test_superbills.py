@@ -187,6 +187,8 @@ def test_diagnoses_need_clinical_write_and_real_billable_codes(desk: Desk, make_
             headers={**headers, "Idempotency-Key": key},
         )
 
+    written = mark([" u071"], desk.headers, "k0")  # as typed: U07.1, COVID-19
+    assert written.status_code == 200, written.json
     refused = mark(["F32.2"], bookings_only, "k1")
     assert refused.status_code == 403 and refused.json["code"] == "insufficient_scope"
     for codes, key in ((["F43.1"], "k2"), (["F99.99"], "k3"), (["32.2"], "k4")):
@@ -239,7 +241,7 @@ def test_the_lines_always_add_up_to_the_invoice(total: int, shares: list[int]) -
             "lines": {c.split()[0]: {"share": s} for c, s in zip(codes, shares, strict=True)}
         }
     }
-    lines = superbills.lines_of(invoice, {"iv_individual": codes}, config)
+    lines = superbills.lines_of(invoice, {"iv_individual": codes}, config, amount=total)
     assert sum(line["charge"] for line in lines) == total
     assert all(line["charge"] >= 0 for line in lines)
     assert [line["code"] for line in lines] == [c.split()[0] for c in codes]
@@ -340,3 +342,18 @@ def test_a_claim_has_the_cms_1500_boxes_and_names_the_ones_it_cannot_fill(
         "$500.00",
     ):
         assert expected in text, expected
+
+
+def test_a_visit_corrected_to_a_no_show_has_no_superbill(
+    app: Any, desk: Desk, make_key: Any
+) -> None:
+    app.config.update(CLINIC_NPI="1245319599", CLINIC_TIN="12-3456789")
+    profile(desk)
+    provider(desk)
+    invoice_id = visit(desk, "BK-NO", diagnosis_codes=["F32.2"], rendering_provider=NPI)
+    path = f"/v1/invoices/{invoice_id}/superbill"
+    assert desk.client.get(path, headers=make_key("clinical:read")).status_code == 200
+    corrected = desk.mark("BK-NO", **{NEW["patient_id"]: "no_show"})
+    assert corrected.status_code == 200, corrected.json
+    gone = desk.client.get(path, headers=make_key("clinical:read"))
+    assert gone.status_code == 409 and gone.json["code"] == "no_superbill"

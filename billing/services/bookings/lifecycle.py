@@ -158,7 +158,9 @@ def mark_attendance(
                     f"Booking {booking_id} has not started; a no-show is marked once it has.",
                 )
             _mark(session, settings, booking, seat, mark["status"], now)
-            if "diagnosis_codes" in mark or "rendering_provider" in mark:
+            if mark["status"] == policy.NO_SHOW:  # no visit: nothing to bill an insurer
+                visits.forget(session, seat.invoice_id)
+            elif "diagnosis_codes" in mark or "rendering_provider" in mark:
                 visits.record(
                     session,
                     seat.invoice_id,
@@ -194,6 +196,7 @@ def _mark(
     seat.attendance = status
     seat.attendance_marked_at = now
     seat.updated_at = now
+    seat.fee_exempt_reason = None  # decided again below, for a no-show
     if previous == policy.NO_SHOW:
         seat.fee_invoice_id = None  # the fee no longer applies: `settle` gives it back
     if status == policy.NO_SHOW:

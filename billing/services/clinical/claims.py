@@ -22,7 +22,14 @@ from billing.domain import policy, statuses
 from billing.domain.clinical import COMMERCIAL, MEDICAID, MEDICARE, POINTERS
 from billing.domain.dates import day_of
 from billing.domain.errors import Conflict
-from billing.services.clinical.superbills import Clinic, lines_of, place_of
+from billing.services.clinical.superbills import (
+    Clinic,
+    attended,
+    charged,
+    lines_of,
+    paid_net,
+    place_of,
+)
 from billing.services.invoicing.invoices import get_invoice
 
 SIGNATURE_ON_FILE = "Signature on file"
@@ -54,10 +61,15 @@ def claim(
     """The visit's claim, box by box; 409 for an invoice that is not a visit's, or with
     every required box that cannot be filled named in `errors`."""
     invoice = get_invoice(session, invoice_id)
-    if invoice.kind != policy.SESSION or invoice.status == statuses.VOID:
+    if (
+        invoice.kind != policy.SESSION
+        or invoice.status == statuses.VOID
+        or not attended(session, invoice.id)
+    ):
         raise Conflict(
             "no_superbill",
-            f"Invoice {invoice.number} is not a visit's ({invoice.kind}, {invoice.status}): "
+            f"Invoice {invoice.number} is not an attended visit's ({invoice.kind}, "
+            f"{invoice.status}): "
             "claims are for sessions.",
         )
     profile = session.get(PatientProfile, invoice.patient_id) or PatientProfile(
@@ -111,8 +123,8 @@ def claim(
         "25": {"tax_id": clinic.tin, "type": "EIN"},
         "26": invoice.number,
         "27": False,  # out of network: the patient is paid, not the clinic
-        "28": invoice.total,
-        "29": invoice.amount_paid,
+        "28": charged(invoice),
+        "29": paid_net(invoice),
         "31": {
             "signed": _signed(rendering),
             "date": day_of(utcnow(), zone).isoformat(),

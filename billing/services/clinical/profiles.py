@@ -4,7 +4,6 @@ the audit trail; nothing here goes to Stripe, an email, an event or a webhook.""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -56,25 +55,18 @@ def put_profile(session: Session, patient_id: str, body: dict[str, Any]) -> Pati
         "postal_code": address.get("postal_code"),
         "country": address.get("country"),
     }
-    changed = {
-        name: _said(value)
-        for name, value in wanted.items()
-        if created or getattr(profile, name) != value
-    }
+    changed = [name for name, value in wanted.items() if created or getattr(profile, name) != value]
     for name, value in wanted.items():
         setattr(profile, name, value)
     if changed:
         profile.updated_at = utcnow()
-        audit.record(
+        audit.record(  # which fields, never their values (the trail is not clinical)
             session,
             "patient.profile_set" if created else "patient.profile_changed",
             "patient",
             patient_id,
-            **changed,
+            fields=", ".join(changed),
+            payer_class=profile.payer_class,
         )
     session.commit()
     return profile
-
-
-def _said(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value

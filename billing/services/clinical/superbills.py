@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from billing.adapters.booking_models import Seat
 from billing.adapters.clinical_models import PatientProfile, Provider, VisitRecord
 from billing.adapters.models import Invoice
 from billing.domain import policy, statuses
@@ -61,13 +63,18 @@ def superbill(
     lines_config: dict[str, Any],
     zone: ZoneInfo,
 ) -> dict[str, Any]:
-    """The visit's superbill (JSON-ready); 409 for an invoice that is not a visit's, or
+    """The visit's superbill (JSON-ready); 409 for an invoice that is not an attended visit's, or
     when a field an insurer needs is missing (`errors` names each)."""
     invoice = get_invoice(session, invoice_id)
-    if invoice.kind != policy.SESSION or invoice.status == statuses.VOID:
+    if (
+        invoice.kind != policy.SESSION
+        or invoice.status == statuses.VOID
+        or not attended(session, invoice.id)
+    ):
         raise Conflict(
             "no_superbill",
-            f"Invoice {invoice.number} is not a visit's ({invoice.kind}, {invoice.status}): "
+            f"Invoice {invoice.number} is not an attended visit's ({invoice.kind}, "
+            f"{invoice.status}): "
             "superbills are for sessions.",
         )
     profile = session.get(PatientProfile, invoice.patient_id)
@@ -119,8 +126,8 @@ def superbill(
             {**line, "diagnosis_pointers": pointers}
             for line in lines_of(invoice, codes, lines_config)
         ],
-        "total_charges": invoice.total,
-        "amount_paid": invoice.amount_paid,
+        "total_charges": charged(invoice),
+        "amount_paid": paid_net(invoice),
         "balance_due": invoice.balance_due,
         "signature": SIGNATURE,
     }
@@ -149,10 +156,14 @@ def _missing(
 
 
 def lines_of(
-    invoice: Invoice, codes: dict[str, list[str]], lines_config: dict[str, Any]
+    invoice: Invoice,
+    codes: dict[str, list[str]],
+    lines_config: dict[str, Any],
+    amount: int | None = None,
 ) -> list[dict[str, Any]]:
     """The visit's billed lines: each code with its units, modifiers and charge; the
-    charges add up to the invoice's total to the cent."""
+    charges add up to what the visit is billed at (`amount`, by default `charged`) to
+    the cent."""
     listed = codes.get(invoice.session_type) or [invoice.lines[0].billing_code or "99499"]
     settings = (lines_config.get(invoice.session_type) or {}).get("lines", {})
     parsed = []
@@ -171,7 +182,8 @@ def lines_of(
     weights = [share for *_, share in parsed]
     if sum(weights) <= 0:
         weights = [1] * len(parsed)
-    charges = Money(invoice.total, invoice.currency).allocate(weights)
+    billed = charged(invoice) if amount is None else amount
+    charges = Money(billed, invoice.currency).allocate(weights)
     return [
         {
             "code": code,
@@ -182,6 +194,22 @@ def lines_of(
         }
         for (code, description, units, modifiers, _), charge in zip(parsed, charges, strict=True)
     ]
+
+
+def charged(invoice: Invoice) -> int:
+    """What the visit is billed at: its total less credit notes and write-offs."""
+    return int(invoice.amount_owed)
+
+
+def paid_net(invoice: Invoice) -> int:
+    """What the patient paid for the visit and kept paid: less what was refunded."""
+    return max(0, invoice.amount_paid - invoice.amount_refunded)
+
+
+def attended(session: Session, invoice_id: str) -> bool:
+    """Whether the invoice is a visit the patient attended (marked so)."""
+    found = session.scalar(select(Seat.attendance).where(Seat.invoice_id == invoice_id).limit(1))
+    return found == policy.ATTENDED
 
 
 def place_of(lines_config: dict[str, Any], session_type: str) -> str:

@@ -68,3 +68,12 @@ def record(
         diagnoses=len(visit.diagnoses),
         rendering_npi=visit.rendering_npi,
     )
+
+
+def forget(session: Session, invoice_id: str) -> None:
+    """In the caller's transaction: the visit did not happen after all (marked a no-show):
+    what was recorded of it goes, so no superbill or claim is made for it."""
+    visit = session.get(VisitRecord, invoice_id)
+    if visit is not None:
+        session.delete(visit)
+        audit.record(session, "visit.forgotten", "invoice", invoice_id)

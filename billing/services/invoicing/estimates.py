@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -19,11 +20,13 @@ from billing.adapters.credit_models import Package
 from billing.adapters.estimate_models import BillDispute, Estimate
 from billing.adapters.models import Invoice, Quote, Refund, utcnow
 from billing.domain import credits, estimates, policy, statuses
-from billing.domain.errors import Conflict, NotFound, field_error
+from billing.domain.errors import Conflict, NotFound, ServiceError, field_error
 from billing.domain.money import Money
 from billing.services.access import audit
 from billing.services.invoicing import disputes
 from billing.services.invoicing.invoices import get_invoice
+
+log = logging.getLogger("billing.estimates")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +146,7 @@ def issue_estimate(
         due_by=due,
         on_time=due is None or now <= due,
         date_of_birth=_born(session, line.patient_id),
-        diagnosis_codes=_known_diagnoses(session, line.patient_id),
+        diagnosis_codes=_known_diagnoses(session, line.patient_id, quote.session_type),
         provider_npi=provider_npi,
         replaces_id=replaces.id if replaces is not None else None,
     )
@@ -184,6 +187,13 @@ def update_estimates(
     earlier quotes is given again for the new one, with the same course (due by the end
     of the business day before the visit at the latest), naming the one it replaces,
     which stays kept as it was given. The updated estimates."""
+    booking_id = session.scalar(select(Quote.booking_id).where(Quote.id == quote_id))
+    given = session.scalar(  # most quotes are a booking's first: nothing to update
+        select(Estimate.id).where(Estimate.booking_id == booking_id).limit(1)
+    )
+    if booking_id is None or given is None:
+        session.commit()
+        return []
     quote = session.get(Quote, quote_id)
     if quote is None:
         return []
@@ -233,16 +243,61 @@ def update_estimates(
     return updated
 
 
+def update_all(
+    session: Session,
+    codes: dict[str, list[str]],
+    zone: ZoneInfo,
+    provider_npi: str = "",
+    now: datetime | None = None,
+) -> int:
+    """The scheduler's job (every minute, off the quote's hot path): every booking
+    re-quoted since an estimate was given for it, its visit still ahead, has its
+    estimates given again for its newest quote (`update_estimates`). How many."""
+    now = now or utcnow()
+    newest = (
+        select(Quote.booking_id, func.max(Quote.created_at).label("created_at"))
+        .where(Quote.booking_id.in_(select(Estimate.booking_id)))
+        .group_by(Quote.booking_id)
+        .subquery()
+    )
+    due = session.scalars(
+        select(Quote.id)
+        .join(
+            newest,
+            (newest.c.booking_id == Quote.booking_id) & (newest.c.created_at == Quote.created_at),
+        )
+        .where(
+            Quote.scheduled_at > now,
+            ~select(Estimate.id).where(Estimate.quote_id == Quote.id).exists(),
+        )
+    ).all()
+    session.commit()
+    made = 0
+    for quote_id in due:
+        try:
+            made += len(update_estimates(session, quote_id, codes, zone, provider_npi, now))
+        except ServiceError as error:  # a quote the estimate cannot be made from now
+            session.rollback()
+            log.info("updated estimate for quote %s not given: %s", quote_id, error.detail)
+    return made
+
+
 def _born(session: Session, patient_id: str) -> date | None:
     profile = session.get(PatientProfile, patient_id)
     return profile.date_of_birth if profile is not None else None
 
 
-def _known_diagnoses(session: Session, patient_id: str) -> str:
-    """The diagnoses of the patient's latest recorded visit (comma-separated), if any."""
+def _known_diagnoses(session: Session, patient_id: str, session_type: str) -> str:
+    """The diagnoses of the patient's latest recorded visit of the kind estimated (the
+    care it continues), comma-separated; none from other care."""
     latest = session.scalar(
         select(VisitRecord.diagnosis_codes)
-        .where(VisitRecord.patient_id == patient_id, VisitRecord.diagnosis_codes != "")
+        .join(Invoice, Invoice.id == VisitRecord.invoice_id)
+        .where(
+            VisitRecord.patient_id == patient_id,
+            VisitRecord.diagnosis_codes != "",
+            Invoice.session_type == session_type,
+        )
         .order_by(VisitRecord.recorded_at.desc())
         .limit(1)
     )

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from billing.adapters import metrics
 from billing.adapters.account_models import BalanceShare
 from billing.adapters.booking_models import CardConsent
-from billing.adapters.models import Invoice, Patient, Payment, utcnow
+from billing.adapters.models import Invoice, Patient, Payment, Refund, utcnow
 from billing.adapters.schedule_models import ScheduledCharge
 from billing.adapters.stripe_gateway import (
     BANK_ACCOUNT,
@@ -38,6 +38,7 @@ from billing.adapters.stripe_gateway import (
     StripeGateway,
 )
 from billing.domain import schedules, statuses
+from billing.domain.dates import day_of, day_start
 from billing.domain.errors import Conflict, PaymentRequired, ServiceError, field_error
 from billing.domain.events import PAYMENT_EVENTS
 from billing.domain.money import STRIPE_MINIMUM_CHARGE, Money
@@ -252,10 +253,11 @@ def check_consent_limits(
     """Refuse (409 `consent_limit`, saying which) a charge the patient's consent to this
     saved card does not cover: past its last day, above the most per charge, or taking
     the calendar year's charges of the card above the most per year."""
-    consent = session.get(CardConsent, payment_method_id)
-    if consent is None:
+    consent = session.get(CardConsent, payment_method_id, with_for_update=True)
+    if consent is None:  # locked: two charges of the card at once count each other
         return
-    today = utcnow().date()
+    zone = dunning.settings().zone
+    today = day_of(utcnow(), zone)
     if consent.expires_on is not None and today > consent.expires_on:
         raise Conflict(
             "consent_limit",
@@ -270,24 +272,29 @@ def check_consent_limits(
             extra={"limit": "max_per_charge", "max": str(consent.max_per_charge)},
         )
     if consent.max_per_year is not None:
-        year_start = datetime(today.year, 1, 1, tzinfo=UTC)
-        charged = session.scalar(
-            select(func.coalesce(func.sum(Payment.amount), 0)).where(
-                Payment.stripe_payment_method_id == payment_method_id,
-                Payment.currency == currency,
-                Payment.status.in_((SUCCEEDED, *IN_FLIGHT)),
-                Payment.created_at >= year_start,
-            )
+        year_start = day_start(date(today.year, 1, 1), zone)
+        this_year = (
+            (Payment.stripe_payment_method_id == payment_method_id)
+            & (Payment.currency == currency)
+            & Payment.status.in_((SUCCEEDED, *IN_FLIGHT))
+            & (Payment.created_at >= year_start)
         )
-        if int(charged or 0) + amount > consent.max_per_year:
+        gross = session.scalar(select(func.coalesce(func.sum(Payment.amount), 0)).where(this_year))
+        given_back = session.scalar(  # refunds of those charges (not overpayments: counted)
+            select(func.coalesce(func.sum(Refund.amount), 0))
+            .join(Payment, Payment.id == Refund.payment_id)
+            .where(this_year, Refund.status == SUCCEEDED, Refund.kind != "overpayment")
+        )
+        charged = int(gross or 0) - int(given_back or 0)
+        if charged + amount > consent.max_per_year:
             raise Conflict(
                 "consent_limit",
                 f"The patient agreed to at most {Money(consent.max_per_year, currency)} a year "
-                f"on this card; {Money(int(charged or 0), currency)} was charged this year.",
+                f"on this card; {Money(charged, currency)} was charged this year.",
                 extra={
                     "limit": "max_per_year",
                     "max": str(consent.max_per_year),
-                    "charged_this_year": str(int(charged or 0)),
+                    "charged_this_year": str(charged),
                 },
             )
 

@@ -63,6 +63,7 @@ class ProvidersView(MethodView):
     @requires("catalog:write", "clinical:write", "clinical:read")
     @blp.doc(security=BEARER)
     @blp.response(200, ClinicianListSchema())
+    @problems(blp)
     def get(self) -> dict[str, Any]:
         """The clinicians who render sessions, by name."""
         return {"data": visits.providers(db.session())}
@@ -103,7 +104,7 @@ class SuperbillView(MethodView):
         NPIs and the tax id, the date and place of service, the diagnoses (ICD-10-CM) with
         pointers, each line's code, modifiers, units and charge (adding up to the
         invoice), and what was paid. 409 `superbill_incomplete` names what is missing
-        (`missing`); `no_superbill` for an invoice that is not a visit's."""
+        (in `errors`); `no_superbill` for an invoice that is not an attended visit's."""
         return _superbill(invoice_id)
 
 

@@ -14,7 +14,7 @@ from billing.services.packages import packages
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER
 from billing.web.api.spec import WITH_A_BODY, problems
-from billing.web.auth import requires
+from billing.web.auth import current_key, requires
 from billing.web.calendar import clinic_zone
 from billing.web.estimates import pdf_response, view_of
 from billing.web.exports import json_response, jsonable
@@ -48,6 +48,11 @@ def _course(query: dict[str, Any]) -> estimates.Course:
     )
 
 
+def _clinical() -> bool:
+    """Whether this request's key may see health information (a date of birth, codes)."""
+    return bool({"clinical:read", "clinical:write"} & current_key().scopes)
+
+
 @blp.route("/quotes/<quote_id>/estimate")
 class EstimateView(MethodView):
     @requires("quotes:write")
@@ -70,7 +75,7 @@ class EstimateView(MethodView):
             provider_npi=current_app.config["CLINIC_NPI"],
         )
         answer = json_response(
-            jsonable(EstimateSchema().dump(view_of(estimate, current_app.config)))
+            jsonable(EstimateSchema().dump(view_of(estimate, current_app.config, _clinical())))
         )
         answer.status_code = 201
         return answer
@@ -94,9 +99,9 @@ class EstimateView(MethodView):
         estimate = estimates.read_estimate(
             db.session(), quote_id, query.get("patient_id"), _course(query), query["requested"]
         )
-        view = view_of(estimate, current_app.config)
-        if _wants_pdf(query):
-            return pdf_response(view)
+        if _wants_pdf(query):  # the document the patient keeps: all the rule asks
+            return pdf_response(view_of(estimate, current_app.config))
+        view = view_of(estimate, current_app.config, _clinical())
         return json_response(jsonable(EstimateSchema().dump(view)))
 
 

@@ -10,13 +10,11 @@ from flask.views import MethodView
 
 from billing.adapters import db
 from billing.adapters.models import Quote
-from billing.services.invoicing import estimates
 from billing.services.pricing import quotes
 from billing.web.api.blueprint import Blueprint
 from billing.web.api.common import BEARER, IDEMPOTENCY_HEADER, idempotency_request, price_book
 from billing.web.api.spec import WITH_A_BODY, problems
 from billing.web.auth import requires
-from billing.web.calendar import clinic_zone
 from schemas.quotes import QuoteRequestSchema, QuoteSchema
 
 
@@ -54,14 +52,6 @@ class QuotesView(MethodView):
             max_discount_percent=config["MAX_DISCOUNT_PERCENT"],
         )
         if isinstance(made, quotes.CreatedQuote):  # dumped once already, for its event
-            # A re-quoted booking's patients are given updated Good Faith Estimates.
-            estimates.update_estimates(
-                db.session(),
-                str(made.made["id"]),
-                config["BILLING_CODES"],
-                clinic_zone(),
-                provider_npi=config["CLINIC_NPI"],
-            )
             return Response(made.body, status=201, mimetype="application/json")
         return made
 
