@@ -148,7 +148,9 @@ def stripe_app(
             "STRIPE_API_BASE": proxy.url,
             "STRIPE_PUBLISHABLE_KEY": "pk_test_billing",
             "STRIPE_JS_URL": f"{standin.url}/js.stripe.com/v3/",
-            "STRIPE_TIMEOUT_SECONDS": 2.0,
+            # Short enough for the fault tests, long enough for a busy two-core machine
+            # running three workers and a browser (2 s timed out now and then).
+            "STRIPE_TIMEOUT_SECONDS": 4.0,
             "STRIPE_MAX_NETWORK_RETRIES": 0,
             "DB_POOL_SIZE": 20,
             # The tests call far faster than any client system; the limits have their own.

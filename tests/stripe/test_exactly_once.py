@@ -92,7 +92,7 @@ def test_stripe_fault_is_clear_and_a_retry_succeeds_once(
     stripe_client, staff, open_invoice, proxy, standin, fault, code, status
 ):
     invoice_id = open_invoice()
-    proxy.fault, proxy.delay = fault, 3.0  # the app's timeout is 2 s
+    proxy.fault, proxy.delay = fault, 5.0  # the app's timeout is 4 s
     failed = pay(stripe_client, staff, invoice_id, key="retry-me")
     assert failed.status_code == status, failed.json
     assert failed.json["code"] == code
