@@ -16,21 +16,19 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from billing.adapters.clinical_models import PatientProfile, Provider, VisitRecord
+from billing.adapters.clinical_models import PatientProfile, Provider
 from billing.adapters.models import utcnow
-from billing.domain import policy, statuses
 from billing.domain.clinical import COMMERCIAL, MEDICAID, MEDICARE, POINTERS
 from billing.domain.dates import day_of
 from billing.domain.errors import Conflict
 from billing.services.clinical.superbills import (
     Clinic,
-    attended,
     charged,
     lines_of,
     paid_net,
     place_of,
+    visit_of,
 )
-from billing.services.invoicing.invoices import get_invoice
 
 SIGNATURE_ON_FILE = "Signature on file"
 PROGRAM = {MEDICARE: "medicare", MEDICAID: "medicaid", COMMERCIAL: "group_health_plan"}
@@ -60,26 +58,11 @@ def claim(
 ) -> dict[str, Any]:
     """The visit's claim, box by box; 409 for an invoice that is not a visit's, or with
     every required box that cannot be filled named in `errors`."""
-    invoice = get_invoice(session, invoice_id)
-    if (
-        invoice.kind != policy.SESSION
-        or invoice.status == statuses.VOID
-        or not attended(session, invoice.id)
-    ):
-        raise Conflict(
-            "no_superbill",
-            f"Invoice {invoice.number} is not an attended visit's ({invoice.kind}, "
-            f"{invoice.status}): "
-            "claims are for sessions.",
-        )
+    invoice, visit, rendering = visit_of(session, invoice_id, "claims")
     profile = session.get(PatientProfile, invoice.patient_id) or PatientProfile(
         patient_id=invoice.patient_id, payer_class="self_pay"
     )
-    visit = session.get(VisitRecord, invoice.id)
     diagnoses = visit.diagnoses[: len(POINTERS)] if visit is not None else []
-    rendering = None
-    if visit is not None and visit.rendering_npi:
-        rendering = session.get(Provider, visit.rendering_npi)
     served = day_of(invoice.scheduled_at, zone).isoformat()
     name = _last_first(invoice.patient_name)
     address = _address(profile)

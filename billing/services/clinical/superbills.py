@@ -65,23 +65,8 @@ def superbill(
 ) -> dict[str, Any]:
     """The visit's superbill (JSON-ready); 409 for an invoice that is not an attended visit's, or
     when a field an insurer needs is missing (`errors` names each)."""
-    invoice = get_invoice(session, invoice_id)
-    if (
-        invoice.kind != policy.SESSION
-        or invoice.status == statuses.VOID
-        or not attended(session, invoice.id)
-    ):
-        raise Conflict(
-            "no_superbill",
-            f"Invoice {invoice.number} is not an attended visit's ({invoice.kind}, "
-            f"{invoice.status}): "
-            "superbills are for sessions.",
-        )
+    invoice, visit, rendering = visit_of(session, invoice_id, "superbills")
     profile = session.get(PatientProfile, invoice.patient_id)
-    visit = session.get(VisitRecord, invoice.id)
-    rendering = (
-        session.get(Provider, visit.rendering_npi) if visit and visit.rendering_npi else None
-    )
     missing = _missing(profile, visit, rendering, clinic)
     if missing:
         raise Conflict(
@@ -194,6 +179,29 @@ def lines_of(
         }
         for (code, description, units, modifiers, _), charge in zip(parsed, charges, strict=True)
     ]
+
+
+def visit_of(
+    session: Session, invoice_id: str, what: str
+) -> tuple[Invoice, VisitRecord | None, Provider | None]:
+    """An attended visit's invoice, what was recorded of it, and its rendering clinician;
+    409 `no_superbill` for any other invoice (`what`: the documents refused)."""
+    invoice = get_invoice(session, invoice_id)
+    if (
+        invoice.kind != policy.SESSION
+        or invoice.status == statuses.VOID
+        or not attended(session, invoice.id)
+    ):
+        raise Conflict(
+            "no_superbill",
+            f"Invoice {invoice.number} is not an attended visit's ({invoice.kind}, "
+            f"{invoice.status}): {what} are for sessions.",
+        )
+    visit = session.get(VisitRecord, invoice.id)
+    rendering = None
+    if visit is not None and visit.rendering_npi:
+        rendering = session.get(Provider, visit.rendering_npi)
+    return invoice, visit, rendering
 
 
 def charged(invoice: Invoice) -> int:

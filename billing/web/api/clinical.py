@@ -79,6 +79,22 @@ class ProvidersView(MethodView):
         return visits.add_provider(db.session(), body["npi"], body["name"], body.get("credentials"))
 
 
+def _pdf_doc(what: str) -> dict[str, Any]:
+    """A PDF operation's documented answer (labelled as the receipt's is)."""
+    return {
+        "200": {
+            "description": f"{what}, a PDF (`Accept: application/octet-stream` labels the "
+            "same bytes as such)",
+            "content": dict.fromkeys(RECEIPT_TYPES, BINARY),
+        }
+    }
+
+
+def _as_asked(response: Response) -> Response:
+    response.mimetype = request.accept_mimetypes.best_match(RECEIPT_TYPES, RECEIPT_TYPES[0])
+    return response
+
+
 def _superbill(invoice_id: str) -> dict[str, Any]:
     config = current_app.config
     return superbills.superbill(
@@ -111,23 +127,12 @@ class SuperbillView(MethodView):
 @blp.route("/invoices/<invoice_id>/superbill.pdf")
 class SuperbillPdfView(MethodView):
     @requires("clinical:read", "clinical:write")
-    @blp.doc(
-        security=BEARER,
-        responses={
-            "200": {
-                "description": "The superbill, a PDF (`Accept: application/octet-stream` "
-                "labels the same bytes as such)",
-                "content": dict.fromkeys(RECEIPT_TYPES, BINARY),
-            }
-        },
-    )
+    @blp.doc(security=BEARER, responses=_pdf_doc("The superbill"))
     @blp.arguments(SuperbillPathSchema(), location="path", as_kwargs=True)
     @problems(blp, 404, 409)
     def get(self, invoice_id: str) -> Response:
         """The same superbill as a PDF the patient sends their insurer."""
-        response = superbill_pdf(_superbill(invoice_id))
-        response.mimetype = request.accept_mimetypes.best_match(RECEIPT_TYPES, RECEIPT_TYPES[0])
-        return response
+        return _as_asked(superbill_pdf(_superbill(invoice_id)))
 
 
 def _claim(invoice_id: str) -> dict[str, Any]:
@@ -160,20 +165,9 @@ class ClaimView(MethodView):
 @blp.route("/invoices/<invoice_id>/claim.pdf")
 class ClaimPdfView(MethodView):
     @requires("clinical:read", "clinical:write")
-    @blp.doc(
-        security=BEARER,
-        responses={
-            "200": {
-                "description": "The claim's boxes, a PDF to print (`Accept: "
-                "application/octet-stream` labels the same bytes as such)",
-                "content": dict.fromkeys(RECEIPT_TYPES, BINARY),
-            }
-        },
-    )
+    @blp.doc(security=BEARER, responses=_pdf_doc("The claim's boxes"))
     @blp.arguments(SuperbillPathSchema(), location="path", as_kwargs=True)
     @problems(blp, 404, 409)
     def get(self, invoice_id: str) -> Response:
         """The same claim as a PDF, each box by its number and the form's label."""
-        response = claim_pdf(_claim(invoice_id))
-        response.mimetype = request.accept_mimetypes.best_match(RECEIPT_TYPES, RECEIPT_TYPES[0])
-        return response
+        return _as_asked(claim_pdf(_claim(invoice_id)))
